@@ -1,0 +1,374 @@
+//! Dashboard state and its one mutation path, [`App::update`]. No I/O, no drawing.
+
+use std::collections::VecDeque;
+
+use crate::engine::producer::ProducerCommand;
+use crate::engine::stats::Throughput;
+use crate::engine::{
+    BrokerHealth, EngineEvent, LagByPartition, ProducerStatus, Rate, ScoreReport, ScoredEvent,
+};
+
+/// How many recent events the view keeps.
+pub const RECENT_CAPACITY: usize = 100;
+/// How many predictions the salary sparkline keeps.
+pub const PREDICTION_HISTORY: usize = 240;
+/// Seconds of throughput history.
+pub const THROUGHPUT_SECONDS: usize = 60;
+
+/// What the header says about the setup; fixed for a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setup {
+    /// Broker description, e.g. `embedded 127.0.0.1:40123` or `kafka-1:9092`.
+    pub broker: String,
+    /// Input topic.
+    pub input_topic: String,
+    /// Output topic.
+    pub output_topic: String,
+    /// Dead-letter topic.
+    pub dlq_topic: String,
+    /// Consumer group.
+    pub group: String,
+    /// Model version id.
+    pub model_version: String,
+    /// The fitted line as text.
+    pub formula: String,
+}
+
+/// Everything the stream has shown: what `space` freezes and `c` clears.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamView {
+    /// Latest scored events, newest last.
+    pub recent: VecDeque<ScoredEvent>,
+    /// Latest predicted salaries, newest last.
+    pub predictions: VecDeque<u64>,
+    /// Scored events per second.
+    pub throughput: Throughput,
+    /// Consumer lag by partition.
+    pub lag: LagByPartition,
+    /// Bad records seen.
+    pub bad: u64,
+    /// The latest bad record's reason.
+    pub last_bad: Option<String>,
+    /// Scored events outside the training range.
+    pub extrapolated: u64,
+    /// Deliveries that failed.
+    pub delivery_errors: u64,
+}
+
+impl StreamView {
+    fn new(now_ms: u64) -> Self {
+        StreamView {
+            recent: VecDeque::with_capacity(RECENT_CAPACITY),
+            predictions: VecDeque::with_capacity(PREDICTION_HISTORY),
+            throughput: Throughput::new(THROUGHPUT_SECONDS, now_ms),
+            lag: LagByPartition::default(),
+            bad: 0,
+            last_bad: None,
+            extrapolated: 0,
+            delivery_errors: 0,
+        }
+    }
+
+    fn absorb(&mut self, report: ScoreReport, now_ms: u64) {
+        self.throughput.record(report.scored, now_ms);
+        self.bad += report.bad;
+        self.extrapolated += report.extrapolated;
+        self.delivery_errors += report.delivery_errors;
+        if report.last_bad.is_some() {
+            self.last_bad = report.last_bad;
+        }
+        for event in report.recent {
+            if self.predictions.len() == PREDICTION_HISTORY {
+                self.predictions.pop_front();
+            }
+            self.predictions
+                .push_back(event.predicted.max(0.0).round() as u64);
+            if self.recent.len() == RECENT_CAPACITY {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(event);
+        }
+    }
+}
+
+/// Messages: the only way state changes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// Time passes; milliseconds on the dashboard's clock.
+    Tick(u64),
+    /// Something happened in the engine.
+    Engine(EngineEvent),
+    /// Engine reports were dropped because the view fell behind.
+    Dropped(u64),
+    /// `p`
+    ToggleProducer,
+    /// `+`
+    FasterProducer,
+    /// `-`
+    SlowerProducer,
+    /// `space`
+    ToggleFreeze,
+    /// `c`
+    Clear,
+    /// `?`
+    ToggleHelp,
+    /// `q`, Ctrl-C, SIGTERM
+    Quit,
+}
+
+/// Effects `update` asks the runtime to carry out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Effect {
+    /// Send a command to the synthetic producer.
+    Producer(ProducerCommand),
+}
+
+/// The dashboard's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct App {
+    /// Fixed facts for the header.
+    pub setup: Setup,
+    /// The live stream state.
+    pub live: StreamView,
+    /// A copy of `live` taken when the view was frozen.
+    pub frozen: Option<StreamView>,
+    /// The producer as last reported (rate updated at once on `+`/`-`).
+    pub producer: ProducerStatus,
+    /// Broker reachability.
+    pub broker: BrokerHealth,
+    /// Help overlay shown.
+    pub show_help: bool,
+    /// The runtime should exit.
+    pub should_quit: bool,
+    /// Engine reports lost between engine and view.
+    pub dropped_reports: u64,
+    /// The scorer's fatal error, if it stopped.
+    pub failure: Option<String>,
+    /// The dashboard clock, ms.
+    pub now_ms: u64,
+}
+
+impl App {
+    /// A fresh dashboard at `now_ms`.
+    pub fn new(setup: Setup, now_ms: u64) -> Self {
+        App {
+            setup,
+            live: StreamView::new(now_ms),
+            frozen: None,
+            producer: ProducerStatus {
+                running: false,
+                rate: Rate::DEFAULT,
+                sent: 0,
+                acked: 0,
+                failed: 0,
+            },
+            broker: BrokerHealth::Connecting,
+            show_help: false,
+            should_quit: false,
+            dropped_reports: 0,
+            failure: None,
+            now_ms,
+        }
+    }
+
+    /// What to draw: the frozen copy while frozen, else the live state.
+    pub fn view(&self) -> &StreamView {
+        self.frozen.as_ref().unwrap_or(&self.live)
+    }
+
+    /// Applies one message; returns an effect for the runtime to carry out, if any.
+    pub fn update(&mut self, message: Message) -> Option<Effect> {
+        match message {
+            Message::Tick(now) => {
+                self.now_ms = self.now_ms.max(now);
+                self.live.throughput.advance(self.now_ms);
+            }
+            Message::Engine(event) => self.on_engine(event),
+            Message::Dropped(n) => self.dropped_reports += n,
+            Message::ToggleProducer => {
+                return Some(Effect::Producer(ProducerCommand::Toggle));
+            }
+            Message::FasterProducer => {
+                self.producer.rate = self.producer.rate.doubled();
+                return Some(Effect::Producer(ProducerCommand::SetRate(
+                    self.producer.rate,
+                )));
+            }
+            Message::SlowerProducer => {
+                self.producer.rate = self.producer.rate.halved();
+                return Some(Effect::Producer(ProducerCommand::SetRate(
+                    self.producer.rate,
+                )));
+            }
+            Message::ToggleFreeze => {
+                self.frozen = match self.frozen.take() {
+                    Some(_) => None,
+                    None => Some(self.live.clone()),
+                };
+            }
+            Message::Clear => {
+                let lag = std::mem::take(&mut self.live.lag);
+                self.live = StreamView::new(self.now_ms);
+                self.live.lag = lag;
+                if self.frozen.is_some() {
+                    self.frozen = Some(self.live.clone());
+                }
+            }
+            Message::ToggleHelp => self.show_help = !self.show_help,
+            Message::Quit => self.should_quit = true,
+        }
+        None
+    }
+
+    fn on_engine(&mut self, event: EngineEvent) {
+        match event {
+            EngineEvent::Scored(report) => self.live.absorb(report, self.now_ms),
+            EngineEvent::Lag(lag) => self.live.lag = lag,
+            EngineEvent::Producer(status) => self.producer = status,
+            EngineEvent::Broker(health) => self.broker = health,
+            EngineEvent::Failed(reason) => self.failure = Some(reason),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn setup() -> Setup {
+        Setup {
+            broker: "embedded 127.0.0.1:9092".into(),
+            input_topic: "experience-events".into(),
+            output_topic: "salary-predictions".into(),
+            dlq_topic: "experience-events.dlq".into(),
+            group: "salary-stream".into(),
+            model_version: "0123abcd".into(),
+            formula: "salary = 25792.20 + 9449.96 × years".into(),
+        }
+    }
+
+    fn event(offset: i64, years: f64) -> ScoredEvent {
+        ScoredEvent {
+            partition: 0,
+            offset,
+            event_ms: Some(0),
+            years,
+            predicted: 25792.200199 + 9449.962321 * years,
+            salary: None,
+            latency_ms: Some(1.0),
+            extrapolated: years > 10.5,
+        }
+    }
+
+    fn report(offsets: std::ops::Range<i64>, bad: u64) -> ScoreReport {
+        ScoreReport {
+            recent: offsets.clone().map(|o| event(o, 5.0)).collect(),
+            scored: offsets.count() as u64,
+            extrapolated: 0,
+            bad,
+            last_bad: (bad > 0).then(|| "empty value".to_owned()),
+            delivery_errors: 0,
+        }
+    }
+
+    #[test]
+    fn keys_become_effects() {
+        let mut app = App::new(setup(), 0);
+        let table: &[(Message, Option<Effect>, Rate)] = &[
+            (
+                Message::ToggleProducer,
+                Some(Effect::Producer(ProducerCommand::Toggle)),
+                Rate::PerSecond(50),
+            ),
+            (
+                Message::FasterProducer,
+                Some(Effect::Producer(ProducerCommand::SetRate(Rate::PerSecond(
+                    100,
+                )))),
+                Rate::PerSecond(100),
+            ),
+            (
+                Message::FasterProducer,
+                Some(Effect::Producer(ProducerCommand::SetRate(Rate::PerSecond(
+                    200,
+                )))),
+                Rate::PerSecond(200),
+            ),
+            (
+                Message::SlowerProducer,
+                Some(Effect::Producer(ProducerCommand::SetRate(Rate::PerSecond(
+                    100,
+                )))),
+                Rate::PerSecond(100),
+            ),
+            (Message::ToggleHelp, None, Rate::PerSecond(100)),
+        ];
+        for (msg, effect, rate) in table {
+            assert_eq!(app.update(msg.clone()), *effect, "{msg:?}");
+            assert_eq!(app.producer.rate, *rate, "{msg:?}");
+        }
+        assert!(app.show_help);
+        assert!(!app.should_quit);
+        app.update(Message::Quit);
+        assert!(app.should_quit);
+    }
+
+    #[test]
+    fn reports_fill_the_view_with_bounds() {
+        let mut app = App::new(setup(), 0);
+        app.update(Message::Engine(EngineEvent::Scored(report(0..60, 2))));
+        app.update(Message::Tick(1000));
+        app.update(Message::Engine(EngineEvent::Scored(report(60..120, 1))));
+        app.update(Message::Tick(2000));
+        let v = app.view();
+        assert_eq!(v.recent.len(), RECENT_CAPACITY);
+        assert_eq!(v.recent.front().map(|e| e.offset), Some(20));
+        assert_eq!(v.recent.back().map(|e| e.offset), Some(119));
+        assert_eq!(v.predictions.len(), 120);
+        assert_eq!(v.predictions.back(), Some(&73042));
+        assert_eq!(v.throughput.per_second_now(), 60);
+        assert_eq!(v.throughput.total(), 120);
+        assert_eq!(v.throughput.per_second_average(), 60.0);
+        assert_eq!(v.bad, 3);
+        assert_eq!(v.last_bad.as_deref(), Some("empty value"));
+    }
+
+    #[test]
+    fn freeze_holds_the_view_and_clear_empties_it() {
+        let mut app = App::new(setup(), 0);
+        app.update(Message::Engine(EngineEvent::Scored(report(0..5, 0))));
+        app.update(Message::ToggleFreeze);
+        app.update(Message::Engine(EngineEvent::Scored(report(5..10, 0))));
+        assert_eq!(app.view().recent.len(), 5);
+        assert_eq!(app.live.recent.len(), 10);
+        app.update(Message::ToggleFreeze);
+        assert_eq!(app.view().recent.len(), 10);
+        app.update(Message::Engine(EngineEvent::Lag(LagByPartition {
+            partitions: vec![(0, 4)],
+        })));
+        app.update(Message::Clear);
+        assert_eq!(app.view().recent.len(), 0);
+        assert_eq!(app.view().throughput.total(), 0);
+        assert_eq!(app.view().lag.total(), 4);
+    }
+
+    #[test]
+    fn engine_status_events_replace_state() {
+        let mut app = App::new(setup(), 0);
+        let status = ProducerStatus {
+            running: true,
+            rate: Rate::PerSecond(50),
+            sent: 10,
+            acked: 9,
+            failed: 0,
+        };
+        app.update(Message::Engine(EngineEvent::Producer(status)));
+        app.update(Message::Engine(EngineEvent::Broker(BrokerHealth::Up)));
+        app.update(Message::Dropped(3));
+        app.update(Message::Engine(EngineEvent::Failed("boom".into())));
+        assert_eq!(app.producer, status);
+        assert_eq!(app.broker, BrokerHealth::Up);
+        assert_eq!(app.dropped_reports, 3);
+        assert_eq!(app.failure.as_deref(), Some("boom"));
+    }
+}

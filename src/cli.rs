@@ -1,0 +1,170 @@
+//! The command line (clap), following kcat's conventions where they exist.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::engine::config::parse_property;
+use crate::engine::{
+    Rate, DEFAULT_DLQ_TOPIC, DEFAULT_GROUP, DEFAULT_INPUT_TOPIC, DEFAULT_OUTPUT_TOPIC,
+};
+
+/// The default model artifact path.
+pub const DEFAULT_MODEL: &str = "assets/model.json";
+
+/// Live machine-learning predictions on Apache Kafka, in your terminal.
+///
+/// With no command: the dashboard when stdout is a terminal, else the headless scorer.
+#[derive(Debug, Parser)]
+#[command(
+    name = "salary-stream",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Dashboard options, when no command is given.
+    #[command(flatten)]
+    pub dash: DashArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The live dashboard (the default).
+    Dash(DashArgs),
+    /// Fit the model on a CSV and write the artifact.
+    Train(TrainArgs),
+    /// One-shot predictions.
+    Predict(PredictArgs),
+    /// The synthetic producer, headless.
+    Produce(ProduceArgs),
+    /// The headless scorer: NDJSON predictions on stdout, stats on stderr.
+    Score(ScoreArgs),
+    /// Run the embedded broker on its own; prints its address first.
+    Broker(BrokerArgs),
+}
+
+/// Where Kafka is and which topics to use.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Bootstrap servers (host:port,...); without it an embedded broker is started.
+    #[arg(short = 'b', long, env = "KAFKA_BOOTSTRAP_SERVERS")]
+    pub brokers: Option<String>,
+    /// Input topic.
+    #[arg(short = 't', long, default_value = DEFAULT_INPUT_TOPIC)]
+    pub topic: String,
+    /// Output topic for predictions.
+    #[arg(long, default_value = DEFAULT_OUTPUT_TOPIC)]
+    pub output_topic: String,
+    /// Dead-letter topic for bad records.
+    #[arg(long, default_value = DEFAULT_DLQ_TOPIC)]
+    pub dlq_topic: String,
+    /// Consumer group.
+    #[arg(short = 'g', long, default_value = DEFAULT_GROUP)]
+    pub group: String,
+    /// A librdkafka property, key=value (repeatable); secret values are never printed.
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub properties: Vec<(String, String)>,
+    /// Model artifact written by `train`.
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+}
+
+/// Dashboard options.
+#[derive(Debug, Clone, Args)]
+pub struct DashArgs {
+    /// Kafka options.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Frames per second.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=120))]
+    pub fps: u16,
+    /// The producer's starting rate (events/s, or max).
+    #[arg(long, default_value = "50")]
+    pub rate: Rate,
+    /// Log file (the screen belongs to the dashboard).
+    #[arg(long, value_name = "PATH")]
+    pub log: Option<PathBuf>,
+}
+
+/// `train` options.
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// Training CSV with YearsExperience and Salary columns.
+    #[arg(long, default_value = "data/Salary_Data.csv")]
+    pub data: PathBuf,
+    /// Where to write the artifact.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    pub out: PathBuf,
+}
+
+/// `predict` options.
+#[derive(Debug, Clone, Args)]
+pub struct PredictArgs {
+    /// Years of experience (one or more).
+    #[arg(required = true, value_name = "YEARS", allow_negative_numbers = true)]
+    pub years: Vec<f64>,
+    /// Model artifact.
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+}
+
+/// `produce` options.
+#[derive(Debug, Clone, Args)]
+pub struct ProduceArgs {
+    /// Kafka options.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Events per second, or max.
+    #[arg(long, default_value = "50")]
+    pub rate: Rate,
+    /// Stop after this many events, once all are acknowledged.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Attach a "salary" label drawn from the training relationship plus noise.
+    #[arg(long)]
+    pub labels: bool,
+    /// Shift the labels' relationship (salaries 20% higher); implies --labels.
+    #[arg(long)]
+    pub drift: bool,
+    /// Seed for a reproducible stream.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// `score` options.
+#[derive(Debug, Clone, Args)]
+pub struct ScoreArgs {
+    /// Kafka options.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Exit after this many records are handled.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Do not publish predictions to the output topic.
+    #[arg(long)]
+    pub no_output: bool,
+    /// No NDJSON on stdout.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `broker` options.
+#[derive(Debug, Clone, Args)]
+pub struct BrokerArgs {
+    /// Partitions of the input topic.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub partitions: i32,
+    /// Input topic.
+    #[arg(short = 't', long, default_value = DEFAULT_INPUT_TOPIC)]
+    pub topic: String,
+    /// Output topic.
+    #[arg(long, default_value = DEFAULT_OUTPUT_TOPIC)]
+    pub output_topic: String,
+    /// Dead-letter topic.
+    #[arg(long, default_value = DEFAULT_DLQ_TOPIC)]
+    pub dlq_topic: String,
+}

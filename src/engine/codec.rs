@@ -1,0 +1,567 @@
+//! Bytes to events and events to bytes; pure, no I/O.
+//!
+//! Every record value decodes to either an [`ExperienceEvent`] or a [`BadRecord`] saying exactly
+//! why it was refused. The decoder never panics, whatever the bytes (see the fuzz test).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Serialize;
+
+/// Largest record value the scorer accepts; larger values go to the dead-letter topic.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+
+/// The id an event carries, if any: a string or an integer, passed through to the output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum EventId<'a> {
+    /// A signed integer id.
+    Int(i64),
+    /// An unsigned integer id above `i64::MAX`.
+    UInt(u64),
+    /// A string id.
+    Str(Cow<'a, str>),
+}
+
+impl fmt::Display for EventId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventId::Int(i) => write!(f, "{i}"),
+            EventId::UInt(u) => write!(f, "{u}"),
+            EventId::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// One decoded input event, borrowing from the record value where it can.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExperienceEvent<'a> {
+    /// Years of experience, finite and not negative.
+    pub years: f64,
+    /// The producer's id for the event.
+    pub id: Option<EventId<'a>>,
+    /// Producer time in milliseconds since the Unix epoch.
+    pub ts_ms: Option<i64>,
+    /// Ground-truth salary, when the producer knows it.
+    pub salary: Option<f64>,
+}
+
+/// The JSON type of a value, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonKind {
+    /// `null`
+    Null,
+    /// `true` / `false`
+    Bool,
+    /// a number
+    Number,
+    /// a string
+    String,
+    /// an array
+    Array,
+    /// an object
+    Object,
+}
+
+impl fmt::Display for JsonKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JsonKind::Null => "null",
+            JsonKind::Bool => "a boolean",
+            JsonKind::Number => "a number",
+            JsonKind::String => "a string",
+            JsonKind::Array => "an array",
+            JsonKind::Object => "an object",
+        })
+    }
+}
+
+/// Why a record was refused. Its `Display` is the short reason put in the dead-letter `error`
+/// header and shown in the dashboard.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BadRecord {
+    /// A zero-length value.
+    #[error("empty value")]
+    Empty,
+    /// A null value (a tombstone).
+    #[error("null value (tombstone)")]
+    Tombstone,
+    /// Larger than [`MAX_VALUE_BYTES`].
+    #[error("value of {0} bytes exceeds the {MAX_VALUE_BYTES}-byte limit")]
+    TooLarge(usize),
+    /// Not valid UTF-8.
+    #[error("not UTF-8 (invalid byte at offset {0})")]
+    NotUtf8(usize),
+    /// Not JSON at all, or JSON followed by more than whitespace.
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    /// Valid JSON, but not an object.
+    #[error("JSON is {0}, not an object")]
+    NotObject(JsonKind),
+    /// The object has no `years_experience` (nor `YearsExperience`).
+    #[error("missing field years_experience")]
+    MissingYears,
+    /// A field has the wrong JSON type.
+    #[error("{field} is {found}, expected {expected}")]
+    WrongType {
+        /// The field name.
+        field: &'static str,
+        /// The type found.
+        found: JsonKind,
+        /// The type wanted.
+        expected: &'static str,
+    },
+    /// `years_experience` is below zero.
+    #[error("years_experience is negative ({0})")]
+    NegativeYears(f64),
+    /// `ts_ms` is below zero.
+    #[error("ts_ms is negative ({0})")]
+    NegativeTimestamp(i64),
+    /// The model's prediction for this value is not a finite number.
+    #[error("prediction is not finite for years_experience {0}")]
+    NonFinitePrediction(f64),
+}
+
+/// A JSON value reduced to what validation needs, borrowing strings where possible.
+#[derive(Debug, Default, Clone, PartialEq)]
+enum Field<'a> {
+    #[default]
+    Absent,
+    Null,
+    Bool,
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(Cow<'a, str>),
+    Array,
+    Object,
+}
+
+impl Field<'_> {
+    fn kind(&self) -> JsonKind {
+        match self {
+            Field::Absent | Field::Null => JsonKind::Null,
+            Field::Bool => JsonKind::Bool,
+            Field::Int(_) | Field::UInt(_) | Field::Float(_) => JsonKind::Number,
+            Field::Str(_) => JsonKind::String,
+            Field::Array => JsonKind::Array,
+            Field::Object => JsonKind::Object,
+        }
+    }
+
+    fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Field::Int(i) => Some(i as f64),
+            Field::UInt(u) => Some(u as f64),
+            Field::Float(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+struct FieldVisitor<'a>(std::marker::PhantomData<Field<'a>>);
+
+impl<'de: 'a, 'a> Visitor<'de> for FieldVisitor<'a> {
+    type Value = Field<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Field::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Field::Null)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Field::Bool)
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Field::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(i64::try_from(v).map_or(Field::UInt(v), Field::Int))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Field::Float(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Field::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Field::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Field::Array)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Field::Object)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(FieldVisitor(std::marker::PhantomData))
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Wire<'a> {
+    #[serde(default, borrow, alias = "YearsExperience")]
+    years_experience: Field<'a>,
+    #[serde(default, borrow)]
+    id: Field<'a>,
+    #[serde(default, borrow)]
+    ts_ms: Field<'a>,
+    #[serde(default, borrow)]
+    salary: Field<'a>,
+}
+
+/// The JSON type that a document starts with, judged by its first non-blank byte.
+fn leading_kind(text: &str) -> Option<JsonKind> {
+    match text.trim_start().as_bytes().first()? {
+        b'{' => Some(JsonKind::Object),
+        b'[' => Some(JsonKind::Array),
+        b'"' => Some(JsonKind::String),
+        b'n' => Some(JsonKind::Null),
+        b't' | b'f' => Some(JsonKind::Bool),
+        b'-' | b'0'..=b'9' => Some(JsonKind::Number),
+        _ => None,
+    }
+}
+
+/// Decodes one record value (None is a tombstone).
+pub fn decode(value: Option<&[u8]>) -> Result<ExperienceEvent<'_>, BadRecord> {
+    let bytes = value.ok_or(BadRecord::Tombstone)?;
+    if bytes.is_empty() {
+        return Err(BadRecord::Empty);
+    }
+    if bytes.len() > MAX_VALUE_BYTES {
+        return Err(BadRecord::TooLarge(bytes.len()));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| BadRecord::NotUtf8(e.valid_up_to()))?;
+    match leading_kind(text) {
+        Some(JsonKind::Object) => {}
+        Some(kind) => {
+            return match serde_json::from_str::<IgnoredAny>(text) {
+                Ok(_) => Err(BadRecord::NotObject(kind)),
+                Err(e) => Err(BadRecord::NotJson(e.to_string())),
+            }
+        }
+        None if text.trim().is_empty() => return Err(BadRecord::Empty),
+        None => {
+            let e = serde_json::from_str::<IgnoredAny>(text)
+                .err()
+                .map_or_else(|| "unexpected input".to_owned(), |e| e.to_string());
+            return Err(BadRecord::NotJson(e));
+        }
+    }
+    let wire: Wire<'_> =
+        serde_json::from_str(text).map_err(|e| BadRecord::NotJson(e.to_string()))?;
+    validate(wire)
+}
+
+fn validate(wire: Wire<'_>) -> Result<ExperienceEvent<'_>, BadRecord> {
+    let years = match &wire.years_experience {
+        Field::Absent => return Err(BadRecord::MissingYears),
+        f => f.as_f64().ok_or(BadRecord::WrongType {
+            field: "years_experience",
+            found: f.kind(),
+            expected: "a number",
+        })?,
+    };
+    if years < 0.0 {
+        return Err(BadRecord::NegativeYears(years));
+    }
+    let id = match wire.id {
+        Field::Absent | Field::Null => None,
+        Field::Int(i) => Some(EventId::Int(i)),
+        Field::UInt(u) => Some(EventId::UInt(u)),
+        Field::Str(s) => Some(EventId::Str(s)),
+        f => {
+            return Err(BadRecord::WrongType {
+                field: "id",
+                found: f.kind(),
+                expected: "a string or an integer",
+            })
+        }
+    };
+    let ts_ms = match wire.ts_ms {
+        Field::Absent | Field::Null => None,
+        Field::Int(i) if i < 0 => return Err(BadRecord::NegativeTimestamp(i)),
+        Field::Int(i) => Some(i),
+        f => {
+            return Err(BadRecord::WrongType {
+                field: "ts_ms",
+                found: if matches!(f, Field::UInt(_) | Field::Float(_)) {
+                    JsonKind::Number
+                } else {
+                    f.kind()
+                },
+                expected: "an integer of milliseconds",
+            })
+        }
+    };
+    let salary = match &wire.salary {
+        Field::Absent | Field::Null => None,
+        f => Some(f.as_f64().ok_or(BadRecord::WrongType {
+            field: "salary",
+            found: f.kind(),
+            expected: "a number",
+        })?),
+    };
+    Ok(ExperienceEvent {
+        years,
+        id,
+        ts_ms,
+        salary,
+    })
+}
+
+/// One prediction as published to the output topic.
+#[derive(Debug, Serialize)]
+pub struct Prediction<'a> {
+    /// The input's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'a EventId<'a>>,
+    /// The input's years of experience.
+    pub years_experience: f64,
+    /// The input's producer time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ts_ms: Option<i64>,
+    /// The input's label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub salary: Option<f64>,
+    /// The model's prediction.
+    pub predicted_salary: f64,
+    /// `salary - predicted_salary`, when labeled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub residual: Option<f64>,
+    /// True when the input lies outside the training range.
+    pub extrapolated: bool,
+    /// Version id of the model artifact that made the prediction.
+    pub model: &'a str,
+    /// Input partition.
+    pub partition: i32,
+    /// Input offset.
+    pub offset: i64,
+    /// Milliseconds from the event's time to its scoring.
+    pub latency_ms: f64,
+}
+
+impl Prediction<'_> {
+    /// Appends this prediction as one JSON object to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        // Serializing plain numbers and strings into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(value: &[u8]) -> String {
+        decode(Some(value)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn accepts_valid_events() {
+        let cases: &[(&str, ExperienceEvent<'static>)] = &[
+            (
+                r#"{"years_experience": 5.3}"#,
+                ExperienceEvent {
+                    years: 5.3,
+                    id: None,
+                    ts_ms: None,
+                    salary: None,
+                },
+            ),
+            (
+                r#"{"YearsExperience": 2}"#,
+                ExperienceEvent {
+                    years: 2.0,
+                    id: None,
+                    ts_ms: None,
+                    salary: None,
+                },
+            ),
+            (
+                r#" {"id": 7, "years_experience": 0, "ts_ms": 1700000000000, "salary": 40000.5} "#,
+                ExperienceEvent {
+                    years: 0.0,
+                    id: Some(EventId::Int(7)),
+                    ts_ms: Some(1_700_000_000_000),
+                    salary: Some(40000.5),
+                },
+            ),
+            (
+                r#"{"id": "a\"b", "years_experience": 40, "extra": [1, {"x": null}]}"#,
+                ExperienceEvent {
+                    years: 40.0,
+                    id: Some(EventId::Str(Cow::Owned("a\"b".into()))),
+                    ts_ms: None,
+                    salary: None,
+                },
+            ),
+            (
+                r#"{"years_experience": 1.5, "id": null, "ts_ms": null, "salary": null}"#,
+                ExperienceEvent {
+                    years: 1.5,
+                    id: None,
+                    ts_ms: None,
+                    salary: None,
+                },
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(&decode(Some(input.as_bytes())).unwrap(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_records_with_specific_reasons() {
+        let big = format!(
+            r#"{{"years_experience": 1, "pad": "{}"}}"#,
+            "x".repeat(MAX_VALUE_BYTES)
+        );
+        let cases: &[(&[u8], &str)] = &[
+            (b"", "empty value"),
+            (b"   \n", "empty value"),
+            (b"\xff\xfe{}", "not UTF-8 (invalid byte at offset 0)"),
+            (
+                b"{\"years_experience\": 1, \"id\": \"\xc3\x28\"}",
+                "not UTF-8 (invalid byte at offset 31)",
+            ),
+            (b"hello", "not JSON: expected value at line 1 column 1"),
+            (b"[1, 2]", "JSON is an array, not an object"),
+            (b"5.3", "JSON is a number, not an object"),
+            (b"\"5.3\"", "JSON is a string, not an object"),
+            (b"null", "JSON is null, not an object"),
+            (b"true", "JSON is a boolean, not an object"),
+            (
+                b"[1, 2",
+                "not JSON: EOF while parsing a list at line 1 column 5",
+            ),
+            (b"{}", "missing field years_experience"),
+            (b"{\"years\": 3}", "missing field years_experience"),
+            (
+                b"{\"years_experience\": \"5\"}",
+                "years_experience is a string, expected a number",
+            ),
+            (
+                b"{\"years_experience\": true}",
+                "years_experience is a boolean, expected a number",
+            ),
+            (
+                b"{\"years_experience\": null}",
+                "years_experience is null, expected a number",
+            ),
+            (
+                b"{\"years_experience\": {}}",
+                "years_experience is an object, expected a number",
+            ),
+            (
+                b"{\"years_experience\": []}",
+                "years_experience is an array, expected a number",
+            ),
+            (
+                b"{\"years_experience\": -1}",
+                "years_experience is negative (-1)",
+            ),
+            (
+                b"{\"years_experience\": -0.5}",
+                "years_experience is negative (-0.5)",
+            ),
+            (
+                b"{\"years_experience\": 1e999}",
+                "not JSON: number out of range at line 1 column 26",
+            ),
+            (
+                b"{\"years_experience\": 1} x",
+                "not JSON: trailing characters at line 1 column 25",
+            ),
+            (
+                b"{\"years_experience\": 1}{}",
+                "not JSON: trailing characters at line 1 column 24",
+            ),
+            (
+                b"{\"years_experience\": 1, \"years_experience\": 2}",
+                "not JSON: duplicate field `years_experience` at line 1 column 42",
+            ),
+            (
+                b"{\"years_experience\": 1, \"id\": 1.5}",
+                "id is a number, expected a string or an integer",
+            ),
+            (
+                b"{\"years_experience\": 1, \"id\": [1]}",
+                "id is an array, expected a string or an integer",
+            ),
+            (
+                b"{\"years_experience\": 1, \"ts_ms\": \"now\"}",
+                "ts_ms is a string, expected an integer of milliseconds",
+            ),
+            (
+                b"{\"years_experience\": 1, \"ts_ms\": 1.5}",
+                "ts_ms is a number, expected an integer of milliseconds",
+            ),
+            (
+                b"{\"years_experience\": 1, \"ts_ms\": -5}",
+                "ts_ms is negative (-5)",
+            ),
+            (
+                b"{\"years_experience\": 1, \"salary\": \"high\"}",
+                "salary is a string, expected a number",
+            ),
+            (
+                b"{\"years_experience\": 1",
+                "not JSON: EOF while parsing an object at line 1 column 22",
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(reason(input), *want, "{}", String::from_utf8_lossy(input));
+        }
+        assert_eq!(decode(None).unwrap_err(), BadRecord::Tombstone);
+        assert_eq!(
+            reason(big.as_bytes()),
+            format!("value of {} bytes exceeds the 65536-byte limit", big.len())
+        );
+    }
+
+    #[test]
+    fn trailing_whitespace_is_fine() {
+        assert_eq!(
+            decode(Some(b"{\"years_experience\": 1}\r\n\t "))
+                .unwrap()
+                .years,
+            1.0
+        );
+    }
+
+    #[test]
+    fn writes_predictions_as_json() {
+        let id = EventId::Str(Cow::Borrowed("e-1"));
+        let p = Prediction {
+            id: Some(&id),
+            years_experience: 5.3,
+            ts_ms: Some(1000),
+            salary: Some(80000.0),
+            predicted_salary: 75877.0,
+            residual: Some(4123.0),
+            extrapolated: false,
+            model: "abcd1234",
+            partition: 2,
+            offset: 17,
+            latency_ms: 1.5,
+        };
+        let mut out = Vec::new();
+        p.write_json(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"id":"e-1","years_experience":5.3,"ts_ms":1000,"salary":80000.0,"predicted_salary":75877.0,"residual":4123.0,"extrapolated":false,"model":"abcd1234","partition":2,"offset":17,"latency_ms":1.5}"#
+        );
+    }
+}

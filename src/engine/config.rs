@@ -1,0 +1,131 @@
+//! Typed options turned into librdkafka client configurations, in one place.
+
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+
+/// Words in a librdkafka property name that mark its value as a secret, never to be printed.
+const SECRET_MARKERS: [&str; 5] = ["password", "secret", "jaas", "key", "token"];
+
+/// Where to find Kafka and how to talk to it, shared by every client the engine creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaOptions {
+    /// Bootstrap servers, `host:port[,host:port...]`.
+    pub bootstrap: String,
+    /// Extra librdkafka properties (`-X key=value`), applied last so they win.
+    pub properties: Vec<(String, String)>,
+    /// The broker is the embedded mock cluster (consumers tune their timeouts for it).
+    pub embedded: bool,
+}
+
+/// Parses one `-X key=value` argument.
+pub fn parse_property(arg: &str) -> Result<(String, String), String> {
+    match arg.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("expected key=value, got {:?}", redact_arg(arg))),
+    }
+}
+
+/// Whether a property's value must never be printed or logged.
+pub fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    SECRET_MARKERS.iter().any(|m| key.contains(m))
+}
+
+fn redact_arg(arg: &str) -> String {
+    match arg.split_once('=') {
+        Some((k, _)) if is_secret(k) => format!("{k}=***"),
+        _ => arg.to_owned(),
+    }
+}
+
+/// The properties as `key=value` text, with secret values replaced by `***`.
+pub fn redacted(properties: &[(String, String)]) -> Vec<String> {
+    properties
+        .iter()
+        .map(|(k, v)| {
+            if is_secret(k) {
+                format!("{k}=***")
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect()
+}
+
+impl KafkaOptions {
+    /// A configuration with the bootstrap servers, quiet logging, `defaults`, then the user's
+    /// properties (which win).
+    pub fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("client.id", "salary-stream")
+            .set_log_level(RDKafkaLogLevel::Warning);
+        for (k, v) in defaults {
+            config.set(*k, *v);
+        }
+        for (k, v) in &self.properties {
+            config.set(k, v);
+        }
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_properties() {
+        assert_eq!(
+            parse_property("security.protocol=SASL_SSL"),
+            Ok(("security.protocol".into(), "SASL_SSL".into()))
+        );
+        assert_eq!(parse_property("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert_eq!(
+            parse_property("novalue"),
+            Err("expected key=value, got \"novalue\"".into())
+        );
+        assert_eq!(
+            parse_property("=x"),
+            Err("expected key=value, got \"=x\"".into())
+        );
+    }
+
+    #[test]
+    fn redacts_secrets() {
+        let props = vec![
+            ("sasl.password".to_owned(), "hunter2".to_owned()),
+            ("sasl.username".to_owned(), "alice".to_owned()),
+            ("ssl.key.pem".to_owned(), "PEM".to_owned()),
+            ("sasl.oauthbearer.client.secret".to_owned(), "s".to_owned()),
+            ("sasl.jaas.config".to_owned(), "j".to_owned()),
+        ];
+        assert_eq!(
+            redacted(&props),
+            vec![
+                "sasl.password=***",
+                "sasl.username=alice",
+                "ssl.key.pem=***",
+                "sasl.oauthbearer.client.secret=***",
+                "sasl.jaas.config=***"
+            ]
+        );
+    }
+
+    #[test]
+    fn user_properties_come_last() {
+        let opts = KafkaOptions {
+            bootstrap: "127.0.0.1:9092".into(),
+            properties: vec![
+                ("client.id".into(), "mine".into()),
+                ("linger.ms".into(), "0".into()),
+            ],
+            embedded: false,
+        };
+        let config = opts.client_config(&[("linger.ms", "5"), ("acks", "all")]);
+        assert_eq!(config.get("client.id"), Some("mine"));
+        assert_eq!(config.get("linger.ms"), Some("0"));
+        assert_eq!(config.get("acks"), Some("all"));
+        assert_eq!(config.get("bootstrap.servers"), Some("127.0.0.1:9092"));
+    }
+}

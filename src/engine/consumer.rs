@@ -1,0 +1,586 @@
+//! The scorer: consume, decode, score, publish, dead-letter, and store offsets at-least-once.
+//!
+//! One dedicated thread owns a consumer and a producer. An input offset is stored for commit only
+//! after its prediction (or dead letter) is acknowledged by the broker, and only once every earlier
+//! offset of its partition is acknowledged too ([`OffsetTracker`]). On shutdown the producer is
+//! flushed and the stored offsets are committed synchronously.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::codec::{self, BadRecord, Prediction};
+use super::config::KafkaOptions;
+use super::{BrokerHealth, EngineEvent, LagByPartition, ScoreReport, ScoredEvent, SharedSink};
+use crate::model::Predictor;
+
+/// How often the scorer reports to its sink.
+const REPORT_INTERVAL: Duration = Duration::from_millis(50);
+/// How long shutdown waits for outstanding deliveries.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the scorer stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ScorerError {
+    /// A Kafka client could not be created or subscribed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// The scorer thread could not be started.
+    #[error("cannot start the scorer thread: {0}")]
+    Spawn(std::io::Error),
+    /// The scorer thread panicked.
+    #[error("the scorer thread panicked")]
+    Panicked,
+}
+
+/// What the scorer needs to run.
+#[derive(Debug, Clone)]
+pub struct ScorerConfig {
+    /// Brokers and client properties.
+    pub kafka: KafkaOptions,
+    /// Topic to consume.
+    pub input_topic: String,
+    /// Topic for predictions; `None` scores without publishing.
+    pub output_topic: Option<String>,
+    /// Topic for bad records.
+    pub dlq_topic: String,
+    /// Consumer group.
+    pub group: String,
+    /// The model that scores.
+    pub predictor: Predictor,
+    /// Stop after this many records are handled.
+    pub max_records: Option<u64>,
+}
+
+/// Counts at the end of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScorerSummary {
+    /// Records scored.
+    pub scored: u64,
+    /// Records dead-lettered.
+    pub bad: u64,
+    /// Deliveries that failed.
+    pub delivery_errors: u64,
+}
+
+/// Per partition, the offsets handed to the producer and whether each is acknowledged; tells
+/// which offset may be stored for commit.
+#[derive(Debug, Default)]
+pub struct OffsetTracker {
+    pending: BTreeMap<i32, VecDeque<(i64, bool)>>,
+    ready: BTreeMap<i32, i64>,
+}
+
+impl OffsetTracker {
+    /// Notes that `offset` of `partition` is in flight.
+    pub fn track(&mut self, partition: i32, offset: i64) {
+        self.pending
+            .entry(partition)
+            .or_default()
+            .push_back((offset, false));
+    }
+
+    /// Marks `offset` of `partition` acknowledged; if that completes a prefix of the partition's
+    /// in-flight offsets, the next offset to consume becomes ready to store.
+    pub fn ack(&mut self, partition: i32, offset: i64) {
+        let Some(queue) = self.pending.get_mut(&partition) else {
+            return;
+        };
+        if let Some(slot) = queue.iter_mut().find(|(o, _)| *o == offset) {
+            slot.1 = true;
+        }
+        let mut next = None;
+        while let Some(&(o, true)) = queue.front() {
+            next = Some(o + 1);
+            queue.pop_front();
+        }
+        if let Some(next) = next {
+            self.ready.insert(partition, next);
+        }
+    }
+
+    /// Forgets a partition (it was revoked).
+    pub fn forget(&mut self, partition: i32) {
+        self.pending.remove(&partition);
+        self.ready.remove(&partition);
+    }
+
+    /// The `(partition, next offset)` pairs ready to store since the last call.
+    pub fn take_ready(&mut self) -> Vec<(i32, i64)> {
+        std::mem::take(&mut self.ready).into_iter().collect()
+    }
+
+    /// Offsets still waiting for acknowledgement.
+    pub fn in_flight(&self) -> usize {
+        self.pending.values().map(VecDeque::len).sum()
+    }
+}
+
+fn lock(tracker: &Mutex<OffsetTracker>) -> std::sync::MutexGuard<'_, OffsetTracker> {
+    tracker.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Packs an input partition and offset into a delivery opaque (partition in the top 16 bits).
+fn pack(partition: i32, offset: i64) -> usize {
+    ((partition as u64 & 0xffff) << 48 | (offset as u64 & 0xffff_ffff_ffff)) as usize
+}
+
+fn unpack(opaque: usize) -> (i32, i64) {
+    let v = opaque as u64;
+    ((v >> 48) as i32, (v & 0xffff_ffff_ffff) as i64)
+}
+
+/// The producer side: acknowledgements feed the tracker.
+struct DeliveryContext {
+    tracker: Arc<Mutex<OffsetTracker>>,
+    failures: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        let (partition, offset) = unpack(opaque);
+        match result {
+            Ok(_) => lock(&self.tracker).ack(partition, offset),
+            Err((e, _)) => {
+                // The offset stays unstored, so the record is consumed again after a restart.
+                tracing::warn!(partition, offset, error = %e, "delivery failed");
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+type ScoringProducer = BaseProducer<DeliveryContext>;
+
+/// The consumer side: rebalances, statistics and errors.
+struct ScoringContext {
+    sink: SharedSink,
+    topic: String,
+    tracker: Arc<Mutex<OffsetTracker>>,
+    producer: OnceLock<Arc<ScoringProducer>>,
+}
+
+impl ScoringContext {
+    /// Stores every offset whose deliveries are complete.
+    fn store_ready(&self, consumer: &BaseConsumer<ScoringContext>) {
+        let ready = lock(&self.tracker).take_ready();
+        if ready.is_empty() {
+            return;
+        }
+        let mut offsets = TopicPartitionList::with_capacity(ready.len());
+        for (partition, next) in ready {
+            if let Err(e) =
+                offsets.add_partition_offset(&self.topic, partition, Offset::Offset(next))
+            {
+                tracing::debug!(partition, error = %e, "offset list");
+            }
+        }
+        // Fails only for partitions no longer assigned; their next owner consumes them again.
+        if let Err(e) = consumer.store_offsets(&offsets) {
+            tracing::debug!(error = %e, "store_offsets");
+        }
+    }
+}
+
+impl ClientContext for ScoringContext {
+    fn stats(&self, statistics: Statistics) {
+        if statistics.brokers.values().any(|b| b.state == "UP") {
+            self.sink.emit(EngineEvent::Broker(BrokerHealth::Up));
+        }
+        if let Some(lag) = LagByPartition::from_statistics(&statistics, &self.topic) {
+            self.sink.emit(EngineEvent::Lag(lag));
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "librdkafka");
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
+        ) {
+            self.sink
+                .emit(EngineEvent::Broker(BrokerHealth::Unreachable(
+                    reason.to_owned(),
+                )));
+        }
+    }
+}
+
+impl ConsumerContext for ScoringContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            // Finish what is in flight so the next owner starts where this one stopped.
+            if let Some(producer) = self.producer.get() {
+                let _ = producer.flush(FLUSH_TIMEOUT);
+            }
+            self.store_ready(consumer);
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(error = %e, "commit on revoke");
+            }
+            let mut tracker = lock(&self.tracker);
+            for p in partitions.elements() {
+                tracker.forget(p.partition());
+            }
+        }
+    }
+}
+
+/// A running scorer.
+pub struct ScorerHandle {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Result<ScorerSummary, ScorerError>>,
+}
+
+impl ScorerHandle {
+    /// Asks the scorer to finish: flush, commit, leave the group.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the scorer thread has ended.
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Waits for the scorer to end.
+    pub fn join(self) -> Result<ScorerSummary, ScorerError> {
+        self.thread.join().unwrap_or(Err(ScorerError::Panicked))
+    }
+
+    /// A flag that stops the scorer when set.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+}
+
+/// A callback given each prediction's JSON (for NDJSON on stdout).
+pub type PredictionWriter = Box<dyn FnMut(&[u8]) + Send>;
+
+/// Starts the scorer on its own thread. Clients are created before this returns, so
+/// configuration errors surface here.
+pub fn spawn(
+    config: ScorerConfig,
+    sink: SharedSink,
+    writer: Option<PredictionWriter>,
+) -> Result<ScorerHandle, ScorerError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let scorer = Scorer::new(config, sink)?;
+    let flag = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("scorer".into())
+        .spawn(move || scorer.run(&flag, writer))
+        .map_err(ScorerError::Spawn)?;
+    Ok(ScorerHandle { stop, thread })
+}
+
+struct Scorer {
+    config: ScorerConfig,
+    sink: SharedSink,
+    consumer: BaseConsumer<ScoringContext>,
+    producer: Arc<ScoringProducer>,
+    tracker: Arc<Mutex<OffsetTracker>>,
+    failures: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Scorer {
+    fn new(config: ScorerConfig, sink: SharedSink) -> Result<Self, ScorerError> {
+        let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
+        let failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let producer: ScoringProducer = config
+            .kafka
+            .client_config(&[("linger.ms", "5")])
+            .create_with_context(DeliveryContext {
+                tracker: tracker.clone(),
+                failures: failures.clone(),
+            })?;
+        let producer = Arc::new(producer);
+        let context = ScoringContext {
+            sink: sink.clone(),
+            topic: config.input_topic.clone(),
+            tracker: tracker.clone(),
+            producer: OnceLock::new(),
+        };
+        let _ = context.producer.set(producer.clone());
+        // The embedded broker holds a fetch for its full wait even when data arrives, and after a
+        // member leaves it waits a session timeout before rebalancing: keep both short there.
+        let (fetch_wait, session_timeout, heartbeat) = if config.kafka.embedded {
+            ("5", "3000", "500")
+        } else {
+            ("500", "45000", "3000")
+        };
+        let consumer: BaseConsumer<ScoringContext> = config
+            .kafka
+            .client_config(&[
+                ("fetch.wait.max.ms", fetch_wait),
+                ("session.timeout.ms", session_timeout),
+                ("heartbeat.interval.ms", heartbeat),
+                ("auto.commit.interval.ms", "1000"),
+                ("auto.offset.reset", "earliest"),
+                ("statistics.interval.ms", "1000"),
+            ])
+            .set("group.id", &config.group)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .create_with_context(context)?;
+        consumer.subscribe(&[&config.input_topic])?;
+        Ok(Scorer {
+            config,
+            sink,
+            consumer,
+            producer,
+            tracker,
+            failures,
+        })
+    }
+
+    fn run(
+        self,
+        stop: &AtomicBool,
+        mut writer: Option<PredictionWriter>,
+    ) -> Result<ScorerSummary, ScorerError> {
+        let mut summary = ScorerSummary::default();
+        let mut report = ScoreReport::default();
+        let mut last_report = Instant::now();
+        let mut buf = Vec::with_capacity(256);
+        let mut reported_failures = 0;
+        while !stop.load(Ordering::Relaxed)
+            && self
+                .config
+                .max_records
+                .is_none_or(|m| summary.scored + summary.bad < m)
+        {
+            if let Some(result) = self.consumer.poll(Duration::from_millis(20)) {
+                match result {
+                    Ok(msg) => self.handle(&msg, &mut buf, &mut report, &mut summary, &mut writer),
+                    Err(e) => tracing::warn!(error = %e, "consume"),
+                }
+            }
+            self.producer.poll(Duration::ZERO);
+            self.consumer.context().store_ready(&self.consumer);
+            if last_report.elapsed() >= REPORT_INTERVAL {
+                let failures = self.failures.load(Ordering::Relaxed);
+                report.delivery_errors = failures - reported_failures;
+                reported_failures = failures;
+                self.flush_report(&mut report);
+                last_report = Instant::now();
+            }
+        }
+        // Shutdown: deliver what is in flight, store, commit.
+        if let Err(e) = self.producer.flush(FLUSH_TIMEOUT) {
+            tracing::warn!(error = %e, "flush on shutdown");
+        }
+        self.consumer.context().store_ready(&self.consumer);
+        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => {}
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!(error = %e, "commit on shutdown"),
+        }
+        summary.delivery_errors = self.failures.load(Ordering::Relaxed);
+        report.delivery_errors = summary.delivery_errors - reported_failures;
+        self.flush_report(&mut report);
+        let left = lock(&self.tracker).in_flight();
+        if left > 0 {
+            tracing::warn!(left, "records still unacknowledged at shutdown");
+        }
+        Ok(summary)
+    }
+
+    fn flush_report(&self, report: &mut ScoreReport) {
+        if report.is_empty() {
+            return;
+        }
+        let mut out = std::mem::take(report);
+        let excess = out.recent.len().saturating_sub(ScoreReport::RECENT);
+        out.recent.drain(..excess);
+        self.sink.emit(EngineEvent::Scored(out));
+    }
+
+    fn handle<M: Message>(
+        &self,
+        msg: &M,
+        buf: &mut Vec<u8>,
+        report: &mut ScoreReport,
+        summary: &mut ScorerSummary,
+        writer: &mut Option<PredictionWriter>,
+    ) {
+        let (partition, offset) = (msg.partition(), msg.offset());
+        lock(&self.tracker).track(partition, offset);
+        let predictor = &self.config.predictor;
+        let scored = codec::decode(msg.payload()).and_then(|event| {
+            let predicted = predictor.predict(event.years);
+            if predicted.is_finite() {
+                Ok((event, predicted))
+            } else {
+                Err(BadRecord::NonFinitePrediction(event.years))
+            }
+        });
+        match scored {
+            Ok((event, predicted)) => {
+                let event_ms = event.ts_ms.or_else(|| msg.timestamp().to_millis());
+                let latency_ms = event_ms
+                    .map(|t| ((now_ms_f64() - t as f64).max(0.0) * 1000.0).round() / 1000.0);
+                let extrapolated = !predictor.range.contains(event.years);
+                buf.clear();
+                Prediction {
+                    id: event.id.as_ref(),
+                    years_experience: event.years,
+                    ts_ms: event.ts_ms,
+                    salary: event.salary,
+                    predicted_salary: predicted,
+                    residual: event.salary.map(|s| s - predicted),
+                    extrapolated,
+                    model: &predictor.version,
+                    partition,
+                    offset,
+                    latency_ms: latency_ms.unwrap_or(0.0),
+                }
+                .write_json(buf);
+                match &self.config.output_topic {
+                    Some(topic) => {
+                        let mut record = BaseRecord::with_opaque_to(topic, pack(partition, offset))
+                            .payload(buf.as_slice());
+                        if let Some(key) = msg.key() {
+                            record = record.key(key);
+                        }
+                        self.send(record);
+                    }
+                    None => lock(&self.tracker).ack(partition, offset),
+                }
+                if let Some(w) = writer.as_mut() {
+                    w(buf);
+                }
+                summary.scored += 1;
+                report.scored += 1;
+                report.extrapolated += u64::from(extrapolated);
+                report.recent.push(ScoredEvent {
+                    partition,
+                    offset,
+                    event_ms,
+                    years: event.years,
+                    predicted,
+                    salary: event.salary,
+                    latency_ms,
+                    extrapolated,
+                });
+                if report.recent.len() >= 2 * ScoreReport::RECENT {
+                    report.recent.drain(..ScoreReport::RECENT);
+                }
+            }
+            Err(bad) => {
+                let reason = bad.to_string();
+                let partition_text = partition.to_string();
+                let offset_text = offset.to_string();
+                let headers = OwnedHeaders::new()
+                    .insert(Header {
+                        key: "error",
+                        value: Some(reason.as_str()),
+                    })
+                    .insert(Header {
+                        key: "source_topic",
+                        value: Some(msg.topic()),
+                    })
+                    .insert(Header {
+                        key: "source_partition",
+                        value: Some(partition_text.as_str()),
+                    })
+                    .insert(Header {
+                        key: "source_offset",
+                        value: Some(offset_text.as_str()),
+                    });
+                let mut record: BaseRecord<'_, [u8], [u8], usize> =
+                    BaseRecord::with_opaque_to(&self.config.dlq_topic, pack(partition, offset))
+                        .headers(headers);
+                if let Some(payload) = msg.payload() {
+                    record = record.payload(payload);
+                }
+                if let Some(key) = msg.key() {
+                    record = record.key(key);
+                }
+                self.send(record);
+                summary.bad += 1;
+                report.bad += 1;
+                report.last_bad = Some(reason);
+            }
+        }
+    }
+
+    /// Sends, waiting for queue space while the local queue is full.
+    fn send(&self, mut record: BaseRecord<'_, [u8], [u8], usize>) {
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    self.producer.poll(Duration::from_millis(5));
+                }
+                Err((e, back)) => {
+                    // Not sent, so never acknowledged: its offset is never stored and the record is
+                    // consumed again after a restart.
+                    tracing::error!(error = %e, partition = back.delivery_opaque >> 48, "produce");
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn now_ms_f64() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opaque_round_trips() {
+        for (p, o) in [
+            (0, 0),
+            (2, 17),
+            (65_535, (1 << 48) - 1),
+            (7, 123_456_789_012),
+        ] {
+            assert_eq!(unpack(pack(p, o)), (p, o));
+        }
+    }
+
+    #[test]
+    fn tracker_stores_only_contiguous_acks() {
+        let mut t = OffsetTracker::default();
+        for o in 10..14 {
+            t.track(0, o);
+        }
+        t.track(1, 5);
+        t.ack(0, 11);
+        assert_eq!(t.take_ready(), vec![]);
+        t.ack(0, 10);
+        assert_eq!(t.take_ready(), vec![(0, 12)]);
+        t.ack(0, 13);
+        t.ack(1, 5);
+        assert_eq!(t.take_ready(), vec![(1, 6)]);
+        assert_eq!(t.in_flight(), 2);
+        t.ack(0, 12);
+        assert_eq!(t.take_ready(), vec![(0, 14)]);
+        assert_eq!(t.in_flight(), 0);
+        t.track(2, 1);
+        t.forget(2);
+        t.ack(2, 1);
+        assert_eq!(t.take_ready(), vec![]);
+    }
+}

@@ -1,0 +1,217 @@
+//! The streaming engine: Kafka clients, scoring, the synthetic producer and statistics.
+//!
+//! Nothing here knows about the terminal. The engine reports what happens as [`EngineEvent`]s
+//! through an [`EventSink`]; the dashboard and the headless commands are two such sinks.
+
+pub mod broker;
+pub mod codec;
+pub mod config;
+pub mod consumer;
+pub mod producer;
+pub mod stats;
+
+use std::sync::Arc;
+
+pub use stats::LagByPartition;
+
+/// The default input topic.
+pub const DEFAULT_INPUT_TOPIC: &str = "experience-events";
+/// The default output topic.
+pub const DEFAULT_OUTPUT_TOPIC: &str = "salary-predictions";
+/// The default dead-letter topic.
+pub const DEFAULT_DLQ_TOPIC: &str = "experience-events.dlq";
+/// The default consumer group.
+pub const DEFAULT_GROUP: &str = "salary-stream";
+/// Partitions of the input topic on the embedded broker.
+pub const EMBEDDED_INPUT_PARTITIONS: i32 = 3;
+
+/// One scored input, as the view shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredEvent {
+    /// Input partition.
+    pub partition: i32,
+    /// Input offset.
+    pub offset: i64,
+    /// Event time, ms since the Unix epoch (`ts_ms`, else the Kafka timestamp).
+    pub event_ms: Option<i64>,
+    /// Years of experience.
+    pub years: f64,
+    /// Predicted salary.
+    pub predicted: f64,
+    /// Ground-truth label, when the event carried one.
+    pub salary: Option<f64>,
+    /// Milliseconds from the event's time to its scoring.
+    pub latency_ms: Option<f64>,
+    /// Outside the model's training range.
+    pub extrapolated: bool,
+}
+
+/// What the scorer did since its last report: at most [`ScoreReport::RECENT`] of the latest events,
+/// and counts of everything.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScoreReport {
+    /// The latest scored events, oldest first.
+    pub recent: Vec<ScoredEvent>,
+    /// Records scored and published.
+    pub scored: u64,
+    /// Of those, how many were extrapolations.
+    pub extrapolated: u64,
+    /// Records sent to the dead-letter topic.
+    pub bad: u64,
+    /// The reason of the latest bad record.
+    pub last_bad: Option<String>,
+    /// Delivery failures of predictions or dead letters (they will be consumed again).
+    pub delivery_errors: u64,
+}
+
+impl ScoreReport {
+    /// How many recent events one report carries at most.
+    pub const RECENT: usize = 64;
+
+    /// Whether the report has anything to say.
+    pub fn is_empty(&self) -> bool {
+        self.scored == 0 && self.bad == 0 && self.delivery_errors == 0
+    }
+}
+
+/// The producer's rate: events per second, or as fast as the broker takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rate {
+    /// At most this many events per second.
+    PerSecond(u32),
+    /// No throttle.
+    Unthrottled,
+}
+
+impl Rate {
+    /// The dashboard's default rate.
+    pub const DEFAULT: Rate = Rate::PerSecond(50);
+    /// Above this, doubling the rate lifts the throttle.
+    const MAX_THROTTLED: u32 = 100_000;
+
+    /// Twice the rate; past [`Self::MAX_THROTTLED`] the throttle is lifted.
+    pub fn doubled(self) -> Rate {
+        match self {
+            Rate::PerSecond(r) if r.saturating_mul(2) <= Self::MAX_THROTTLED => {
+                Rate::PerSecond(r * 2)
+            }
+            _ => Rate::Unthrottled,
+        }
+    }
+
+    /// Half the rate, never below one per second; unthrottled halves to the top throttled rate.
+    pub fn halved(self) -> Rate {
+        match self {
+            Rate::PerSecond(r) => Rate::PerSecond((r / 2).max(1)),
+            Rate::Unthrottled => Rate::PerSecond(102_400),
+        }
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rate::PerSecond(r) => write!(f, "{r}/s"),
+            Rate::Unthrottled => f.write_str("max"),
+        }
+    }
+}
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("max") {
+            return Ok(Rate::Unthrottled);
+        }
+        match s.parse::<u32>() {
+            Ok(r) if r > 0 => Ok(Rate::PerSecond(r)),
+            _ => Err(format!(
+                "rate must be a whole number of events per second above 0, or \"max\"; got {s:?}"
+            )),
+        }
+    }
+}
+
+/// What the synthetic producer is doing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProducerStatus {
+    /// Whether it is sending.
+    pub running: bool,
+    /// Its set rate.
+    pub rate: Rate,
+    /// Events handed to the client so far.
+    pub sent: u64,
+    /// Events the broker acknowledged so far.
+    pub acked: u64,
+    /// Events the broker refused or that timed out.
+    pub failed: u64,
+}
+
+/// Whether the broker answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerHealth {
+    /// Not known yet.
+    Connecting,
+    /// At least one broker is up.
+    Up,
+    /// No broker can be reached; the reason librdkafka gave.
+    Unreachable(String),
+}
+
+/// Everything the engine reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineEvent {
+    /// Scoring progress.
+    Scored(ScoreReport),
+    /// Consumer lag of the assigned partitions.
+    Lag(LagByPartition),
+    /// Producer state.
+    Producer(ProducerStatus),
+    /// Broker reachability.
+    Broker(BrokerHealth),
+    /// The scorer stopped on an error it cannot recover from.
+    Failed(String),
+}
+
+/// Where engine events go; implemented by the dashboard's channel and by headless output.
+pub trait EventSink: Send + Sync + 'static {
+    /// Delivers one event; must not block.
+    fn emit(&self, event: EngineEvent);
+}
+
+impl<F: Fn(EngineEvent) + Send + Sync + 'static> EventSink for F {
+    fn emit(&self, event: EngineEvent) {
+        self(event)
+    }
+}
+
+/// A shared sink.
+pub type SharedSink = Arc<dyn EventSink>;
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_steps() {
+        assert_eq!(Rate::DEFAULT.doubled(), Rate::PerSecond(100));
+        assert_eq!(Rate::PerSecond(51_200).doubled(), Rate::Unthrottled);
+        assert_eq!(Rate::PerSecond(50_000).doubled(), Rate::PerSecond(100_000));
+        assert_eq!(Rate::Unthrottled.doubled(), Rate::Unthrottled);
+        assert_eq!(Rate::Unthrottled.halved(), Rate::PerSecond(102_400));
+        assert_eq!(Rate::PerSecond(3).halved(), Rate::PerSecond(1));
+        assert_eq!(Rate::PerSecond(1).halved(), Rate::PerSecond(1));
+        assert_eq!("max".parse::<Rate>(), Ok(Rate::Unthrottled));
+        assert_eq!("250".parse::<Rate>(), Ok(Rate::PerSecond(250)));
+        assert!("0".parse::<Rate>().is_err());
+        assert!("fast".parse::<Rate>().is_err());
+        assert_eq!(Rate::PerSecond(50).to_string(), "50/s");
+    }
+}

@@ -1,0 +1,402 @@
+//! The synthetic producer: events like `{"id": 7, "years_experience": 5.3, "ts_ms": ...}` at a set
+//! rate (token bucket), started, stopped and re-rated by commands while it runs.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+
+use super::config::KafkaOptions;
+use super::{now_ms, EngineEvent, ProducerStatus, Rate, SharedSink};
+
+/// How often a running producer reports its status.
+const STATUS_INTERVAL: Duration = Duration::from_millis(250);
+/// Share of events drawn beyond the training range.
+const OUT_OF_RANGE_SHARE: f64 = 0.05;
+
+/// The relationship labels are drawn from: `intercept + slope × years`, times `drift`, plus
+/// Gaussian noise of `noise_sd`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LabelModel {
+    /// Salary per year.
+    pub slope: f64,
+    /// Salary at zero years.
+    pub intercept: f64,
+    /// Spread of the noise (the training RMSE).
+    pub noise_sd: f64,
+    /// Factor applied to the clean salary (1.0 without drift).
+    pub drift: f64,
+}
+
+/// What the producer sends and how fast.
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    /// Brokers and client properties.
+    pub kafka: KafkaOptions,
+    /// Topic to produce to.
+    pub topic: String,
+    /// Starting rate.
+    pub rate: Rate,
+    /// Stop after this many events (and exit once all are acknowledged).
+    pub count: Option<u64>,
+    /// Attach `"salary"` labels drawn from this relationship.
+    pub labels: Option<LabelModel>,
+    /// Training range of years, to draw mostly inside of.
+    pub years_range: (f64, f64),
+    /// Seed for reproducible streams; random when `None`.
+    pub seed: Option<u64>,
+    /// Send from the start (headless) or wait for a start command (dashboard).
+    pub start_running: bool,
+}
+
+/// Commands a running producer takes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ProducerCommand {
+    /// Start if stopped, stop if started.
+    Toggle,
+    /// Set the rate.
+    SetRate(Rate),
+    /// Finish: flush and end the thread.
+    Shutdown,
+}
+
+/// Draws synthetic events: years mostly within the training range, a few beyond it.
+pub struct EventGenerator {
+    rng: StdRng,
+    range: (f64, f64),
+    labels: Option<LabelModel>,
+    next_id: u64,
+}
+
+impl EventGenerator {
+    /// A generator over `range`, labeling with `labels` when given.
+    pub fn new(range: (f64, f64), labels: Option<LabelModel>, seed: Option<u64>) -> Self {
+        let rng = match seed {
+            Some(s) => StdRng::seed_from_u64(s),
+            None => StdRng::from_os_rng(),
+        };
+        EventGenerator {
+            rng,
+            range,
+            labels,
+            next_id: 0,
+        }
+    }
+
+    /// Draws one `(years, salary label)` pair, years rounded to one decimal as in the data.
+    pub fn draw(&mut self) -> (f64, Option<f64>) {
+        let (lo, hi) = self.range;
+        let years = if self.rng.random_bool(OUT_OF_RANGE_SHARE) {
+            self.rng.random_range(hi..hi * 1.5 + 1.0)
+        } else {
+            self.rng.random_range(lo..=hi)
+        };
+        let years = (years * 10.0).round() / 10.0;
+        let salary = self.labels.map(|m| {
+            let clean = (m.intercept + m.slope * years) * m.drift;
+            let noise = Normal::new(0.0, m.noise_sd.max(f64::MIN_POSITIVE))
+                .map_or(0.0, |n| n.sample(&mut self.rng));
+            ((clean + noise) * 100.0).round() / 100.0
+        });
+        (years, salary)
+    }
+
+    /// Writes the next event as JSON into `buf` (cleared first) and returns its id.
+    pub fn next_event(&mut self, buf: &mut Vec<u8>, ts_ms: i64) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let (years, salary) = self.draw();
+        buf.clear();
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            buf,
+            r#"{{"id":{id},"years_experience":{years:.1},"ts_ms":{ts_ms}"#
+        );
+        if let Some(s) = salary {
+            let _ = write!(buf, r#","salary":{s:.2}"#);
+        }
+        buf.push(b'}');
+        id
+    }
+
+    /// Changes the label drift factor.
+    pub fn set_drift(&mut self, drift: f64) {
+        if let Some(m) = self.labels.as_mut() {
+            m.drift = drift;
+        }
+    }
+}
+
+/// Counts acknowledgements and failures.
+#[derive(Default)]
+struct AckCounter {
+    acked: AtomicU64,
+    failed: AtomicU64,
+}
+
+struct CountingContext(Arc<AckCounter>);
+
+impl ClientContext for CountingContext {}
+
+impl ProducerContext for CountingContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.0.acked.fetch_add(1, Ordering::Relaxed),
+            Err((e, _)) => {
+                tracing::warn!(error = %e, "synthetic event not delivered");
+                self.0.failed.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+    }
+}
+
+/// Why the producer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProducerError {
+    /// The Kafka client could not be created.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// The producer thread could not be started.
+    #[error("cannot start the producer thread: {0}")]
+    Spawn(std::io::Error),
+    /// The thread panicked.
+    #[error("the producer thread panicked")]
+    Panicked,
+    /// Events were still unacknowledged when the flush timed out.
+    #[error("{0} events were not acknowledged by the broker")]
+    Unacknowledged(u64),
+}
+
+/// A running producer thread.
+pub struct ProducerHandle {
+    commands: Sender<ProducerCommand>,
+    thread: JoinHandle<Result<ProducerStatus, ProducerError>>,
+}
+
+impl ProducerHandle {
+    /// Sends a command; ignored if the thread has ended.
+    pub fn command(&self, command: ProducerCommand) {
+        let _ = self.commands.send(command);
+    }
+
+    /// Whether the thread has ended (a counted run finished).
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Shuts down and waits; returns the final status.
+    pub fn shutdown(self) -> Result<ProducerStatus, ProducerError> {
+        let _ = self.commands.send(ProducerCommand::Shutdown);
+        self.thread.join().unwrap_or(Err(ProducerError::Panicked))
+    }
+}
+
+/// Starts the producer thread. The client is created before this returns.
+pub fn spawn(config: ProducerConfig, sink: SharedSink) -> Result<ProducerHandle, ProducerError> {
+    let counter = Arc::new(AckCounter::default());
+    let producer: BaseProducer<CountingContext> = config
+        .kafka
+        .client_config(&[
+            ("linger.ms", "5"),
+            ("queue.buffering.max.messages", "200000"),
+        ])
+        .create_with_context(CountingContext(counter.clone()))?;
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("producer".into())
+        .spawn(move || run(config, producer, counter, rx, sink))
+        .map_err(ProducerError::Spawn)?;
+    Ok(ProducerHandle {
+        commands: tx,
+        thread,
+    })
+}
+
+/// Tokens for a rate: refilled continuously, at most a tenth of a second's worth banked.
+struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn refill(&mut self, rate: u32, now: Instant) -> u64 {
+        let per_sec = f64::from(rate);
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * per_sec)
+            .min((per_sec / 10.0).max(1.0));
+        self.last = now;
+        let whole = self.tokens.floor();
+        self.tokens -= whole;
+        whole as u64
+    }
+
+    fn wait_for_next(&self, rate: u32) -> Duration {
+        Duration::from_secs_f64(((1.0 - self.tokens) / f64::from(rate)).clamp(0.0005, 0.05))
+    }
+}
+
+fn run(
+    config: ProducerConfig,
+    producer: BaseProducer<CountingContext>,
+    counter: Arc<AckCounter>,
+    commands: Receiver<ProducerCommand>,
+    sink: SharedSink,
+) -> Result<ProducerStatus, ProducerError> {
+    let mut generator = EventGenerator::new(config.years_range, config.labels, config.seed);
+    let mut status = ProducerStatus {
+        running: config.start_running,
+        rate: config.rate,
+        sent: 0,
+        acked: 0,
+        failed: 0,
+    };
+    let mut bucket = TokenBucket {
+        tokens: 1.0,
+        last: Instant::now(),
+    };
+    let mut buf = Vec::with_capacity(128);
+    let mut key = String::with_capacity(20);
+    let mut last_status = Instant::now();
+    let report = |status: &mut ProducerStatus| {
+        status.acked = counter.acked.load(Ordering::Relaxed);
+        status.failed = counter.failed.load(Ordering::Relaxed);
+        sink.emit(EngineEvent::Producer(*status));
+    };
+    report(&mut status);
+    let done = |s: &ProducerStatus| config.count.is_some_and(|c| s.sent >= c);
+    'outer: loop {
+        let wait = match (status.running && !done(&status), status.rate) {
+            (false, _) => Duration::from_millis(100),
+            (true, Rate::Unthrottled) => Duration::ZERO,
+            (true, Rate::PerSecond(r)) => bucket.wait_for_next(r),
+        };
+        let command = if wait.is_zero() {
+            commands.try_recv().ok()
+        } else {
+            match commands.recv_timeout(wait) {
+                Ok(c) => Some(c),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        };
+        match command {
+            Some(ProducerCommand::Shutdown) => break,
+            Some(ProducerCommand::Toggle) => {
+                status.running = !status.running;
+                bucket.tokens = 1.0;
+                bucket.last = Instant::now();
+                report(&mut status);
+            }
+            Some(ProducerCommand::SetRate(rate)) => {
+                status.rate = rate;
+                report(&mut status);
+            }
+            None => {}
+        }
+        producer.poll(Duration::ZERO);
+        if status.running && !done(&status) {
+            let budget = match status.rate {
+                Rate::PerSecond(r) => bucket.refill(r, Instant::now()),
+                Rate::Unthrottled => 10_000,
+            };
+            let budget = config.count.map_or(budget, |c| budget.min(c - status.sent));
+            for _ in 0..budget {
+                let id = generator.next_event(&mut buf, now_ms());
+                key.clear();
+                let _ = std::fmt::Write::write_fmt(&mut key, format_args!("{id}"));
+                let mut record: BaseRecord<'_, str, [u8]> = BaseRecord::to(&config.topic)
+                    .key(key.as_str())
+                    .payload(buf.as_slice());
+                loop {
+                    match producer.send(record) {
+                        Ok(()) => break,
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                            record = back;
+                            producer.poll(Duration::from_millis(5));
+                        }
+                        Err((e, _)) => {
+                            tracing::error!(error = %e, "produce");
+                            counter.failed.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                }
+                status.sent += 1;
+            }
+        }
+        if done(&status) {
+            break 'outer;
+        }
+        if last_status.elapsed() >= STATUS_INTERVAL {
+            report(&mut status);
+            last_status = Instant::now();
+        }
+    }
+    let flushed = producer.flush(Duration::from_secs(30));
+    status.running = false;
+    report(&mut status);
+    let missing = status.sent - status.acked - status.failed;
+    match flushed {
+        Err(_) if missing > 0 => Err(ProducerError::Unacknowledged(missing)),
+        _ => Ok(status),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generator_is_reproducible_and_mostly_in_range() {
+        let mut a = EventGenerator::new((1.1, 10.5), None, Some(7));
+        let mut b = EventGenerator::new((1.1, 10.5), None, Some(7));
+        let draws: Vec<_> = (0..1000).map(|_| a.draw()).collect();
+        assert_eq!(draws, (0..1000).map(|_| b.draw()).collect::<Vec<_>>());
+        let outside = draws.iter().filter(|(y, _)| *y > 10.5).count();
+        assert!(
+            (20..=80).contains(&outside),
+            "{outside} of 1000 beyond range"
+        );
+        assert!(draws.iter().all(|(y, s)| *y >= 1.1 && s.is_none()));
+    }
+
+    #[test]
+    fn generator_writes_json_events() {
+        let labels = LabelModel {
+            slope: 9449.962321,
+            intercept: 25792.200199,
+            noise_sd: 5592.04,
+            drift: 1.0,
+        };
+        let mut g = EventGenerator::new((1.1, 10.5), Some(labels), Some(1));
+        let mut buf = Vec::new();
+        assert_eq!(g.next_event(&mut buf, 1_700_000_000_000), 0);
+        let event = crate::engine::codec::decode(Some(&buf)).unwrap();
+        assert_eq!(event.id, Some(crate::engine::codec::EventId::Int(0)));
+        assert_eq!(event.ts_ms, Some(1_700_000_000_000));
+        let salary = event.salary.unwrap();
+        let clean = labels.intercept + labels.slope * event.years;
+        assert!((salary - clean).abs() < 6.0 * labels.noise_sd);
+        assert_eq!(g.next_event(&mut buf, 0), 1);
+    }
+
+    #[test]
+    fn token_bucket_caps_its_bank() {
+        let start = Instant::now();
+        let mut b = TokenBucket {
+            tokens: 0.0,
+            last: start,
+        };
+        assert_eq!(b.refill(100, start + Duration::from_millis(50)), 5);
+        assert_eq!(b.refill(100, start + Duration::from_secs(5)), 10);
+    }
+}

@@ -1,0 +1,299 @@
+//! Headless commands: the same engine as the dashboard, with NDJSON on stdout and a stats line a
+//! second on stderr.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::cli::{BrokerArgs, ProduceArgs, ScoreArgs};
+use crate::engine::broker::EmbeddedBroker;
+use crate::engine::consumer::{self, PredictionWriter};
+use crate::engine::producer::{self, LabelModel, ProducerConfig};
+use crate::engine::{
+    BrokerHealth, EngineEvent, EventSink, ProducerStatus, EMBEDDED_INPUT_PARTITIONS,
+};
+use crate::runtime::{connect, load_model, scorer_config, shutdown_signal};
+
+/// How long a headless command waits for a first contact with the broker before giving up.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a stats line is written.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Logs go to stderr in headless mode, warnings and up unless SALARY_STREAM_LOG says otherwise.
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SALARY_STREAM_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// What the stats line shows, gathered from engine events.
+#[derive(Debug, Default)]
+struct Tally {
+    scored: u64,
+    bad: u64,
+    extrapolated: u64,
+    lag: Option<i64>,
+    last_bad: Option<String>,
+    producer: Option<ProducerStatus>,
+    reached: bool,
+    unreachable: Option<String>,
+    failed: Option<String>,
+}
+
+#[derive(Default)]
+struct TallySink(Mutex<Tally>);
+
+impl TallySink {
+    fn with<R>(&self, f: impl FnOnce(&mut Tally) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl EventSink for TallySink {
+    fn emit(&self, event: EngineEvent) {
+        self.with(|t| match event {
+            EngineEvent::Scored(r) => {
+                t.scored += r.scored;
+                t.bad += r.bad;
+                t.extrapolated += r.extrapolated;
+                if r.last_bad.is_some() {
+                    t.last_bad = r.last_bad;
+                }
+            }
+            EngineEvent::Lag(l) => t.lag = Some(l.total()),
+            EngineEvent::Producer(p) => {
+                t.producer = Some(p);
+                if p.acked > 0 {
+                    t.reached = true;
+                }
+            }
+            EngineEvent::Broker(BrokerHealth::Up) => {
+                t.reached = true;
+                t.unreachable = None;
+            }
+            EngineEvent::Broker(BrokerHealth::Unreachable(why)) => t.unreachable = Some(why),
+            EngineEvent::Broker(BrokerHealth::Connecting) => {}
+            EngineEvent::Failed(why) => t.failed = Some(why),
+        });
+    }
+}
+
+/// Waits until `finished()` or a signal; checks the broker was reached within
+/// [`CONNECT_TIMEOUT`]. Returns the signal's name if one came.
+fn wait(
+    tally: &TallySink,
+    bootstrap: &str,
+    mut finished: impl FnMut() -> bool,
+) -> anyhow::Result<Option<&'static str>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let started = Instant::now();
+        let signal = shutdown_signal();
+        tokio::pin!(signal);
+        loop {
+            tokio::select! {
+                sig = &mut signal => return Ok(Some(sig?)),
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+            if finished() {
+                return Ok(None);
+            }
+            let (reached, why) = tally.with(|t| (t.reached, t.unreachable.clone()));
+            if !reached && started.elapsed() >= CONNECT_TIMEOUT {
+                bail!(
+                    "cannot reach Kafka at {bootstrap} within {} s: {}",
+                    CONNECT_TIMEOUT.as_secs(),
+                    why.unwrap_or_else(|| "no answer".into())
+                );
+            }
+        }
+    })
+}
+
+/// Spawns the once-a-second stats line; it stops when `stop` is set.
+fn stats_printer(
+    tally: Arc<TallySink>,
+    stop: Arc<AtomicBool>,
+    mut line: impl FnMut(&Tally, f64) -> Option<String> + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut last = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+            if last.elapsed() >= STATS_INTERVAL {
+                let secs = last.elapsed().as_secs_f64();
+                last = Instant::now();
+                if let Some(text) = tally.with(|t| line(t, secs)) {
+                    eprintln!("{text}");
+                }
+            }
+        }
+    })
+}
+
+/// `score`: consume, score, publish, print NDJSON; exits after `--count` or on a signal.
+pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
+    let model = load_model(args.kafka.model.as_deref())?;
+    let connection = connect(&args.kafka, EMBEDDED_INPUT_PARTITIONS)?;
+    if let Some(broker) = &connection.embedded {
+        eprintln!("embedded broker at {}", broker.bootstrap_servers());
+    }
+    let tally = Arc::new(TallySink::default());
+    let writer: Option<PredictionWriter> = (!args.quiet).then(|| {
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+        let mut last_flush = Instant::now();
+        let mut broken = false;
+        Box::new(move |json: &[u8]| {
+            if broken {
+                return;
+            }
+            let ok = out
+                .write_all(json)
+                .and_then(|()| out.write_all(b"\n"))
+                .and_then(|()| {
+                    if last_flush.elapsed() >= Duration::from_millis(100) {
+                        last_flush = Instant::now();
+                        out.flush()
+                    } else {
+                        Ok(())
+                    }
+                });
+            if ok.is_err() {
+                // A closed pipe (`| head`): stop writing, keep scoring.
+                broken = true;
+            }
+        }) as PredictionWriter
+    });
+    let scorer = consumer::spawn(
+        scorer_config(
+            &args.kafka,
+            &connection.kafka,
+            &model,
+            !args.no_output,
+            args.count,
+        ),
+        tally.clone(),
+        writer,
+    )?;
+    let stop_stats = Arc::new(AtomicBool::new(false));
+    let mut previous = 0;
+    let stats = stats_printer(tally.clone(), stop_stats.clone(), move |t, secs| {
+        let rate = (t.scored - previous) as f64 / secs;
+        previous = t.scored;
+        Some(format!(
+            "scored {} ({rate:.0}/s)  bad {}  beyond range {}  lag {}",
+            t.scored,
+            t.bad,
+            t.extrapolated,
+            t.lag.map_or_else(|| "-".to_owned(), |l| l.to_string())
+        ))
+    });
+    let waited = wait(&tally, &connection.kafka.bootstrap, || scorer.is_finished());
+    scorer.stop();
+    let summary = scorer.join();
+    stop_stats.store(true, Ordering::Relaxed);
+    let _ = stats.join();
+    let summary = summary?;
+    waited?;
+    eprintln!(
+        "done: scored {}  bad {}  delivery errors {}",
+        summary.scored, summary.bad, summary.delivery_errors
+    );
+    if summary.delivery_errors > 0 {
+        bail!(
+            "{} deliveries failed; their records will be consumed again",
+            summary.delivery_errors
+        );
+    }
+    Ok(())
+}
+
+/// `produce`: the synthetic producer; exits after `--count` once every event is acknowledged.
+pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
+    let model = load_model(args.kafka.model.as_deref())?;
+    let connection = connect(&args.kafka, EMBEDDED_INPUT_PARTITIONS)?;
+    if let Some(broker) = &connection.embedded {
+        eprintln!("embedded broker at {}", broker.bootstrap_servers());
+    }
+    let a = &model.artifact;
+    let tally = Arc::new(TallySink::default());
+    let handle = producer::spawn(
+        ProducerConfig {
+            kafka: connection.kafka.clone(),
+            topic: args.kafka.topic.clone(),
+            rate: args.rate,
+            count: args.count,
+            labels: (args.labels || args.drift).then_some(LabelModel {
+                slope: a.coefficient,
+                intercept: a.intercept,
+                noise_sd: a.rmse,
+                drift: if args.drift { 1.2 } else { 1.0 },
+            }),
+            years_range: (a.feature_range.min, a.feature_range.max),
+            seed: args.seed,
+            start_running: true,
+        },
+        tally.clone(),
+    )?;
+    let stop_stats = Arc::new(AtomicBool::new(false));
+    let mut previous = 0;
+    let stats = stats_printer(tally.clone(), stop_stats.clone(), move |t, secs| {
+        let p = t.producer?;
+        let rate = (p.acked - previous) as f64 / secs;
+        previous = p.acked;
+        Some(format!(
+            "sent {}  acked {} ({rate:.0}/s)  failed {}",
+            p.sent, p.acked, p.failed
+        ))
+    });
+    let waited = wait(&tally, &connection.kafka.bootstrap, || handle.is_finished());
+    let status = handle.shutdown();
+    stop_stats.store(true, Ordering::Relaxed);
+    let _ = stats.join();
+    let status = status?;
+    waited?;
+    eprintln!(
+        "done: sent {}  acked {}  failed {}",
+        status.sent, status.acked, status.failed
+    );
+    if status.failed > 0 {
+        bail!("{} events were not delivered", status.failed);
+    }
+    Ok(())
+}
+
+/// `broker`: the embedded broker on its own until a signal.
+pub fn broker(args: BrokerArgs) -> anyhow::Result<()> {
+    let broker = EmbeddedBroker::start(&[
+        (args.topic.as_str(), args.partitions),
+        (args.output_topic.as_str(), args.partitions),
+        (args.dlq_topic.as_str(), 1),
+    ])?;
+    let mut out = std::io::stdout();
+    writeln!(out, "{}", broker.bootstrap_servers()).context("writing to stdout")?;
+    out.flush()?;
+    eprintln!(
+        "embedded broker at {} (topics {} ×{}, {} ×{}, {}); Ctrl-C stops it",
+        broker.bootstrap_servers(),
+        args.topic,
+        args.partitions,
+        args.output_topic,
+        args.partitions,
+        args.dlq_topic
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(shutdown_signal())?;
+    Ok(())
+}

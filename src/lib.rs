@@ -1,0 +1,13 @@
+//! salary-stream: live machine-learning predictions on Apache Kafka, in a terminal.
+//!
+//! The [`engine`] consumes, scores and publishes without any terminal code; [`app`] holds the
+//! dashboard's state and [`ui`] draws it; [`headless`] runs the same engine without a view.
+
+pub mod app;
+pub mod cli;
+pub mod engine;
+pub mod headless;
+pub mod model;
+pub mod runtime;
+pub mod tui;
+pub mod ui;

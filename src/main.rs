@@ -1,0 +1,98 @@
+//! salary-stream: parse the command line, pick the dashboard or a headless command, and turn any
+//! error into one line on stderr and a non-zero exit.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use salary_stream::cli::{Cli, Command, ScoreArgs};
+use salary_stream::model::{self, Artifact};
+use salary_stream::{headless, runtime, tui};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Dash(args)) => tui::run(args),
+        None if std::io::stdout().is_terminal() => tui::run(cli.dash),
+        None => {
+            headless::init_logging();
+            headless::score(ScoreArgs {
+                kafka: cli.dash.kafka,
+                count: None,
+                no_output: false,
+                quiet: false,
+            })
+        }
+        Some(Command::Train(args)) => train(&args.data, &args.out),
+        Some(Command::Predict(args)) => predict(args.model.as_deref(), &args.years),
+        Some(Command::Produce(args)) => {
+            headless::init_logging();
+            headless::produce(args)
+        }
+        Some(Command::Score(args)) => {
+            headless::init_logging();
+            headless::score(args)
+        }
+        Some(Command::Broker(args)) => {
+            headless::init_logging();
+            headless::broker(args)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("salary-stream: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text.replace('\n', " ")
+}
+
+fn train(data: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
+    let artifact = model::train(data)?;
+    artifact.save(out)?;
+    print_artifact(&artifact);
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn print_artifact(a: &Artifact) {
+    println!("model     {}", a.version);
+    println!("rows      {}", a.training_rows);
+    println!("slope     {:.6}", a.coefficient);
+    println!("intercept {:.6}", a.intercept);
+    println!("r2        {:.6}", a.r2);
+    println!("rmse      {:.2}", a.rmse);
+    println!(
+        "range     {} {} to {}",
+        a.feature, a.feature_range.min, a.feature_range.max
+    );
+}
+
+fn predict(model_path: Option<&std::path::Path>, years: &[f64]) -> anyhow::Result<()> {
+    let model = runtime::load_model(model_path)?;
+    let predictor = model::Predictor::from(&model.artifact);
+    for &y in years {
+        if !y.is_finite() || y < 0.0 {
+            anyhow::bail!("years must be a finite number of at least 0, got {y}");
+        }
+        let p = predictor.predict(y);
+        if !p.is_finite() {
+            anyhow::bail!("the prediction for {y} years is not finite");
+        }
+        println!("{p:.2}");
+    }
+    Ok(())
+}

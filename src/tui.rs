@@ -1,0 +1,252 @@
+//! The dashboard runtime: terminal set-up and restore, one event loop merging frames, keys,
+//! engine events and signals, and the effects `App::update` asks for.
+
+use std::io::{self, Stdout};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::event::{
+    Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
+};
+use ratatui::crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use ratatui::crossterm::{cursor, execute};
+use ratatui::Terminal;
+use tokio::sync::mpsc;
+
+use crate::app::{App, Effect, Message, Setup};
+use crate::cli::DashArgs;
+use crate::engine::producer::{self, LabelModel, ProducerConfig};
+use crate::engine::{consumer, EngineEvent, EventSink};
+use crate::runtime::{connect, load_model, scorer_config, shutdown_signal};
+use crate::ui;
+
+/// Capacity of the engine-to-view channel, in reports.
+const CHANNEL_CAPACITY: usize = 256;
+
+static TERMINAL_ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Puts the terminal back: raw mode off, main screen, cursor shown. Safe to call twice.
+pub fn restore_terminal() {
+    if TERMINAL_ACTIVE.swap(false, Ordering::SeqCst) {
+        let _ = disable_raw_mode();
+        let _ = execute!(io::stdout(), LeaveAlternateScreen, cursor::Show);
+    }
+}
+
+/// Owns the terminal while the dashboard runs; restores it when dropped.
+pub struct TerminalGuard {
+    /// The ratatui terminal.
+    pub terminal: Terminal<CrosstermBackend<Stdout>>,
+}
+
+impl TerminalGuard {
+    /// Enters raw mode and the alternate screen, and makes panics restore the terminal first.
+    pub fn enter() -> anyhow::Result<Self> {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore_terminal();
+            previous(info);
+        }));
+        TERMINAL_ACTIVE.store(true, Ordering::SeqCst);
+        enable_raw_mode().context("cannot put the terminal in raw mode")?;
+        execute!(io::stdout(), EnterAlternateScreen, cursor::Hide)
+            .context("cannot enter the alternate screen")?;
+        let terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+        Ok(TerminalGuard { terminal })
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// The dashboard's sink: a bounded channel; what does not fit is counted, never blocked on.
+struct ChannelSink {
+    tx: mpsc::Sender<EngineEvent>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl EventSink for ChannelSink {
+    fn emit(&self, event: EngineEvent) {
+        if self.tx.try_send(event).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Maps a key to a message.
+pub fn message_for(key: KeyEvent, help_shown: bool) -> Option<Message> {
+    if key.kind != KeyEventKind::Press {
+        return None;
+    }
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    Some(match key.code {
+        KeyCode::Char('c') if ctrl => Message::Quit,
+        KeyCode::Char('q') => Message::Quit,
+        KeyCode::Char('p') => Message::ToggleProducer,
+        KeyCode::Char('+') | KeyCode::Char('=') => Message::FasterProducer,
+        KeyCode::Char('-') | KeyCode::Char('_') => Message::SlowerProducer,
+        KeyCode::Char(' ') => Message::ToggleFreeze,
+        KeyCode::Char('c') => Message::Clear,
+        KeyCode::Char('?') | KeyCode::Char('h') => Message::ToggleHelp,
+        KeyCode::Esc if help_shown => Message::ToggleHelp,
+        _ => return None,
+    })
+}
+
+fn init_logging(args: &DashArgs) -> anyhow::Result<std::path::PathBuf> {
+    let path = args
+        .log
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("salary-stream.log"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open log file {}", path.display()))?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SALARY_STREAM_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .try_init();
+    Ok(path)
+}
+
+/// Runs the dashboard until the user quits.
+pub fn run(args: DashArgs) -> anyhow::Result<()> {
+    init_logging(&args)?;
+    let model = load_model(args.kafka.model.as_deref())?;
+    let connection = connect(&args.kafka, crate::engine::EMBEDDED_INPUT_PARTITIONS)?;
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let sink = Arc::new(ChannelSink {
+        tx,
+        dropped: dropped.clone(),
+    });
+    let artifact = &model.artifact;
+    let scorer = consumer::spawn(
+        scorer_config(&args.kafka, &connection.kafka, &model, true, None),
+        sink.clone(),
+        None,
+    )?;
+    let producer = producer::spawn(
+        ProducerConfig {
+            kafka: connection.kafka.clone(),
+            topic: args.kafka.topic.clone(),
+            rate: args.rate,
+            count: None,
+            labels: Some(LabelModel {
+                slope: artifact.coefficient,
+                intercept: artifact.intercept,
+                noise_sd: artifact.rmse,
+                drift: 1.0,
+            }),
+            years_range: (artifact.feature_range.min, artifact.feature_range.max),
+            seed: None,
+            start_running: false,
+        },
+        sink,
+    )?;
+    let predictor = crate::model::Predictor::from(artifact);
+    let setup = Setup {
+        broker: connection.label.clone(),
+        input_topic: args.kafka.topic.clone(),
+        output_topic: args.kafka.output_topic.clone(),
+        dlq_topic: args.kafka.dlq_topic.clone(),
+        group: args.kafka.group.clone(),
+        model_version: match &model.path {
+            Some(_) => artifact.version.clone(),
+            None => format!("{} (built-in)", artifact.version),
+        },
+        formula: predictor.formula(),
+    };
+    let mut app = App::new(setup, 0);
+    app.producer.rate = args.rate;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut guard = TerminalGuard::enter()?;
+    let result = runtime.block_on(event_loop(
+        &mut guard.terminal,
+        &mut app,
+        rx,
+        &dropped,
+        &producer,
+        Duration::from_secs_f64(1.0 / f64::from(args.fps)),
+    ));
+    // Stop the producer, then the scorer (which flushes and commits), then give the screen back.
+    let _ = producer.shutdown();
+    scorer.stop();
+    let scored = scorer.join();
+    drop(guard);
+    drop(connection);
+    tracing::info!(?scored, "dashboard stopped");
+    result
+}
+
+async fn event_loop(
+    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+    app: &mut App,
+    mut rx: mpsc::Receiver<EngineEvent>,
+    dropped: &AtomicU64,
+    producer: &producer::ProducerHandle,
+    frame: Duration,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut keys = EventStream::new();
+    let mut frames = tokio::time::interval(frame);
+    frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    let apply = |app: &mut App, message: Message| {
+        if let Some(Effect::Producer(command)) = app.update(message) {
+            producer.command(command);
+        }
+    };
+    while !app.should_quit {
+        tokio::select! {
+            _ = frames.tick() => {
+                while let Ok(event) = rx.try_recv() {
+                    apply(app, Message::Engine(event));
+                }
+                let lost = dropped.swap(0, Ordering::Relaxed);
+                if lost > 0 {
+                    apply(app, Message::Dropped(lost));
+                }
+                apply(app, Message::Tick(started.elapsed().as_millis() as u64));
+                terminal.draw(|f| ui::render(f, app))?;
+            }
+            event = keys.next() => match event {
+                Some(Ok(Event::Key(key))) => {
+                    if let Some(message) = message_for(key, app.show_help) {
+                        apply(app, message);
+                    }
+                }
+                Some(Ok(Event::Resize(_, _))) => {
+                    terminal.autoresize()?;
+                    terminal.draw(|f| ui::render(f, app))?;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e).context("reading the terminal"),
+                None => break,
+            },
+            sig = &mut signal => {
+                tracing::info!(signal = ?sig.ok(), "quitting on signal");
+                apply(app, Message::Quit);
+            }
+        }
+    }
+    Ok(())
+}

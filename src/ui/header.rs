@@ -1,0 +1,61 @@
+//! The header: where the data comes from, which model scores it, what the producer does.
+
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph};
+use ratatui::Frame;
+
+use crate::app::App;
+use crate::engine::BrokerHealth;
+
+/// Draws the header block.
+pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let s = &app.setup;
+    let broker_state = match &app.broker {
+        BrokerHealth::Connecting => Span::styled("connecting", Style::new().fg(Color::Yellow)),
+        BrokerHealth::Up => Span::styled("up", Style::new().fg(Color::Green)),
+        BrokerHealth::Unreachable(why) => Span::styled(
+            format!("UNREACHABLE: {why}"),
+            Style::new().fg(Color::Red).bold(),
+        ),
+    };
+    let producer = if app.producer.running {
+        Span::styled(
+            format!("producer ON {}", app.producer.rate),
+            Style::new().fg(Color::Green).bold(),
+        )
+    } else {
+        Span::raw(format!("producer off ({}, press p)", app.producer.rate))
+    };
+    let lines = vec![
+        Line::from(vec![
+            "broker ".dim(),
+            Span::raw(s.broker.clone()),
+            " (".into(),
+            broker_state,
+            ")  group ".into(),
+            Span::raw(s.group.clone()),
+        ]),
+        Line::from(vec![
+            "topics ".dim(),
+            Span::raw(format!(
+                "{} → {}  dead letters → {}",
+                s.input_topic, s.output_topic, s.dlq_topic
+            )),
+        ]),
+        Line::from(vec![
+            "model ".dim(),
+            Span::raw(format!("{}  {}  ", s.model_version, s.formula)),
+            producer,
+        ]),
+    ];
+    let mut block = Block::new().title(" salary-stream ".bold());
+    if let Some(failure) = &app.failure {
+        block = block.title_bottom(Span::styled(
+            format!(" scorer stopped: {failure} "),
+            Style::new().fg(Color::Red).bold(),
+        ));
+    }
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}

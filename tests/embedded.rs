@@ -1,0 +1,162 @@
+//! End to end on the embedded broker: events in, exact predictions out, bad records dead-lettered.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use salary_stream::engine::broker::EmbeddedBroker;
+use salary_stream::engine::config::KafkaOptions;
+use salary_stream::engine::consumer::{self, ScorerConfig};
+use salary_stream::engine::{EngineEvent, SharedSink};
+use salary_stream::model::{Artifact, Predictor};
+
+fn predictor() -> Predictor {
+    Predictor::from(&Artifact::load(&common::root().join("assets/model.json")).unwrap())
+}
+
+#[test]
+fn a_thousand_events_give_a_thousand_exact_predictions() {
+    let broker = EmbeddedBroker::start(&[("in", 3), ("out", 3), ("in.dlq", 1)]).unwrap();
+    let bootstrap = broker.bootstrap_servers().to_owned();
+    let years_of = |i: usize| (i % 150) as f64 / 10.0;
+    let mut values: Vec<Option<Vec<u8>>> = (0..1000)
+        .map(|i| {
+            Some(format!(r#"{{"id": {i}, "years_experience": {}}}"#, years_of(i)).into_bytes())
+        })
+        .collect();
+    values.push(Some(b"not json".to_vec()));
+    values.push(Some(br#"{"years_experience": -3}"#.to_vec()));
+    values.push(None);
+    common::produce_all(&bootstrap, "in", &values);
+
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let sink: SharedSink = Arc::new(move |e: EngineEvent| seen.lock().unwrap().push(e));
+    let p = predictor();
+    let scorer = consumer::spawn(
+        ScorerConfig {
+            kafka: KafkaOptions {
+                bootstrap: bootstrap.clone(),
+                properties: vec![],
+                embedded: true,
+            },
+            input_topic: "in".into(),
+            output_topic: Some("out".into()),
+            dlq_topic: "in.dlq".into(),
+            group: "e2e".into(),
+            predictor: p.clone(),
+            max_records: Some(1003),
+        },
+        sink,
+        None,
+    )
+    .unwrap();
+    let summary = scorer.join().unwrap();
+    assert_eq!(
+        (summary.scored, summary.bad, summary.delivery_errors),
+        (1000, 3, 0)
+    );
+
+    let outputs = common::read_n(&bootstrap, "out", 1000, Duration::from_secs(60));
+    assert_eq!(outputs.len(), 1000);
+    let mut ids = BTreeSet::new();
+    for r in &outputs {
+        let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+        let id = v["id"].as_u64().unwrap() as usize;
+        let years = v["years_experience"].as_f64().unwrap();
+        assert_eq!(years, years_of(id));
+        assert_eq!(
+            v["predicted_salary"].as_f64().unwrap(),
+            p.intercept + p.slope * years
+        );
+        assert!(
+            (v["predicted_salary"].as_f64().unwrap() - (common::INTERCEPT + common::SLOPE * years))
+                .abs()
+                < 1e-4
+        );
+        assert_eq!(v["model"], "6c25318e");
+        assert_eq!(v["extrapolated"], !(1.1..=10.5).contains(&years));
+        assert_eq!(r.key.as_deref(), Some(id.to_string().as_bytes()));
+        ids.insert(id);
+    }
+    assert_eq!(ids, (0..1000).collect());
+
+    let dead = common::read_n(&bootstrap, "in.dlq", 3, Duration::from_secs(30));
+    let mut reasons: Vec<(String, Option<Vec<u8>>)> = dead
+        .iter()
+        .map(|r| (r.headers["error"].clone(), r.value.clone()))
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        vec![
+            (
+                "not JSON: expected ident at line 1 column 2".to_owned(),
+                Some(b"not json".to_vec())
+            ),
+            ("null value (tombstone)".to_owned(), None),
+            (
+                "years_experience is negative (-3)".to_owned(),
+                Some(br#"{"years_experience": -3}"#.to_vec())
+            ),
+        ]
+    );
+    for r in &dead {
+        assert_eq!(r.headers["source_topic"], "in");
+        assert!(r.headers["source_partition"].parse::<i32>().unwrap() < 3);
+        assert!(r.headers["source_offset"].parse::<i64>().is_ok());
+    }
+
+    let events = events.lock().unwrap();
+    let (scored, bad) = events.iter().fold((0, 0), |(s, b), e| match e {
+        EngineEvent::Scored(r) => (s + r.scored, b + r.bad),
+        _ => (s, b),
+    });
+    assert_eq!((scored, bad), (1000, 3));
+}
+
+#[test]
+fn a_restarted_scorer_resumes_at_the_committed_offset() {
+    let broker = EmbeddedBroker::start(&[("in", 2), ("out", 2), ("dlq", 1)]).unwrap();
+    let bootstrap = broker.bootstrap_servers().to_owned();
+    let values: Vec<Option<Vec<u8>>> = (0..300)
+        .map(|i| Some(format!(r#"{{"id": {i}, "years_experience": 2.5}}"#).into_bytes()))
+        .collect();
+    common::produce_all(&bootstrap, "in", &values);
+    let config = |max| ScorerConfig {
+        kafka: KafkaOptions {
+            bootstrap: bootstrap.clone(),
+            properties: vec![],
+            embedded: true,
+        },
+        input_topic: "in".into(),
+        output_topic: Some("out".into()),
+        dlq_topic: "dlq".into(),
+        group: "resume".into(),
+        predictor: predictor(),
+        max_records: Some(max),
+    };
+    let sink: SharedSink = Arc::new(|_: EngineEvent| {});
+    let first = consumer::spawn(config(100), sink.clone(), None)
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(first.scored, 100);
+    let second = consumer::spawn(config(200), sink, None)
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(second.scored, 200);
+    let outputs = common::read_n(&bootstrap, "out", 300, Duration::from_secs(60));
+    let ids: BTreeSet<u64> = outputs
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+            v["id"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(outputs.len(), 300, "no record scored twice");
+    assert_eq!(ids, (0..300).collect(), "no record skipped");
+}

@@ -1,0 +1,188 @@
+//! Training and one-shot prediction, through the library and the real binary.
+
+mod common;
+
+use std::process::Command;
+
+use salary_stream::model::{self, Artifact, Predictor};
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(common::bin())
+        .args(args)
+        .current_dir(common::root())
+        .output()
+        .expect("run binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn fits_the_reference_data_like_scikit_learn() {
+    let a = model::train(&common::root().join("data/Salary_Data.csv")).unwrap();
+    assert!(
+        (a.coefficient - 9449.962321).abs() < 1e-6,
+        "{}",
+        a.coefficient
+    );
+    assert!((a.intercept - 25792.200199).abs() < 1e-6, "{}", a.intercept);
+    assert_eq!(format!("{:.6}", a.r2), "0.956957");
+    assert_eq!(format!("{:.2}", a.rmse), "5592.04");
+    assert_eq!(a.training_rows, 30);
+    assert_eq!((a.feature_range.min, a.feature_range.max), (1.1, 10.5));
+    assert_eq!(a.feature, "YearsExperience");
+    assert_eq!(a.target, "Salary");
+    assert_eq!(
+        a.data_sha256,
+        "c03c04aa11b4f86e3d0cf9d71966ea64b29b4f598a4d37c486f7b237fe221220"
+    );
+}
+
+#[test]
+fn the_committed_artifact_is_what_training_gives() {
+    let trained = model::train(&common::root().join("data/Salary_Data.csv")).unwrap();
+    let committed = Artifact::load(&common::root().join("assets/model.json")).unwrap();
+    assert_eq!(trained, committed);
+}
+
+#[test]
+fn train_command_prints_coefficients_and_writes_the_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.json");
+    let (code, stdout, stderr) = run(&["train", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[..6],
+        [
+            "model     6c25318e",
+            "rows      30",
+            "slope     9449.962321",
+            "intercept 25792.200199",
+            "r2        0.956957",
+            "rmse      5592.04",
+        ]
+    );
+    let saved = Artifact::load(&out).unwrap();
+    assert_eq!(saved.version, "6c25318e");
+}
+
+#[test]
+fn predict_prints_two_decimals() {
+    let (code, stdout, _) = run(&["predict", "5.3", "0", "10", "40"]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout, "75877.00\n25792.20\n120291.82\n403790.69\n");
+    let p = Predictor::from(&Artifact::load(&common::root().join("assets/model.json")).unwrap());
+    assert_eq!(format!("{:.2}", p.predict(5.3)), "75877.00");
+}
+
+#[test]
+fn bad_training_input_gives_one_line_and_a_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "missing.csv".to_owned(),
+            None,
+            "cannot read training data {P}: No such file or directory (os error 2)",
+        ),
+        (
+            "nan.csv".into(),
+            Some("YearsExperience,Salary\n1.1,39343\n2.0,abc\n3.0,60150\n"),
+            "{P}:3: column Salary: \"abc\" is not a finite number",
+        ),
+        (
+            "one.csv".into(),
+            Some("YearsExperience,Salary\n1.1,39343\n"),
+            "{P}: need at least 2 data rows to fit a line, found 1",
+        ),
+        (
+            "col.csv".into(),
+            Some("Years,Salary\n1.1,39343\n2.0,43525\n"),
+            "{P}: no column named YearsExperience in the header (found: Years, Salary)",
+        ),
+        (
+            "const.csv".into(),
+            Some("YearsExperience,Salary\n2,39343\n2,43525\n"),
+            "{P}: every YearsExperience value is the same; the slope is undefined",
+        ),
+        (
+            "ragged.csv".into(),
+            Some("YearsExperience,Salary\n1.1,39343,7\n"),
+            "{P}: malformed CSV: CSV error: record 1 (line: 2, byte: 23): found record with 3 fields, but the previous record has 2 fields",
+        ),
+    ];
+    for (name, content, want) in cases {
+        let path = match content {
+            Some(text) => write(&dir, &name, text),
+            None => dir.path().join(&name).to_string_lossy().into_owned(),
+        };
+        let out = dir.path().join("out.json");
+        let (code, stdout, stderr) =
+            run(&["train", "--data", &path, "--out", out.to_str().unwrap()]);
+        assert_eq!(code, 1, "{name}");
+        assert_eq!(stdout, "", "{name}");
+        assert_eq!(
+            stderr,
+            format!("salary-stream: {}\n", want.replace("{P}", &path)),
+            "{name}"
+        );
+        assert!(!out.exists(), "{name}: no artifact is written on error");
+    }
+}
+
+#[test]
+fn bad_artifacts_and_arguments_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = write(
+        &dir,
+        "corrupt.json",
+        "{\"schema_version\": 1, \"version\": 3}",
+    );
+    let old = write(&dir, "old.json", "{\"schema_version\": 99}");
+    let missing = dir.path().join("none.json").to_string_lossy().into_owned();
+    let cases: Vec<(Vec<&str>, i32, String)> = vec![
+        (
+            vec!["predict", "1", "--model", &corrupt],
+            1,
+            format!("salary-stream: model artifact {corrupt} is corrupt: invalid type: integer `3`, expected a string at line 1 column 34\n"),
+        ),
+        (
+            vec!["predict", "1", "--model", &old],
+            1,
+            format!("salary-stream: model artifact {old} has schema version 99; this build reads version 1 (run `salary-stream train` to rewrite it)\n"),
+        ),
+        (
+            vec!["predict", "1", "--model", &missing],
+            1,
+            format!("salary-stream: cannot read model artifact {missing}: No such file or directory (os error 2)\n"),
+        ),
+        (
+            vec!["predict", "-2"],
+            1,
+            "salary-stream: years must be a finite number of at least 0, got -2\n".to_owned(),
+        ),
+        (
+            vec!["predict", "1e400"],
+            1,
+            "salary-stream: years must be a finite number of at least 0, got inf\n".to_owned(),
+        ),
+    ];
+    for (args, code, want) in cases {
+        let (got_code, _, stderr) = run(&args);
+        assert_eq!((got_code, stderr), (code, want), "{args:?}");
+    }
+    let (code, _, stderr) = run(&["predict", "five"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.starts_with("error: invalid value 'five' for '<YEARS>...'"),
+        "{stderr}"
+    );
+}

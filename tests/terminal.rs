@@ -1,0 +1,213 @@
+//! The real dashboard in a real terminal (tmux): start, press `p`, watch predictions, quit, and
+//! find the shell back with the terminal restored.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(name: &str) -> Tmux {
+        let socket = format!("salary-stream-test-{}-{name}", std::process::id());
+        let t = Tmux { socket };
+        let ok = Command::new("tmux")
+            .args([
+                "-L",
+                &t.socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-x",
+                "100",
+                "-y",
+                "30",
+            ])
+            .args([
+                "env",
+                "PS1=READY$ ",
+                "TERM=xterm-256color",
+                "bash",
+                "--norc",
+                "--noprofile",
+            ])
+            .status()
+            .expect("tmux must be installed (apt-get install -y tmux)");
+        assert!(ok.success());
+        t.wait_for("shell prompt", |s| s.contains("READY$"));
+        t
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let ok = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "0"])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "0"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn query(&self, format: &str) -> String {
+        let out = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "display-message",
+                "-p",
+                "-t",
+                "0",
+                format,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let screen = self.screen();
+            if ok(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+/// `(years, predicted)` of each event row on the screen.
+fn event_rows(screen: &str) -> Vec<(f64, f64)> {
+    screen
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.trim_start_matches('│').split_whitespace().collect();
+            if cells.len() < 5 || !cells[0].contains(':') || !cells[1].contains('/') {
+                return None;
+            }
+            let years = cells[2].trim_end_matches('*').parse().ok()?;
+            let predicted = cells[3].parse().ok()?;
+            Some((years, predicted))
+        })
+        .collect()
+}
+
+/// The "now N" figure of the throughput panel.
+fn rate_now(screen: &str) -> Option<u64> {
+    let at = screen.find("now ")?;
+    screen[at + 4..].split_whitespace().next()?.parse().ok()
+}
+
+fn start_dashboard(name: &str) -> (Tmux, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Tmux::start(name);
+    let log = dir.path().join("dash.log");
+    t.keys(&[
+        &format!(
+            "cd {} && {} --log {}",
+            common::root().display(),
+            common::bin(),
+            log.display()
+        ),
+        "Enter",
+    ]);
+    t.wait_for("the dashboard with its broker up", |s| {
+        s.contains("broker embedded 127.0.0.1:") && s.contains("(up)")
+    });
+    (t, dir)
+}
+
+fn assert_restored(t: &Tmux) {
+    t.wait_for("the shell prompt back", |s| {
+        s.lines().filter(|l| l.starts_with("READY$")).count() >= 2
+    });
+    assert_eq!(t.query("#{alternate_on}"), "0", "alternate screen left");
+    assert_eq!(t.query("#{cursor_flag}"), "1", "cursor shown");
+    t.keys(&["echo restored-$((40+2))", "Enter"]);
+    let screen = t.wait_for("typed input echoed and run", |s| s.contains("restored-42"));
+    assert!(
+        screen.contains("READY$ echo restored-$((40+2))"),
+        "input echoes:\n{screen}"
+    );
+    assert!(
+        !screen.contains("recent events"),
+        "dashboard gone:\n{screen}"
+    );
+}
+
+#[test]
+fn press_p_see_predictions_press_q() {
+    let (t, _dir) = start_dashboard("q");
+    let screen = t.screen();
+    assert!(screen.contains("producer off (50/s, press p)"), "{screen}");
+    assert!(
+        screen.contains("model 6c25318e  salary = 25792.20 + 9449.96 × years"),
+        "{screen}"
+    );
+    t.keys(&["p"]);
+    let screen = t.wait_for("predictions and a non-zero rate", |s| {
+        event_rows(s).len() >= 10 && rate_now(s).is_some_and(|r| r > 0)
+    });
+    assert!(screen.contains("producer ON 50/s"), "{screen}");
+    for (years, predicted) in event_rows(&screen) {
+        let want = format!("{:.2}", 25792.20019866869 + 9449.962321455077 * years);
+        assert_eq!(format!("{predicted:.2}"), want, "row for {years} years");
+    }
+    let rate = rate_now(&screen).unwrap();
+    assert!((30..=70).contains(&rate), "about 50 events/s, saw {rate}");
+    t.keys(&["+"]);
+    t.wait_for("the doubled rate", |s| s.contains("producer ON 100/s"));
+    t.keys(&["q"]);
+    assert_restored(&t);
+}
+
+#[test]
+fn ctrl_c_restores_the_terminal() {
+    let (t, _dir) = start_dashboard("ctrlc");
+    t.keys(&["C-c"]);
+    assert_restored(&t);
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    let (t, dir) = start_dashboard("term");
+    let pid_of = Command::new("pgrep")
+        .args([
+            "-f",
+            "--",
+            &format!("--log {}", dir.path().join("dash.log").display()),
+        ])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&pid_of.stdout).trim().to_owned();
+    assert!(!pid.is_empty(), "dashboard process found");
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert_restored(&t);
+}
