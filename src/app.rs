@@ -144,6 +144,8 @@ pub struct App {
     pub dropped_reports: u64,
     /// The scorer's fatal error, if it stopped.
     pub failure: Option<String>,
+    /// Input partitions this instance owns.
+    pub assigned: Vec<i32>,
     /// The dashboard clock, ms.
     pub now_ms: u64,
 }
@@ -167,6 +169,7 @@ impl App {
             should_quit: false,
             dropped_reports: 0,
             failure: None,
+            assigned: Vec::new(),
             now_ms,
         }
     }
@@ -224,6 +227,7 @@ impl App {
         match event {
             EngineEvent::Scored(report) => self.live.absorb(report, self.now_ms),
             EngineEvent::Lag(lag) => self.live.lag = lag,
+            EngineEvent::Assigned(partitions) => self.assigned = partitions,
             EngineEvent::Producer(status) => self.producer = status,
             EngineEvent::Broker(health) => self.broker = health,
             EngineEvent::Failed(reason) => self.failure = Some(reason),

@@ -66,11 +66,22 @@ pub struct KafkaArgs {
     #[arg(short = 'g', long, default_value = DEFAULT_GROUP)]
     pub group: String,
     /// A librdkafka property, key=value (repeatable); secret values are never printed.
-    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
-    pub properties: Vec<(String, String)>,
+    // Kept raw and parsed later: clap would echo a malformed argument, secret or not.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
     /// Model artifact written by `train`.
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
+}
+
+impl KafkaArgs {
+    /// The `-X` properties as pairs; the error never shows a secret.
+    pub fn parsed_properties(&self) -> Result<Vec<(String, String)>, String> {
+        self.properties
+            .iter()
+            .map(|p| parse_property(p).map_err(|e| format!("-X: {e}")))
+            .collect()
+    }
 }
 
 /// Dashboard options.
@@ -155,7 +166,10 @@ pub struct ScoreArgs {
 /// `broker` options.
 #[derive(Debug, Clone, Args)]
 pub struct BrokerArgs {
-    /// Partitions of the input topic.
+    /// Port to serve on (127.0.0.1); by default one the system picks.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Partitions of the input and output topics.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=1000))]
     pub partitions: i32,
     /// Input topic.

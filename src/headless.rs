@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 
 use crate::cli::{BrokerArgs, ProduceArgs, ScoreArgs};
 use crate::engine::broker::EmbeddedBroker;
-use crate::engine::consumer::{self, PredictionWriter};
+use crate::engine::consumer::{self, BoxedWriter, PredictionWriter};
 use crate::engine::producer::{self, LabelModel, ProducerConfig};
 use crate::engine::{
     BrokerHealth, EngineEvent, EventSink, ProducerStatus, EMBEDDED_INPUT_PARTITIONS,
@@ -22,12 +22,13 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a stats line is written.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Logs go to stderr in headless mode, warnings and up unless SALARY_STREAM_LOG says otherwise.
+/// Logs go to stderr in headless mode: warnings and up of our own, none of librdkafka's (broker
+/// outages are reported once, in the stats line), unless SALARY_STREAM_LOG says otherwise.
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SALARY_STREAM_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| "warn,librdkafka=off,rdkafka=off".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -69,11 +70,16 @@ impl EventSink for TallySink {
                 }
             }
             EngineEvent::Lag(l) => t.lag = Some(l.total()),
+            EngineEvent::Assigned(partitions) => {
+                let list: Vec<String> = partitions.iter().map(i32::to_string).collect();
+                eprintln!("assigned partitions: [{}]", list.join(", "));
+            }
             EngineEvent::Producer(p) => {
-                t.producer = Some(p);
-                if p.acked > 0 {
+                if p.acked > t.producer.map_or(0, |q| q.acked) {
                     t.reached = true;
+                    t.unreachable = None;
                 }
+                t.producer = Some(p);
             }
             EngineEvent::Broker(BrokerHealth::Up) => {
                 t.reached = true;
@@ -84,6 +90,13 @@ impl EventSink for TallySink {
             EngineEvent::Failed(why) => t.failed = Some(why),
         });
     }
+}
+
+/// `  broker unreachable: <reason>` while it is, else nothing.
+fn broker_note(t: &Tally) -> String {
+    t.unreachable
+        .as_ref()
+        .map_or_else(String::new, |why| format!("  broker unreachable: {why}"))
 }
 
 /// Waits until `finished()` or a signal; checks the broker was reached within
@@ -141,6 +154,40 @@ fn stats_printer(
     })
 }
 
+/// Predictions as NDJSON on stdout, buffered; a closed pipe (`| head`) stops the writing, not the
+/// scoring.
+struct NdjsonStdout {
+    out: std::io::BufWriter<std::io::Stdout>,
+    broken: bool,
+}
+
+impl Default for NdjsonStdout {
+    fn default() -> Self {
+        NdjsonStdout {
+            out: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+            broken: false,
+        }
+    }
+}
+
+impl PredictionWriter for NdjsonStdout {
+    fn write(&mut self, json: &[u8]) {
+        if !self.broken {
+            self.broken = self
+                .out
+                .write_all(json)
+                .and_then(|()| self.out.write_all(b"\n"))
+                .is_err();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.broken {
+            self.broken = self.out.flush().is_err();
+        }
+    }
+}
+
 /// `score`: consume, score, publish, print NDJSON; exits after `--count` or on a signal.
 pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
     let model = load_model(args.kafka.model.as_deref())?;
@@ -149,31 +196,7 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
         eprintln!("embedded broker at {}", broker.bootstrap_servers());
     }
     let tally = Arc::new(TallySink::default());
-    let writer: Option<PredictionWriter> = (!args.quiet).then(|| {
-        let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
-        let mut last_flush = Instant::now();
-        let mut broken = false;
-        Box::new(move |json: &[u8]| {
-            if broken {
-                return;
-            }
-            let ok = out
-                .write_all(json)
-                .and_then(|()| out.write_all(b"\n"))
-                .and_then(|()| {
-                    if last_flush.elapsed() >= Duration::from_millis(100) {
-                        last_flush = Instant::now();
-                        out.flush()
-                    } else {
-                        Ok(())
-                    }
-                });
-            if ok.is_err() {
-                // A closed pipe (`| head`): stop writing, keep scoring.
-                broken = true;
-            }
-        }) as PredictionWriter
-    });
+    let writer = (!args.quiet).then(|| Box::new(NdjsonStdout::default()) as BoxedWriter);
     let scorer = consumer::spawn(
         scorer_config(
             &args.kafka,
@@ -191,11 +214,12 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
         let rate = (t.scored - previous) as f64 / secs;
         previous = t.scored;
         Some(format!(
-            "scored {} ({rate:.0}/s)  bad {}  beyond range {}  lag {}",
+            "scored {} ({rate:.0}/s)  bad {}  beyond range {}  lag {}{}",
             t.scored,
             t.bad,
             t.extrapolated,
-            t.lag.map_or_else(|| "-".to_owned(), |l| l.to_string())
+            t.lag.map_or_else(|| "-".to_owned(), |l| l.to_string()),
+            broker_note(t)
         ))
     });
     let waited = wait(&tally, &connection.kafka.bootstrap, || scorer.is_finished());
@@ -203,8 +227,8 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
     let summary = scorer.join();
     stop_stats.store(true, Ordering::Relaxed);
     let _ = stats.join();
-    let summary = summary?;
     waited?;
+    let summary = summary?;
     eprintln!(
         "done: scored {}  bad {}  delivery errors {}",
         summary.scored, summary.bad, summary.delivery_errors
@@ -252,16 +276,25 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         let rate = (p.acked - previous) as f64 / secs;
         previous = p.acked;
         Some(format!(
-            "sent {}  acked {} ({rate:.0}/s)  failed {}",
-            p.sent, p.acked, p.failed
+            "sent {}  acked {} ({rate:.0}/s)  failed {}{}",
+            p.sent,
+            p.acked,
+            p.failed,
+            broker_note(t)
         ))
     });
     let waited = wait(&tally, &connection.kafka.bootstrap, || handle.is_finished());
-    let status = handle.shutdown();
+    // Unreachable: nothing will be acknowledged, so do not wait for it.
+    let flush_within = if waited.is_err() {
+        Duration::from_secs(1)
+    } else {
+        producer::FLUSH_TIMEOUT
+    };
+    let status = handle.shutdown(flush_within);
     stop_stats.store(true, Ordering::Relaxed);
     let _ = stats.join();
-    let status = status?;
     waited?;
+    let status = status?;
     eprintln!(
         "done: sent {}  acked {}  failed {}",
         status.sent, status.acked, status.failed
@@ -274,11 +307,14 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
 
 /// `broker`: the embedded broker on its own until a signal.
 pub fn broker(args: BrokerArgs) -> anyhow::Result<()> {
-    let broker = EmbeddedBroker::start(&[
+    let mut broker = EmbeddedBroker::start(&[
         (args.topic.as_str(), args.partitions),
         (args.output_topic.as_str(), args.partitions),
         (args.dlq_topic.as_str(), 1),
     ])?;
+    if let Some(port) = args.port {
+        broker.listen_on(port)?;
+    }
     let mut out = std::io::stdout();
     writeln!(out, "{}", broker.bootstrap_servers()).context("writing to stdout")?;
     out.flush()?;

@@ -6,11 +6,22 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use salary_stream::cli::{Cli, Command, ScoreArgs};
+use salary_stream::engine::config::redact_text;
 use salary_stream::model::{self, Artifact};
 use salary_stream::{headless, runtime, tui};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let kafka = match &cli.command {
+        Some(Command::Dash(a)) => Some(&a.kafka),
+        Some(Command::Produce(a)) => Some(&a.kafka),
+        Some(Command::Score(a)) => Some(&a.kafka),
+        None => Some(&cli.dash.kafka),
+        Some(Command::Train(_) | Command::Predict(_) | Command::Broker(_)) => None,
+    };
+    let properties = kafka
+        .and_then(|k| k.parsed_properties().ok())
+        .unwrap_or_default();
     let result = match cli.command {
         Some(Command::Dash(args)) => tui::run(args),
         None if std::io::stdout().is_terminal() => tui::run(cli.dash),
@@ -41,7 +52,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("salary-stream: {}", one_line(&e));
+            eprintln!("salary-stream: {}", redact_text(&one_line(&e), &properties));
             ExitCode::FAILURE
         }
     }

@@ -58,11 +58,12 @@ pub struct Connection {
 
 /// Uses `--brokers` when given, else starts an embedded broker with the three topics.
 pub fn connect(args: &KafkaArgs, input_partitions: i32) -> anyhow::Result<Connection> {
+    let properties = args.parsed_properties().map_err(anyhow::Error::msg)?;
     match &args.brokers {
         Some(brokers) if !brokers.trim().is_empty() => Ok(Connection {
             kafka: KafkaOptions {
                 bootstrap: brokers.trim().to_owned(),
-                properties: args.properties.clone(),
+                properties: properties.clone(),
                 embedded: false,
             },
             label: brokers.trim().to_owned(),
@@ -77,7 +78,7 @@ pub fn connect(args: &KafkaArgs, input_partitions: i32) -> anyhow::Result<Connec
             Ok(Connection {
                 kafka: KafkaOptions {
                     bootstrap: broker.bootstrap_servers().to_owned(),
-                    properties: args.properties.clone(),
+                    properties: properties.clone(),
                     embedded: true,
                 },
                 label: format!("embedded {}", broker.bootstrap_servers()),

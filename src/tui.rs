@@ -187,7 +187,7 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
         Duration::from_secs_f64(1.0 / f64::from(args.fps)),
     ));
     // Stop the producer, then the scorer (which flushes and commits), then give the screen back.
-    let _ = producer.shutdown();
+    let _ = producer.shutdown(Duration::from_secs(2));
     scorer.stop();
     let scored = scorer.join();
     drop(guard);

@@ -59,6 +59,7 @@ fn known_app() -> App {
         partitions: vec![(0, 2), (1, 0), (2, 5)],
     })));
     app.update(Message::Engine(EngineEvent::Broker(BrokerHealth::Up)));
+    app.update(Message::Engine(EngineEvent::Assigned(vec![0, 1, 2])));
     app.update(Message::Engine(EngineEvent::Producer(ProducerStatus {
         running: true,
         rate: Rate::PerSecond(50),

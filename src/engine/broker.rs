@@ -4,6 +4,7 @@
 //! data in memory and prunes old records per partition, which suits a live view.
 
 use std::ffi::{CStr, CString};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::ptr::NonNull;
 
 use rdkafka::config::ClientConfig;
@@ -19,6 +20,14 @@ pub enum BrokerError {
     /// librdkafka could not start the mock cluster.
     #[error("cannot start the embedded broker (librdkafka mock cluster)")]
     Start,
+    /// The requested port could not be bound.
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Listen {
+        /// The port asked for.
+        port: u16,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
     /// A topic could not be created.
     #[error("cannot create topic {topic}: {reason}")]
     Topic {
@@ -72,6 +81,35 @@ impl EmbeddedBroker {
         Ok(broker)
     }
 
+    /// Serves the broker on `127.0.0.1:port` as well and advertises that address in metadata, so
+    /// clients can be pointed at a fixed port. librdkafka picks the mock cluster's own port, so
+    /// connections to `port` are relayed to it.
+    pub fn listen_on(&mut self, port: u16) -> Result<(), BrokerError> {
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .map_err(|source| BrokerError::Listen { port, source })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| BrokerError::Listen { port, source })?
+            .port();
+        let upstream = self.bootstrap.clone();
+        std::thread::Builder::new()
+            .name("broker-relay".into())
+            .spawn(move || relay(listener, upstream))
+            .map_err(|source| BrokerError::Listen { port, source })?;
+        let host = CString::new("127.0.0.1").map_err(|_| BrokerError::Start)?;
+        // SAFETY: `cluster` is live and `host` outlives the call; broker 1 exists.
+        unsafe {
+            rdsys::rd_kafka_mock_broker_set_host_port(
+                self.cluster.as_ptr(),
+                1,
+                host.as_ptr(),
+                i32::from(port),
+            )
+        };
+        self.bootstrap = format!("127.0.0.1:{port}");
+        Ok(())
+    }
+
     /// The `host:port` address clients connect to.
     pub fn bootstrap_servers(&self) -> &str {
         &self.bootstrap
@@ -95,6 +133,34 @@ impl EmbeddedBroker {
                 reason: rdkafka::error::RDKafkaErrorCode::from(err).to_string(),
             })
         }
+    }
+}
+
+/// Accepts connections and relays each, both ways, to `upstream`.
+fn relay(listener: TcpListener, upstream: String) {
+    for client in listener.incoming() {
+        let Ok(client) = client else { continue };
+        let server = match TcpStream::connect(&upstream) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "relay cannot reach the embedded broker");
+                continue;
+            }
+        };
+        let _ = client.set_nodelay(true);
+        let _ = server.set_nodelay(true);
+        let pipe = |mut from: TcpStream, mut to: TcpStream| {
+            move || {
+                let _ = std::io::copy(&mut from, &mut to);
+                let _ = to.shutdown(Shutdown::Both);
+                let _ = from.shutdown(Shutdown::Both);
+            }
+        };
+        let (Ok(client2), Ok(server2)) = (client.try_clone(), server.try_clone()) else {
+            continue;
+        };
+        std::thread::spawn(pipe(client, server));
+        std::thread::spawn(pipe(server2, client2));
     }
 }
 

@@ -33,6 +33,7 @@ pub fn is_secret(key: &str) -> bool {
 fn redact_arg(arg: &str) -> String {
     match arg.split_once('=') {
         Some((k, _)) if is_secret(k) => format!("{k}=***"),
+        None if is_secret(arg) => "***".to_owned(),
         _ => arg.to_owned(),
     }
 }
@@ -49,6 +50,15 @@ pub fn redacted(properties: &[(String, String)]) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// `text` with the value of every secret property replaced by `***` (librdkafka's configuration
+/// errors quote the value they refused).
+pub fn redact_text(text: &str, properties: &[(String, String)]) -> String {
+    properties
+        .iter()
+        .filter(|(k, v)| is_secret(k) && !v.is_empty())
+        .fold(text.to_owned(), |t, (_, v)| t.replace(v.as_str(), "***"))
 }
 
 impl KafkaOptions {
@@ -89,6 +99,10 @@ mod tests {
             parse_property("=x"),
             Err("expected key=value, got \"=x\"".into())
         );
+        assert_eq!(
+            parse_property("sasl.passwordhunter2"),
+            Err("expected key=value, got \"***\"".into())
+        );
     }
 
     #[test]
@@ -109,6 +123,19 @@ mod tests {
                 "sasl.oauthbearer.client.secret=***",
                 "sasl.jaas.config=***"
             ]
+        );
+    }
+
+    #[test]
+    fn redacts_secret_values_in_text() {
+        let props = vec![
+            ("sasl.password".to_owned(), "hunter2".to_owned()),
+            ("sasl.username".to_owned(), "alice".to_owned()),
+            ("my.token".to_owned(), String::new()),
+        ];
+        assert_eq!(
+            redact_text("bad sasl.password hunter2 for alice", &props),
+            "bad sasl.password *** for alice"
         );
     }
 

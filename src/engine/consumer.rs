@@ -145,7 +145,12 @@ struct DeliveryContext {
     failures: Arc<std::sync::atomic::AtomicU64>,
 }
 
-impl ClientContext for DeliveryContext {}
+impl ClientContext for DeliveryContext {
+    // The consumer's context reports broker outages; the producer sees the same ones.
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(%error, reason, "producer");
+    }
+}
 
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = usize;
@@ -206,7 +211,7 @@ impl ClientContext for ScoringContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(%error, reason, "librdkafka");
+        tracing::debug!(%error, reason, "librdkafka");
         if matches!(
             error.rdkafka_error_code(),
             Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
@@ -220,6 +225,19 @@ impl ClientContext for ScoringContext {
 }
 
 impl ConsumerContext for ScoringContext {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let mut partitions: Vec<i32> = match rebalance {
+            Rebalance::Assign(tpl) => tpl.elements().iter().map(|e| e.partition()).collect(),
+            Rebalance::Revoke(_) => Vec::new(),
+            Rebalance::Error(e) => {
+                tracing::warn!(error = %e, "rebalance");
+                return;
+            }
+        };
+        partitions.sort_unstable();
+        self.sink.emit(EngineEvent::Assigned(partitions));
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
             // Finish what is in flight so the next owner starts where this one stopped.
@@ -266,15 +284,23 @@ impl ScorerHandle {
     }
 }
 
-/// A callback given each prediction's JSON (for NDJSON on stdout).
-pub type PredictionWriter = Box<dyn FnMut(&[u8]) + Send>;
+/// Where each prediction's JSON goes besides the output topic (NDJSON on stdout).
+pub trait PredictionWriter: Send {
+    /// Takes one prediction.
+    fn write(&mut self, json: &[u8]);
+    /// Pushes out anything buffered; called at every report and at shutdown.
+    fn flush(&mut self);
+}
+
+/// A boxed writer.
+pub type BoxedWriter = Box<dyn PredictionWriter>;
 
 /// Starts the scorer on its own thread. Clients are created before this returns, so
 /// configuration errors surface here.
 pub fn spawn(
     config: ScorerConfig,
     sink: SharedSink,
-    writer: Option<PredictionWriter>,
+    writer: Option<BoxedWriter>,
 ) -> Result<ScorerHandle, ScorerError> {
     let stop = Arc::new(AtomicBool::new(false));
     let scorer = Scorer::new(config, sink)?;
@@ -349,7 +375,7 @@ impl Scorer {
     fn run(
         self,
         stop: &AtomicBool,
-        mut writer: Option<PredictionWriter>,
+        mut writer: Option<BoxedWriter>,
     ) -> Result<ScorerSummary, ScorerError> {
         let mut summary = ScorerSummary::default();
         let mut report = ScoreReport::default();
@@ -365,7 +391,8 @@ impl Scorer {
             if let Some(result) = self.consumer.poll(Duration::from_millis(20)) {
                 match result {
                     Ok(msg) => self.handle(&msg, &mut buf, &mut report, &mut summary, &mut writer),
-                    Err(e) => tracing::warn!(error = %e, "consume"),
+                    // Broker outages are reported once through the context's error callback.
+                    Err(e) => tracing::debug!(error = %e, "consume"),
                 }
             }
             self.producer.poll(Duration::ZERO);
@@ -375,6 +402,9 @@ impl Scorer {
                 report.delivery_errors = failures - reported_failures;
                 reported_failures = failures;
                 self.flush_report(&mut report);
+                if let Some(w) = writer.as_mut() {
+                    w.flush();
+                }
                 last_report = Instant::now();
             }
         }
@@ -387,6 +417,9 @@ impl Scorer {
             Ok(()) => {}
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => tracing::warn!(error = %e, "commit on shutdown"),
+        }
+        if let Some(w) = writer.as_mut() {
+            w.flush();
         }
         summary.delivery_errors = self.failures.load(Ordering::Relaxed);
         report.delivery_errors = summary.delivery_errors - reported_failures;
@@ -414,7 +447,7 @@ impl Scorer {
         buf: &mut Vec<u8>,
         report: &mut ScoreReport,
         summary: &mut ScorerSummary,
-        writer: &mut Option<PredictionWriter>,
+        writer: &mut Option<BoxedWriter>,
     ) {
         let (partition, offset) = (msg.partition(), msg.offset());
         lock(&self.tracker).track(partition, offset);
@@ -460,7 +493,7 @@ impl Scorer {
                     None => lock(&self.tracker).ack(partition, offset),
                 }
                 if let Some(w) = writer.as_mut() {
-                    w(buf);
+                    w.write(buf);
                 }
                 summary.scored += 1;
                 report.scored += 1;

@@ -165,6 +165,8 @@ pub enum EngineEvent {
     Scored(ScoreReport),
     /// Consumer lag of the assigned partitions.
     Lag(LagByPartition),
+    /// The input partitions this consumer now owns (after a rebalance).
+    Assigned(Vec<i32>),
     /// Producer state.
     Producer(ProducerStatus),
     /// Broker reachability.

@@ -16,10 +16,12 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::ClientContext;
 
 use super::config::KafkaOptions;
-use super::{now_ms, EngineEvent, ProducerStatus, Rate, SharedSink};
+use super::{now_ms, BrokerHealth, EngineEvent, ProducerStatus, Rate, SharedSink};
 
 /// How often a running producer reports its status.
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
+/// How long a finishing producer waits for acknowledgements by default.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Share of events drawn beyond the training range.
 const OUT_OF_RANGE_SHARE: f64 = 0.05;
 
@@ -65,8 +67,8 @@ pub enum ProducerCommand {
     Toggle,
     /// Set the rate.
     SetRate(Rate),
-    /// Finish: flush and end the thread.
-    Shutdown,
+    /// Finish: flush for at most this long, then end the thread.
+    Shutdown(Duration),
 }
 
 /// Draws synthetic events: years mostly within the training range, a few beyond it.
@@ -143,18 +145,34 @@ struct AckCounter {
     failed: AtomicU64,
 }
 
-struct CountingContext(Arc<AckCounter>);
+struct CountingContext {
+    counter: Arc<AckCounter>,
+    sink: SharedSink,
+}
 
-impl ClientContext for CountingContext {}
+impl ClientContext for CountingContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(%error, reason, "producer");
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
+        ) {
+            self.sink
+                .emit(EngineEvent::Broker(BrokerHealth::Unreachable(
+                    reason.to_owned(),
+                )));
+        }
+    }
+}
 
 impl ProducerContext for CountingContext {
     type DeliveryOpaque = ();
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         match result {
-            Ok(_) => self.0.acked.fetch_add(1, Ordering::Relaxed),
+            Ok(_) => self.counter.acked.fetch_add(1, Ordering::Relaxed),
             Err((e, _)) => {
                 tracing::warn!(error = %e, "synthetic event not delivered");
-                self.0.failed.fetch_add(1, Ordering::Relaxed)
+                self.counter.failed.fetch_add(1, Ordering::Relaxed)
             }
         };
     }
@@ -194,9 +212,9 @@ impl ProducerHandle {
         self.thread.is_finished()
     }
 
-    /// Shuts down and waits; returns the final status.
-    pub fn shutdown(self) -> Result<ProducerStatus, ProducerError> {
-        let _ = self.commands.send(ProducerCommand::Shutdown);
+    /// Shuts down, waiting at most `flush_within` for acknowledgements; returns the final status.
+    pub fn shutdown(self, flush_within: Duration) -> Result<ProducerStatus, ProducerError> {
+        let _ = self.commands.send(ProducerCommand::Shutdown(flush_within));
         self.thread.join().unwrap_or(Err(ProducerError::Panicked))
     }
 }
@@ -210,7 +228,10 @@ pub fn spawn(config: ProducerConfig, sink: SharedSink) -> Result<ProducerHandle,
             ("linger.ms", "5"),
             ("queue.buffering.max.messages", "200000"),
         ])
-        .create_with_context(CountingContext(counter.clone()))?;
+        .create_with_context(CountingContext {
+            counter: counter.clone(),
+            sink: sink.clone(),
+        })?;
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("producer".into())
@@ -273,6 +294,7 @@ fn run(
     };
     report(&mut status);
     let done = |s: &ProducerStatus| config.count.is_some_and(|c| s.sent >= c);
+    let mut flush_within = FLUSH_TIMEOUT;
     'outer: loop {
         let wait = match (status.running && !done(&status), status.rate) {
             (false, _) => Duration::from_millis(100),
@@ -289,7 +311,10 @@ fn run(
             }
         };
         match command {
-            Some(ProducerCommand::Shutdown) => break,
+            Some(ProducerCommand::Shutdown(within)) => {
+                flush_within = within;
+                break;
+            }
             Some(ProducerCommand::Toggle) => {
                 status.running = !status.running;
                 bucket.tokens = 1.0;
@@ -341,7 +366,7 @@ fn run(
             last_status = Instant::now();
         }
     }
-    let flushed = producer.flush(Duration::from_secs(30));
+    let flushed = producer.flush(flush_within);
     status.running = false;
     report(&mut status);
     let missing = status.sent - status.acked - status.failed;

@@ -94,9 +94,14 @@ fn render_lag(frame: &mut Frame<'_>, area: Rect, app: &App) {
             Span::raw(lag.total().to_string()).bold(),
         ])
     };
+    let owned: Vec<String> = app.assigned.iter().map(i32::to_string).collect();
+    let title = if owned.is_empty() {
+        " consumer lag (records) ".to_owned()
+    } else {
+        format!(" consumer lag (records), partitions {} ", owned.join(","))
+    };
     frame.render_widget(
-        Paragraph::new(vec![Line::from(spans), total])
-            .block(Block::bordered().title(" consumer lag (records) ")),
+        Paragraph::new(vec![Line::from(spans), total]).block(Block::bordered().title(title)),
         area,
     );
 }

@@ -52,6 +52,21 @@ pub fn produce_all(bootstrap: &str, topic: &str, values: &[Option<Vec<u8>>]) {
 
 /// Reads `want` records from `topic` from the beginning, in a fresh group, within `timeout`.
 pub fn read_n(bootstrap: &str, topic: &str, want: usize, timeout: Duration) -> Vec<Read> {
+    let mut count = 0;
+    read_until(bootstrap, topic, timeout, |_| {
+        count += 1;
+        count >= want
+    })
+}
+
+/// Reads `topic` from the beginning, in a fresh group, until `done` (told of each record in turn)
+/// says so or `timeout` passes.
+pub fn read_until(
+    bootstrap: &str,
+    topic: &str,
+    timeout: Duration,
+    mut done: impl FnMut(&Read) -> bool,
+) -> Vec<Read> {
     let group = format!("reader-{}-{}", std::process::id(), rand_suffix());
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -64,7 +79,8 @@ pub fn read_n(bootstrap: &str, topic: &str, want: usize, timeout: Duration) -> V
     consumer.subscribe(&[topic]).expect("subscribe");
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
-    while out.len() < want && Instant::now() < deadline {
+    let mut finished = false;
+    while !finished && Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
             let mut headers = HashMap::new();
             if let Some(h) = m.headers() {
@@ -76,13 +92,15 @@ pub fn read_n(bootstrap: &str, topic: &str, want: usize, timeout: Duration) -> V
                     headers.insert(header.key.to_owned(), value);
                 }
             }
-            out.push(Read {
+            let read = Read {
                 partition: m.partition(),
                 offset: m.offset(),
                 key: m.key().map(<[u8]>::to_vec),
                 value: m.payload().map(<[u8]>::to_vec),
                 headers,
-            });
+            };
+            finished = done(&read);
+            out.push(read);
         }
     }
     out
@@ -102,4 +120,148 @@ pub fn bin() -> &'static str {
 /// The repository root.
 pub fn root() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A child process killed (SIGKILL) when dropped, with its stdout and stderr lines collected.
+pub struct Child {
+    pub child: std::process::Child,
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    pub stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Child {
+    /// Starts the binary with `args`, collecting its output.
+    pub fn spawn(args: &[&str]) -> Child {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(bin())
+            .args(args)
+            .current_dir(root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn salary-stream");
+        let collect = |pipe: Box<dyn std::io::Read + Send>| {
+            let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let sink = lines.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    sink.lock().unwrap().push(line);
+                }
+            });
+            lines
+        };
+        let stdout = collect(Box::new(child.stdout.take().unwrap()));
+        let stderr = collect(Box::new(child.stderr.take().unwrap()));
+        Child {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits until `ok` holds for the lines so far, or panics after `timeout`.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        ok: impl Fn(&[String], &[String]) -> bool,
+    ) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let out = self.stdout.lock().unwrap();
+                let err = self.stderr.lock().unwrap();
+                if ok(&out, &err) {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting for {what}; stderr:\n{}",
+                    err.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, signal: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for the exit status, at most `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the readers drain the pipes.
+                std::thread::sleep(Duration::from_millis(100));
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process did not exit in {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `salary-stream broker` as a process; returns it and its address.
+pub fn broker_process(partitions: u32) -> (Child, String) {
+    let p = partitions.to_string();
+    let broker = Child::spawn(&["broker", "--partitions", &p]);
+    broker.wait_for("the broker's address", Duration::from_secs(20), |out, _| {
+        !out.is_empty()
+    });
+    let address = broker.stdout_lines()[0].clone();
+    (broker, address)
+}
+
+/// Runs the binary to completion; returns (exit code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run salary-stream");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The committed model's exact prediction.
+pub fn exact_prediction(years: f64) -> f64 {
+    let a = salary_stream::model::Artifact::load(&root().join("assets/model.json")).unwrap();
+    a.intercept + a.coefficient * years
+}
+
+/// A loopback port nobody listens on.
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
 }

@@ -1,0 +1,401 @@
+//! The headless commands as processes: `broker`, `produce`, `score`, kcat interoperability,
+//! consumer groups, fail-fast on an unreachable broker, and secrets kept out of all output.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{broker_process, exact_prediction, run, Child};
+
+fn json(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+fn kcat(args: &[&str], input: Option<&str>) -> String {
+    use std::io::Write;
+    let mut child = Command::new("kcat")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kcat must be installed (apt-get install -y kcat)");
+    let mut stdin = child.stdin.take().unwrap();
+    if let Some(text) = input {
+        stdin.write_all(text.as_bytes()).unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kcat {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn produce_then_score_gives_exact_predictions() {
+    let (_broker, b) = broker_process(3);
+    let (code, _, stderr) = run(&[
+        "produce", "-b", &b, "--count", "500", "--rate", "max", "--seed", "3",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stderr.lines().last(),
+        Some("done: sent 500  acked 500  failed 0")
+    );
+    let (code, stdout, stderr) = run(&["score", "-b", &b, "--count", "500"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stderr.lines().last(),
+        Some("done: scored 500  bad 0  delivery errors 0")
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 500);
+    let mut ids = BTreeSet::new();
+    for line in lines {
+        let v = json(line);
+        let years = v["years_experience"].as_f64().unwrap();
+        assert_eq!(
+            v["predicted_salary"].as_f64().unwrap(),
+            exact_prediction(years),
+            "{line}"
+        );
+        assert_eq!(v["model"], "6c25318e");
+        ids.insert(v["id"].as_u64().unwrap());
+    }
+    assert_eq!(ids, (0..500).collect());
+    let published = common::read_n(&b, "salary-predictions", 500, Duration::from_secs(30));
+    assert_eq!(published.len(), 500);
+}
+
+#[test]
+fn kcat_produces_and_reads_the_predictions_and_the_dead_letters() {
+    let (_broker, b) = broker_process(3);
+    let mut input: String = (0..100)
+        .map(|i| {
+            format!(
+                "{{\"id\": \"k{i}\", \"years_experience\": {}}}\n",
+                f64::from(i) / 8.0
+            )
+        })
+        .collect();
+    input.push_str("oops\n");
+    kcat(&["-b", &b, "-P", "-t", "experience-events"], Some(&input));
+    let (code, stdout, stderr) = run(&["score", "-b", &b, "--count", "101", "--quiet"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "", "--quiet prints no predictions");
+    assert_eq!(
+        stderr.lines().last(),
+        Some("done: scored 100  bad 1  delivery errors 0")
+    );
+
+    let predictions = kcat(
+        &[
+            "-b",
+            &b,
+            "-C",
+            "-t",
+            "salary-predictions",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+        ],
+        None,
+    );
+    let by_id: BTreeMap<String, f64> = predictions
+        .lines()
+        .map(|l| {
+            let v = json(l);
+            let years = v["years_experience"].as_f64().unwrap();
+            assert_eq!(
+                v["predicted_salary"].as_f64().unwrap(),
+                exact_prediction(years)
+            );
+            (v["id"].as_str().unwrap().to_owned(), years)
+        })
+        .collect();
+    assert_eq!(by_id.len(), 100);
+    assert_eq!(by_id["k40"], 5.0);
+
+    let dead = kcat(
+        &[
+            "-b",
+            &b,
+            "-C",
+            "-t",
+            "experience-events.dlq",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%h|%s\n",
+        ],
+        None,
+    );
+    let (headers, value) = dead.trim_end().split_once('|').unwrap();
+    assert_eq!(value, "oops");
+    let headers: BTreeMap<&str, &str> = headers
+        .split(',')
+        .filter_map(|h| h.split_once('='))
+        .collect();
+    assert_eq!(
+        headers["error"],
+        "not JSON: expected value at line 1 column 1"
+    );
+    assert_eq!(headers["source_topic"], "experience-events");
+    assert!(headers["source_partition"].parse::<i32>().unwrap() < 3);
+    assert!(headers["source_offset"].parse::<i64>().is_ok());
+}
+
+fn assignment(child: &Child) -> Option<Vec<i32>> {
+    let line = child
+        .stderr_lines()
+        .into_iter()
+        .rev()
+        .find(|l| l.starts_with("assigned partitions: "))?;
+    let list = line
+        .trim_start_matches("assigned partitions: [")
+        .trim_end_matches(']');
+    Some(
+        list.split(", ")
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().unwrap())
+            .collect(),
+    )
+}
+
+#[test]
+fn two_scorers_split_the_partitions_and_one_takes_over_after_sigkill() {
+    let (_broker, b) = broker_process(4);
+    let scorer = |name: &str| {
+        Child::spawn(&[
+            "score",
+            "-b",
+            &b,
+            "-g",
+            "split",
+            "-X",
+            "session.timeout.ms=6000",
+            "-X",
+            "heartbeat.interval.ms=500",
+            "-X",
+            &format!("client.id={name}"),
+        ])
+    };
+    let mut a = scorer("a");
+    a.wait_for("a's first assignment", Duration::from_secs(30), |_, err| {
+        err.iter()
+            .any(|l| l.starts_with("assigned partitions: [0, 1, 2, 3]"))
+    });
+    let mut killed = scorer("b");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let (Some(pa), Some(pb)) = (assignment(&a), assignment(&killed)) {
+            if !pa.is_empty() && !pb.is_empty() {
+                let all: BTreeSet<i32> = pa.iter().chain(&pb).copied().collect();
+                assert_eq!(all, (0..4).collect(), "{pa:?} + {pb:?}");
+                assert_eq!(pa.len() + pb.len(), 4, "disjoint: {pa:?} + {pb:?}");
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group never split:\n{:?}\n{:?}",
+            a.stderr_lines(),
+            killed.stderr_lines()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut producer = Child::spawn(&["produce", "-b", &b, "--count", "3000", "--rate", "300"]);
+    killed.wait_for("b scoring", Duration::from_secs(20), |out, _| {
+        out.len() >= 50
+    });
+    killed.signal("KILL");
+    killed.wait(Duration::from_secs(5));
+    assert!(producer.wait(Duration::from_secs(60)).success());
+    a.wait_for(
+        "a owning every partition",
+        Duration::from_secs(60),
+        |_, err| {
+            err.iter().any(|l| l == "assigned partitions: [0, 1, 2, 3]")
+                && err
+                    .iter()
+                    .filter(|l| l.starts_with("assigned partitions: "))
+                    .count()
+                    >= 3
+        },
+    );
+    let ids = |child: &Child| -> BTreeSet<u64> {
+        child
+            .stdout_lines()
+            .iter()
+            .map(|l| json(l)["id"].as_u64().unwrap())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = ids(&a);
+    while seen.len() + ids(&killed).difference(&seen).count() < 3000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        seen = ids(&a);
+    }
+    let all: BTreeSet<u64> = ids(&a).union(&ids(&killed)).copied().collect();
+    assert_eq!(
+        all,
+        (0..3000).collect(),
+        "every input id in the output at least once"
+    );
+    let mut published = BTreeSet::new();
+    common::read_until(&b, "salary-predictions", Duration::from_secs(30), |r| {
+        let value = std::str::from_utf8(r.value.as_deref().unwrap()).unwrap();
+        published.insert(json(value)["id"].as_u64().unwrap());
+        published.len() >= 3000
+    });
+    let missing: Vec<u64> = (0..3000).filter(|i| !published.contains(i)).collect();
+    assert_eq!(missing, Vec::<u64>::new(), "every id published");
+    a.signal("TERM");
+    assert!(a.wait(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn an_unreachable_broker_fails_fast_with_one_line() {
+    let b = format!("127.0.0.1:{}", common::closed_port());
+    for command in ["score", "produce"] {
+        let started = Instant::now();
+        let (code, stdout, stderr) = run(&[command, "-b", &b]);
+        let took = started.elapsed();
+        assert_eq!(code, 1, "{command}: {stderr}");
+        assert_eq!(stdout, "");
+        assert_eq!(
+            stderr.lines().last(),
+            Some(
+                format!(
+                    "salary-stream: cannot reach Kafka at {b} within 10 s: 1/1 brokers are down"
+                )
+                .as_str()
+            ),
+            "{command}"
+        );
+        assert!(took < Duration::from_secs(15), "{command} took {took:?}");
+    }
+}
+
+#[test]
+fn secrets_never_reach_the_output() {
+    let b = format!("127.0.0.1:{}", common::closed_port());
+    let secret = "hunter2-s3cret";
+    let cases: Vec<Vec<String>> = vec![
+        vec![
+            "score".into(),
+            "-b".into(),
+            b.clone(),
+            "-X".into(),
+            format!("sasl.password.typo={secret}"),
+        ],
+        vec![
+            "produce".into(),
+            "-b".into(),
+            b.clone(),
+            "-X".into(),
+            format!("ssl.key.password.x={secret}"),
+        ],
+        vec![
+            "score".into(),
+            "-b".into(),
+            b.clone(),
+            "-X".into(),
+            format!("sasl.password={secret}"),
+            "-X".into(),
+            "sasl.username=alice".into(),
+            "--count".into(),
+            "1".into(),
+        ],
+        vec![
+            "score".into(),
+            "-X".into(),
+            format!("sasl.jaas.config{secret}"),
+        ],
+    ];
+    for args in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, stdout, stderr) = run(&args);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{args:?} leaked:\n{stdout}{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let (_, _, stderr) = run(&[
+        "score",
+        "-b",
+        &b,
+        "-X",
+        &format!("sasl.password.typo={secret}"),
+    ]);
+    assert_eq!(
+        stderr.trim_end(),
+        "salary-stream: kafka: Client config error: No such configuration property: \"sasl.password.typo\" sasl.password.typo ***"
+    );
+}
+
+#[test]
+fn without_a_terminal_the_default_command_scores() {
+    let (_broker, b) = broker_process(3);
+    let (code, _, stderr) = run(&["produce", "-b", &b, "--count", "20", "--rate", "max"]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut scorer = Child::spawn(&["-b", &b]);
+    scorer.wait_for(
+        "20 NDJSON predictions",
+        Duration::from_secs(30),
+        |out, _| out.len() == 20,
+    );
+    scorer.signal("TERM");
+    assert!(scorer.wait(Duration::from_secs(20)).success());
+    let last = scorer.stderr_lines().last().cloned();
+    assert_eq!(
+        last.as_deref(),
+        Some("done: scored 20  bad 0  delivery errors 0")
+    );
+}
+
+#[test]
+fn the_broker_serves_on_a_chosen_port() {
+    let port = common::closed_port().to_string();
+    let broker = Child::spawn(&["broker", "--port", &port, "--partitions", "2"]);
+    broker.wait_for("the address", Duration::from_secs(20), |out, _| {
+        !out.is_empty()
+    });
+    assert_eq!(broker.stdout_lines()[0], format!("127.0.0.1:{port}"));
+    let metadata = kcat(
+        &[
+            "-b",
+            &format!("127.0.0.1:{port}"),
+            "-L",
+            "-t",
+            "experience-events",
+        ],
+        None,
+    );
+    assert!(
+        metadata.contains(&format!("broker 1 at 127.0.0.1:{port}")),
+        "{metadata}"
+    );
+    assert!(
+        metadata.contains("topic \"experience-events\" with 2 partitions"),
+        "{metadata}"
+    );
+    let (code, _, stderr) = run(&["broker", "--port", &port]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.starts_with(&format!(
+            "salary-stream: cannot listen on 127.0.0.1:{port}: "
+        )),
+        "{stderr}"
+    );
+}
