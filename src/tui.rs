@@ -205,6 +205,11 @@ async fn event_loop(
     frame: Duration,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
+    // A deliberate panic for the tests that check the terminal is restored on one.
+    let panic_after = std::env::var("SALARY_STREAM_TEST_PANIC_AFTER_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_millis);
     let mut keys = EventStream::new();
     let mut frames = tokio::time::interval(frame);
     frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -227,6 +232,9 @@ async fn event_loop(
                 }
                 apply(app, Message::Tick(started.elapsed().as_millis() as u64));
                 terminal.draw(|f| ui::render(f, app))?;
+                if panic_after.is_some_and(|after| started.elapsed() >= after) {
+                    panic!("SALARY_STREAM_TEST_PANIC_AFTER_MS asked for a panic");
+                }
             }
             event = keys.next() => match event {
                 Some(Ok(Event::Key(key))) => {

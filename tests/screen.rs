@@ -101,15 +101,19 @@ fn dashboard_shows_exact_values() {
         screen[1].trim_end(),
         "broker embedded 127.0.0.1:39093 (up)  group salary-stream"
     );
-    assert!(screen[3].contains("producer ON 50/s"), "{}", screen[3]);
+    assert_eq!(
+        screen[3].trim_end(),
+        "model 6c25318e  salary = 25792.20 + 9449.96 × years"
+    );
+    assert_eq!(screen[4].trim_end(), "producer ON 50/s  sent 40 acked 40");
     assert!(
-        screen[5].contains("now 8  avg 8.0  total 40"),
+        screen[6].contains("now 8  avg 8.0  total 40"),
         "{}",
-        screen[5]
+        screen[6]
     );
     // Newest first: the last event of the last report, 9.6 years.
     assert!(
-        screen[6].contains("0/13   9.6 116511.84    8.5"),
+        screen[7].contains("0/13   9.6 116511.84    8.5"),
         "{}",
         screen[6]
     );

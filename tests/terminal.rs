@@ -122,12 +122,17 @@ fn rate_now(screen: &str) -> Option<u64> {
 }
 
 fn start_dashboard(name: &str) -> (Tmux, tempfile::TempDir) {
+    start_dashboard_with(name, "", "")
+}
+
+/// Starts the dashboard with `env` before the command and `args` after it.
+fn start_dashboard_with(name: &str, env: &str, args: &str) -> (Tmux, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let t = Tmux::start(name);
     let log = dir.path().join("dash.log");
     t.keys(&[
         &format!(
-            "cd {} && {} --log {}",
+            "cd {} && {env} {} --log {} {args}",
             common::root().display(),
             common::bin(),
             log.display()
@@ -135,7 +140,7 @@ fn start_dashboard(name: &str) -> (Tmux, tempfile::TempDir) {
         "Enter",
     ]);
     t.wait_for("the dashboard with its broker up", |s| {
-        s.contains("broker embedded 127.0.0.1:") && s.contains("(up)")
+        s.contains("broker ") && s.contains("(up)")
     });
     (t, dir)
 }
@@ -209,5 +214,92 @@ fn sigterm_restores_the_terminal() {
         .status()
         .unwrap()
         .success());
+    assert_restored(&t);
+}
+
+#[test]
+fn a_panic_restores_the_terminal() {
+    let (t, _dir) = start_dashboard_with(
+        "panic",
+        "RUST_BACKTRACE=0 SALARY_STREAM_TEST_PANIC_AFTER_MS=1500",
+        "",
+    );
+    let screen = t.wait_for("the panic message on the main screen", |s| {
+        s.contains("SALARY_STREAM_TEST_PANIC_AFTER_MS asked for a panic")
+    });
+    assert!(screen.contains("panicked at"), "{screen}");
+    assert_restored(&t);
+}
+
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// `(scored total, producer acked)` as the screen shows them.
+fn totals(screen: &str) -> Option<(u64, u64)> {
+    let total = screen
+        .split("total ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let acked = screen
+        .split("acked ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((total, acked))
+}
+
+#[test]
+fn a_paused_broker_is_shown_unreachable_and_nothing_is_lost() {
+    let (broker, address) = common::broker_process(3);
+    let (t, dir) = start_dashboard_with("pause", "", &format!("-b {address}"));
+    t.keys(&["p"]);
+    t.wait_for("events flowing", |s| rate_now(s).is_some_and(|r| r > 0));
+    let log = dir.path().join("dash.log");
+    let pid_of = Command::new("pgrep")
+        .args(["-f", "--", &format!("--log {}", log.display())])
+        .output()
+        .unwrap();
+    let dash_pid = String::from_utf8_lossy(&pid_of.stdout).trim().to_owned();
+    broker.signal("STOP");
+    let paused = Instant::now();
+    let cpu_before = cpu_seconds(&dash_pid);
+    let screen = t.wait_for("the broker shown unreachable", |s| {
+        s.contains("(UNREACHABLE: no answer within 2 s)")
+    });
+    assert!(
+        screen.contains(&format!("broker {address} (UNREACHABLE")),
+        "{screen}"
+    );
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(paused.elapsed()));
+    let cpu = cpu_seconds(&dash_pid) - cpu_before;
+    broker.signal("CONT");
+    assert!(
+        cpu < 3.0,
+        "no busy loop while the broker is paused: {cpu:.2} s of CPU in 10 s"
+    );
+    t.wait_for("the broker back up", |s| {
+        s.contains(&format!("broker {address} (up)"))
+    });
+    t.keys(&["p"]);
+    t.wait_for("the producer stopped", |s| s.contains("producer off"));
+    let screen = t.wait_for("every produced event scored", |s| {
+        totals(s).is_some_and(|(total, acked)| total == acked && acked > 0)
+    });
+    let (total, acked) = totals(&screen).unwrap();
+    assert!(
+        screen.contains(&format!("sent {acked} acked {acked}")),
+        "{screen}"
+    );
+    assert_eq!(total, acked);
+    t.keys(&["q"]);
     assert_restored(&t);
 }

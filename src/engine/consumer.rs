@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -25,6 +25,10 @@ use crate::model::Predictor;
 
 /// How often the scorer reports to its sink.
 const REPORT_INTERVAL: Duration = Duration::from_millis(50);
+/// How often the broker's health is probed.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a health probe waits for an answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long shutdown waits for outstanding deliveries.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -168,7 +172,9 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
-type ScoringProducer = BaseProducer<DeliveryContext>;
+// Its own thread serves delivery reports, so acknowledgements reach the tracker promptly
+// whatever the consumer loop is doing.
+type ScoringProducer = ThreadedProducer<DeliveryContext>;
 
 /// The consumer side: rebalances, statistics and errors.
 struct ScoringContext {
@@ -202,9 +208,6 @@ impl ScoringContext {
 
 impl ClientContext for ScoringContext {
     fn stats(&self, statistics: Statistics) {
-        if statistics.brokers.values().any(|b| b.state == "UP") {
-            self.sink.emit(EngineEvent::Broker(BrokerHealth::Up));
-        }
         if let Some(lag) = LagByPartition::from_statistics(&statistics, &self.topic) {
             self.sink.emit(EngineEvent::Lag(lag));
         }
@@ -375,6 +378,55 @@ impl Scorer {
     fn run(
         self,
         stop: &AtomicBool,
+        writer: Option<BoxedWriter>,
+    ) -> Result<ScorerSummary, ScorerError> {
+        let finished = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| self.probe_health(stop, &finished));
+            let result = self.score_until_stopped(stop, writer);
+            finished.store(true, Ordering::Relaxed);
+            result
+        })
+    }
+
+    /// Asks the broker for metadata every [`PROBE_INTERVAL`] and reports when the answer changes
+    /// between yes and no. A connection to a paused broker stays open and quiet, so only a request
+    /// with a deadline tells that it has stopped answering.
+    fn probe_health(&self, stop: &AtomicBool, finished: &AtomicBool) {
+        let mut last: Option<bool> = None;
+        let mut next = Instant::now();
+        while !stop.load(Ordering::Relaxed) && !finished.load(Ordering::Relaxed) {
+            if Instant::now() >= next {
+                let answer = self
+                    .producer
+                    .client()
+                    .fetch_metadata(Some(&self.config.input_topic), PROBE_TIMEOUT);
+                let up = answer.is_ok();
+                if last != Some(up) {
+                    self.sink.emit(EngineEvent::Broker(match answer {
+                        Ok(_) => BrokerHealth::Up,
+                        Err(e)
+                            if e.rdkafka_error_code()
+                                == Some(RDKafkaErrorCode::OperationTimedOut) =>
+                        {
+                            BrokerHealth::Unreachable(format!(
+                                "no answer within {} s",
+                                PROBE_TIMEOUT.as_secs()
+                            ))
+                        }
+                        Err(e) => BrokerHealth::Unreachable(e.to_string()),
+                    }));
+                    last = Some(up);
+                }
+                next = Instant::now() + PROBE_INTERVAL;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn score_until_stopped(
+        &self,
+        stop: &AtomicBool,
         mut writer: Option<BoxedWriter>,
     ) -> Result<ScorerSummary, ScorerError> {
         let mut summary = ScorerSummary::default();
@@ -395,7 +447,6 @@ impl Scorer {
                     Err(e) => tracing::debug!(error = %e, "consume"),
                 }
             }
-            self.producer.poll(Duration::ZERO);
             self.consumer.context().store_ready(&self.consumer);
             if last_report.elapsed() >= REPORT_INTERVAL {
                 let failures = self.failures.load(Ordering::Relaxed);
@@ -557,7 +608,7 @@ impl Scorer {
                 Ok(()) => return,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
-                    self.producer.poll(Duration::from_millis(5));
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 Err((e, back)) => {
                     // Not sent, so never acknowledged: its offset is never stored and the record is

@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
 use super::config::KafkaOptions;
@@ -222,7 +222,7 @@ impl ProducerHandle {
 /// Starts the producer thread. The client is created before this returns.
 pub fn spawn(config: ProducerConfig, sink: SharedSink) -> Result<ProducerHandle, ProducerError> {
     let counter = Arc::new(AckCounter::default());
-    let producer: BaseProducer<CountingContext> = config
+    let producer: ThreadedProducer<CountingContext> = config
         .kafka
         .client_config(&[
             ("linger.ms", "5"),
@@ -267,7 +267,7 @@ impl TokenBucket {
 
 fn run(
     config: ProducerConfig,
-    producer: BaseProducer<CountingContext>,
+    producer: ThreadedProducer<CountingContext>,
     counter: Arc<AckCounter>,
     commands: Receiver<ProducerCommand>,
     sink: SharedSink,
@@ -327,7 +327,6 @@ fn run(
             }
             None => {}
         }
-        producer.poll(Duration::ZERO);
         if status.running && !done(&status) {
             let budget = match status.rate {
                 Rate::PerSecond(r) => bucket.refill(r, Instant::now()),
@@ -346,7 +345,7 @@ fn run(
                         Ok(()) => break,
                         Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                             record = back;
-                            producer.poll(Duration::from_millis(5));
+                            std::thread::sleep(Duration::from_millis(1));
                         }
                         Err((e, _)) => {
                             tracing::error!(error = %e, "produce");

@@ -20,13 +20,24 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
             Style::new().fg(Color::Red).bold(),
         ),
     };
-    let producer = if app.producer.running {
+    let p = &app.producer;
+    let producer = if p.running {
         Span::styled(
-            format!("producer ON {}", app.producer.rate),
+            format!("producer ON {}", p.rate),
             Style::new().fg(Color::Green).bold(),
         )
     } else {
-        Span::raw(format!("producer off ({}, press p)", app.producer.rate))
+        Span::raw(format!("producer off ({}, press p)", p.rate))
+    };
+    let sent = if p.sent > 0 {
+        let failed = if p.failed > 0 {
+            format!(", {} failed", p.failed)
+        } else {
+            String::new()
+        };
+        Span::raw(format!("  sent {} acked {}{failed}", p.sent, p.acked))
+    } else {
+        Span::raw("")
     };
     let lines = vec![
         Line::from(vec![
@@ -46,9 +57,9 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
         ]),
         Line::from(vec![
             "model ".dim(),
-            Span::raw(format!("{}  {}  ", s.model_version, s.formula)),
-            producer,
+            Span::raw(format!("{}  {}", s.model_version, s.formula)),
         ]),
+        Line::from(vec![producer, sent]),
     ];
     let mut block = Block::new().title(" salary-stream ".bold());
     if let Some(failure) = &app.failure {

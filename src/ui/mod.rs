@@ -3,7 +3,8 @@
 //! ```text
 //! ┌ salary-stream ──────────────────────────────────────────────────────────┐
 //! │ broker · topics · group                                                   │  header
-//! │ model version and formula · producer state and rate                       │
+//! │ model version and formula                                                 │
+//! │ producer state, rate, sent and acknowledged                               │
 //! └───────────────────────────────────────────────────────────────────────────┘
 //! ┌ recent events ─────────────────────────┐┌ throughput ─────────────────────┐
 //! │ time  p/offset  years  predicted  ms    ││ now · average · total · sparkline│
@@ -32,7 +33,7 @@ use crate::app::App;
 /// Draws the whole dashboard.
 pub fn render(frame: &mut Frame<'_>, app: &App) {
     let [header_area, body, footer] = Layout::vertical([
-        Constraint::Length(4),
+        Constraint::Length(5),
         Constraint::Min(0),
         Constraint::Length(1),
     ])
