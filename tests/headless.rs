@@ -275,7 +275,7 @@ fn an_unreachable_broker_fails_fast_with_one_line() {
             stderr.lines().last(),
             Some(
                 format!(
-                    "salary-stream: cannot reach Kafka at {b} within 10 s: 1/1 brokers are down"
+                    "salary-stream: cannot reach Kafka at {b} within 10 s: all brokers are down"
                 )
                 .as_str()
             ),
@@ -397,5 +397,43 @@ fn the_broker_serves_on_a_chosen_port() {
             "salary-stream: cannot listen on 127.0.0.1:{port}: "
         )),
         "{stderr}"
+    );
+}
+
+#[test]
+fn a_scorer_killed_mid_stream_loses_nothing_after_a_restart() {
+    let (_broker, b) = broker_process(3);
+    let mut producer = Child::spawn(&["produce", "-b", &b, "--count", "2000", "--rate", "400"]);
+    let scorer = || Child::spawn(&["score", "-b", &b, "-X", "session.timeout.ms=6000"]);
+    let mut first = scorer();
+    first.wait_for("500 predictions", Duration::from_secs(60), |out, _| {
+        out.len() >= 500
+    });
+    first.signal("KILL");
+    first.wait(Duration::from_secs(5));
+    assert!(producer.wait(Duration::from_secs(60)).success());
+    let ids = |c: &Child| -> Vec<u64> {
+        c.stdout_lines()
+            .iter()
+            .map(|l| json(l)["id"].as_u64().unwrap())
+            .collect()
+    };
+    let mut seen: BTreeSet<u64> = ids(&first).into_iter().collect();
+    let second = scorer();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while seen.len() < 2000 && Instant::now() < deadline {
+        seen.extend(ids(&second));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let missing: Vec<u64> = (0..2000).filter(|i| !seen.contains(i)).collect();
+    assert_eq!(
+        missing,
+        Vec::<u64>::new(),
+        "every input id scored at least once"
+    );
+    let duplicates = ids(&first).len() + ids(&second).len() - 2000;
+    assert!(
+        duplicates < ids(&first).len(),
+        "the restart resumed at committed offsets, not at the beginning ({duplicates} again)"
     );
 }

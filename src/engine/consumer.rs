@@ -215,15 +215,7 @@ impl ClientContext for ScoringContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!(%error, reason, "librdkafka");
-        if matches!(
-            error.rdkafka_error_code(),
-            Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
-        ) {
-            self.sink
-                .emit(EngineEvent::Broker(BrokerHealth::Unreachable(
-                    reason.to_owned(),
-                )));
-        }
+        super::report_outage(self.sink.as_ref(), &error, reason);
     }
 }
 

@@ -190,6 +190,19 @@ impl<F: Fn(EngineEvent) + Send + Sync + 'static> EventSink for F {
 /// A shared sink.
 pub type SharedSink = Arc<dyn EventSink>;
 
+/// Reports a client error that means the broker cannot be reached; ignores others. A failed
+/// connection keeps librdkafka's text (it names the address and the cause); "all brokers down" gets
+/// a plain sentence, since librdkafka's count there is not reliable while it reconnects.
+pub fn report_outage(sink: &dyn EventSink, error: &rdkafka::error::KafkaError, reason: &str) {
+    use rdkafka::error::RDKafkaErrorCode::{AllBrokersDown, BrokerTransportFailure};
+    let reason = match error.rdkafka_error_code() {
+        Some(AllBrokersDown) => "all brokers are down".to_owned(),
+        Some(BrokerTransportFailure) => reason.to_owned(),
+        _ => return,
+    };
+    sink.emit(EngineEvent::Broker(BrokerHealth::Unreachable(reason)));
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

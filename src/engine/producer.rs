@@ -16,7 +16,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::ClientContext;
 
 use super::config::KafkaOptions;
-use super::{now_ms, BrokerHealth, EngineEvent, ProducerStatus, Rate, SharedSink};
+use super::{now_ms, EngineEvent, ProducerStatus, Rate, SharedSink};
 
 /// How often a running producer reports its status.
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
@@ -153,15 +153,7 @@ struct CountingContext {
 impl ClientContext for CountingContext {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!(%error, reason, "producer");
-        if matches!(
-            error.rdkafka_error_code(),
-            Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
-        ) {
-            self.sink
-                .emit(EngineEvent::Broker(BrokerHealth::Unreachable(
-                    reason.to_owned(),
-                )));
-        }
+        super::report_outage(self.sink.as_ref(), &error, reason);
     }
 }
 

@@ -265,3 +265,68 @@ pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
+
+/// A tansu broker (a Kafka-compatible broker written independently of librdkafka) on a free
+/// loopback port, with in-memory storage; killed when dropped.
+pub struct Tansu {
+    child: std::process::Child,
+    pub address: String,
+}
+
+impl Tansu {
+    /// Starts tansu and creates `topics` as `(name, partitions)`.
+    pub fn start(topics: &[(&str, u32)]) -> Tansu {
+        let port = closed_port();
+        let address = format!("127.0.0.1:{port}");
+        let url = format!("tcp://{address}");
+        let tansu = std::env::var("TANSU").unwrap_or_else(|_| "tansu".to_owned());
+        let log = std::fs::File::create(std::env::temp_dir().join(format!("tansu-{port}.log")))
+            .expect("tansu log file");
+        let child = std::process::Command::new(&tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {tansu} ({e}): scripts/test installs it with cargo install")
+            });
+        let t = Tansu { child, address };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&t.address).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {}",
+                t.address
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for (name, partitions) in topics {
+            let ok = std::process::Command::new(&tansu)
+                .args(["topic", "create", "--broker", &url, "--partitions"])
+                .arg(partitions.to_string())
+                .arg(name)
+                .output()
+                .expect("tansu topic create");
+            assert!(
+                ok.status.success(),
+                "{}",
+                String::from_utf8_lossy(&ok.stderr)
+            );
+        }
+        t
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
