@@ -3,15 +3,19 @@
 use std::collections::VecDeque;
 
 use crate::engine::producer::ProducerCommand;
+use crate::engine::quality::Accuracy;
 use crate::engine::stats::Throughput;
 use crate::engine::{
-    BrokerHealth, EngineEvent, LagByPartition, ProducerStatus, Rate, ScoreReport, ScoredEvent,
+    BrokerHealth, DriftAlarm, EngineEvent, LagByPartition, ProducerStatus, Rate, ScoreReport,
+    ScoredEvent,
 };
 
 /// How many recent events the view keeps.
 pub const RECENT_CAPACITY: usize = 100;
 /// How many predictions the salary sparkline keeps.
 pub const PREDICTION_HISTORY: usize = 240;
+/// What `d` multiplies the synthetic salaries by.
+pub const DRIFT_FACTOR: f64 = 1.2;
 /// Seconds of throughput history.
 pub const THROUGHPUT_SECONDS: usize = 60;
 
@@ -53,6 +57,12 @@ pub struct StreamView {
     pub extrapolated: u64,
     /// Deliveries that failed.
     pub delivery_errors: u64,
+    /// Accuracy over the latest labeled events.
+    pub accuracy: Option<Accuracy>,
+    /// Rolling RMSE at each report, newest last, for a sparkline.
+    pub rmse_history: VecDeque<u64>,
+    /// The drift alarm, once fired.
+    pub drift: Option<DriftAlarm>,
 }
 
 impl StreamView {
@@ -66,6 +76,9 @@ impl StreamView {
             last_bad: None,
             extrapolated: 0,
             delivery_errors: 0,
+            accuracy: None,
+            rmse_history: VecDeque::with_capacity(PREDICTION_HISTORY),
+            drift: None,
         }
     }
 
@@ -77,6 +90,14 @@ impl StreamView {
         if report.last_bad.is_some() {
             self.last_bad = report.last_bad;
         }
+        if let Some(a) = report.accuracy {
+            if self.rmse_history.len() == PREDICTION_HISTORY {
+                self.rmse_history.pop_front();
+            }
+            self.rmse_history.push_back(a.rmse.round() as u64);
+            self.accuracy = Some(a);
+        }
+        self.drift = report.drift.or(self.drift);
         for event in report.recent {
             if self.predictions.len() == PREDICTION_HISTORY {
                 self.predictions.pop_front();
@@ -106,6 +127,8 @@ pub enum Message {
     FasterProducer,
     /// `-`
     SlowerProducer,
+    /// `d`: shift the synthetic labels (salaries 20% higher) or stop shifting them.
+    ToggleDrift,
     /// `space`
     ToggleFreeze,
     /// `c`
@@ -146,6 +169,8 @@ pub struct App {
     pub failure: Option<String>,
     /// Input partitions this instance owns.
     pub assigned: Vec<i32>,
+    /// The synthetic producer's labels are drifted.
+    pub drift_on: bool,
     /// The dashboard clock, ms.
     pub now_ms: u64,
 }
@@ -170,6 +195,7 @@ impl App {
             dropped_reports: 0,
             failure: None,
             assigned: Vec::new(),
+            drift_on: false,
             now_ms,
         }
     }
@@ -202,6 +228,11 @@ impl App {
                 return Some(Effect::Producer(ProducerCommand::SetRate(
                     self.producer.rate,
                 )));
+            }
+            Message::ToggleDrift => {
+                self.drift_on = !self.drift_on;
+                let factor = if self.drift_on { DRIFT_FACTOR } else { 1.0 };
+                return Some(Effect::Producer(ProducerCommand::SetDrift(factor)));
             }
             Message::ToggleFreeze => {
                 self.frozen = match self.frozen.take() {
@@ -272,6 +303,7 @@ mod tests {
             bad,
             last_bad: (bad > 0).then(|| "empty value".to_owned()),
             delivery_errors: 0,
+            ..Default::default()
         }
     }
 
@@ -335,6 +367,46 @@ mod tests {
         assert_eq!(v.throughput.per_second_average(), 60.0);
         assert_eq!(v.bad, 3);
         assert_eq!(v.last_bad.as_deref(), Some("empty value"));
+    }
+
+    #[test]
+    fn drift_key_and_accuracy_reports() {
+        use crate::engine::quality::Shift;
+        let mut app = App::new(setup(), 0);
+        assert_eq!(
+            app.update(Message::ToggleDrift),
+            Some(Effect::Producer(ProducerCommand::SetDrift(1.2)))
+        );
+        assert!(app.drift_on);
+        let accuracy = Accuracy {
+            n: 500,
+            mae: 4000.0,
+            rmse: 5000.4,
+            r2: 0.9,
+        };
+        let alarm = DriftAlarm {
+            shift: Shift::Up,
+            after: 1034,
+            at_ms: 7,
+        };
+        let mut r = report(0..2, 0);
+        r.accuracy = Some(accuracy);
+        app.update(Message::Engine(EngineEvent::Scored(r.clone())));
+        r.drift = Some(alarm);
+        app.update(Message::Engine(EngineEvent::Scored(r.clone())));
+        r.drift = None;
+        app.update(Message::Engine(EngineEvent::Scored(r)));
+        assert_eq!(app.view().accuracy, Some(accuracy));
+        assert_eq!(app.view().rmse_history, [5000, 5000, 5000]);
+        assert_eq!(
+            app.view().drift,
+            Some(alarm),
+            "an alarm stays until cleared"
+        );
+        assert_eq!(
+            app.update(Message::ToggleDrift),
+            Some(Effect::Producer(ProducerCommand::SetDrift(1.0)))
+        );
     }
 
     #[test]

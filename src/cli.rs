@@ -96,6 +96,9 @@ pub struct DashArgs {
     /// The producer's starting rate (events/s, or max).
     #[arg(long, default_value = "50")]
     pub rate: Rate,
+    /// Start the synthetic producer at launch (as if `p` were pressed).
+    #[arg(long)]
+    pub produce: bool,
     /// Log file (the screen belongs to the dashboard).
     #[arg(long, value_name = "PATH")]
     pub log: Option<PathBuf>,

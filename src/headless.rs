@@ -47,6 +47,8 @@ struct Tally {
     reached: bool,
     unreachable: Option<String>,
     failed: Option<String>,
+    rmse: Option<f64>,
+    drift_reported: bool,
 }
 
 #[derive(Default)]
@@ -67,6 +69,21 @@ impl EventSink for TallySink {
                 t.extrapolated += r.extrapolated;
                 if r.last_bad.is_some() {
                     t.last_bad = r.last_bad;
+                }
+                if let Some(a) = r.accuracy {
+                    t.rmse = Some(a.rmse);
+                }
+                if let (Some(alarm), false) = (r.drift, t.drift_reported) {
+                    t.drift_reported = true;
+                    let direction = match alarm.shift {
+                        crate::engine::quality::Shift::Up => "above",
+                        crate::engine::quality::Shift::Down => "below",
+                    };
+                    eprintln!(
+                        "drift: labels {direction} the predictions since {} UTC (after {} labeled events)",
+                        &crate::ui::clock(alarm.at_ms)[..8],
+                        alarm.after
+                    );
                 }
             }
             EngineEvent::Lag(l) => t.lag = Some(l.total()),
@@ -214,11 +231,13 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
         let rate = (t.scored - previous) as f64 / secs;
         previous = t.scored;
         Some(format!(
-            "scored {} ({rate:.0}/s)  bad {}  beyond range {}  lag {}{}",
+            "scored {} ({rate:.0}/s)  bad {}  beyond range {}  lag {}{}{}",
             t.scored,
             t.bad,
             t.extrapolated,
             t.lag.map_or_else(|| "-".to_owned(), |l| l.to_string()),
+            t.rmse
+                .map_or_else(String::new, |r| format!("  rmse {r:.0}")),
             broker_note(t)
         ))
     });
@@ -233,6 +252,13 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
         "done: scored {}  bad {}  delivery errors {}",
         summary.scored, summary.bad, summary.delivery_errors
     );
+    let l = summary.latency;
+    if l.count > 0 {
+        eprintln!(
+            "latency ms, event to acknowledged prediction: p50 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}  ({} events)",
+            l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, l.count
+        );
+    }
     if summary.delivery_errors > 0 {
         bail!(
             "{} deliveries failed; their records will be consumed again",

@@ -104,6 +104,7 @@ pub fn scorer_config(
         group: args.group.clone(),
         predictor: Predictor::from(&model.artifact),
         max_records,
+        training_rmse: model.artifact.rmse,
     }
 }
 

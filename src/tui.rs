@@ -96,6 +96,7 @@ pub fn message_for(key: KeyEvent, help_shown: bool) -> Option<Message> {
         KeyCode::Char('-') | KeyCode::Char('_') => Message::SlowerProducer,
         KeyCode::Char(' ') => Message::ToggleFreeze,
         KeyCode::Char('c') => Message::Clear,
+        KeyCode::Char('d') => Message::ToggleDrift,
         KeyCode::Char('?') | KeyCode::Char('h') => Message::ToggleHelp,
         KeyCode::Esc if help_shown => Message::ToggleHelp,
         _ => return None,
@@ -154,7 +155,7 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
             }),
             years_range: (artifact.feature_range.min, artifact.feature_range.max),
             seed: None,
-            start_running: false,
+            start_running: args.produce,
         },
         sink,
     )?;
@@ -193,7 +194,15 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
     drop(guard);
     drop(connection);
     tracing::info!(?scored, "dashboard stopped");
-    result
+    result.map(|frames| {
+        let secs = frames.elapsed.as_secs_f64();
+        tracing::info!(
+            frames = frames.count,
+            seconds = secs,
+            fps = frames.count as f64 / secs.max(f64::MIN_POSITIVE),
+            "frames drawn"
+        );
+    })
 }
 
 async fn event_loop(
@@ -203,8 +212,9 @@ async fn event_loop(
     dropped: &AtomicU64,
     producer: &producer::ProducerHandle,
     frame: Duration,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<FrameCount> {
     let started = Instant::now();
+    let mut frames_drawn = 0u64;
     // A deliberate panic for the tests that check the terminal is restored on one.
     let panic_after = std::env::var("SALARY_STREAM_TEST_PANIC_AFTER_MS")
         .ok()
@@ -232,6 +242,7 @@ async fn event_loop(
                 }
                 apply(app, Message::Tick(started.elapsed().as_millis() as u64));
                 terminal.draw(|f| ui::render(f, app))?;
+                frames_drawn += 1;
                 if panic_after.is_some_and(|after| started.elapsed() >= after) {
                     panic!("SALARY_STREAM_TEST_PANIC_AFTER_MS asked for a panic");
                 }
@@ -256,5 +267,14 @@ async fn event_loop(
             }
         }
     }
-    Ok(())
+    Ok(FrameCount {
+        count: frames_drawn,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Frames drawn over the dashboard's life, for the frame rate reached.
+struct FrameCount {
+    count: u64,
+    elapsed: Duration,
 }

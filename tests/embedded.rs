@@ -48,6 +48,7 @@ fn a_thousand_events_give_a_thousand_exact_predictions() {
             group: "e2e".into(),
             predictor: p.clone(),
             max_records: Some(1003),
+            training_rmse: 5592.04,
         },
         sink,
         None,
@@ -137,6 +138,7 @@ fn a_restarted_scorer_resumes_at_the_committed_offset() {
         group: "resume".into(),
         predictor: predictor(),
         max_records: Some(max),
+        training_rmse: 5592.04,
     };
     let sink: SharedSink = Arc::new(|_: EngineEvent| {});
     let first = consumer::spawn(config(100), sink.clone(), None)
@@ -159,4 +161,74 @@ fn a_restarted_scorer_resumes_at_the_committed_offset() {
         .collect();
     assert_eq!(outputs.len(), 300, "no record scored twice");
     assert_eq!(ids, (0..300).collect(), "no record skipped");
+}
+
+#[test]
+fn the_drift_alarm_fires_soon_after_labels_shift() {
+    use salary_stream::engine::producer::{EventGenerator, LabelModel};
+    use salary_stream::engine::quality::Shift;
+    let broker = EmbeddedBroker::start(&[("in", 1), ("out", 1), ("dlq", 1)]).unwrap();
+    let bootstrap = broker.bootstrap_servers().to_owned();
+    let p = predictor();
+    let labels = LabelModel {
+        slope: p.slope,
+        intercept: p.intercept,
+        noise_sd: 5592.04,
+        drift: 1.0,
+    };
+    let mut generator = EventGenerator::new((1.1, 10.5), Some(labels), Some(11));
+    let mut values = Vec::new();
+    let mut buf = Vec::new();
+    for i in 0..1200 {
+        if i == 1000 {
+            generator.set_drift(1.2);
+        }
+        generator.next_event(&mut buf, 0);
+        values.push(Some(buf.clone()));
+    }
+    common::produce_all(&bootstrap, "in", &values);
+    let alarms = Arc::new(Mutex::new(Vec::new()));
+    let seen = alarms.clone();
+    let sink: SharedSink = Arc::new(move |e: EngineEvent| {
+        if let EngineEvent::Scored(r) = e {
+            seen.lock()
+                .unwrap()
+                .push((r.drift, r.accuracy.map(|a| a.n)));
+        }
+    });
+    consumer::spawn(
+        ScorerConfig {
+            kafka: KafkaOptions {
+                bootstrap,
+                properties: vec![],
+                embedded: true,
+            },
+            input_topic: "in".into(),
+            output_topic: Some("out".into()),
+            dlq_topic: "dlq".into(),
+            group: "drift".into(),
+            predictor: p,
+            max_records: Some(1200),
+            training_rmse: 5592.04,
+        },
+        sink,
+        None,
+    )
+    .unwrap()
+    .join()
+    .unwrap();
+    let alarms = alarms.lock().unwrap();
+    let (last_alarm, last_n) = *alarms.last().unwrap();
+    let alarm = last_alarm.expect("the drift alarm fired");
+    assert_eq!(alarm.shift, Shift::Up);
+    assert!(
+        (1001..=1040).contains(&alarm.after),
+        "fired after {} labeled events, 1,000 of them before the drift",
+        alarm.after
+    );
+    assert_eq!(
+        last_n,
+        Some(500),
+        "accuracy over the last 500 labeled events"
+    );
 }

@@ -50,7 +50,7 @@ fn produce_then_score_gives_exact_predictions() {
     let (code, stdout, stderr) = run(&["score", "-b", &b, "--count", "500"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
-        stderr.lines().last(),
+        stderr.lines().find(|l| l.starts_with("done: ")),
         Some("done: scored 500  bad 0  delivery errors 0")
     );
     let lines: Vec<&str> = stdout.lines().collect();
@@ -89,7 +89,7 @@ fn kcat_produces_and_reads_the_predictions_and_the_dead_letters() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout, "", "--quiet prints no predictions");
     assert_eq!(
-        stderr.lines().last(),
+        stderr.lines().find(|l| l.starts_with("done: ")),
         Some("done: scored 100  bad 1  delivery errors 0")
     );
 
@@ -357,7 +357,10 @@ fn without_a_terminal_the_default_command_scores() {
     );
     scorer.signal("TERM");
     assert!(scorer.wait(Duration::from_secs(20)).success());
-    let last = scorer.stderr_lines().last().cloned();
+    let last = scorer
+        .stderr_lines()
+        .into_iter()
+        .find(|l| l.starts_with("done: "));
     assert_eq!(
         last.as_deref(),
         Some("done: scored 20  bad 0  delivery errors 0")

@@ -4,8 +4,10 @@
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use salary_stream::app::{App, Message, Setup};
+use salary_stream::engine::quality::{Accuracy, Shift};
 use salary_stream::engine::{
-    BrokerHealth, EngineEvent, LagByPartition, ProducerStatus, Rate, ScoreReport, ScoredEvent,
+    BrokerHealth, DriftAlarm, EngineEvent, LagByPartition, ProducerStatus, Rate, ScoreReport,
+    ScoredEvent,
 };
 
 const SLOPE: f64 = 9449.962321455077;
@@ -52,9 +54,24 @@ fn known_app() -> App {
             last_bad: (second == 2)
                 .then(|| "years_experience is a string, expected a number".into()),
             delivery_errors: 0,
+            ..Default::default()
         })));
         app.update(Message::Tick((second + 1) * 1000));
     }
+    app.update(Message::Engine(EngineEvent::Scored(ScoreReport {
+        accuracy: Some(Accuracy {
+            n: 500,
+            mae: 4480.2,
+            rmse: 5601.7,
+            r2: 0.9571,
+        }),
+        drift: Some(DriftAlarm {
+            shift: Shift::Up,
+            after: 1034,
+            at_ms: 1_764_000_321_000,
+        }),
+        ..Default::default()
+    })));
     app.update(Message::Engine(EngineEvent::Lag(LagByPartition {
         partitions: vec![(0, 2), (1, 0), (2, 5)],
     })));
@@ -121,6 +138,12 @@ fn dashboard_shows_exact_values() {
         screen.iter().any(|l| l.contains("12.0* 139191.75")),
         "extrapolation marked"
     );
+    assert!(screen
+        .iter()
+        .any(|l| l.contains("┌ DRIFT ↑ at 16:05:21 after 1034 labeled ")));
+    assert!(screen
+        .iter()
+        .any(|l| l.contains("│MAE 4480  RMSE 5602  R² 0.957  n 500")));
     assert!(screen.iter().any(|l| l.contains("p0 2  p1 0  p2 5")));
     assert!(screen.iter().any(|l| l.contains("total 7")));
     assert!(screen

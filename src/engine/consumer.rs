@@ -14,13 +14,16 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::codec::{self, BadRecord, Prediction};
 use super::config::KafkaOptions;
-use super::{BrokerHealth, EngineEvent, LagByPartition, ScoreReport, ScoredEvent, SharedSink};
+use super::quality::{PageHinkley, RollingAccuracy};
+use super::{
+    BrokerHealth, DriftAlarm, EngineEvent, LagByPartition, ScoreReport, ScoredEvent, SharedSink,
+};
 use crate::model::Predictor;
 
 /// How often the scorer reports to its sink.
@@ -63,10 +66,12 @@ pub struct ScorerConfig {
     pub predictor: Predictor,
     /// Stop after this many records are handled.
     pub max_records: Option<u64>,
+    /// The model's training RMSE: the scale of the drift detector.
+    pub training_rmse: f64,
 }
 
 /// Counts at the end of a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ScorerSummary {
     /// Records scored.
     pub scored: u64,
@@ -74,36 +79,93 @@ pub struct ScorerSummary {
     pub bad: u64,
     /// Deliveries that failed.
     pub delivery_errors: u64,
+    /// From each event's time to the acknowledgement of its prediction.
+    pub latency: LatencySummary,
+}
+
+/// One record handed to the producer.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    offset: i64,
+    acked: bool,
+    /// The event's time, ms since the epoch, for the end-to-end latency.
+    event_ms: Option<i64>,
 }
 
 /// Per partition, the offsets handed to the producer and whether each is acknowledged; tells
-/// which offset may be stored for commit.
-#[derive(Debug, Default)]
+/// which offset may be stored for commit. Also measures end-to-end latency: from the event's time
+/// to the acknowledgement of its prediction.
+#[derive(Debug)]
 pub struct OffsetTracker {
-    pending: BTreeMap<i32, VecDeque<(i64, bool)>>,
+    pending: BTreeMap<i32, VecDeque<InFlight>>,
     ready: BTreeMap<i32, i64>,
+    latency_us: hdrhistogram::Histogram<u64>,
+}
+
+impl Default for OffsetTracker {
+    fn default() -> Self {
+        OffsetTracker {
+            pending: BTreeMap::new(),
+            ready: BTreeMap::new(),
+            // 1 µs to 1 hour at three significant figures: constant, valid bounds.
+            latency_us: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .expect("constant histogram bounds are valid"),
+        }
+    }
+}
+
+/// End-to-end latency percentiles in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LatencySummary {
+    /// Predictions measured.
+    pub count: u64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p999_ms: f64,
+    /// Largest.
+    pub max_ms: f64,
 }
 
 impl OffsetTracker {
-    /// Notes that `offset` of `partition` is in flight.
-    pub fn track(&mut self, partition: i32, offset: i64) {
+    /// Notes that `offset` of `partition` is in flight; `event_ms` is the event's time.
+    pub fn track(&mut self, partition: i32, offset: i64, event_ms: Option<i64>) {
         self.pending
             .entry(partition)
             .or_default()
-            .push_back((offset, false));
+            .push_back(InFlight {
+                offset,
+                acked: false,
+                event_ms,
+            });
     }
 
-    /// Marks `offset` of `partition` acknowledged; if that completes a prefix of the partition's
-    /// in-flight offsets, the next offset to consume becomes ready to store.
-    pub fn ack(&mut self, partition: i32, offset: i64) {
+    /// Marks `offset` of `partition` acknowledged at `now_ms`; if that completes a prefix of the
+    /// partition's in-flight offsets, the next offset to consume becomes ready to store.
+    pub fn ack(&mut self, partition: i32, offset: i64, now_ms: f64) {
         let Some(queue) = self.pending.get_mut(&partition) else {
             return;
         };
-        if let Some(slot) = queue.iter_mut().find(|(o, _)| *o == offset) {
-            slot.1 = true;
+        // Offsets are tracked in consumption order, so the queue is sorted.
+        if let Ok(i) = queue.binary_search_by_key(&offset, |f| f.offset) {
+            let slot = &mut queue[i];
+            if !slot.acked {
+                slot.acked = true;
+                if let Some(t) = slot.event_ms {
+                    let us = ((now_ms - t as f64) * 1000.0).max(1.0) as u64;
+                    self.latency_us.saturating_record(us);
+                }
+            }
         }
         let mut next = None;
-        while let Some(&(o, true)) = queue.front() {
+        while let Some(&InFlight {
+            offset: o,
+            acked: true,
+            ..
+        }) = queue.front()
+        {
             next = Some(o + 1);
             queue.pop_front();
         }
@@ -126,6 +188,20 @@ impl OffsetTracker {
     /// Offsets still waiting for acknowledgement.
     pub fn in_flight(&self) -> usize {
         self.pending.values().map(VecDeque::len).sum()
+    }
+
+    /// Latency percentiles so far.
+    pub fn latency(&self) -> LatencySummary {
+        let h = &self.latency_us;
+        // Values are bucketed; report each bucket's lowest value, which is exact for round inputs.
+        let ms = |us: u64| h.lowest_equivalent(us) as f64 / 1000.0;
+        LatencySummary {
+            count: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
+            max_ms: ms(h.max()),
+        }
     }
 }
 
@@ -162,7 +238,7 @@ impl ProducerContext for DeliveryContext {
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
         let (partition, offset) = unpack(opaque);
         match result {
-            Ok(_) => lock(&self.tracker).ack(partition, offset),
+            Ok(_) => lock(&self.tracker).ack(partition, offset, now_ms_f64()),
             Err((e, _)) => {
                 // The offset stays unstored, so the record is consumed again after a restart.
                 tracing::warn!(partition, offset, error = %e, "delivery failed");
@@ -174,7 +250,7 @@ impl ProducerContext for DeliveryContext {
 
 // Its own thread serves delivery reports, so acknowledgements reach the tracker promptly
 // whatever the consumer loop is doing.
-type ScoringProducer = ThreadedProducer<DeliveryContext>;
+type ScoringProducer = super::delivery::PolledProducer<DeliveryContext>;
 
 /// The consumer side: rebalances, statistics and errors.
 struct ScoringContext {
@@ -237,7 +313,7 @@ impl ConsumerContext for ScoringContext {
         if let Rebalance::Revoke(partitions) = rebalance {
             // Finish what is in flight so the next owner starts where this one stopped.
             if let Some(producer) = self.producer.get() {
-                let _ = producer.flush(FLUSH_TIMEOUT);
+                producer.flush_within(FLUSH_TIMEOUT);
             }
             self.store_ready(consumer);
             if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
@@ -307,8 +383,19 @@ pub fn spawn(
     Ok(ScorerHandle { stop, thread })
 }
 
+/// The model's accuracy and drift, from every labeled event.
+struct Quality {
+    accuracy: RollingAccuracy,
+    detector: PageHinkley,
+    alarm: Option<DriftAlarm>,
+}
+
+/// Labeled events the rolling accuracy covers.
+pub const ACCURACY_WINDOW: usize = 500;
+
 struct Scorer {
     config: ScorerConfig,
+    quality: Mutex<Quality>,
     sink: SharedSink,
     consumer: BaseConsumer<ScoringContext>,
     producer: Arc<ScoringProducer>,
@@ -320,13 +407,13 @@ impl Scorer {
     fn new(config: ScorerConfig, sink: SharedSink) -> Result<Self, ScorerError> {
         let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
         let failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let producer: ScoringProducer = config
-            .kafka
-            .client_config(&[("linger.ms", "5")])
-            .create_with_context(DeliveryContext {
+        let producer = ScoringProducer::create(
+            &config.kafka.client_config(&[("linger.ms", "5")]),
+            DeliveryContext {
                 tracker: tracker.clone(),
                 failures: failures.clone(),
-            })?;
+            },
+        )?;
         let producer = Arc::new(producer);
         let context = ScoringContext {
             sink: sink.clone(),
@@ -358,6 +445,11 @@ impl Scorer {
             .create_with_context(context)?;
         consumer.subscribe(&[&config.input_topic])?;
         Ok(Scorer {
+            quality: Mutex::new(Quality {
+                accuracy: RollingAccuracy::new(ACCURACY_WINDOW),
+                detector: PageHinkley::new(config.training_rmse),
+                alarm: None,
+            }),
             config,
             sink,
             consumer,
@@ -452,8 +544,9 @@ impl Scorer {
             }
         }
         // Shutdown: deliver what is in flight, store, commit.
-        if let Err(e) = self.producer.flush(FLUSH_TIMEOUT) {
-            tracing::warn!(error = %e, "flush on shutdown");
+        let left = self.producer.flush_within(FLUSH_TIMEOUT);
+        if left > 0 {
+            tracing::warn!(left, "deliveries outstanding after the shutdown flush");
         }
         self.consumer.context().store_ready(&self.consumer);
         match self.consumer.commit_consumer_state(CommitMode::Sync) {
@@ -467,6 +560,7 @@ impl Scorer {
         summary.delivery_errors = self.failures.load(Ordering::Relaxed);
         report.delivery_errors = summary.delivery_errors - reported_failures;
         self.flush_report(&mut report);
+        summary.latency = lock(&self.tracker).latency();
         let left = lock(&self.tracker).in_flight();
         if left > 0 {
             tracing::warn!(left, "records still unacknowledged at shutdown");
@@ -481,6 +575,10 @@ impl Scorer {
         let mut out = std::mem::take(report);
         let excess = out.recent.len().saturating_sub(ScoreReport::RECENT);
         out.recent.drain(..excess);
+        let quality = self.quality.lock().unwrap_or_else(PoisonError::into_inner);
+        out.accuracy = quality.accuracy.accuracy();
+        out.drift = quality.alarm;
+        drop(quality);
         self.sink.emit(EngineEvent::Scored(out));
     }
 
@@ -493,7 +591,6 @@ impl Scorer {
         writer: &mut Option<BoxedWriter>,
     ) {
         let (partition, offset) = (msg.partition(), msg.offset());
-        lock(&self.tracker).track(partition, offset);
         let predictor = &self.config.predictor;
         let scored = codec::decode(msg.payload()).and_then(|event| {
             let predicted = predictor.predict(event.years);
@@ -509,6 +606,20 @@ impl Scorer {
                 let latency_ms = event_ms
                     .map(|t| ((now_ms_f64() - t as f64).max(0.0) * 1000.0).round() / 1000.0);
                 let extrapolated = !predictor.range.contains(event.years);
+                if let Some(label) = event.salary {
+                    let mut q = self.quality.lock().unwrap_or_else(PoisonError::into_inner);
+                    q.accuracy.push(label, predicted);
+                    if q.alarm.is_none() {
+                        if let Some((shift, after)) = q.detector.update(label - predicted) {
+                            q.alarm = Some(DriftAlarm {
+                                shift,
+                                after,
+                                at_ms: super::now_ms(),
+                            });
+                        }
+                    }
+                }
+                lock(&self.tracker).track(partition, offset, event_ms);
                 buf.clear();
                 Prediction {
                     id: event.id.as_ref(),
@@ -533,7 +644,7 @@ impl Scorer {
                         }
                         self.send(record);
                     }
-                    None => lock(&self.tracker).ack(partition, offset),
+                    None => lock(&self.tracker).ack(partition, offset, now_ms_f64()),
                 }
                 if let Some(w) = writer.as_mut() {
                     w.write(buf);
@@ -576,6 +687,7 @@ impl Scorer {
                         key: "source_offset",
                         value: Some(offset_text.as_str()),
                     });
+                lock(&self.tracker).track(partition, offset, None);
                 let mut record: BaseRecord<'_, [u8], [u8], usize> =
                     BaseRecord::with_opaque_to(&self.config.dlq_topic, pack(partition, offset))
                         .headers(headers);
@@ -640,23 +752,31 @@ mod tests {
     fn tracker_stores_only_contiguous_acks() {
         let mut t = OffsetTracker::default();
         for o in 10..14 {
-            t.track(0, o);
+            t.track(0, o, Some(1_000));
         }
-        t.track(1, 5);
-        t.ack(0, 11);
+        t.track(1, 5, None);
+        t.ack(0, 11, 1_002.0);
         assert_eq!(t.take_ready(), vec![]);
-        t.ack(0, 10);
+        t.ack(0, 10, 1_004.0);
         assert_eq!(t.take_ready(), vec![(0, 12)]);
-        t.ack(0, 13);
-        t.ack(1, 5);
+        t.ack(0, 13, 1_006.0);
+        t.ack(1, 5, 1_006.0);
         assert_eq!(t.take_ready(), vec![(1, 6)]);
         assert_eq!(t.in_flight(), 2);
-        t.ack(0, 12);
+        t.ack(0, 12, 1_008.0);
+        t.ack(0, 12, 9_999.0);
         assert_eq!(t.take_ready(), vec![(0, 14)]);
         assert_eq!(t.in_flight(), 0);
-        t.track(2, 1);
+        t.track(2, 1, None);
         t.forget(2);
-        t.ack(2, 1);
+        t.ack(2, 1, 0.0);
         assert_eq!(t.take_ready(), vec![]);
+        let latency = t.latency();
+        assert_eq!(
+            latency.count, 4,
+            "one sample per acknowledged event with a time"
+        );
+        assert_eq!(latency.p50_ms, 4.0);
+        assert_eq!(latency.max_ms, 8.0);
     }
 }

@@ -7,7 +7,9 @@ pub mod broker;
 pub mod codec;
 pub mod config;
 pub mod consumer;
+pub mod delivery;
 pub mod producer;
+pub mod quality;
 pub mod stats;
 
 use std::sync::Arc;
@@ -62,6 +64,21 @@ pub struct ScoreReport {
     pub last_bad: Option<String>,
     /// Delivery failures of predictions or dead letters (they will be consumed again).
     pub delivery_errors: u64,
+    /// Accuracy over the latest labeled events, if any were labeled.
+    pub accuracy: Option<quality::Accuracy>,
+    /// The drift alarm, once it has fired.
+    pub drift: Option<DriftAlarm>,
+}
+
+/// The drift detector fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DriftAlarm {
+    /// Which way the labels moved against the predictions.
+    pub shift: quality::Shift,
+    /// Labeled events seen when it fired.
+    pub after: u64,
+    /// When it fired, ms since the epoch.
+    pub at_ms: i64,
 }
 
 impl ScoreReport {

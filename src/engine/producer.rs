@@ -12,7 +12,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext};
+
+use super::delivery::PolledProducer;
 use rdkafka::ClientContext;
 
 use super::config::KafkaOptions;
@@ -67,6 +69,8 @@ pub enum ProducerCommand {
     Toggle,
     /// Set the rate.
     SetRate(Rate),
+    /// Multiply the labels' salaries by this factor (1.0: no drift).
+    SetDrift(f64),
     /// Finish: flush for at most this long, then end the thread.
     Shutdown(Duration),
 }
@@ -214,16 +218,16 @@ impl ProducerHandle {
 /// Starts the producer thread. The client is created before this returns.
 pub fn spawn(config: ProducerConfig, sink: SharedSink) -> Result<ProducerHandle, ProducerError> {
     let counter = Arc::new(AckCounter::default());
-    let producer: ThreadedProducer<CountingContext> = config
-        .kafka
-        .client_config(&[
+    let producer = PolledProducer::create(
+        &config.kafka.client_config(&[
             ("linger.ms", "5"),
             ("queue.buffering.max.messages", "200000"),
-        ])
-        .create_with_context(CountingContext {
+        ]),
+        CountingContext {
             counter: counter.clone(),
             sink: sink.clone(),
-        })?;
+        },
+    )?;
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("producer".into())
@@ -259,7 +263,7 @@ impl TokenBucket {
 
 fn run(
     config: ProducerConfig,
-    producer: ThreadedProducer<CountingContext>,
+    producer: PolledProducer<CountingContext>,
     counter: Arc<AckCounter>,
     commands: Receiver<ProducerCommand>,
     sink: SharedSink,
@@ -317,6 +321,7 @@ fn run(
                 status.rate = rate;
                 report(&mut status);
             }
+            Some(ProducerCommand::SetDrift(factor)) => generator.set_drift(factor),
             None => {}
         }
         if status.running && !done(&status) {
@@ -357,13 +362,14 @@ fn run(
             last_status = Instant::now();
         }
     }
-    let flushed = producer.flush(flush_within);
+    let unflushed = producer.flush_within(flush_within);
     status.running = false;
     report(&mut status);
     let missing = status.sent - status.acked - status.failed;
-    match flushed {
-        Err(_) if missing > 0 => Err(ProducerError::Unacknowledged(missing)),
-        _ => Ok(status),
+    if unflushed > 0 && missing > 0 {
+        Err(ProducerError::Unacknowledged(missing))
+    } else {
+        Ok(status)
     }
 }
 

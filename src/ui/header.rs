@@ -59,7 +59,15 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
             "model ".dim(),
             Span::raw(format!("{}  {}", s.model_version, s.formula)),
         ]),
-        Line::from(vec![producer, sent]),
+        Line::from(vec![
+            producer,
+            sent,
+            if app.drift_on {
+                Span::styled("  labels drifted +20%", Style::new().fg(Color::Yellow))
+            } else {
+                Span::raw("")
+            },
+        ]),
     ];
     let mut block = Block::new().title(" salary-stream ".bold());
     if let Some(failure) = &app.failure {

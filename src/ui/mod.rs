@@ -59,6 +59,8 @@ fn render_footer(frame: &mut Frame<'_>, area: Rect, app: &App) {
         " producer  ".into(),
         key("+/-"),
         " rate  ".into(),
+        key("d"),
+        " drift  ".into(),
         key("space"),
         " freeze  ".into(),
         key("c"),
@@ -75,9 +77,10 @@ fn render_footer(frame: &mut Frame<'_>, area: Rect, app: &App) {
 }
 
 /// The key list shown by `?`.
-pub const HELP: [(&str, &str); 7] = [
+pub const HELP: [(&str, &str); 8] = [
     ("p", "start / stop the synthetic producer"),
     ("+ / -", "double / halve the producer's rate"),
+    ("d", "drift: synthetic salaries 20% higher, or back"),
     ("space", "freeze / unfreeze the view"),
     ("c", "clear the view"),
     ("?", "show / hide this help"),

@@ -7,11 +7,14 @@ use ratatui::widgets::{Block, Paragraph, Sparkline, Wrap};
 use ratatui::Frame;
 
 use crate::app::App;
+use crate::engine::consumer::ACCURACY_WINDOW;
+use crate::engine::quality::Shift;
 
 /// Draws the right column.
 pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let [throughput, salaries, lag, records] = Layout::vertical([
-        Constraint::Length(6),
+    let [throughput, salaries, accuracy, lag, records] = Layout::vertical([
+        Constraint::Length(5),
+        Constraint::Length(5),
         Constraint::Length(5),
         Constraint::Length(4),
         Constraint::Min(4),
@@ -19,6 +22,7 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
     .areas(area);
     render_throughput(frame, throughput, app);
     render_salaries(frame, salaries, app);
+    render_accuracy(frame, accuracy, app);
     render_lag(frame, lag, app);
     render_records(frame, records, app);
 }
@@ -75,6 +79,44 @@ fn render_salaries(frame: &mut Frame<'_>, area: Rect, app: &App) {
         Sparkline::default()
             .data(&data[skip..])
             .style(Style::new().fg(Color::Green)),
+        chart,
+    );
+}
+
+fn render_accuracy(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let v = app.view();
+    let title = match v.drift {
+        Some(alarm) => Line::from(Span::styled(
+            format!(
+                " DRIFT {} at {} after {} labeled ",
+                match alarm.shift {
+                    Shift::Up => "↑",
+                    Shift::Down => "↓",
+                },
+                &super::clock(alarm.at_ms)[..8],
+                alarm.after
+            ),
+            Style::new().fg(Color::Red).bold(),
+        )),
+        None => Line::from(format!(" model accuracy (last {ACCURACY_WINDOW} labeled) ")),
+    };
+    let block = Block::bordered().title(title);
+    let (text, chart) = split_text_and_chart(&block, area);
+    frame.render_widget(block, area);
+    let summary = match v.accuracy {
+        Some(a) => format!(
+            "MAE {:.0}  RMSE {:.0}  R² {:.3}  n {}",
+            a.mae, a.rmse, a.r2, a.n
+        ),
+        None => "no labeled events yet".to_owned(),
+    };
+    frame.render_widget(Paragraph::new(summary), text);
+    let data: Vec<u64> = v.rmse_history.iter().copied().collect();
+    let skip = data.len().saturating_sub(usize::from(chart.width));
+    frame.render_widget(
+        Sparkline::default()
+            .data(&data[skip..])
+            .style(Style::new().fg(Color::Magenta)),
         chart,
     );
 }

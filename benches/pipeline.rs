@@ -1,0 +1,506 @@
+//! The benchmark: salary-stream against kcat on the same records, in one run.
+//!
+//! `cargo bench` (or `cargo bench -- --records N`); `BENCH_BROKERS=host:port` runs the Kafka parts
+//! against a real cluster instead of `salary-stream broker` processes. Prints a table and one JSON
+//! line. Needs kcat and tmux on PATH (scripts/test installs both).
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use salary_stream::app::{App, Message, Setup};
+use salary_stream::engine::{EngineEvent, LagByPartition, ScoreReport, ScoredEvent};
+
+const BIN: &str = env!("CARGO_BIN_EXE_salary-stream");
+const PARTITIONS: u32 = 8;
+
+struct Broker {
+    child: Option<std::process::Child>,
+    address: String,
+}
+
+impl Broker {
+    fn start() -> Broker {
+        if let Ok(address) = std::env::var("BENCH_BROKERS") {
+            return Broker {
+                child: None,
+                address,
+            };
+        }
+        let mut child = Command::new(BIN)
+            .args(["broker", "--partitions", &PARTITIONS.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start salary-stream broker");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+            &mut line,
+        )
+        .expect("broker address");
+        Broker {
+            child: Some(child),
+            address: line.trim().to_owned(),
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs a command to completion; returns its wall time and stderr.
+fn timed(program: &str, args: &[&str]) -> (Duration, String) {
+    let started = Instant::now();
+    let out = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{program} {args:?} failed:\n{stderr}");
+    (took, stderr)
+}
+
+/// Runs a command to completion counting its stdout lines; returns its wall time and the count.
+fn timed_lines(program: &str, args: &[&str]) -> (Duration, u64) {
+    use std::io::BufRead;
+    let started = Instant::now();
+    let mut child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    let stdout = child.stdout.take().expect("stdout");
+    let lines = std::io::BufReader::new(stdout).split(b'\n').count() as u64;
+    assert!(
+        child.wait().expect("wait").success(),
+        "{program} {args:?} failed"
+    );
+    (started.elapsed(), lines)
+}
+
+fn rate(records: u64, took: Duration) -> f64 {
+    records as f64 / took.as_secs_f64()
+}
+
+/// `(p50, p99, p99.9)` from score's closing latency line.
+fn latency_line(stderr: &str) -> (f64, f64, f64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("latency ms"))
+        .unwrap_or_else(|| panic!("no latency line in:\n{stderr}"));
+    let field = |name: &str| -> f64 {
+        line.split(name)
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (field("p50 "), field("p99 "), field("p99.9 "))
+}
+
+fn latency_at(rate_per_s: u64, seconds: u64, low_latency: &[&str]) -> (f64, f64, f64) {
+    let broker = Broker::start();
+    let b = broker.address.as_str();
+    let count = (rate_per_s * seconds).to_string();
+    let topic = format!("latency-{rate_per_s}");
+    let mut score_args = vec![
+        "score", "-b", b, "-t", &topic, "-g", &topic, "--quiet", "--count", &count,
+    ];
+    score_args.extend_from_slice(low_latency);
+    let scorer = Command::new(BIN)
+        .args(&score_args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("score");
+    // Let the scorer join its group before the clock starts.
+    std::thread::sleep(Duration::from_secs(2));
+    let mut produce_args = vec!["produce", "-b", b, "-t", &topic, "--count", &count];
+    let r = rate_per_s.to_string();
+    produce_args.extend_from_slice(&["--rate", &r]);
+    produce_args.extend_from_slice(low_latency);
+    timed(BIN, &produce_args);
+    let out = scorer.wait_with_output().expect("score output");
+    latency_line(&String::from_utf8_lossy(&out.stderr))
+}
+
+fn known_app() -> App {
+    let mut app = App::new(
+        Setup {
+            broker: "embedded 127.0.0.1:39093".into(),
+            input_topic: "experience-events".into(),
+            output_topic: "salary-predictions".into(),
+            dlq_topic: "experience-events.dlq".into(),
+            group: "salary-stream".into(),
+            model_version: "6c25318e".into(),
+            formula: "salary = 25792.20 + 9449.96 × years".into(),
+        },
+        0,
+    );
+    for second in 0..60u64 {
+        let recent = (0..64)
+            .map(|i| ScoredEvent {
+                partition: i % 3,
+                offset: second as i64 * 64 + i64::from(i),
+                event_ms: Some(1_764_000_000_000 + second as i64 * 1000),
+                years: f64::from(i % 15),
+                predicted: 25792.2 + 9449.96 * f64::from(i % 15),
+                salary: Some(60000.0),
+                latency_ms: Some(1.5),
+                extrapolated: i % 15 > 10,
+            })
+            .collect();
+        app.update(Message::Engine(EngineEvent::Scored(ScoreReport {
+            recent,
+            scored: 5000,
+            extrapolated: 300,
+            bad: 1,
+            last_bad: Some("not JSON: expected value at line 1 column 1".into()),
+            delivery_errors: 0,
+            ..Default::default()
+        })));
+        app.update(Message::Tick((second + 1) * 1000));
+    }
+    app.update(Message::Engine(EngineEvent::Lag(LagByPartition {
+        partitions: vec![(0, 12), (1, 0), (2, 7)],
+    })));
+    app
+}
+
+/// p99 and mean of one 120x40 frame, in microseconds.
+fn frame_render_us() -> (f64, f64) {
+    let app = known_app();
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).expect("test backend");
+    let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).expect("bounds");
+    for _ in 0..3000 {
+        let started = Instant::now();
+        terminal
+            .draw(|f| salary_stream::ui::render(f, &app))
+            .expect("draw");
+        h.saturating_record(started.elapsed().as_micros().max(1) as u64);
+    }
+    (h.value_at_quantile(0.99) as f64, h.mean())
+}
+
+fn tmux(socket: &str, args: &[&str]) -> String {
+    let out = Command::new("tmux")
+        .args(["-L", socket])
+        .args(args)
+        .output()
+        .expect("tmux (apt-get install -y tmux)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn vm_kb(pid: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+struct DashboardRun {
+    events: u64,
+    peak_rss_mb: f64,
+    rss_after_first_100k_mb: f64,
+    fps: f64,
+    quit_ms: f64,
+}
+
+/// The dashboard under tmux with the producer unthrottled until `events` are scored.
+fn dashboard_under_load(events: u64) -> DashboardRun {
+    let socket = format!("salary-stream-bench-{}", std::process::id());
+    let log = std::env::temp_dir().join(format!("salary-stream-bench-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let command = format!("{BIN} dash --produce --rate max --log {}", log.display());
+    tmux(
+        &socket,
+        &[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            &command,
+        ],
+    );
+    let pid = loop {
+        let out = Command::new("pgrep")
+            .args(["-f", "--", &format!("--log {}", log.display())])
+            .output()
+            .expect("pgrep");
+        let pid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if !pid.is_empty() {
+            break pid;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let total = |screen: &str| -> u64 {
+        screen
+            .split("total ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut after_100k = 0;
+    let mut seen = 0;
+    while seen < events && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        seen = total(&tmux(&socket, &["capture-pane", "-p"]));
+        if after_100k == 0 && seen >= 100_000 {
+            after_100k = vm_kb(&pid, "VmRSS:");
+        }
+    }
+    let peak = vm_kb(&pid, "VmHWM:");
+    let started = Instant::now();
+    tmux(&socket, &["send-keys", "q"]);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && started.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let quit_ms = started.elapsed().as_secs_f64() * 1000.0;
+    tmux(&socket, &["kill-server"]);
+    let fps = std::fs::read_to_string(&log)
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .rev()
+                .find(|l| l.contains("frames drawn"))
+                .and_then(|l| l.split("fps=").nth(1))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(f64::NAN);
+    DashboardRun {
+        events: seen,
+        peak_rss_mb: peak as f64 / 1024.0,
+        rss_after_first_100k_mb: after_100k as f64 / 1024.0,
+        fps,
+        quit_ms,
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        // `cargo bench -- --list` and `cargo test --benches` probe the harness: nothing to list.
+        return;
+    }
+    let records: u64 = args
+        .iter()
+        .position(|a| a == "--records")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400_000);
+    let dashboard_events: u64 = args
+        .iter()
+        .position(|a| a == "--dashboard-events")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let produced = records;
+    let n = records.to_string();
+
+    // The same records for both tools, as the synthetic producer writes them.
+    let dir = std::env::temp_dir().join(format!("salary-stream-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("records.ndjson");
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).expect("records file"));
+        let mut generator =
+            salary_stream::engine::producer::EventGenerator::new((1.1, 10.5), None, Some(1));
+        let mut buf = Vec::new();
+        for _ in 0..records {
+            generator.next_event(&mut buf, salary_stream::engine::now_ms());
+            out.write_all(&buf)
+                .and_then(|()| out.write_all(b"\n"))
+                .expect("write records");
+        }
+    }
+    let file = file.to_string_lossy().into_owned();
+
+    eprintln!("producing {records} records with kcat and with salary-stream ...");
+    let kcat_broker = Broker::start();
+    let k = kcat_broker.address.as_str();
+    let (kcat_p, _) = timed(
+        "kcat",
+        &["-b", k, "-P", "-t", "experience-events", "-l", &file],
+    );
+    let ours_broker = Broker::start();
+    let (ours_p, _) = timed(
+        BIN,
+        &[
+            "produce",
+            "-b",
+            &ours_broker.address,
+            "--rate",
+            "max",
+            "--count",
+            &n,
+        ],
+    );
+
+    eprintln!("consuming and scoring ...");
+    let (kcat_c, consumed) = timed_lines(
+        "kcat",
+        &[
+            "-b",
+            k,
+            "-C",
+            "-t",
+            "experience-events",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+        ],
+    );
+    // The broker keeps about 5 MB a partition: score exactly what kcat could read.
+    let records = consumed;
+    let n = records.to_string();
+    let (score_bare, _) = timed(
+        BIN,
+        &[
+            "score",
+            "-b",
+            k,
+            "-g",
+            "bench-bare",
+            "--quiet",
+            "--no-output",
+            "--count",
+            &n,
+        ],
+    );
+    let (score_full, _) = timed(
+        BIN,
+        &[
+            "score",
+            "-b",
+            k,
+            "-g",
+            "bench-full",
+            "--quiet",
+            "--count",
+            &n,
+        ],
+    );
+    drop(kcat_broker);
+    drop(ours_broker);
+
+    eprintln!("latency at 1,000 and 10,000 events/s ...");
+    // The embedded (mock) broker holds a fetch for its whole wait; real brokers answer at once.
+    let low = ["-X", "fetch.wait.max.ms=1", "-X", "linger.ms=1"];
+    let l1k = latency_at(1_000, 10, &low);
+    let l10k = latency_at(10_000, 10, &low);
+
+    eprintln!("rendering frames ...");
+    let (frame_p99_us, frame_mean_us) = frame_render_us();
+
+    eprintln!("dashboard with the producer unthrottled until {dashboard_events} events ...");
+    let dash = dashboard_under_load(dashboard_events);
+
+    let rows = [
+        (
+            "consume: kcat -C -e (records/s)",
+            rate(records, kcat_c),
+            1.0,
+            "reference",
+        ),
+        (
+            "score --quiet --no-output (records/s)",
+            rate(records, score_bare),
+            rate(records, score_bare) / rate(records, kcat_c),
+            ">= 1.0x kcat",
+        ),
+        (
+            "score --quiet, output + commits (records/s)",
+            rate(records, score_full),
+            rate(records, score_full) / rate(records, kcat_c),
+            ">= 0.5x kcat",
+        ),
+        (
+            "produce: kcat -P (records/s)",
+            rate(produced, kcat_p),
+            1.0,
+            "reference",
+        ),
+        (
+            "produce --rate max (records/s)",
+            rate(produced, ours_p),
+            rate(produced, ours_p) / rate(produced, kcat_p),
+            ">= 1.0x kcat -P",
+        ),
+    ];
+    println!();
+    println!("{:<46} {:>14} {:>10}  target", "measure", "value", "ratio");
+    for (name, value, ratio, target) in rows {
+        println!("{name:<46} {value:>14.0} {ratio:>9.2}x  {target}");
+    }
+    println!(
+        "{:<46} {:>14}",
+        "latency p50/p99/p99.9 at 1,000/s (ms)",
+        format!("{:.2}/{:.2}/{:.2}", l1k.0, l1k.1, l1k.2)
+    );
+    println!(
+        "{:<46} {:>14}",
+        "latency p50/p99/p99.9 at 10,000/s (ms)",
+        format!("{:.2}/{:.2}/{:.2}", l10k.0, l10k.1, l10k.2)
+    );
+    println!(
+        "{:<46} {:>14.0}            p99 <= 2000 us",
+        "frame render 120x40 p99 (us)", frame_p99_us
+    );
+    println!(
+        "{:<46} {:>14.0}",
+        "frame render 120x40 mean (us)", frame_mean_us
+    );
+    println!(
+        "{:<46} {:>14.1}            >= 15",
+        "dashboard frames/s, producer unthrottled", dash.fps
+    );
+    println!(
+        "{:<46} {:>14.0}            <= 300 ms",
+        "dashboard q to exit (ms)", dash.quit_ms
+    );
+    println!(
+        "{:<46} {:>14.1}            <= 64 MB, flat",
+        format!("dashboard peak RSS after {} events (MB)", dash.events),
+        dash.peak_rss_mb
+    );
+    println!(
+        "{:<46} {:>14.1}",
+        "dashboard RSS after 100,000 events (MB)", dash.rss_after_first_100k_mb
+    );
+    println!(
+        "{{\"produced\":{produced},\"consumed\":{records},\"kcat_consume_per_s\":{:.0},\"score_bare_per_s\":{:.0},\"score_full_per_s\":{:.0},\"score_bare_ratio\":{:.3},\"score_full_ratio\":{:.3},\"kcat_produce_per_s\":{:.0},\"produce_per_s\":{:.0},\"produce_ratio\":{:.3},\"latency_1k_ms\":[{:.3},{:.3},{:.3}],\"latency_10k_ms\":[{:.3},{:.3},{:.3}],\"frame_p99_us\":{frame_p99_us:.0},\"dashboard_fps\":{:.1},\"quit_ms\":{:.0},\"dashboard_events\":{},\"peak_rss_mb\":{:.1},\"rss_100k_mb\":{:.1}}}",
+        rate(records, kcat_c), rate(records, score_bare), rate(records, score_full),
+        rate(records, score_bare) / rate(records, kcat_c), rate(records, score_full) / rate(records, kcat_c),
+        rate(produced, kcat_p), rate(produced, ours_p), rate(produced, ours_p) / rate(produced, kcat_p),
+        l1k.0, l1k.1, l1k.2, l10k.0, l10k.1, l10k.2, dash.fps, dash.quit_ms, dash.events, dash.peak_rss_mb, dash.rss_after_first_100k_mb,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

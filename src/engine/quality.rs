@@ -1,0 +1,234 @@
+//! How good the model is right now: rolling accuracy over the latest labeled events, and a
+//! Page-Hinkley drift detector on their residuals. Pure; fed by the scorer.
+
+use std::collections::VecDeque;
+
+/// Accuracy over the latest labeled events.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Accuracy {
+    /// Labeled events in the window.
+    pub n: usize,
+    /// Mean absolute error.
+    pub mae: f64,
+    /// Root of the mean squared error.
+    pub rmse: f64,
+    /// Coefficient of determination (NaN while every label in the window is the same).
+    pub r2: f64,
+}
+
+/// `(label, prediction)` pairs of the latest `capacity` labeled events.
+#[derive(Debug, Clone)]
+pub struct RollingAccuracy {
+    window: VecDeque<(f64, f64)>,
+    capacity: usize,
+}
+
+impl RollingAccuracy {
+    /// A window of `capacity` labeled events.
+    pub fn new(capacity: usize) -> Self {
+        RollingAccuracy {
+            window: VecDeque::with_capacity(capacity),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Adds one labeled event.
+    pub fn push(&mut self, label: f64, predicted: f64) {
+        if self.window.len() == self.capacity {
+            self.window.pop_front();
+        }
+        self.window.push_back((label, predicted));
+    }
+
+    /// Forgets everything (the model changed).
+    pub fn clear(&mut self) {
+        self.window.clear();
+    }
+
+    /// MAE, RMSE and R² over the window; `None` while it is empty.
+    pub fn accuracy(&self) -> Option<Accuracy> {
+        let n = self.window.len();
+        if n == 0 {
+            return None;
+        }
+        let nf = n as f64;
+        let mean = self.window.iter().map(|(y, _)| y).sum::<f64>() / nf;
+        let (abs, sq, tot) = self
+            .window
+            .iter()
+            .fold((0.0, 0.0, 0.0), |(a, s, t), &(y, p)| {
+                let e = y - p;
+                (a + e.abs(), s + e * e, t + (y - mean) * (y - mean))
+            });
+        Some(Accuracy {
+            n,
+            mae: abs / nf,
+            rmse: (sq / nf).sqrt(),
+            r2: if tot > 0.0 { 1.0 - sq / tot } else { f64::NAN },
+        })
+    }
+}
+
+/// Which way the residuals moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shift {
+    /// Labels above the predictions: the model under-predicts.
+    Up,
+    /// Labels below the predictions: the model over-predicts.
+    Down,
+}
+
+/// A two-sided Page-Hinkley test on residuals scaled by the training RMSE.
+///
+/// With `x` the scaled residual and `x̄` its running mean, it sums `x - x̄ - δ` (and, for a fall,
+/// `x̄ - x - δ`) and alarms when a sum rises more than `λ` above its lowest point.
+#[derive(Debug, Clone)]
+pub struct PageHinkley {
+    scale: f64,
+    delta: f64,
+    lambda: f64,
+    n: u64,
+    mean: f64,
+    up: f64,
+    up_min: f64,
+    down: f64,
+    down_min: f64,
+    alarm: Option<(Shift, u64)>,
+}
+
+impl PageHinkley {
+    /// Magnitude of change (in RMSEs) tolerated without alarm.
+    pub const DELTA: f64 = 0.5;
+    /// Alarm threshold.
+    pub const LAMBDA: f64 = 25.0;
+
+    /// A detector for residuals of typical size `rmse`.
+    pub fn new(rmse: f64) -> Self {
+        PageHinkley {
+            scale: if rmse > 0.0 { rmse } else { 1.0 },
+            delta: Self::DELTA,
+            lambda: Self::LAMBDA,
+            n: 0,
+            mean: 0.0,
+            up: 0.0,
+            up_min: 0.0,
+            down: 0.0,
+            down_min: 0.0,
+            alarm: None,
+        }
+    }
+
+    /// Feeds one residual (label minus prediction); returns the alarm once it has fired, with
+    /// the direction and the number of residuals seen when it fired.
+    pub fn update(&mut self, residual: f64) -> Option<(Shift, u64)> {
+        if self.alarm.is_some() || !residual.is_finite() {
+            return self.alarm;
+        }
+        let x = residual / self.scale;
+        self.n += 1;
+        self.mean += (x - self.mean) / self.n as f64;
+        self.up += x - self.mean - self.delta;
+        self.up_min = self.up_min.min(self.up);
+        self.down += self.mean - x - self.delta;
+        self.down_min = self.down_min.min(self.down);
+        if self.up - self.up_min > self.lambda {
+            self.alarm = Some((Shift::Up, self.n));
+        } else if self.down - self.down_min > self.lambda {
+            self.alarm = Some((Shift::Down, self.n));
+        }
+        self.alarm
+    }
+
+    /// Starts over (the model changed).
+    pub fn reset(&mut self) {
+        *self = PageHinkley::new(self.scale);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_distr::{Distribution, Normal};
+
+    const SLOPE: f64 = 9449.962321455077;
+    const INTERCEPT: f64 = 25792.20019866869;
+    const RMSE: f64 = 5592.043608760662;
+
+    /// Residuals of the reference model on synthetic labels, salaries times `drift`.
+    fn residuals(seed: u64, n: usize, drift: f64) -> Vec<f64> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let noise = Normal::new(0.0, RMSE).unwrap();
+        (0..n)
+            .map(|_| {
+                let years: f64 = rng.random_range(1.1..=10.5);
+                let predicted = INTERCEPT + SLOPE * years;
+                predicted * drift + noise.sample(&mut rng) - predicted
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stays_quiet_without_drift() {
+        for seed in 0..20 {
+            let mut ph = PageHinkley::new(RMSE);
+            for r in residuals(seed, 20_000, 1.0) {
+                assert_eq!(ph.update(r), None, "seed {seed}");
+            }
+        }
+    }
+
+    #[test]
+    fn fires_soon_after_salaries_rise_twenty_percent() {
+        for seed in 0..20 {
+            let mut ph = PageHinkley::new(RMSE);
+            for r in residuals(seed, 1_000, 1.0) {
+                assert_eq!(ph.update(r), None);
+            }
+            let fired = residuals(seed + 100, 200, 1.2)
+                .into_iter()
+                .enumerate()
+                .find_map(|(i, r)| ph.update(r).map(|alarm| (i + 1, alarm)));
+            let (after, (shift, seen)) = fired.expect("the alarm fires");
+            assert_eq!(shift, Shift::Up);
+            assert!(
+                after <= 40,
+                "seed {seed}: fired after {after} drifted events"
+            );
+            assert_eq!(seen, 1_000 + after as u64);
+        }
+    }
+
+    #[test]
+    fn fires_down_when_salaries_fall() {
+        let mut ph = PageHinkley::new(RMSE);
+        residuals(1, 500, 1.0).into_iter().for_each(|r| {
+            ph.update(r);
+        });
+        let alarm = residuals(2, 200, 0.8)
+            .into_iter()
+            .find_map(|r| ph.update(r));
+        assert_eq!(alarm.map(|a| a.0), Some(Shift::Down));
+        ph.reset();
+        assert_eq!(ph.update(0.0), None);
+    }
+
+    #[test]
+    fn rolling_accuracy_over_a_known_window() {
+        let mut acc = RollingAccuracy::new(3);
+        assert_eq!(acc.accuracy(), None);
+        acc.push(100.0, 90.0);
+        acc.push(200.0, 210.0);
+        acc.push(300.0, 300.0);
+        let a = acc.accuracy().unwrap();
+        assert_eq!(a.n, 3);
+        assert_eq!(a.mae, 20.0 / 3.0);
+        assert_eq!(a.rmse, (200.0f64 / 3.0).sqrt());
+        assert_eq!(a.r2, 1.0 - 200.0 / 20_000.0);
+        acc.push(400.0, 500.0);
+        let a = acc.accuracy().unwrap();
+        assert_eq!((a.n, a.mae), (3, 110.0 / 3.0));
+        acc.clear();
+        assert_eq!(acc.accuracy(), None);
+    }
+}
