@@ -229,7 +229,8 @@ fn dashboard_under_load(events: u64) -> DashboardRun {
     let socket = format!("salary-stream-bench-{}", std::process::id());
     let log = std::env::temp_dir().join(format!("salary-stream-bench-{}.log", std::process::id()));
     let _ = std::fs::remove_file(&log);
-    let command = format!("{BIN} dash --produce --rate max --log {}", log.display());
+    let log_arg = log.to_string_lossy().into_owned();
+    // Arguments one by one, so tmux runs the dashboard itself rather than a shell around it.
     tmux(
         &socket,
         &[
@@ -241,20 +242,20 @@ fn dashboard_under_load(events: u64) -> DashboardRun {
             "120",
             "-y",
             "40",
-            &command,
+            BIN,
+            "dash",
+            "--produce",
+            "--rate",
+            "max",
+            "--log",
+            &log_arg,
         ],
     );
-    let pid = loop {
-        let out = Command::new("pgrep")
-            .args(["-f", "--", &format!("--log {}", log.display())])
-            .output()
-            .expect("pgrep");
-        let pid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        if !pid.is_empty() {
-            break pid;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let pid = tmux(&socket, &["display-message", "-p", "#{pane_pid}"])
+        .trim()
+        .to_owned();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    assert_eq!(comm.trim(), "salary-stream", "the pane runs the dashboard");
     let total = |screen: &str| -> u64 {
         screen
             .split("total ")
@@ -274,11 +275,20 @@ fn dashboard_under_load(events: u64) -> DashboardRun {
         }
     }
     let peak = vm_kb(&pid, "VmHWM:");
+    assert!(peak > 0, "the dashboard is still running");
     let started = Instant::now();
     tmux(&socket, &["send-keys", "q"]);
-    while std::path::Path::new(&format!("/proc/{pid}")).exists()
-        && started.elapsed() < Duration::from_secs(30)
-    {
+    // Exited means gone or a zombie: tmux reaps its pane's process late under load.
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(") ")
+                    .map(|(_, rest)| !rest.starts_with('Z'))
+            })
+            .unwrap_or(false)
+    };
+    while running() && started.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(2));
     }
     let quit_ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -292,6 +292,7 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
             years_range: (a.feature_range.min, a.feature_range.max),
             seed: args.seed,
             start_running: true,
+            paced_by: None,
         },
         tally.clone(),
     )?;

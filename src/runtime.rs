@@ -105,6 +105,7 @@ pub fn scorer_config(
         predictor: Predictor::from(&model.artifact),
         max_records,
         training_rmse: model.artifact.rmse,
+        shutdown_flush: crate::engine::consumer::FLUSH_TIMEOUT,
     }
 }
 

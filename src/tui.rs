@@ -21,11 +21,14 @@ use tokio::sync::mpsc;
 
 use crate::app::{App, Effect, Message, Setup};
 use crate::cli::DashArgs;
+use crate::engine::consumer::ScorerConfig;
 use crate::engine::producer::{self, LabelModel, ProducerConfig};
 use crate::engine::{consumer, EngineEvent, EventSink};
 use crate::runtime::{connect, load_model, scorer_config, shutdown_signal};
 use crate::ui;
 
+/// How long quitting waits for the embedded broker's acknowledgements.
+const EMBEDDED_SHUTDOWN_FLUSH: Duration = Duration::from_millis(100);
 /// Capacity of the engine-to-view channel, in reports.
 const CHANNEL_CAPACITY: usize = 256;
 
@@ -136,8 +139,17 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
         dropped: dropped.clone(),
     });
     let artifact = &model.artifact;
+    // The embedded broker ends with this process, so waiting on it at exit gains nothing.
+    let shutdown_flush = if connection.embedded.is_some() {
+        EMBEDDED_SHUTDOWN_FLUSH
+    } else {
+        consumer::FLUSH_TIMEOUT
+    };
     let scorer = consumer::spawn(
-        scorer_config(&args.kafka, &connection.kafka, &model, true, None),
+        ScorerConfig {
+            shutdown_flush,
+            ..scorer_config(&args.kafka, &connection.kafka, &model, true, None)
+        },
         sink.clone(),
         None,
     )?;
@@ -156,6 +168,9 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
             years_range: (artifact.feature_range.min, artifact.feature_range.max),
             seed: None,
             start_running: args.produce,
+            // Only the embedded broker prunes so soon that an unthrottled producer starves the
+            // scorer; a real cluster keeps what it is sent.
+            paced_by: connection.embedded.as_ref().map(|_| scorer.handled()),
         },
         sink,
     )?;
@@ -188,11 +203,16 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
         Duration::from_secs_f64(1.0 / f64::from(args.fps)),
     ));
     // Stop the producer, then the scorer (which flushes and commits), then give the screen back.
-    let _ = producer.shutdown(Duration::from_secs(2));
+    let quitting = Instant::now();
+    tracing::info!("quitting");
+    let _ = producer.shutdown(shutdown_flush.min(Duration::from_secs(2)));
+    tracing::info!(ms = quitting.elapsed().as_millis(), "producer stopped");
     scorer.stop();
     let scored = scorer.join();
+    tracing::info!(ms = quitting.elapsed().as_millis(), "scorer stopped");
     drop(guard);
     drop(connection);
+    tracing::info!(ms = quitting.elapsed().as_millis(), "broker stopped");
     tracing::info!(?scored, "dashboard stopped");
     result.map(|frames| {
         let secs = frames.elapsed.as_secs_f64();
@@ -202,6 +222,7 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
             fps = frames.count as f64 / secs.max(f64::MIN_POSITIVE),
             "frames drawn"
         );
+        tracing::info!(ms = quitting.elapsed().as_millis(), "leaving");
     })
 }
 

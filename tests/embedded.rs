@@ -49,6 +49,7 @@ fn a_thousand_events_give_a_thousand_exact_predictions() {
             predictor: p.clone(),
             max_records: Some(1003),
             training_rmse: 5592.04,
+            shutdown_flush: consumer::FLUSH_TIMEOUT,
         },
         sink,
         None,
@@ -139,6 +140,7 @@ fn a_restarted_scorer_resumes_at_the_committed_offset() {
         predictor: predictor(),
         max_records: Some(max),
         training_rmse: 5592.04,
+        shutdown_flush: consumer::FLUSH_TIMEOUT,
     };
     let sink: SharedSink = Arc::new(|_: EngineEvent| {});
     let first = consumer::spawn(config(100), sink.clone(), None)
@@ -210,6 +212,7 @@ fn the_drift_alarm_fires_soon_after_labels_shift() {
             predictor: p,
             max_records: Some(1200),
             training_rmse: 5592.04,
+            shutdown_flush: consumer::FLUSH_TIMEOUT,
         },
         sink,
         None,

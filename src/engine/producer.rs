@@ -22,6 +22,8 @@ use super::{now_ms, EngineEvent, ProducerStatus, Rate, SharedSink};
 
 /// How often a running producer reports its status.
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
+/// How far the producer may run ahead of a scorer that paces it.
+pub const MAX_AHEAD: u64 = 50_000;
 /// How long a finishing producer waits for acknowledgements by default.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Share of events drawn beyond the training range.
@@ -60,6 +62,10 @@ pub struct ProducerConfig {
     pub seed: Option<u64>,
     /// Send from the start (headless) or wait for a start command (dashboard).
     pub start_running: bool,
+    /// Records a scorer in this process has handled: the producer stays at most
+    /// [`MAX_AHEAD`] events ahead of it. The embedded broker keeps only about 5 MB a partition, so
+    /// an unthrottled producer would otherwise prune records before the scorer can fetch them.
+    pub paced_by: Option<Arc<AtomicU64>>,
 }
 
 /// Commands a running producer takes.
@@ -330,6 +336,13 @@ fn run(
                 Rate::Unthrottled => 10_000,
             };
             let budget = config.count.map_or(budget, |c| budget.min(c - status.sent));
+            let budget = config.paced_by.as_ref().map_or(budget, |handled| {
+                let ahead = status.sent.saturating_sub(handled.load(Ordering::Relaxed));
+                budget.min(MAX_AHEAD.saturating_sub(ahead))
+            });
+            if budget == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             for _ in 0..budget {
                 let id = generator.next_event(&mut buf, now_ms());
                 key.clear();
