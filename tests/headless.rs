@@ -153,23 +153,6 @@ fn kcat_produces_and_reads_the_predictions_and_the_dead_letters() {
     assert!(headers["source_offset"].parse::<i64>().is_ok());
 }
 
-fn assignment(child: &Child) -> Option<Vec<i32>> {
-    let line = child
-        .stderr_lines()
-        .into_iter()
-        .rev()
-        .find(|l| l.starts_with("assigned partitions: "))?;
-    let list = line
-        .trim_start_matches("assigned partitions: [")
-        .trim_end_matches(']');
-    Some(
-        list.split(", ")
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse().unwrap())
-            .collect(),
-    )
-}
-
 #[test]
 fn two_scorers_split_the_partitions_and_one_takes_over_after_sigkill() {
     let (_broker, b) = broker_process(4);
@@ -194,24 +177,7 @@ fn two_scorers_split_the_partitions_and_one_takes_over_after_sigkill() {
             .any(|l| l.starts_with("assigned partitions: [0, 1, 2, 3]"))
     });
     let mut killed = scorer("b");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let (Some(pa), Some(pb)) = (assignment(&a), assignment(&killed)) {
-            if !pa.is_empty() && !pb.is_empty() {
-                let all: BTreeSet<i32> = pa.iter().chain(&pb).copied().collect();
-                assert_eq!(all, (0..4).collect(), "{pa:?} + {pb:?}");
-                assert_eq!(pa.len() + pb.len(), 4, "disjoint: {pa:?} + {pb:?}");
-                break;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the group never split:\n{:?}\n{:?}",
-            a.stderr_lines(),
-            killed.stderr_lines()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::wait_for_split(&a, &killed, 4);
     let mut producer = Child::spawn(&["produce", "-b", &b, "--count", "3000", "--rate", "300"]);
     killed.wait_for("b scoring", Duration::from_secs(20), |out, _| {
         out.len() >= 50

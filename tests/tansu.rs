@@ -126,23 +126,6 @@ fn a_restart_resumes_at_the_committed_offset_with_no_gap() {
     );
 }
 
-fn assignment(child: &Child) -> Option<Vec<i32>> {
-    let line = child
-        .stderr_lines()
-        .into_iter()
-        .rev()
-        .find(|l| l.starts_with("assigned partitions: "))?;
-    let list = line
-        .trim_start_matches("assigned partitions: [")
-        .trim_end_matches(']');
-    Some(
-        list.split(", ")
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse().unwrap())
-            .collect(),
-    )
-}
-
 /// Clean hand-over only: tansu 0.6 keeps a member that died without leaving (SIGKILL) in the group
 /// after its session expires, so its partitions are never reassigned there. The SIGKILL takeover and
 /// the kill-and-restart tests run against the embedded broker as a separate process (tests/headless.rs).
@@ -168,24 +151,7 @@ fn two_scorers_split_the_partitions_and_one_hands_over_on_sigterm() {
         err.iter().any(|l| l == "assigned partitions: [0, 1, 2, 3]")
     });
     let mut leaving = scorer();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let (Some(pa), Some(pb)) = (assignment(&a), assignment(&leaving)) {
-            if !pa.is_empty() && !pb.is_empty() {
-                let all: BTreeSet<i32> = pa.iter().chain(&pb).copied().collect();
-                assert_eq!(all, (0..4).collect(), "{pa:?} + {pb:?}");
-                assert_eq!(pa.len() + pb.len(), 4, "disjoint: {pa:?} + {pb:?}");
-                break;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the group never split:\n{:?}\n{:?}",
-            a.stderr_lines(),
-            leaving.stderr_lines()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::wait_for_split(&a, &leaving, 4);
     let mut producer = Child::spawn(&refs(&produce(b, "2000", "400")));
     leaving.wait_for("b scoring", Duration::from_secs(30), |out, _| {
         out.len() >= 50
@@ -205,7 +171,7 @@ fn two_scorers_split_the_partitions_and_one_hands_over_on_sigterm() {
         "every input id scored"
     );
     assert_eq!(
-        assignment(&a),
+        common::assignment(&a),
         Some(vec![0, 1, 2, 3]),
         "the survivor owns every partition"
     );

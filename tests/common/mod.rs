@@ -330,3 +330,47 @@ impl Drop for Tansu {
         let _ = self.child.wait();
     }
 }
+
+/// The partitions a scorer last said it owns (`assigned partitions: [..]` on stderr).
+pub fn assignment(child: &Child) -> Option<Vec<i32>> {
+    let line = child
+        .stderr_lines()
+        .into_iter()
+        .rev()
+        .find(|l| l.starts_with("assigned partitions: "))?;
+    let list = line
+        .trim_start_matches("assigned partitions: [")
+        .trim_end_matches(']');
+    Some(
+        list.split(", ")
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().expect("a partition number"))
+            .collect(),
+    )
+}
+
+/// Waits until two scorers own disjoint, non-empty sets of partitions covering `0..partitions`.
+pub fn wait_for_split(a: &Child, b: &Child, partitions: i32) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let (Some(pa), Some(pb)) = (assignment(a), assignment(b)) {
+            if !pa.is_empty() && !pb.is_empty() {
+                let all: std::collections::BTreeSet<i32> = pa.iter().chain(&pb).copied().collect();
+                assert_eq!(all, (0..partitions).collect(), "{pa:?} + {pb:?}");
+                assert_eq!(
+                    pa.len() + pb.len(),
+                    partitions as usize,
+                    "disjoint: {pa:?} + {pb:?}"
+                );
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group never split:\n{:?}\n{:?}",
+            a.stderr_lines(),
+            b.stderr_lines()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
