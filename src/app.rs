@@ -6,8 +6,8 @@ use crate::engine::producer::ProducerCommand;
 use crate::engine::quality::Accuracy;
 use crate::engine::stats::Throughput;
 use crate::engine::{
-    BrokerHealth, DriftAlarm, EngineEvent, LagByPartition, ProducerStatus, Rate, ScoreReport,
-    ScoredEvent,
+    BrokerHealth, DriftAlarm, EngineEvent, LagByPartition, ModelEvent, ProducerStatus, Rate,
+    ScoreReport, ScoredEvent,
 };
 
 /// How many recent events the view keeps.
@@ -129,6 +129,8 @@ pub enum Message {
     SlowerProducer,
     /// `d`: shift the synthetic labels (salaries 20% higher) or stop shifting them.
     ToggleDrift,
+    /// `t`: refit the model on the latest labeled events.
+    Retrain,
     /// `space`
     ToggleFreeze,
     /// `c`
@@ -144,6 +146,8 @@ pub enum Message {
 pub enum Effect {
     /// Send a command to the synthetic producer.
     Producer(ProducerCommand),
+    /// Ask the scorer to retrain.
+    Retrain,
 }
 
 /// The dashboard's state.
@@ -171,6 +175,8 @@ pub struct App {
     pub assigned: Vec<i32>,
     /// The synthetic producer's labels are drifted.
     pub drift_on: bool,
+    /// The latest model change, refusal or retraining, for the header.
+    pub model_note: Option<String>,
     /// The dashboard clock, ms.
     pub now_ms: u64,
 }
@@ -196,6 +202,7 @@ impl App {
             failure: None,
             assigned: Vec::new(),
             drift_on: false,
+            model_note: None,
             now_ms,
         }
     }
@@ -234,6 +241,10 @@ impl App {
                 let factor = if self.drift_on { DRIFT_FACTOR } else { 1.0 };
                 return Some(Effect::Producer(ProducerCommand::SetDrift(factor)));
             }
+            Message::Retrain => {
+                self.model_note = Some("retraining on the latest labeled events...".into());
+                return Some(Effect::Retrain);
+            }
             Message::ToggleFreeze => {
                 self.frozen = match self.frozen.take() {
                     Some(_) => None,
@@ -262,6 +273,27 @@ impl App {
             EngineEvent::Producer(status) => self.producer = status,
             EngineEvent::Broker(health) => self.broker = health,
             EngineEvent::Failed(reason) => self.failure = Some(reason),
+            EngineEvent::Model(ModelEvent::Swapped { version, formula }) => {
+                self.model_note = Some(format!("now serving {version}"));
+                self.setup.model_version = version;
+                self.setup.formula = formula;
+                // The alarm and the accuracy were about the old model.
+                self.live.drift = None;
+                self.live.accuracy = None;
+            }
+            EngineEvent::Model(ModelEvent::Rejected(why)) => {
+                self.model_note = Some(format!("kept the old model: {why}"));
+            }
+            EngineEvent::Model(ModelEvent::Retrained {
+                rows,
+                rmse_before,
+                rmse_after,
+                version,
+            }) => {
+                self.model_note = Some(format!(
+                    "retrained {version} on {rows} labeled: RMSE {rmse_before:.0} -> {rmse_after:.0}"
+                ));
+            }
         }
     }
 }
@@ -407,6 +439,44 @@ mod tests {
             app.update(Message::ToggleDrift),
             Some(Effect::Producer(ProducerCommand::SetDrift(1.0)))
         );
+    }
+
+    #[test]
+    fn model_events_update_the_header_and_reset_quality() {
+        let mut app = App::new(setup(), 0);
+        assert_eq!(app.update(Message::Retrain), Some(Effect::Retrain));
+        let mut r = report(0..1, 0);
+        r.drift = Some(DriftAlarm {
+            shift: crate::engine::quality::Shift::Up,
+            after: 9,
+            at_ms: 0,
+        });
+        app.update(Message::Engine(EngineEvent::Scored(r)));
+        app.update(Message::Engine(EngineEvent::Model(ModelEvent::Retrained {
+            rows: 500,
+            rmse_before: 18502.4,
+            rmse_after: 5480.6,
+            version: "9f00aa11".into(),
+        })));
+        assert_eq!(
+            app.model_note.as_deref(),
+            Some("retrained 9f00aa11 on 500 labeled: RMSE 18502 -> 5481")
+        );
+        app.update(Message::Engine(EngineEvent::Model(ModelEvent::Swapped {
+            version: "9f00aa11".into(),
+            formula: "salary = 1.00 + 2.00 × years".into(),
+        })));
+        assert_eq!(app.setup.model_version, "9f00aa11");
+        assert_eq!(app.setup.formula, "salary = 1.00 + 2.00 × years");
+        assert_eq!(app.view().drift, None);
+        app.update(Message::Engine(EngineEvent::Model(ModelEvent::Rejected(
+            "model artifact m.json is corrupt: EOF".into(),
+        ))));
+        assert_eq!(
+            app.model_note.as_deref(),
+            Some("kept the old model: model artifact m.json is corrupt: EOF")
+        );
+        assert_eq!(app.setup.model_version, "9f00aa11");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::engine::broker::EmbeddedBroker;
 use crate::engine::consumer::{self, BoxedWriter, PredictionWriter};
 use crate::engine::producer::{self, LabelModel, ProducerConfig};
 use crate::engine::{
-    BrokerHealth, EngineEvent, EventSink, ProducerStatus, EMBEDDED_INPUT_PARTITIONS,
+    BrokerHealth, EngineEvent, EventSink, ModelEvent, ProducerStatus, EMBEDDED_INPUT_PARTITIONS,
 };
 use crate::runtime::{connect, load_model, scorer_config, shutdown_signal};
 
@@ -105,6 +105,15 @@ impl EventSink for TallySink {
             EngineEvent::Broker(BrokerHealth::Unreachable(why)) => t.unreachable = Some(why),
             EngineEvent::Broker(BrokerHealth::Connecting) => {}
             EngineEvent::Failed(why) => t.failed = Some(why),
+            EngineEvent::Model(ModelEvent::Swapped { version, formula }) => {
+                eprintln!("model: now serving {version} ({formula})");
+            }
+            EngineEvent::Model(ModelEvent::Rejected(why)) => {
+                eprintln!("model: kept the old model: {why}");
+            }
+            EngineEvent::Model(ModelEvent::Retrained { version, .. }) => {
+                eprintln!("model: retrained as {version}");
+            }
         });
     }
 }

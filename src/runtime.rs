@@ -103,6 +103,7 @@ pub fn scorer_config(
         dlq_topic: args.dlq_topic.clone(),
         group: args.group.clone(),
         predictor: Predictor::from(&model.artifact),
+        model_path: model.path.clone(),
         max_records,
         training_rmse: model.artifact.rmse,
         shutdown_flush: crate::engine::consumer::FLUSH_TIMEOUT,

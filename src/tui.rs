@@ -100,6 +100,7 @@ pub fn message_for(key: KeyEvent, help_shown: bool) -> Option<Message> {
         KeyCode::Char(' ') => Message::ToggleFreeze,
         KeyCode::Char('c') => Message::Clear,
         KeyCode::Char('d') => Message::ToggleDrift,
+        KeyCode::Char('t') => Message::Retrain,
         KeyCode::Char('?') | KeyCode::Char('h') => Message::ToggleHelp,
         KeyCode::Esc if help_shown => Message::ToggleHelp,
         _ => return None,
@@ -200,6 +201,7 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
         rx,
         &dropped,
         &producer,
+        &scorer,
         Duration::from_secs_f64(1.0 / f64::from(args.fps)),
     ));
     // Stop the producer, then the scorer (which flushes and commits), then give the screen back.
@@ -232,6 +234,7 @@ async fn event_loop(
     mut rx: mpsc::Receiver<EngineEvent>,
     dropped: &AtomicU64,
     producer: &producer::ProducerHandle,
+    scorer: &consumer::ScorerHandle,
     frame: Duration,
 ) -> anyhow::Result<FrameCount> {
     let started = Instant::now();
@@ -246,10 +249,10 @@ async fn event_loop(
     frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let signal = shutdown_signal();
     tokio::pin!(signal);
-    let apply = |app: &mut App, message: Message| {
-        if let Some(Effect::Producer(command)) = app.update(message) {
-            producer.command(command);
-        }
+    let apply = |app: &mut App, message: Message| match app.update(message) {
+        Some(Effect::Producer(command)) => producer.command(command),
+        Some(Effect::Retrain) => scorer.retrain(),
+        None => {}
     };
     while !app.should_quit {
         tokio::select! {

@@ -47,6 +47,7 @@ fn a_thousand_events_give_a_thousand_exact_predictions() {
             dlq_topic: "in.dlq".into(),
             group: "e2e".into(),
             predictor: p.clone(),
+            model_path: None,
             max_records: Some(1003),
             training_rmse: 5592.04,
             shutdown_flush: consumer::FLUSH_TIMEOUT,
@@ -138,6 +139,7 @@ fn a_restarted_scorer_resumes_at_the_committed_offset() {
         dlq_topic: "dlq".into(),
         group: "resume".into(),
         predictor: predictor(),
+        model_path: None,
         max_records: Some(max),
         training_rmse: 5592.04,
         shutdown_flush: consumer::FLUSH_TIMEOUT,
@@ -210,6 +212,7 @@ fn the_drift_alarm_fires_soon_after_labels_shift() {
             dlq_topic: "dlq".into(),
             group: "drift".into(),
             predictor: p,
+            model_path: None,
             max_records: Some(1200),
             training_rmse: 5592.04,
             shutdown_flush: consumer::FLUSH_TIMEOUT,
@@ -234,4 +237,130 @@ fn the_drift_alarm_fires_soon_after_labels_shift() {
         Some(500),
         "accuracy over the last 500 labeled events"
     );
+}
+
+#[test]
+fn a_new_artifact_is_swapped_in_and_a_bad_one_refused_and_t_retrains() {
+    use salary_stream::engine::ModelEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let model_path = dir.path().join("model.json");
+    std::fs::copy(common::root().join("assets/model.json"), &model_path).unwrap();
+    let broker = EmbeddedBroker::start(&[("in", 1), ("out", 1), ("dlq", 1)]).unwrap();
+    let bootstrap = broker.bootstrap_servers().to_owned();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let sink: SharedSink = Arc::new(move |e: EngineEvent| seen.lock().unwrap().push(e));
+    let scorer = consumer::spawn(
+        ScorerConfig {
+            kafka: KafkaOptions {
+                bootstrap: bootstrap.clone(),
+                properties: vec![],
+                embedded: true,
+            },
+            input_topic: "in".into(),
+            output_topic: Some("out".into()),
+            dlq_topic: "dlq".into(),
+            group: "reload".into(),
+            predictor: predictor(),
+            model_path: Some(model_path.clone()),
+            max_records: None,
+            training_rmse: 5592.04,
+            shutdown_flush: consumer::FLUSH_TIMEOUT,
+        },
+        sink,
+        None,
+    )
+    .unwrap();
+    let labeled = |from: usize| -> Vec<Option<Vec<u8>>> {
+        (from..from + 100)
+            .map(|i| {
+                let years = (i % 20) as f64 / 2.0;
+                let salary = 1000.0 + 2000.0 * years;
+                Some(
+                    format!(r#"{{"id":{i},"years_experience":{years},"salary":{salary}}}"#)
+                        .into_bytes(),
+                )
+            })
+            .collect()
+    };
+    let wait_for = |what: &str, ok: &dyn Fn(&EngineEvent) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !events.lock().unwrap().iter().any(ok) {
+            assert!(std::time::Instant::now() < deadline, "no {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    common::produce_all(&bootstrap, "in", &labeled(0));
+    wait_for(
+        "first scores",
+        &|e| matches!(e, EngineEvent::Scored(r) if r.scored > 0),
+    );
+
+    // t: refit on the labeled events, write the artifact, and the watch swaps it in.
+    std::thread::sleep(Duration::from_millis(500));
+    scorer.retrain();
+    wait_for("a retrained model", &|e| {
+        matches!(e, EngineEvent::Model(ModelEvent::Retrained { .. }))
+    });
+    wait_for("the swap", &|e| {
+        matches!(e, EngineEvent::Model(ModelEvent::Swapped { .. }))
+    });
+    let retrained = salary_stream::model::Artifact::load(&model_path).unwrap();
+    assert!(
+        (retrained.coefficient - 2000.0).abs() < 1e-6,
+        "{}",
+        retrained.coefficient
+    );
+    assert!(
+        (retrained.intercept - 1000.0).abs() < 1e-6,
+        "{}",
+        retrained.intercept
+    );
+    let (rows, before, after) = events
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|e| match e {
+            EngineEvent::Model(ModelEvent::Retrained {
+                rows,
+                rmse_before,
+                rmse_after,
+                ..
+            }) => Some((*rows, *rmse_before, *rmse_after)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(rows, 100);
+    assert!(
+        before > 20_000.0 && after < 1e-6,
+        "RMSE {before} -> {after}"
+    );
+
+    // Predictions from now on carry the new version and its exact values.
+    common::produce_all(&bootstrap, "in", &labeled(100));
+    let outputs = common::read_n(&bootstrap, "out", 200, Duration::from_secs(30));
+    let late: Vec<serde_json::Value> = outputs
+        .iter()
+        .map(|r| serde_json::from_slice(r.value.as_deref().unwrap()).unwrap())
+        .filter(|v: &serde_json::Value| v["id"].as_u64().unwrap() >= 100)
+        .collect();
+    assert_eq!(late.len(), 100);
+    for v in &late {
+        assert_eq!(v["model"], retrained.version.as_str());
+        let years = v["years_experience"].as_f64().unwrap();
+        assert_eq!(
+            v["predicted_salary"].as_f64().unwrap(),
+            retrained.intercept + retrained.coefficient * years
+        );
+    }
+
+    // A corrupt artifact is refused; the retrained model keeps serving.
+    std::fs::write(&model_path, "{\"schema_version\": 1, \"version\": ").unwrap();
+    wait_for(
+        "the refusal",
+        &|e| matches!(e, EngineEvent::Model(ModelEvent::Rejected(why)) if why.contains("is corrupt")),
+    );
+    scorer.stop();
+    let summary = scorer.join().unwrap();
+    assert_eq!(summary.scored, 200);
 }

@@ -17,14 +17,17 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use sha2::{Digest, Sha256};
 
 use super::codec::{self, BadRecord, Prediction};
 use super::config::KafkaOptions;
 use super::quality::{PageHinkley, RollingAccuracy};
+use super::ModelEvent;
 use super::{
     BrokerHealth, DriftAlarm, EngineEvent, LagByPartition, ScoreReport, ScoredEvent, SharedSink,
 };
 use crate::model::Predictor;
+use crate::model::{Artifact, ModelError, TrainingSet};
 
 /// How often the scorer reports to its sink.
 const REPORT_INTERVAL: Duration = Duration::from_millis(50);
@@ -33,6 +36,8 @@ const REPORT_INTERVAL: Duration = Duration::from_millis(50);
 const CLOCK_EVERY: u32 = 16;
 /// How long one poll waits for a record.
 const POLL_WAIT: Duration = Duration::from_millis(5);
+/// How often the artifact file is checked for a new version (and a retrain request served).
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// How often acknowledged offsets are stored for the next commit.
 const STORE_INTERVAL: Duration = Duration::from_millis(10);
 /// How often the broker's health is probed.
@@ -71,6 +76,9 @@ pub struct ScorerConfig {
     pub group: String,
     /// The model that scores.
     pub predictor: Predictor,
+    /// The artifact file the model came from: watched for new versions, and where retraining
+    /// writes. `None` for the built-in artifact.
+    pub model_path: Option<std::path::PathBuf>,
     /// Stop after this many records are handled.
     pub max_records: Option<u64>,
     /// The model's training RMSE: the scale of the drift detector.
@@ -343,10 +351,16 @@ impl ConsumerContext for ScoringContext {
 pub struct ScorerHandle {
     stop: Arc<AtomicBool>,
     handled: Arc<AtomicU64>,
+    retrain_flag: Arc<AtomicBool>,
     thread: JoinHandle<Result<ScorerSummary, ScorerError>>,
 }
 
 impl ScorerHandle {
+    /// Asks the scorer to refit the model on its latest labeled events (served within a second).
+    pub fn retrain(&self) {
+        self.retrain_flag.store(true, Ordering::Relaxed);
+    }
+
     /// Records handled so far (scored or dead-lettered), updated as each one is.
     pub fn handled(&self) -> Arc<AtomicU64> {
         self.handled.clone()
@@ -394,6 +408,7 @@ pub fn spawn(
     let stop = Arc::new(AtomicBool::new(false));
     let scorer = Scorer::new(config, sink)?;
     let handled = scorer.handled.clone();
+    let retrain_flag = scorer.retrain.clone();
     let flag = stop.clone();
     let thread = std::thread::Builder::new()
         .name("scorer".into())
@@ -402,6 +417,7 @@ pub fn spawn(
     Ok(ScorerHandle {
         stop,
         handled,
+        retrain_flag,
         thread,
     })
 }
@@ -411,6 +427,19 @@ struct Quality {
     accuracy: RollingAccuracy,
     detector: PageHinkley,
     alarm: Option<DriftAlarm>,
+    /// `(years, label)` of the latest labeled events, for retraining.
+    labeled: VecDeque<(f64, f64)>,
+}
+
+impl Quality {
+    fn new(rmse: f64) -> Self {
+        Quality {
+            accuracy: RollingAccuracy::new(ACCURACY_WINDOW),
+            detector: PageHinkley::new(rmse),
+            alarm: None,
+            labeled: VecDeque::with_capacity(ACCURACY_WINDOW),
+        }
+    }
 }
 
 /// Labeled events the rolling accuracy covers.
@@ -418,6 +447,8 @@ pub const ACCURACY_WINDOW: usize = 500;
 
 struct Scorer {
     handled: Arc<AtomicU64>,
+    /// Set by [`ScorerHandle::retrain`]; served by the scoring loop.
+    retrain: Arc<AtomicBool>,
     config: ScorerConfig,
     quality: Mutex<Quality>,
     sink: SharedSink,
@@ -473,11 +504,8 @@ impl Scorer {
         consumer.subscribe(&[&config.input_topic])?;
         Ok(Scorer {
             handled: Arc::new(AtomicU64::new(0)),
-            quality: Mutex::new(Quality {
-                accuracy: RollingAccuracy::new(ACCURACY_WINDOW),
-                detector: PageHinkley::new(config.training_rmse),
-                alarm: None,
-            }),
+            quality: Mutex::new(Quality::new(config.training_rmse)),
+            retrain: Arc::new(AtomicBool::new(false)),
             config,
             sink,
             consumer,
@@ -546,6 +574,9 @@ impl Scorer {
         let mut last_report = Instant::now();
         let mut last_store = Instant::now();
         let mut turns: u32 = 0;
+        let mut predictor = self.config.predictor.clone();
+        let mut watch = self.config.model_path.clone().map(ModelWatch::new);
+        let mut last_watch = Instant::now();
         let mut buf = Vec::with_capacity(256);
         let mut reported_failures = 0;
         while !stop.load(Ordering::Relaxed)
@@ -556,7 +587,14 @@ impl Scorer {
         {
             if let Some(result) = self.consumer.poll(POLL_WAIT) {
                 match result {
-                    Ok(msg) => self.handle(&msg, &mut buf, &mut report, &mut summary, &mut writer),
+                    Ok(msg) => self.handle(
+                        &msg,
+                        &mut buf,
+                        &mut report,
+                        &mut summary,
+                        &mut writer,
+                        &predictor,
+                    ),
                     // Broker outages are reported once through the context's error callback.
                     Err(e) => tracing::debug!(error = %e, "consume"),
                 }
@@ -571,6 +609,26 @@ impl Scorer {
             if now.duration_since(last_store) >= STORE_INTERVAL {
                 self.consumer.context().store_ready(&self.consumer);
                 last_store = now;
+            }
+            if now.duration_since(last_watch) >= WATCH_INTERVAL {
+                last_watch = now;
+                if self.retrain.swap(false, Ordering::Relaxed) {
+                    self.retrain_now(&predictor);
+                }
+                if let Some(change) = watch.as_mut().and_then(ModelWatch::changed) {
+                    self.sink.emit(EngineEvent::Model(match change {
+                        Ok(artifact) => {
+                            predictor = Predictor::from(&artifact);
+                            *self.quality.lock().unwrap_or_else(PoisonError::into_inner) =
+                                Quality::new(artifact.rmse);
+                            ModelEvent::Swapped {
+                                version: predictor.version.clone(),
+                                formula: predictor.formula(),
+                            }
+                        }
+                        Err(e) => ModelEvent::Rejected(e.to_string()),
+                    }));
+                }
             }
             if now.duration_since(last_report) >= REPORT_INTERVAL {
                 let failures = self.failures.load(Ordering::Relaxed);
@@ -608,6 +666,34 @@ impl Scorer {
         Ok(summary)
     }
 
+    /// Refits on the latest labeled events and writes the artifact; the watch then swaps it in.
+    fn retrain_now(&self, serving: &Predictor) {
+        let pairs: Vec<(f64, f64)> = self
+            .quality
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .labeled
+            .iter()
+            .copied()
+            .collect();
+        let event = match (&self.config.model_path, retrain(&pairs, serving)) {
+            (None, _) => ModelEvent::Rejected(
+                "retraining writes the artifact file: start with --model PATH".into(),
+            ),
+            (Some(_), Err(e)) => ModelEvent::Rejected(format!("retraining failed: {e}")),
+            (Some(path), Ok((artifact, rmse_before))) => match artifact.save(path) {
+                Ok(()) => ModelEvent::Retrained {
+                    rows: artifact.training_rows,
+                    rmse_before,
+                    rmse_after: artifact.rmse,
+                    version: artifact.version,
+                },
+                Err(e) => ModelEvent::Rejected(e.to_string()),
+            },
+        };
+        self.sink.emit(EngineEvent::Model(event));
+    }
+
     fn flush_report(&self, report: &mut ScoreReport) {
         if report.is_empty() {
             return;
@@ -629,9 +715,9 @@ impl Scorer {
         report: &mut ScoreReport,
         summary: &mut ScorerSummary,
         writer: &mut Option<BoxedWriter>,
+        predictor: &Predictor,
     ) {
         let (partition, offset) = (msg.partition(), msg.offset());
-        let predictor = &self.config.predictor;
         let scored = codec::decode(msg.payload()).and_then(|event| {
             let predicted = predictor.predict(event.years);
             if predicted.is_finite() {
@@ -650,6 +736,10 @@ impl Scorer {
                 if let Some(label) = event.salary {
                     let mut q = self.quality.lock().unwrap_or_else(PoisonError::into_inner);
                     q.accuracy.push(label, predicted);
+                    if q.labeled.len() == ACCURACY_WINDOW {
+                        q.labeled.pop_front();
+                    }
+                    q.labeled.push_back((event.years, label));
                     if q.alarm.is_none() {
                         if let Some((shift, after)) = q.detector.update(label - predicted) {
                             q.alarm = Some(DriftAlarm {
@@ -778,9 +868,105 @@ fn now_ms_f64() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
+/// Notices a new artifact at a path: a change of modification time or size.
+pub struct ModelWatch {
+    path: std::path::PathBuf,
+    seen: Option<(std::time::SystemTime, u64)>,
+}
+
+impl ModelWatch {
+    /// Watches `path`, taking what is there now as already seen.
+    pub fn new(path: std::path::PathBuf) -> Self {
+        let seen = Self::stamp(&path);
+        ModelWatch { path, seen }
+    }
+
+    fn stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some((meta.modified().ok()?, meta.len()))
+    }
+
+    /// The new artifact, or why it cannot serve, if the file changed since the last call.
+    pub fn changed(&mut self) -> Option<Result<Artifact, ModelError>> {
+        let now = Self::stamp(&self.path);
+        if now == self.seen || now.is_none() {
+            return None;
+        }
+        self.seen = now;
+        Some(Artifact::load(&self.path))
+    }
+}
+
+/// Fits a new model on `(years, label)` pairs; returns it with the serving model's RMSE on them.
+pub fn retrain(pairs: &[(f64, f64)], serving: &Predictor) -> Result<(Artifact, f64), ModelError> {
+    let set = TrainingSet {
+        years: pairs.iter().map(|p| p.0).collect(),
+        salaries: pairs.iter().map(|p| p.1).collect(),
+        feature: "YearsExperience".into(),
+        target: "Salary".into(),
+    };
+    if set.years.len() < 2 || set.years.iter().all(|&y| y == set.years[0]) {
+        return Err(ModelError::Fit(format!(
+            "need labeled events with at least two different years, have {}",
+            set.years.len()
+        )));
+    }
+    let mut digest = Sha256::new();
+    for (y, s) in pairs {
+        digest.update(y.to_le_bytes());
+        digest.update(s.to_le_bytes());
+    }
+    let source: String = digest
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let artifact = crate::model::train_set(&set, &source)?;
+    let before =
+        crate::model::fit_metrics(&set.years, &set.salaries, serving.slope, serving.intercept);
+    Ok((artifact, before.rmse))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retrains_on_a_known_set() {
+        let pairs: Vec<(f64, f64)> = (0..50)
+            .map(|i| {
+                let years = f64::from(i) / 5.0;
+                (years, 1000.0 + 2000.0 * years)
+            })
+            .collect();
+        let serving = Predictor {
+            slope: 9449.962321455077,
+            intercept: 25792.20019866869,
+            version: "6c25318e".into(),
+            range: crate::model::FeatureRange {
+                min: 1.1,
+                max: 10.5,
+            },
+        };
+        let (artifact, before) = retrain(&pairs, &serving).unwrap();
+        assert!(
+            (artifact.coefficient - 2000.0).abs() < 1e-6,
+            "{}",
+            artifact.coefficient
+        );
+        assert!(
+            (artifact.intercept - 1000.0).abs() < 1e-6,
+            "{}",
+            artifact.intercept
+        );
+        assert!(artifact.rmse < 1e-6);
+        assert_eq!(artifact.training_rows, 50);
+        assert!(
+            before > 30_000.0,
+            "the old line is far off these labels: {before}"
+        );
+        assert!(retrain(&pairs[..1], &serving).is_err());
+    }
 
     #[test]
     fn opaque_round_trips() {

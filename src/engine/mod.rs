@@ -190,6 +190,33 @@ pub enum EngineEvent {
     Broker(BrokerHealth),
     /// The scorer stopped on an error it cannot recover from.
     Failed(String),
+    /// The serving model changed, or a new one was refused.
+    Model(ModelEvent),
+}
+
+/// What happened to the serving model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelEvent {
+    /// A new artifact is serving from now on.
+    Swapped {
+        /// Its version id.
+        version: String,
+        /// Its fitted line as text.
+        formula: String,
+    },
+    /// A new artifact could not be used; the old model keeps serving.
+    Rejected(String),
+    /// The model was refitted on the latest labeled events and written as a new artifact.
+    Retrained {
+        /// Labeled events fitted on.
+        rows: usize,
+        /// RMSE of the old model on those events.
+        rmse_before: f64,
+        /// RMSE of the new model on them.
+        rmse_after: f64,
+        /// The new artifact's version.
+        version: String,
+    },
 }
 
 /// Where engine events go; implemented by the dashboard's channel and by headless output.

@@ -58,6 +58,12 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
         Line::from(vec![
             "model ".dim(),
             Span::raw(format!("{}  {}", s.model_version, s.formula)),
+            Span::styled(
+                app.model_note
+                    .as_ref()
+                    .map_or_else(String::new, |note| format!("  ({note})")),
+                Style::new().fg(Color::Cyan),
+            ),
         ]),
         Line::from(vec![
             producer,

@@ -61,6 +61,8 @@ fn render_footer(frame: &mut Frame<'_>, area: Rect, app: &App) {
         " rate  ".into(),
         key("d"),
         " drift  ".into(),
+        key("t"),
+        " retrain  ".into(),
         key("space"),
         " freeze  ".into(),
         key("c"),
@@ -77,10 +79,11 @@ fn render_footer(frame: &mut Frame<'_>, area: Rect, app: &App) {
 }
 
 /// The key list shown by `?`.
-pub const HELP: [(&str, &str); 8] = [
+pub const HELP: [(&str, &str); 9] = [
     ("p", "start / stop the synthetic producer"),
     ("+ / -", "double / halve the producer's rate"),
     ("d", "drift: synthetic salaries 20% higher, or back"),
+    ("t", "retrain on the last 500 labeled events"),
     ("space", "freeze / unfreeze the view"),
     ("c", "clear the view"),
     ("?", "show / hide this help"),
