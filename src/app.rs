@@ -112,6 +112,27 @@ impl StreamView {
     }
 }
 
+/// The serving model's line and training range, for the chart.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServingLine {
+    /// Salary per year.
+    pub slope: f64,
+    /// Salary at zero years.
+    pub intercept: f64,
+    /// Largest training value of years.
+    pub range_max: f64,
+}
+
+impl Default for ServingLine {
+    fn default() -> Self {
+        ServingLine {
+            slope: 0.0,
+            intercept: 0.0,
+            range_max: 10.0,
+        }
+    }
+}
+
 /// Messages: the only way state changes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
@@ -177,6 +198,8 @@ pub struct App {
     pub drift_on: bool,
     /// The latest model change, refusal or retraining, for the header.
     pub model_note: Option<String>,
+    /// The serving line, for the chart.
+    pub line: ServingLine,
     /// The dashboard clock, ms.
     pub now_ms: u64,
 }
@@ -203,6 +226,7 @@ impl App {
             assigned: Vec::new(),
             drift_on: false,
             model_note: None,
+            line: ServingLine::default(),
             now_ms,
         }
     }
@@ -273,8 +297,15 @@ impl App {
             EngineEvent::Producer(status) => self.producer = status,
             EngineEvent::Broker(health) => self.broker = health,
             EngineEvent::Failed(reason) => self.failure = Some(reason),
-            EngineEvent::Model(ModelEvent::Swapped { version, formula }) => {
+            EngineEvent::Model(ModelEvent::Swapped {
+                version,
+                formula,
+                slope,
+                intercept,
+            }) => {
                 self.model_note = Some(format!("now serving {version}"));
+                self.line.slope = slope;
+                self.line.intercept = intercept;
                 self.setup.model_version = version;
                 self.setup.formula = formula;
                 // The alarm and the accuracy were about the old model.
@@ -465,7 +496,10 @@ mod tests {
         app.update(Message::Engine(EngineEvent::Model(ModelEvent::Swapped {
             version: "9f00aa11".into(),
             formula: "salary = 1.00 + 2.00 × years".into(),
+            slope: 2.0,
+            intercept: 1.0,
         })));
+        assert_eq!((app.line.slope, app.line.intercept), (2.0, 1.0));
         assert_eq!(app.setup.model_version, "9f00aa11");
         assert_eq!(app.setup.formula, "salary = 1.00 + 2.00 × years");
         assert_eq!(app.view().drift, None);

@@ -105,7 +105,9 @@ impl EventSink for TallySink {
             EngineEvent::Broker(BrokerHealth::Unreachable(why)) => t.unreachable = Some(why),
             EngineEvent::Broker(BrokerHealth::Connecting) => {}
             EngineEvent::Failed(why) => t.failed = Some(why),
-            EngineEvent::Model(ModelEvent::Swapped { version, formula }) => {
+            EngineEvent::Model(ModelEvent::Swapped {
+                version, formula, ..
+            }) => {
                 eprintln!("model: now serving {version} ({formula})");
             }
             EngineEvent::Model(ModelEvent::Rejected(why)) => {

@@ -190,6 +190,11 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
     };
     let mut app = App::new(setup, 0);
     app.producer.rate = args.rate;
+    app.line = crate::app::ServingLine {
+        slope: artifact.coefficient,
+        intercept: artifact.intercept,
+        range_max: artifact.feature_range.max,
+    };
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

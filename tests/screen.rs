@@ -77,6 +77,11 @@ fn known_app() -> App {
     })));
     app.update(Message::Engine(EngineEvent::Broker(BrokerHealth::Up)));
     app.update(Message::Engine(EngineEvent::Assigned(vec![0, 1, 2])));
+    app.line = salary_stream::app::ServingLine {
+        slope: SLOPE,
+        intercept: INTERCEPT,
+        range_max: 10.5,
+    };
     app.update(Message::Engine(EngineEvent::Producer(ProducerStatus {
         running: true,
         rate: Rate::PerSecond(50),
@@ -145,6 +150,17 @@ fn dashboard_shows_exact_values() {
         .iter()
         .any(|l| l.contains("│MAE 4480  RMSE 5602  R² 0.957  n 500")));
     assert!(screen.iter().any(|l| l.contains("p0 2  p1 0  p2 5")));
+    assert!(screen
+        .iter()
+        .any(|l| l.contains("┌ salary by years over the fitted line")));
+    assert!(
+        screen.iter().any(|l| l.contains("│150k│")),
+        "y axis up to 150k"
+    );
+    assert!(
+        screen.iter().any(|l| l.contains("12 y│")),
+        "x axis to 12 years"
+    );
     assert!(screen.iter().any(|l| l.contains("total 7")));
     assert!(screen
         .iter()

@@ -624,6 +624,8 @@ impl Scorer {
                             ModelEvent::Swapped {
                                 version: predictor.version.clone(),
                                 formula: predictor.formula(),
+                                slope: predictor.slope,
+                                intercept: predictor.intercept,
                             }
                         }
                         Err(e) => ModelEvent::Rejected(e.to_string()),

@@ -203,6 +203,10 @@ pub enum ModelEvent {
         version: String,
         /// Its fitted line as text.
         formula: String,
+        /// Its slope.
+        slope: f64,
+        /// Its intercept.
+        intercept: f64,
     },
     /// A new artifact could not be used; the old model keeps serving.
     Rejected(String),

@@ -10,6 +10,8 @@
 //! │ time  p/offset  years  predicted  ms    ││ now · average · total · sparkline│
 //! │ …                                       │├ predicted salary ───────────────┤
 //! │                                         ││ sparkline                        │
+//! ├ salary by years ───────────────────────┤├ model accuracy / DRIFT ─────────┤
+//! │ points over the fitted line (braille)   ││ MAE · RMSE · R² · sparkline      │
 //! │                                         │├ consumer lag ───────────────────┤
 //! │                                         ││ per partition · total            │
 //! │                                         │├ records ────────────────────────┤
@@ -18,6 +20,7 @@
 //!  keys                                                                          footer
 //! ```
 
+mod chart;
 mod events;
 mod header;
 mod side;
@@ -41,7 +44,14 @@ pub fn render(frame: &mut Frame<'_>, app: &App) {
     header::render(frame, header_area, app);
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(56), Constraint::Percentage(44)]).areas(body);
-    events::render(frame, left, app);
+    if left.height >= 20 {
+        let [table, plot] =
+            Layout::vertical([Constraint::Min(8), Constraint::Length(10)]).areas(left);
+        events::render(frame, table, app);
+        chart::render(frame, plot, app);
+    } else {
+        events::render(frame, left, app);
+    }
     side::render(frame, right, app);
     render_footer(frame, footer, app);
     if app.show_help {
