@@ -406,3 +406,21 @@ fn a_scorer_killed_mid_stream_loses_nothing_after_a_restart() {
         "the restart resumed at committed offsets, not at the beginning ({duplicates} again)"
     );
 }
+
+#[test]
+fn a_bad_model_artifact_stops_every_command_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = dir.path().join("m.json");
+    std::fs::write(&corrupt, "{not json").unwrap();
+    let path = corrupt.to_string_lossy().into_owned();
+    for command in ["score", "produce", "dash"] {
+        let (code, stdout, stderr) = run(&[command, "--model", &path, "-b", "127.0.0.1:1"]);
+        assert_eq!(code, 1, "{command}");
+        assert_eq!(stdout, "");
+        assert_eq!(
+            stderr,
+            format!("salary-stream: model artifact {path} is corrupt: key must be a string at line 1 column 2\n"),
+            "{command}"
+        );
+    }
+}

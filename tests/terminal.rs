@@ -303,3 +303,43 @@ fn a_paused_broker_is_shown_unreachable_and_nothing_is_lost() {
     t.keys(&["q"]);
     assert_restored(&t);
 }
+
+#[test]
+fn a_broker_unreachable_from_the_start_is_shown_and_retried_until_it_comes() {
+    let port = common::closed_port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let t = Tmux::start("unreachable");
+    let log = dir.path().join("dash.log");
+    t.keys(&[
+        &format!(
+            "cd {} && {} --log {} -b 127.0.0.1:{port}",
+            common::root().display(),
+            common::bin(),
+            log.display()
+        ),
+        "Enter",
+    ]);
+    let screen = t.wait_for("the broker shown unreachable", |s| {
+        s.contains("(UNREACHABLE: ")
+    });
+    assert!(
+        screen.contains(&format!("broker 127.0.0.1:{port} (UNREACHABLE: ")),
+        "{screen}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        t.screen().contains("recent events"),
+        "still running, still retrying"
+    );
+    let broker = common::Child::spawn(&["broker", "--port", &port]);
+    broker.wait_for("the broker's address", Duration::from_secs(20), |out, _| {
+        !out.is_empty()
+    });
+    t.wait_for("the broker up", |s| {
+        s.contains(&format!("broker 127.0.0.1:{port} (up)"))
+    });
+    t.keys(&["p"]);
+    t.wait_for("predictions", |s| event_rows(s).len() >= 5);
+    t.keys(&["q"]);
+    assert_restored(&t);
+}
