@@ -72,7 +72,7 @@ pub fn connect(args: &KafkaArgs, input_partitions: i32) -> anyhow::Result<Connec
         _ => {
             let broker = EmbeddedBroker::start(&[
                 (args.topic.as_str(), input_partitions),
-                (args.output_topic.as_str(), input_partitions),
+                (args.output_topic.as_str(), 1),
                 (args.dlq_topic.as_str(), 1),
             ])?;
             Ok(Connection {

