@@ -220,6 +220,8 @@ struct DashboardRun {
     events: u64,
     peak_rss_mb: f64,
     rss_after_first_100k_mb: f64,
+    /// Lowest and highest RSS sampled (every 0.5 s) over the second half of the events.
+    rss_second_half_mb: (f64, f64),
     fps: f64,
     quit_ms: f64,
 }
@@ -267,13 +269,21 @@ fn dashboard_under_load(events: u64) -> DashboardRun {
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut after_100k = 0;
     let mut seen = 0;
+    let mut samples: Vec<(u64, u64)> = Vec::new();
     while seen < events && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));
         seen = total(&tmux(&socket, &["capture-pane", "-p"]));
+        let rss = vm_kb(&pid, "VmRSS:");
+        samples.push((seen, rss));
         if after_100k == 0 && seen >= 100_000 {
-            after_100k = vm_kb(&pid, "VmRSS:");
+            after_100k = rss;
         }
     }
+    let second_half = samples
+        .iter()
+        .filter(|(n, _)| *n >= seen / 2)
+        .map(|(_, r)| *r);
+    let (lo, hi) = second_half.fold((u64::MAX, 0), |(lo, hi), r| (lo.min(r), hi.max(r)));
     let peak = vm_kb(&pid, "VmHWM:");
     assert!(peak > 0, "the dashboard is still running");
     let started = Instant::now();
@@ -308,6 +318,7 @@ fn dashboard_under_load(events: u64) -> DashboardRun {
         events: seen,
         peak_rss_mb: peak as f64 / 1024.0,
         rss_after_first_100k_mb: after_100k as f64 / 1024.0,
+        rss_second_half_mb: (lo as f64 / 1024.0, hi as f64 / 1024.0),
         fps,
         quit_ms,
     }
@@ -506,11 +517,19 @@ fn main() {
         "dashboard RSS after 100,000 events (MB)", dash.rss_after_first_100k_mb
     );
     println!(
-        "{{\"produced\":{produced},\"consumed\":{records},\"kcat_consume_per_s\":{:.0},\"score_bare_per_s\":{:.0},\"score_full_per_s\":{:.0},\"score_bare_ratio\":{:.3},\"score_full_ratio\":{:.3},\"kcat_produce_per_s\":{:.0},\"produce_per_s\":{:.0},\"produce_ratio\":{:.3},\"latency_1k_ms\":[{:.3},{:.3},{:.3}],\"latency_10k_ms\":[{:.3},{:.3},{:.3}],\"frame_p99_us\":{frame_p99_us:.0},\"dashboard_fps\":{:.1},\"quit_ms\":{:.0},\"dashboard_events\":{},\"peak_rss_mb\":{:.1},\"rss_100k_mb\":{:.1}}}",
+        "{:<46} {:>14}",
+        "dashboard RSS, second half of the run (MB)",
+        format!(
+            "{:.1}-{:.1}",
+            dash.rss_second_half_mb.0, dash.rss_second_half_mb.1
+        )
+    );
+    println!(
+        "{{\"produced\":{produced},\"consumed\":{records},\"kcat_consume_per_s\":{:.0},\"score_bare_per_s\":{:.0},\"score_full_per_s\":{:.0},\"score_bare_ratio\":{:.3},\"score_full_ratio\":{:.3},\"kcat_produce_per_s\":{:.0},\"produce_per_s\":{:.0},\"produce_ratio\":{:.3},\"latency_1k_ms\":[{:.3},{:.3},{:.3}],\"latency_10k_ms\":[{:.3},{:.3},{:.3}],\"frame_p99_us\":{frame_p99_us:.0},\"dashboard_fps\":{:.1},\"quit_ms\":{:.0},\"dashboard_events\":{},\"peak_rss_mb\":{:.1},\"rss_100k_mb\":{:.1},\"rss_second_half_mb\":[{:.1},{:.1}]}}",
         rate(records, kcat_c), rate(records, score_bare), rate(records, score_full),
         rate(records, score_bare) / rate(records, kcat_c), rate(records, score_full) / rate(records, kcat_c),
         rate(produced, kcat_p), rate(produced, ours_p), rate(produced, ours_p) / rate(produced, kcat_p),
-        l1k.0, l1k.1, l1k.2, l10k.0, l10k.1, l10k.2, dash.fps, dash.quit_ms, dash.events, dash.peak_rss_mb, dash.rss_after_first_100k_mb,
+        l1k.0, l1k.1, l1k.2, l10k.0, l10k.1, l10k.2, dash.fps, dash.quit_ms, dash.events, dash.peak_rss_mb, dash.rss_after_first_100k_mb, dash.rss_second_half_mb.0, dash.rss_second_half_mb.1,
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
