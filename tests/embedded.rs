@@ -12,6 +12,26 @@ use salary_stream::engine::consumer::{self, ScorerConfig};
 use salary_stream::engine::{EngineEvent, SharedSink};
 use salary_stream::model::{Artifact, Predictor};
 
+/// A scorer of topic `in` on the embedded broker at `bootstrap`, publishing to `out`.
+fn config(bootstrap: &str, dlq: &str, group: &str, max_records: Option<u64>) -> ScorerConfig {
+    ScorerConfig {
+        kafka: KafkaOptions {
+            bootstrap: bootstrap.to_owned(),
+            properties: vec![],
+            embedded: true,
+        },
+        input_topic: "in".into(),
+        output_topic: Some("out".into()),
+        dlq_topic: dlq.into(),
+        group: group.into(),
+        predictor: predictor(),
+        model_path: None,
+        max_records,
+        training_rmse: 5592.04,
+        shutdown_flush: consumer::FLUSH_TIMEOUT,
+    }
+}
+
 fn predictor() -> Predictor {
     Predictor::from(&Artifact::load(&common::root().join("assets/model.json")).unwrap())
 }
@@ -35,27 +55,8 @@ fn a_thousand_events_give_a_thousand_exact_predictions() {
     let seen = events.clone();
     let sink: SharedSink = Arc::new(move |e: EngineEvent| seen.lock().unwrap().push(e));
     let p = predictor();
-    let scorer = consumer::spawn(
-        ScorerConfig {
-            kafka: KafkaOptions {
-                bootstrap: bootstrap.clone(),
-                properties: vec![],
-                embedded: true,
-            },
-            input_topic: "in".into(),
-            output_topic: Some("out".into()),
-            dlq_topic: "in.dlq".into(),
-            group: "e2e".into(),
-            predictor: p.clone(),
-            model_path: None,
-            max_records: Some(1003),
-            training_rmse: 5592.04,
-            shutdown_flush: consumer::FLUSH_TIMEOUT,
-        },
-        sink,
-        None,
-    )
-    .unwrap();
+    let scorer =
+        consumer::spawn(config(&bootstrap, "in.dlq", "e2e", Some(1003)), sink, None).unwrap();
     let summary = scorer.join().unwrap();
     assert_eq!(
         (summary.scored, summary.bad, summary.delivery_errors),
@@ -128,22 +129,7 @@ fn a_restarted_scorer_resumes_at_the_committed_offset() {
         .map(|i| Some(format!(r#"{{"id": {i}, "years_experience": 2.5}}"#).into_bytes()))
         .collect();
     common::produce_all(&bootstrap, "in", &values);
-    let config = |max| ScorerConfig {
-        kafka: KafkaOptions {
-            bootstrap: bootstrap.clone(),
-            properties: vec![],
-            embedded: true,
-        },
-        input_topic: "in".into(),
-        output_topic: Some("out".into()),
-        dlq_topic: "dlq".into(),
-        group: "resume".into(),
-        predictor: predictor(),
-        model_path: None,
-        max_records: Some(max),
-        training_rmse: 5592.04,
-        shutdown_flush: consumer::FLUSH_TIMEOUT,
-    };
+    let config = |max| config(&bootstrap, "dlq", "resume", Some(max));
     let sink: SharedSink = Arc::new(|_: EngineEvent| {});
     let first = consumer::spawn(config(100), sink.clone(), None)
         .unwrap()
@@ -200,29 +186,10 @@ fn the_drift_alarm_fires_soon_after_labels_shift() {
                 .push((r.drift, r.accuracy.map(|a| a.n)));
         }
     });
-    consumer::spawn(
-        ScorerConfig {
-            kafka: KafkaOptions {
-                bootstrap,
-                properties: vec![],
-                embedded: true,
-            },
-            input_topic: "in".into(),
-            output_topic: Some("out".into()),
-            dlq_topic: "dlq".into(),
-            group: "drift".into(),
-            predictor: p,
-            model_path: None,
-            max_records: Some(1200),
-            training_rmse: 5592.04,
-            shutdown_flush: consumer::FLUSH_TIMEOUT,
-        },
-        sink,
-        None,
-    )
-    .unwrap()
-    .join()
-    .unwrap();
+    consumer::spawn(config(&bootstrap, "dlq", "drift", Some(1200)), sink, None)
+        .unwrap()
+        .join()
+        .unwrap();
     let alarms = alarms.lock().unwrap();
     let (last_alarm, last_n) = *alarms.last().unwrap();
     let alarm = last_alarm.expect("the drift alarm fired");
@@ -252,20 +219,8 @@ fn a_new_artifact_is_swapped_in_and_a_bad_one_refused_and_t_retrains() {
     let sink: SharedSink = Arc::new(move |e: EngineEvent| seen.lock().unwrap().push(e));
     let scorer = consumer::spawn(
         ScorerConfig {
-            kafka: KafkaOptions {
-                bootstrap: bootstrap.clone(),
-                properties: vec![],
-                embedded: true,
-            },
-            input_topic: "in".into(),
-            output_topic: Some("out".into()),
-            dlq_topic: "dlq".into(),
-            group: "reload".into(),
-            predictor: predictor(),
             model_path: Some(model_path.clone()),
-            max_records: None,
-            training_rmse: 5592.04,
-            shutdown_flush: consumer::FLUSH_TIMEOUT,
+            ..config(&bootstrap, "dlq", "reload", None)
         },
         sink,
         None,
