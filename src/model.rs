@@ -316,7 +316,8 @@ pub fn fit_line(x: &[f64], y: &[f64]) -> Result<(f64, f64), ModelError> {
     Ok((slope, intercept))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hexadecimal of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes.iter().fold(String::new(), |mut s, b| {
         let _ = write!(s, "{b:02x}");

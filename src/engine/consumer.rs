@@ -380,11 +380,6 @@ impl ScorerHandle {
     pub fn join(self) -> Result<ScorerSummary, ScorerError> {
         self.thread.join().unwrap_or(Err(ScorerError::Panicked))
     }
-
-    /// A flag that stops the scorer when set.
-    pub fn stop_flag(&self) -> Arc<AtomicBool> {
-        self.stop.clone()
-    }
 }
 
 /// Where each prediction's JSON goes besides the output topic (NDJSON on stdout).
@@ -918,11 +913,7 @@ pub fn retrain(pairs: &[(f64, f64)], serving: &Predictor) -> Result<(Artifact, f
         digest.update(y.to_le_bytes());
         digest.update(s.to_le_bytes());
     }
-    let source: String = digest
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let source = crate::model::hex(&digest.finalize());
     let artifact = crate::model::train_set(&set, &source)?;
     let before =
         crate::model::fit_metrics(&set.years, &set.salaries, serving.slope, serving.intercept);

@@ -33,6 +33,23 @@ fn split_text_and_chart(block: &Block<'_>, area: Rect) -> (Rect, Rect) {
     (text, chart)
 }
 
+/// A sparkline of the newest values that fit the area's width.
+fn render_latest(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    values: impl ExactSizeIterator<Item = u64>,
+    color: Color,
+) {
+    let skip = values.len().saturating_sub(usize::from(area.width));
+    let data: Vec<u64> = values.skip(skip).collect();
+    frame.render_widget(
+        Sparkline::default()
+            .data(&data)
+            .style(Style::new().fg(color)),
+        area,
+    );
+}
+
 fn render_throughput(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let t = &app.view().throughput;
     let block = Block::bordered().title(" throughput (events/s, last 60 s) ");
@@ -49,14 +66,7 @@ fn render_throughput(frame: &mut Frame<'_>, area: Rect, app: &App) {
         ])),
         text,
     );
-    let history: Vec<u64> = t.history().collect();
-    let skip = history.len().saturating_sub(usize::from(chart.width));
-    frame.render_widget(
-        Sparkline::default()
-            .data(&history[skip..])
-            .style(Style::new().fg(Color::Cyan)),
-        chart,
-    );
+    render_latest(frame, chart, t.history(), Color::Cyan);
 }
 
 fn render_salaries(frame: &mut Frame<'_>, area: Rect, app: &App) {
@@ -73,14 +83,7 @@ fn render_salaries(frame: &mut Frame<'_>, area: Rect, app: &App) {
         None => "waiting for events".to_owned(),
     };
     frame.render_widget(Paragraph::new(summary), text);
-    let data: Vec<u64> = v.predictions.iter().copied().collect();
-    let skip = data.len().saturating_sub(usize::from(chart.width));
-    frame.render_widget(
-        Sparkline::default()
-            .data(&data[skip..])
-            .style(Style::new().fg(Color::Green)),
-        chart,
-    );
+    render_latest(frame, chart, v.predictions.iter().copied(), Color::Green);
 }
 
 fn render_accuracy(frame: &mut Frame<'_>, area: Rect, app: &App) {
@@ -111,14 +114,7 @@ fn render_accuracy(frame: &mut Frame<'_>, area: Rect, app: &App) {
         None => "no labeled events yet".to_owned(),
     };
     frame.render_widget(Paragraph::new(summary), text);
-    let data: Vec<u64> = v.rmse_history.iter().copied().collect();
-    let skip = data.len().saturating_sub(usize::from(chart.width));
-    frame.render_widget(
-        Sparkline::default()
-            .data(&data[skip..])
-            .style(Style::new().fg(Color::Magenta)),
-        chart,
-    );
+    render_latest(frame, chart, v.rmse_history.iter().copied(), Color::Magenta);
 }
 
 fn render_lag(frame: &mut Frame<'_>, area: Rect, app: &App) {
