@@ -26,10 +26,9 @@ const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// outages are reported once, in the stats line), unless SALARY_STREAM_LOG says otherwise.
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SALARY_STREAM_LOG")
-                .unwrap_or_else(|_| "warn,librdkafka=off,rdkafka=off".into()),
-        )
+        .with_env_filter(crate::runtime::log_filter(
+            "warn,librdkafka=off,rdkafka=off",
+        ))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
@@ -144,7 +143,7 @@ fn wait(
         loop {
             tokio::select! {
                 sig = &mut signal => return Ok(Some(sig?)),
-                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
             }
             if finished() {
                 return Ok(None);
@@ -161,25 +160,42 @@ fn wait(
     })
 }
 
-/// Spawns the once-a-second stats line; it stops when `stop` is set.
-fn stats_printer(
-    tally: Arc<TallySink>,
+/// The thread writing the once-a-second stats line.
+struct StatsPrinter {
     stop: Arc<AtomicBool>,
-    mut line: impl FnMut(&Tally, f64) -> Option<String> + Send + 'static,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut last = Instant::now();
-        while !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(50));
-            if last.elapsed() >= STATS_INTERVAL {
-                let secs = last.elapsed().as_secs_f64();
-                last = Instant::now();
-                if let Some(text) = tally.with(|t| line(t, secs)) {
-                    eprintln!("{text}");
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl StatsPrinter {
+    /// Starts writing `line(tally, seconds since the last line)` every [`STATS_INTERVAL`].
+    fn start(
+        tally: Arc<TallySink>,
+        mut line: impl FnMut(&Tally, f64) -> Option<String> + Send + 'static,
+    ) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut last = Instant::now();
+            while !stopped.load(Ordering::Relaxed) {
+                std::thread::park_timeout(STATS_INTERVAL.saturating_sub(last.elapsed()));
+                if last.elapsed() >= STATS_INTERVAL {
+                    let secs = last.elapsed().as_secs_f64();
+                    last = Instant::now();
+                    if let Some(text) = tally.with(|t| line(t, secs)) {
+                        eprintln!("{text}");
+                    }
                 }
             }
-        }
-    })
+        });
+        StatsPrinter { stop, thread }
+    }
+
+    /// Stops at once (no line is written for the part-second since the last one).
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.thread().unpark();
+        let _ = self.thread.join();
+    }
 }
 
 /// Predictions as NDJSON on stdout, buffered; a closed pipe (`| head`) stops the writing, not the
@@ -236,9 +252,8 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
         tally.clone(),
         writer,
     )?;
-    let stop_stats = Arc::new(AtomicBool::new(false));
     let mut previous = 0;
-    let stats = stats_printer(tally.clone(), stop_stats.clone(), move |t, secs| {
+    let stats = StatsPrinter::start(tally.clone(), move |t, secs| {
         let rate = (t.scored - previous) as f64 / secs;
         previous = t.scored;
         Some(format!(
@@ -255,8 +270,7 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
     let waited = wait(&tally, &connection.kafka.bootstrap, || scorer.is_finished());
     scorer.stop();
     let summary = scorer.join();
-    stop_stats.store(true, Ordering::Relaxed);
-    let _ = stats.join();
+    stats.stop();
     waited?;
     let summary = summary?;
     eprintln!(
@@ -307,9 +321,8 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         },
         tally.clone(),
     )?;
-    let stop_stats = Arc::new(AtomicBool::new(false));
     let mut previous = 0;
-    let stats = stats_printer(tally.clone(), stop_stats.clone(), move |t, secs| {
+    let stats = StatsPrinter::start(tally.clone(), move |t, secs| {
         let p = t.producer?;
         let rate = (p.acked - previous) as f64 / secs;
         previous = p.acked;
@@ -329,8 +342,7 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         producer::FLUSH_TIMEOUT
     };
     let status = handle.shutdown(flush_within);
-    stop_stats.store(true, Ordering::Relaxed);
-    let _ = stats.join();
+    stats.stop();
     waited?;
     let status = status?;
     eprintln!(

@@ -110,6 +110,17 @@ pub fn scorer_config(
     }
 }
 
+/// The log filter: `SALARY_STREAM_LOG` if set, else `default`. Either way one rust-rdkafka line
+/// is left out: the scorer leaves its group before dropping its consumer (a quicker exit), and
+/// rust-rdkafka's drop reports finding it closed as an error.
+pub fn log_filter(default: &str) -> tracing_subscriber::EnvFilter {
+    let directives = std::env::var("SALARY_STREAM_LOG").unwrap_or_else(|_| default.to_owned());
+    tracing_subscriber::EnvFilter::try_new(format!(
+        "{directives},rdkafka::consumer::base_consumer=off"
+    ))
+    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
+}
+
 /// Resolves when SIGINT, SIGTERM or SIGHUP arrives.
 pub async fn shutdown_signal() -> anyhow::Result<&'static str> {
     use tokio::signal::unix::{signal, SignalKind};

@@ -118,10 +118,7 @@ fn init_logging(args: &DashArgs) -> anyhow::Result<std::path::PathBuf> {
         .open(&path)
         .with_context(|| format!("cannot open log file {}", path.display()))?;
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SALARY_STREAM_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(crate::runtime::log_filter("info"))
         .with_writer(std::sync::Mutex::new(file))
         .with_ansi(false)
         .try_init();

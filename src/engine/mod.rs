@@ -8,6 +8,7 @@ pub mod codec;
 pub mod config;
 pub mod consumer;
 pub mod delivery;
+pub mod intake;
 pub mod producer;
 pub mod quality;
 pub mod stats;

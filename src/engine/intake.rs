@@ -1,0 +1,218 @@
+//! Batch intake: the records of every assigned input partition are fetched into one queue of the
+//! scorer's own, and taken from it many at a time.
+//!
+//! rust-rdkafka's `BaseConsumer::poll` hands out one record per call, and each call pays for
+//! deadline arithmetic, an event wrapper and an `Arc`. Taking a whole batch with
+//! `rd_kafka_consume_batch_queue` pays for that once. The consumer's own queue then carries only
+//! control events (rebalances, statistics, errors, commits), which `BaseConsumer::poll` still
+//! serves.
+
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka_sys as rdsys;
+
+/// One consumed record, borrowed from librdkafka for as long as its batch lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// Input topic.
+    pub topic: &'a str,
+    /// Input partition.
+    pub partition: i32,
+    /// Input offset.
+    pub offset: i64,
+    /// The value; `None` for a tombstone.
+    pub payload: Option<&'a [u8]>,
+    /// The key, if any.
+    pub key: Option<&'a [u8]>,
+    /// The Kafka timestamp in ms since the epoch, if the record has one.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl<'a> Record<'a> {
+    /// The record of a message rust-rdkafka handed out.
+    pub fn of<M: rdkafka::Message>(msg: &'a M) -> Self {
+        Record {
+            topic: msg.topic(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            payload: msg.payload(),
+            key: msg.key(),
+            timestamp_ms: msg.timestamp().to_millis(),
+        }
+    }
+}
+
+/// The scorer's record queue, which assigned partitions are routed to.
+pub struct RecordQueue {
+    queue: NonNull<rdsys::rd_kafka_queue_t>,
+    client: NonNull<rdsys::rd_kafka_t>,
+}
+
+// SAFETY: librdkafka queues are thread-safe (every operation takes the queue's lock), and the
+// client handle outlives the queue (the scorer drops the queue before the consumer).
+unsafe impl Send for RecordQueue {}
+// SAFETY: as above.
+unsafe impl Sync for RecordQueue {}
+
+impl RecordQueue {
+    /// A new, empty queue on `consumer`'s client; it must be dropped before the consumer.
+    pub fn new<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Option<Self> {
+        let client = NonNull::new(consumer.client().native_ptr())?;
+        // SAFETY: the client handle is live for the call.
+        let queue = NonNull::new(unsafe { rdsys::rd_kafka_queue_new(client.as_ptr()) })?;
+        Some(RecordQueue { queue, client })
+    }
+
+    /// Routes the records of `topic`/`partition` to this queue from now on, across later
+    /// reassignments too (librdkafka keeps a forward set by the application). Returns false if
+    /// librdkafka has no such partition queue.
+    pub fn route(&self, topic: &str, partition: i32) -> bool {
+        let Ok(name) = std::ffi::CString::new(topic) else {
+            return false;
+        };
+        // SAFETY: the client is live and `name` outlives the call.
+        let source = unsafe {
+            rdsys::rd_kafka_queue_get_partition(self.client.as_ptr(), name.as_ptr(), partition)
+        };
+        let Some(source) = NonNull::new(source) else {
+            return false;
+        };
+        // SAFETY: both queues are live; the forward holds its own reference to the destination,
+        // so the handle to the partition's queue can go at once.
+        unsafe {
+            rdsys::rd_kafka_queue_forward(source.as_ptr(), self.queue.as_ptr());
+            rdsys::rd_kafka_queue_destroy(source.as_ptr());
+        }
+        true
+    }
+
+    /// Fills `batch` (emptied first) with what is queued, up to `limit` records and the batch's
+    /// capacity; when nothing is, waits at most `wait` for one record and then takes whatever
+    /// came with it. Records not taken stay queued.
+    pub fn take(&self, batch: &mut Batch, wait: Duration, limit: usize) {
+        batch.clear();
+        let capacity = batch.messages.capacity().min(limit);
+        if capacity == 0 {
+            return;
+        }
+        let mut n = self.take_queued(batch, capacity);
+        if n == 0 && !wait.is_zero() {
+            let timeout_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
+            // SAFETY: the queue is live; a returned message is owned by `batch` from here on.
+            let first = unsafe { rdsys::rd_kafka_consume_queue(self.queue.as_ptr(), timeout_ms) };
+            if let Some(first) = NonNull::new(first) {
+                batch.messages.push(first);
+                n = 1 + self.take_queued(batch, capacity - 1);
+            }
+        }
+        debug_assert_eq!(n, batch.messages.len());
+    }
+
+    /// Appends up to `room` queued records to `batch` without waiting; returns how many.
+    fn take_queued(&self, batch: &mut Batch, room: usize) -> usize {
+        if room == 0 {
+            return 0;
+        }
+        let start = batch.messages.len();
+        let spare = batch.messages.spare_capacity_mut();
+        let room = room.min(spare.len());
+        // SAFETY: librdkafka writes at most `room` pointers into the spare capacity, which has
+        // space for them, and returns how many it wrote (or -1 on error, then none).
+        let got = unsafe {
+            rdsys::rd_kafka_consume_batch_queue(
+                self.queue.as_ptr(),
+                0,
+                spare.as_mut_ptr().cast::<*mut rdsys::rd_kafka_message_t>(),
+                room,
+            )
+        };
+        let got = usize::try_from(got).unwrap_or(0).min(room);
+        // SAFETY: the first `got` slots past `start` were just initialised with non-null
+        // message pointers, which the batch now owns.
+        unsafe { batch.messages.set_len(start + got) };
+        got
+    }
+}
+
+impl Drop for RecordQueue {
+    fn drop(&mut self) {
+        // SAFETY: created by rd_kafka_queue_new and destroyed once, while the client still lives.
+        unsafe { rdsys::rd_kafka_queue_destroy(self.queue.as_ptr()) };
+    }
+}
+
+/// Records taken from a [`RecordQueue`]; they are given back to librdkafka when the batch is
+/// cleared or dropped.
+pub struct Batch {
+    messages: Vec<NonNull<rdsys::rd_kafka_message_t>>,
+}
+
+impl Batch {
+    /// Room for `capacity` records at a time.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Batch {
+            messages: Vec::with_capacity(capacity.max(1)),
+        }
+    }
+
+    /// How many records it holds.
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// The records, and the consumer errors librdkafka reported in their place.
+    pub fn records(&self) -> impl Iterator<Item = Result<Record<'_>, rdkafka::error::KafkaError>> {
+        self.messages.iter().map(|m| {
+            // SAFETY: the message is live until the batch is cleared, which needs `&mut self`.
+            let msg = unsafe { m.as_ref() };
+            if msg.err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                return Err(rdkafka::error::KafkaError::MessageConsumption(
+                    msg.err.into(),
+                ));
+            }
+            // SAFETY: as above; librdkafka sets `len` to the length of the bytes at `payload`
+            // (and `key_len` for `key`), and both stay put while the message lives.
+            let bytes = |ptr: *mut std::ffi::c_void, len: usize| unsafe {
+                (!ptr.is_null()).then(|| std::slice::from_raw_parts(ptr.cast::<u8>(), len))
+            };
+            // SAFETY: a consumed message holds a reference to its topic, whose name librdkafka
+            // keeps as a NUL-terminated string for the topic's lifetime.
+            let topic = unsafe { std::ffi::CStr::from_ptr(rdsys::rd_kafka_topic_name(msg.rkt)) };
+            let mut kind = rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+            // SAFETY: the message is live; `kind` is a valid place to write to.
+            let ts = unsafe { rdsys::rd_kafka_message_timestamp(m.as_ptr(), &mut kind) };
+            Ok(Record {
+                topic: topic.to_str().unwrap_or_default(),
+                partition: msg.partition,
+                offset: msg.offset,
+                payload: bytes(msg.payload, msg.len),
+                key: bytes(msg.key, msg.key_len),
+                timestamp_ms: (kind
+                    != rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
+                    .then_some(ts),
+            })
+        })
+    }
+
+    /// Gives every record back to librdkafka.
+    pub fn clear(&mut self) {
+        for m in self.messages.drain(..) {
+            // SAFETY: each message came from librdkafka, is owned by this batch, and is
+            // destroyed exactly once (drained here).
+            unsafe { rdsys::rd_kafka_message_destroy(m.as_ptr()) };
+        }
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
