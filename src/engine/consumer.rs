@@ -38,6 +38,9 @@ const POLL_WAIT: Duration = Duration::from_millis(5);
 /// kept small enough (well under a millisecond of work) for per-record latencies to stay exact
 /// to a fraction of a millisecond.
 const BATCH: usize = 256;
+/// Most control events served between two batches (so that a flood of them, such as librdkafka's
+/// debug log, cannot starve scoring).
+const CONTROL_EVENTS_PER_TURN: usize = 64;
 /// How long shutdown waits, in all, for the consumer to leave its group.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the artifact file is checked for a new version (and a retrain request served).
@@ -526,7 +529,7 @@ impl Scorer {
         } else {
             ("500", "45000", "3000", "65536")
         };
-        let consumer: BaseConsumer<ScoringContext> = config
+        let mut consumer: BaseConsumer<ScoringContext> = config
             .kafka
             .client_config(&[
                 ("fetch.wait.max.ms", fetch_wait),
@@ -537,6 +540,9 @@ impl Scorer {
                 // partitions feed, and past them pauses every partition's fetching for this long
                 // (1 s by default): a scorer that keeps up must not stall for a second.
                 ("fetch.queue.backoff.ms", "10"),
+                // Connect to the partition leaders with the bootstrap, not when first needed: the
+                // group join waits for those connections (50 ms of every start on loopback).
+                ("enable.sparse.connections", "false"),
                 ("auto.commit.interval.ms", "1000"),
                 ("auto.offset.reset", "earliest"),
                 ("statistics.interval.ms", "1000"),
@@ -549,6 +555,7 @@ impl Scorer {
             .map(Arc::new)
             .ok_or_else(|| KafkaError::ClientCreation("librdkafka gave no record queue".into()))?;
         let _ = consumer.context().records.set(Arc::downgrade(&records));
+        consumer.set_nonempty_callback(records.waker());
         consumer.subscribe(&[&config.input_topic])?;
         Ok(Scorer {
             handled: Arc::new(AtomicU64::new(0)),
@@ -655,9 +662,17 @@ impl Scorer {
         };
         while !stop.load(Ordering::Relaxed) && left(&summary) > 0 {
             // Control events: rebalances, statistics, errors, commits; and, should a partition
-            // not be routed to the record queue, its records.
-            if let Some(result) = self.consumer.poll(Duration::ZERO) {
+            // not be routed to the record queue, its records. Each poll serves one.
+            for _ in 0..CONTROL_EVENTS_PER_TURN {
+                if self.records.control_pending() == 0 {
+                    break;
+                }
+                let Some(result) = self.consumer.poll(Duration::ZERO) else {
+                    continue;
+                };
                 match result {
+                    // Past --count it is left unstored, for the next run.
+                    Ok(_) if left(&summary) == 0 => {}
                     Ok(msg) => self.handle(
                         Record::of(&msg),
                         now_ms_f64(),
@@ -671,6 +686,7 @@ impl Scorer {
                     Err(e) => tracing::debug!(error = %e, "consume"),
                 }
             }
+            // The consumer's non-empty callback ends this wait when a control event arrives.
             self.records.take(&mut batch, POLL_WAIT, left(&summary));
             if !batch.is_empty() {
                 // One clock reading serves the batch: it is handled within a fraction of a ms.
@@ -938,7 +954,7 @@ impl Scorer {
                 Ok(()) => return,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
-                    std::thread::sleep(Duration::from_millis(1));
+                    std::thread::sleep(super::delivery::QUEUE_FULL_WAIT);
                 }
                 Err((e, back)) => {
                     // Not sent, so never acknowledged: its offset is never stored and the record is

@@ -5,9 +5,10 @@
 //! deadline arithmetic, an event wrapper and an `Arc`. Taking a whole batch with
 //! `rd_kafka_consume_batch_queue` pays for that once. The consumer's own queue then carries only
 //! control events (rebalances, statistics, errors, commits), which `BaseConsumer::poll` still
-//! serves.
+//! serves; [`RecordQueue::waker`] cuts a wait for records short when one arrives.
 
 use std::ptr::NonNull;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -44,10 +45,20 @@ impl<'a> Record<'a> {
     }
 }
 
+/// A librdkafka queue handle.
+struct QueueHandle(NonNull<rdsys::rd_kafka_queue_t>);
+
+// SAFETY: librdkafka queues are thread-safe: every operation takes the queue's own lock.
+unsafe impl Send for QueueHandle {}
+
 /// The scorer's record queue, which assigned partitions are routed to.
 pub struct RecordQueue {
     queue: NonNull<rdsys::rd_kafka_queue_t>,
+    /// The consumer's own queue, for its length.
+    control: NonNull<rdsys::rd_kafka_queue_t>,
     client: NonNull<rdsys::rd_kafka_t>,
+    /// The record queue as the waker sees it: emptied before the queue is destroyed.
+    wake_target: Arc<Mutex<Option<QueueHandle>>>,
 }
 
 // SAFETY: librdkafka queues are thread-safe (every operation takes the queue's lock), and the
@@ -61,8 +72,41 @@ impl RecordQueue {
     pub fn new<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Option<Self> {
         let client = NonNull::new(consumer.client().native_ptr())?;
         // SAFETY: the client handle is live for the call.
-        let queue = NonNull::new(unsafe { rdsys::rd_kafka_queue_new(client.as_ptr()) })?;
-        Some(RecordQueue { queue, client })
+        let control = NonNull::new(unsafe { rdsys::rd_kafka_queue_get_consumer(client.as_ptr()) })?;
+        // SAFETY: as above.
+        let Some(queue) = NonNull::new(unsafe { rdsys::rd_kafka_queue_new(client.as_ptr()) })
+        else {
+            // SAFETY: obtained just above and not used again.
+            unsafe { rdsys::rd_kafka_queue_destroy(control.as_ptr()) };
+            return None;
+        };
+        Some(RecordQueue {
+            queue,
+            control,
+            client,
+            wake_target: Arc::new(Mutex::new(Some(QueueHandle(queue)))),
+        })
+    }
+
+    /// Control events (rebalances, statistics, errors, logs) waiting on the consumer's queue.
+    pub fn control_pending(&self) -> usize {
+        // SAFETY: the handle is live until drop.
+        unsafe { rdsys::rd_kafka_queue_length(self.control.as_ptr()) }
+    }
+
+    /// A function that ends a [`Self::take`] waiting for records at once (or the next one, if
+    /// none is waiting); harmless after the queue is gone. For the consumer's non-empty
+    /// callback, so that a rebalance is served as soon as it arrives.
+    pub fn waker(&self) -> impl Fn() + Send + Sync + 'static {
+        let target = self.wake_target.clone();
+        move || {
+            let target = target.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(QueueHandle(queue)) = target.as_ref() {
+                // SAFETY: the queue is live while it is in the slot (drop empties the slot, under
+                // this lock, before destroying it).
+                unsafe { rdsys::rd_kafka_queue_yield(queue.as_ptr()) };
+            }
+        }
     }
 
     /// Routes the records of `topic`/`partition` to this queue from now on, across later
@@ -138,8 +182,16 @@ impl RecordQueue {
 
 impl Drop for RecordQueue {
     fn drop(&mut self) {
-        // SAFETY: created by rd_kafka_queue_new and destroyed once, while the client still lives.
-        unsafe { rdsys::rd_kafka_queue_destroy(self.queue.as_ptr()) };
+        self.wake_target
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // SAFETY: both handles were obtained in `new` and are destroyed once, while the client
+        // still lives; the waker can no longer reach the record queue.
+        unsafe {
+            rdsys::rd_kafka_queue_destroy(self.queue.as_ptr());
+            rdsys::rd_kafka_queue_destroy(self.control.as_ptr());
+        }
     }
 }
 
