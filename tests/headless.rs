@@ -72,6 +72,60 @@ fn produce_then_score_gives_exact_predictions() {
     assert_eq!(published.len(), 500);
 }
 
+/// The scorer starts partitions without a committed offset itself (librdkafka would wait 100 ms
+/// first): at the beginning by default, at the end with `-X auto.offset.reset=latest`.
+#[test]
+fn a_new_group_starts_where_auto_offset_reset_says() {
+    let (_broker, b) = broker_process(1);
+    let produce = |seed: &str| {
+        let (code, _, stderr) = run(&[
+            "produce", "-b", &b, "--count", "5", "--rate", "max", "--seed", seed,
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+    };
+    produce("1");
+    let offsets = |lines: &[String]| -> Vec<i64> {
+        lines
+            .iter()
+            .map(|l| json(l)["offset"].as_i64().unwrap())
+            .collect()
+    };
+    let (code, stdout, stderr) = run(&["score", "-b", &b, "-g", "from-start", "--count", "5"]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<String> = stdout.lines().map(str::to_owned).collect();
+    assert_eq!(offsets(&lines), vec![0, 1, 2, 3, 4]);
+
+    let mut latest = Child::spawn(&[
+        "score",
+        "-b",
+        &b,
+        "-g",
+        "from-end",
+        "--count",
+        "5",
+        "-X",
+        "auto.offset.reset=latest",
+    ]);
+    latest.wait_for("the assignment", Duration::from_secs(30), |_, err| {
+        err.iter().any(|l| l == "assigned partitions: [0]")
+    });
+    // Until the scorer has five records, produce batches of five after the first five: however
+    // long its start position takes to settle, it must never see offsets 0..5.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while latest.stdout_lines().len() < 5 {
+        assert!(Instant::now() < deadline, "{:?}", latest.stderr_lines());
+        produce("2");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(latest.wait(Duration::from_secs(30)).success());
+    let seen = offsets(&latest.stdout_lines());
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert!(
+        seen.iter().all(|&o| o >= 5) && seen.windows(2).all(|w| w[1] == w[0] + 1),
+        "{seen:?}"
+    );
+}
+
 #[test]
 fn kcat_produces_and_reads_the_predictions_and_the_dead_letters() {
     let (_broker, b) = broker_process(3);

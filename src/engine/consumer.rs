@@ -11,11 +11,14 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sha2::{Digest, Sha256};
 
@@ -41,6 +44,9 @@ const BATCH: usize = 256;
 /// Most control events served between two batches (so that a flood of them, such as librdkafka's
 /// debug log, cannot starve scoring).
 const CONTROL_EVENTS_PER_TURN: usize = 64;
+/// How long a new assignment waits for its committed offsets before leaving the lookup to
+/// librdkafka.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long shutdown waits, in all, for the consumer to leave its group.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the artifact file is checked for a new version (and a retrain request served).
@@ -312,6 +318,18 @@ struct ScoringContext {
     producer: OnceLock<Arc<ScoringProducer>>,
     /// Where assigned partitions' records go; weak, because the queue must go before the client.
     records: OnceLock<Weak<RecordQueue>>,
+    /// Where a partition without a committed offset starts (`auto.offset.reset`), if it names a
+    /// position.
+    start_uncommitted_at: Option<Offset>,
+}
+
+/// The position `auto.offset.reset` names, if it names one (`error` does not).
+fn reset_position(setting: Option<&str>) -> Option<Offset> {
+    match setting? {
+        "smallest" | "earliest" | "beginning" => Some(Offset::Beginning),
+        "largest" | "latest" | "end" => Some(Offset::End),
+        _ => None,
+    }
 }
 
 impl ScoringContext {
@@ -349,7 +367,80 @@ impl ClientContext for ScoringContext {
     }
 }
 
+impl ScoringContext {
+    /// Starts each partition of `assignment` that has no committed offset at the reset position.
+    /// Left to librdkafka, such a partition waits 100 ms before looking that position up (the
+    /// first start of every group); partitions with a committed offset are left to it as before.
+    fn start_uncommitted_at_reset(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        assignment: &mut TopicPartitionList,
+    ) {
+        let Some(start) = self.start_uncommitted_at else {
+            return;
+        };
+        match consumer.committed_offsets(assignment.clone(), COMMITTED_TIMEOUT) {
+            Ok(committed) => {
+                for p in committed.elements() {
+                    if p.offset() == Offset::Invalid {
+                        if let Err(e) =
+                            assignment.set_partition_offset(p.topic(), p.partition(), start)
+                        {
+                            tracing::debug!(partition = p.partition(), error = %e, "start offset");
+                        }
+                    }
+                }
+            }
+            // librdkafka looks the offsets up itself.
+            Err(e) => tracing::debug!(error = %e, "committed offsets"),
+        }
+    }
+}
+
 impl ConsumerContext for ScoringContext {
+    /// rust-rdkafka's own rebalance, but a new assignment first starts partitions without a
+    /// committed offset at the reset position ([`ScoringContext::start_uncommitted_at_reset`]).
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            self.start_uncommitted_at_reset(consumer, partitions);
+            self.pre_rebalance(consumer, &Rebalance::Assign(partitions));
+            let assigned = if cooperative {
+                consumer.incremental_assign(partitions)
+            } else {
+                consumer.assign(partitions)
+            };
+            if let Err(e) = assigned {
+                tracing::warn!(error = %e, "assign");
+            }
+            self.post_rebalance(consumer, &Rebalance::Assign(partitions));
+            return;
+        }
+        let rebalance = if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+            Rebalance::Revoke(partitions)
+        } else {
+            Rebalance::Error(KafkaError::Rebalance(err.into()))
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        let unassigned = if cooperative {
+            consumer.incremental_unassign(partitions)
+        } else {
+            consumer.unassign()
+        };
+        if let Err(e) = unassigned {
+            tracing::warn!(error = %e, "unassign");
+        }
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let mut partitions: Vec<i32> = match rebalance {
             Rebalance::Assign(tpl) => tpl.elements().iter().map(|e| e.partition()).collect(),
@@ -512,15 +603,6 @@ impl Scorer {
             },
         )?;
         let producer = Arc::new(producer);
-        let context = ScoringContext {
-            revoke_flush: config.shutdown_flush,
-            sink: sink.clone(),
-            topic: config.input_topic.clone(),
-            tracker: tracker.clone(),
-            producer: OnceLock::new(),
-            records: OnceLock::new(),
-        };
-        let _ = context.producer.set(producer.clone());
         // The embedded broker holds a fetch for its full wait even when data arrives, and after a
         // member leaves it waits a session timeout before rebalancing: keep both short there.
         // In-process, the broker's memory is ours too: prefetch 4 MB, not librdkafka's 64 MB.
@@ -529,28 +611,35 @@ impl Scorer {
         } else {
             ("500", "45000", "3000", "65536")
         };
-        let mut consumer: BaseConsumer<ScoringContext> = config
-            .kafka
-            .client_config(&[
-                ("fetch.wait.max.ms", fetch_wait),
-                ("session.timeout.ms", session_timeout),
-                ("heartbeat.interval.ms", heartbeat),
-                ("queued.max.messages.kbytes", prefetch_kb),
-                // librdkafka counts the prefetch thresholds on the one consumer queue all
-                // partitions feed, and past them pauses every partition's fetching for this long
-                // (1 s by default): a scorer that keeps up must not stall for a second.
-                ("fetch.queue.backoff.ms", "10"),
-                // Connect to the partition leaders with the bootstrap, not when first needed: the
-                // group join waits for those connections (50 ms of every start on loopback).
-                ("enable.sparse.connections", "false"),
-                ("auto.commit.interval.ms", "1000"),
-                ("auto.offset.reset", "earliest"),
-                ("statistics.interval.ms", "1000"),
-            ])
+        let mut consumer_config = config.kafka.client_config(&[
+            ("fetch.wait.max.ms", fetch_wait),
+            ("session.timeout.ms", session_timeout),
+            ("heartbeat.interval.ms", heartbeat),
+            ("queued.max.messages.kbytes", prefetch_kb),
+            // librdkafka counts the prefetch thresholds on the one consumer queue all
+            // partitions feed, and past them pauses every partition's fetching for this long
+            // (1 s by default): a scorer that keeps up must not stall for a second.
+            ("fetch.queue.backoff.ms", "10"),
+            ("auto.commit.interval.ms", "1000"),
+            ("auto.offset.reset", "earliest"),
+            ("statistics.interval.ms", "1000"),
+        ]);
+        consumer_config
             .set("group.id", &config.group)
             .set("enable.auto.commit", "true")
-            .set("enable.auto.offset.store", "false")
-            .create_with_context(context)?;
+            .set("enable.auto.offset.store", "false");
+        let context = ScoringContext {
+            revoke_flush: config.shutdown_flush,
+            sink: sink.clone(),
+            topic: config.input_topic.clone(),
+            tracker: tracker.clone(),
+            producer: OnceLock::new(),
+            records: OnceLock::new(),
+            start_uncommitted_at: reset_position(consumer_config.get("auto.offset.reset")),
+        };
+        let _ = context.producer.set(producer.clone());
+        let mut consumer: BaseConsumer<ScoringContext> =
+            consumer_config.create_with_context(context)?;
         let records = RecordQueue::new(&consumer)
             .map(Arc::new)
             .ok_or_else(|| KafkaError::ClientCreation("librdkafka gave no record queue".into()))?;
@@ -1091,6 +1180,22 @@ mod tests {
             "one sample per completed event with a time"
         );
         assert_eq!((latency.p50_ms, latency.max_ms), (3.0, 5.0));
+    }
+
+    #[test]
+    fn reset_settings_name_positions() {
+        for (setting, want) in [
+            (Some("earliest"), Some(Offset::Beginning)),
+            (Some("smallest"), Some(Offset::Beginning)),
+            (Some("beginning"), Some(Offset::Beginning)),
+            (Some("latest"), Some(Offset::End)),
+            (Some("largest"), Some(Offset::End)),
+            (Some("end"), Some(Offset::End)),
+            (Some("error"), None),
+            (None, None),
+        ] {
+            assert_eq!(reset_position(setting), want, "{setting:?}");
+        }
     }
 
     #[test]
