@@ -573,6 +573,18 @@ impl Quality {
     }
 }
 
+/// What the scoring loop carries from one record to the next.
+struct Progress {
+    /// The latest prediction as JSON.
+    json: Vec<u8>,
+    /// What happened since the last report.
+    report: ScoreReport,
+    /// Counts since the start.
+    summary: ScorerSummary,
+    /// Where predictions go besides the output topic.
+    writer: Option<BoxedWriter>,
+}
+
 /// Labeled events the rolling accuracy covers.
 pub const ACCURACY_WINDOW: usize = 500;
 
@@ -731,17 +743,20 @@ impl Scorer {
     fn score_until_stopped(
         &self,
         stop: &AtomicBool,
-        mut writer: Option<BoxedWriter>,
+        writer: Option<BoxedWriter>,
     ) -> Result<ScorerSummary, ScorerError> {
-        let mut summary = ScorerSummary::default();
-        let mut report = ScoreReport::default();
+        let mut progress = Progress {
+            json: Vec::with_capacity(256),
+            report: ScoreReport::default(),
+            summary: ScorerSummary::default(),
+            writer,
+        };
         let mut last_report = Instant::now();
         let mut last_store = Instant::now();
         let mut batch = Batch::with_capacity(BATCH);
         let mut predictor = self.config.predictor.clone();
         let mut watch = self.config.model_path.clone().map(ModelWatch::new);
         let mut last_watch = Instant::now();
-        let mut buf = Vec::with_capacity(256);
         let mut reported_failures = 0;
         let left = |summary: &ScorerSummary| {
             self.config.max_records.map_or(usize::MAX, |m| {
@@ -749,7 +764,7 @@ impl Scorer {
                     .unwrap_or(usize::MAX)
             })
         };
-        while !stop.load(Ordering::Relaxed) && left(&summary) > 0 {
+        while !stop.load(Ordering::Relaxed) && left(&progress.summary) > 0 {
             // Control events: rebalances, statistics, errors, commits; and, should a partition
             // not be routed to the record queue, its records. Each poll serves one.
             for _ in 0..CONTROL_EVENTS_PER_TURN {
@@ -761,36 +776,23 @@ impl Scorer {
                 };
                 match result {
                     // Past --count it is left unstored, for the next run.
-                    Ok(_) if left(&summary) == 0 => {}
-                    Ok(msg) => self.handle(
-                        Record::of(&msg),
-                        now_ms_f64(),
-                        &mut buf,
-                        &mut report,
-                        &mut summary,
-                        &mut writer,
-                        &predictor,
-                    ),
+                    Ok(_) if left(&progress.summary) == 0 => {}
+                    Ok(msg) => {
+                        self.handle(Record::of(&msg), now_ms_f64(), &mut progress, &predictor)
+                    }
                     // Broker outages are reported once through the context's error callback.
                     Err(e) => tracing::debug!(error = %e, "consume"),
                 }
             }
             // The consumer's non-empty callback ends this wait when a control event arrives.
-            self.records.take(&mut batch, POLL_WAIT, left(&summary));
+            self.records
+                .take(&mut batch, POLL_WAIT, left(&progress.summary));
             if !batch.is_empty() {
                 // One clock reading serves the batch: it is handled within a fraction of a ms.
                 let now_ms = now_ms_f64();
                 for record in batch.records() {
                     match record {
-                        Ok(record) => self.handle(
-                            record,
-                            now_ms,
-                            &mut buf,
-                            &mut report,
-                            &mut summary,
-                            &mut writer,
-                            &predictor,
-                        ),
+                        Ok(record) => self.handle(record, now_ms, &mut progress, &predictor),
                         Err(e) => tracing::debug!(error = %e, "consume"),
                     }
                 }
@@ -826,10 +828,10 @@ impl Scorer {
             }
             if now.duration_since(last_report) >= REPORT_INTERVAL {
                 let failures = self.failures.load(Ordering::Relaxed);
-                report.delivery_errors = failures - reported_failures;
+                progress.report.delivery_errors = failures - reported_failures;
                 reported_failures = failures;
-                self.flush_report(&mut report);
-                if let Some(w) = writer.as_mut() {
+                self.flush_report(&mut progress.report);
+                if let Some(w) = progress.writer.as_mut() {
                     w.flush();
                 }
                 last_report = now;
@@ -846,18 +848,18 @@ impl Scorer {
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => tracing::warn!(error = %e, "commit on shutdown"),
         }
-        if let Some(w) = writer.as_mut() {
+        if let Some(w) = progress.writer.as_mut() {
             w.flush();
         }
-        summary.delivery_errors = self.failures.load(Ordering::Relaxed);
-        report.delivery_errors = summary.delivery_errors - reported_failures;
-        self.flush_report(&mut report);
-        summary.latency = lock(&self.tracker).latency();
+        progress.summary.delivery_errors = self.failures.load(Ordering::Relaxed);
+        progress.report.delivery_errors = progress.summary.delivery_errors - reported_failures;
+        self.flush_report(&mut progress.report);
+        progress.summary.latency = lock(&self.tracker).latency();
         let left = lock(&self.tracker).in_flight();
         if left > 0 {
             tracing::warn!(left, "records still unacknowledged at shutdown");
         }
-        Ok(summary)
+        Ok(progress.summary)
     }
 
     /// Refits on the latest labeled events and writes the artifact; the watch then swaps it in.
@@ -902,17 +904,19 @@ impl Scorer {
         self.sink.emit(EngineEvent::Scored(out));
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn handle(
         &self,
         record: Record<'_>,
         now_ms: f64,
-        buf: &mut Vec<u8>,
-        report: &mut ScoreReport,
-        summary: &mut ScorerSummary,
-        writer: &mut Option<BoxedWriter>,
+        progress: &mut Progress,
         predictor: &Predictor,
     ) {
+        let Progress {
+            json: buf,
+            report,
+            summary,
+            writer,
+        } = progress;
         let (partition, offset) = (record.partition, record.offset);
         let scored = codec::decode(record.payload).and_then(|event| {
             let predicted = predictor.predict(event.years);
