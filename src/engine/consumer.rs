@@ -333,6 +333,34 @@ fn reset_position(setting: Option<&str>) -> Option<Offset> {
 }
 
 impl ScoringContext {
+    /// Starts each partition of `assignment` that has no committed offset at the reset position.
+    /// Left to librdkafka, such a partition waits 100 ms before looking that position up (the
+    /// first start of every group); partitions with a committed offset are left to it as before.
+    fn start_uncommitted_at_reset(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        assignment: &mut TopicPartitionList,
+    ) {
+        let Some(start) = self.start_uncommitted_at else {
+            return;
+        };
+        match consumer.committed_offsets(assignment.clone(), COMMITTED_TIMEOUT) {
+            Ok(committed) => {
+                for p in committed.elements() {
+                    if p.offset() == Offset::Invalid {
+                        if let Err(e) =
+                            assignment.set_partition_offset(p.topic(), p.partition(), start)
+                        {
+                            tracing::debug!(partition = p.partition(), error = %e, "start offset");
+                        }
+                    }
+                }
+            }
+            // librdkafka looks the offsets up itself.
+            Err(e) => tracing::debug!(error = %e, "committed offsets"),
+        }
+    }
+
     /// Stores every offset whose deliveries are complete.
     fn store_ready(&self, consumer: &BaseConsumer<ScoringContext>) {
         let ready = lock(&self.tracker).take_ready();
@@ -364,36 +392,6 @@ impl ClientContext for ScoringContext {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!(%error, reason, "librdkafka");
         super::report_outage(self.sink.as_ref(), &error, reason);
-    }
-}
-
-impl ScoringContext {
-    /// Starts each partition of `assignment` that has no committed offset at the reset position.
-    /// Left to librdkafka, such a partition waits 100 ms before looking that position up (the
-    /// first start of every group); partitions with a committed offset are left to it as before.
-    fn start_uncommitted_at_reset(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        assignment: &mut TopicPartitionList,
-    ) {
-        let Some(start) = self.start_uncommitted_at else {
-            return;
-        };
-        match consumer.committed_offsets(assignment.clone(), COMMITTED_TIMEOUT) {
-            Ok(committed) => {
-                for p in committed.elements() {
-                    if p.offset() == Offset::Invalid {
-                        if let Err(e) =
-                            assignment.set_partition_offset(p.topic(), p.partition(), start)
-                        {
-                            tracing::debug!(partition = p.partition(), error = %e, "start offset");
-                        }
-                    }
-                }
-            }
-            // librdkafka looks the offsets up itself.
-            Err(e) => tracing::debug!(error = %e, "committed offsets"),
-        }
     }
 }
 
