@@ -72,6 +72,39 @@ fn produce_then_score_gives_exact_predictions() {
     assert_eq!(published.len(), 500);
 }
 
+/// A local queue far smaller than the run makes librdkafka refuse most batches at first; every
+/// event is still sent once, in order of ids, and acknowledged.
+#[test]
+fn a_full_local_queue_delays_events_but_loses_none() {
+    let (_broker, b) = broker_process(3);
+    let (code, _, stderr) = run(&[
+        "produce",
+        "-b",
+        &b,
+        "--count",
+        "3000",
+        "--rate",
+        "max",
+        "-X",
+        "queue.buffering.max.messages=5",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stderr.lines().last(),
+        Some("done: sent 3000  acked 3000  failed 0")
+    );
+    let read = common::read_n(&b, "experience-events", 3000, Duration::from_secs(30));
+    let mut ids: Vec<u64> = read
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+            v["id"].as_u64().unwrap()
+        })
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..3000).collect::<Vec<u64>>());
+}
+
 /// The scorer starts partitions without a committed offset itself (librdkafka would wait 100 ms
 /// first): at the beginning by default, at the end with `-X auto.offset.reset=latest`.
 #[test]

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryResult, Producer, ProducerContext};
 
-use super::delivery::{PolledProducer, QUEUE_FULL_WAIT};
+use super::delivery::{PolledProducer, TopicBatcher};
 use rdkafka::ClientContext;
 
 use super::config::KafkaOptions;
@@ -25,8 +25,9 @@ const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 pub const MAX_AHEAD: u64 = 20_000;
 /// How long a finishing producer waits for acknowledgements by default.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
-/// Events sent between two readings of the clock for their `ts_ms` (tens of µs at full speed).
-const CLOCK_EVERY: u64 = 64;
+/// Events handed to librdkafka at once, with one reading of the clock for their `ts_ms` (tens
+/// of µs of events at full speed).
+const BATCH: u64 = 64;
 /// Share of events drawn beyond the training range.
 const OUT_OF_RANGE_SHARE: f64 = 0.05;
 
@@ -125,10 +126,15 @@ impl EventGenerator {
 
     /// Writes the next event as JSON into `buf` (cleared first) and returns its id.
     pub fn next_event(&mut self, buf: &mut Vec<u8>, ts_ms: i64) -> u64 {
+        buf.clear();
+        self.append_event(buf, ts_ms)
+    }
+
+    /// Appends the next event as JSON to `buf` and returns its id.
+    pub fn append_event(&mut self, buf: &mut Vec<u8>, ts_ms: i64) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         let (years, salary) = self.draw();
-        buf.clear();
         // Both numbers are already rounded, so they are written as whole tenths and cents: the
         // text `{:.1}` and `{:.2}` give, at a fraction of the cost.
         let mut digits = itoa::Buffer::new();
@@ -306,7 +312,9 @@ fn run(
         tokens: 1.0,
         last: Instant::now(),
     };
-    let mut buf = Vec::with_capacity(128);
+    let mut batcher = TopicBatcher::new(&producer, &config.topic)?;
+    let mut events = Vec::with_capacity(BATCH as usize * 128);
+    let mut bounds = Vec::with_capacity(BATCH as usize);
     let mut last_status = Instant::now();
     let report = |status: &mut ProducerStatus| {
         status.failed = counter.failed.load(Ordering::Relaxed);
@@ -365,33 +373,25 @@ fn run(
             if budget == 0 {
                 std::thread::sleep(Duration::from_millis(1));
             }
-            let mut ts_ms = now_ms();
-            for i in 0..budget {
-                if i > 0 && i % CLOCK_EVERY == 0 {
-                    ts_ms = now_ms();
+            let mut left = budget;
+            while left > 0 {
+                let n = left.min(BATCH);
+                let ts_ms = now_ms();
+                events.clear();
+                bounds.clear();
+                for _ in 0..n {
+                    let start = events.len();
+                    generator.append_event(&mut events, ts_ms);
+                    bounds.push(start..events.len());
                 }
-                generator.next_event(&mut buf, ts_ms);
                 // No key: ids are unique, so a key would order nothing, and without one
                 // librdkafka fills one partition at a time (batches of thousands, not dozens).
-                // The record's timestamp is the event's (librdkafka would read the clock again).
-                let mut record: BaseRecord<'_, str, [u8]> = BaseRecord::to(&config.topic)
-                    .payload(buf.as_slice())
-                    .timestamp(ts_ms);
-                loop {
-                    match producer.send(record) {
-                        Ok(()) => break,
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                            record = back;
-                            std::thread::sleep(QUEUE_FULL_WAIT);
-                        }
-                        Err((e, _)) => {
-                            tracing::error!(error = %e, "produce");
-                            counter.failed.fetch_add(1, Ordering::Relaxed);
-                            break;
-                        }
-                    }
+                for (_, e) in batcher.send(&events, &bounds) {
+                    tracing::error!(error = %e, "produce");
+                    counter.failed.fetch_add(1, Ordering::Relaxed);
                 }
-                status.sent += 1;
+                status.sent += n;
+                left -= n;
             }
         }
         if done(&status) {
