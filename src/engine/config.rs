@@ -62,6 +62,18 @@ pub fn redact_text(text: &str, properties: &[(String, String)]) -> String {
 }
 
 impl KafkaOptions {
+    /// Most bytes in one producer batch. On the embedded broker the broker's memory is the
+    /// process's own, and batches of librdkafka's 1 MB, held by producer, broker and consumer
+    /// alike, raised the unthrottled dashboard's peak to 66.8 MB (51.9 MB with 128 KB, for 12%
+    /// fewer events a second).
+    pub fn producer_batch_bytes(&self) -> &'static str {
+        if self.embedded {
+            "131072"
+        } else {
+            "1000000"
+        }
+    }
+
     /// A configuration with the bootstrap servers, quiet logging, `defaults`, then the user's
     /// properties (which win).
     pub fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
@@ -141,6 +153,18 @@ mod tests {
             redact_text("bad sasl.password hunter2 for alice", &props),
             "bad sasl.password *** for alice"
         );
+    }
+
+    #[test]
+    fn producer_batches_are_small_on_the_embedded_broker() {
+        let mut opts = KafkaOptions {
+            bootstrap: "127.0.0.1:9092".into(),
+            properties: vec![],
+            embedded: true,
+        };
+        assert_eq!(opts.producer_batch_bytes(), "131072");
+        opts.embedded = false;
+        assert_eq!(opts.producer_batch_bytes(), "1000000");
     }
 
     #[test]

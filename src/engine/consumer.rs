@@ -606,7 +606,10 @@ impl Scorer {
         let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
         let failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let producer = ScoringProducer::create(
-            &config.kafka.client_config(&[("linger.ms", "5")]),
+            &config.kafka.client_config(&[
+                ("linger.ms", "5"),
+                ("batch.size", config.kafka.producer_batch_bytes()),
+            ]),
             DeliveryContext {
                 tracker: tracker.clone(),
                 failures: failures.clone(),

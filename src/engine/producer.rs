@@ -251,6 +251,7 @@ pub fn spawn(config: ProducerConfig, sink: SharedSink) -> Result<ProducerHandle,
     let producer = PolledProducer::create(
         &config.kafka.client_config(&[
             ("linger.ms", "5"),
+            ("batch.size", config.kafka.producer_batch_bytes()),
             ("queue.buffering.max.messages", "200000"),
             // One report per event costs a fifth of the producer's CPU just to count it.
             ("delivery.report.only.error", "true"),
