@@ -432,14 +432,19 @@ mod tests {
         assert!(draws.iter().all(|(y, s)| *y >= 1.1 && s.is_none()));
     }
 
-    #[test]
-    fn generator_writes_json_events() {
-        let labels = LabelModel {
+    /// Labels drawn as the committed model's training data lies: its line and its RMSE.
+    fn training_labels() -> LabelModel {
+        LabelModel {
             slope: 9449.962321,
             intercept: 25792.200199,
             noise_sd: 5592.04,
             drift: 1.0,
-        };
+        }
+    }
+
+    #[test]
+    fn generator_writes_json_events() {
+        let labels = training_labels();
         let mut g = EventGenerator::new((1.1, 10.5), Some(labels), Some(1));
         let mut buf = Vec::new();
         assert_eq!(g.next_event(&mut buf, 1_700_000_000_000), 0);
@@ -462,12 +467,7 @@ mod tests {
                 format!("{:.2}", scaled as f64 / 100.0)
             );
         }
-        let labels = LabelModel {
-            slope: 9449.962321,
-            intercept: 25792.200199,
-            noise_sd: 5592.04,
-            drift: 1.0,
-        };
+        let labels = training_labels();
         let mut writer = EventGenerator::new((1.1, 10.5), Some(labels), Some(9));
         let mut drawer = EventGenerator::new((1.1, 10.5), Some(labels), Some(9));
         let mut buf = Vec::new();
