@@ -114,11 +114,11 @@ pub fn scorer_config(
 /// is left out: the scorer leaves its group before dropping its consumer (a quicker exit), and
 /// rust-rdkafka's drop reports finding it closed as an error.
 pub fn log_filter(default: &str) -> tracing_subscriber::EnvFilter {
+    let without_close_error =
+        |directives: &str| format!("{directives},rdkafka::consumer::base_consumer=off");
     let directives = std::env::var("SALARY_STREAM_LOG").unwrap_or_else(|_| default.to_owned());
-    tracing_subscriber::EnvFilter::try_new(format!(
-        "{directives},rdkafka::consumer::base_consumer=off"
-    ))
-    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
+    tracing_subscriber::EnvFilter::try_new(without_close_error(&directives))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(without_close_error(default)))
 }
 
 /// Resolves when SIGINT, SIGTERM or SIGHUP arrives.

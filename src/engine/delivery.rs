@@ -128,12 +128,8 @@ impl TopicBatcher {
     }
 
     /// Hands librdkafka one record per range of `bytes` (copied), waiting out a full local
-    /// queue; returns the errors of the records it refused for good, by index.
-    pub fn send(
-        &mut self,
-        bytes: &[u8],
-        values: &[std::ops::Range<usize>],
-    ) -> Vec<(usize, KafkaError)> {
+    /// queue; returns the errors of the records it refused for good.
+    pub fn send(&mut self, bytes: &[u8], values: &[std::ops::Range<usize>]) -> Vec<KafkaError> {
         self.messages.clear();
         for range in values {
             let value = &bytes[range.clone()];
@@ -171,10 +167,7 @@ impl TopicBatcher {
                         resume = Some(start + i);
                         break;
                     }
-                    err => refused.push((
-                        start + i,
-                        KafkaError::MessageProduction(RDKafkaErrorCode::from(err)),
-                    )),
+                    err => refused.push(KafkaError::MessageProduction(RDKafkaErrorCode::from(err))),
                 }
             }
             match resume {

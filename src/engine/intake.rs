@@ -141,17 +141,15 @@ impl RecordQueue {
         if capacity == 0 {
             return;
         }
-        let mut n = self.take_queued(batch, capacity);
-        if n == 0 && !wait.is_zero() {
+        if self.take_queued(batch, capacity) == 0 && !wait.is_zero() {
             let timeout_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
             // SAFETY: the queue is live; a returned message is owned by `batch` from here on.
             let first = unsafe { rdsys::rd_kafka_consume_queue(self.queue.as_ptr(), timeout_ms) };
             if let Some(first) = NonNull::new(first) {
                 batch.messages.push(first);
-                n = 1 + self.take_queued(batch, capacity - 1);
+                self.take_queued(batch, capacity - 1);
             }
         }
-        debug_assert_eq!(n, batch.messages.len());
     }
 
     /// Appends up to `room` queued records to `batch` without waiting; returns how many.
@@ -207,11 +205,6 @@ impl Batch {
         Batch {
             messages: Vec::with_capacity(capacity.max(1)),
         }
-    }
-
-    /// How many records it holds.
-    pub fn len(&self) -> usize {
-        self.messages.len()
     }
 
     /// Whether it holds none.

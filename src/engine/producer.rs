@@ -387,7 +387,7 @@ fn run(
                 }
                 // No key: ids are unique, so a key would order nothing, and without one
                 // librdkafka fills one partition at a time (batches of thousands, not dozens).
-                for (_, e) in batcher.send(&events, &bounds) {
+                for e in batcher.send(&events, &bounds) {
                     tracing::error!(error = %e, "produce");
                     counter.failed.fetch_add(1, Ordering::Relaxed);
                 }
