@@ -192,6 +192,14 @@ pub struct App {
     pub dropped_reports: u64,
     /// The scorer's fatal error, if it stopped.
     pub failure: Option<String>,
+    /// Why the synthetic producer stopped, if it stopped on its own.
+    pub producer_failure: Option<String>,
+    /// Quit was asked for again while quitting: exit now, whatever is unfinished.
+    pub force_quit: bool,
+    /// Topics the scorer needs that the broker does not have.
+    pub missing_topics: Vec<String>,
+    /// What `--create-topics` did, for the header.
+    pub topics_note: Option<String>,
     /// Input partitions this instance owns.
     pub assigned: Vec<i32>,
     /// The synthetic producer's labels are drifted.
@@ -223,6 +231,10 @@ impl App {
             should_quit: false,
             dropped_reports: 0,
             failure: None,
+            producer_failure: None,
+            force_quit: false,
+            missing_topics: Vec::new(),
+            topics_note: None,
             assigned: Vec::new(),
             drift_on: false,
             model_note: None,
@@ -284,7 +296,10 @@ impl App {
                 }
             }
             Message::ToggleHelp => self.show_help = !self.show_help,
-            Message::Quit => self.should_quit = true,
+            Message::Quit => {
+                self.force_quit = self.should_quit;
+                self.should_quit = true;
+            }
         }
         None
     }
@@ -295,8 +310,16 @@ impl App {
             EngineEvent::Lag(lag) => self.live.lag = lag,
             EngineEvent::Assigned(partitions) => self.assigned = partitions,
             EngineEvent::Producer(status) => self.producer = status,
-            EngineEvent::Broker(health) => self.broker = health,
+            EngineEvent::Broker(health) => {
+                self.broker =
+                    std::mem::replace(&mut self.broker, BrokerHealth::Connecting).then(health)
+            }
             EngineEvent::Failed(reason) => self.failure = Some(reason),
+            EngineEvent::Topics(missing) => self.missing_topics = missing,
+            EngineEvent::ProducerFailed(reason) => {
+                self.producer.running = false;
+                self.producer_failure = Some(reason);
+            }
             EngineEvent::Model(ModelEvent::Swapped {
                 version,
                 formula,

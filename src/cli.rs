@@ -72,6 +72,26 @@ pub struct KafkaArgs {
     /// Model artifact written by `train`.
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
+    /// Longest a quit may take: what is not flushed and committed by then is left for the next
+    /// run (at-least-once), and the command exits at once, with status 1.
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
+    pub shutdown_timeout: std::time::Duration,
+    /// Create missing topics (input, output, dead letters) with the admin API.
+    #[arg(long)]
+    pub create_topics: bool,
+    /// Partitions of the input and output topics that --create-topics creates.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=10000))]
+    pub partitions: i32,
+}
+
+/// Parses a number of seconds (fractions allowed) between 0.1 and one day.
+pub fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if (0.1..=86_400.0).contains(&s) => Ok(std::time::Duration::from_secs_f64(s)),
+        _ => Err(format!(
+            "expected a number of seconds from 0.1 to 86400, got {text:?}"
+        )),
+    }
 }
 
 impl KafkaArgs {
@@ -184,4 +204,7 @@ pub struct BrokerArgs {
     /// Dead-letter topic.
     #[arg(long, default_value = DEFAULT_DLQ_TOPIC)]
     pub dlq_topic: String,
+    /// Longest stopping the broker may take.
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
+    pub shutdown_timeout: std::time::Duration,
 }

@@ -7,15 +7,27 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use rdkafka::producer::Producer;
 
 use crate::cli::{BrokerArgs, ProduceArgs, ScoreArgs};
 use crate::engine::broker::EmbeddedBroker;
 use crate::engine::consumer::{self, BoxedWriter, PredictionWriter};
 use crate::engine::producer::{self, LabelModel, ProducerConfig};
+use crate::engine::topics::missing_line;
 use crate::engine::{
     BrokerHealth, EngineEvent, EventSink, ModelEvent, ProducerStatus, EMBEDDED_INPUT_PARTITIONS,
 };
-use crate::runtime::{connect, load_model, scorer_config, shutdown_signal};
+use crate::runtime::{
+    connect, create_topics, cut_reason, load_model, scorer_config, scorer_topics, shutdown_signal,
+    within_bound, Ending,
+};
+
+/// A line on stderr. A closed stderr is no reason to stop (`eprintln!` would panic on it).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 /// How long a headless command waits for a first contact with the broker before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,12 +60,27 @@ struct Tally {
     failed: Option<String>,
     rmse: Option<f64>,
     drift_reported: bool,
+    /// The broker's health as last reported.
+    health: BrokerHealth,
+    /// Topics last reported missing.
+    missing: Vec<String>,
+    /// For the lines about missing topics.
+    input_topic: String,
+    broker: String,
 }
 
 #[derive(Default)]
 struct TallySink(Mutex<Tally>);
 
 impl TallySink {
+    fn new(input_topic: &str, broker: &str) -> Self {
+        TallySink(Mutex::new(Tally {
+            input_topic: input_topic.to_owned(),
+            broker: broker.to_owned(),
+            ..Tally::default()
+        }))
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut Tally) -> R) -> R {
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
     }
@@ -78,7 +105,7 @@ impl EventSink for TallySink {
                         crate::engine::quality::Shift::Up => "above",
                         crate::engine::quality::Shift::Down => "below",
                     };
-                    eprintln!(
+                    say!(
                         "drift: labels {direction} the predictions since {} UTC (after {} labeled events)",
                         &crate::ui::clock(alarm.at_ms)[..8],
                         alarm.after
@@ -88,7 +115,7 @@ impl EventSink for TallySink {
             EngineEvent::Lag(l) => t.lag = Some(l.total()),
             EngineEvent::Assigned(partitions) => {
                 let list: Vec<String> = partitions.iter().map(i32::to_string).collect();
-                eprintln!("assigned partitions: [{}]", list.join(", "));
+                say!("assigned partitions: [{}]", list.join(", "));
             }
             EngineEvent::Producer(p) => {
                 if p.acked > t.producer.map_or(0, |q| q.acked) {
@@ -98,22 +125,45 @@ impl EventSink for TallySink {
                 t.producer = Some(p);
             }
             EngineEvent::Broker(BrokerHealth::Up) => {
+                t.health = BrokerHealth::Up;
                 t.reached = true;
                 t.unreachable = None;
             }
-            EngineEvent::Broker(BrokerHealth::Unreachable(why)) => t.unreachable = Some(why),
+            EngineEvent::Broker(health @ (BrokerHealth::Unreachable(_) | BrokerHealth::WrongAddress(_))) => {
+                t.health = std::mem::replace(&mut t.health, BrokerHealth::Connecting).then(health);
+                t.unreachable = t.health.problem().map(str::to_owned);
+            }
             EngineEvent::Broker(BrokerHealth::Connecting) => {}
             EngineEvent::Failed(why) => t.failed = Some(why),
+            EngineEvent::Topics(missing) => {
+                for topic in &missing {
+                    if !t.missing.contains(topic) {
+                        let consequence = if *topic == t.input_topic {
+                            "waiting for it to be created"
+                        } else {
+                            "what goes there waits in memory until it is created"
+                        };
+                        say!("{}", missing_line(topic, &t.broker, consequence));
+                    }
+                }
+                for topic in &t.missing {
+                    if !missing.contains(topic) {
+                        say!("topic {topic} exists now");
+                    }
+                }
+                t.missing = missing;
+            }
+            EngineEvent::ProducerFailed(why) => t.failed = Some(why),
             EngineEvent::Model(ModelEvent::Swapped {
                 version, formula, ..
             }) => {
-                eprintln!("model: now serving {version} ({formula})");
+                say!("model: now serving {version} ({formula})");
             }
             EngineEvent::Model(ModelEvent::Rejected(why)) => {
-                eprintln!("model: kept the old model: {why}");
+                say!("model: kept the old model: {why}");
             }
             EngineEvent::Model(ModelEvent::Retrained { version, .. }) => {
-                eprintln!("model: retrained as {version}");
+                say!("model: retrained as {version}");
             }
         });
     }
@@ -124,6 +174,18 @@ fn broker_note(t: &Tally) -> String {
     t.unreachable
         .as_ref()
         .map_or_else(String::new, |why| format!("  broker unreachable: {why}"))
+}
+
+/// The line for a broker not reached within [`CONNECT_TIMEOUT`]: what is wrong with the address
+/// if that can be told, else the client's last reason.
+fn unreachable_line(bootstrap: &str, why: Option<String>) -> String {
+    let why = crate::engine::diagnose::wrong_address(bootstrap)
+        .or(why)
+        .unwrap_or_else(|| "no answer".into());
+    format!(
+        "cannot reach Kafka at {bootstrap} within {} s: {why}",
+        CONNECT_TIMEOUT.as_secs()
+    )
 }
 
 /// Waits until `finished()` or a signal; checks the broker was reached within
@@ -150,11 +212,7 @@ fn wait(
             }
             let (reached, why) = tally.with(|t| (t.reached, t.unreachable.clone()));
             if !reached && started.elapsed() >= CONNECT_TIMEOUT {
-                bail!(
-                    "cannot reach Kafka at {bootstrap} within {} s: {}",
-                    CONNECT_TIMEOUT.as_secs(),
-                    why.unwrap_or_else(|| "no answer".into())
-                );
+                bail!("{}", unreachable_line(bootstrap, why));
             }
         }
     })
@@ -182,7 +240,7 @@ impl StatsPrinter {
                     let secs = last.elapsed().as_secs_f64();
                     last = Instant::now();
                     if let Some(text) = tally.with(|t| line(t, secs)) {
-                        eprintln!("{text}");
+                        say!("{text}");
                     }
                 }
             }
@@ -198,37 +256,41 @@ impl StatsPrinter {
     }
 }
 
-/// Predictions as NDJSON on stdout, buffered; a closed pipe (`| head`) stops the writing, not the
-/// scoring.
+/// Predictions as NDJSON on stdout, buffered. A closed pipe (`| head`) is an error the scorer
+/// stops on, as kcat and other Unix tools do.
 struct NdjsonStdout {
     out: std::io::BufWriter<std::io::Stdout>,
-    broken: bool,
 }
 
 impl Default for NdjsonStdout {
     fn default() -> Self {
         NdjsonStdout {
             out: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
-            broken: false,
         }
     }
 }
 
 impl PredictionWriter for NdjsonStdout {
-    fn write(&mut self, json: &[u8]) {
-        if !self.broken {
-            self.broken = self
-                .out
-                .write_all(json)
-                .and_then(|()| self.out.write_all(b"\n"))
-                .is_err();
-        }
+    fn write(&mut self, json: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(json)?;
+        self.out.write_all(b"\n")
     }
 
-    fn flush(&mut self) {
-        if !self.broken {
-            self.broken = self.out.flush().is_err();
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()?;
+        // A reader that went away is noticed at the next write; with no record coming, only by
+        // asking: poll reports an error on a pipe whose read end is closed.
+        let mut stdout = libc::pollfd {
+            fd: libc::STDOUT_FILENO,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, a count of one, and no wait.
+        let ready = unsafe { libc::poll(&mut stdout, 1, 0) };
+        if ready == 1 && stdout.revents & libc::POLLERR != 0 {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
         }
+        Ok(())
     }
 }
 
@@ -237,9 +299,15 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
     let model = load_model(args.kafka.model.as_deref())?;
     let connection = connect(&args.kafka, EMBEDDED_INPUT_PARTITIONS)?;
     if let Some(broker) = &connection.embedded {
-        eprintln!("embedded broker at {}", broker.bootstrap_servers());
+        say!("embedded broker at {}", broker.bootstrap_servers());
     }
-    let tally = Arc::new(TallySink::default());
+    for line in create_topics(&args.kafka, &connection, &scorer_topics(&args.kafka))? {
+        say!("{line}");
+    }
+    let tally = Arc::new(TallySink::new(
+        &args.kafka.topic,
+        &connection.kafka.bootstrap,
+    ));
     let writer = (!args.quiet).then(|| Box::new(NdjsonStdout::default()) as BoxedWriter);
     let scorer = consumer::spawn(
         scorer_config(
@@ -257,29 +325,48 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
         let rate = (t.scored - previous) as f64 / secs;
         previous = t.scored;
         Some(format!(
-            "scored {} ({rate:.0}/s)  bad {}  beyond range {}  lag {}{}{}",
+            "scored {} ({rate:.0}/s)  bad {}  beyond range {}  lag {}{}{}{}",
             t.scored,
             t.bad,
             t.extrapolated,
             t.lag.map_or_else(|| "-".to_owned(), |l| l.to_string()),
             t.rmse
                 .map_or_else(String::new, |r| format!("  rmse {r:.0}")),
+            if t.missing.is_empty() {
+                String::new()
+            } else {
+                format!("  waiting for topic {}", t.missing.join(", "))
+            },
             broker_note(t)
         ))
     });
     let waited = wait(&tally, &connection.kafka.bootstrap, || scorer.is_finished());
     scorer.stop();
-    let summary = scorer.join();
+    let unfinished = scorer.unfinished();
+    let bound = args.kafka.shutdown_timeout;
+    let ending = within_bound(bound, move || scorer.join())?;
     stats.stop();
+    let summary = match ending {
+        Ending::Finished(summary) => summary,
+        cut => {
+            // The abandoned thread may still use the broker: leave it be until the process ends.
+            std::mem::forget(connection);
+            waited?;
+            let how = cut_reason(&cut, bound).unwrap_or_default();
+            bail!("{}", unfinished.cut_short_line(&how));
+        }
+    };
     waited?;
     let summary = summary?;
-    eprintln!(
+    say!(
         "done: scored {}  bad {}  delivery errors {}",
-        summary.scored, summary.bad, summary.delivery_errors
+        summary.scored,
+        summary.bad,
+        summary.delivery_errors
     );
     let l = summary.latency;
     if l.count > 0 {
-        eprintln!(
+        say!(
             "latency ms, event to acknowledged prediction: p50 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}  ({} events)",
             l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, l.count
         );
@@ -298,10 +385,21 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     let model = load_model(args.kafka.model.as_deref())?;
     let connection = connect(&args.kafka, EMBEDDED_INPUT_PARTITIONS)?;
     if let Some(broker) = &connection.embedded {
-        eprintln!("embedded broker at {}", broker.bootstrap_servers());
+        say!("embedded broker at {}", broker.bootstrap_servers());
     }
     let a = &model.artifact;
-    let tally = Arc::new(TallySink::default());
+    let tally = Arc::new(TallySink::new(
+        &args.kafka.topic,
+        &connection.kafka.bootstrap,
+    ));
+    let partitions = args.kafka.partitions;
+    for line in create_topics(&args.kafka, &connection, &[(&args.kafka.topic, partitions)])? {
+        say!("{line}");
+    }
+    if connection.embedded.is_none() && !topic_exists(&args, &connection, &tally)? {
+        say!("done: sent 0  acked 0  failed 0");
+        return Ok(());
+    }
     let handle = producer::spawn(
         ProducerConfig {
             kafka: connection.kafka.clone(),
@@ -335,24 +433,89 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         ))
     });
     let waited = wait(&tally, &connection.kafka.bootstrap, || handle.is_finished());
-    // Unreachable: nothing will be acknowledged, so do not wait for it.
-    let flush_within = if waited.is_err() {
-        Duration::from_secs(1)
-    } else {
-        producer::FLUSH_TIMEOUT
+    let bound = args.kafka.shutdown_timeout;
+    // Unreachable: nothing will be acknowledged, so do not wait for it. Stopped by a signal: what
+    // is acknowledged within the bound is, and the rest is said.
+    let flush_within = match &waited {
+        Err(_) => Duration::from_secs(1),
+        Ok(Some(_)) => bound,
+        Ok(None) => producer::FLUSH_TIMEOUT,
     };
-    let status = handle.shutdown(flush_within);
+    let outstanding = handle.outstanding();
+    let ending = within_bound(bound + Duration::from_millis(250), move || {
+        handle.shutdown(flush_within)
+    })?;
     stats.stop();
+    let status = match ending {
+        Ending::Finished(status) => status,
+        cut => {
+            std::mem::forget(connection);
+            waited?;
+            let n = outstanding.count();
+            bail!(
+                "shutdown cut short ({}): {n} event{} not acknowledged by the broker",
+                cut_reason(&cut, bound).unwrap_or_default(),
+                if n == 1 { " was" } else { "s were" }
+            );
+        }
+    };
+    drop(outstanding);
     waited?;
     let status = status?;
-    eprintln!(
+    say!(
         "done: sent {}  acked {}  failed {}",
-        status.sent, status.acked, status.failed
+        status.sent,
+        status.acked,
+        status.failed
     );
     if status.failed > 0 {
         bail!("{} events were not delivered", status.failed);
     }
     Ok(())
+}
+
+/// A client that only asks questions, reporting outages to the tally.
+struct ProbeContext(Arc<TallySink>);
+
+impl rdkafka::ClientContext for ProbeContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        crate::engine::report_outage(self.0.as_ref(), &error, reason);
+    }
+}
+
+impl rdkafka::producer::ProducerContext for ProbeContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
+}
+
+/// Whether `produce`'s topic exists (a broker that creates topics on demand creates it now).
+/// A missing topic is an error; `false` means a signal came first and nothing is to be sent.
+fn topic_exists(
+    args: &ProduceArgs,
+    connection: &crate::runtime::Connection,
+    tally: &Arc<TallySink>,
+) -> anyhow::Result<bool> {
+    let client: rdkafka::producer::BaseProducer<ProbeContext> = connection
+        .kafka
+        .client_config(&[])
+        .create_with_context(ProbeContext(tally.clone()))?;
+    let topic = args.kafka.topic.clone();
+    let asked = within_bound(CONNECT_TIMEOUT + Duration::from_secs(1), move || {
+        crate::engine::topics::missing(client.client(), &[&topic], CONNECT_TIMEOUT)
+    })?;
+    let bootstrap = &connection.kafka.bootstrap;
+    match asked {
+        Ending::Finished(Ok(missing)) if missing.is_empty() => Ok(true),
+        Ending::Finished(Ok(_)) => bail!(
+            "{}",
+            missing_line(&args.kafka.topic, bootstrap, "nothing was sent")
+        ),
+        Ending::Interrupted(_) => Ok(false),
+        Ending::Finished(Err(_)) | Ending::TimedOut => bail!(
+            "{}",
+            unreachable_line(bootstrap, tally.with(|t| t.unreachable.clone()))
+        ),
+    }
 }
 
 /// `broker`: the embedded broker on its own until a signal.
@@ -368,7 +531,7 @@ pub fn broker(args: BrokerArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     writeln!(out, "{}", broker.bootstrap_servers()).context("writing to stdout")?;
     out.flush()?;
-    eprintln!(
+    say!(
         "embedded broker at {} (topics {} ×{}, {} ×{}, {}); Ctrl-C stops it",
         broker.bootstrap_servers(),
         args.topic,
@@ -381,5 +544,13 @@ pub fn broker(args: BrokerArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(shutdown_signal())?;
-    Ok(())
+    drop(runtime);
+    let bound = args.shutdown_timeout;
+    match within_bound(bound, move || drop(broker))? {
+        Ending::Finished(()) => Ok(()),
+        cut => bail!(
+            "stopping the broker was cut short ({})",
+            cut_reason(&cut, bound).unwrap_or_default()
+        ),
+    }
 }

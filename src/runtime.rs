@@ -2,6 +2,7 @@
 //! signals.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -106,7 +107,8 @@ pub fn scorer_config(
         model_path: model.path.clone(),
         max_records,
         training_rmse: model.artifact.rmse,
-        shutdown_flush: crate::engine::consumer::FLUSH_TIMEOUT,
+        // The rest of the bound is for the final commit and leaving the group.
+        shutdown_flush: args.shutdown_timeout.mul_f64(0.6),
     }
 }
 
@@ -132,4 +134,102 @@ pub async fn shutdown_signal() -> anyhow::Result<&'static str> {
         _ = int.recv() => "SIGINT",
         _ = hup.recv() => "SIGHUP",
     })
+}
+
+/// How a bounded piece of shutdown work ended.
+#[derive(Debug)]
+pub enum Ending<T> {
+    /// It finished within its bound, with this result.
+    Finished(T),
+    /// The bound passed first; the work is abandoned where it stands.
+    TimedOut,
+    /// A signal came first (a second Ctrl-C, say): the user wants out now.
+    Interrupted(&'static str),
+}
+
+/// Runs `work` (stopping threads that talk to a broker) on a thread of its own and waits for it at
+/// most `bound`. A signal meanwhile ends the wait at once. What has not finished is abandoned: the
+/// caller reports it and exits, since anything that waits on the abandoned thread could hang.
+pub fn within_bound<T: Send + 'static>(
+    bound: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<Ending<T>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("shutdown".into())
+        .spawn(move || {
+            let _ = tx.send(work());
+        })
+        .context("cannot start the shutdown thread")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let signal = shutdown_signal();
+        tokio::pin!(signal);
+        Ok(tokio::select! {
+            done = rx => match done {
+                Ok(value) => Ending::Finished(value),
+                // The work panicked: its thread is gone, with nothing left to wait for.
+                Err(_) => anyhow::bail!("the shutdown work panicked"),
+            },
+            _ = tokio::time::sleep(bound) => Ending::TimedOut,
+            sig = &mut signal => Ending::Interrupted(sig?),
+        })
+    })
+}
+
+/// Why a shutdown was cut short, as the line about it says it: `after 5 s`, `on SIGINT`.
+pub fn cut_reason<T>(ending: &Ending<T>, bound: Duration) -> Option<String> {
+    match ending {
+        Ending::Finished(_) => None,
+        Ending::TimedOut => Some(format!("after {}", seconds_text(bound))),
+        Ending::Interrupted(signal) => Some(format!("on {signal}")),
+    }
+}
+
+/// `5 s`, `0.5 s`.
+pub fn seconds_text(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// `--create-topics`: creates those of the command's topics the broker lacks (never on the
+/// embedded broker, which starts with them) and returns a line for each one created.
+pub fn create_topics(
+    args: &KafkaArgs,
+    connection: &Connection,
+    topics: &[(&str, i32)],
+) -> anyhow::Result<Vec<String>> {
+    if !args.create_topics || connection.embedded.is_some() {
+        return Ok(Vec::new());
+    }
+    let wanted = crate::engine::topics::Wanted {
+        topics: topics.iter().map(|(t, p)| ((*t).to_owned(), *p)).collect(),
+    };
+    let created = crate::engine::topics::create_missing(&connection.kafka, &wanted)?;
+    Ok(created
+        .into_iter()
+        .map(|(topic, partitions)| {
+            format!(
+                "created topic {topic} on {} ({partitions} partition{}, the broker's default \
+                 replication)",
+                connection.kafka.bootstrap,
+                if partitions == 1 { "" } else { "s" }
+            )
+        })
+        .collect())
+}
+
+/// The topics `score` and `dash` use, with the partitions `--create-topics` gives them.
+pub fn scorer_topics(args: &KafkaArgs) -> [(&str, i32); 3] {
+    [
+        (args.topic.as_str(), args.partitions),
+        (args.output_topic.as_str(), args.partitions),
+        (args.dlq_topic.as_str(), 1),
+    ]
 }

@@ -1,86 +1,114 @@
 //! The dashboard runtime: terminal set-up and restore, one event loop merging frames, keys,
 //! engine events and signals, and the effects `App::update` asks for.
 
-use std::io::{self, Stdout};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures_util::StreamExt;
-use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{
     Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
 };
-use ratatui::crossterm::terminal::{
-    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
-};
-use ratatui::crossterm::{cursor, execute};
-use ratatui::Terminal;
+use ratatui::DefaultTerminal;
 use tokio::sync::mpsc;
 
 use crate::app::{App, Effect, Message, Setup};
 use crate::cli::DashArgs;
-use crate::engine::consumer::ScorerConfig;
-use crate::engine::producer::{self, LabelModel, ProducerConfig};
+use crate::engine::consumer::{ScorerConfig, ScorerHandle, Unfinished};
+use crate::engine::producer::{self, LabelModel, ProducerConfig, ProducerHandle};
 use crate::engine::{consumer, EngineEvent, EventSink};
-use crate::runtime::{connect, load_model, scorer_config, shutdown_signal};
+use crate::runtime::{
+    connect, create_topics, load_model, scorer_config, scorer_topics, seconds_text, shutdown_signal,
+};
 use crate::ui;
 
 /// How long quitting waits for the embedded broker's acknowledgements.
 const EMBEDDED_SHUTDOWN_FLUSH: Duration = Duration::from_millis(100);
-/// Capacity of the engine-to-view channel, in reports.
-const CHANNEL_CAPACITY: usize = 256;
+/// Capacity of the engine-to-view channel for per-record samples, in reports.
+const SAMPLE_CAPACITY: usize = 256;
 
-static TERMINAL_ACTIVE: AtomicBool = AtomicBool::new(false);
-
-/// Puts the terminal back: raw mode off, main screen, cursor shown. Safe to call twice.
-pub fn restore_terminal() {
-    if TERMINAL_ACTIVE.swap(false, Ordering::SeqCst) {
-        let _ = disable_raw_mode();
-        let _ = execute!(io::stdout(), LeaveAlternateScreen, cursor::Show);
-    }
+/// Takes the terminal (raw mode, alternate screen) with ratatui's own set-up, whose panic hook
+/// restores it. A panic on an engine thread is that thread's to report (the scorer and the
+/// producer catch theirs and say so in the header), so there the hook only logs: restoring the
+/// terminal under a dashboard that keeps drawing would leave both broken.
+fn take_terminal() -> DefaultTerminal {
+    let terminal = ratatui::init();
+    let restore_and_report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() == Some("main") {
+            restore_and_report(info);
+        } else {
+            tracing::error!(%info, "panic");
+        }
+    }));
+    terminal
 }
 
-/// Owns the terminal while the dashboard runs; restores it when dropped.
-pub struct TerminalGuard {
-    /// The ratatui terminal.
-    pub terminal: Terminal<CrosstermBackend<Stdout>>,
-}
-
-impl TerminalGuard {
-    /// Enters raw mode and the alternate screen, and makes panics restore the terminal first.
-    pub fn enter() -> anyhow::Result<Self> {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            restore_terminal();
-            previous(info);
-        }));
-        TERMINAL_ACTIVE.store(true, Ordering::SeqCst);
-        enable_raw_mode().context("cannot put the terminal in raw mode")?;
-        execute!(io::stdout(), EnterAlternateScreen, cursor::Hide)
-            .context("cannot enter the alternate screen")?;
-        let terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
-        Ok(TerminalGuard { terminal })
-    }
-}
-
-impl Drop for TerminalGuard {
-    fn drop(&mut self) {
-        restore_terminal();
-    }
-}
-
-/// The dashboard's sink: a bounded channel; what does not fit is counted, never blocked on.
+/// The dashboard's sink. Per-record samples (scoring reports, lag) go through a bounded channel
+/// and what does not fit is counted, never blocked on; every other event is a change of state
+/// (assignment, model, broker health, a stopped thread) and goes through an unbounded one, so it
+/// always arrives.
 struct ChannelSink {
-    tx: mpsc::Sender<EngineEvent>,
+    samples: mpsc::Sender<EngineEvent>,
+    changes: mpsc::UnboundedSender<EngineEvent>,
     dropped: Arc<AtomicU64>,
 }
 
 impl EventSink for ChannelSink {
     fn emit(&self, event: EngineEvent) {
-        if self.tx.try_send(event).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        match event {
+            EngineEvent::Scored(_) | EngineEvent::Lag(_) => {
+                if self.samples.try_send(event).is_err() {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            // Fails only once the view is gone, when nobody is left to tell.
+            change => {
+                let _ = self.changes.send(change);
+            }
+        }
+    }
+}
+
+/// The receiving ends of [`ChannelSink`], drained once per frame.
+struct EngineEvents {
+    samples: mpsc::Receiver<EngineEvent>,
+    changes: mpsc::UnboundedReceiver<EngineEvent>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl EngineEvents {
+    fn channel() -> (Arc<ChannelSink>, EngineEvents) {
+        let (samples_tx, samples) = mpsc::channel(SAMPLE_CAPACITY);
+        let (changes_tx, changes) = mpsc::unbounded_channel();
+        let dropped = Arc::new(AtomicU64::new(0));
+        let sink = ChannelSink {
+            samples: samples_tx,
+            changes: changes_tx,
+            dropped: dropped.clone(),
+        };
+        (
+            Arc::new(sink),
+            EngineEvents {
+                samples,
+                changes,
+                dropped,
+            },
+        )
+    }
+
+    /// Every event waiting, as messages: changes of state first, then samples.
+    fn drain(&mut self, mut apply: impl FnMut(Message)) {
+        while let Ok(event) = self.changes.try_recv() {
+            apply(Message::Engine(event));
+        }
+        while let Ok(event) = self.samples.try_recv() {
+            apply(Message::Engine(event));
+        }
+        let lost = self.dropped.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            apply(Message::Dropped(lost));
         }
     }
 }
@@ -136,33 +164,34 @@ fn cap_malloc_arenas() {
     }
 }
 
+/// The engine's two threads, as the dashboard drives them.
+struct Engine {
+    producer: ProducerHandle,
+    scorer: ScorerHandle,
+    /// How long stopping the producer waits for its acknowledgements.
+    producer_flush: Duration,
+}
+
 /// Runs the dashboard until the user quits.
 pub fn run(args: DashArgs) -> anyhow::Result<()> {
     cap_malloc_arenas();
     init_logging(&args)?;
     let model = load_model(args.kafka.model.as_deref())?;
     let connection = connect(&args.kafka, crate::engine::EMBEDDED_INPUT_PARTITIONS)?;
-    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-    let dropped = Arc::new(AtomicU64::new(0));
-    let sink = Arc::new(ChannelSink {
-        tx,
-        dropped: dropped.clone(),
-    });
+    let created = create_topics(&args.kafka, &connection, &scorer_topics(&args.kafka))?;
+    let (sink, events) = EngineEvents::channel();
     let artifact = &model.artifact;
+    let bound = args.kafka.shutdown_timeout;
+    let mut config = scorer_config(&args.kafka, &connection.kafka, &model, true, None);
     // The embedded broker ends with this process, so waiting on it at exit gains nothing.
-    let shutdown_flush = if connection.embedded.is_some() {
-        EMBEDDED_SHUTDOWN_FLUSH
-    } else {
-        consumer::FLUSH_TIMEOUT
-    };
-    let scorer = consumer::spawn(
-        ScorerConfig {
-            shutdown_flush,
-            ..scorer_config(&args.kafka, &connection.kafka, &model, true, None)
-        },
-        sink.clone(),
-        None,
-    )?;
+    if connection.embedded.is_some() {
+        config = ScorerConfig {
+            shutdown_flush: EMBEDDED_SHUTDOWN_FLUSH,
+            ..config
+        };
+    }
+    let producer_flush = config.shutdown_flush.min(bound.mul_f64(0.3));
+    let scorer = consumer::spawn(config, sink.clone(), None)?;
     let producer = producer::spawn(
         ProducerConfig {
             kafka: connection.kafka.clone(),
@@ -198,121 +227,235 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
         formula: predictor.formula(),
     };
     let mut app = App::new(setup, 0);
+    if !created.is_empty() {
+        app.topics_note = Some(format!(
+            "created {} missing topic{}",
+            created.len(),
+            if created.len() == 1 { "" } else { "s" }
+        ));
+    }
     app.producer.rate = args.rate;
     app.line = crate::app::ServingLine {
         slope: artifact.coefficient,
         intercept: artifact.intercept,
         range_max: artifact.feature_range.max,
     };
+    let engine = Engine {
+        producer,
+        scorer,
+        producer_flush,
+    };
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let mut guard = TerminalGuard::enter()?;
-    let result = runtime.block_on(event_loop(
-        &mut guard.terminal,
-        &mut app,
-        rx,
-        &dropped,
-        &producer,
-        &scorer,
-        Duration::from_secs_f64(1.0 / f64::from(args.fps)),
-    ));
-    // Stop the producer, then the scorer (which flushes and commits), then give the screen back.
-    let quitting = Instant::now();
+    let frame = Duration::from_secs_f64(1.0 / f64::from(args.fps));
+    let mut view = View {
+        terminal: take_terminal(),
+        app,
+        events,
+        frame,
+        started: Instant::now(),
+        frames_drawn: 0,
+    };
+    let result = runtime.block_on(view.run_until_quit(&engine));
     tracing::info!("quitting");
-    let _ = producer.shutdown(shutdown_flush.min(Duration::from_secs(2)));
-    tracing::info!(ms = quitting.elapsed().as_millis(), "producer stopped");
-    scorer.stop();
-    let scored = scorer.join();
-    tracing::info!(ms = quitting.elapsed().as_millis(), "scorer stopped");
-    drop(guard);
+    let quitting = Instant::now();
+    // Stop the producer, then the scorer (which flushes and commits), then give the screen back;
+    // the screen stays live meanwhile, and a second q, Ctrl-C or signal ends the wait.
+    let cut_short = runtime.block_on(view.shut_down(engine, bound));
+    ratatui::restore();
+    tracing::info!(
+        ms = quitting.elapsed().as_millis(),
+        ?cut_short,
+        "engine stopped"
+    );
+    let secs = view.started.elapsed().as_secs_f64();
+    tracing::info!(
+        frames = view.frames_drawn,
+        fps = view.frames_drawn as f64 / secs.max(f64::MIN_POSITIVE),
+        "frames drawn"
+    );
+    if let Some(line) = cut_short {
+        // An abandoned engine thread may still use the embedded broker: leave it to the exit.
+        std::mem::forget(connection);
+        result?;
+        anyhow::bail!("{line}");
+    }
     drop(connection);
-    tracing::info!(ms = quitting.elapsed().as_millis(), "broker stopped");
-    tracing::info!(?scored, "dashboard stopped");
-    result.map(|frames| {
-        let secs = frames.elapsed.as_secs_f64();
-        tracing::info!(
-            frames = frames.count,
-            seconds = secs,
-            fps = frames.count as f64 / secs.max(f64::MIN_POSITIVE),
-            "frames drawn"
-        );
-        tracing::info!(ms = quitting.elapsed().as_millis(), "leaving");
-    })
+    tracing::info!(ms = quitting.elapsed().as_millis(), "leaving");
+    result
 }
 
-async fn event_loop(
-    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
-    app: &mut App,
-    mut rx: mpsc::Receiver<EngineEvent>,
-    dropped: &AtomicU64,
-    producer: &producer::ProducerHandle,
-    scorer: &consumer::ScorerHandle,
+/// The screen and what feeds it.
+struct View {
+    terminal: DefaultTerminal,
+    app: App,
+    events: EngineEvents,
     frame: Duration,
-) -> anyhow::Result<FrameCount> {
-    let started = Instant::now();
-    let mut frames_drawn = 0u64;
-    // A deliberate panic for the tests that check the terminal is restored on one.
-    let panic_after = std::env::var("SALARY_STREAM_TEST_PANIC_AFTER_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(Duration::from_millis);
-    let mut keys = EventStream::new();
-    let mut frames = tokio::time::interval(frame);
-    frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let signal = shutdown_signal();
-    tokio::pin!(signal);
-    let apply = |app: &mut App, message: Message| match app.update(message) {
-        Some(Effect::Producer(command)) => producer.command(command),
-        Some(Effect::Retrain) => scorer.retrain(),
-        None => {}
-    };
-    while !app.should_quit {
-        tokio::select! {
-            _ = frames.tick() => {
-                while let Ok(event) = rx.try_recv() {
-                    apply(app, Message::Engine(event));
-                }
-                let lost = dropped.swap(0, Ordering::Relaxed);
-                if lost > 0 {
-                    apply(app, Message::Dropped(lost));
-                }
-                apply(app, Message::Tick(started.elapsed().as_millis() as u64));
-                terminal.draw(|f| ui::render(f, app))?;
-                frames_drawn += 1;
-                if panic_after.is_some_and(|after| started.elapsed() >= after) {
-                    panic!("SALARY_STREAM_TEST_PANIC_AFTER_MS asked for a panic");
-                }
-            }
-            event = keys.next() => match event {
-                Some(Ok(Event::Key(key))) => {
-                    if let Some(message) = message_for(key, app.show_help) {
-                        apply(app, message);
+    started: Instant,
+    frames_drawn: u64,
+}
+
+impl View {
+    fn apply(&mut self, message: Message, engine: Option<&Engine>) {
+        match (self.app.update(message), engine) {
+            (Some(Effect::Producer(command)), Some(e)) => e.producer.command(command),
+            (Some(Effect::Retrain), Some(e)) => e.scorer.retrain(),
+            _ => {}
+        }
+    }
+
+    /// Drains the engine's events and draws one frame.
+    fn draw(&mut self, engine: Option<&Engine>) -> anyhow::Result<()> {
+        let mut messages = Vec::new();
+        self.events.drain(|m| messages.push(m));
+        for m in messages {
+            self.apply(m, engine);
+        }
+        let now = self.started.elapsed().as_millis() as u64;
+        self.apply(Message::Tick(now), engine);
+        let app = &self.app;
+        self.terminal.draw(|f| ui::render(f, app))?;
+        self.frames_drawn += 1;
+        Ok(())
+    }
+
+    /// Frames, keys and signals until the user quits.
+    async fn run_until_quit(&mut self, engine: &Engine) -> anyhow::Result<()> {
+        // A deliberate panic for the tests that check the terminal is restored on one.
+        let panic_after = std::env::var("SALARY_STREAM_TEST_PANIC_AFTER_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_millis);
+        let mut keys = EventStream::new();
+        let mut frames = tokio::time::interval(self.frame);
+        frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let signal = shutdown_signal();
+        tokio::pin!(signal);
+        while !self.app.should_quit {
+            tokio::select! {
+                _ = frames.tick() => {
+                    self.draw(Some(engine))?;
+                    if panic_after.is_some_and(|after| self.started.elapsed() >= after) {
+                        panic!("SALARY_STREAM_TEST_PANIC_AFTER_MS asked for a panic");
                     }
                 }
-                Some(Ok(Event::Resize(_, _))) => {
-                    terminal.autoresize()?;
-                    terminal.draw(|f| ui::render(f, app))?;
+                event = keys.next() => match event {
+                    Some(Ok(Event::Key(key))) => {
+                        if let Some(message) = message_for(key, self.app.show_help) {
+                            self.apply(message, Some(engine));
+                        }
+                    }
+                    Some(Ok(Event::Resize(_, _))) => {
+                        self.terminal.autoresize()?;
+                        self.draw(Some(engine))?;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e).context("reading the terminal"),
+                    None => break,
+                },
+                sig = &mut signal => {
+                    tracing::info!(signal = ?sig.ok(), "quitting on signal");
+                    self.apply(Message::Quit, Some(engine));
                 }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e).context("reading the terminal"),
-                None => break,
-            },
-            sig = &mut signal => {
-                tracing::info!(signal = ?sig.ok(), "quitting on signal");
-                apply(app, Message::Quit);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the engine within `bound`, drawing meanwhile. Returns the line that says what was
+    /// left undone if the bound, a second quit or a signal cut it short.
+    async fn shut_down(&mut self, engine: Engine, bound: Duration) -> Option<String> {
+        self.app.should_quit = true;
+        let unfinished: Unfinished = engine.scorer.unfinished();
+        let (tx, mut done) = tokio::sync::oneshot::channel();
+        let stopping = std::thread::Builder::new()
+            .name("shutdown".into())
+            .spawn(move || {
+                let producer = engine.producer.shutdown(engine.producer_flush);
+                tracing::info!(?producer, "producer stopped");
+                engine.scorer.stop();
+                let _ = tx.send(engine.scorer.join());
+            });
+        if let Err(e) = stopping {
+            return Some(format!("cannot start the shutdown thread: {e}"));
+        }
+        let deadline = tokio::time::sleep(bound);
+        tokio::pin!(deadline);
+        let mut keys = EventStream::new();
+        let mut frames = tokio::time::interval(self.frame);
+        frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let signal = shutdown_signal();
+        tokio::pin!(signal);
+        loop {
+            tokio::select! {
+                scored = &mut done => {
+                    tracing::info!(?scored, "scorer stopped");
+                    return None;
+                }
+                _ = &mut deadline => {
+                    return Some(unfinished.cut_short_line(&format!("after {}", seconds_text(bound))));
+                }
+                _ = frames.tick() => {
+                    if let Err(e) = self.draw(None) {
+                        tracing::debug!(error = %e, "drawing while quitting");
+                    }
+                }
+                event = keys.next() => {
+                    if let Some(Ok(Event::Key(key))) = event {
+                        if let Some(Message::Quit) = message_for(key, false) {
+                            self.apply(Message::Quit, None);
+                        }
+                    }
+                    if self.app.force_quit {
+                        return Some(unfinished.cut_short_line("quit again"));
+                    }
+                }
+                sig = &mut signal => {
+                    let name = sig.unwrap_or("a signal");
+                    return Some(unfinished.cut_short_line(&format!("on {name}")));
+                }
             }
         }
     }
-    Ok(FrameCount {
-        count: frames_drawn,
-        elapsed: started.elapsed(),
-    })
 }
 
-/// Frames drawn over the dashboard's life, for the frame rate reached.
-struct FrameCount {
-    count: u64,
-    elapsed: Duration,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{BrokerHealth, ModelEvent, ScoreReport};
+
+    #[test]
+    fn state_changes_arrive_even_when_samples_overflow() {
+        let (sink, mut events) = EngineEvents::channel();
+        let report = ScoreReport {
+            scored: 1,
+            ..ScoreReport::default()
+        };
+        for _ in 0..SAMPLE_CAPACITY + 40 {
+            sink.emit(EngineEvent::Scored(report.clone()));
+        }
+        sink.emit(EngineEvent::Assigned(vec![0, 2]));
+        sink.emit(EngineEvent::Broker(BrokerHealth::Up));
+        sink.emit(EngineEvent::Model(ModelEvent::Rejected("bad".into())));
+        sink.emit(EngineEvent::Failed("gone".into()));
+        let mut seen = Vec::new();
+        events.drain(|m| seen.push(m));
+        let state: Vec<&Message> = seen
+            .iter()
+            .filter(|m| !matches!(m, Message::Engine(EngineEvent::Scored(_))))
+            .collect();
+        assert_eq!(
+            state,
+            [
+                &Message::Engine(EngineEvent::Assigned(vec![0, 2])),
+                &Message::Engine(EngineEvent::Broker(BrokerHealth::Up)),
+                &Message::Engine(EngineEvent::Model(ModelEvent::Rejected("bad".into()))),
+                &Message::Engine(EngineEvent::Failed("gone".into())),
+                &Message::Dropped(40),
+            ]
+        );
+        assert_eq!(seen.len(), SAMPLE_CAPACITY + 5);
+    }
 }

@@ -70,8 +70,8 @@ pub enum ScorerError {
     #[error("cannot start the scorer thread: {0}")]
     Spawn(std::io::Error),
     /// The scorer thread panicked.
-    #[error("the scorer thread panicked")]
-    Panicked,
+    #[error("the scorer thread panicked: {0}")]
+    Panicked(String),
 }
 
 /// What the scorer needs to run.
@@ -234,6 +234,14 @@ impl OffsetTracker {
         self.pending.values().map(VecDeque::len).sum()
     }
 
+    /// Predictions and dead letters handed to the producer and not acknowledged yet.
+    pub fn unacknowledged(&self) -> usize {
+        self.pending
+            .values()
+            .map(|q| q.iter().filter(|f| !f.acked).count())
+            .sum()
+    }
+
     /// Latency percentiles so far.
     pub fn latency(&self) -> LatencySummary {
         let h = &self.latency_us;
@@ -279,6 +287,7 @@ fn unpack(opaque: usize) -> (i32, i64) {
 struct DeliveryContext {
     tracker: Arc<Mutex<OffsetTracker>>,
     failures: Arc<std::sync::atomic::AtomicU64>,
+    reasons: super::FailureReasons,
 }
 
 impl ClientContext for DeliveryContext {
@@ -297,8 +306,10 @@ impl ProducerContext for DeliveryContext {
             Ok(_) => lock(&self.tracker).ack(partition, offset, now_ms_f64()),
             Err((e, _)) => {
                 // The offset stays unstored, so the record is consumed again after a restart.
-                tracing::warn!(partition, offset, error = %e, "delivery failed");
                 self.failures.fetch_add(1, Ordering::Relaxed);
+                self.reasons.note(e, || {
+                    format!("partition {partition} offset {offset}: prediction not delivered")
+                });
             }
         }
     }
@@ -481,11 +492,60 @@ impl ConsumerContext for ScoringContext {
     }
 }
 
+/// What a stopping scorer has not finished, readable from another thread while it stops, so that
+/// a shutdown cut short can say what it left.
+#[derive(Clone)]
+pub struct Unfinished {
+    tracker: Arc<Mutex<OffsetTracker>>,
+    committed: Arc<AtomicBool>,
+}
+
+impl Unfinished {
+    /// Predictions and dead letters not acknowledged yet; `None` if that cannot be read now.
+    pub fn unacknowledged(&self) -> Option<usize> {
+        self.tracker.try_lock().ok().map(|t| t.unacknowledged())
+    }
+
+    /// Whether the final offset commit went through.
+    pub fn committed(&self) -> bool {
+        self.committed.load(Ordering::Relaxed)
+    }
+
+    /// The one line said when stopping is cut short `how` (`after 5 s`, `on SIGINT`).
+    pub fn cut_short_line(&self, how: &str) -> String {
+        const AGAIN: &str =
+            "the next run scores them again (at-least-once: nothing is lost, some may repeat)";
+        let left = match (self.unacknowledged(), self.committed()) {
+            (_, true) => {
+                return format!(
+                    "shutdown cut short ({how}) while leaving the group: every offset was \
+                     committed; the group rebalances once the session times out"
+                )
+            }
+            (Some(0), false) => format!(
+                "every prediction was acknowledged, but the final offset commit did not go \
+                 through; records handled since the last commit were not committed, and {AGAIN}"
+            ),
+            (Some(n), false) => format!(
+                "{n} prediction{s} or dead letter{s} not acknowledged, and {their} input \
+                 offset{s} not committed; {AGAIN}",
+                s = if n == 1 { "" } else { "s" },
+                their = if n == 1 { "its" } else { "their" },
+            ),
+            (None, false) => {
+                format!("predictions may be unacknowledged and offsets uncommitted; {AGAIN}")
+            }
+        };
+        format!("shutdown cut short ({how}): {left}")
+    }
+}
+
 /// A running scorer.
 pub struct ScorerHandle {
     stop: Arc<AtomicBool>,
     handled: Arc<AtomicU64>,
     retrain_flag: Arc<AtomicBool>,
+    unfinished: Unfinished,
     thread: JoinHandle<Result<ScorerSummary, ScorerError>>,
 }
 
@@ -500,6 +560,11 @@ impl ScorerHandle {
         self.handled.clone()
     }
 
+    /// What is left to do while it stops.
+    pub fn unfinished(&self) -> Unfinished {
+        self.unfinished.clone()
+    }
+
     /// Asks the scorer to finish: flush, commit, leave the group.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -512,16 +577,19 @@ impl ScorerHandle {
 
     /// Waits for the scorer to end.
     pub fn join(self) -> Result<ScorerSummary, ScorerError> {
-        self.thread.join().unwrap_or(Err(ScorerError::Panicked))
+        self.thread
+            .join()
+            .unwrap_or_else(|panic| Err(ScorerError::Panicked(super::panic_text(&*panic))))
     }
 }
 
 /// Where each prediction's JSON goes besides the output topic (NDJSON on stdout).
 pub trait PredictionWriter: Send {
-    /// Takes one prediction.
-    fn write(&mut self, json: &[u8]);
+    /// Takes one prediction. An error means the reader is gone (`| head`): the scorer then stops
+    /// as if asked to, committing what it has handled.
+    fn write(&mut self, json: &[u8]) -> std::io::Result<()>;
     /// Pushes out anything buffered; called at every report and at shutdown.
-    fn flush(&mut self);
+    fn flush(&mut self) -> std::io::Result<()>;
 }
 
 /// A boxed writer.
@@ -535,18 +603,33 @@ pub fn spawn(
     writer: Option<BoxedWriter>,
 ) -> Result<ScorerHandle, ScorerError> {
     let stop = Arc::new(AtomicBool::new(false));
-    let scorer = Scorer::new(config, sink)?;
+    let scorer = Scorer::new(config, sink.clone())?;
     let handled = scorer.handled.clone();
     let retrain_flag = scorer.retrain.clone();
+    let unfinished = Unfinished {
+        tracker: scorer.tracker.clone(),
+        committed: scorer.committed.clone(),
+    };
     let flag = stop.clone();
     let thread = std::thread::Builder::new()
         .name("scorer".into())
-        .spawn(move || scorer.run(&flag, writer))
+        .spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                scorer.run(&flag, writer)
+            }))
+            .unwrap_or_else(|panic| Err(ScorerError::Panicked(super::panic_text(&*panic))));
+            // Stopping because asked to is no news; stopping on its own always is.
+            if let Err(e) = &result {
+                sink.emit(EngineEvent::Failed(e.to_string()));
+            }
+            result
+        })
         .map_err(ScorerError::Spawn)?;
     Ok(ScorerHandle {
         stop,
         handled,
         retrain_flag,
+        unfinished,
         thread,
     })
 }
@@ -581,6 +664,30 @@ struct Progress {
     summary: ScorerSummary,
     /// Where predictions go besides the output topic.
     writer: Option<BoxedWriter>,
+    /// The writer's reader went away: stop as if asked to.
+    reader_gone: bool,
+}
+
+impl Progress {
+    fn flush_writer(&mut self) {
+        if let Some(Err(e)) = self.writer.as_mut().map(|w| w.flush()) {
+            tracing::debug!(error = %e, "prediction writer");
+            self.reader_gone = true;
+        }
+    }
+}
+
+/// Tells the health probe to end, and wakes it, when dropped.
+struct EndProbe<'a> {
+    finished: &'a AtomicBool,
+    probe: std::thread::Thread,
+}
+
+impl Drop for EndProbe<'_> {
+    fn drop(&mut self) {
+        self.finished.store(true, Ordering::Relaxed);
+        self.probe.unpark();
+    }
 }
 
 /// Labeled events the rolling accuracy covers.
@@ -599,6 +706,11 @@ struct Scorer {
     producer: Arc<ScoringProducer>,
     tracker: Arc<Mutex<OffsetTracker>>,
     failures: Arc<std::sync::atomic::AtomicU64>,
+    /// Set once the final offset commit went through.
+    committed: Arc<AtomicBool>,
+    /// Test hook (debug builds only): panic once this many records are handled.
+    #[cfg(debug_assertions)]
+    panic_after: Option<u64>,
 }
 
 impl Scorer {
@@ -613,6 +725,7 @@ impl Scorer {
             DeliveryContext {
                 tracker: tracker.clone(),
                 failures: failures.clone(),
+                reasons: super::FailureReasons::default(),
             },
         )?;
         let producer = Arc::new(producer);
@@ -670,6 +783,11 @@ impl Scorer {
             producer,
             tracker,
             failures,
+            committed: Arc::new(AtomicBool::new(false)),
+            #[cfg(debug_assertions)]
+            panic_after: std::env::var("SALARY_STREAM_TEST_SCORER_PANIC_AFTER")
+                .ok()
+                .and_then(|v| v.parse().ok()),
         })
     }
 
@@ -681,10 +799,13 @@ impl Scorer {
         let finished = AtomicBool::new(false);
         std::thread::scope(|scope| {
             let probe = scope.spawn(|| self.probe_health(stop, &finished));
+            // Ends the probe however scoring ends, a panic included: the scope waits for it.
+            let _end_probe = EndProbe {
+                finished: &finished,
+                probe: probe.thread().clone(),
+            };
             let result = self.score_until_stopped(stop, writer);
             self.leave_group();
-            finished.store(true, Ordering::Relaxed);
-            probe.thread().unpark();
             result
         })
     }
@@ -698,7 +819,8 @@ impl Scorer {
             return;
         }
         let started = Instant::now();
-        while !self.consumer.closed() && started.elapsed() < CLOSE_TIMEOUT {
+        let bound = CLOSE_TIMEOUT.min(self.config.shutdown_flush);
+        while !self.consumer.closed() && started.elapsed() < bound {
             if let Some(Err(e)) = self.consumer.poll(Duration::from_millis(1)) {
                 tracing::debug!(error = %e, "while closing");
             }
@@ -710,13 +832,27 @@ impl Scorer {
     /// with a deadline tells that it has stopped answering.
     fn probe_health(&self, stop: &AtomicBool, finished: &AtomicBool) {
         let mut last: Option<bool> = None;
+        let mut last_missing: Option<Vec<String>> = None;
         let mut next = Instant::now();
+        let needed: Vec<&str> = [
+            Some(self.config.input_topic.as_str()),
+            self.config.output_topic.as_deref(),
+            Some(self.config.dlq_topic.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         while !stop.load(Ordering::Relaxed) && !finished.load(Ordering::Relaxed) {
             if Instant::now() >= next {
-                let answer = self
-                    .producer
-                    .client()
-                    .fetch_metadata(Some(&self.config.input_topic), PROBE_TIMEOUT);
+                // The producer's client may create topics, so a broker that creates them on
+                // demand does so here, as it would for the first record sent.
+                let answer = super::topics::missing(self.producer.client(), &needed, PROBE_TIMEOUT);
+                if let Ok(missing) = &answer {
+                    if last_missing.as_ref() != Some(missing) {
+                        self.sink.emit(EngineEvent::Topics(missing.clone()));
+                        last_missing = Some(missing.clone());
+                    }
+                }
                 let up = answer.is_ok();
                 if last != Some(up) {
                     self.sink.emit(EngineEvent::Broker(match answer {
@@ -730,7 +866,15 @@ impl Scorer {
                                 PROBE_TIMEOUT.as_secs()
                             ))
                         }
-                        Err(e) => BrokerHealth::Unreachable(e.to_string()),
+                        Err(e) => {
+                            match super::diagnose::wrong_address(&self.config.kafka.bootstrap) {
+                                Some(wrong) => BrokerHealth::WrongAddress(wrong),
+                                None => BrokerHealth::Unreachable(super::describe_outage(
+                                    &e.to_string(),
+                                    &self.config.kafka.bootstrap,
+                                )),
+                            }
+                        }
                     }));
                     last = Some(up);
                 }
@@ -751,6 +895,7 @@ impl Scorer {
             report: ScoreReport::default(),
             summary: ScorerSummary::default(),
             writer,
+            reader_gone: false,
         };
         let mut last_report = Instant::now();
         let mut last_store = Instant::now();
@@ -765,7 +910,8 @@ impl Scorer {
                     .unwrap_or(usize::MAX)
             })
         };
-        while !stop.load(Ordering::Relaxed) && left(&progress.summary) > 0 {
+        while !stop.load(Ordering::Relaxed) && !progress.reader_gone && left(&progress.summary) > 0
+        {
             // Control events: rebalances, statistics, errors, commits; and, should a partition
             // not be routed to the record queue, its records. Each poll serves one.
             for _ in 0..CONTROL_EVENTS_PER_TURN {
@@ -798,6 +944,13 @@ impl Scorer {
                     }
                 }
                 batch.clear();
+            }
+            #[cfg(debug_assertions)]
+            if let Some(after) = self.panic_after {
+                assert!(
+                    progress.summary.scored + progress.summary.bad < after,
+                    "test hook: panic after {after} records"
+                );
             }
             let now = Instant::now();
             // Storing offsets costs a list and a library call: once per interval, not per record.
@@ -832,9 +985,7 @@ impl Scorer {
                 progress.report.delivery_errors = failures - reported_failures;
                 reported_failures = failures;
                 self.flush_report(&mut progress.report);
-                if let Some(w) = progress.writer.as_mut() {
-                    w.flush();
-                }
+                progress.flush_writer();
                 last_report = now;
             }
         }
@@ -845,13 +996,12 @@ impl Scorer {
         }
         self.consumer.context().store_ready(&self.consumer);
         match self.consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) => {}
-            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
+                self.committed.store(true, Ordering::Relaxed);
+            }
             Err(e) => tracing::warn!(error = %e, "commit on shutdown"),
         }
-        if let Some(w) = progress.writer.as_mut() {
-            w.flush();
-        }
+        progress.flush_writer();
         progress.summary.delivery_errors = self.failures.load(Ordering::Relaxed);
         progress.report.delivery_errors = progress.summary.delivery_errors - reported_failures;
         self.flush_report(&mut progress.report);
@@ -917,6 +1067,7 @@ impl Scorer {
             report,
             summary,
             writer,
+            reader_gone,
         } = progress;
         let (partition, offset) = (record.partition, record.offset);
         let scored = codec::decode(record.payload).and_then(|event| {
@@ -981,7 +1132,10 @@ impl Scorer {
                     None => lock(&self.tracker).complete(partition, offset, event_ms, now_ms),
                 }
                 if let Some(w) = writer.as_mut() {
-                    w.write(buf);
+                    if let Err(e) = w.write(buf) {
+                        tracing::debug!(error = %e, "prediction writer");
+                        *reader_gone = true;
+                    }
                 }
                 summary.scored += 1;
                 self.handled.fetch_add(1, Ordering::Relaxed);

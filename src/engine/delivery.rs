@@ -55,6 +55,11 @@ impl<C: ProducerContext + 'static> PolledProducer<C> {
         })
     }
 
+    /// The client, for reading its queue lengths from another thread.
+    pub fn shared(&self) -> Arc<BaseProducer<C>> {
+        self.producer.clone()
+    }
+
     /// Waits until every message is delivered (or failed) and reported, at most `timeout`;
     /// returns how many are still outstanding.
     pub fn flush_within(&self, timeout: Duration) -> i32 {

@@ -8,10 +8,12 @@ pub mod codec;
 pub mod config;
 pub mod consumer;
 pub mod delivery;
+pub mod diagnose;
 pub mod intake;
 pub mod producer;
 pub mod quality;
 pub mod stats;
+pub mod topics;
 
 use std::sync::Arc;
 
@@ -166,14 +168,36 @@ pub struct ProducerStatus {
 }
 
 /// Whether the broker answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum BrokerHealth {
     /// Not known yet.
+    #[default]
     Connecting,
     /// At least one broker is up.
     Up,
     /// No broker can be reached; the reason librdkafka gave.
     Unreachable(String),
+    /// The address is wrong: its host does not resolve, or what answers there is not Kafka.
+    /// Kept over later, vaguer [`BrokerHealth::Unreachable`] reasons until the broker is up.
+    WrongAddress(String),
+}
+
+impl BrokerHealth {
+    /// The state after `next` is reported: a wrong address stays said until the broker is up.
+    pub fn then(self, next: BrokerHealth) -> BrokerHealth {
+        match (self, next) {
+            (wrong @ BrokerHealth::WrongAddress(_), BrokerHealth::Unreachable(_)) => wrong,
+            (_, next) => next,
+        }
+    }
+
+    /// Why the broker cannot be used, if it cannot.
+    pub fn problem(&self) -> Option<&str> {
+        match self {
+            BrokerHealth::Unreachable(why) | BrokerHealth::WrongAddress(why) => Some(why),
+            BrokerHealth::Connecting | BrokerHealth::Up => None,
+        }
+    }
 }
 
 /// Everything the engine reports.
@@ -189,10 +213,14 @@ pub enum EngineEvent {
     Producer(ProducerStatus),
     /// Broker reachability.
     Broker(BrokerHealth),
-    /// The scorer stopped on an error it cannot recover from.
+    /// The scorer stopped on its own: an error it cannot recover from, or a panic.
     Failed(String),
+    /// The synthetic producer stopped on its own, or could not deliver what it was asked to.
+    ProducerFailed(String),
     /// The serving model changed, or a new one was refused.
     Model(ModelEvent),
+    /// The topics this scorer needs that do not exist (empty once all do).
+    Topics(Vec<String>),
 }
 
 /// What happened to the serving model.
@@ -243,13 +271,85 @@ pub type SharedSink = Arc<dyn EventSink>;
 /// connection keeps librdkafka's text (it names the address and the cause); "all brokers down" gets
 /// a plain sentence, since librdkafka's count there is not reliable while it reconnects.
 pub fn report_outage(sink: &dyn EventSink, error: &rdkafka::error::KafkaError, reason: &str) {
-    use rdkafka::error::RDKafkaErrorCode::{AllBrokersDown, BrokerTransportFailure};
-    let reason = match error.rdkafka_error_code() {
-        Some(AllBrokersDown) => "all brokers are down".to_owned(),
-        Some(BrokerTransportFailure) => reason.to_owned(),
+    use rdkafka::error::RDKafkaErrorCode::{
+        AllBrokersDown, BadMessage, BrokerTransportFailure, Resolve,
+    };
+    let health = match error.rdkafka_error_code() {
+        Some(AllBrokersDown) => BrokerHealth::Unreachable("all brokers are down".to_owned()),
+        Some(BrokerTransportFailure | BadMessage | Resolve) => {
+            let text = describe_outage(reason, "");
+            if text == reason {
+                BrokerHealth::Unreachable(text)
+            } else {
+                BrokerHealth::WrongAddress(text)
+            }
+        }
         _ => return,
     };
-    sink.emit(EngineEvent::Broker(BrokerHealth::Unreachable(reason)));
+    sink.emit(EngineEvent::Broker(health));
+}
+
+/// librdkafka's text for a failed connection, said as a user needs it: a host that does not
+/// resolve is named, and a port that answers but not in Kafka's protocol is asked about.
+/// `bootstrap` names the address when the text does not.
+pub fn describe_outage(reason: &str, bootstrap: &str) -> String {
+    // librdkafka's texts start with the broker's name, `HOST:PORT/ID: `.
+    let address = reason
+        .split_once(": ")
+        .and_then(|(name, _)| name.rsplit_once('/').map(|(addr, _)| addr))
+        .filter(|addr| addr.contains(':'))
+        .unwrap_or(bootstrap);
+    if let Some(at) = reason.find("Failed to resolve '") {
+        let rest = &reason[at + "Failed to resolve '".len()..];
+        let name = rest.split('\'').next().unwrap_or(rest);
+        return format!("cannot resolve host {name}: no such host is known");
+    }
+    // An HTTP reply read as a Kafka frame gives a size of "HTTP" (0x48545450); a server that
+    // hangs up on Kafka's first request gives the ApiVersion disconnect.
+    let not_kafka = [
+        "Invalid response size",
+        "while requesting ApiVersion",
+        "APIVERSION_QUERY",
+    ];
+    if not_kafka.iter().any(|m| reason.contains(m)) {
+        return format!(
+            "{address} answered, but not in Kafka's protocol: is {address} a Kafka broker? \
+             (librdkafka: {reason})"
+        );
+    }
+    reason.to_owned()
+}
+
+/// Logs a failure reason once, the first time it is seen; the failures themselves are counted
+/// where they happen. A reason that repeats for every record would otherwise be a line per record.
+#[derive(Default)]
+pub struct FailureReasons(std::sync::Mutex<std::collections::BTreeSet<String>>);
+
+impl FailureReasons {
+    /// Notes `error`; logs it as a warning with `context` if it is new.
+    pub fn note(&self, error: &rdkafka::error::KafkaError, context: impl FnOnce() -> String) {
+        let text = error.to_string();
+        let mut seen = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.insert(text.clone()) {
+            tracing::warn!(
+                error = %text,
+                "{} (further failures for this reason are counted, not logged)",
+                context()
+            );
+        }
+    }
+}
+
+/// A panic's message, for the line that says a thread stopped.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned())
 }
 
 /// Milliseconds since the Unix epoch, now.

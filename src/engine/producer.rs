@@ -185,6 +185,7 @@ struct AckCounter {
 struct CountingContext {
     counter: Arc<AckCounter>,
     sink: SharedSink,
+    reasons: super::FailureReasons,
 }
 
 impl ClientContext for CountingContext {
@@ -198,8 +199,9 @@ impl ProducerContext for CountingContext {
     type DeliveryOpaque = ();
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         if let Err((e, _)) = result {
-            tracing::warn!(error = %e, "synthetic event not delivered");
             self.counter.failed.fetch_add(1, Ordering::Relaxed);
+            self.reasons
+                .note(e, || "synthetic event not delivered".to_owned());
         }
     }
 }
@@ -214,8 +216,8 @@ pub enum ProducerError {
     #[error("cannot start the producer thread: {0}")]
     Spawn(std::io::Error),
     /// The thread panicked.
-    #[error("the producer thread panicked")]
-    Panicked,
+    #[error("the producer thread panicked: {0}")]
+    Panicked(String),
     /// Events were still unacknowledged when the flush timed out.
     #[error("{0} events were not acknowledged by the broker")]
     Unacknowledged(u64),
@@ -224,13 +226,30 @@ pub enum ProducerError {
 /// A running producer thread.
 pub struct ProducerHandle {
     commands: Sender<ProducerCommand>,
+    outstanding: Outstanding,
     thread: JoinHandle<Result<ProducerStatus, ProducerError>>,
+}
+
+/// Events handed to the client and not yet acknowledged, readable while the producer stops.
+#[derive(Clone)]
+pub struct Outstanding(Arc<rdkafka::producer::BaseProducer<CountingContext>>);
+
+impl Outstanding {
+    /// How many there are now.
+    pub fn count(&self) -> u64 {
+        u64::try_from(self.0.in_flight_count()).unwrap_or(0)
+    }
 }
 
 impl ProducerHandle {
     /// Sends a command; ignored if the thread has ended.
     pub fn command(&self, command: ProducerCommand) {
         let _ = self.commands.send(command);
+    }
+
+    /// What is still unacknowledged, readable after the handle is gone.
+    pub fn outstanding(&self) -> Outstanding {
+        self.outstanding.clone()
     }
 
     /// Whether the thread has ended (a counted run finished).
@@ -241,7 +260,9 @@ impl ProducerHandle {
     /// Shuts down, waiting at most `flush_within` for acknowledgements; returns the final status.
     pub fn shutdown(self, flush_within: Duration) -> Result<ProducerStatus, ProducerError> {
         let _ = self.commands.send(ProducerCommand::Shutdown(flush_within));
-        self.thread.join().unwrap_or(Err(ProducerError::Panicked))
+        self.thread
+            .join()
+            .unwrap_or_else(|panic| Err(ProducerError::Panicked(super::panic_text(&*panic))))
     }
 }
 
@@ -259,15 +280,27 @@ pub fn spawn(config: ProducerConfig, sink: SharedSink) -> Result<ProducerHandle,
         CountingContext {
             counter: counter.clone(),
             sink: sink.clone(),
+            reasons: super::FailureReasons::default(),
         },
     )?;
     let (tx, rx) = mpsc::channel();
+    let outstanding = Outstanding(producer.shared());
     let thread = std::thread::Builder::new()
         .name("producer".into())
-        .spawn(move || run(config, producer, counter, rx, sink))
+        .spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run(config, producer, counter, rx, sink.clone())
+            }))
+            .unwrap_or_else(|panic| Err(ProducerError::Panicked(super::panic_text(&*panic))));
+            if let Err(e) = &result {
+                sink.emit(EngineEvent::ProducerFailed(e.to_string()));
+            }
+            result
+        })
         .map_err(ProducerError::Spawn)?;
     Ok(ProducerHandle {
         commands: tx,
+        outstanding,
         thread,
     })
 }

@@ -15,7 +15,7 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let broker_state = match &app.broker {
         BrokerHealth::Connecting => Span::styled("connecting", Style::new().fg(Color::Yellow)),
         BrokerHealth::Up => Span::styled("up", Style::new().fg(Color::Green)),
-        BrokerHealth::Unreachable(why) => Span::styled(
+        BrokerHealth::Unreachable(why) | BrokerHealth::WrongAddress(why) => Span::styled(
             format!("UNREACHABLE: {why}"),
             Style::new().fg(Color::Red).bold(),
         ),
@@ -39,6 +39,37 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
     } else {
         Span::raw("")
     };
+    let topics = if app.missing_topics.is_empty() {
+        Line::from(vec![
+            "topics ".dim(),
+            Span::raw(format!(
+                "{} → {}  dead letters → {}",
+                s.input_topic, s.output_topic, s.dlq_topic
+            )),
+            Span::styled(
+                app.topics_note
+                    .as_ref()
+                    .map_or_else(String::new, |note| format!("  ({note})")),
+                Style::new().fg(Color::Cyan),
+            ),
+        ])
+    } else {
+        Line::from(vec![
+            "topics ".dim(),
+            Span::styled(
+                format!(
+                    "MISSING {}: waiting for {} (or run with --create-topics)",
+                    app.missing_topics.join(", "),
+                    if app.missing_topics.len() == 1 {
+                        "it"
+                    } else {
+                        "them"
+                    }
+                ),
+                Style::new().fg(Color::Red).bold(),
+            ),
+        ])
+    };
     let lines = vec![
         Line::from(vec![
             "broker ".dim(),
@@ -48,13 +79,7 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
             ")  group ".into(),
             Span::raw(s.group.clone()),
         ]),
-        Line::from(vec![
-            "topics ".dim(),
-            Span::raw(format!(
-                "{} → {}  dead letters → {}",
-                s.input_topic, s.output_topic, s.dlq_topic
-            )),
-        ]),
+        topics,
         Line::from(vec![
             "model ".dim(),
             Span::raw(format!("{}  {}", s.model_version, s.formula)),
@@ -76,10 +101,20 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
         ]),
     ];
     let mut block = Block::new().title(" salary-stream ".bold());
+    let alarm = Style::new().fg(Color::Red).bold();
     if let Some(failure) = &app.failure {
+        block = block.title_bottom(Span::styled(format!(" scorer stopped: {failure} "), alarm));
+    }
+    if let Some(failure) = &app.producer_failure {
         block = block.title_bottom(Span::styled(
-            format!(" scorer stopped: {failure} "),
-            Style::new().fg(Color::Red).bold(),
+            format!(" producer stopped: {failure} "),
+            alarm,
+        ));
+    }
+    if app.should_quit {
+        block = block.title_bottom(Span::styled(
+            " quitting: flushing predictions, committing offsets (q again: quit now) ",
+            Style::new().fg(Color::Yellow).bold(),
         ));
     }
     frame.render_widget(Paragraph::new(lines).block(block), area);

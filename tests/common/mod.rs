@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod tmux;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -132,10 +134,16 @@ pub struct Child {
 impl Child {
     /// Starts the binary with `args`, collecting its output.
     pub fn spawn(args: &[&str]) -> Child {
+        Self::spawn_with_env(args, &[])
+    }
+
+    /// Starts the binary with `args` and extra environment variables, collecting its output.
+    pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Child {
         use std::io::BufRead;
         use std::process::{Command, Stdio};
         let mut child = Command::new(bin())
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(root())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

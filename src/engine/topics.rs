@@ -1,0 +1,120 @@
+//! Which of the topics a command needs exist, and creating the missing ones (`--create-topics`).
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{Client, ClientContext, DefaultClientContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::types::RDKafkaRespErr;
+
+use super::config::KafkaOptions;
+
+/// How long one metadata or admin request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why topics could not be checked or created.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    /// The broker did not answer, or refused.
+    #[error("{0}")]
+    Kafka(#[from] KafkaError),
+    /// The broker refused to create a topic.
+    #[error("cannot create topic {topic} on {broker}: {reason}")]
+    Create {
+        /// The topic.
+        topic: String,
+        /// The bootstrap servers.
+        broker: String,
+        /// The broker's reason.
+        reason: String,
+    },
+}
+
+/// Of `topics`, those the broker says do not exist, in the order given. A client that may create
+/// topics (a producer's, by librdkafka's default) asks with permission to, so a broker with
+/// `auto.create.topics.enable` creates them as it would for the first record sent.
+pub fn missing<C: ClientContext>(
+    client: &Client<C>,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<Vec<String>, KafkaError> {
+    let mut absent = Vec::new();
+    for &topic in topics {
+        let metadata = client.fetch_metadata(Some(topic), timeout)?;
+        let unknown = metadata.topics().iter().any(|t| {
+            t.name() == topic
+                && matches!(
+                    t.error(),
+                    Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+                )
+        });
+        if unknown {
+            absent.push(topic.to_owned());
+        }
+    }
+    Ok(absent)
+}
+
+/// The topics a command uses, with the partitions each gets if created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    /// `(topic, partitions)`.
+    pub topics: Vec<(String, i32)>,
+}
+
+/// Creates those of `wanted` that do not exist, with the broker's default replication; returns
+/// the ones it created as `(topic, partitions)`.
+pub fn create_missing(
+    kafka: &KafkaOptions,
+    wanted: &Wanted,
+) -> Result<Vec<(String, i32)>, TopicError> {
+    let admin: AdminClient<DefaultClientContext> = kafka.client_config(&[]).create()?;
+    let names: Vec<&str> = wanted.topics.iter().map(|(t, _)| t.as_str()).collect();
+    // An admin client asks without permission to create, so this sees what really exists.
+    let absent = missing(admin.inner(), &names, REQUEST_TIMEOUT)?;
+    let to_create: Vec<(String, i32)> = wanted
+        .topics
+        .iter()
+        .filter(|(t, _)| absent.contains(t))
+        .cloned()
+        .collect();
+    if to_create.is_empty() {
+        return Ok(to_create);
+    }
+    let new_topics: Vec<NewTopic<'_>> = to_create
+        .iter()
+        // -1: the broker's default replication factor (KIP-464).
+        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(-1)))
+        .collect();
+    let options = AdminOptions::new()
+        .operation_timeout(Some(REQUEST_TIMEOUT))
+        .request_timeout(Some(REQUEST_TIMEOUT));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| KafkaError::AdminOpCreation(e.to_string()))?;
+    let results = runtime.block_on(admin.create_topics(&new_topics, &options))?;
+    for result in results {
+        match result {
+            Ok(_) => {}
+            // Created meanwhile by someone else: what was wanted is there.
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(TopicError::Create {
+                    topic,
+                    broker: kafka.bootstrap.clone(),
+                    reason: code.to_string(),
+                })
+            }
+        }
+    }
+    Ok(to_create)
+}
+
+/// The line that says a topic is missing, and what to do about it.
+pub fn missing_line(topic: &str, broker: &str, consequence: &str) -> String {
+    format!(
+        "topic {topic} does not exist on {broker}: {consequence} (create it, or run again with \
+         --create-topics)"
+    )
+}

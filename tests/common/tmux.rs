@@ -1,0 +1,139 @@
+//! A real terminal for the dashboard: tmux, driven with send-keys and read with capture-pane.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    pub fn start(name: &str) -> Tmux {
+        let socket = format!("salary-stream-test-{}-{name}", std::process::id());
+        let t = Tmux { socket };
+        let ok = Command::new("tmux")
+            .args([
+                "-L",
+                &t.socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-x",
+                "100",
+                "-y",
+                "30",
+            ])
+            .args([
+                "env",
+                "PS1=READY$ ",
+                "TERM=xterm-256color",
+                "bash",
+                "--norc",
+                "--noprofile",
+            ])
+            .status()
+            .expect("tmux must be installed (apt-get install -y tmux)");
+        assert!(ok.success());
+        t.wait_for("shell prompt", |s| s.contains("READY$"));
+        t
+    }
+
+    pub fn keys(&self, keys: &[&str]) {
+        let ok = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "0"])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    pub fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "0"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn query(&self, format: &str) -> String {
+        let out = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "display-message",
+                "-p",
+                "-t",
+                "0",
+                format,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    pub fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let screen = self.screen();
+            if ok(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+pub fn start_dashboard(name: &str) -> (Tmux, tempfile::TempDir) {
+    start_dashboard_with(name, "", "")
+}
+
+/// Starts the dashboard with `env` before the command and `args` after it.
+pub fn start_dashboard_with(name: &str, env: &str, args: &str) -> (Tmux, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Tmux::start(name);
+    let log = dir.path().join("dash.log");
+    t.keys(&[
+        &format!(
+            "cd {} && {env} {} --log {} {args}",
+            super::root().display(),
+            super::bin(),
+            log.display()
+        ),
+        "Enter",
+    ]);
+    t.wait_for("the dashboard with its broker up", |s| {
+        s.contains("broker ") && s.contains("(up)")
+    });
+    (t, dir)
+}
+
+pub fn assert_restored(t: &Tmux) {
+    t.wait_for("the shell prompt back", |s| {
+        s.lines().filter(|l| l.starts_with("READY$")).count() >= 2
+    });
+    assert_eq!(t.query("#{alternate_on}"), "0", "alternate screen left");
+    assert_eq!(t.query("#{cursor_flag}"), "1", "cursor shown");
+    t.keys(&["echo restored-$((40+2))", "Enter"]);
+    let screen = t.wait_for("typed input echoed and run", |s| s.contains("restored-42"));
+    assert!(
+        screen.contains("READY$ echo restored-$((40+2))"),
+        "input echoes:\n{screen}"
+    );
+    assert!(
+        !screen.contains("recent events"),
+        "dashboard gone:\n{screen}"
+    );
+}

@@ -1,0 +1,255 @@
+//! Quitting always works: `q`, Ctrl-C and signals end every command within `--shutdown-timeout`
+//! whatever the broker does, a second quit ends a slow shutdown at once, what was left undone is
+//! said in one line, and an engine thread that stops on its own is never silent.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::tmux::{assert_restored, start_dashboard_with};
+use common::Child;
+
+/// Slack over a shutdown bound for process start-up and a loaded machine.
+const MARGIN: Duration = Duration::from_secs(3);
+/// The line a shutdown cut short ends with.
+const AGAIN: &str =
+    "the next run scores them again (at-least-once: nothing is lost, some may repeat)";
+
+/// The exit status the shell saw for the last command, from `echo exit=$?`.
+fn shell_status(t: &common::tmux::Tmux) -> i32 {
+    t.keys(&["echo exit=$?", "Enter"]);
+    let screen = t.wait_for("the exit status", |s| {
+        s.lines().any(|l| l.starts_with("exit="))
+    });
+    screen
+        .lines()
+        .find_map(|l| l.strip_prefix("exit="))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a status")
+}
+
+/// Waits for the dashboard to be gone and the prompt back; returns how long that took from
+/// `since`.
+fn wait_for_prompt(t: &common::tmux::Tmux, since: Instant, bound: Duration) -> Duration {
+    let deadline = since + bound + MARGIN;
+    loop {
+        let screen = t.screen();
+        if screen.lines().filter(|l| l.starts_with("READY$")).count() >= 2 {
+            return since.elapsed();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running {:?} after quitting (bound {bound:?}):\n{screen}",
+            since.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Scored records so far, from the stats line.
+fn scored(child: &Child) -> u64 {
+    child
+        .stderr_lines()
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("scored ")?.split(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn q_ends_the_dashboard_within_the_bound_when_the_broker_is_paused() {
+    let (broker, address) = common::broker_process(3);
+    let (t, _dir) = start_dashboard_with(
+        "quit-paused",
+        "",
+        &format!("-b {address} --produce --shutdown-timeout 2"),
+    );
+    t.wait_for("predictions", |s| s.contains("acked") && s.contains("/"));
+    broker.signal("STOP");
+    t.wait_for("the broker shown unreachable", |s| {
+        s.contains("UNREACHABLE")
+    });
+    let quit = Instant::now();
+    t.keys(&["q"]);
+    let took = wait_for_prompt(&t, quit, Duration::from_secs(2));
+    let screen = t.screen();
+    let status = shell_status(&t);
+    broker.signal("CONT");
+    // Whether anything was left depends on where the pause caught the stream; either way the
+    // exit says so exactly.
+    match screen
+        .lines()
+        .find(|l| l.starts_with("salary-stream: shutdown cut short"))
+    {
+        Some(line) => {
+            assert!(
+                line.starts_with("salary-stream: shutdown cut short (after 2 s"),
+                "{line}"
+            );
+            assert_eq!(status, 1, "{screen}");
+        }
+        None => assert_eq!(status, 0, "{screen}"),
+    }
+    assert!(took <= Duration::from_secs(2) + MARGIN, "{took:?}");
+    assert_restored(&t);
+}
+
+#[test]
+fn a_second_q_ends_a_slow_shutdown_at_once() {
+    let (broker, address) = common::broker_process(3);
+    let (t, _dir) = start_dashboard_with(
+        "quit-twice",
+        "",
+        &format!("-b {address} --produce --shutdown-timeout 60"),
+    );
+    t.wait_for("predictions", |s| s.contains("acked"));
+    broker.signal("STOP");
+    t.wait_for("the broker shown unreachable", |s| {
+        s.contains("UNREACHABLE")
+    });
+    t.keys(&["q"]);
+    t.wait_for("the quitting banner", |s| {
+        s.contains("quitting: flushing predictions, committing offsets (q again: quit now)")
+    });
+    let again = Instant::now();
+    t.keys(&["q"]);
+    let took = wait_for_prompt(&t, again, Duration::ZERO);
+    let screen = t.screen();
+    assert_eq!(shell_status(&t), 1, "{screen}");
+    broker.signal("CONT");
+    let line = screen
+        .lines()
+        .find(|l| l.starts_with("salary-stream: shutdown cut short (quit again)"))
+        .unwrap_or_else(|| panic!("the line saying what was left:\n{screen}"));
+    assert!(!line.is_empty());
+    assert!(took <= MARGIN, "{took:?}");
+    assert_restored(&t);
+}
+
+#[test]
+fn a_scorer_that_panics_is_shown_in_the_header_and_q_still_quits() {
+    let (t, _dir) = start_dashboard_with(
+        "scorer-panic",
+        "SALARY_STREAM_TEST_SCORER_PANIC_AFTER=5",
+        "--produce",
+    );
+    let screen = t.wait_for("the stopped scorer in the header", |s| {
+        s.contains("scorer stopped: the scorer thread panicked: test hook: panic after 5 records")
+    });
+    assert!(screen.contains("recent events"), "{screen}");
+    t.keys(&["q"]);
+    assert_restored(&t);
+}
+
+#[test]
+fn a_scorer_that_panics_ends_score_with_status_1_and_the_reason() {
+    let (_broker, address) = common::broker_process(3);
+    let (code, _, _) = common::run(&["produce", "-b", &address, "--count", "20", "--rate", "max"]);
+    assert_eq!(code, 0);
+    let mut score = Child::spawn_with_env(
+        &["score", "-b", &address, "-q"],
+        &[("SALARY_STREAM_TEST_SCORER_PANIC_AFTER", "5")],
+    );
+    let status = score.wait(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1));
+    let last = score.stderr_lines().last().cloned().unwrap_or_default();
+    assert_eq!(
+        last,
+        "salary-stream: the scorer thread panicked: test hook: panic after 5 records"
+    );
+}
+
+#[test]
+fn score_ends_within_the_bound_on_sigterm_when_the_broker_is_paused_or_killed() {
+    for how in ["STOP", "KILL"] {
+        let (mut broker, address) = common::broker_process(3);
+        let (code, _, _) =
+            common::run(&["produce", "-b", &address, "--count", "300", "--rate", "max"]);
+        assert_eq!(code, 0);
+        let mut score = Child::spawn(&["score", "-b", &address, "-q", "--shutdown-timeout", "2"]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while scored(&score) < 300 {
+            assert!(Instant::now() < deadline, "{:?}", score.stderr_lines());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if how == "KILL" {
+            let _ = broker.child.kill();
+            let _ = broker.child.wait();
+        } else {
+            broker.signal("STOP");
+        }
+        let term = Instant::now();
+        score.signal("TERM");
+        let status = score.wait(Duration::from_secs(2) + MARGIN);
+        let took = term.elapsed();
+        let last = score.stderr_lines().last().cloned().unwrap_or_default();
+        match status.code() {
+            Some(1) => {
+                assert!(
+                    last.starts_with("salary-stream: shutdown cut short (after 2 s")
+                        && last.ends_with(AGAIN)
+                        || last.starts_with(
+                            "salary-stream: shutdown cut short (after 2 s) while leaving the group"
+                        ),
+                    "{how}: {last}"
+                );
+            }
+            Some(0) => assert!(last.starts_with("done: scored 300"), "{how}: {last}"),
+            other => panic!("{how}: exit {other:?}: {last}"),
+        }
+        assert!(took <= Duration::from_secs(2) + MARGIN, "{how}: {took:?}");
+        if how == "STOP" {
+            broker.signal("CONT");
+        }
+    }
+}
+
+#[test]
+fn score_and_produce_end_within_the_bound_when_the_broker_never_answered() {
+    let address = format!("127.0.0.1:{}", common::closed_port());
+    for command in ["score", "produce"] {
+        let mut child = Child::spawn(&[command, "-b", &address, "--shutdown-timeout", "1"]);
+        std::thread::sleep(Duration::from_millis(500));
+        let term = Instant::now();
+        child.signal("TERM");
+        let status = child.wait(Duration::from_secs(1) + MARGIN);
+        assert!(
+            term.elapsed() <= Duration::from_secs(1) + MARGIN,
+            "{command}: {:?}",
+            term.elapsed()
+        );
+        assert!(status.code().is_some(), "{command}: ended by a signal");
+    }
+}
+
+#[test]
+fn a_second_sigint_ends_a_slow_score_at_once() {
+    let (broker, address) = common::broker_process(3);
+    let (code, _, _) = common::run(&["produce", "-b", &address, "--count", "50", "--rate", "max"]);
+    assert_eq!(code, 0);
+    let mut score = Child::spawn(&["score", "-b", &address, "-q", "--shutdown-timeout", "60"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while scored(&score) < 50 {
+        assert!(Instant::now() < deadline, "{:?}", score.stderr_lines());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    broker.signal("STOP");
+    score.signal("INT");
+    std::thread::sleep(Duration::from_millis(500));
+    let again = Instant::now();
+    score.signal("INT");
+    let status = score.wait(MARGIN);
+    broker.signal("CONT");
+    assert!(again.elapsed() <= MARGIN, "{:?}", again.elapsed());
+    let last = score.stderr_lines().last().cloned().unwrap_or_default();
+    // The first SIGINT may have found everything done already.
+    if status.code() == Some(1) {
+        assert!(
+            last.starts_with("salary-stream: shutdown cut short (on SIGINT)"),
+            "{last}"
+        );
+    } else {
+        assert_eq!(status.code(), Some(0), "{last}");
+        assert!(last.starts_with("done: scored 50"), "{last}");
+    }
+}
