@@ -232,6 +232,7 @@ fn known_app() -> App {
     }
     app.update(Message::Engine(EngineEvent::Lag(LagByPartition {
         partitions: vec![(0, 12), (1, 0), (2, 7)],
+        behind_ms: vec![(0, 1_200), (1, 0), (2, 700)],
     })));
     app
 }

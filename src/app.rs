@@ -19,6 +19,51 @@ pub const DRIFT_FACTOR: f64 = 1.2;
 /// Seconds of throughput history.
 pub const THROUGHPUT_SECONDS: usize = 60;
 
+/// The latest values of a series, at most a fixed number of them, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History<T> {
+    values: VecDeque<T>,
+    capacity: usize,
+}
+
+impl<T> History<T> {
+    /// An empty history keeping at most `capacity` values.
+    pub fn new(capacity: usize) -> Self {
+        History {
+            values: VecDeque::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    /// Adds the newest value, forgetting the oldest if full.
+    pub fn push(&mut self, value: T) {
+        if self.values.len() == self.capacity {
+            self.values.pop_front();
+        }
+        self.values.push_back(value);
+    }
+
+    /// The values, oldest first.
+    pub fn iter(&self) -> std::collections::vec_deque::Iter<'_, T> {
+        self.values.iter()
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The newest.
+    pub fn last(&self) -> Option<&T> {
+        self.values.back()
+    }
+}
+
 /// What the header says about the setup; fixed for a run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Setup {
@@ -59,8 +104,14 @@ pub struct StreamView {
     pub delivery_errors: u64,
     /// Accuracy over the latest labeled events.
     pub accuracy: Option<Accuracy>,
-    /// Rolling RMSE at each report, newest last, for a sparkline.
-    pub rmse_history: VecDeque<u64>,
+    /// Rolling RMSE at each report, and whether the drift alarm had fired by then.
+    pub rmse_history: History<(u64, bool)>,
+    /// End-to-end latency over the engine's sliding window, as last reported.
+    pub latency: Option<crate::engine::stats::LatencySummary>,
+    /// p99 of that latency at each report, in µs.
+    pub p99_history: History<u64>,
+    /// Total consumer lag at each lag report (about one a second), in records.
+    pub lag_history: History<u64>,
     /// The drift alarm, once fired.
     pub drift: Option<DriftAlarm>,
 }
@@ -77,7 +128,10 @@ impl StreamView {
             extrapolated: 0,
             delivery_errors: 0,
             accuracy: None,
-            rmse_history: VecDeque::with_capacity(PREDICTION_HISTORY),
+            rmse_history: History::new(PREDICTION_HISTORY),
+            latency: None,
+            p99_history: History::new(PREDICTION_HISTORY),
+            lag_history: History::new(THROUGHPUT_SECONDS),
             drift: None,
         }
     }
@@ -90,14 +144,16 @@ impl StreamView {
         if report.last_bad.is_some() {
             self.last_bad = report.last_bad;
         }
+        self.drift = report.drift.or(self.drift);
         if let Some(a) = report.accuracy {
-            if self.rmse_history.len() == PREDICTION_HISTORY {
-                self.rmse_history.pop_front();
-            }
-            self.rmse_history.push_back(a.rmse.round() as u64);
+            self.rmse_history
+                .push((a.rmse.round() as u64, self.drift.is_some()));
             self.accuracy = Some(a);
         }
-        self.drift = report.drift.or(self.drift);
+        if let Some(l) = report.latency {
+            self.p99_history.push((l.p99_ms * 1000.0).round() as u64);
+            self.latency = Some(l);
+        }
         for event in report.recent {
             if self.predictions.len() == PREDICTION_HISTORY {
                 self.predictions.pop_front();
@@ -200,6 +256,8 @@ pub struct App {
     pub missing_topics: Vec<String>,
     /// What `--create-topics` did, for the header.
     pub topics_note: Option<String>,
+    /// Labeled events the accuracy figures cover.
+    pub accuracy_window: usize,
     /// Input partitions this instance owns.
     pub assigned: Vec<i32>,
     /// The synthetic producer's labels are drifted.
@@ -235,6 +293,7 @@ impl App {
             force_quit: false,
             missing_topics: Vec::new(),
             topics_note: None,
+            accuracy_window: crate::engine::consumer::ACCURACY_WINDOW,
             assigned: Vec::new(),
             drift_on: false,
             model_note: None,
@@ -307,7 +366,12 @@ impl App {
     fn on_engine(&mut self, event: EngineEvent) {
         match event {
             EngineEvent::Scored(report) => self.live.absorb(report, self.now_ms),
-            EngineEvent::Lag(lag) => self.live.lag = lag,
+            EngineEvent::Lag(lag) => {
+                self.live
+                    .lag_history
+                    .push(u64::try_from(lag.total()).unwrap_or(0));
+                self.live.lag = lag;
+            }
             EngineEvent::Assigned(partitions) => self.assigned = partitions,
             EngineEvent::Producer(status) => self.producer = status,
             EngineEvent::Broker(health) => {
@@ -326,7 +390,15 @@ impl App {
                 slope,
                 intercept,
             }) => {
-                self.model_note = Some(format!("now serving {version}"));
+                // A retrained version says where it came from; any other says it serves now.
+                let retrained = format!("retrained {version} ");
+                if !self
+                    .model_note
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with(&retrained))
+                {
+                    self.model_note = Some(format!("now serving {version}"));
+                }
                 self.line.slope = slope;
                 self.line.intercept = intercept;
                 self.setup.model_version = version;
@@ -343,9 +415,12 @@ impl App {
                 rmse_before,
                 rmse_after,
                 version,
+                path,
             }) => {
                 self.model_note = Some(format!(
-                    "retrained {version} on {rows} labeled: RMSE {rmse_before:.0} -> {rmse_after:.0}"
+                    "retrained {version} on {rows} labeled: RMSE {rmse_before:.0} -> \
+                     {rmse_after:.0}, kept in {}",
+                    path.display()
                 ));
             }
         }
@@ -483,7 +558,10 @@ mod tests {
         r.drift = None;
         app.update(Message::Engine(EngineEvent::Scored(r)));
         assert_eq!(app.view().accuracy, Some(accuracy));
-        assert_eq!(app.view().rmse_history, [5000, 5000, 5000]);
+        assert_eq!(
+            app.view().rmse_history.iter().copied().collect::<Vec<_>>(),
+            [(5000, false), (5000, true), (5000, true)]
+        );
         assert_eq!(
             app.view().drift,
             Some(alarm),
@@ -511,10 +589,14 @@ mod tests {
             rmse_before: 18502.4,
             rmse_after: 5480.6,
             version: "9f00aa11".into(),
+            path: "/data/models/9f00aa11.json".into(),
         })));
         assert_eq!(
             app.model_note.as_deref(),
-            Some("retrained 9f00aa11 on 500 labeled: RMSE 18502 -> 5481")
+            Some(
+                "retrained 9f00aa11 on 500 labeled: RMSE 18502 -> 5481, kept in \
+                 /data/models/9f00aa11.json"
+            )
         );
         app.update(Message::Engine(EngineEvent::Model(ModelEvent::Swapped {
             version: "9f00aa11".into(),
@@ -548,6 +630,7 @@ mod tests {
         assert_eq!(app.view().recent.len(), 10);
         app.update(Message::Engine(EngineEvent::Lag(LagByPartition {
             partitions: vec![(0, 4)],
+            behind_ms: vec![],
         })));
         app.update(Message::Clear);
         assert_eq!(app.view().recent.len(), 0);

@@ -76,6 +76,10 @@ pub struct KafkaArgs {
     /// run (at-least-once), and the command exits at once, with status 1.
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
     pub shutdown_timeout: std::time::Duration,
+    /// Where `t` keeps retrained model versions [default: $XDG_DATA_HOME/salary-stream/models,
+    /// else ~/.local/share/salary-stream/models].
+    #[arg(long, value_name = "PATH")]
+    pub models_dir: Option<PathBuf>,
     /// Create missing topics (input, output, dead letters) with the admin API.
     #[arg(long)]
     pub create_topics: bool,

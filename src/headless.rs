@@ -52,7 +52,10 @@ struct Tally {
     scored: u64,
     bad: u64,
     extrapolated: u64,
-    lag: Option<i64>,
+    /// Records behind, and ms behind.
+    lag: Option<(i64, i64)>,
+    /// End-to-end latency over the engine's sliding window.
+    latency: Option<crate::engine::stats::LatencySummary>,
     last_bad: Option<String>,
     producer: Option<ProducerStatus>,
     reached: bool,
@@ -99,6 +102,9 @@ impl EventSink for TallySink {
                 if let Some(a) = r.accuracy {
                     t.rmse = Some(a.rmse);
                 }
+                if r.latency.is_some() {
+                    t.latency = r.latency;
+                }
                 if let (Some(alarm), false) = (r.drift, t.drift_reported) {
                     t.drift_reported = true;
                     let direction = match alarm.shift {
@@ -112,7 +118,7 @@ impl EventSink for TallySink {
                     );
                 }
             }
-            EngineEvent::Lag(l) => t.lag = Some(l.total()),
+            EngineEvent::Lag(l) => t.lag = Some((l.total(), l.most_behind_ms())),
             EngineEvent::Assigned(partitions) => {
                 let list: Vec<String> = partitions.iter().map(i32::to_string).collect();
                 say!("assigned partitions: [{}]", list.join(", "));
@@ -325,11 +331,18 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
         let rate = (t.scored - previous) as f64 / secs;
         previous = t.scored;
         Some(format!(
-            "scored {} ({rate:.0}/s)  bad {}  beyond range {}  lag {}{}{}{}",
+            "scored {} ({rate:.0}/s)  bad {}  beyond range {}  lag {}{}{}{}{}",
             t.scored,
             t.bad,
             t.extrapolated,
-            t.lag.map_or_else(|| "-".to_owned(), |l| l.to_string()),
+            t.lag.map_or_else(
+                || "-".to_owned(),
+                |(records, ms)| format!("{records} ({:.1} s)", ms as f64 / 1000.0)
+            ),
+            t.latency.map_or_else(String::new, |l| format!(
+                "  latency ms p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
+                l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
+            )),
             t.rmse
                 .map_or_else(String::new, |r| format!("  rmse {r:.0}")),
             if t.missing.is_empty() {
@@ -501,7 +514,10 @@ fn topic_exists(
         .create_with_context(ProbeContext(tally.clone()))?;
     let topic = args.kafka.topic.clone();
     let asked = within_bound(CONNECT_TIMEOUT + Duration::from_secs(1), move || {
-        crate::engine::topics::missing(client.client(), &[&topic], CONNECT_TIMEOUT)
+        let answer = crate::engine::topics::missing(client.client(), &[&topic], CONNECT_TIMEOUT);
+        // Serves the error events that say why, should there be no answer.
+        client.poll(Duration::from_millis(100));
+        answer
     })?;
     let bootstrap = &connection.kafka.bootstrap;
     match asked {

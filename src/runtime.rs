@@ -105,11 +105,26 @@ pub fn scorer_config(
         group: args.group.clone(),
         predictor: Predictor::from(&model.artifact),
         model_path: model.path.clone(),
+        models_dir: args.models_dir.clone().unwrap_or_else(default_models_dir),
         max_records,
         training_rmse: model.artifact.rmse,
         // The rest of the bound is for the final commit and leaving the group.
         shutdown_flush: args.shutdown_timeout.mul_f64(0.6),
     }
+}
+
+/// Where retrained versions go by default: the platform's data directory, outside any checkout.
+pub fn default_models_dir() -> PathBuf {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/share"))
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    data.join("salary-stream").join("models")
 }
 
 /// The log filter: `SALARY_STREAM_LOG` if set, else `default`. Either way one rust-rdkafka line

@@ -26,6 +26,7 @@ fn config(bootstrap: &str, dlq: &str, group: &str, max_records: Option<u64>) -> 
         group: group.into(),
         predictor: predictor(),
         model_path: None,
+        models_dir: std::env::temp_dir().join("salary-stream-test-models"),
         max_records,
         training_rmse: 5592.04,
         shutdown_flush: consumer::FLUSH_TIMEOUT,
@@ -217,9 +218,11 @@ fn a_new_artifact_is_swapped_in_and_a_bad_one_refused_and_t_retrains() {
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = events.clone();
     let sink: SharedSink = Arc::new(move |e: EngineEvent| seen.lock().unwrap().push(e));
+    let models_dir = dir.path().join("models");
     let scorer = consumer::spawn(
         ScorerConfig {
             model_path: Some(model_path.clone()),
+            models_dir: models_dir.clone(),
             ..config(&bootstrap, "dlq", "reload", None)
         },
         sink,
@@ -251,7 +254,8 @@ fn a_new_artifact_is_swapped_in_and_a_bad_one_refused_and_t_retrains() {
         &|e| matches!(e, EngineEvent::Scored(r) if r.scored > 0),
     );
 
-    // t: refit on the labeled events, write the artifact, and the watch swaps it in.
+    // t: refit on the labeled events, keep the new version in the models directory, serve it;
+    // the --model file is never written.
     std::thread::sleep(Duration::from_millis(500));
     scorer.retrain();
     wait_for("a retrained model", &|e| {
@@ -260,7 +264,21 @@ fn a_new_artifact_is_swapped_in_and_a_bad_one_refused_and_t_retrains() {
     wait_for("the swap", &|e| {
         matches!(e, EngineEvent::Model(ModelEvent::Swapped { .. }))
     });
-    let retrained = salary_stream::model::Artifact::load(&model_path).unwrap();
+    assert_eq!(
+        std::fs::read(&model_path).unwrap(),
+        std::fs::read(common::root().join("assets/model.json")).unwrap(),
+        "the --model file is untouched"
+    );
+    let kept: Vec<_> = std::fs::read_dir(&models_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let retrained = salary_stream::model::Artifact::load(&kept[0]).unwrap();
+    assert_eq!(
+        kept[0].file_name().unwrap().to_string_lossy(),
+        format!("{}.json", retrained.version)
+    );
     assert!(
         (retrained.coefficient - 2000.0).abs() < 1e-6,
         "{}",

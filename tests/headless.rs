@@ -511,3 +511,38 @@ fn a_bad_model_artifact_stops_every_command_with_one_line() {
         );
     }
 }
+
+#[test]
+fn a_port_that_does_not_speak_kafka_and_a_host_that_does_not_resolve_are_named() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let http = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { break };
+            let mut buf = [0u8; 256];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        }
+    });
+    for command in ["score", "produce"] {
+        let (code, _, stderr) = run(&[command, "-b", &http]);
+        assert_eq!(code, 1, "{command}: {stderr}");
+        assert_eq!(
+            stderr.lines().last().unwrap_or_default(),
+            format!(
+                "salary-stream: cannot reach Kafka at {http} within 10 s: {http} answered, but \
+                 not in Kafka's protocol: is {http} a Kafka broker?"
+            ),
+            "{command}"
+        );
+        let (code, _, stderr) = run(&[command, "-b", "no-such-host.invalid:9092"]);
+        assert_eq!(code, 1, "{command}: {stderr}");
+        assert_eq!(
+            stderr.lines().last().unwrap_or_default(),
+            "salary-stream: cannot reach Kafka at no-such-host.invalid:9092 within 10 s: cannot \
+             resolve host no-such-host.invalid: no such host is known",
+            "{command}"
+        );
+    }
+}

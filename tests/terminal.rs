@@ -210,3 +210,77 @@ fn a_broker_unreachable_from_the_start_is_shown_and_retried_until_it_comes() {
     t.keys(&["q"]);
     assert_restored(&t);
 }
+
+/// Drives the dashboard at `size`: predictions exact, live latency and lag in time shown, the help
+/// overlay whole, `t` keeping its version outside the checkout, `q` restoring the terminal.
+fn drive_at(size: (u16, u16)) {
+    let models = tempfile::tempdir().unwrap();
+    let tracked = std::fs::read(common::root().join("assets/model.json")).unwrap();
+    let (t, _dir) = common::tmux::start_dashboard_sized(
+        &format!("size-{}x{}", size.0, size.1),
+        "",
+        &format!(
+            "--produce --rate 200 --models-dir {}",
+            models.path().display()
+        ),
+        size,
+    );
+    let screen = t.wait_for("predictions and live latency", |s| {
+        event_rows(s).len() >= 5 && s.contains("p99 ")
+    });
+    for (years, predicted) in event_rows(&screen) {
+        assert_eq!(
+            format!("{predicted:.2}"),
+            format!("{:.2}", common::exact_prediction(years)),
+            "{screen}"
+        );
+    }
+    assert!(
+        screen.contains(" s behind") || screen.contains(" s)"),
+        "{screen}"
+    );
+    t.keys(&["?"]);
+    let help = t.wait_for("the help overlay", |s| s.contains("┌ keys "));
+    for (k, what) in salary_stream::ui::HELP {
+        assert!(help.contains(&format!("{k:>6}  {what}")), "{k}: {help}");
+    }
+    t.keys(&["?"]);
+    t.wait_for("enough labeled events to refit", |s| {
+        s.lines()
+            .find_map(|l| {
+                l.split("total ")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .is_some_and(|total: u64| total >= 100)
+    });
+    t.keys(&["t"]);
+    let screen = t.wait_for("a retrained version", |s| s.contains("retrained "));
+    let kept: Vec<_> = std::fs::read_dir(models.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let version = kept[0].trim_end_matches(".json");
+    assert!(screen.contains(&format!("model {version}")), "{screen}");
+    assert_eq!(
+        std::fs::read(common::root().join("assets/model.json")).unwrap(),
+        tracked,
+        "t never writes the tracked artifact"
+    );
+    t.keys(&["q"]);
+    assert_restored(&t);
+}
+
+#[test]
+fn at_80x24_numbers_are_exact_help_is_whole_and_t_writes_outside_the_checkout() {
+    drive_at((80, 24));
+}
+
+#[test]
+fn at_120x40_numbers_are_exact_help_is_whole_and_t_writes_outside_the_checkout() {
+    drive_at((120, 40));
+}

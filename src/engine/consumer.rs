@@ -26,6 +26,8 @@ use super::codec::{self, BadRecord, Prediction};
 use super::config::KafkaOptions;
 use super::intake::{Batch, Record, RecordQueue};
 use super::quality::{PageHinkley, RollingAccuracy};
+pub use super::stats::LatencySummary;
+use super::stats::{LatencyWindow, LATENCY_WINDOW_SECONDS};
 use super::ModelEvent;
 use super::{
     BrokerHealth, DriftAlarm, EngineEvent, LagByPartition, ScoreReport, ScoredEvent, SharedSink,
@@ -89,9 +91,11 @@ pub struct ScorerConfig {
     pub group: String,
     /// The model that scores.
     pub predictor: Predictor,
-    /// The artifact file the model came from: watched for new versions, and where retraining
-    /// writes. `None` for the built-in artifact.
+    /// The artifact file the model came from, watched for new versions; `None` for the built-in
+    /// artifact.
     pub model_path: Option<std::path::PathBuf>,
+    /// Where retrained versions are written, one file each (never the `model_path` file).
+    pub models_dir: std::path::PathBuf,
     /// Stop after this many records are handled.
     pub max_records: Option<u64>,
     /// The model's training RMSE: the scale of the drift detector.
@@ -131,6 +135,7 @@ pub struct OffsetTracker {
     pending: BTreeMap<i32, VecDeque<InFlight>>,
     ready: BTreeMap<i32, i64>,
     latency_us: hdrhistogram::Histogram<u64>,
+    window: LatencyWindow,
 }
 
 impl Default for OffsetTracker {
@@ -141,23 +146,9 @@ impl Default for OffsetTracker {
             // 1 µs to 1 hour at three significant figures: constant, valid bounds.
             latency_us: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
                 .expect("constant histogram bounds are valid"),
+            window: LatencyWindow::new(LATENCY_WINDOW_SECONDS),
         }
     }
-}
-
-/// End-to-end latency percentiles in milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct LatencySummary {
-    /// Predictions measured.
-    pub count: u64,
-    /// Median.
-    pub p50_ms: f64,
-    /// 99th percentile.
-    pub p99_ms: f64,
-    /// 99.9th percentile.
-    pub p999_ms: f64,
-    /// Largest.
-    pub max_ms: f64,
 }
 
 impl OffsetTracker {
@@ -184,7 +175,12 @@ impl OffsetTracker {
             let slot = &mut queue[i];
             if !slot.acked {
                 slot.acked = true;
-                record_latency(&mut self.latency_us, slot.event_ms, now_ms);
+                record_latency(
+                    &mut self.latency_us,
+                    &mut self.window,
+                    slot.event_ms,
+                    now_ms,
+                );
             }
         }
         let mut next = None;
@@ -205,7 +201,7 @@ impl OffsetTracker {
     /// Notes that `offset` of `partition` is done at `now_ms` with nothing to acknowledge
     /// (scoring without publishing): ready at once unless earlier offsets are still in flight.
     pub fn complete(&mut self, partition: i32, offset: i64, event_ms: Option<i64>, now_ms: f64) {
-        record_latency(&mut self.latency_us, event_ms, now_ms);
+        record_latency(&mut self.latency_us, &mut self.window, event_ms, now_ms);
         match self.pending.get_mut(&partition) {
             Some(queue) if !queue.is_empty() => queue.push_back(InFlight {
                 offset,
@@ -244,28 +240,26 @@ impl OffsetTracker {
 
     /// Latency percentiles so far.
     pub fn latency(&self) -> LatencySummary {
-        let h = &self.latency_us;
-        // Values are bucketed; report each bucket's lowest value, which is exact for round inputs.
-        let ms = |us: u64| h.lowest_equivalent(us) as f64 / 1000.0;
-        LatencySummary {
-            count: h.len(),
-            p50_ms: ms(h.value_at_quantile(0.5)),
-            p99_ms: ms(h.value_at_quantile(0.99)),
-            p999_ms: ms(h.value_at_quantile(0.999)),
-            max_ms: ms(h.max()),
-        }
+        LatencySummary::of(&self.latency_us)
+    }
+
+    /// Latency percentiles over the last [`LATENCY_WINDOW_SECONDS`], at `now_ms`.
+    pub fn recent_latency(&self, now_ms: f64) -> Option<LatencySummary> {
+        self.window.summary(now_ms)
     }
 }
 
 /// Records one latency sample: from the event's time to `now_ms`, in µs.
 fn record_latency(
     histogram: &mut hdrhistogram::Histogram<u64>,
+    window: &mut LatencyWindow,
     event_ms: Option<i64>,
     now_ms: f64,
 ) {
     if let Some(t) = event_ms {
         let us = ((now_ms - t as f64) * 1000.0).max(1.0) as u64;
         histogram.saturating_record(us);
+        window.record(now_ms, us);
     }
 }
 
@@ -332,6 +326,9 @@ struct ScoringContext {
     /// Where a partition without a committed offset starts (`auto.offset.reset`), if it names a
     /// position.
     start_uncommitted_at: Option<Offset>,
+    /// The event time of the last record handled from each partition, as of the last report: how
+    /// far behind in time a lagging partition is.
+    last_event_ms: Mutex<BTreeMap<i32, i64>>,
 }
 
 /// The position `auto.offset.reset` names, if it names one (`error` does not).
@@ -396,6 +393,12 @@ impl ScoringContext {
 impl ClientContext for ScoringContext {
     fn stats(&self, statistics: Statistics) {
         if let Some(lag) = LagByPartition::from_statistics(&statistics, &self.topic) {
+            let last = self
+                .last_event_ms
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let lag = lag.with_time_behind(&last, super::now_ms());
+            drop(last);
             self.sink.emit(EngineEvent::Lag(lag));
         }
     }
@@ -666,6 +669,8 @@ struct Progress {
     writer: Option<BoxedWriter>,
     /// The writer's reader went away: stop as if asked to.
     reader_gone: bool,
+    /// The event time of the last record handled from each partition.
+    last_event_ms: BTreeMap<i32, i64>,
 }
 
 impl Progress {
@@ -762,6 +767,7 @@ impl Scorer {
             producer: OnceLock::new(),
             records: OnceLock::new(),
             start_uncommitted_at: reset_position(consumer_config.get("auto.offset.reset")),
+            last_event_ms: Mutex::new(BTreeMap::new()),
         };
         let _ = context.producer.set(producer.clone());
         let mut consumer: BaseConsumer<ScoringContext> =
@@ -896,6 +902,7 @@ impl Scorer {
             summary: ScorerSummary::default(),
             writer,
             reader_gone: false,
+            last_event_ms: BTreeMap::new(),
         };
         let mut last_report = Instant::now();
         let mut last_store = Instant::now();
@@ -961,7 +968,17 @@ impl Scorer {
             if now.duration_since(last_watch) >= WATCH_INTERVAL {
                 last_watch = now;
                 if self.retrain.swap(false, Ordering::Relaxed) {
-                    self.retrain_now(&predictor);
+                    if let Some(artifact) = self.retrain_now(&predictor) {
+                        predictor = Predictor::from(&artifact);
+                        *self.quality.lock().unwrap_or_else(PoisonError::into_inner) =
+                            Quality::new(artifact.rmse);
+                        self.sink.emit(EngineEvent::Model(ModelEvent::Swapped {
+                            version: predictor.version.clone(),
+                            formula: predictor.formula(),
+                            slope: predictor.slope,
+                            intercept: predictor.intercept,
+                        }));
+                    }
                 }
                 if let Some(change) = watch.as_mut().and_then(ModelWatch::changed) {
                     self.sink.emit(EngineEvent::Model(match change {
@@ -986,6 +1003,12 @@ impl Scorer {
                 reported_failures = failures;
                 self.flush_report(&mut progress.report);
                 progress.flush_writer();
+                self.consumer
+                    .context()
+                    .last_event_ms
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone_from(&progress.last_event_ms);
                 last_report = now;
             }
         }
@@ -1014,7 +1037,9 @@ impl Scorer {
     }
 
     /// Refits on the latest labeled events and writes the artifact; the watch then swaps it in.
-    fn retrain_now(&self, serving: &Predictor) {
+    /// Refits on the latest labeled events and keeps the result as a new version in the models
+    /// directory; returns it to serve from now on.
+    fn retrain_now(&self, serving: &Predictor) -> Option<Artifact> {
         let pairs: Vec<(f64, f64)> = self
             .quality
             .lock()
@@ -1023,22 +1048,41 @@ impl Scorer {
             .iter()
             .copied()
             .collect();
-        let event = match (&self.config.model_path, retrain(&pairs, serving)) {
-            (None, _) => ModelEvent::Rejected(
-                "retraining writes the artifact file: start with --model PATH".into(),
+        let (event, artifact) = match retrain(&pairs, serving) {
+            Err(e) => (
+                ModelEvent::Rejected(format!("retraining failed: {e}")),
+                None,
             ),
-            (Some(_), Err(e)) => ModelEvent::Rejected(format!("retraining failed: {e}")),
-            (Some(path), Ok((artifact, rmse_before))) => match artifact.save(path) {
-                Ok(()) => ModelEvent::Retrained {
-                    rows: artifact.training_rows,
-                    rmse_before,
-                    rmse_after: artifact.rmse,
-                    version: artifact.version,
-                },
-                Err(e) => ModelEvent::Rejected(e.to_string()),
-            },
+            Ok((artifact, rmse_before)) => {
+                let path = self
+                    .config
+                    .models_dir
+                    .join(format!("{}.json", artifact.version));
+                let saved = std::fs::create_dir_all(&self.config.models_dir)
+                    .map_err(|e| {
+                        format!(
+                            "cannot create the models directory {}: {e}",
+                            self.config.models_dir.display()
+                        )
+                    })
+                    .and_then(|()| artifact.save(&path).map_err(|e| e.to_string()));
+                match saved {
+                    Ok(()) => (
+                        ModelEvent::Retrained {
+                            rows: artifact.training_rows,
+                            rmse_before,
+                            rmse_after: artifact.rmse,
+                            version: artifact.version.clone(),
+                            path,
+                        },
+                        Some(artifact),
+                    ),
+                    Err(e) => (ModelEvent::Rejected(e), None),
+                }
+            }
         };
         self.sink.emit(EngineEvent::Model(event));
+        artifact
     }
 
     fn flush_report(&self, report: &mut ScoreReport) {
@@ -1048,6 +1092,7 @@ impl Scorer {
         let mut out = std::mem::take(report);
         let excess = out.recent.len().saturating_sub(ScoreReport::RECENT);
         out.recent.drain(..excess);
+        out.latency = lock(&self.tracker).recent_latency(now_ms_f64());
         let quality = self.quality.lock().unwrap_or_else(PoisonError::into_inner);
         out.accuracy = quality.accuracy.accuracy();
         out.drift = quality.alarm;
@@ -1068,6 +1113,7 @@ impl Scorer {
             summary,
             writer,
             reader_gone,
+            last_event_ms,
         } = progress;
         let (partition, offset) = (record.partition, record.offset);
         let scored = codec::decode(record.payload).and_then(|event| {
@@ -1081,6 +1127,9 @@ impl Scorer {
         match scored {
             Ok((event, predicted)) => {
                 let event_ms = event.ts_ms.or(record.timestamp_ms);
+                if let Some(t) = event_ms {
+                    last_event_ms.insert(partition, t);
+                }
                 let latency_ms =
                     event_ms.map(|t| ((now_ms - t as f64).max(0.0) * 1000.0).round() / 1000.0);
                 let extrapolated = !predictor.range.contains(event.years);

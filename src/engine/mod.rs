@@ -71,6 +71,9 @@ pub struct ScoreReport {
     pub accuracy: Option<quality::Accuracy>,
     /// The drift alarm, once it has fired.
     pub drift: Option<DriftAlarm>,
+    /// End-to-end latency over the last [`stats::LATENCY_WINDOW_SECONDS`], from each event's
+    /// time to the acknowledgement of its prediction.
+    pub latency: Option<stats::LatencySummary>,
 }
 
 /// The drift detector fired.
@@ -239,8 +242,11 @@ pub enum ModelEvent {
     },
     /// A new artifact could not be used; the old model keeps serving.
     Rejected(String),
-    /// The model was refitted on the latest labeled events and written as a new artifact.
+    /// The model was refitted on the latest labeled events and kept as a new version; it serves
+    /// from now on.
     Retrained {
+        /// Where the new version was written.
+        path: std::path::PathBuf,
         /// Labeled events fitted on.
         rows: usize,
         /// RMSE of the old model on those events.

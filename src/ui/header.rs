@@ -1,4 +1,5 @@
-//! The header: where the data comes from, which model scores it, what the producer does.
+//! The header: where the data comes from, which model scores it, what the producer does. Each
+//! line is made of whole fields ([`fit`]); a field that does not fit is shortened or left out.
 
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Style, Stylize};
@@ -6,116 +7,172 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
+use super::fit::{self, Field};
 use crate::app::App;
 use crate::engine::BrokerHealth;
 
 /// Draws the header block.
 pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let s = &app.setup;
+    let width = area.width;
+    let red = Style::new().fg(Color::Red).bold();
+    let note = |text: String| Span::styled(text, Style::new().fg(Color::Cyan));
     let broker_state = match &app.broker {
-        BrokerHealth::Connecting => Span::styled("connecting", Style::new().fg(Color::Yellow)),
-        BrokerHealth::Up => Span::styled("up", Style::new().fg(Color::Green)),
-        BrokerHealth::Unreachable(why) | BrokerHealth::WrongAddress(why) => Span::styled(
-            format!("UNREACHABLE: {why}"),
-            Style::new().fg(Color::Red).bold(),
-        ),
+        BrokerHealth::Connecting => Field::new(vec![
+            " (".into(),
+            Span::styled("connecting", Style::new().fg(Color::Yellow)),
+            ")".into(),
+        ]),
+        BrokerHealth::Up => Field::new(vec![
+            " (".into(),
+            Span::styled("up", Style::new().fg(Color::Green)),
+            ")".into(),
+        ]),
+        BrokerHealth::Unreachable(why) | BrokerHealth::WrongAddress(why) => Field::new(vec![
+            " (".into(),
+            Span::styled(format!("UNREACHABLE: {why}"), red),
+            ")".into(),
+        ])
+        .or(vec![
+            " (".into(),
+            Span::styled("UNREACHABLE", red),
+            ")".into(),
+        ]),
     };
-    let p = &app.producer;
-    let producer = if p.running {
-        Span::styled(
-            format!("producer ON {}", p.rate),
-            Style::new().fg(Color::Green).bold(),
-        )
-    } else {
-        Span::raw(format!("producer off ({}, press p)", p.rate))
-    };
-    let sent = if p.sent > 0 {
-        let failed = if p.failed > 0 {
-            format!(", {} failed", p.failed)
-        } else {
-            String::new()
-        };
-        Span::raw(format!("  sent {} acked {}{failed}", p.sent, p.acked))
-    } else {
-        Span::raw("")
-    };
+    let broker = vec![
+        Field::new(vec!["broker ".dim(), Span::raw(s.broker.clone())]),
+        broker_state,
+        Field::new(vec!["  group ".dim(), Span::raw(s.group.clone())]),
+    ];
     let topics = if app.missing_topics.is_empty() {
-        Line::from(vec![
-            "topics ".dim(),
-            Span::raw(format!(
-                "{} → {}  dead letters → {}",
-                s.input_topic, s.output_topic, s.dlq_topic
-            )),
-            Span::styled(
+        vec![
+            Field::new(vec![
+                "topics ".dim(),
+                Span::raw(format!("{} → {}", s.input_topic, s.output_topic)),
+            ]),
+            Field::new(vec![Span::raw(format!("  dead letters → {}", s.dlq_topic))]),
+            Field::new(vec![note(
                 app.topics_note
                     .as_ref()
-                    .map_or_else(String::new, |note| format!("  ({note})")),
-                Style::new().fg(Color::Cyan),
-            ),
-        ])
+                    .map_or_else(String::new, |n| format!("  ({n})")),
+            )]),
+        ]
     } else {
-        Line::from(vec![
-            "topics ".dim(),
-            Span::styled(
-                format!(
-                    "MISSING {}: waiting for {} (or run with --create-topics)",
-                    app.missing_topics.join(", "),
-                    if app.missing_topics.len() == 1 {
-                        "it"
-                    } else {
-                        "them"
-                    }
-                ),
-                Style::new().fg(Color::Red).bold(),
-            ),
-        ])
+        let missing = app.missing_topics.join(", ");
+        let them = if app.missing_topics.len() == 1 {
+            "it"
+        } else {
+            "them"
+        };
+        vec![
+            Field::new(vec!["topics ".dim()]),
+            Field::new(vec![Span::styled(
+                format!("MISSING {missing}: waiting for {them} (or run with --create-topics)"),
+                red,
+            )])
+            .or(vec![Span::styled(format!("MISSING {missing}"), red)])
+            .or(vec![Span::styled("MISSING", red)]),
+        ]
     };
-    let lines = vec![
-        Line::from(vec![
-            "broker ".dim(),
-            Span::raw(s.broker.clone()),
-            " (".into(),
-            broker_state,
-            ")  group ".into(),
-            Span::raw(s.group.clone()),
-        ]),
-        topics,
-        Line::from(vec![
-            "model ".dim(),
-            Span::raw(format!("{}  {}", s.model_version, s.formula)),
-            Span::styled(
-                app.model_note
-                    .as_ref()
-                    .map_or_else(String::new, |note| format!("  ({note})")),
-                Style::new().fg(Color::Cyan),
-            ),
-        ]),
-        Line::from(vec![
-            producer,
-            sent,
-            if app.drift_on {
-                Span::styled("  labels drifted +20%", Style::new().fg(Color::Yellow))
-            } else {
-                Span::raw("")
-            },
-        ]),
+    let model = vec![
+        Field::new(vec!["model ".dim(), Span::raw(s.model_version.clone())]),
+        Field::new(vec![Span::raw(format!("  {}", s.formula))]),
+        model_note(app.model_note.as_deref()),
     ];
+    let p = &app.producer;
+    let producer_state = if p.running {
+        Field::new(vec![Span::styled(
+            format!("producer ON {}", p.rate),
+            Style::new().fg(Color::Green).bold(),
+        )])
+    } else {
+        Field::new(vec![Span::raw(format!(
+            "producer off ({}, press p)",
+            p.rate
+        ))])
+        .or(vec![Span::raw(format!("producer off ({})", p.rate))])
+        .or(vec![Span::raw("producer off")])
+    };
+    let mut producer = vec![producer_state];
+    if p.sent > 0 {
+        producer.push(Field::new(vec![Span::raw(format!(
+            "  sent {} acked {}",
+            p.sent, p.acked
+        ))]));
+    }
+    if p.failed > 0 {
+        producer.push(Field::new(vec![Span::raw(format!(
+            "  failed {}",
+            p.failed
+        ))]));
+    }
+    if app.drift_on {
+        producer.push(
+            Field::new(vec![Span::styled(
+                "  labels drifted +20%",
+                Style::new().fg(Color::Yellow),
+            )])
+            .or(vec![Span::styled(
+                "  drift",
+                Style::new().fg(Color::Yellow),
+            )]),
+        );
+    }
+    let lines: Vec<Line<'_>> = [broker, topics, model, producer]
+        .into_iter()
+        .map(|fields| fit::line(width, fields))
+        .collect();
     let mut block = Block::new().title(" salary-stream ".bold());
-    let alarm = Style::new().fg(Color::Red).bold();
+    let mut bottom = |titles: Vec<String>, style: Style| {
+        let text = fit::title(width + 2, &titles);
+        if !text.is_empty() {
+            block = std::mem::take(&mut block).title_bottom(Span::styled(text, style));
+        }
+    };
     if let Some(failure) = &app.failure {
-        block = block.title_bottom(Span::styled(format!(" scorer stopped: {failure} "), alarm));
+        bottom(
+            vec![
+                format!(" scorer stopped: {failure} "),
+                " scorer stopped ".to_owned(),
+            ],
+            red,
+        );
     }
     if let Some(failure) = &app.producer_failure {
-        block = block.title_bottom(Span::styled(
-            format!(" producer stopped: {failure} "),
-            alarm,
-        ));
+        bottom(
+            vec![
+                format!(" producer stopped: {failure} "),
+                " producer stopped ".to_owned(),
+            ],
+            red,
+        );
     }
     if app.should_quit {
-        block = block.title_bottom(Span::styled(
-            " quitting: flushing predictions, committing offsets (q again: quit now) ",
+        bottom(
+            vec![
+                " quitting: flushing predictions, committing offsets (q again: quit now) "
+                    .to_owned(),
+                " quitting (q again: now) ".to_owned(),
+                " quitting ".to_owned(),
+            ],
             Style::new().fg(Color::Yellow).bold(),
-        ));
+        );
     }
     frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// The model note in full, then without where the version was kept, then its first two words.
+fn model_note(text: Option<&str>) -> Field<'static> {
+    let style = Style::new().fg(Color::Cyan);
+    let Some(text) = text else {
+        return Field::new(vec![]);
+    };
+    let short = text.split(", kept in").next().unwrap_or(text);
+    let shortest: Vec<&str> = text.split(' ').take(2).collect();
+    Field::new(vec![Span::styled(format!("  ({text})"), style)])
+        .or(vec![Span::styled(format!("  ({short})"), style)])
+        .or(vec![Span::styled(
+            format!("  ({})", shortest.join(" ")),
+            style,
+        )])
 }

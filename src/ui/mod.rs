@@ -1,27 +1,32 @@
 //! Drawing: a pure function of [`App`]. One render function per screen region.
 //!
 //! ```text
-//! ┌ salary-stream ──────────────────────────────────────────────────────────┐
-//! │ broker · topics · group                                                   │  header
-//! │ model version and formula                                                 │
-//! │ producer state, rate, sent and acknowledged                               │
-//! └───────────────────────────────────────────────────────────────────────────┘
-//! ┌ recent events ─────────────────────────┐┌ throughput ─────────────────────┐
-//! │ time  p/offset  years  predicted  ms    ││ now · average · total · sparkline│
-//! │ …                                       │├ predicted salary ───────────────┤
-//! │                                         ││ sparkline                        │
-//! ├ salary by years ───────────────────────┤├ model accuracy / DRIFT ─────────┤
-//! │ points over the fitted line (braille)   ││ MAE · RMSE · R² · sparkline      │
-//! │                                         │├ consumer lag ───────────────────┤
-//! │                                         ││ per partition · total            │
-//! │                                         │├ records ────────────────────────┤
-//! │                                         ││ bad · last reason · extrapolated │
-//! └─────────────────────────────────────────┘└─────────────────────────────────┘
-//!  keys                                                                          footer
+//!  salary-stream
+//! broker ADDRESS (state)  group GROUP                                                header
+//! topics INPUT → OUTPUT  dead letters → DLQ
+//! model VERSION  salary = A + B × years  (note)
+//! producer state and rate  sent N acked N
+//! ┌ recent events ──────────────────────────┐┌ throughput ──────────────────────┐
+//! │ time  p/offset  years  predicted  ms  res ││ now · avg · total · sparkline    │
+//! │ …                                         │├ predicted salary ────────────────┤
+//! │                                           │├ model accuracy / DRIFT ──────────┤
+//! │                                           │├ latency ms, last 10 s ───────────┤
+//! ├ salary by years over the fitted line ─────┤├ consumer lag, partitions ────────┤
+//! │ points over the fitted line (braille)     ││ total · s behind · per partition │
+//! │                                           │├ records ─────────────────────────┤
+//! └───────────────────────────────────────────┘└──────────────────────────────────┘
+//!  keys                                                                             footer
 //! ```
+//!
+//! Every number on screen is whole or absent. As the terminal shrinks, whole parts go, least
+//! important first: the table's columns (residual, latency, partition/offset, time), the right
+//! column's panels (predicted salaries, accuracy, records, latency, lag), the chart (below 20
+//! rows for the left column), the right column (below [`SIDE_MIN_WIDTH`] columns). Below
+//! [`MIN_WIDTH`] x [`MIN_HEIGHT`] the screen says so; the engine keeps running meanwhile.
 
 mod chart;
 mod events;
+pub mod fit;
 mod header;
 mod side;
 
@@ -33,17 +38,35 @@ use ratatui::Frame;
 
 use crate::app::App;
 
+/// The smallest terminal the dashboard draws in.
+pub const MIN_WIDTH: u16 = 50;
+/// The smallest terminal height the dashboard draws in.
+pub const MIN_HEIGHT: u16 = 15;
+/// Below this width the right column goes and the table takes the screen.
+pub const SIDE_MIN_WIDTH: u16 = 80;
+
 /// Draws the whole dashboard.
 pub fn render(frame: &mut Frame<'_>, app: &App) {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        render_too_small(frame, area);
+        return;
+    }
     let [header_area, body, footer] = Layout::vertical([
         Constraint::Length(5),
         Constraint::Min(0),
         Constraint::Length(1),
     ])
-    .areas(frame.area());
+    .areas(area);
     header::render(frame, header_area, app);
-    let [left, right] =
-        Layout::horizontal([Constraint::Percentage(56), Constraint::Percentage(44)]).areas(body);
+    let (left, right) = if body.width >= SIDE_MIN_WIDTH {
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(56), Constraint::Percentage(44)])
+                .areas(body);
+        (left, Some(right))
+    } else {
+        (body, None)
+    };
     if left.height >= 20 {
         let [table, plot] =
             Layout::vertical([Constraint::Min(8), Constraint::Length(10)]).areas(left);
@@ -52,11 +75,31 @@ pub fn render(frame: &mut Frame<'_>, app: &App) {
     } else {
         events::render(frame, left, app);
     }
-    side::render(frame, right, app);
+    if let Some(right) = right {
+        side::render(frame, right, app);
+    }
     render_footer(frame, footer, app);
     if app.show_help {
-        render_help(frame, frame.area());
+        render_help(frame, area);
     }
+}
+
+/// `terminal too small: need WxH, have wxh`, or as much of it as fits whole.
+fn render_too_small(frame: &mut Frame<'_>, area: Rect) {
+    let need = format!("need {MIN_WIDTH}x{MIN_HEIGHT}");
+    let have = format!("have {}x{}", area.width, area.height);
+    let text = fit::line(
+        area.width,
+        vec![fit::Field::new(vec![Span::raw(format!(
+            "terminal too small: {need}, {have}"
+        ))])
+        .or(vec![Span::raw(format!("too small: {need}"))])
+        .or(vec![Span::raw(need)])],
+    );
+    let [middle] = Layout::vertical([Constraint::Length(1)])
+        .flex(Flex::Center)
+        .areas(area);
+    frame.render_widget(Paragraph::new(text).centered(), middle);
 }
 
 fn key(k: &'static str) -> Span<'static> {
@@ -64,28 +107,23 @@ fn key(k: &'static str) -> Span<'static> {
 }
 
 fn render_footer(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let mut spans = vec![
-        key(" p"),
-        " producer  ".into(),
-        key("+/-"),
-        " rate  ".into(),
-        key("d"),
-        " drift  ".into(),
-        key("t"),
-        " retrain  ".into(),
-        key("space"),
-        " freeze  ".into(),
-        key("c"),
-        " clear  ".into(),
-        key("?"),
-        " help  ".into(),
-        key("q"),
-        " quit".into(),
-    ];
+    let mut fields = Vec::new();
     if app.frozen.is_some() {
-        spans.push("   FROZEN".reversed());
+        fields.push(fit::Field::new(vec![" FROZEN ".reversed(), " ".into()]));
     }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    for (k, what) in [
+        (" q", " quit "),
+        (" ?", " help "),
+        (" p", " producer "),
+        (" +/-", " rate "),
+        (" d", " drift "),
+        (" t", " retrain "),
+        (" space", " freeze "),
+        (" c", " clear "),
+    ] {
+        fields.push(fit::Field::new(vec![key(k), what.into()]));
+    }
+    frame.render_widget(Paragraph::new(fit::line(area.width, fields)), area);
 }
 
 /// The key list shown by `?`.
@@ -101,13 +139,30 @@ pub const HELP: [(&str, &str); 9] = [
     ("", "the consumer keeps scoring while frozen"),
 ];
 
+/// The help overlay's size: its widest line and every line, inside a border.
+pub fn help_size() -> (u16, u16) {
+    let widest = HELP
+        .iter()
+        .map(|(k, what)| Span::raw(format!("{k:>6}  {what}")).width())
+        .max()
+        .unwrap_or(0);
+    (widest as u16 + 2, HELP.len() as u16 + 2)
+}
+
 fn render_help(frame: &mut Frame<'_>, area: Rect) {
-    let [popup] = Layout::horizontal([Constraint::Length(50)])
+    let (width, height) = help_size();
+    if width > area.width || height > area.height {
+        // Never a cut overlay: the footer's keys stand in for it.
+        return;
+    }
+    let [popup] = Layout::horizontal([Constraint::Length(width)])
         .flex(Flex::Center)
         .areas(area);
-    let [popup] = Layout::vertical([Constraint::Length(HELP.len() as u16 + 2)])
+    let [popup] = Layout::vertical([Constraint::Length(height)])
         .flex(Flex::Center)
         .areas(popup);
+    // The overlay takes the screen: values half hidden behind it would be fragments.
+    frame.render_widget(Clear, area);
     let lines: Vec<Line<'_>> = HELP
         .iter()
         .map(|(k, what)| Line::from(vec![key_owned(k), Span::raw(format!("  {what}"))]))

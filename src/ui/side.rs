@@ -1,178 +1,451 @@
-//! The right column: throughput, predicted salaries, consumer lag, record health.
+//! The right column: throughput, predicted salaries, model accuracy, latency, consumer lag and
+//! record health.
+//!
+//! Panels keep their order on screen; when the column is too short for all of them, whole panels
+//! go, least important first: predicted salaries, accuracy, records, latency, lag (throughput
+//! stays). Every line is built from whole fields ([`fit`]), and each sparkline is scaled to its
+//! own window's range, which its panel prints.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Sparkline, Wrap};
+use ratatui::widgets::{Block, Paragraph, Sparkline, SparklineBar};
 use ratatui::Frame;
 
+use super::fit::{self, Field};
 use crate::app::App;
-use crate::engine::consumer::ACCURACY_WINDOW;
 use crate::engine::quality::Shift;
+use crate::engine::stats::LATENCY_WINDOW_SECONDS;
+
+/// The right column's panels, in the order drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Panel {
+    Throughput,
+    Salaries,
+    Accuracy,
+    Latency,
+    Lag,
+    Records,
+}
+
+impl Panel {
+    const DRAWN: [Panel; 6] = [
+        Panel::Throughput,
+        Panel::Salaries,
+        Panel::Accuracy,
+        Panel::Latency,
+        Panel::Lag,
+        Panel::Records,
+    ];
+    /// Most important first: the order panels are kept in as the column shortens.
+    const KEPT: [Panel; 6] = [
+        Panel::Throughput,
+        Panel::Lag,
+        Panel::Latency,
+        Panel::Records,
+        Panel::Accuracy,
+        Panel::Salaries,
+    ];
+
+    /// Rows the panel needs, borders included.
+    fn height(self) -> u16 {
+        match self {
+            Panel::Records => 4,
+            _ => 5,
+        }
+    }
+}
+
+/// The panels that fit `height` rows, in the order drawn.
+fn panels_for(height: u16) -> Vec<Panel> {
+    let mut left = height;
+    let mut kept = Vec::new();
+    for panel in Panel::KEPT {
+        if panel.height() <= left {
+            left -= panel.height();
+            kept.push(panel);
+        }
+    }
+    Panel::DRAWN
+        .into_iter()
+        .filter(|p| kept.contains(p))
+        .collect()
+}
 
 /// Draws the right column.
 pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let [throughput, salaries, accuracy, lag, records] = Layout::vertical([
-        Constraint::Length(5),
-        Constraint::Length(5),
-        Constraint::Length(5),
-        Constraint::Length(4),
-        Constraint::Min(4),
-    ])
-    .areas(area);
-    render_throughput(frame, throughput, app);
-    render_salaries(frame, salaries, app);
-    render_accuracy(frame, accuracy, app);
-    render_lag(frame, lag, app);
-    render_records(frame, records, app);
+    let panels = panels_for(area.height);
+    let constraints: Vec<Constraint> = panels
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            // The last panel takes what is left, so the column ends where the screen does.
+            if i + 1 == panels.len() {
+                Constraint::Min(p.height())
+            } else {
+                Constraint::Length(p.height())
+            }
+        })
+        .collect();
+    let areas = Layout::vertical(constraints).split(area);
+    for (panel, &rect) in panels.iter().zip(areas.iter()) {
+        match panel {
+            Panel::Throughput => render_throughput(frame, rect, app),
+            Panel::Salaries => render_salaries(frame, rect, app),
+            Panel::Accuracy => render_accuracy(frame, rect, app),
+            Panel::Latency => render_latency(frame, rect, app),
+            Panel::Lag => render_lag(frame, rect, app),
+            Panel::Records => render_records(frame, rect, app),
+        }
+    }
 }
 
-fn split_text_and_chart(block: &Block<'_>, area: Rect) -> (Rect, Rect) {
+/// A bordered block with the first of `titles` that fits, and the rows inside it.
+fn panel(frame: &mut Frame<'_>, area: Rect, titles: &[String], title_style: Style) -> Rect {
+    let block = Block::bordered().title(Span::styled(fit::title(area.width, titles), title_style));
     let inner = block.inner(area);
-    let [text, chart] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
-    (text, chart)
+    frame.render_widget(block, area);
+    inner
 }
 
-/// A sparkline of the newest values that fit the area's width.
-fn render_latest(
+/// Draws `lines` of whole fields at the top of `inner`, and a sparkline below them if asked.
+fn text_then_chart<'a>(
     frame: &mut Frame<'_>,
-    area: Rect,
-    values: impl ExactSizeIterator<Item = u64>,
-    color: Color,
+    inner: Rect,
+    lines: Vec<Vec<Field<'a>>>,
+    chart: Option<(Vec<SparklineBar>, u64, Color)>,
 ) {
-    let skip = values.len().saturating_sub(usize::from(area.width));
-    let data: Vec<u64> = values.skip(skip).collect();
-    frame.render_widget(
-        Sparkline::default()
-            .data(&data)
-            .style(Style::new().fg(color)),
-        area,
-    );
+    let rows = u16::try_from(lines.len()).unwrap_or(u16::MAX);
+    let [text, rest] =
+        Layout::vertical([Constraint::Length(rows), Constraint::Min(0)]).areas(inner);
+    let lines: Vec<Line<'a>> = lines
+        .into_iter()
+        .map(|fields| fit::line(text.width, fields))
+        .collect();
+    frame.render_widget(Paragraph::new(lines), text);
+    if let Some((bars, max, color)) = chart {
+        let skip = bars.len().saturating_sub(usize::from(rest.width));
+        let bars: Vec<SparklineBar> = bars.into_iter().skip(skip).collect();
+        frame.render_widget(
+            Sparkline::default()
+                .data(bars)
+                .max(max)
+                .style(Style::new().fg(color)),
+            rest,
+        );
+    }
+}
+
+/// The newest `width` of `values`, each above its window's minimum, as bars scaled to the
+/// window's range; and that range.
+fn scaled(values: &[u64], width: u16) -> (Vec<SparklineBar>, u64, (u64, u64)) {
+    let skip = values.len().saturating_sub(usize::from(width));
+    let window = &values[skip..];
+    let lo = window.iter().copied().min().unwrap_or(0);
+    let hi = window.iter().copied().max().unwrap_or(0);
+    // One step above the minimum for every value, so the lowest still shows as a bar.
+    let bars = window
+        .iter()
+        .map(|&v| SparklineBar::from(v - lo + 1))
+        .collect();
+    (bars, hi - lo + 1, (lo, hi))
+}
+
+fn label(text: &'static str) -> Span<'static> {
+    text.dim()
 }
 
 fn render_throughput(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let t = &app.view().throughput;
-    let block = Block::bordered().title(" throughput (events/s, last 60 s) ");
-    let (text, chart) = split_text_and_chart(&block, area);
-    frame.render_widget(block, area);
-    frame.render_widget(
-        Paragraph::new(Line::from(vec![
-            "now ".dim(),
-            Span::raw(t.per_second_now().to_string()).bold(),
-            "  avg ".dim(),
-            Span::raw(format!("{:.1}", t.per_second_average())),
-            "  total ".dim(),
-            Span::raw(t.total().to_string()),
-        ])),
-        text,
+    let inner = panel(
+        frame,
+        area,
+        &[
+            " throughput (events/s, last 60 s) ".to_owned(),
+            " throughput (events/s) ".to_owned(),
+            " throughput ".to_owned(),
+        ],
+        Style::new(),
     );
-    render_latest(frame, chart, t.history(), Color::Cyan);
+    let history: Vec<u64> = t.history().collect();
+    let fields = vec![
+        Field::new(vec![
+            label("now "),
+            Span::raw(t.per_second_now().to_string()).bold(),
+        ]),
+        Field::new(vec![
+            label("  avg "),
+            Span::raw(format!("{:.1}", t.per_second_average())),
+        ])
+        .or(vec![
+            label("  avg "),
+            Span::raw(format!("{:.0}", t.per_second_average())),
+        ]),
+        Field::new(vec![label("  total "), Span::raw(t.total().to_string())]),
+    ];
+    // Throughput is drawn from zero: an idle second is worth seeing as empty.
+    let max = history.iter().copied().max().unwrap_or(0).max(1);
+    let bars = history.into_iter().map(SparklineBar::from).collect();
+    text_then_chart(frame, inner, vec![fields], Some((bars, max, Color::Cyan)));
 }
 
 fn render_salaries(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let v = app.view();
-    let block = Block::bordered().title(" predicted salary ");
-    let (text, chart) = split_text_and_chart(&block, area);
-    frame.render_widget(block, area);
-    let (lo, hi) = v
-        .predictions
-        .iter()
-        .fold((u64::MAX, 0), |(lo, hi), &p| (lo.min(p), hi.max(p)));
-    let summary = match v.predictions.back() {
-        Some(last) => format!("last {last}  min {lo}  max {hi}"),
-        None => "waiting for events".to_owned(),
+    let inner = panel(
+        frame,
+        area,
+        &[" predicted salary ".to_owned()],
+        Style::new(),
+    );
+    let values: Vec<u64> = v.predictions.iter().copied().collect();
+    let (bars, max, (lo, hi)) = scaled(&values, inner.width);
+    let fields = match values.last() {
+        Some(last) => vec![
+            Field::new(vec![label("last "), Span::raw(last.to_string())]),
+            Field::new(vec![label("  min "), Span::raw(lo.to_string())]),
+            Field::new(vec![label("  max "), Span::raw(hi.to_string())]),
+        ],
+        None => vec![Field::new(vec![label("waiting for events")])],
     };
-    frame.render_widget(Paragraph::new(summary), text);
-    render_latest(frame, chart, v.predictions.iter().copied(), Color::Green);
+    text_then_chart(frame, inner, vec![fields], Some((bars, max, Color::Green)));
 }
 
 fn render_accuracy(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let v = app.view();
-    let title = match v.drift {
-        Some(alarm) => Line::from(Span::styled(
-            format!(
-                " DRIFT {} at {} after {} labeled ",
-                match alarm.shift {
-                    Shift::Up => "↑",
-                    Shift::Down => "↓",
-                },
-                &super::clock(alarm.at_ms)[..8],
-                alarm.after
-            ),
-            Style::new().fg(Color::Red).bold(),
-        )),
-        None => Line::from(format!(" model accuracy (last {ACCURACY_WINDOW} labeled) ")),
-    };
-    let block = Block::bordered().title(title);
-    let (text, chart) = split_text_and_chart(&block, area);
-    frame.render_widget(block, area);
-    let summary = match v.accuracy {
-        Some(a) => format!(
-            "MAE {:.0}  RMSE {:.0}  R² {:.3}  n {}",
-            a.mae, a.rmse, a.r2, a.n
+    let (titles, style) = match v.drift {
+        Some(alarm) => {
+            let arrow = match alarm.shift {
+                Shift::Up => "↑",
+                Shift::Down => "↓",
+            };
+            let at = &super::clock(alarm.at_ms)[..8];
+            (
+                vec![
+                    format!(" DRIFT {arrow} at {at} after {} labeled ", alarm.after),
+                    format!(" DRIFT {arrow} at {at} "),
+                    format!(" DRIFT {arrow} "),
+                ],
+                Style::new().fg(Color::Red).bold(),
+            )
+        }
+        None => (
+            vec![
+                format!(" model accuracy (last {} labeled) ", app.accuracy_window),
+                " model accuracy ".to_owned(),
+                " accuracy ".to_owned(),
+            ],
+            Style::new(),
         ),
-        None => "no labeled events yet".to_owned(),
     };
-    frame.render_widget(Paragraph::new(summary), text);
-    render_latest(frame, chart, v.rmse_history.iter().copied(), Color::Magenta);
+    let inner = panel(frame, area, &titles, style);
+    let rmse: Vec<u64> = v.rmse_history.iter().map(|(r, _)| *r).collect();
+    let (bars, max, (lo, hi)) = scaled(&rmse, inner.width);
+    let skip = rmse.len().saturating_sub(usize::from(inner.width));
+    // Bars from the report where the alarm fired on are red: the drift, marked on the line.
+    let bars = bars
+        .into_iter()
+        .zip(v.rmse_history.iter().skip(skip))
+        .map(|(bar, (_, drifted))| {
+            if *drifted {
+                bar.style(Style::new().fg(Color::Red))
+            } else {
+                bar
+            }
+        })
+        .collect();
+    let fields = match v.accuracy {
+        Some(a) => vec![
+            Field::new(vec![label("RMSE "), Span::raw(format!("{:.0}", a.rmse))]),
+            Field::new(vec![label("  MAE "), Span::raw(format!("{:.0}", a.mae))]),
+            Field::new(vec![label("  R² "), Span::raw(format!("{:.3}", a.r2))]),
+            Field::new(vec![label("  n "), Span::raw(a.n.to_string())]),
+            Field::new(vec![
+                label("  RMSE range "),
+                Span::raw(format!("{lo}..{hi}")),
+            ]),
+        ],
+        None => vec![Field::new(vec![label("no labeled events yet")])],
+    };
+    text_then_chart(
+        frame,
+        inner,
+        vec![fields],
+        Some((bars, max, Color::Magenta)),
+    );
+}
+
+/// `1.25` ms as text: two decimals below 10 ms, one below 100, whole above.
+fn ms(value: f64) -> String {
+    if value < 10.0 {
+        format!("{value:.2}")
+    } else if value < 100.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.0}")
+    }
+}
+
+fn render_latency(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let v = app.view();
+    let inner = panel(
+        frame,
+        area,
+        &[
+            format!(" latency ms, event to ack, last {LATENCY_WINDOW_SECONDS} s "),
+            format!(" latency ms (last {LATENCY_WINDOW_SECONDS} s) "),
+            " latency ms ".to_owned(),
+        ],
+        Style::new(),
+    );
+    let p99: Vec<u64> = v.p99_history.iter().copied().collect();
+    let (bars, max, (lo, hi)) = scaled(&p99, inner.width);
+    let lines = match v.latency {
+        Some(l) => vec![
+            vec![
+                Field::new(vec![label("p50 "), Span::raw(ms(l.p50_ms))]),
+                Field::new(vec![label("  p99 "), Span::raw(ms(l.p99_ms)).bold()]),
+                Field::new(vec![label("  p99.9 "), Span::raw(ms(l.p999_ms))]),
+                Field::new(vec![label("  max "), Span::raw(ms(l.max_ms))]),
+            ],
+            vec![Field::new(vec![
+                label("p99 range "),
+                Span::raw(format!(
+                    "{}..{}",
+                    ms(lo as f64 / 1000.0),
+                    ms(hi as f64 / 1000.0)
+                )),
+            ])],
+        ],
+        None => vec![vec![Field::new(vec![label("no acknowledged events yet")])]],
+    };
+    text_then_chart(frame, inner, lines, Some((bars, max, Color::Blue)));
+}
+
+/// Whole seconds from ms, with one decimal below 10 s.
+fn seconds(ms: i64) -> String {
+    let s = ms as f64 / 1000.0;
+    if s < 10.0 {
+        format!("{s:.1}")
+    } else {
+        format!("{s:.0}")
+    }
 }
 
 fn render_lag(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let lag = &app.view().lag;
-    let mut spans: Vec<Span<'_>> = Vec::new();
-    for (p, l) in &lag.partitions {
-        spans.push(format!("p{p} ").dim());
-        spans.push(Span::raw(format!("{l}  ")));
-    }
-    let total = if lag.partitions.is_empty() {
-        Line::from("no partitions assigned yet")
-    } else {
-        Line::from(vec![
-            "total ".dim(),
-            Span::raw(lag.total().to_string()).bold(),
-        ])
-    };
+    let v = app.view();
+    let lag = &v.lag;
     let owned: Vec<String> = app.assigned.iter().map(i32::to_string).collect();
-    let title = if owned.is_empty() {
-        " consumer lag (records) ".to_owned()
+    let mut titles = Vec::new();
+    if !owned.is_empty() {
+        titles.push(format!(" consumer lag, partitions {} ", owned.join(",")));
+    }
+    titles.extend([" consumer lag ".to_owned(), " lag ".to_owned()]);
+    let inner = panel(frame, area, &titles, Style::new());
+    let history: Vec<u64> = v.lag_history.iter().copied().collect();
+    let (bars, max, (lo, hi)) = scaled(&history, inner.width);
+    let lines = if lag.partitions.is_empty() {
+        vec![vec![Field::new(vec![label("no partitions assigned yet")])]]
     } else {
-        format!(" consumer lag (records), partitions {} ", owned.join(","))
+        let behind = |p: i32| {
+            lag.behind_ms
+                .iter()
+                .find(|(q, _)| *q == p)
+                .map_or(0, |(_, b)| *b)
+        };
+        let per_partition = lag
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(i, &(p, l))| {
+                let gap = if i > 0 { "  " } else { "" };
+                Field::new(vec![
+                    Span::raw(gap),
+                    format!("p{p} ").dim(),
+                    Span::raw(format!("{l} ({} s)", seconds(behind(p)))),
+                ])
+                .or(vec![
+                    Span::raw(gap),
+                    format!("p{p} ").dim(),
+                    Span::raw(l.to_string()),
+                ])
+            })
+            .collect();
+        vec![
+            vec![
+                Field::new(vec![
+                    label("total "),
+                    Span::raw(lag.total().to_string()).bold(),
+                ]),
+                Field::new(vec![
+                    label(" records, "),
+                    Span::raw(seconds(lag.most_behind_ms())).bold(),
+                    label(" s behind"),
+                ])
+                .or(vec![
+                    label("  "),
+                    Span::raw(seconds(lag.most_behind_ms())).bold(),
+                    label(" s"),
+                ]),
+                Field::new(vec![label("  range "), Span::raw(format!("{lo}..{hi}"))]),
+            ],
+            per_partition,
+        ]
     };
-    frame.render_widget(
-        Paragraph::new(vec![Line::from(spans), total]).block(Block::bordered().title(title)),
-        area,
-    );
+    text_then_chart(frame, inner, lines, Some((bars, max, Color::Yellow)));
 }
 
 fn render_records(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let v = app.view();
+    let inner = panel(frame, area, &[" records ".to_owned()], Style::new());
     let bad_style = if v.bad > 0 {
         Style::new().fg(Color::Red).bold()
     } else {
         Style::new()
     };
-    let mut lines = vec![
-        Line::from(vec![
-            "bad records ".dim(),
+    let counts = vec![vec![
+        Field::new(vec![
+            label("bad "),
             Span::styled(v.bad.to_string(), bad_style),
-            "  beyond range ".dim(),
+        ]),
+        Field::new(vec![
+            label("  beyond range "),
             Span::raw(v.extrapolated.to_string()),
         ]),
-        Line::from(vec![
-            "last reason ".dim(),
-            Span::raw(v.last_bad.clone().unwrap_or_else(|| "-".to_owned())),
+        Field::new(vec![
+            label("  delivery errors "),
+            Span::raw(v.delivery_errors.to_string()),
         ]),
-    ];
-    if v.delivery_errors > 0 || app.dropped_reports > 0 {
-        lines.push(Line::from(format!(
-            "delivery errors {}  view drops {}",
-            v.delivery_errors, app.dropped_reports
-        )));
+        Field::new(vec![
+            label("  view drops "),
+            Span::raw(app.dropped_reports.to_string()),
+        ]),
+    ]];
+    let [first, rest] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+    text_then_chart(frame, first, counts, None);
+    // The reason wraps at spaces; a line that does not fit the rows left is not drawn at all.
+    let reason = format!("last reason {}", v.last_bad.as_deref().unwrap_or("-"));
+    let wrapped = wrap_words(&reason, usize::from(rest.width));
+    if wrapped.len() <= usize::from(rest.height) {
+        let lines: Vec<Line<'_>> = wrapped.into_iter().map(Line::from).collect();
+        frame.render_widget(Paragraph::new(lines), rest);
     }
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: true })
-            .block(Block::bordered().title(" records ")),
-        area,
-    );
+}
+
+/// `text` broken at spaces into lines of at most `width` columns; empty if a word is longer.
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        let w = Span::raw(word).width();
+        if w > width {
+            return Vec::new();
+        }
+        match lines.last_mut() {
+            Some(line) if Span::raw(line.as_str()).width() + 1 + w <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_owned()),
+        }
+    }
+    lines
 }

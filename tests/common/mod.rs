@@ -382,3 +382,77 @@ pub fn wait_for_split(a: &Child, b: &Child, partitions: i32) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Apache Kafka's own broker (KRaft, one node) started by `scripts/kafka` on a free loopback
+/// port with the demo's topics; stopped (SIGTERM, which removes its data) when dropped.
+pub struct ApacheKafka {
+    child: std::process::Child,
+    pub address: String,
+}
+
+impl ApacheKafka {
+    /// Starts a broker with `settings` (`key=value`, added to its server.properties).
+    pub fn start(settings: &[&str]) -> ApacheKafka {
+        use std::io::BufRead;
+        let mut command = std::process::Command::new(root().join("scripts/kafka"));
+        for s in settings {
+            command.args(["--set", s]);
+        }
+        let mut child = command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("scripts/kafka");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line.trim().to_owned());
+        });
+        let address = rx
+            .recv_timeout(Duration::from_secs(300))
+            .expect("scripts/kafka printed no address within 300 s");
+        assert!(
+            address.starts_with("127.0.0.1:"),
+            "scripts/kafka failed: {address:?}"
+        );
+        ApacheKafka { child, address }
+    }
+
+    /// Runs one of Kafka's own tools (a class on the broker's classpath) with `args`, feeding it
+    /// `input`; returns its stdout.
+    pub fn tool(class: &str, args: &[&str], input: Option<&str>) -> String {
+        use std::io::Write;
+        let classpath = std::process::Command::new(root().join("scripts/kafka"))
+            .arg("classpath")
+            .output()
+            .expect("scripts/kafka classpath");
+        let classpath = String::from_utf8_lossy(&classpath.stdout).trim().to_owned();
+        let mut child = std::process::Command::new("java")
+            .args(["-cp", &classpath, class])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("java");
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(text) = input {
+            stdin.write_all(text.as_bytes()).unwrap();
+        }
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{class} failed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for ApacheKafka {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}

@@ -9,6 +9,11 @@ pub struct Tmux {
 
 impl Tmux {
     pub fn start(name: &str) -> Tmux {
+        Self::start_sized(name, 100, 30)
+    }
+
+    /// A terminal of `width` x `height`.
+    pub fn start_sized(name: &str, width: u16, height: u16) -> Tmux {
         let socket = format!("salary-stream-test-{}-{name}", std::process::id());
         let t = Tmux { socket };
         let ok = Command::new("tmux")
@@ -20,9 +25,9 @@ impl Tmux {
                 "new-session",
                 "-d",
                 "-x",
-                "100",
+                &width.to_string(),
                 "-y",
-                "30",
+                &height.to_string(),
             ])
             .args([
                 "env",
@@ -102,8 +107,18 @@ pub fn start_dashboard(name: &str) -> (Tmux, tempfile::TempDir) {
 
 /// Starts the dashboard with `env` before the command and `args` after it.
 pub fn start_dashboard_with(name: &str, env: &str, args: &str) -> (Tmux, tempfile::TempDir) {
+    start_dashboard_sized(name, env, args, (100, 30))
+}
+
+/// Starts the dashboard in a terminal of `size`, with `env` before the command and `args` after.
+pub fn start_dashboard_sized(
+    name: &str,
+    env: &str,
+    args: &str,
+    size: (u16, u16),
+) -> (Tmux, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let t = Tmux::start(name);
+    let t = Tmux::start_sized(name, size.0, size.1);
     let log = dir.path().join("dash.log");
     t.keys(&[
         &format!(

@@ -1,0 +1,320 @@
+//! Against Apache Kafka itself (4.x, KRaft, one node, started by `scripts/kafka`): the broker our
+//! users run. Interop with Kafka's own console tools; at-least-once through a SIGKILL; group
+//! take-over after a SIGKILL; missing topics, `--create-topics` and a closed stdout.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::{exact_prediction, run, ApacheKafka, Child};
+
+fn json(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+/// Output-topic ids, each checked for its exact prediction, read until all of `0..want` are seen
+/// or 90 s pass.
+fn published_ids(address: &str, topic: &str, want: u64) -> BTreeSet<u64> {
+    let mut seen = BTreeSet::new();
+    common::read_until(address, topic, Duration::from_secs(90), |r| {
+        let v = json(std::str::from_utf8(r.value.as_deref().unwrap()).unwrap());
+        assert_eq!(
+            v["predicted_salary"].as_f64().unwrap(),
+            exact_prediction(v["years_experience"].as_f64().unwrap())
+        );
+        seen.insert(v["id"].as_u64().unwrap());
+        seen.len() as u64 >= want
+    });
+    seen
+}
+
+fn missing(seen: &BTreeSet<u64>, n: u64) -> Vec<u64> {
+    (0..n).filter(|i| !seen.contains(i)).collect()
+}
+
+/// Records handled so far, from the stats line.
+fn scored(child: &Child) -> u64 {
+    child
+        .stderr_lines()
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("scored ")?.split(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn apache_kafka_console_producer_in_predictions_out_to_the_console_consumer() {
+    let kafka = ApacheKafka::start(&[]);
+    let b = kafka.address.as_str();
+    let (code, _, stderr) = run(&["produce", "-b", b, "--count", "300", "--rate", "max"]);
+    assert_eq!(code, 0, "{stderr}");
+    // Two good records and two bad ones, from Kafka's own console producer.
+    ApacheKafka::tool(
+        "org.apache.kafka.tools.ConsoleProducer",
+        &["--bootstrap-server", b, "--topic", "experience-events"],
+        Some("{\"id\": \"c1\", \"years_experience\": 5.3}\n{\"id\": \"c2\", \"YearsExperience\": 40}\nnot json\n{\"years_experience\": -1}\n"),
+    );
+    let (code, stdout, stderr) = run(&["score", "-b", b, "--count", "304"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), 302, "{stderr}");
+    assert!(
+        stderr.contains("done: scored 302  bad 2  delivery errors 0"),
+        "{stderr}"
+    );
+    let out = ApacheKafka::tool(
+        "org.apache.kafka.tools.consumer.ConsoleConsumer",
+        &[
+            "--bootstrap-server",
+            b,
+            "--topic",
+            "salary-predictions",
+            "--from-beginning",
+            "--max-messages",
+            "302",
+            "--timeout-ms",
+            "60000",
+        ],
+        None,
+    );
+    let lines: Vec<serde_json::Value> = out.lines().map(json).collect();
+    assert_eq!(lines.len(), 302);
+    for v in &lines {
+        assert_eq!(
+            v["predicted_salary"].as_f64().unwrap(),
+            exact_prediction(v["years_experience"].as_f64().unwrap())
+        );
+    }
+    let c1 = lines.iter().find(|v| v["id"] == "c1").expect("c1 scored");
+    assert_eq!(
+        c1["predicted_salary"].as_f64().unwrap(),
+        exact_prediction(5.3)
+    );
+    let c2 = lines.iter().find(|v| v["id"] == "c2").expect("c2 scored");
+    assert_eq!(c2["extrapolated"], true);
+    let dead = common::read_n(b, "experience-events.dlq", 2, Duration::from_secs(60));
+    let reasons: BTreeSet<String> = dead.iter().map(|r| r.headers["error"].clone()).collect();
+    assert_eq!(dead.len(), 2);
+    assert!(
+        reasons.contains("years_experience is negative (-1)"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.starts_with("not JSON: ")),
+        "{reasons:?}"
+    );
+    assert!(dead
+        .iter()
+        .all(|r| r.headers["source_topic"] == "experience-events"));
+}
+
+#[test]
+fn apache_kafka_a_scorer_sigkilled_mid_stream_loses_nothing_after_a_restart() {
+    let kafka = ApacheKafka::start(&[]);
+    let b = kafka.address.as_str();
+    let (code, _, stderr) = run(&["produce", "-b", b, "--count", "3000", "--rate", "max"]);
+    assert_eq!(code, 0, "{stderr}");
+    // A short session, so the restarted member need not wait out the killed one's 45 s.
+    let args = [
+        "score",
+        "-b",
+        b,
+        "-q",
+        "-X",
+        "session.timeout.ms=3000",
+        "-X",
+        "heartbeat.interval.ms=500",
+    ];
+    let mut first = Child::spawn(&args);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scored(&first) == 0 {
+        assert!(Instant::now() < deadline, "{:?}", first.stderr_lines());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.child.kill().unwrap();
+    first.wait(Duration::from_secs(10));
+    let mut second = Child::spawn(&args);
+    let seen = published_ids(b, "salary-predictions", 3000);
+    assert_eq!(missing(&seen, 3000), Vec::<u64>::new());
+    second.signal("TERM");
+    assert_eq!(second.wait(Duration::from_secs(10)).code(), Some(0));
+}
+
+#[test]
+fn apache_kafka_two_scorers_split_the_partitions_and_one_takes_over_after_sigkill() {
+    let kafka = ApacheKafka::start(&[]);
+    let b = kafka.address.as_str();
+    let args = [
+        "score",
+        "-b",
+        b,
+        "-q",
+        "-X",
+        "session.timeout.ms=3000",
+        "-X",
+        "heartbeat.interval.ms=500",
+    ];
+    let a = Child::spawn(&args);
+    let mut c = Child::spawn(&args);
+    common::wait_for_split(&a, &c, 3);
+    c.child.kill().unwrap();
+    c.wait(Duration::from_secs(10));
+    let (code, _, stderr) = run(&["produce", "-b", b, "--count", "600", "--rate", "max"]);
+    assert_eq!(code, 0, "{stderr}");
+    let seen = published_ids(b, "salary-predictions", 600);
+    assert_eq!(missing(&seen, 600), Vec::<u64>::new());
+    assert_eq!(common::assignment(&a), Some(vec![0, 1, 2]));
+}
+
+#[test]
+fn apache_kafka_missing_topics_are_named_and_create_topics_makes_them() {
+    let kafka = ApacheKafka::start(&["auto.create.topics.enable=false"]);
+    let b = kafka.address.as_str();
+    let (code, _, stderr) = run(&["produce", "-b", b, "-t", "absent", "--count", "5"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>(),
+        [format!(
+            "salary-stream: topic absent does not exist on {b}: nothing was sent (create it, or \
+             run again with --create-topics)"
+        )]
+    );
+    let mut score = Child::spawn(&[
+        "score",
+        "-b",
+        b,
+        "-t",
+        "absent",
+        "--output-topic",
+        "absent-out",
+        "-q",
+    ]);
+    score.wait_for(
+        "the missing topics named",
+        Duration::from_secs(15),
+        |_, err| err.iter().any(|l| l.starts_with("topic absent-out")),
+    );
+    let err = score.stderr_lines();
+    assert!(
+        err.contains(&format!(
+            "topic absent does not exist on {b}: waiting for it to be created (create it, or run \
+         again with --create-topics)"
+        )),
+        "{err:?}"
+    );
+    assert!(
+        err.contains(&format!(
+            "topic absent-out does not exist on {b}: what goes there waits in memory until it is \
+         created (create it, or run again with --create-topics)"
+        )),
+        "{err:?}"
+    );
+    let (code, _, stderr) = run(&[
+        "produce",
+        "-b",
+        b,
+        "-t",
+        "absent",
+        "--count",
+        "40",
+        "--create-topics",
+        "--partitions",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "created topic absent on {b} (2 partitions, the broker's default replication)\n"
+        )),
+        "{stderr}"
+    );
+    score.wait_for("the topic seen", Duration::from_secs(15), |_, err| {
+        err.iter().any(|l| l == "topic absent exists now")
+    });
+    score.signal("TERM");
+    assert_eq!(score.wait(Duration::from_secs(10)).code(), Some(0));
+    let (code, _, stderr) = run(&[
+        "score",
+        "-b",
+        b,
+        "-t",
+        "absent",
+        "--output-topic",
+        "absent-out",
+        "-g",
+        "second",
+        "--create-topics",
+        "--count",
+        "40",
+        "-q",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "created topic absent-out on {b} (3 partitions, the broker's default replication)"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("done: scored 40  bad 0  delivery errors 0"),
+        "{stderr}"
+    );
+    assert_eq!(published_ids(b, "absent-out", 40).len(), 40);
+}
+
+#[test]
+fn apache_kafka_score_piped_to_head_stops_and_commits() {
+    let kafka = ApacheKafka::start(&[]);
+    let b = kafka.address.as_str();
+    let (code, _, stderr) = run(&["produce", "-b", b, "--count", "50", "--rate", "max"]);
+    assert_eq!(code, 0, "{stderr}");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("score.err");
+    let started = Instant::now();
+    let out = std::process::Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "{} score -b {b} 2>{} | head -n 3; echo \"score=${{PIPESTATUS[0]}}\"",
+                common::bin(),
+                log.display()
+            ),
+        ])
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert_eq!(lines[3], "score=0");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let err = std::fs::read_to_string(&log).unwrap();
+    let handled: u64 = err
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("done: scored ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!((3..=50).contains(&handled), "{err}");
+    // What it handled was committed: the group's next run scores exactly the rest.
+    let mut next = Child::spawn(&["score", "-b", b, "-q"]);
+    next.wait_for("the rest scored", Duration::from_secs(30), |_, err| {
+        err.iter()
+            .any(|l| l.starts_with("assigned partitions: [0, 1, 2]"))
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    next.signal("TERM");
+    assert_eq!(next.wait(Duration::from_secs(10)).code(), Some(0));
+    let done = next.stderr_lines();
+    assert!(
+        done.contains(&format!(
+            "done: scored {}  bad 0  delivery errors 0",
+            50 - handled
+        )),
+        "{done:?}"
+    );
+}
