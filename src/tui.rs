@@ -252,6 +252,10 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
     let frame = Duration::from_secs_f64(1.0 / f64::from(args.fps));
     let mut view = View {
         terminal: take_terminal(),
+        // One for the whole run: crossterm's reader thread holds a global lock while it polls the
+        // terminal, so a second stream made while the first one's thread lives can wait on it for
+        // ever (seen when the terminal had gone away).
+        keys: EventStream::new(),
         app,
         events,
         frame,
@@ -290,6 +294,7 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
 /// The screen and what feeds it.
 struct View {
     terminal: DefaultTerminal,
+    keys: EventStream,
     app: App,
     events: EngineEvents,
     frame: Duration,
@@ -328,7 +333,6 @@ impl View {
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
             .map(Duration::from_millis);
-        let mut keys = EventStream::new();
         let mut frames = tokio::time::interval(self.frame);
         frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let signal = shutdown_signal();
@@ -341,7 +345,7 @@ impl View {
                         panic!("SALARY_STREAM_TEST_PANIC_AFTER_MS asked for a panic");
                     }
                 }
-                event = keys.next() => match event {
+                event = self.keys.next() => match event {
                     Some(Ok(Event::Key(key))) => {
                         if let Some(message) = message_for(key, self.app.show_help) {
                             self.apply(message, Some(engine));
@@ -383,7 +387,8 @@ impl View {
         }
         let deadline = tokio::time::sleep(bound);
         tokio::pin!(deadline);
-        let mut keys = EventStream::new();
+        // A terminal that has gone away ends its key stream or fails it: stop listening then.
+        let mut terminal_alive = true;
         let mut frames = tokio::time::interval(self.frame);
         frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let signal = shutdown_signal();
@@ -397,16 +402,21 @@ impl View {
                 _ = &mut deadline => {
                     return Some(unfinished.cut_short_line(&format!("after {}", seconds_text(bound))));
                 }
-                _ = frames.tick() => {
+                _ = frames.tick(), if terminal_alive => {
                     if let Err(e) = self.draw(None) {
                         tracing::debug!(error = %e, "drawing while quitting");
+                        terminal_alive = false;
                     }
                 }
-                event = keys.next() => {
-                    if let Some(Ok(Event::Key(key))) = event {
-                        if let Some(Message::Quit) = message_for(key, false) {
-                            self.apply(Message::Quit, None);
+                event = self.keys.next(), if terminal_alive => {
+                    match event {
+                        Some(Ok(Event::Key(key))) => {
+                            if let Some(Message::Quit) = message_for(key, false) {
+                                self.apply(Message::Quit, None);
+                            }
                         }
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) | None => terminal_alive = false,
                     }
                     if self.app.force_quit {
                         return Some(unfinished.cut_short_line("quit again"));

@@ -318,3 +318,9 @@ fn apache_kafka_score_piped_to_head_stops_and_commits() {
         "{done:?}"
     );
 }
+
+#[test]
+fn apache_kafka_paused_10_s_costs_no_cpu_and_loses_nothing() {
+    let kafka = ApacheKafka::start(&[]);
+    common::a_paused_broker_costs_no_cpu_and_loses_nothing(&kafka.address, kafka.broker_pid(), &[]);
+}

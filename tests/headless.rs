@@ -546,3 +546,9 @@ fn a_port_that_does_not_speak_kafka_and_a_host_that_does_not_resolve_are_named()
         );
     }
 }
+
+#[test]
+fn the_embedded_broker_paused_10_s_costs_no_cpu_and_loses_nothing() {
+    let (broker, address) = common::broker_process(3);
+    common::a_paused_broker_costs_no_cpu_and_loses_nothing(&address, broker.child.id(), &[]);
+}

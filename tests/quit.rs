@@ -253,3 +253,29 @@ fn a_second_sigint_ends_a_slow_score_at_once() {
         assert!(last.starts_with("done: scored 50"), "{last}");
     }
 }
+
+#[test]
+fn the_dashboard_ends_when_its_terminal_goes_away() {
+    let (t, dir) = start_dashboard_with("terminal-gone", "", "--produce");
+    t.wait_for("predictions", |s| s.contains("acked"));
+    let log = dir.path().join("dash.log");
+    let pid = || {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", "--", &format!("--log {}", log.display())])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert!(!pid().is_empty(), "the dashboard runs");
+    let gone = Instant::now();
+    // The terminal closes: the dashboard gets SIGHUP, and its terminal reads fail from then on.
+    drop(t);
+    while !pid().is_empty() {
+        assert!(
+            gone.elapsed() <= Duration::from_secs(5) + MARGIN,
+            "still running {:?} after its terminal went away",
+            gone.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -181,3 +181,13 @@ fn two_scorers_split_the_partitions_and_one_hands_over_on_sigterm() {
         "every id published"
     );
 }
+
+#[test]
+fn tansu_paused_10_s_costs_no_cpu_and_loses_nothing() {
+    let tansu = Tansu::start(&TOPICS);
+    common::a_paused_broker_costs_no_cpu_and_loses_nothing(
+        &tansu.address,
+        tansu.pid(),
+        &ONE_RECORD_PER_BATCH,
+    );
+}

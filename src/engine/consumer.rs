@@ -860,7 +860,9 @@ impl Scorer {
                     }
                 }
                 let up = answer.is_ok();
-                if last != Some(up) {
+                // Up is said after every answer: a client's "all brokers are down" can come in
+                // after the broker is back, and must not stand.
+                if up || last != Some(up) {
                     self.sink.emit(EngineEvent::Broker(match answer {
                         Ok(_) => BrokerHealth::Up,
                         Err(e)

@@ -332,6 +332,13 @@ impl Tansu {
     }
 }
 
+impl Tansu {
+    /// The broker's process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Tansu {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -448,6 +455,21 @@ impl ApacheKafka {
     }
 }
 
+impl ApacheKafka {
+    /// The broker's own process (the JVM that scripts/kafka started).
+    pub fn broker_pid(&self) -> u32 {
+        let out = std::process::Command::new("pgrep")
+            .args(["-P", &self.child.id().to_string(), "-f", "kafka.Kafka"])
+            .output()
+            .expect("pgrep");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("the broker's JVM")
+    }
+}
+
 impl Drop for ApacheKafka {
     fn drop(&mut self) {
         let _ = std::process::Command::new("kill")
@@ -455,4 +477,126 @@ impl Drop for ApacheKafka {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// CPU seconds (user + system) a process has used so far.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
+/// Sends `signal` (`STOP`, `CONT`, ...) to process `pid`.
+pub fn kill(signal: &str, pid: u32) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill -{signal} {pid}");
+}
+
+/// A broker paused for 10 s with SIGSTOP mid-stream, then resumed: the scorer burns no CPU while
+/// it waits, its stats line says the broker is unreachable and then recovers, and every event
+/// the producer had acknowledged is scored. `broker_pid` is the broker's process; `extra` goes to
+/// every client (tansu needs one record a batch).
+pub fn a_paused_broker_costs_no_cpu_and_loses_nothing(
+    address: &str,
+    broker_pid: u32,
+    extra: &[&str],
+) {
+    let with = |args: &[&str]| -> Vec<String> {
+        args.iter().chain(extra).map(|s| (*s).to_owned()).collect()
+    };
+    fn refs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let score_args = with(&["score", "-b", address, "-q"]);
+    let mut score = Child::spawn(&refs(&score_args));
+    let produce_args = with(&["produce", "-b", address, "--rate", "200"]);
+    let mut produce = Child::spawn(&refs(&produce_args));
+    let scored = |child: &Child| -> u64 {
+        child
+            .stderr_lines()
+            .iter()
+            .rev()
+            .find_map(|l| l.strip_prefix("scored ")?.split(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scored(&score) < 200 {
+        assert!(Instant::now() < deadline, "{:?}", score.stderr_lines());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kill("STOP", broker_pid);
+    let paused = Instant::now();
+    let cpu_before = cpu_seconds(score.child.id());
+    score.wait_for(
+        "the broker said unreachable",
+        Duration::from_secs(10),
+        |_, err| {
+            err.last()
+                .is_some_and(|l| l.contains("broker unreachable: no answer within 2 s"))
+        },
+    );
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(paused.elapsed()));
+    let cpu = cpu_seconds(score.child.id()) - cpu_before;
+    kill("CONT", broker_pid);
+    // A busy loop would take a whole core (10 s); waiting costs the debug build about 1 s on a
+    // loaded 2-core machine (wake-ups every few ms, three clients reconnecting).
+    assert!(
+        cpu < 2.0,
+        "no busy loop while the broker is paused: {cpu:.2} s of CPU in 10 s"
+    );
+    let lines_before = score.stderr_lines().len();
+    score.wait_for(
+        "the stats line recovered",
+        Duration::from_secs(30),
+        |_, err| {
+            err.len() > lines_before + 1
+                && err
+                    .last()
+                    .is_some_and(|l| l.starts_with("scored ") && !l.contains("unreachable"))
+        },
+    );
+    produce.signal("TERM");
+    assert_eq!(produce.wait(Duration::from_secs(15)).code(), Some(0));
+    let done = produce
+        .stderr_lines()
+        .into_iter()
+        .find_map(|l| {
+            let rest = l.strip_prefix("done: sent ")?;
+            let (sent, rest) = rest.split_once("  acked ")?;
+            let (acked, failed) = rest.split_once("  failed ")?;
+            Some((
+                sent.parse::<u64>().ok()?,
+                acked.parse::<u64>().ok()?,
+                failed.to_owned(),
+            ))
+        })
+        .expect("the producer's summary");
+    assert_eq!(done.0, done.1, "every event acknowledged");
+    assert_eq!(done.2, "0");
+    let acked = done.1;
+    let mut seen = std::collections::BTreeSet::new();
+    read_until(
+        address,
+        "salary-predictions",
+        Duration::from_secs(90),
+        |r| {
+            let v: serde_json::Value =
+                serde_json::from_slice(r.value.as_deref().unwrap_or_default()).unwrap();
+            seen.insert(v["id"].as_u64().unwrap());
+            seen.len() as u64 >= acked
+        },
+    );
+    let missing: Vec<u64> = (0..acked).filter(|i| !seen.contains(i)).collect();
+    assert_eq!(missing, Vec::<u64>::new(), "of {acked} acknowledged");
+    score.signal("TERM");
+    assert_eq!(score.wait(Duration::from_secs(10)).code(), Some(0));
 }
