@@ -45,6 +45,18 @@ pub enum Command {
     Score(ScoreArgs),
     /// Run the embedded broker on its own; prints its address first.
     Broker(BrokerArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout: `salary-stream man > salary-stream.1`.
+    Man,
+}
+
+/// `completions` options.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Where Kafka is and which topics to use.

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use salary_stream::cli::{Cli, Command, ScoreArgs};
 use salary_stream::engine::config::redact_text;
 use salary_stream::model::{self, Artifact};
@@ -17,7 +17,13 @@ fn main() -> ExitCode {
         Some(Command::Produce(a)) => Some(&a.kafka),
         Some(Command::Score(a)) => Some(&a.kafka),
         None => Some(&cli.dash.kafka),
-        Some(Command::Train(_) | Command::Predict(_) | Command::Broker(_)) => None,
+        Some(
+            Command::Train(_)
+            | Command::Predict(_)
+            | Command::Broker(_)
+            | Command::Completions(_)
+            | Command::Man,
+        ) => None,
     };
     let properties = kafka
         .and_then(|k| k.parsed_properties().ok())
@@ -48,6 +54,18 @@ fn main() -> ExitCode {
             headless::init_logging();
             headless::broker(args)
         }
+        Some(Command::Completions(args)) => {
+            let mut text = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "salary-stream", &mut text);
+            print_quietly(&text)
+        }
+        Some(Command::Man) => {
+            let mut text = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut text)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| print_quietly(&text))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -55,6 +73,16 @@ fn main() -> ExitCode {
             eprintln!("salary-stream: {}", redact_text(&one_line(&e), &properties));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes `text` to stdout; a reader that went away (`| head`) is no error, as for any Unix tool.
+fn print_quietly(text: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }
 

@@ -186,3 +186,41 @@ fn bad_artifacts_and_arguments_are_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_same_definitions() {
+    let bin = env!("CARGO_BIN_EXE_salary-stream");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bash = run(&["completions", "bash"]);
+    assert!(
+        bash.contains("_salary-stream()") || bash.contains("_salary__stream()"),
+        "{bash}"
+    );
+    for flag in [
+        "--shutdown-timeout",
+        "--create-topics",
+        "--models-dir",
+        "--brokers",
+    ] {
+        assert!(bash.contains(flag), "bash completes {flag}");
+    }
+    let zsh = run(&["completions", "zsh"]);
+    assert!(zsh.starts_with("#compdef salary-stream"), "{zsh}");
+    let fish = run(&["completions", "fish"]);
+    assert!(fish.contains("complete -c salary-stream"), "{fish}");
+    let man = run(&["man"]);
+    assert!(man.contains(".TH salary-stream 1"), "{man}");
+    for command in ["score", "produce", "broker", "completions"] {
+        assert!(man.contains(command), "the man page names {command}");
+    }
+    let out = std::process::Command::new(bin)
+        .args(["completions", "nosh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'nosh'"));
+}

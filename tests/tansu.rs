@@ -191,3 +191,66 @@ fn tansu_paused_10_s_costs_no_cpu_and_loses_nothing() {
         &ONE_RECORD_PER_BATCH,
     );
 }
+
+/// tansu, like many production clusters, creates no topic on demand.
+#[test]
+fn tansu_missing_topics_are_named_and_create_topics_makes_them() {
+    let tansu = Tansu::start(&[]);
+    let b = tansu.address.as_str();
+    let (code, _, stderr) = run(&["produce", "-b", b, "--count", "5"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        stderr.lines().last().unwrap_or_default(),
+        format!(
+            "salary-stream: topic experience-events does not exist on {b}: nothing was sent \
+             (create it, or run again with --create-topics)"
+        )
+    );
+    let mut score = Child::spawn(&["score", "-b", b, "-q"]);
+    score.wait_for(
+        "the missing topics named",
+        Duration::from_secs(20),
+        |_, err| {
+            err.iter()
+                .any(|l| l.starts_with("topic experience-events.dlq does not exist"))
+        },
+    );
+    let err = score.stderr_lines();
+    assert!(
+        err.contains(&format!(
+            "topic experience-events does not exist on {b}: waiting for it to be created \
+             (create it, or run again with --create-topics)"
+        )),
+        "{err:?}"
+    );
+    score.signal("TERM");
+    assert_eq!(score.wait(Duration::from_secs(10)).code(), Some(0));
+    let mut args = produce(b, "200", "max");
+    args.extend([
+        "--create-topics".to_owned(),
+        "--partitions".to_owned(),
+        "2".to_owned(),
+    ]);
+    let (code, _, stderr) = run(&refs(&args));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stderr.lines().next().unwrap_or_default(),
+        format!("created topic experience-events on {b} (2 partitions, the broker's default replication)")
+    );
+    let (code, stdout, stderr) = run(&["score", "-b", b, "--create-topics", "--count", "200"]);
+    assert_eq!(code, 0, "{stderr}");
+    for topic in [
+        "salary-predictions (3 partitions",
+        "experience-events.dlq (1 partition,",
+    ] {
+        assert!(
+            stderr.contains(&format!(
+                "created topic {}",
+                topic.replace(" (", &format!(" on {b} ("))
+            )),
+            "{topic}: {stderr}"
+        );
+    }
+    assert_eq!(stdout.lines().count(), 200);
+    assert_eq!(missing(&published_ids(b, 200), 200), Vec::<u64>::new());
+}
