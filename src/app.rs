@@ -190,6 +190,9 @@ impl Default for ServingLine {
 }
 
 /// Messages: the only way state changes.
+// A report is moved once per frame from the channel into `update`; boxing it would allocate
+// per report for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     /// Time passes; milliseconds on the dashboard's clock.
@@ -258,6 +261,8 @@ pub struct App {
     pub topics_note: Option<String>,
     /// Labeled events the accuracy figures cover.
     pub accuracy_window: usize,
+    /// Where Prometheus metrics are served, if they are.
+    pub metrics_address: Option<String>,
     /// Input partitions this instance owns.
     pub assigned: Vec<i32>,
     /// The synthetic producer's labels are drifted.
@@ -294,6 +299,7 @@ impl App {
             missing_topics: Vec::new(),
             topics_note: None,
             accuracy_window: crate::engine::consumer::ACCURACY_WINDOW,
+            metrics_address: None,
             assigned: Vec::new(),
             drift_on: false,
             model_note: None,

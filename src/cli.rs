@@ -92,6 +92,9 @@ pub struct KafkaArgs {
     /// else ~/.local/share/salary-stream/models].
     #[arg(long, value_name = "PATH")]
     pub models_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics (port 0: a free one).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
     /// Create missing topics (input, output, dead letters) with the admin API.
     #[arg(long)]
     pub create_topics: bool,

@@ -11,6 +11,7 @@ use rdkafka::producer::Producer;
 
 use crate::cli::{BrokerArgs, ProduceArgs, ScoreArgs};
 use crate::engine::broker::EmbeddedBroker;
+use crate::engine::consumer::ScorerConfig;
 use crate::engine::consumer::{self, BoxedWriter, PredictionWriter};
 use crate::engine::producer::{self, LabelModel, ProducerConfig};
 use crate::engine::topics::missing_line;
@@ -18,8 +19,8 @@ use crate::engine::{
     BrokerHealth, EngineEvent, EventSink, ModelEvent, ProducerStatus, EMBEDDED_INPUT_PARTITIONS,
 };
 use crate::runtime::{
-    connect, create_topics, cut_reason, load_model, scorer_config, scorer_topics, shutdown_signal,
-    within_bound, Ending,
+    connect, create_topics, cut_reason, load_model, metered, scorer_config, scorer_topics,
+    shutdown_signal, start_metrics, within_bound, Ending,
 };
 
 /// A line on stderr. A closed stderr is no reason to stop (`eprintln!` would panic on it).
@@ -314,16 +315,24 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
         &args.kafka.topic,
         &connection.kafka.bootstrap,
     ));
+    let metrics = start_metrics(&args.kafka, &model.artifact.version, !args.no_output)?;
+    if let Some((_, address)) = &metrics {
+        say!("metrics at http://{address}/metrics");
+    }
+    let metrics = metrics.map(|(m, _)| m);
     let writer = (!args.quiet).then(|| Box::new(NdjsonStdout::default()) as BoxedWriter);
     let scorer = consumer::spawn(
-        scorer_config(
-            &args.kafka,
-            &connection.kafka,
-            &model,
-            !args.no_output,
-            args.count,
-        ),
-        tally.clone(),
+        ScorerConfig {
+            metrics: metrics.clone(),
+            ..scorer_config(
+                &args.kafka,
+                &connection.kafka,
+                &model,
+                !args.no_output,
+                args.count,
+            )
+        },
+        metered(tally.clone(), metrics.as_ref()),
         writer,
     )?;
     let mut previous = 0;
@@ -413,6 +422,11 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         say!("done: sent 0  acked 0  failed 0");
         return Ok(());
     }
+    let metrics = start_metrics(&args.kafka, &a.version, false)?;
+    if let Some((_, address)) = &metrics {
+        say!("metrics at http://{address}/metrics");
+    }
+    let metrics = metrics.map(|(m, _)| m);
     let handle = producer::spawn(
         ProducerConfig {
             kafka: connection.kafka.clone(),
@@ -430,7 +444,7 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
             start_running: true,
             paced_by: None,
         },
-        tally.clone(),
+        metered(tally.clone(), metrics.as_ref()),
     )?;
     let mut previous = 0;
     let stats = StatsPrinter::start(tally.clone(), move |t, secs| {

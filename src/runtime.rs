@@ -10,6 +10,7 @@ use crate::cli::{KafkaArgs, DEFAULT_MODEL};
 use crate::engine::broker::EmbeddedBroker;
 use crate::engine::config::KafkaOptions;
 use crate::engine::consumer::ScorerConfig;
+use crate::engine::metrics::{MeteredSink, Metrics};
 use crate::model::{Artifact, Predictor};
 
 /// The artifact committed in assets/, built in so the binary works from any directory.
@@ -106,6 +107,7 @@ pub fn scorer_config(
         predictor: Predictor::from(&model.artifact),
         model_path: model.path.clone(),
         models_dir: args.models_dir.clone().unwrap_or_else(default_models_dir),
+        metrics: None,
         max_records,
         training_rmse: model.artifact.rmse,
         // The rest of the bound is for the final commit and leaving the group.
@@ -125,6 +127,34 @@ pub fn default_models_dir() -> PathBuf {
         })
         .unwrap_or_else(std::env::temp_dir);
     data.join("salary-stream").join("models")
+}
+
+/// `--metrics HOST:PORT`: the registry and its endpoint, started; with the address it serves on.
+pub fn start_metrics(
+    args: &KafkaArgs,
+    version: &str,
+    publishing: bool,
+) -> anyhow::Result<Option<(std::sync::Arc<Metrics>, std::net::SocketAddr)>> {
+    let Some(address) = &args.metrics else {
+        return Ok(None);
+    };
+    let metrics = Metrics::new(version, publishing);
+    let bound = crate::engine::metrics::serve(address, metrics.clone())?;
+    Ok(Some((metrics, bound)))
+}
+
+/// `sink`, counted into `metrics` first when they are served.
+pub fn metered(
+    sink: crate::engine::SharedSink,
+    metrics: Option<&std::sync::Arc<Metrics>>,
+) -> crate::engine::SharedSink {
+    match metrics {
+        Some(m) => std::sync::Arc::new(MeteredSink {
+            inner: sink,
+            metrics: m.clone(),
+        }),
+        None => sink,
+    }
 }
 
 /// The log filter: `SALARY_STREAM_LOG` if set, else `default`. Either way one rust-rdkafka line

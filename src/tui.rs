@@ -19,7 +19,8 @@ use crate::engine::consumer::{ScorerConfig, ScorerHandle, Unfinished};
 use crate::engine::producer::{self, LabelModel, ProducerConfig, ProducerHandle};
 use crate::engine::{consumer, EngineEvent, EventSink};
 use crate::runtime::{
-    connect, create_topics, load_model, scorer_config, scorer_topics, seconds_text, shutdown_signal,
+    connect, create_topics, load_model, metered, scorer_config, scorer_topics, seconds_text,
+    shutdown_signal, start_metrics,
 };
 use crate::ui;
 
@@ -179,10 +180,17 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
     let model = load_model(args.kafka.model.as_deref())?;
     let connection = connect(&args.kafka, crate::engine::EMBEDDED_INPUT_PARTITIONS)?;
     let created = create_topics(&args.kafka, &connection, &scorer_topics(&args.kafka))?;
+    let metrics = start_metrics(&args.kafka, &model.artifact.version, true)?;
+    let metrics_address = metrics.as_ref().map(|(_, address)| address.to_string());
+    let metrics = metrics.map(|(m, _)| m);
     let (sink, events) = EngineEvents::channel();
+    let sink = metered(sink, metrics.as_ref());
     let artifact = &model.artifact;
     let bound = args.kafka.shutdown_timeout;
-    let mut config = scorer_config(&args.kafka, &connection.kafka, &model, true, None);
+    let mut config = ScorerConfig {
+        metrics,
+        ..scorer_config(&args.kafka, &connection.kafka, &model, true, None)
+    };
     // The embedded broker ends with this process, so waiting on it at exit gains nothing.
     if connection.embedded.is_some() {
         config = ScorerConfig {
@@ -227,6 +235,7 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
         formula: predictor.formula(),
     };
     let mut app = App::new(setup, 0);
+    app.metrics_address = metrics_address;
     if !created.is_empty() {
         app.topics_note = Some(format!(
             "created {} missing topic{}",

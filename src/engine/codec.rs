@@ -123,6 +123,24 @@ pub enum BadRecord {
     NonFinitePrediction(f64),
 }
 
+impl BadRecord {
+    /// The reason's class, for counting: one word per kind of fault, never a value.
+    pub fn class(&self) -> &'static str {
+        match self {
+            BadRecord::Empty => "empty",
+            BadRecord::Tombstone => "tombstone",
+            BadRecord::TooLarge(_) => "too_large",
+            BadRecord::NotUtf8(_) => "not_utf8",
+            BadRecord::NotJson(_) => "not_json",
+            BadRecord::NotObject(_) => "not_an_object",
+            BadRecord::MissingYears => "missing_field",
+            BadRecord::WrongType { .. } => "wrong_type",
+            BadRecord::NegativeYears(_) | BadRecord::NegativeTimestamp(_) => "negative",
+            BadRecord::NonFinitePrediction(_) => "non_finite_prediction",
+        }
+    }
+}
+
 /// A JSON value reduced to what validation needs, borrowing strings where possible.
 #[derive(Debug, Default, Clone, PartialEq)]
 enum Field<'a> {

@@ -96,6 +96,8 @@ pub struct ScorerConfig {
     pub model_path: Option<std::path::PathBuf>,
     /// Where retrained versions are written, one file each (never the `model_path` file).
     pub models_dir: std::path::PathBuf,
+    /// Prometheus metrics to feed latency samples to, when served.
+    pub metrics: Option<Arc<super::metrics::Metrics>>,
     /// Stop after this many records are handled.
     pub max_records: Option<u64>,
     /// The model's training RMSE: the scale of the drift detector.
@@ -136,6 +138,7 @@ pub struct OffsetTracker {
     ready: BTreeMap<i32, i64>,
     latency_us: hdrhistogram::Histogram<u64>,
     window: LatencyWindow,
+    metrics: Option<Arc<super::metrics::Metrics>>,
 }
 
 impl Default for OffsetTracker {
@@ -147,11 +150,20 @@ impl Default for OffsetTracker {
             latency_us: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
                 .expect("constant histogram bounds are valid"),
             window: LatencyWindow::new(LATENCY_WINDOW_SECONDS),
+            metrics: None,
         }
     }
 }
 
 impl OffsetTracker {
+    /// A tracker that also feeds each latency sample to `metrics`.
+    pub fn with_metrics(metrics: Option<Arc<super::metrics::Metrics>>) -> Self {
+        OffsetTracker {
+            metrics,
+            ..OffsetTracker::default()
+        }
+    }
+
     /// Notes that `offset` of `partition` is in flight; `event_ms` is the event's time.
     pub fn track(&mut self, partition: i32, offset: i64, event_ms: Option<i64>) {
         self.pending
@@ -178,6 +190,7 @@ impl OffsetTracker {
                 record_latency(
                     &mut self.latency_us,
                     &mut self.window,
+                    self.metrics.as_deref(),
                     slot.event_ms,
                     now_ms,
                 );
@@ -201,7 +214,13 @@ impl OffsetTracker {
     /// Notes that `offset` of `partition` is done at `now_ms` with nothing to acknowledge
     /// (scoring without publishing): ready at once unless earlier offsets are still in flight.
     pub fn complete(&mut self, partition: i32, offset: i64, event_ms: Option<i64>, now_ms: f64) {
-        record_latency(&mut self.latency_us, &mut self.window, event_ms, now_ms);
+        record_latency(
+            &mut self.latency_us,
+            &mut self.window,
+            self.metrics.as_deref(),
+            event_ms,
+            now_ms,
+        );
         match self.pending.get_mut(&partition) {
             Some(queue) if !queue.is_empty() => queue.push_back(InFlight {
                 offset,
@@ -253,6 +272,7 @@ impl OffsetTracker {
 fn record_latency(
     histogram: &mut hdrhistogram::Histogram<u64>,
     window: &mut LatencyWindow,
+    metrics: Option<&super::metrics::Metrics>,
     event_ms: Option<i64>,
     now_ms: f64,
 ) {
@@ -260,6 +280,9 @@ fn record_latency(
         let us = ((now_ms - t as f64) * 1000.0).max(1.0) as u64;
         histogram.saturating_record(us);
         window.record(now_ms, us);
+        if let Some(m) = metrics {
+            m.observe_latency_us(us);
+        }
     }
 }
 
@@ -720,7 +743,9 @@ struct Scorer {
 
 impl Scorer {
     fn new(config: ScorerConfig, sink: SharedSink) -> Result<Self, ScorerError> {
-        let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
+        let tracker = Arc::new(Mutex::new(OffsetTracker::with_metrics(
+            config.metrics.clone(),
+        )));
         let failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let producer = ScoringProducer::create(
             &config.kafka.client_config(&[
@@ -1241,6 +1266,7 @@ impl Scorer {
                 summary.bad += 1;
                 self.handled.fetch_add(1, Ordering::Relaxed);
                 report.bad += 1;
+                *report.bad_by_class.entry(bad.class()).or_default() += 1;
                 report.last_bad = Some(reason);
             }
         }

@@ -10,6 +10,7 @@ pub mod consumer;
 pub mod delivery;
 pub mod diagnose;
 pub mod intake;
+pub mod metrics;
 pub mod producer;
 pub mod quality;
 pub mod stats;
@@ -65,6 +66,8 @@ pub struct ScoreReport {
     pub bad: u64,
     /// The reason of the latest bad record.
     pub last_bad: Option<String>,
+    /// Bad records by reason class ([`codec::BadRecord::class`]).
+    pub bad_by_class: metrics::BadByClass,
     /// Delivery failures of predictions or dead letters (they will be consumed again).
     pub delivery_errors: u64,
     /// Accuracy over the latest labeled events, if any were labeled.

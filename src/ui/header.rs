@@ -43,6 +43,10 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
         Field::new(vec!["broker ".dim(), Span::raw(s.broker.clone())]),
         broker_state,
         Field::new(vec!["  group ".dim(), Span::raw(s.group.clone())]),
+        Field::new(match &app.metrics_address {
+            Some(address) => vec!["  metrics ".dim(), Span::raw(format!("{address}/metrics"))],
+            None => vec![],
+        }),
     ];
     let topics = if app.missing_topics.is_empty() {
         vec![

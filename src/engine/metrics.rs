@@ -1,0 +1,391 @@
+//! Prometheus metrics (`--metrics HOST:PORT`): the engine's events counted into a registry of the
+//! official client crate, served as text at `/metrics`.
+//!
+//! Names follow Prometheus conventions: `salary_stream_` prefix, `_total` on counters, base
+//! units (`_seconds`).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+
+use super::{EngineEvent, EventSink, ModelEvent, SharedSink};
+
+/// Labels naming a reason class of bad records.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: String,
+}
+
+/// Labels naming an input partition.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Partition {
+    partition: String,
+}
+
+/// Labels naming a model version.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Version {
+    version: String,
+}
+
+/// Every metric this process exposes.
+pub struct Metrics {
+    registry: Registry,
+    scored: Counter,
+    bad: Family<Reason, Counter>,
+    published: Counter,
+    failed: Counter,
+    latency: Histogram,
+    lag_records: Family<Partition, Gauge>,
+    lag_seconds: Family<Partition, Gauge<f64, AtomicU64>>,
+    model: Family<Version, Gauge>,
+    drift: Gauge,
+    producer_sent: Counter,
+    producer_acked: Counter,
+    producer_failed: Counter,
+    /// The producer's cumulative counts last seen, to turn them into counter increments.
+    producer_seen: Mutex<(u64, u64, u64)>,
+    serving: Mutex<String>,
+    publishing: bool,
+}
+
+impl Metrics {
+    /// A registry for a process serving `version`; `publishing` says whether scored records are
+    /// published to an output topic.
+    pub fn new(version: &str, publishing: bool) -> Arc<Metrics> {
+        let mut registry = Registry::default();
+        let scored = Counter::default();
+        let bad = Family::<Reason, Counter>::default();
+        let published = Counter::default();
+        let failed = Counter::default();
+        // 0.5 ms to about 16 s, doubling.
+        let latency = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        let lag_records = Family::<Partition, Gauge>::default();
+        let lag_seconds = Family::<Partition, Gauge<f64, AtomicU64>>::default();
+        let model = Family::<Version, Gauge>::default();
+        let drift = Gauge::default();
+        let producer_sent = Counter::default();
+        let producer_acked = Counter::default();
+        let producer_failed = Counter::default();
+        registry.register(
+            "salary_stream_records_scored",
+            "Input records scored",
+            scored.clone(),
+        );
+        registry.register(
+            "salary_stream_bad_records",
+            "Input records sent to the dead-letter topic, by reason class",
+            bad.clone(),
+        );
+        registry.register(
+            "salary_stream_predictions_published",
+            "Predictions handed to the output topic",
+            published.clone(),
+        );
+        registry.register(
+            "salary_stream_deliveries_failed",
+            "Predictions or dead letters the broker did not take (their records are consumed again)",
+            failed.clone(),
+        );
+        registry.register_with_unit(
+            "salary_stream_latency",
+            "From an event's time to the acknowledgement of its prediction",
+            Unit::Seconds,
+            latency.clone(),
+        );
+        registry.register(
+            "salary_stream_consumer_lag_records",
+            "Records not yet handled, by assigned input partition",
+            lag_records.clone(),
+        );
+        registry.register_with_unit(
+            "salary_stream_consumer_lag",
+            "How long ago the last record handled from a lagging partition was made",
+            Unit::Seconds,
+            lag_seconds.clone(),
+        );
+        registry.register(
+            "salary_stream_model_info",
+            "The serving model's version (1 for the one serving)",
+            model.clone(),
+        );
+        registry.register(
+            "salary_stream_drift_alarm",
+            "1 once the drift detector has fired for the serving model, else 0",
+            drift.clone(),
+        );
+        registry.register(
+            "salary_stream_producer_sent",
+            "Synthetic events handed to the client",
+            producer_sent.clone(),
+        );
+        registry.register(
+            "salary_stream_producer_acked",
+            "Synthetic events the broker acknowledged",
+            producer_acked.clone(),
+        );
+        registry.register(
+            "salary_stream_producer_failed",
+            "Synthetic events the broker refused or that timed out",
+            producer_failed.clone(),
+        );
+        model
+            .get_or_create(&Version {
+                version: version.to_owned(),
+            })
+            .set(1);
+        Arc::new(Metrics {
+            registry,
+            scored,
+            bad,
+            published,
+            failed,
+            latency,
+            lag_records,
+            lag_seconds,
+            model,
+            drift,
+            producer_sent,
+            producer_acked,
+            producer_failed,
+            producer_seen: Mutex::new((0, 0, 0)),
+            serving: Mutex::new(version.to_owned()),
+            publishing,
+        })
+    }
+
+    /// One latency sample, in µs.
+    pub fn observe_latency_us(&self, us: u64) {
+        self.latency.observe(us as f64 / 1e6);
+    }
+
+    /// Counts what an engine event says.
+    pub fn observe(&self, event: &EngineEvent) {
+        match event {
+            EngineEvent::Scored(report) => {
+                self.scored.inc_by(report.scored);
+                if self.publishing {
+                    self.published.inc_by(report.scored);
+                }
+                self.failed.inc_by(report.delivery_errors);
+                for (class, n) in &report.bad_by_class {
+                    self.bad
+                        .get_or_create(&Reason {
+                            reason: (*class).to_owned(),
+                        })
+                        .inc_by(*n);
+                }
+                self.drift.set(i64::from(report.drift.is_some()));
+            }
+            EngineEvent::Lag(lag) => {
+                self.lag_records.clear();
+                self.lag_seconds.clear();
+                for (p, records) in &lag.partitions {
+                    let label = Partition {
+                        partition: p.to_string(),
+                    };
+                    self.lag_records.get_or_create(&label).set(*records);
+                    let behind = lag
+                        .behind_ms
+                        .iter()
+                        .find(|(q, _)| q == p)
+                        .map_or(0, |(_, ms)| *ms);
+                    self.lag_seconds
+                        .get_or_create(&label)
+                        .set(behind as f64 / 1000.0);
+                }
+            }
+            EngineEvent::Model(ModelEvent::Swapped { version, .. }) => {
+                let mut serving = self.serving.lock().unwrap_or_else(PoisonError::into_inner);
+                self.model.remove(&Version {
+                    version: serving.clone(),
+                });
+                self.model
+                    .get_or_create(&Version {
+                        version: version.clone(),
+                    })
+                    .set(1);
+                version.clone_into(&mut serving);
+                self.drift.set(0);
+            }
+            EngineEvent::Producer(status) => {
+                let mut seen = self
+                    .producer_seen
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                self.producer_sent
+                    .inc_by(status.sent.saturating_sub(seen.0));
+                self.producer_acked
+                    .inc_by(status.acked.saturating_sub(seen.1));
+                self.producer_failed
+                    .inc_by(status.failed.saturating_sub(seen.2));
+                *seen = (
+                    seen.0.max(status.sent),
+                    seen.1.max(status.acked),
+                    seen.2.max(status.failed),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// The metrics in Prometheus's text format (OpenMetrics).
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+/// A sink that counts every event into [`Metrics`], then passes it on.
+pub struct MeteredSink {
+    /// Where events go after being counted.
+    pub inner: SharedSink,
+    /// What counts them.
+    pub metrics: Arc<Metrics>,
+}
+
+impl EventSink for MeteredSink {
+    fn emit(&self, event: EngineEvent) {
+        self.metrics.observe(&event);
+        self.inner.emit(event);
+    }
+}
+
+/// Why the metrics endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot serve metrics on {address}: {source}")]
+pub struct ServeError {
+    address: String,
+    source: std::io::Error,
+}
+
+/// Serves `metrics` at `http://ADDRESS/metrics` from a thread of its own; returns the address
+/// bound (a port of 0 picks a free one).
+pub fn serve(address: &str, metrics: Arc<Metrics>) -> Result<SocketAddr, ServeError> {
+    let fail = |source| ServeError {
+        address: address.to_owned(),
+        source,
+    };
+    let listener = TcpListener::bind(address).map_err(fail)?;
+    let bound = listener.local_addr().map_err(fail)?;
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            for connection in listener.incoming() {
+                let Ok(mut stream) = connection else { continue };
+                let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+                let mut request = String::new();
+                let mut reader = BufReader::new(&stream);
+                if reader.read_line(&mut request).is_err() {
+                    continue;
+                }
+                // The rest of the request head, up to its blank line.
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let path = request.split_whitespace().nth(1).unwrap_or("");
+                let response = if path == "/metrics" || path.starts_with("/metrics?") {
+                    let body = metrics.encode();
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; \
+                         version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: \
+                         close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    let body = "salary-stream serves its metrics at /metrics\n";
+                    format!(
+                        "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: \
+                         {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let _ = stream.write_all(response.as_bytes());
+            }
+        })
+        .map_err(fail)?;
+    Ok(bound)
+}
+
+/// Counts per reason class in a report: `(class, count)`.
+pub type BadByClass = BTreeMap<&'static str, u64>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{LagByPartition, ProducerStatus, Rate, ScoreReport};
+
+    #[test]
+    fn events_become_prometheus_series() {
+        let m = Metrics::new("6c25318e", true);
+        let mut bad = BadByClass::new();
+        bad.insert("not_json", 2);
+        m.observe(&EngineEvent::Scored(ScoreReport {
+            scored: 40,
+            bad: 2,
+            bad_by_class: bad,
+            delivery_errors: 1,
+            ..ScoreReport::default()
+        }));
+        m.observe(&EngineEvent::Lag(LagByPartition {
+            partitions: vec![(0, 3), (2, 0)],
+            behind_ms: vec![(0, 1_500), (2, 0)],
+        }));
+        for (sent, acked) in [(10, 4), (25, 25)] {
+            m.observe(&EngineEvent::Producer(ProducerStatus {
+                running: true,
+                rate: Rate::DEFAULT,
+                sent,
+                acked,
+                failed: 0,
+            }));
+        }
+        m.observe_latency_us(1_200);
+        m.observe(&EngineEvent::Model(ModelEvent::Swapped {
+            version: "9f00aa11".into(),
+            formula: String::new(),
+            slope: 1.0,
+            intercept: 0.0,
+        }));
+        let text = m.encode();
+        for line in [
+            "salary_stream_records_scored_total 40",
+            "salary_stream_predictions_published_total 40",
+            "salary_stream_deliveries_failed_total 1",
+            "salary_stream_bad_records_total{reason=\"not_json\"} 2",
+            "salary_stream_consumer_lag_records{partition=\"0\"} 3",
+            "salary_stream_consumer_lag_records{partition=\"2\"} 0",
+            "salary_stream_consumer_lag_seconds{partition=\"0\"} 1.5",
+            "salary_stream_producer_sent_total 25",
+            "salary_stream_producer_acked_total 25",
+            "salary_stream_model_info{version=\"9f00aa11\"} 1",
+            "salary_stream_latency_seconds_count 1",
+            "salary_stream_latency_seconds_bucket{le=\"0.002\"} 1",
+            "salary_stream_drift_alarm 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+        assert!(
+            !text.contains("6c25318e"),
+            "the old version is gone:\n{text}"
+        );
+    }
+}
