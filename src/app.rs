@@ -263,6 +263,8 @@ pub struct App {
     pub accuracy_window: usize,
     /// Where Prometheus metrics are served, if they are.
     pub metrics_address: Option<String>,
+    /// The watched group's members (`--watch-group`).
+    pub members: Vec<crate::engine::watch::GroupMember>,
     /// Input partitions this instance owns.
     pub assigned: Vec<i32>,
     /// The synthetic producer's labels are drifted.
@@ -300,6 +302,7 @@ impl App {
             topics_note: None,
             accuracy_window: crate::engine::consumer::ACCURACY_WINDOW,
             metrics_address: None,
+            members: Vec::new(),
             assigned: Vec::new(),
             drift_on: false,
             model_note: None,
@@ -386,6 +389,7 @@ impl App {
             }
             EngineEvent::Failed(reason) => self.failure = Some(reason),
             EngineEvent::Topics(missing) => self.missing_topics = missing,
+            EngineEvent::Members(members) => self.members = members,
             EngineEvent::ProducerFailed(reason) => {
                 self.producer.running = false;
                 self.producer_failure = Some(reason);

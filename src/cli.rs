@@ -138,6 +138,11 @@ pub struct DashArgs {
     /// Start the synthetic producer at launch (as if `p` were pressed).
     #[arg(long)]
     pub produce: bool,
+    /// Watch a whole consumer group instead of joining it: every member's predictions from the
+    /// output topic, the group's lag from its committed offsets, who owns which partitions
+    /// [default group: -g].
+    #[arg(long, value_name = "GROUP", num_args = 0..=1, default_missing_value = "")]
+    pub watch_group: Option<String>,
     /// Log file (the screen belongs to the dashboard).
     #[arg(long, value_name = "PATH")]
     pub log: Option<PathBuf>,

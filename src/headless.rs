@@ -161,6 +161,7 @@ impl EventSink for TallySink {
                 t.missing = missing;
             }
             EngineEvent::ProducerFailed(why) => t.failed = Some(why),
+            EngineEvent::Members(_) => {}
             EngineEvent::Model(ModelEvent::Swapped {
                 version, formula, ..
             }) => {

@@ -17,6 +17,7 @@ use crate::app::{App, Effect, Message, Setup};
 use crate::cli::DashArgs;
 use crate::engine::consumer::{ScorerConfig, ScorerHandle, Unfinished};
 use crate::engine::producer::{self, LabelModel, ProducerConfig, ProducerHandle};
+use crate::engine::watch::{self, WatchConfig, WatchHandle};
 use crate::engine::{consumer, EngineEvent, EventSink};
 use crate::runtime::{
     connect, create_topics, load_model, metered, scorer_config, scorer_topics, seconds_text,
@@ -165,10 +166,16 @@ fn cap_malloc_arenas() {
     }
 }
 
-/// The engine's two threads, as the dashboard drives them.
+/// What reads the stream for the view: a scorer in the group, or a watcher of the group.
+enum Reading {
+    Scorer(ScorerHandle),
+    Watcher(WatchHandle),
+}
+
+/// The engine's threads, as the dashboard drives them.
 struct Engine {
     producer: ProducerHandle,
-    scorer: ScorerHandle,
+    reading: Reading,
     /// How long stopping the producer waits for its acknowledgements.
     producer_flush: Duration,
 }
@@ -199,7 +206,25 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
         };
     }
     let producer_flush = config.shutdown_flush.min(bound.mul_f64(0.3));
-    let scorer = consumer::spawn(config, sink.clone(), None)?;
+    let watched = args.watch_group.as_ref().map(|g| {
+        if g.is_empty() {
+            args.kafka.group.clone()
+        } else {
+            g.clone()
+        }
+    });
+    let reading = match &watched {
+        Some(group) => Reading::Watcher(watch::spawn(
+            WatchConfig {
+                kafka: connection.kafka.clone(),
+                input_topic: args.kafka.topic.clone(),
+                output_topic: args.kafka.output_topic.clone(),
+                group: group.clone(),
+            },
+            sink.clone(),
+        )?),
+        None => Reading::Scorer(consumer::spawn(config, sink.clone(), None)?),
+    };
     let producer = producer::spawn(
         ProducerConfig {
             kafka: connection.kafka.clone(),
@@ -217,7 +242,10 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
             start_running: args.produce,
             // Only the embedded broker prunes so soon that an unthrottled producer starves the
             // scorer; a real cluster keeps what it is sent.
-            paced_by: connection.embedded.as_ref().map(|_| scorer.handled()),
+            paced_by: match (&connection.embedded, &reading) {
+                (Some(_), Reading::Scorer(scorer)) => Some(scorer.handled()),
+                _ => None,
+            },
         },
         sink,
     )?;
@@ -227,7 +255,10 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
         input_topic: args.kafka.topic.clone(),
         output_topic: args.kafka.output_topic.clone(),
         dlq_topic: args.kafka.dlq_topic.clone(),
-        group: args.kafka.group.clone(),
+        group: match &watched {
+            Some(group) => format!("{group} (watching, not joined)"),
+            None => args.kafka.group.clone(),
+        },
         model_version: match &model.path {
             Some(_) => artifact.version.clone(),
             None => format!("{} (built-in)", artifact.version),
@@ -251,7 +282,7 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
     };
     let engine = Engine {
         producer,
-        scorer,
+        reading,
         producer_flush,
     };
 
@@ -315,7 +346,13 @@ impl View {
     fn apply(&mut self, message: Message, engine: Option<&Engine>) {
         match (self.app.update(message), engine) {
             (Some(Effect::Producer(command)), Some(e)) => e.producer.command(command),
-            (Some(Effect::Retrain), Some(e)) => e.scorer.retrain(),
+            (Some(Effect::Retrain), Some(e)) => match &e.reading {
+                Reading::Scorer(scorer) => scorer.retrain(),
+                Reading::Watcher(_) => {
+                    self.app.model_note =
+                        Some("watching: the group's scorers serve their own models".into());
+                }
+            },
             _ => {}
         }
     }
@@ -381,15 +418,32 @@ impl View {
     /// left undone if the bound, a second quit or a signal cut it short.
     async fn shut_down(&mut self, engine: Engine, bound: Duration) -> Option<String> {
         self.app.should_quit = true;
-        let unfinished: Unfinished = engine.scorer.unfinished();
+        let unfinished: Option<Unfinished> = match &engine.reading {
+            Reading::Scorer(scorer) => Some(scorer.unfinished()),
+            Reading::Watcher(_) => None,
+        };
+        let cut_short = move |how: &str| match &unfinished {
+            Some(u) => u.cut_short_line(how),
+            None => format!("shutdown cut short ({how})"),
+        };
         let (tx, mut done) = tokio::sync::oneshot::channel();
         let stopping = std::thread::Builder::new()
             .name("shutdown".into())
             .spawn(move || {
                 let producer = engine.producer.shutdown(engine.producer_flush);
                 tracing::info!(?producer, "producer stopped");
-                engine.scorer.stop();
-                let _ = tx.send(engine.scorer.join());
+                let read = match engine.reading {
+                    Reading::Scorer(scorer) => {
+                        scorer.stop();
+                        format!("{:?}", scorer.join())
+                    }
+                    Reading::Watcher(watcher) => {
+                        watcher.stop();
+                        watcher.join();
+                        "watcher stopped".to_owned()
+                    }
+                };
+                let _ = tx.send(read);
             });
         if let Err(e) = stopping {
             return Some(format!("cannot start the shutdown thread: {e}"));
@@ -409,7 +463,7 @@ impl View {
                     return None;
                 }
                 _ = &mut deadline => {
-                    return Some(unfinished.cut_short_line(&format!("after {}", seconds_text(bound))));
+                    return Some(cut_short(&format!("after {}", seconds_text(bound))));
                 }
                 _ = frames.tick(), if terminal_alive => {
                     if let Err(e) = self.draw(None) {
@@ -428,12 +482,12 @@ impl View {
                         Some(Err(_)) | None => terminal_alive = false,
                     }
                     if self.app.force_quit {
-                        return Some(unfinished.cut_short_line("quit again"));
+                        return Some(cut_short("quit again"));
                     }
                 }
                 sig = &mut signal => {
                     let name = sig.unwrap_or("a signal");
-                    return Some(unfinished.cut_short_line(&format!("on {name}")));
+                    return Some(cut_short(&format!("on {name}")));
                 }
             }
         }

@@ -324,3 +324,40 @@ fn apache_kafka_paused_10_s_costs_no_cpu_and_loses_nothing() {
     let kafka = ApacheKafka::start(&[]);
     common::a_paused_broker_costs_no_cpu_and_loses_nothing(&kafka.address, kafka.broker_pid(), &[]);
 }
+
+#[test]
+fn apache_kafka_a_watching_dashboard_names_each_member_and_its_partitions() {
+    let kafka = ApacheKafka::start(&[]);
+    let b = kafka.address.clone();
+    let args = ["score", "-b", &b, "-g", "watched", "-q"];
+    let a = Child::spawn(&args);
+    let c = Child::spawn(&args);
+    common::wait_for_split(&a, &c, 3);
+    let owned = |child: &Child| {
+        let parts: Vec<String> = common::assignment(child)
+            .unwrap()
+            .iter()
+            .map(i32::to_string)
+            .collect();
+        format!(
+            "salary-stream-{}@127.0.0.1 {}",
+            child.child.id(),
+            parts.join(",")
+        )
+    };
+    let (t, _dir) = common::tmux::start_dashboard_sized(
+        "watch-kafka",
+        "",
+        &format!("-b {b} --watch-group watched"),
+        (160, 40),
+    );
+    let screen = t.wait_for("both members named with their partitions", |s| {
+        s.contains(&owned(&a)) && s.contains(&owned(&c))
+    });
+    assert!(
+        screen.contains("group watched (watching, not joined)"),
+        "{screen}"
+    );
+    t.keys(&["q"]);
+    common::tmux::assert_restored(&t);
+}

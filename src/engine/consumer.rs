@@ -767,7 +767,10 @@ impl Scorer {
         } else {
             ("500", "45000", "3000", "65536")
         };
+        // Names each member for a watching dashboard (`--watch-group`); `-X client.id=` wins.
+        let client_id = format!("salary-stream-{}", std::process::id());
         let mut consumer_config = config.kafka.client_config(&[
+            ("client.id", client_id.as_str()),
             ("fetch.wait.max.ms", fetch_wait),
             ("session.timeout.ms", session_timeout),
             ("heartbeat.interval.ms", heartbeat),

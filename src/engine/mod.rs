@@ -15,6 +15,7 @@ pub mod producer;
 pub mod quality;
 pub mod stats;
 pub mod topics;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -227,6 +228,8 @@ pub enum EngineEvent {
     Model(ModelEvent),
     /// The topics this scorer needs that do not exist (empty once all do).
     Topics(Vec<String>),
+    /// The watched group's members and what each owns.
+    Members(Vec<watch::GroupMember>),
 }
 
 /// What happened to the serving model.

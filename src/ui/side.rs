@@ -370,7 +370,31 @@ fn render_lag(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 ])
             })
             .collect();
-        vec![
+        let members: Vec<Field<'_>> = app
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let owned: Vec<String> = m.partitions.iter().map(i32::to_string).collect();
+                let owned = if owned.is_empty() {
+                    "-".to_owned()
+                } else {
+                    owned.join(",")
+                };
+                let gap = if i > 0 { "  " } else { "" };
+                Field::new(vec![
+                    Span::raw(gap),
+                    Span::raw(format!("{}@{} ", m.client_id, m.host)).dim(),
+                    Span::raw(owned.clone()),
+                ])
+                .or(vec![
+                    Span::raw(gap),
+                    Span::raw(format!("{} ", m.client_id)).dim(),
+                    Span::raw(owned),
+                ])
+            })
+            .collect();
+        let mut lines = vec![
             vec![
                 Field::new(vec![
                     label("total "),
@@ -389,7 +413,11 @@ fn render_lag(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 Field::new(vec![label("  range "), Span::raw(format!("{lo}..{hi}"))]),
             ],
             per_partition,
-        ]
+        ];
+        if !members.is_empty() {
+            lines.push(members);
+        }
+        lines
     };
     text_then_chart(frame, inner, lines, Some((bars, max, Color::Yellow)));
 }
