@@ -2,11 +2,16 @@
 //!
 //! `cargo bench` (or `cargo bench -- --records N --dashboard-events N`); `--brokers host:port`
 //! (or `BENCH_BROKERS`) runs the Kafka parts against a real cluster instead of
-//! `salary-stream broker` processes. Prints a table and one JSON line. Needs kcat and tmux on
-//! PATH (scripts/test installs both).
+//! `salary-stream broker` processes, each tool and round into a fresh topic of its own.
+//! `--apache-kafka` starts Apache Kafka (`scripts/kafka --partitions 32`) for those parts and
+//! adds Kafka's own performance tools (ConsumerPerformance, ProducerPerformance) as references;
+//! `--brokers host:port --kafka-tools` adds them against that cluster. Prints the machine, a
+//! table and one JSON line. Needs kcat and tmux on PATH (scripts/test installs both); Kafka's
+//! tools need java 17+ and mvn (scripts/kafka fetches Kafka once).
 
 use std::io::{BufRead, Write};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use ratatui::backend::TestBackend;
@@ -80,6 +85,366 @@ impl Drop for Broker {
     }
 }
 
+/// Creates `topic` with `partitions` (the broker's default replication) unless it exists, and
+/// waits until each of its partitions has a leader, so no producer or consumer timed later
+/// waits for it. Used on a real cluster only: a fresh `salary-stream broker` has its topics.
+fn create_topic(bootstrap: &str, topic: &str, partitions: u32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::error::RDKafkaErrorCode;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let wanted = [NewTopic::new(
+        topic,
+        partitions as i32,
+        TopicReplication::Fixed(-1),
+    )];
+    let mut created = false;
+    for result in runtime
+        .block_on(admin.create_topics(&wanted, &options))
+        .unwrap_or_else(|e| panic!("create topic {topic} on {bootstrap}: {e}"))
+    {
+        match result {
+            Ok(_) => created = true,
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, code)) => panic!("create topic {t} on {bootstrap}: {code}"),
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metadata = admin
+            .inner()
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("metadata of {topic} on {bootstrap}: {e}"));
+        let ready = metadata.topics().iter().any(|t| {
+            let p = t.partitions();
+            t.name() == topic
+                && t.error().is_none()
+                && !p.is_empty()
+                && (!created || p.len() == partitions as usize)
+                && p.iter().all(|p| p.leader() >= 0)
+        });
+        if ready {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "topic {topic} on {bootstrap} has no leader for every partition after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Apache Kafka for the run (`--apache-kafka`): `scripts/kafka --partitions 32`, stopped with
+/// SIGTERM at the end (or when the bench panics).
+struct ApacheKafka {
+    child: std::process::Child,
+    address: String,
+}
+
+impl ApacheKafka {
+    fn start() -> ApacheKafka {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka");
+        let started = Instant::now();
+        // Its progress (and errors) go to the bench's stderr; its one stdout line is the address.
+        let mut child = Command::new(script)
+            .args(["--partitions", &THROUGHPUT_PARTITIONS.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{script}: {e}"));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the address from scripts/kafka");
+        let address = line.trim().to_owned();
+        if address.is_empty() {
+            let status = child.wait().expect("wait for scripts/kafka");
+            panic!(
+                "scripts/kafka ended ({status}) without printing an address; see its stderr above"
+            );
+        }
+        eprintln!(
+            "Apache Kafka at {address} ({:.1} s to start)",
+            started.elapsed().as_secs_f64()
+        );
+        ApacheKafka { child, address }
+    }
+
+    /// SIGTERM, then waits for the script, which stops the broker and removes its folder.
+    fn stop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let started = Instant::now();
+            // SAFETY: a signal to our own child, whose pid is valid until it is waited for.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = self.child.wait();
+            eprintln!(
+                "Apache Kafka stopped ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+impl Drop for ApacheKafka {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Apache Kafka's own performance tools, from the classpath `scripts/kafka classpath` prints,
+/// run as `kafka-*-perf-test.sh` runs them (its heap and JVM flags, less its log4j file).
+struct KafkaTools {
+    classpath: String,
+}
+
+/// What ConsumerPerformance reports of one run.
+struct ConsumerPerf {
+    /// `nMsg.sec`: records over the time from subscribing to the last record (group join
+    /// included; JVM start-up and consumer creation not).
+    per_s: f64,
+    /// `MB.sec` (MiB of values).
+    mb_per_s: f64,
+    /// `fetch.nMsg.sec`: the same less the group join (`rebalance.time.ms`).
+    fetch_per_s: f64,
+}
+
+impl KafkaTools {
+    fn new() -> KafkaTools {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka");
+        let out = Command::new(script)
+            .arg("classpath")
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("{script} classpath: {e}"));
+        assert!(out.status.success(), "{script} classpath failed");
+        let classpath = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(!classpath.is_empty(), "{script} classpath printed nothing");
+        KafkaTools { classpath }
+    }
+
+    /// Runs one of Kafka's tools to completion; returns its wall time (JVM start-up included)
+    /// and its stdout.
+    fn run(&self, class: &str, args: &[&str]) -> (Duration, String) {
+        let started = Instant::now();
+        let out = Command::new("java")
+            .args([
+                "-Xmx512M",
+                "-server",
+                "-XX:+UseG1GC",
+                "-XX:MaxGCPauseMillis=20",
+                "-XX:InitiatingHeapOccupancyPercent=35",
+                "-XX:+ExplicitGCInvokesConcurrent",
+                "-Djava.awt.headless=true",
+                "-cp",
+                &self.classpath,
+                class,
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("java (apt-get install -y openjdk-17-jre-headless): {e}"));
+        let took = started.elapsed();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{class} {args:?} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (took, stdout)
+    }
+
+    /// ProducerPerformance: `count` records picked from the lines of `file`; returns the wall
+    /// time and the records/sec of its closing summary line (from its first send to the close
+    /// that waits for every acknowledgement: no JVM start-up, no reading of the file).
+    fn produce(&self, bootstrap: &str, topic: &str, count: &str, file: &str) -> (Duration, f64) {
+        let servers = format!("bootstrap.servers={bootstrap}");
+        let (took, stdout) = self.run(
+            "org.apache.kafka.tools.ProducerPerformance",
+            &[
+                "--topic",
+                topic,
+                "--num-records",
+                count,
+                "--payload-file",
+                file,
+                "--throughput",
+                "-1",
+                "--producer-props",
+                &servers,
+                "linger.ms=5",
+                "batch.size=1000000",
+            ],
+        );
+        let summary = stdout
+            .lines()
+            .rev()
+            .find(|l| l.contains(" records sent, "))
+            .unwrap_or_else(|| panic!("no summary line from ProducerPerformance:\n{stdout}"));
+        let sent = summary.split_whitespace().next();
+        assert_eq!(sent, Some(count), "ProducerPerformance: {summary}");
+        let per_s = summary
+            .split(" records sent, ")
+            .nth(1)
+            .and_then(|r| r.split(" records/sec").next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no records/sec in {summary:?}"));
+        (took, per_s)
+    }
+
+    /// ConsumerPerformance: `count` records from `topic` in the new group `group`; returns the
+    /// wall time and its own figures.
+    fn consume(
+        &self,
+        bootstrap: &str,
+        topic: &str,
+        count: &str,
+        group: &str,
+    ) -> (Duration, ConsumerPerf) {
+        let (took, stdout) = self.run(
+            "org.apache.kafka.tools.ConsumerPerformance",
+            &[
+                "--bootstrap-server",
+                bootstrap,
+                "--topic",
+                topic,
+                "--messages",
+                count,
+                "--group",
+                group,
+                "--timeout",
+                "60000",
+            ],
+        );
+        assert!(
+            !stdout.contains("WARNING: Exiting before"),
+            "ConsumerPerformance read fewer than {count} records:\n{stdout}"
+        );
+        let mut lines = stdout.lines().skip_while(|l| !l.starts_with("start.time"));
+        let (header, values) = (lines.next(), lines.next());
+        let (Some(header), Some(values)) = (header, values) else {
+            panic!("no figures from ConsumerPerformance:\n{stdout}");
+        };
+        let field = |name: &str| -> f64 {
+            header
+                .split(", ")
+                .zip(values.split(", "))
+                .find(|(h, _)| h.trim() == name)
+                .and_then(|(_, v)| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in ConsumerPerformance's\n{header}\n{values}"))
+        };
+        let read = field("data.consumed.in.nMsg");
+        assert!(
+            read >= count.parse::<f64>().unwrap_or(f64::MAX),
+            "ConsumerPerformance read {read} records of {count}"
+        );
+        (
+            took,
+            ConsumerPerf {
+                per_s: field("nMsg.sec"),
+                mb_per_s: field("MB.sec"),
+                fetch_per_s: field("fetch.nMsg.sec"),
+            },
+        )
+    }
+}
+
+/// The machine the bench runs on.
+struct Machine {
+    cpu: String,
+    cores: usize,
+    /// `("L1d", "32K")`, ... as cpu0 sees them.
+    caches: Vec<(String, String)>,
+    kernel: String,
+}
+
+fn machine() -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or_else(|| "unknown".to_owned(), |(_, v)| v.trim().to_owned());
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let read = |path: String| {
+        std::fs::read_to_string(path)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let mut caches = Vec::new();
+    for index in 0..16 {
+        let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{index}");
+        let size = read(format!("{dir}/size"));
+        if size.is_empty() {
+            continue;
+        }
+        let kind = match read(format!("{dir}/type")).as_str() {
+            "Data" => "d",
+            "Instruction" => "i",
+            _ => "",
+        };
+        caches.push((format!("L{}{kind}", read(format!("{dir}/level"))), size));
+    }
+    let kernel = read("/proc/sys/kernel/osrelease".to_owned());
+    Machine {
+        cpu,
+        cores,
+        caches,
+        kernel,
+    }
+}
+
+impl Machine {
+    fn caches_text(&self) -> String {
+        let list: Vec<String> = self
+            .caches
+            .iter()
+            .map(|(level, size)| format!("{level} {size}"))
+            .collect();
+        list.join(", ")
+    }
+
+    fn json(&self) -> String {
+        let caches: Vec<String> = self
+            .caches
+            .iter()
+            .map(|(level, size)| format!("\"{}\":\"{}\"", json_text(level), json_text(size)))
+            .collect();
+        format!(
+            "{{\"cpu\":\"{}\",\"cores\":{},\"caches\":{{{}}},\"kernel\":\"{}\"}}",
+            json_text(&self.cpu),
+            self.cores,
+            caches.join(","),
+            json_text(&self.kernel)
+        )
+    }
+}
+
+/// `text` escaped for a JSON string.
+fn json_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Runs a command to completion; returns its wall time.
 fn timed(program: &str, args: &[&str]) -> Duration {
     let started = Instant::now();
@@ -121,6 +486,11 @@ fn median(mut times: Vec<Duration>) -> Duration {
     times[times.len() / 2]
 }
 
+fn median_f64(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 fn rate(records: u64, took: Duration) -> f64 {
     records as f64 / took.as_secs_f64()
 }
@@ -152,10 +522,20 @@ fn latency_at(
     let broker = Broker::start(LATENCY_PARTITIONS, external);
     let b = broker.address.as_str();
     let count = (rate_per_s * seconds).to_string();
-    // A fresh broker has the default topic; a real cluster gets a topic of this run's own.
+    // A fresh broker has the default topic; a real cluster gets a topic of this measure's own,
+    // made beforehand (the scorer waits for a missing topic, and `produce -b` refuses one).
+    static MEASURE: AtomicU32 = AtomicU32::new(0);
     let topic = match external {
         None => salary_stream::engine::DEFAULT_INPUT_TOPIC.to_owned(),
-        Some(_) => format!("latency-{rate_per_s}-{}", std::process::id()),
+        Some(_) => {
+            let topic = format!(
+                "latency-{rate_per_s}-{}-{}",
+                MEASURE.fetch_add(1, Ordering::Relaxed),
+                std::process::id()
+            );
+            create_topic(b, &topic, LATENCY_PARTITIONS);
+            topic
+        }
     };
     let group = format!("latency-{rate_per_s}-{}", settings.join(""));
     let mut score_args = vec![
@@ -393,6 +773,7 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .map(String::as_str)
     };
+    let switch = |name: &str| args.iter().any(|a| a == name);
     let number = |name: &str, default: u64| -> u64 {
         flag(name).map_or(default, |v| {
             v.parse()
@@ -402,12 +783,58 @@ fn main() {
     let records = number("--records", 800_000);
     let dashboard_events = number("--dashboard-events", 1_000_000);
     let env_brokers = std::env::var("BENCH_BROKERS").ok();
-    let external = flag("--brokers").or(env_brokers.as_deref());
+    let given_brokers = flag("--brokers").or(env_brokers.as_deref());
+
+    let machine = machine();
+    println!(
+        "machine: {} ({} cores; {}), kernel {}",
+        machine.cpu,
+        machine.cores,
+        machine.caches_text(),
+        machine.kernel
+    );
+
+    // --apache-kafka: Kafka's own broker for the Kafka parts, and Kafka's own tools beside kcat.
+    let mut apache_kafka = switch("--apache-kafka").then(|| {
+        assert!(
+            given_brokers.is_none(),
+            "--apache-kafka starts its own broker: leave out --brokers (and BENCH_BROKERS)"
+        );
+        eprintln!("starting Apache Kafka (scripts/kafka --partitions {THROUGHPUT_PARTITIONS}) ...");
+        ApacheKafka::start()
+    });
+    let external = apache_kafka
+        .as_ref()
+        .map(|k| k.address.as_str())
+        .or(given_brokers);
+    let tools = (apache_kafka.is_some() || switch("--kafka-tools")).then(|| {
+        assert!(
+            external.is_some(),
+            "--kafka-tools needs --brokers host:port (or use --apache-kafka)"
+        );
+        KafkaTools::new()
+    });
+    let broker_text = match (&apache_kafka, external) {
+        (Some(k), _) => format!("Apache Kafka at {} (scripts/kafka)", k.address),
+        (None, Some(b)) => b.to_owned(),
+        (None, None) => "salary-stream broker processes (librdkafka's mock cluster)".to_owned(),
+    };
+    println!("broker: {broker_text}");
+    let pid = std::process::id();
+    if let Some(b) = external {
+        // What the scorers use besides their input and output; made if missing, kept if not.
+        create_topic(
+            b,
+            salary_stream::engine::DEFAULT_OUTPUT_TOPIC,
+            THROUGHPUT_PARTITIONS,
+        );
+        create_topic(b, salary_stream::engine::DEFAULT_DLQ_TOPIC, 1);
+    }
     let produced = records;
     let n = records.to_string();
 
-    // The same records for both tools, as the synthetic producer writes them.
-    let dir = std::env::temp_dir().join(format!("salary-stream-bench-{}", std::process::id()));
+    // The same records for every tool, as the synthetic producer writes them.
+    let dir = std::env::temp_dir().join(format!("salary-stream-bench-{pid}"));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("records.ndjson");
     {
@@ -422,38 +849,81 @@ fn main() {
                 .expect("write records");
         }
     }
+    let record_bytes =
+        std::fs::metadata(&file).map_or(0, |m| m.len()) as f64 / records as f64 - 1.0;
     let file = file.to_string_lossy().into_owned();
     let topic = salary_stream::engine::DEFAULT_INPUT_TOPIC;
 
-    eprintln!("producing {records} records with kcat and with salary-stream ({ROUNDS} rounds) ...");
-    // Each round produces into a fresh broker per tool; the last round's kcat broker is kept
-    // for the consuming part.
-    let (mut kcat_p, mut ours_p) = (Vec::new(), Vec::new());
-    let mut kcat_broker = None;
-    for round in 0..ROUNDS {
-        let k = Broker::start(THROUGHPUT_PARTITIONS, external);
-        let o = Broker::start(THROUGHPUT_PARTITIONS, external);
-        let kcat = || timed("kcat", &["-b", &k.address, "-P", "-t", topic, "-l", &file]);
-        let ours = || {
-            timed(
-                BIN,
-                &["produce", "-b", &o.address, "--rate", "max", "--count", &n],
-            )
+    // Where one tool produces in one round: a fresh `salary-stream broker` (its default topic),
+    // or a fresh topic of 32 partitions on the cluster.
+    let fresh = |tool: &str, round: usize| -> (Broker, String) {
+        let broker = Broker::start(THROUGHPUT_PARTITIONS, external);
+        let topic = match external {
+            None => topic.to_owned(),
+            Some(_) => {
+                let name = format!("bench-{tool}-{round}-{pid}");
+                create_topic(&broker.address, &name, THROUGHPUT_PARTITIONS);
+                name
+            }
         };
-        // Alternate which goes first, so neither always meets a cooler machine.
-        if round % 2 == 0 {
-            kcat_p.push(kcat());
-            ours_p.push(ours());
-        } else {
-            ours_p.push(ours());
-            kcat_p.push(kcat());
-        }
-        kcat_broker = Some(k);
+        (broker, topic)
+    };
+    let mut producers = vec!["kcat", "ours"];
+    if tools.is_some() {
+        producers.push("kafka");
     }
-    let kcat_broker = kcat_broker.expect("at least one round");
+    eprintln!(
+        "producing {records} records with {} ({ROUNDS} rounds) ...",
+        producers.join(", ")
+    );
+    // Each round produces into a fresh broker or topic per tool; the last round's kcat one is
+    // kept for the consuming part.
+    let (mut kcat_p, mut ours_p, mut kafka_p, mut kafka_p_own) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut kcat_target = None;
+    for round in 0..ROUNDS {
+        let mut targets: Vec<(&str, (Broker, String))> = producers
+            .iter()
+            .map(|&tool| (tool, fresh(tool, round)))
+            .collect();
+        // Rotate which goes first, so none always meets a cooler machine.
+        for i in 0..producers.len() {
+            let tool = producers[(i + round) % producers.len()];
+            let (b, t) = &targets
+                .iter()
+                .find(|(name, _)| *name == tool)
+                .expect("target")
+                .1;
+            let b = b.address.as_str();
+            match tool {
+                "kcat" => kcat_p.push(timed("kcat", &["-b", b, "-P", "-t", t, "-l", &file])),
+                "ours" => ours_p.push(timed(
+                    BIN,
+                    &["produce", "-b", b, "-t", t, "--rate", "max", "--count", &n],
+                )),
+                _ => {
+                    let kafka = tools.as_ref().expect("Kafka's tools");
+                    let (took, own) = kafka.produce(b, t, &n, &file);
+                    kafka_p.push(took);
+                    kafka_p_own.push(own);
+                }
+            }
+        }
+        let kept = targets.iter().position(|(name, _)| *name == "kcat");
+        kcat_target = kept.map(|i| targets.swap_remove(i).1);
+    }
+    let (kcat_broker, topic) = kcat_target.expect("at least one round");
+    let topic = topic.as_str();
     let k = kcat_broker.address.as_str();
 
-    eprintln!("consuming and scoring ({ROUNDS} rounds) ...");
+    let mut measures = vec!["kcat", "kcat tuned", "bare", "full"];
+    if tools.is_some() {
+        measures.push("kafka");
+    }
+    eprintln!(
+        "consuming and scoring: {} ({ROUNDS} rounds) ...",
+        measures.join(", ")
+    );
     let kcat_read = |extra: &[&str]| {
         let mut a = vec!["-b", k, "-C", "-t", topic, "-o", "beginning", "-e", "-q"];
         a.extend_from_slice(&FETCH_WAIT);
@@ -466,11 +936,12 @@ fn main() {
     let n = records.to_string();
     let (mut kcat_plain, mut kcat_tuned, mut bare, mut full) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    const MEASURES: [&str; 4] = ["kcat", "kcat tuned", "bare", "full"];
+    let (mut kafka_c, mut kafka_c_own, mut kafka_c_mb, mut kafka_c_fetch) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         // Rotate the order each round, so that none always runs first.
-        for i in 0..MEASURES.len() {
-            match MEASURES[(i + round) % MEASURES.len()] {
+        for i in 0..measures.len() {
+            match measures[(i + round) % measures.len()] {
                 "kcat" => {
                     let (t, lines) = kcat_read(&[]);
                     assert_eq!(lines, records, "kcat read a different number of records");
@@ -481,11 +952,28 @@ fn main() {
                     assert_eq!(lines, records, "kcat read a different number of records");
                     kcat_tuned.push(t);
                 }
+                "kafka" => {
+                    let group = format!("bench-kafka-{round}-{pid}");
+                    let kafka = tools.as_ref().expect("Kafka's tools");
+                    let (t, own) = kafka.consume(k, topic, &n, &group);
+                    kafka_c.push(t);
+                    kafka_c_own.push(own.per_s);
+                    kafka_c_mb.push(own.mb_per_s);
+                    kafka_c_fetch.push(own.fetch_per_s);
+                }
                 score => {
-                    let group = format!("bench-{score}-{round}");
-                    let mut a = vec!["score", "-b", k, "-g", &group, "--quiet", "--count", &n];
+                    let group = format!("bench-{score}-{round}-{pid}");
+                    let mut a = vec![
+                        "score", "-b", k, "-t", topic, "-g", &group, "--quiet", "--count", &n,
+                    ];
+                    // On a cluster, predictions go to a fresh topic of 32 partitions, made
+                    // before the clock starts.
+                    let output = format!("bench-predictions-{round}-{pid}");
                     if score == "bare" {
                         a.push("--no-output");
+                    } else if external.is_some() {
+                        create_topic(k, &output, THROUGHPUT_PARTITIONS);
+                        a.extend_from_slice(&["--output-topic", &output]);
                     }
                     a.extend_from_slice(&FETCH_WAIT);
                     let t = timed(BIN, &a);
@@ -530,6 +1018,10 @@ fn main() {
         &["-X", "fetch.wait.max.ms=1", "-X", "linger.ms=1"],
         external,
     );
+    // The rest uses no broker of the bench's: Kafka's cores are free again.
+    if let Some(k) = apache_kafka.as_mut() {
+        k.stop();
+    }
 
     eprintln!("rendering frames ...");
     let (frame_p99_us, frame_mean_us) = frame_render_us();
@@ -577,10 +1069,83 @@ fn main() {
         ),
     ];
     println!();
-    println!("{produced} records produced, {records} consumed; medians of {ROUNDS} rounds");
+    println!("machine: {}, {} cores", machine.cpu, machine.cores);
+    println!("broker: {broker_text}");
+    println!(
+        "{produced} records produced ({record_bytes:.1} bytes each on average), {records} \
+         consumed; medians of {ROUNDS} rounds"
+    );
     println!("{:<48} {:>14} {:>10}  target", "measure", "value", "ratio");
     for (name, value, ratio, target) in rows {
         println!("{name:<48} {value:>14.0} {ratio:>9.2}x  {target}");
+    }
+    // Against Kafka's tools: the ratio is to the tool's own figure, which leaves out its JVM
+    // start-up (and, producing, reading the payload file), while ours is the whole process; the
+    // ratio to its whole process is in the last column.
+    let kafka_figures = tools.as_ref().map(|_| {
+        let c_wall = per_s(median(kafka_c));
+        let c_own = median_f64(kafka_c_own);
+        let p_wall = rate(produced, median(kafka_p));
+        let p_own = median_f64(kafka_p_own);
+        (
+            c_wall,
+            c_own,
+            median_f64(kafka_c_mb),
+            median_f64(kafka_c_fetch),
+            p_wall,
+            p_own,
+        )
+    });
+    if let Some((c_wall, c_own, c_mb, c_fetch, p_wall, p_own)) = kafka_figures {
+        let wall = |ours: f64, theirs: f64| format!("whole process: {:.2}x", ours / theirs);
+        let kafka_rows = [
+            (
+                "consume: kafka-consumer-perf-test, own nMsg.sec",
+                c_own,
+                1.0,
+                format!("reference ({c_mb:.1} MB/s; {c_fetch:.0}/s less group join)"),
+            ),
+            (
+                "consume: kafka-consumer-perf-test, whole process",
+                c_wall,
+                c_wall / c_own,
+                "JVM start-up included".to_owned(),
+            ),
+            (
+                "score --quiet --no-output, vs Kafka's consumer",
+                per_s(bare),
+                per_s(bare) / c_own,
+                wall(per_s(bare), c_wall),
+            ),
+            (
+                "score --quiet, output + commits, vs Kafka's",
+                per_s(full),
+                per_s(full) / c_own,
+                wall(per_s(full), c_wall),
+            ),
+            (
+                "produce: kafka-producer-perf-test, own rate",
+                p_own,
+                1.0,
+                "reference".to_owned(),
+            ),
+            (
+                "produce: kafka-producer-perf-test, whole process",
+                p_wall,
+                p_wall / p_own,
+                "JVM start-up, payload file included".to_owned(),
+            ),
+            (
+                "produce --rate max, vs Kafka's producer",
+                rate(produced, ours_p),
+                rate(produced, ours_p) / p_own,
+                wall(rate(produced, ours_p), p_wall),
+            ),
+        ];
+        println!("against Apache Kafka's own tools (records/s; ratio to the tool's own figure):");
+        for (name, value, ratio, note) in kafka_rows {
+            println!("{name:<48} {value:>14.0} {ratio:>9.2}x  {note}");
+        }
     }
     let ms = |l: (f64, f64, f64)| format!("{:.2}/{:.2}/{:.2}", l.0, l.1, l.2);
     println!(
@@ -631,8 +1196,8 @@ fn main() {
             dash.rss_second_half_mb.0, dash.rss_second_half_mb.1
         )
     );
-    println!(
-        "{{\"produced\":{produced},\"consumed\":{records},\"rounds\":{ROUNDS},\"kcat_consume_per_s\":{:.0},\"kcat_tuned_consume_per_s\":{:.0},\"score_bare_per_s\":{:.0},\"score_full_per_s\":{:.0},\"score_bare_ratio\":{:.3},\"score_full_ratio\":{:.3},\"kcat_produce_per_s\":{:.0},\"produce_per_s\":{:.0},\"produce_ratio\":{:.3},\"latency_1k_ms\":[{:.3},{:.3},{:.3}],\"latency_1k_linger1_ms\":[{:.3},{:.3},{:.3}],\"latency_10k_ms\":[{:.3},{:.3},{:.3}],\"frame_p99_us\":{frame_p99_us:.0},\"dashboard_fps\":{:.1},\"quit_ms\":{:.0},\"dashboard_events\":{},\"peak_rss_mb\":{:.1},\"rss_100k_mb\":{:.1},\"rss_second_half_mb\":[{:.1},{:.1}]}}",
+    let mut json = format!(
+        "{{\"produced\":{produced},\"consumed\":{records},\"rounds\":{ROUNDS},\"kcat_consume_per_s\":{:.0},\"kcat_tuned_consume_per_s\":{:.0},\"score_bare_per_s\":{:.0},\"score_full_per_s\":{:.0},\"score_bare_ratio\":{:.3},\"score_full_ratio\":{:.3},\"kcat_produce_per_s\":{:.0},\"produce_per_s\":{:.0},\"produce_ratio\":{:.3},\"latency_1k_ms\":[{:.3},{:.3},{:.3}],\"latency_1k_linger1_ms\":[{:.3},{:.3},{:.3}],\"latency_10k_ms\":[{:.3},{:.3},{:.3}],\"frame_p99_us\":{frame_p99_us:.0},\"dashboard_fps\":{:.1},\"quit_ms\":{:.0},\"dashboard_events\":{},\"peak_rss_mb\":{:.1},\"rss_100k_mb\":{:.1},\"rss_second_half_mb\":[{:.1},{:.1}]",
         per_s(kcat_plain), per_s(kcat_tuned), per_s(bare), per_s(full),
         per_s(bare) / per_s(kcat_tuned), per_s(full) / per_s(kcat_tuned),
         rate(produced, kcat_p), rate(produced, ours_p), rate(produced, ours_p) / rate(produced, kcat_p),
@@ -640,5 +1205,20 @@ fn main() {
         dash.fps, dash.quit_ms, dash.events, dash.peak_rss_mb, dash.rss_after_first_100k_mb,
         dash.rss_second_half_mb.0, dash.rss_second_half_mb.1,
     );
+    json.push_str(&format!(
+        ",\"record_bytes\":{record_bytes:.1},\"broker\":\"{}\",\"machine\":{}",
+        json_text(&broker_text),
+        machine.json()
+    ));
+    if let Some((c_wall, c_own, c_mb, c_fetch, p_wall, p_own)) = kafka_figures {
+        let ours_p = rate(produced, ours_p);
+        json.push_str(&format!(
+            ",\"kafka_consumer_perf_per_s\":{c_own:.0},\"kafka_consumer_perf_mb_per_s\":{c_mb:.2},\"kafka_consumer_perf_fetch_per_s\":{c_fetch:.0},\"kafka_consumer_perf_wall_per_s\":{c_wall:.0},\"score_bare_kafka_ratio\":{:.3},\"score_full_kafka_ratio\":{:.3},\"score_bare_kafka_wall_ratio\":{:.3},\"score_full_kafka_wall_ratio\":{:.3},\"kafka_producer_perf_per_s\":{p_own:.0},\"kafka_producer_perf_wall_per_s\":{p_wall:.0},\"produce_kafka_ratio\":{:.3},\"produce_kafka_wall_ratio\":{:.3}",
+            per_s(bare) / c_own, per_s(full) / c_own, per_s(bare) / c_wall, per_s(full) / c_wall,
+            ours_p / p_own, ours_p / p_wall,
+        ));
+    }
+    json.push('}');
+    println!("{json}");
     let _ = std::fs::remove_dir_all(&dir);
 }
