@@ -186,8 +186,9 @@ fn broker_note(t: &Tally) -> String {
 
 /// The line for a broker not reached within [`CONNECT_TIMEOUT`]: what is wrong with the address
 /// if that can be told, else the client's last reason.
-fn unreachable_line(bootstrap: &str, why: Option<String>) -> String {
-    let why = crate::engine::diagnose::wrong_address(bootstrap)
+fn unreachable_line(kafka: &crate::engine::config::KafkaOptions, why: Option<String>) -> String {
+    let bootstrap = &kafka.bootstrap;
+    let why = crate::engine::diagnose::wrong_address(bootstrap, kafka.plaintext())
         .or(why)
         .unwrap_or_else(|| "no answer".into());
     format!(
@@ -200,7 +201,7 @@ fn unreachable_line(bootstrap: &str, why: Option<String>) -> String {
 /// [`CONNECT_TIMEOUT`]. Returns the signal's name if one came.
 fn wait(
     tally: &TallySink,
-    bootstrap: &str,
+    kafka: &crate::engine::config::KafkaOptions,
     mut finished: impl FnMut() -> bool,
 ) -> anyhow::Result<Option<&'static str>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -220,7 +221,7 @@ fn wait(
             }
             let (reached, why) = tally.with(|t| (t.reached, t.unreachable.clone()));
             if !reached && started.elapsed() >= CONNECT_TIMEOUT {
-                bail!("{}", unreachable_line(bootstrap, why));
+                bail!("{}", unreachable_line(kafka, why));
             }
         }
     })
@@ -363,7 +364,7 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
             broker_note(t)
         ))
     });
-    let waited = wait(&tally, &connection.kafka.bootstrap, || scorer.is_finished());
+    let waited = wait(&tally, &connection.kafka, || scorer.is_finished());
     scorer.stop();
     let unfinished = scorer.unfinished();
     let bound = args.kafka.shutdown_timeout;
@@ -460,7 +461,7 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
             broker_note(t)
         ))
     });
-    let waited = wait(&tally, &connection.kafka.bootstrap, || handle.is_finished());
+    let waited = wait(&tally, &connection.kafka, || handle.is_finished());
     let bound = args.kafka.shutdown_timeout;
     // Unreachable: nothing will be acknowledged, so do not wait for it. Stopped by a signal: what
     // is acknowledged within the bound is, and the rest is said.
@@ -544,7 +545,7 @@ fn topic_exists(
         Ending::Interrupted(_) => Ok(false),
         Ending::Finished(Err(_)) | Ending::TimedOut => bail!(
             "{}",
-            unreachable_line(bootstrap, tally.with(|t| t.unreachable.clone()))
+            unreachable_line(&connection.kafka, tally.with(|t| t.unreachable.clone()))
         ),
     }
 }

@@ -51,23 +51,27 @@ fn take_terminal() -> DefaultTerminal {
 /// and what does not fit is counted, never blocked on; every other event is a change of state
 /// (assignment, model, broker health, a stopped thread) and goes through an unbounded one, so it
 /// always arrives.
+/// Each event numbered as emitted, so the two channels are merged back into one order (a report
+/// made before a model swap must not be applied after it).
 struct ChannelSink {
-    samples: mpsc::Sender<EngineEvent>,
-    changes: mpsc::UnboundedSender<EngineEvent>,
+    samples: mpsc::Sender<(u64, EngineEvent)>,
+    changes: mpsc::UnboundedSender<(u64, EngineEvent)>,
     dropped: Arc<AtomicU64>,
+    sequence: AtomicU64,
 }
 
 impl EventSink for ChannelSink {
     fn emit(&self, event: EngineEvent) {
+        let n = self.sequence.fetch_add(1, Ordering::Relaxed);
         match event {
             EngineEvent::Scored(_) | EngineEvent::Lag(_) => {
-                if self.samples.try_send(event).is_err() {
+                if self.samples.try_send((n, event)).is_err() {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
             // Fails only once the view is gone, when nobody is left to tell.
             change => {
-                let _ = self.changes.send(change);
+                let _ = self.changes.send((n, change));
             }
         }
     }
@@ -75,8 +79,8 @@ impl EventSink for ChannelSink {
 
 /// The receiving ends of [`ChannelSink`], drained once per frame.
 struct EngineEvents {
-    samples: mpsc::Receiver<EngineEvent>,
-    changes: mpsc::UnboundedReceiver<EngineEvent>,
+    samples: mpsc::Receiver<(u64, EngineEvent)>,
+    changes: mpsc::UnboundedReceiver<(u64, EngineEvent)>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -89,6 +93,7 @@ impl EngineEvents {
             samples: samples_tx,
             changes: changes_tx,
             dropped: dropped.clone(),
+            sequence: AtomicU64::new(0),
         };
         (
             Arc::new(sink),
@@ -100,12 +105,17 @@ impl EngineEvents {
         )
     }
 
-    /// Every event waiting, as messages: changes of state first, then samples.
+    /// Every event waiting, as messages, in the order they were emitted.
     fn drain(&mut self, mut apply: impl FnMut(Message)) {
+        let mut waiting = Vec::new();
         while let Ok(event) = self.changes.try_recv() {
-            apply(Message::Engine(event));
+            waiting.push(event);
         }
         while let Ok(event) = self.samples.try_recv() {
+            waiting.push(event);
+        }
+        waiting.sort_unstable_by_key(|(n, _)| *n);
+        for (_, event) in waiting {
             apply(Message::Engine(event));
         }
         let lost = self.dropped.swap(0, Ordering::Relaxed);
@@ -430,17 +440,21 @@ impl View {
         let stopping = std::thread::Builder::new()
             .name("shutdown".into())
             .spawn(move || {
+                // Told first, so a producer slow to stop never keeps the scorer from committing.
+                match &engine.reading {
+                    Reading::Scorer(scorer) => scorer.stop(),
+                    Reading::Watcher(watcher) => watcher.stop(),
+                }
                 let producer = engine.producer.shutdown(engine.producer_flush);
                 tracing::info!(?producer, "producer stopped");
                 let read = match engine.reading {
-                    Reading::Scorer(scorer) => {
-                        scorer.stop();
-                        format!("{:?}", scorer.join())
-                    }
+                    Reading::Scorer(scorer) => scorer
+                        .join()
+                        .map(|summary| format!("{summary:?}"))
+                        .map_err(|e| format!("the scorer stopped: {e}")),
                     Reading::Watcher(watcher) => {
-                        watcher.stop();
                         watcher.join();
-                        "watcher stopped".to_owned()
+                        Ok("watcher stopped".to_owned())
                     }
                 };
                 let _ = tx.send(read);
@@ -458,9 +472,13 @@ impl View {
         tokio::pin!(signal);
         loop {
             tokio::select! {
-                scored = &mut done => {
-                    tracing::info!(?scored, "scorer stopped");
-                    return None;
+                read = &mut done => {
+                    tracing::info!(?read, "reading stopped");
+                    // A scorer that had stopped on its own makes the exit say so, as `score` does.
+                    return match read {
+                        Ok(Err(failure)) => Some(failure),
+                        _ => None,
+                    };
                 }
                 _ = &mut deadline => {
                     return Some(cut_short(&format!("after {}", seconds_text(bound))));

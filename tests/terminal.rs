@@ -149,8 +149,11 @@ fn a_paused_broker_is_shown_unreachable_and_nothing_is_lost() {
     std::thread::sleep(Duration::from_secs(10).saturating_sub(paused.elapsed()));
     let cpu = cpu_seconds(&dash_pid) - cpu_before;
     broker.signal("CONT");
+    // A busy loop would take a whole core (10 s). The debug build this test runs still draws 20
+    // frames a second and probes three topics a second; on a loaded 2-core machine that has
+    // measured up to 3 s.
     assert!(
-        cpu < 3.0,
+        cpu < 5.0,
         "no busy loop while the broker is paused: {cpu:.2} s of CPU in 10 s"
     );
     t.wait_for("the broker back up", |s| {
@@ -258,14 +261,16 @@ fn drive_at(size: (u16, u16)) {
             .is_some_and(|total: u64| total >= 100)
     });
     t.keys(&["t"]);
-    let screen = t.wait_for("a retrained version", |s| s.contains("retrained "));
+    t.wait_for("a retrained version", |s| s.contains("retrained "));
     let kept: Vec<_> = std::fs::read_dir(models.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
-    let version = kept[0].trim_end_matches(".json");
-    assert!(screen.contains(&format!("model {version}")), "{screen}");
+    let version = kept[0].trim_end_matches(".json").to_owned();
+    t.wait_for("the retrained version serving", |s| {
+        s.contains(&format!("model {version}"))
+    });
     assert_eq!(
         std::fs::read(common::root().join("assets/model.json")).unwrap(),
         tracked,

@@ -62,6 +62,14 @@ pub fn redact_text(text: &str, properties: &[(String, String)]) -> String {
 }
 
 impl KafkaOptions {
+    /// Whether clients talk to the brokers without TLS (`security.protocol` names no SSL).
+    pub fn plaintext(&self) -> bool {
+        !self
+            .properties
+            .iter()
+            .any(|(k, v)| k.trim() == "security.protocol" && v.to_ascii_lowercase().contains("ssl"))
+    }
+
     /// Most bytes in one producer batch. On the embedded broker the broker's memory is the
     /// process's own, and batches of librdkafka's 1 MB, held by producer, broker and consumer
     /// alike, raised the unthrottled dashboard's peak to 66.8 MB (51.9 MB with 128 KB, for 12%

@@ -542,17 +542,17 @@ impl Unfinished {
         const AGAIN: &str =
             "the next run scores them again (at-least-once: nothing is lost, some may repeat)";
         let left = match (self.unacknowledged(), self.committed()) {
-            (_, true) => {
+            (Some(0) | None, true) => {
                 return format!(
                     "shutdown cut short ({how}) while leaving the group: every offset was \
                      committed; the group rebalances once the session times out"
                 )
             }
-            (Some(0), false) => format!(
+            (Some(0), _) => format!(
                 "every prediction was acknowledged, but the final offset commit did not go \
                  through; records handled since the last commit were not committed, and {AGAIN}"
             ),
-            (Some(n), false) => format!(
+            (Some(n), _) => format!(
                 "{n} prediction{s} or dead letter{s} not acknowledged, and {their} input \
                  offset{s} not committed; {AGAIN}",
                 s = if n == 1 { "" } else { "s" },
@@ -706,12 +706,79 @@ impl Progress {
 }
 
 /// Tells the health probe to end, and wakes it, when dropped.
-struct EndProbe<'a> {
-    finished: &'a AtomicBool,
+struct EndProbe {
+    finished: Arc<AtomicBool>,
     probe: std::thread::Thread,
 }
 
-impl Drop for EndProbe<'_> {
+/// What the broker health probe needs, owned, so that it can outlive the scorer by a request.
+struct HealthProbe {
+    producer: Arc<ScoringProducer>,
+    kafka: KafkaOptions,
+    needed: Vec<String>,
+    sink: SharedSink,
+    finished: Arc<AtomicBool>,
+}
+
+impl HealthProbe {
+    /// Asks the broker for metadata every [`PROBE_INTERVAL`] and reports when the answer changes
+    /// between yes and no. A connection to a paused broker stays open and quiet, so only a request
+    /// with a deadline tells that it has stopped answering.
+    fn run(&self) {
+        let mut last: Option<bool> = None;
+        let mut last_missing: Option<Vec<String>> = None;
+        let mut next = Instant::now();
+        let needed: Vec<&str> = self.needed.iter().map(String::as_str).collect();
+        while !self.finished.load(Ordering::Relaxed) {
+            if Instant::now() >= next {
+                // The producer's client may create topics, so a broker that creates them on
+                // demand does so here, as it would for the first record sent.
+                let answer = super::topics::missing(self.producer.client(), &needed, PROBE_TIMEOUT);
+                if let Ok(missing) = &answer {
+                    if last_missing.as_ref() != Some(missing) {
+                        self.sink.emit(EngineEvent::Topics(missing.clone()));
+                        last_missing = Some(missing.clone());
+                    }
+                }
+                let up = answer.is_ok();
+                // Up is said after every answer: a client's "all brokers are down" can come in
+                // after the broker is back, and must not stand.
+                if up || last != Some(up) {
+                    self.sink.emit(EngineEvent::Broker(match answer {
+                        Ok(_) => BrokerHealth::Up,
+                        Err(e)
+                            if e.rdkafka_error_code()
+                                == Some(RDKafkaErrorCode::OperationTimedOut) =>
+                        {
+                            BrokerHealth::Unreachable(format!(
+                                "no answer within {} s",
+                                PROBE_TIMEOUT.as_secs()
+                            ))
+                        }
+                        Err(e) => {
+                            match super::diagnose::wrong_address(
+                                &self.kafka.bootstrap,
+                                self.kafka.plaintext(),
+                            ) {
+                                Some(wrong) => BrokerHealth::WrongAddress(wrong),
+                                None => BrokerHealth::Unreachable(super::describe_outage(
+                                    &e.to_string(),
+                                    &self.kafka.bootstrap,
+                                )),
+                            }
+                        }
+                    }));
+                    last = Some(up);
+                }
+                next = Instant::now() + PROBE_INTERVAL;
+            }
+            // Until the next probe, or until the scorer finishes and unparks this thread.
+            std::thread::park_timeout(next.saturating_duration_since(Instant::now()));
+        }
+    }
+}
+
+impl Drop for EndProbe {
     fn drop(&mut self) {
         self.finished.store(true, Ordering::Relaxed);
         self.probe.unpark();
@@ -830,18 +897,35 @@ impl Scorer {
         stop: &AtomicBool,
         writer: Option<BoxedWriter>,
     ) -> Result<ScorerSummary, ScorerError> {
-        let finished = AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            let probe = scope.spawn(|| self.probe_health(stop, &finished));
-            // Ends the probe however scoring ends, a panic included: the scope waits for it.
-            let _end_probe = EndProbe {
-                finished: &finished,
-                probe: probe.thread().clone(),
-            };
-            let result = self.score_until_stopped(stop, writer);
-            self.leave_group();
-            result
-        })
+        // Not joined: a probe waiting for a broker that does not answer must not hold up a stop
+        // that has finished its own work. It holds what it uses, and ends at its next wake-up.
+        let finished = Arc::new(AtomicBool::new(false));
+        let probe = HealthProbe {
+            producer: self.producer.clone(),
+            kafka: self.config.kafka.clone(),
+            needed: [
+                Some(self.config.input_topic.clone()),
+                self.config.output_topic.clone(),
+                Some(self.config.dlq_topic.clone()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            sink: self.sink.clone(),
+            finished: finished.clone(),
+        };
+        let probe = std::thread::Builder::new()
+            .name("probe".into())
+            .spawn(move || probe.run())
+            .map_err(ScorerError::Spawn)?;
+        // Ends the probe however scoring ends, a panic included.
+        let _end_probe = EndProbe {
+            finished,
+            probe: probe.thread().clone(),
+        };
+        let result = self.score_until_stopped(stop, writer);
+        self.leave_group();
+        result
     }
 
     /// Leaves the consumer group now, serving the revocation, so that dropping the consumer does
@@ -858,66 +942,6 @@ impl Scorer {
             if let Some(Err(e)) = self.consumer.poll(Duration::from_millis(1)) {
                 tracing::debug!(error = %e, "while closing");
             }
-        }
-    }
-
-    /// Asks the broker for metadata every [`PROBE_INTERVAL`] and reports when the answer changes
-    /// between yes and no. A connection to a paused broker stays open and quiet, so only a request
-    /// with a deadline tells that it has stopped answering.
-    fn probe_health(&self, stop: &AtomicBool, finished: &AtomicBool) {
-        let mut last: Option<bool> = None;
-        let mut last_missing: Option<Vec<String>> = None;
-        let mut next = Instant::now();
-        let needed: Vec<&str> = [
-            Some(self.config.input_topic.as_str()),
-            self.config.output_topic.as_deref(),
-            Some(self.config.dlq_topic.as_str()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        while !stop.load(Ordering::Relaxed) && !finished.load(Ordering::Relaxed) {
-            if Instant::now() >= next {
-                // The producer's client may create topics, so a broker that creates them on
-                // demand does so here, as it would for the first record sent.
-                let answer = super::topics::missing(self.producer.client(), &needed, PROBE_TIMEOUT);
-                if let Ok(missing) = &answer {
-                    if last_missing.as_ref() != Some(missing) {
-                        self.sink.emit(EngineEvent::Topics(missing.clone()));
-                        last_missing = Some(missing.clone());
-                    }
-                }
-                let up = answer.is_ok();
-                // Up is said after every answer: a client's "all brokers are down" can come in
-                // after the broker is back, and must not stand.
-                if up || last != Some(up) {
-                    self.sink.emit(EngineEvent::Broker(match answer {
-                        Ok(_) => BrokerHealth::Up,
-                        Err(e)
-                            if e.rdkafka_error_code()
-                                == Some(RDKafkaErrorCode::OperationTimedOut) =>
-                        {
-                            BrokerHealth::Unreachable(format!(
-                                "no answer within {} s",
-                                PROBE_TIMEOUT.as_secs()
-                            ))
-                        }
-                        Err(e) => {
-                            match super::diagnose::wrong_address(&self.config.kafka.bootstrap) {
-                                Some(wrong) => BrokerHealth::WrongAddress(wrong),
-                                None => BrokerHealth::Unreachable(super::describe_outage(
-                                    &e.to_string(),
-                                    &self.config.kafka.bootstrap,
-                                )),
-                            }
-                        }
-                    }));
-                    last = Some(up);
-                }
-                next = Instant::now() + PROBE_INTERVAL;
-            }
-            // Until the next probe, or until the scorer finishes and unparks this thread.
-            std::thread::park_timeout(next.saturating_duration_since(Instant::now()));
         }
     }
 

@@ -11,8 +11,9 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(1);
 
 /// Why the first address of `bootstrap` (`host:port[,...]`) cannot be Kafka, if that can be told:
-/// `None` when it may well be a Kafka broker that is down, paused or slow.
-pub fn wrong_address(bootstrap: &str) -> Option<String> {
+/// `None` when it may well be a Kafka broker that is down, paused or slow. Over TLS
+/// (`plaintext` false) only the host name is checked: a plain request proves nothing there.
+pub fn wrong_address(bootstrap: &str, plaintext: bool) -> Option<String> {
     let first = bootstrap.split(',').next()?.trim();
     let first = first
         .split_once("://")
@@ -23,6 +24,9 @@ pub fn wrong_address(bootstrap: &str) -> Option<String> {
         Err(_) => return Some(format!("cannot resolve host {host}: no such host is known")),
     };
     let address = addresses.first()?;
+    if !plaintext {
+        return None;
+    }
     let mut stream = TcpStream::connect_timeout(address, WAIT).ok()?;
     stream.set_read_timeout(Some(WAIT)).ok()?;
     stream.set_write_timeout(Some(WAIT)).ok()?;
@@ -31,8 +35,9 @@ pub fn wrong_address(bootstrap: &str) -> Option<String> {
     let mut read = 0;
     while read < header.len() {
         match stream.read(&mut header[read..]) {
-            // Hung up on Kafka's first request: not a Kafka broker.
-            Ok(0) => break,
+            // Hung up: a broker restarting or a balancer with no backend does that too, so this
+            // tells nothing.
+            Ok(0) => return None,
             Ok(n) => read += n,
             // No answer in time: a paused or busy broker, not a wrong one.
             Err(_) => return None,
@@ -69,7 +74,7 @@ mod tests {
     #[test]
     fn a_host_that_does_not_resolve_is_named() {
         assert_eq!(
-            wrong_address("no-such-host.invalid:9092").as_deref(),
+            wrong_address("no-such-host.invalid:9092", false).as_deref(),
             Some("cannot resolve host no-such-host.invalid: no such host is known")
         );
     }
@@ -85,7 +90,7 @@ mod tests {
             conn.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").unwrap();
         });
         assert_eq!(
-            wrong_address(&address),
+            wrong_address(&address, true),
             Some(format!(
                 "{address} answered, but not in Kafka's protocol: is {address} a Kafka broker?"
             ))
@@ -97,7 +102,7 @@ mod tests {
     fn a_port_that_says_nothing_may_be_a_paused_broker() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap().to_string();
-        assert_eq!(wrong_address(&address), None);
+        assert_eq!(wrong_address(&address, true), None);
         drop(listener);
     }
 

@@ -120,7 +120,7 @@ impl LagByPartition {
             .iter()
             .map(|&(p, lag)| {
                 let behind = match last_event_ms.get(&p) {
-                    Some(&t) if lag > 0 => (now_ms - t).max(0),
+                    Some(&t) if lag > 0 => now_ms.saturating_sub(t).max(0),
                     _ => 0,
                 };
                 (p, behind)

@@ -68,9 +68,12 @@ pub fn create_missing(
     kafka: &KafkaOptions,
     wanted: &Wanted,
 ) -> Result<Vec<(String, i32)>, TopicError> {
-    let admin: AdminClient<DefaultClientContext> = kafka.client_config(&[]).create()?;
+    // rust-rdkafka's admin client is a producer underneath, which librdkafka lets create topics
+    // by asking about them: this one must only look.
+    let admin: AdminClient<DefaultClientContext> = kafka
+        .client_config(&[("allow.auto.create.topics", "false")])
+        .create()?;
     let names: Vec<&str> = wanted.topics.iter().map(|(t, _)| t.as_str()).collect();
-    // An admin client asks without permission to create, so this sees what really exists.
     let absent = missing(admin.inner(), &names, REQUEST_TIMEOUT)?;
     let to_create: Vec<(String, i32)> = wanted
         .topics

@@ -127,32 +127,18 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
         .map(|fields| fit::line(width, fields))
         .collect();
     let mut block = Block::new().title(" salary-stream ".bold());
-    let mut bottom = |titles: Vec<String>, style: Style| {
-        let text = fit::title(width + 2, &titles);
-        if !text.is_empty() {
-            block = std::mem::take(&mut block).title_bottom(Span::styled(text, style));
-        }
+    // The bottom line's notices, whole or absent, laid out together: ratatui cuts a second
+    // bottom title to whatever the first leaves.
+    let notice = |variants: Vec<String>, style: Style| {
+        let mut variants = variants
+            .into_iter()
+            .map(move |v| vec![Span::styled(v, style)]);
+        let first = Field::new(variants.next().unwrap_or_default());
+        variants.fold(first, Field::or)
     };
-    if let Some(failure) = &app.failure {
-        bottom(
-            vec![
-                format!(" scorer stopped: {failure} "),
-                " scorer stopped ".to_owned(),
-            ],
-            red,
-        );
-    }
-    if let Some(failure) = &app.producer_failure {
-        bottom(
-            vec![
-                format!(" producer stopped: {failure} "),
-                " producer stopped ".to_owned(),
-            ],
-            red,
-        );
-    }
+    let mut notices = Vec::new();
     if app.should_quit {
-        bottom(
+        notices.push(notice(
             vec![
                 " quitting: flushing predictions, committing offsets (q again: quit now) "
                     .to_owned(),
@@ -160,7 +146,28 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 " quitting ".to_owned(),
             ],
             Style::new().fg(Color::Yellow).bold(),
-        );
+        ));
+    }
+    if let Some(failure) = &app.failure {
+        notices.push(notice(
+            vec![
+                format!(" scorer stopped: {failure} "),
+                " scorer stopped ".to_owned(),
+            ],
+            red,
+        ));
+    }
+    if let Some(failure) = &app.producer_failure {
+        notices.push(notice(
+            vec![
+                format!(" producer stopped: {failure} "),
+                " producer stopped ".to_owned(),
+            ],
+            red,
+        ));
+    }
+    if !notices.is_empty() {
+        block = block.title_bottom(fit::line(width, notices));
     }
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }

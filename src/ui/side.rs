@@ -61,10 +61,11 @@ fn panels_for(height: u16) -> Vec<Panel> {
     let mut left = height;
     let mut kept = Vec::new();
     for panel in Panel::KEPT {
-        if panel.height() <= left {
-            left -= panel.height();
-            kept.push(panel);
+        if panel.height() > left {
+            break;
         }
+        left -= panel.height();
+        kept.push(panel);
     }
     Panel::DRAWN
         .into_iter()
@@ -146,9 +147,9 @@ fn scaled(values: &[u64], width: u16) -> (Vec<SparklineBar>, u64, (u64, u64)) {
     // One step above the minimum for every value, so the lowest still shows as a bar.
     let bars = window
         .iter()
-        .map(|&v| SparklineBar::from(v - lo + 1))
+        .map(|&v| SparklineBar::from((v - lo).saturating_add(1)))
         .collect();
-    (bars, hi - lo + 1, (lo, hi))
+    (bars, (hi - lo).saturating_add(1), (lo, hi))
 }
 
 fn label(text: &'static str) -> Span<'static> {
