@@ -916,7 +916,8 @@ fn main() {
     let topic = topic.as_str();
     let k = kcat_broker.address.as_str();
 
-    let mut measures = vec!["kcat", "kcat tuned", "bare", "full"];
+    // "metered": the full path again with `--metrics` on, for what serving metrics costs.
+    let mut measures = vec!["kcat", "kcat tuned", "bare", "full", "metered"];
     if tools.is_some() {
         measures.push("kafka");
     }
@@ -934,8 +935,8 @@ fn main() {
     let (_, consumed) = kcat_read(&[]);
     let records = consumed;
     let n = records.to_string();
-    let (mut kcat_plain, mut kcat_tuned, mut bare, mut full) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut kcat_plain, mut kcat_tuned, mut bare, mut full, mut metered) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut kafka_c, mut kafka_c_own, mut kafka_c_mb, mut kafka_c_fetch) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
@@ -975,23 +976,27 @@ fn main() {
                         create_topic(k, &output, THROUGHPUT_PARTITIONS);
                         a.extend_from_slice(&["--output-topic", &output]);
                     }
+                    if score == "metered" {
+                        a.extend_from_slice(&["--metrics", "127.0.0.1:0"]);
+                    }
                     a.extend_from_slice(&FETCH_WAIT);
                     let t = timed(BIN, &a);
-                    if score == "bare" {
-                        bare.push(t);
-                    } else {
-                        full.push(t);
+                    match score {
+                        "bare" => bare.push(t),
+                        "metered" => metered.push(t),
+                        _ => full.push(t),
                     }
                 }
             }
         }
     }
     drop(kcat_broker);
-    let (kcat_plain, kcat_tuned, bare, full) = (
+    let (kcat_plain, kcat_tuned, bare, full, metered) = (
         median(kcat_plain),
         median(kcat_tuned),
         median(bare),
         median(full),
+        median(metered),
     );
     let (kcat_p, ours_p) = (median(kcat_p), median(ours_p));
 
@@ -1054,6 +1059,12 @@ fn main() {
             per_s(full),
             per_s(full) / per_s(kcat_tuned),
             ">= 0.5x kcat",
+        ),
+        (
+            "score, output + commits, --metrics on: vs without",
+            per_s(metered),
+            per_s(metered) / per_s(full),
+            ">= 0.95x without",
         ),
         (
             "produce: kcat -P (records/s)",
@@ -1205,6 +1216,11 @@ fn main() {
         dash.fps, dash.quit_ms, dash.events, dash.peak_rss_mb, dash.rss_after_first_100k_mb,
         dash.rss_second_half_mb.0, dash.rss_second_half_mb.1,
     );
+    json.push_str(&format!(
+        ",\"score_metered_per_s\":{:.0},\"metrics_ratio\":{:.3}",
+        per_s(metered),
+        per_s(metered) / per_s(full)
+    ));
     json.push_str(&format!(
         ",\"record_bytes\":{record_bytes:.1},\"broker\":\"{}\",\"machine\":{}",
         json_text(&broker_text),
