@@ -265,6 +265,10 @@ pub struct App {
     pub metrics_address: Option<String>,
     /// The watched group's members (`--watch-group`).
     pub members: Vec<crate::engine::watch::GroupMember>,
+    /// How predictions are delivered: `at-least-once`, or exactly-once and its interval.
+    pub delivery: String,
+    /// Exactly-once: transactions `(committed, aborted)` so far.
+    pub transactions: Option<(u64, u64)>,
     /// Input partitions this instance owns.
     pub assigned: Vec<i32>,
     /// The synthetic producer's labels are drifted.
@@ -303,6 +307,8 @@ impl App {
             accuracy_window: crate::engine::consumer::ACCURACY_WINDOW,
             metrics_address: None,
             members: Vec::new(),
+            delivery: "at-least-once".to_owned(),
+            transactions: None,
             assigned: Vec::new(),
             drift_on: false,
             model_note: None,
@@ -374,7 +380,12 @@ impl App {
 
     fn on_engine(&mut self, event: EngineEvent) {
         match event {
-            EngineEvent::Scored(report) => self.live.absorb(report, self.now_ms),
+            EngineEvent::Scored(report) => {
+                if report.transactions.is_some() {
+                    self.transactions = report.transactions;
+                }
+                self.live.absorb(report, self.now_ms)
+            }
             EngineEvent::Lag(lag) => {
                 self.live
                     .lag_history

@@ -95,6 +95,19 @@ pub struct KafkaArgs {
     /// Serve Prometheus metrics at http://HOST:PORT/metrics (port 0: a free one).
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics: Option<String>,
+    /// Exactly-once: predictions, dead letters and input offsets in Kafka transactions (needs a
+    /// broker with transactions, such as Apache Kafka). Consumers of the output should read with
+    /// isolation.level=read_committed.
+    #[arg(long)]
+    pub exactly_once: bool,
+    /// How often an exactly-once scorer commits its transaction, in seconds: shorter means
+    /// predictions visible sooner, longer means fewer commits.
+    #[arg(long, value_name = "SECONDS", default_value = "0.1", value_parser = parse_seconds)]
+    pub transaction_interval: std::time::Duration,
+    /// This instance's stable id, for its transactional.id (salary-stream-GROUP-ID) [default:
+    /// the host name]. Instances of one group on one host each need their own.
+    #[arg(long, value_name = "ID")]
+    pub instance_id: Option<String>,
     /// Create missing topics (input, output, dead letters) with the admin API.
     #[arg(long)]
     pub create_topics: bool,

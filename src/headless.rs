@@ -64,6 +64,8 @@ struct Tally {
     failed: Option<String>,
     rmse: Option<f64>,
     drift_reported: bool,
+    /// Exactly-once: transactions `(committed, aborted)` so far.
+    transactions: Option<(u64, u64)>,
     /// The broker's health as last reported.
     health: BrokerHealth,
     /// Topics last reported missing.
@@ -94,6 +96,9 @@ impl EventSink for TallySink {
     fn emit(&self, event: EngineEvent) {
         self.with(|t| match event {
             EngineEvent::Scored(r) => {
+                if r.transactions.is_some() {
+                    t.transactions = r.transactions;
+                }
                 t.scored += r.scored;
                 t.bad += r.bad;
                 t.extrapolated += r.extrapolated;
@@ -338,11 +343,24 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
         writer,
     )?;
     let mut previous = 0;
+    let mode = if args.kafka.exactly_once {
+        format!(
+            "exactly-once every {}{}",
+            crate::runtime::seconds_text(args.kafka.transaction_interval),
+            if connection.embedded.is_some() {
+                " (embedded broker: within this run only)"
+            } else {
+                ""
+            }
+        )
+    } else {
+        "at-least-once".to_owned()
+    };
     let stats = StatsPrinter::start(tally.clone(), move |t, secs| {
         let rate = (t.scored - previous) as f64 / secs;
         previous = t.scored;
         Some(format!(
-            "scored {} ({rate:.0}/s)  bad {}  beyond range {}  lag {}{}{}{}{}",
+            "scored {} ({rate:.0}/s)  bad {}  beyond range {}  lag {}{}{}{}  {mode}{}{}",
             t.scored,
             t.bad,
             t.extrapolated,
@@ -361,6 +379,10 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
             } else {
                 format!("  waiting for topic {}", t.missing.join(", "))
             },
+            t.transactions
+                .map_or_else(String::new, |(committed, aborted)| format!(
+                    ": {committed} transactions, {aborted} aborted"
+                )),
             broker_note(t)
         ))
     });

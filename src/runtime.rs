@@ -108,11 +108,28 @@ pub fn scorer_config(
         model_path: model.path.clone(),
         models_dir: args.models_dir.clone().unwrap_or_else(default_models_dir),
         metrics: None,
+        exactly_once: args.exactly_once.then(|| {
+            let instance = args.instance_id.clone().unwrap_or_else(default_instance_id);
+            (
+                crate::engine::transactions::transactional_id(&args.group, &instance),
+                args.transaction_interval,
+            )
+        }),
         max_records,
         training_rmse: model.artifact.rmse,
         // The rest of the bound is for the final commit and leaving the group.
         shutdown_flush: args.shutdown_timeout.mul_f64(0.6),
     }
+}
+
+/// This machine's name: the default instance id, stable across restarts.
+pub fn default_instance_id() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// Where retrained versions go by default: the platform's data directory, outside any checkout.

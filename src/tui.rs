@@ -277,6 +277,17 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
     };
     let mut app = App::new(setup, 0);
     app.metrics_address = metrics_address;
+    if args.kafka.exactly_once {
+        app.delivery = format!(
+            "exactly-once every {}{}",
+            seconds_text(args.kafka.transaction_interval),
+            if connection.embedded.is_some() {
+                " (embedded broker: within this run only)"
+            } else {
+                ""
+            }
+        );
+    }
     if !created.is_empty() {
         app.topics_note = Some(format!(
             "created {} missing topic{}",

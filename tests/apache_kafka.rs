@@ -506,3 +506,118 @@ fn apache_kafka_the_dashboard_in_tmux_scores_its_own_stream() {
     t.keys(&["q"]);
     common::tmux::assert_restored(&t);
 }
+
+/// How many times each id appears in the output topic, read committed, once `want` distinct ids
+/// are there (or 120 s pass) and the topic has been quiet for 3 s after that.
+fn committed_id_counts(address: &str, want: u64) -> std::collections::BTreeMap<u64, u32> {
+    let mut counts = std::collections::BTreeMap::new();
+    let mut complete_at: Option<Instant> = None;
+    common::read_committed_until(
+        address,
+        "salary-predictions",
+        Duration::from_secs(120),
+        |r| {
+            let v = json(std::str::from_utf8(r.value.as_deref().unwrap()).unwrap());
+            *counts.entry(v["id"].as_u64().unwrap()).or_insert(0) += 1;
+            if counts.len() as u64 >= want && complete_at.is_none() {
+                complete_at = Some(Instant::now());
+            }
+            complete_at.is_some_and(|t| t.elapsed() >= Duration::from_secs(3))
+        },
+    );
+    counts
+}
+
+fn exactly_once_each(counts: &std::collections::BTreeMap<u64, u32>, n: u64) {
+    let missing: Vec<u64> = (0..n).filter(|i| !counts.contains_key(i)).collect();
+    let repeated: Vec<(u64, u32)> = counts
+        .iter()
+        .filter(|(_, c)| **c != 1)
+        .map(|(i, c)| (*i, *c))
+        .collect();
+    assert_eq!(missing, Vec::<u64>::new(), "no gap");
+    assert_eq!(repeated, Vec::<(u64, u32)>::new(), "no repeat");
+    assert_eq!(counts.len() as u64, n);
+}
+
+#[test]
+fn apache_kafka_exactly_once_through_a_sigkill_and_a_restart() {
+    let kafka = ApacheKafka::start(&[]);
+    let b = kafka.address.as_str();
+    let (code, _, stderr) = run(&["produce", "-b", b, "--count", "5000", "--rate", "max"]);
+    assert_eq!(code, 0, "{stderr}");
+    let args = [
+        "score",
+        "-b",
+        b,
+        "-q",
+        "--exactly-once",
+        "--instance-id",
+        "one",
+    ];
+    let mut first = Child::spawn(&args);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scored(&first) < 500 {
+        assert!(Instant::now() < deadline, "{:?}", first.stderr_lines());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    first.child.kill().unwrap();
+    first.wait(Duration::from_secs(10));
+    assert!(
+        first
+            .stderr_lines()
+            .iter()
+            .any(|l| l.contains("exactly-once every 0.1 s: ")),
+        "{:?}",
+        first.stderr_lines()
+    );
+    let mut second = Child::spawn(&args);
+    let counts = committed_id_counts(b, 5000);
+    exactly_once_each(&counts, 5000);
+    second.signal("TERM");
+    assert_eq!(second.wait(Duration::from_secs(15)).code(), Some(0));
+}
+
+#[test]
+fn apache_kafka_exactly_once_in_a_group_of_two_when_one_is_sigkilled() {
+    let kafka = ApacheKafka::start(&[]);
+    let b = kafka.address.as_str();
+    let member = |id: &str| {
+        Child::spawn(&[
+            "score",
+            "-b",
+            b,
+            "-q",
+            "--exactly-once",
+            "--instance-id",
+            id,
+            "-X",
+            "session.timeout.ms=3000",
+            "-X",
+            "heartbeat.interval.ms=500",
+        ])
+    };
+    let a = member("a");
+    let mut c = member("c");
+    common::wait_for_split(&a, &c, 3);
+    let (code, _, stderr) = run(&["produce", "-b", b, "--count", "2000", "--rate", "2000"]);
+    assert_eq!(code, 0, "{stderr}");
+    c.child.kill().unwrap();
+    c.wait(Duration::from_secs(10));
+    let (code, _, stderr) = run(&["produce", "-b", b, "--count", "1000", "--rate", "max"]);
+    assert_eq!(code, 0, "{stderr}");
+    // Ids of the second run start at 0 again: count each of the 3,000 records by its offset.
+    let mut counts = std::collections::BTreeMap::new();
+    let mut complete_at: Option<Instant> = None;
+    common::read_committed_until(b, "salary-predictions", Duration::from_secs(120), |r| {
+        let v = json(std::str::from_utf8(r.value.as_deref().unwrap()).unwrap());
+        let key = (v["partition"].as_u64().unwrap() << 32) | v["offset"].as_u64().unwrap();
+        *counts.entry(key).or_insert(0u32) += 1;
+        if counts.len() >= 3000 && complete_at.is_none() {
+            complete_at = Some(Instant::now());
+        }
+        complete_at.is_some_and(|t| t.elapsed() >= Duration::from_secs(3))
+    });
+    assert_eq!(counts.len(), 3000, "every input record scored");
+    assert!(counts.values().all(|c| *c == 1), "none twice");
+}

@@ -28,6 +28,7 @@ fn config(bootstrap: &str, dlq: &str, group: &str, max_records: Option<u64>) -> 
         model_path: None,
         models_dir: std::env::temp_dir().join("salary-stream-test-models"),
         metrics: None,
+        exactly_once: None,
         max_records,
         training_rmse: 5592.04,
         shutdown_flush: consumer::FLUSH_TIMEOUT,

@@ -254,3 +254,23 @@ fn tansu_missing_topics_are_named_and_create_topics_makes_them() {
     assert_eq!(stdout.lines().count(), 200);
     assert_eq!(missing(&published_ids(b, 200), 200), Vec::<u64>::new());
 }
+
+/// tansu 0.6 answers EndTxn as unsupported: exactly-once is refused at the first commit, in one
+/// line, not a hang.
+#[test]
+fn tansu_refuses_exactly_once_with_one_line() {
+    let tansu = Tansu::start(&TOPICS);
+    let b = tansu.address.as_str();
+    let (code, _, stderr) = run(&refs(&produce(b, "20", "max")));
+    assert_eq!(code, 0, "{stderr}");
+    let started = Instant::now();
+    let (code, _, stderr) = run(&["score", "-b", b, "--exactly-once", "--count", "20", "-q"]);
+    assert_eq!(code, 1, "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("salary-stream: exactly-once: the broker does not support transactions (")
+            && last.ends_with("exactly-once needs one that does, such as Apache Kafka"),
+        "{last}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}

@@ -71,6 +71,9 @@ pub enum ScorerError {
     /// The scorer thread could not be started.
     #[error("cannot start the scorer thread: {0}")]
     Spawn(std::io::Error),
+    /// Exactly-once could not start, or a transaction failed.
+    #[error("exactly-once: {0}")]
+    Transactions(String),
     /// The scorer thread panicked.
     #[error("the scorer thread panicked: {0}")]
     Panicked(String),
@@ -98,6 +101,9 @@ pub struct ScorerConfig {
     pub models_dir: std::path::PathBuf,
     /// Prometheus metrics to feed latency samples to, when served.
     pub metrics: Option<Arc<super::metrics::Metrics>>,
+    /// Exactly-once: the transactional id and how often transactions commit; `None` for
+    /// at-least-once.
+    pub exactly_once: Option<(String, Duration)>,
     /// Stop after this many records are handled.
     pub max_records: Option<u64>,
     /// The model's training RMSE: the scale of the drift detector.
@@ -352,6 +358,8 @@ struct ScoringContext {
     /// The event time of the last record handled from each partition, as of the last report: how
     /// far behind in time a lagging partition is.
     last_event_ms: Mutex<BTreeMap<i32, i64>>,
+    /// Exactly-once: the scorer's transactions, committed here too before partitions go.
+    transactions: Option<Arc<super::transactions::Transactions>>,
 }
 
 /// The position `auto.offset.reset` names, if it names one (`error` does not).
@@ -503,12 +511,20 @@ impl ConsumerContext for ScoringContext {
         }
         if let Rebalance::Revoke(partitions) = rebalance {
             // Finish what is in flight so the next owner starts where this one stopped.
-            if let Some(producer) = self.producer.get() {
-                producer.flush_within(self.revoke_flush);
-            }
-            self.store_ready(consumer);
-            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-                tracing::debug!(error = %e, "commit on revoke");
+            match (&self.transactions, self.producer.get()) {
+                (Some(transactions), Some(producer)) => {
+                    // A failure is recorded there, and stops the scorer.
+                    let _ = transactions.commit(producer, consumer, &self.topic);
+                }
+                _ => {
+                    if let Some(producer) = self.producer.get() {
+                        producer.flush_within(self.revoke_flush);
+                    }
+                    self.store_ready(consumer);
+                    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                        tracing::debug!(error = %e, "commit on revoke");
+                    }
+                }
             }
             let mut tracker = lock(&self.tracker);
             for p in partitions.elements() {
@@ -803,6 +819,8 @@ struct Scorer {
     failures: Arc<std::sync::atomic::AtomicU64>,
     /// Set once the final offset commit went through.
     committed: Arc<AtomicBool>,
+    /// Exactly-once: the transactions; `None` for at-least-once.
+    transactions: Option<Arc<super::transactions::Transactions>>,
     /// Test hook (debug builds only): panic once this many records are handled.
     #[cfg(debug_assertions)]
     panic_after: Option<u64>,
@@ -814,11 +832,18 @@ impl Scorer {
             config.metrics.clone(),
         )));
         let failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut producer_defaults = vec![
+            ("linger.ms", "5"),
+            ("batch.size", config.kafka.producer_batch_bytes()),
+        ];
+        if let Some((id, _)) = &config.exactly_once {
+            producer_defaults.push(("transactional.id", id.as_str()));
+            // A crashed instance that never comes back holds its partitions' committed reads
+            // back until its open transaction times out: 10 s, not librdkafka's 60 s.
+            producer_defaults.push(("transaction.timeout.ms", "10000"));
+        }
         let producer = ScoringProducer::create(
-            &config.kafka.client_config(&[
-                ("linger.ms", "5"),
-                ("batch.size", config.kafka.producer_batch_bytes()),
-            ]),
+            &config.kafka.client_config(&producer_defaults),
             DeliveryContext {
                 tracker: tracker.clone(),
                 failures: failures.clone(),
@@ -826,6 +851,22 @@ impl Scorer {
             },
         )?;
         let producer = Arc::new(producer);
+        let transactions = match &config.exactly_once {
+            Some((_, interval)) => {
+                let refuse = |e: KafkaError| {
+                    ScorerError::Transactions(format!(
+                        "the broker at {} cannot run transactions: {e}",
+                        config.kafka.bootstrap
+                    ))
+                };
+                producer
+                    .init_transactions(super::transactions::CALL_TIMEOUT)
+                    .map_err(refuse)?;
+                producer.begin_transaction().map_err(refuse)?;
+                Some(Arc::new(super::transactions::Transactions::new(*interval)))
+            }
+            None => None,
+        };
         // The embedded broker holds a fetch for its full wait even when data arrives, and after a
         // member leaves it waits a session timeout before rebalancing: keep both short there.
         // In-process, the broker's memory is ours too: prefetch 4 MB, not librdkafka's 64 MB.
@@ -854,6 +895,13 @@ impl Scorer {
             .set("group.id", &config.group)
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false");
+        if transactions.is_some() {
+            // Offsets are committed inside each transaction, never on their own; and an input
+            // written transactionally is read only once committed.
+            consumer_config
+                .set("enable.auto.commit", "false")
+                .set("isolation.level", "read_committed");
+        }
         let context = ScoringContext {
             revoke_flush: config.shutdown_flush,
             sink: sink.clone(),
@@ -863,6 +911,7 @@ impl Scorer {
             records: OnceLock::new(),
             start_uncommitted_at: reset_position(consumer_config.get("auto.offset.reset")),
             last_event_ms: Mutex::new(BTreeMap::new()),
+            transactions: transactions.clone(),
         };
         let _ = context.producer.set(producer.clone());
         let mut consumer: BaseConsumer<ScoringContext> =
@@ -885,6 +934,7 @@ impl Scorer {
             tracker,
             failures,
             committed: Arc::new(AtomicBool::new(false)),
+            transactions,
             #[cfg(debug_assertions)]
             panic_after: std::env::var("SALARY_STREAM_TEST_SCORER_PANIC_AFTER")
                 .ok()
@@ -1014,10 +1064,29 @@ impl Scorer {
                 );
             }
             let now = Instant::now();
-            // Storing offsets costs a list and a library call: once per interval, not per record.
-            if now.duration_since(last_store) >= STORE_INTERVAL {
-                self.consumer.context().store_ready(&self.consumer);
-                last_store = now;
+            match &self.transactions {
+                // Offsets go with each transaction, committed once per interval.
+                Some(t) => {
+                    if now.duration_since(last_store) >= t.interval {
+                        last_store = now;
+                        if t.commit(&self.producer, &self.consumer, &self.config.input_topic)
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                    if t.failure().is_some() {
+                        break;
+                    }
+                }
+                // Storing offsets costs a list and a library call: once per interval, not per
+                // record.
+                None => {
+                    if now.duration_since(last_store) >= STORE_INTERVAL {
+                        self.consumer.context().store_ready(&self.consumer);
+                        last_store = now;
+                    }
+                }
             }
             if now.duration_since(last_watch) >= WATCH_INTERVAL {
                 last_watch = now;
@@ -1066,17 +1135,29 @@ impl Scorer {
                 last_report = now;
             }
         }
-        // Shutdown: deliver what is in flight, store, commit.
-        let left = self.producer.flush_within(self.config.shutdown_flush);
-        if left > 0 {
-            tracing::warn!(left, "deliveries outstanding after the shutdown flush");
-        }
-        self.consumer.context().store_ready(&self.consumer);
-        match self.consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
-                self.committed.store(true, Ordering::Relaxed);
+        if let Some(t) = &self.transactions {
+            // Exactly-once: the open transaction commits (its outputs and offsets together), or,
+            // after a failure, nothing more does.
+            if let Some(reason) = t.failure() {
+                return Err(ScorerError::Transactions(reason));
             }
-            Err(e) => tracing::warn!(error = %e, "commit on shutdown"),
+            match t.commit(&self.producer, &self.consumer, &self.config.input_topic) {
+                Ok(()) => self.committed.store(true, Ordering::Relaxed),
+                Err(reason) => return Err(ScorerError::Transactions(reason)),
+            }
+        } else {
+            // Shutdown: deliver what is in flight, store, commit.
+            let left = self.producer.flush_within(self.config.shutdown_flush);
+            if left > 0 {
+                tracing::warn!(left, "deliveries outstanding after the shutdown flush");
+            }
+            self.consumer.context().store_ready(&self.consumer);
+            match self.consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
+                    self.committed.store(true, Ordering::Relaxed);
+                }
+                Err(e) => tracing::warn!(error = %e, "commit on shutdown"),
+            }
         }
         progress.flush_writer();
         progress.summary.delivery_errors = self.failures.load(Ordering::Relaxed);
@@ -1147,6 +1228,7 @@ impl Scorer {
         let excess = out.recent.len().saturating_sub(ScoreReport::RECENT);
         out.recent.drain(..excess);
         out.latency = lock(&self.tracker).recent_latency(now_ms_f64());
+        out.transactions = self.transactions.as_ref().map(|t| t.counts());
         let quality = self.quality.lock().unwrap_or_else(PoisonError::into_inner);
         out.accuracy = quality.accuracy.accuracy();
         out.drift = quality.alarm;
@@ -1225,6 +1307,9 @@ impl Scorer {
                 match &self.config.output_topic {
                     Some(topic) => {
                         lock(&self.tracker).track(partition, offset, event_ms);
+                        if let Some(t) = &self.transactions {
+                            t.handled(partition, offset);
+                        }
                         let mut out = BaseRecord::with_opaque_to(topic, pack(partition, offset))
                             .payload(buf.as_slice());
                         if let Some(key) = record.key {
@@ -1232,7 +1317,12 @@ impl Scorer {
                         }
                         self.send(out);
                     }
-                    None => lock(&self.tracker).complete(partition, offset, event_ms, now_ms),
+                    None => {
+                        lock(&self.tracker).complete(partition, offset, event_ms, now_ms);
+                        if let Some(t) = &self.transactions {
+                            t.handled(partition, offset);
+                        }
+                    }
                 }
                 if let Some(w) = writer.as_mut() {
                     if let Err(e) = w.write(buf) {
@@ -1280,6 +1370,9 @@ impl Scorer {
                         value: Some(offset_text.as_str()),
                     });
                 lock(&self.tracker).track(partition, offset, None);
+                if let Some(t) = &self.transactions {
+                    t.handled(partition, offset);
+                }
                 let mut out: BaseRecord<'_, [u8], [u8], usize> =
                     BaseRecord::with_opaque_to(&self.config.dlq_topic, pack(partition, offset))
                         .headers(headers);

@@ -15,6 +15,7 @@ pub mod producer;
 pub mod quality;
 pub mod stats;
 pub mod topics;
+pub mod transactions;
 pub mod watch;
 
 use std::sync::Arc;
@@ -67,6 +68,8 @@ pub struct ScoreReport {
     pub bad: u64,
     /// The reason of the latest bad record.
     pub last_bad: Option<String>,
+    /// Transactions `(committed, aborted)` so far, in exactly-once mode.
+    pub transactions: Option<(u64, u64)>,
     /// Bad records by reason class ([`codec::BadRecord::class`]).
     pub bad_by_class: metrics::BadByClass,
     /// Delivery failures of predictions or dead letters (they will be consumed again).

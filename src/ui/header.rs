@@ -55,6 +55,7 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 Span::raw(format!("{} → {}", s.input_topic, s.output_topic)),
             ]),
             Field::new(vec![Span::raw(format!("  dead letters → {}", s.dlq_topic))]),
+            delivery(app),
             Field::new(vec![note(
                 app.topics_note
                     .as_ref()
@@ -186,4 +187,17 @@ fn model_note(text: Option<&str>) -> Field<'static> {
             format!("  ({})", shortest.join(" ")),
             style,
         )])
+}
+
+/// How predictions are delivered, with the transactions so far in exactly-once mode.
+fn delivery(app: &App) -> Field<'static> {
+    let mode = Span::styled(format!("  {}", app.delivery), Style::new().fg(Color::Cyan));
+    match app.transactions {
+        Some((committed, aborted)) => Field::new(vec![
+            mode.clone(),
+            Span::raw(format!(": {committed} transactions, {aborted} aborted")),
+        ])
+        .or(vec![mode]),
+        None => Field::new(vec![mode]),
+    }
 }

@@ -67,10 +67,40 @@ pub fn read_until(
     bootstrap: &str,
     topic: &str,
     timeout: Duration,
+    done: impl FnMut(&Read) -> bool,
+) -> Vec<Read> {
+    read_with(bootstrap, topic, timeout, &[], done)
+}
+
+/// As [`read_until`], seeing only records of committed transactions.
+pub fn read_committed_until(
+    bootstrap: &str,
+    topic: &str,
+    timeout: Duration,
+    done: impl FnMut(&Read) -> bool,
+) -> Vec<Read> {
+    read_with(
+        bootstrap,
+        topic,
+        timeout,
+        &[("isolation.level", "read_committed")],
+        done,
+    )
+}
+
+fn read_with(
+    bootstrap: &str,
+    topic: &str,
+    timeout: Duration,
+    settings: &[(&str, &str)],
     mut done: impl FnMut(&Read) -> bool,
 ) -> Vec<Read> {
     let group = format!("reader-{}-{}", std::process::id(), rand_suffix());
-    let consumer: BaseConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    for (k, v) in settings {
+        config.set(*k, *v);
+    }
+    let consumer: BaseConsumer = config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", &group)
         .set("auto.offset.reset", "earliest")
