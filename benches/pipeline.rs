@@ -917,7 +917,8 @@ fn main() {
     let k = kcat_broker.address.as_str();
 
     // "metered": the full path again with `--metrics` on, for what serving metrics costs.
-    let mut measures = vec!["kcat", "kcat tuned", "bare", "full", "metered"];
+    // "eos": the full path in exactly-once mode (transactions every 0.1 s), for what that costs.
+    let mut measures = vec!["kcat", "kcat tuned", "bare", "full", "metered", "eos"];
     if tools.is_some() {
         measures.push("kafka");
     }
@@ -935,8 +936,14 @@ fn main() {
     let (_, consumed) = kcat_read(&[]);
     let records = consumed;
     let n = records.to_string();
-    let (mut kcat_plain, mut kcat_tuned, mut bare, mut full, mut metered) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut kcat_plain, mut kcat_tuned, mut bare, mut full, mut metered, mut eos) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     let (mut kafka_c, mut kafka_c_own, mut kafka_c_mb, mut kafka_c_fetch) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
@@ -979,11 +986,15 @@ fn main() {
                     if score == "metered" {
                         a.extend_from_slice(&["--metrics", "127.0.0.1:0"]);
                     }
+                    if score == "eos" {
+                        a.extend_from_slice(&["--exactly-once", "--instance-id", "bench"]);
+                    }
                     a.extend_from_slice(&FETCH_WAIT);
                     let t = timed(BIN, &a);
                     match score {
                         "bare" => bare.push(t),
                         "metered" => metered.push(t),
+                        "eos" => eos.push(t),
                         _ => full.push(t),
                     }
                 }
@@ -991,12 +1002,13 @@ fn main() {
         }
     }
     drop(kcat_broker);
-    let (kcat_plain, kcat_tuned, bare, full, metered) = (
+    let (kcat_plain, kcat_tuned, bare, full, metered, eos) = (
         median(kcat_plain),
         median(kcat_tuned),
         median(bare),
         median(full),
         median(metered),
+        median(eos),
     );
     let (kcat_p, ours_p) = (median(kcat_p), median(ours_p));
 
@@ -1065,6 +1077,12 @@ fn main() {
             per_s(metered),
             per_s(metered) / per_s(full),
             ">= 0.95x without",
+        ),
+        (
+            "score --exactly-once (0.1 s transactions): vs at-least-once",
+            per_s(eos),
+            per_s(eos) / per_s(full),
+            "reported",
         ),
         (
             "produce: kcat -P (records/s)",
@@ -1217,9 +1235,11 @@ fn main() {
         dash.rss_second_half_mb.0, dash.rss_second_half_mb.1,
     );
     json.push_str(&format!(
-        ",\"score_metered_per_s\":{:.0},\"metrics_ratio\":{:.3}",
+        ",\"score_metered_per_s\":{:.0},\"metrics_ratio\":{:.3},\"score_eos_per_s\":{:.0},\"eos_ratio\":{:.3}",
         per_s(metered),
-        per_s(metered) / per_s(full)
+        per_s(metered) / per_s(full),
+        per_s(eos),
+        per_s(eos) / per_s(full)
     ));
     json.push_str(&format!(
         ",\"record_bytes\":{record_bytes:.1},\"broker\":\"{}\",\"machine\":{}",
