@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use rdkafka::producer::Producer;
 
 use crate::cli::{BrokerArgs, ProduceArgs, ScoreArgs};
 use crate::engine::broker::EmbeddedBroker;
@@ -442,10 +441,6 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     for line in create_topics(&args.kafka, &connection, &[(&args.kafka.topic, partitions)])? {
         say!("{line}");
     }
-    if connection.embedded.is_none() && !topic_exists(&args, &connection, &tally)? {
-        say!("done: sent 0  acked 0  failed 0");
-        return Ok(());
-    }
     let metrics = start_metrics(&args.kafka, &a.version, false)?;
     if let Some((_, address)) = &metrics {
         say!("metrics at http://{address}/metrics");
@@ -466,6 +461,10 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
             years_range: (a.feature_range.min, a.feature_range.max),
             seed: args.seed,
             start_running: true,
+            require_topic_on: connection
+                .embedded
+                .is_none()
+                .then(|| connection.kafka.bootstrap.clone()),
             paced_by: None,
         },
         metered(tally.clone(), metrics.as_ref()),
@@ -523,53 +522,6 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         bail!("{} events were not delivered", status.failed);
     }
     Ok(())
-}
-
-/// A client that only asks questions, reporting outages to the tally.
-struct ProbeContext(Arc<TallySink>);
-
-impl rdkafka::ClientContext for ProbeContext {
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        crate::engine::report_outage(self.0.as_ref(), &error, reason);
-    }
-}
-
-impl rdkafka::producer::ProducerContext for ProbeContext {
-    type DeliveryOpaque = ();
-    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
-}
-
-/// Whether `produce`'s topic exists (a broker that creates topics on demand creates it now).
-/// A missing topic is an error; `false` means a signal came first and nothing is to be sent.
-fn topic_exists(
-    args: &ProduceArgs,
-    connection: &crate::runtime::Connection,
-    tally: &Arc<TallySink>,
-) -> anyhow::Result<bool> {
-    let client: rdkafka::producer::BaseProducer<ProbeContext> = connection
-        .kafka
-        .client_config(&[])
-        .create_with_context(ProbeContext(tally.clone()))?;
-    let topic = args.kafka.topic.clone();
-    let asked = within_bound(CONNECT_TIMEOUT + Duration::from_secs(1), move || {
-        let answer = crate::engine::topics::missing(client.client(), &[&topic], CONNECT_TIMEOUT);
-        // Serves the error events that say why, should there be no answer.
-        client.poll(Duration::from_millis(100));
-        answer
-    })?;
-    let bootstrap = &connection.kafka.bootstrap;
-    match asked {
-        Ending::Finished(Ok(missing)) if missing.is_empty() => Ok(true),
-        Ending::Finished(Ok(_)) => bail!(
-            "{}",
-            missing_line(&args.kafka.topic, bootstrap, "nothing was sent")
-        ),
-        Ending::Interrupted(_) => Ok(false),
-        Ending::Finished(Err(_)) | Ending::TimedOut => bail!(
-            "{}",
-            unreachable_line(&connection.kafka, tally.with(|t| t.unreachable.clone()))
-        ),
-    }
 }
 
 /// `broker`: the embedded broker on its own until a signal.

@@ -250,6 +250,8 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
             years_range: (artifact.feature_range.min, artifact.feature_range.max),
             seed: None,
             start_running: args.produce,
+            // The header names a missing topic (the scorer's probe); the producer waits for it.
+            require_topic_on: None,
             // Only the embedded broker prunes so soon that an unthrottled producer starves the
             // scorer; a real cluster keeps what it is sent.
             paced_by: match (&connection.embedded, &reading) {

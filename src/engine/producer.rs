@@ -64,6 +64,9 @@ pub struct ProducerConfig {
     pub seed: Option<u64>,
     /// Send from the start (headless) or wait for a start command (dashboard).
     pub start_running: bool,
+    /// Refuse to start when the topic does not exist on this broker (named in the error); `None`
+    /// sends regardless (the embedded broker has its topics).
+    pub require_topic_on: Option<String>,
     /// Records a scorer in this process has handled: the producer stays at most
     /// [`MAX_AHEAD`] events ahead of it. The embedded broker keeps only about 5 MB a partition, so
     /// an unthrottled producer would otherwise prune records before the scorer can fetch them.
@@ -218,6 +221,9 @@ pub enum ProducerError {
     /// The thread panicked.
     #[error("the producer thread panicked: {0}")]
     Panicked(String),
+    /// The topic does not exist and the broker does not create it.
+    #[error("{0}")]
+    MissingTopic(String),
     /// Events were still unacknowledged when the flush timed out.
     #[error("{0} events were not acknowledged by the broker")]
     Unacknowledged(u64),
@@ -346,6 +352,23 @@ fn run(
         tokens: 1.0,
         last: Instant::now(),
     };
+    if let Some(broker) = &config.require_topic_on {
+        // On the producer's own connection: a broker that creates topics on demand does so
+        // now. No answer is left to the caller's reachability check.
+        if let Ok(missing) = super::topics::missing(
+            producer.client(),
+            &[&config.topic],
+            super::topics::REQUEST_TIMEOUT,
+        ) {
+            if !missing.is_empty() {
+                return Err(ProducerError::MissingTopic(super::topics::missing_line(
+                    &config.topic,
+                    broker,
+                    "nothing was sent",
+                )));
+            }
+        }
+    }
     let mut batcher = TopicBatcher::new(&producer, &config.topic)?;
     let mut events = Vec::with_capacity(BATCH as usize * 128);
     let mut bounds = Vec::with_capacity(BATCH as usize);

@@ -10,7 +10,7 @@ use rdkafka::types::RDKafkaRespErr;
 use super::config::KafkaOptions;
 
 /// How long one metadata or admin request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why topics could not be checked or created.
 #[derive(Debug, thiserror::Error)]
