@@ -7,11 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{exact_prediction, run, ApacheKafka, Child};
-
-fn json(line: &str) -> serde_json::Value {
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
-}
+use common::{exact_prediction, json, run, scored, ApacheKafka, Child};
 
 /// Output-topic ids, each checked for its exact prediction, read until all of `0..want` are seen
 /// or 90 s pass.
@@ -31,16 +27,6 @@ fn published_ids(address: &str, topic: &str, want: u64) -> BTreeSet<u64> {
 
 fn missing(seen: &BTreeSet<u64>, n: u64) -> Vec<u64> {
     (0..n).filter(|i| !seen.contains(i)).collect()
-}
-
-/// Records handled so far, from the stats line.
-fn scored(child: &Child) -> u64 {
-    child
-        .stderr_lines()
-        .iter()
-        .rev()
-        .find_map(|l| l.strip_prefix("scored ")?.split(' ').next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]

@@ -7,11 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{broker_process, exact_prediction, run, Child};
-
-fn json(line: &str) -> serde_json::Value {
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
-}
+use common::{broker_process, exact_prediction, json, run, Child};
 
 fn kcat(args: &[&str], input: Option<&str>) -> String {
     use std::io::Write;

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::tmux::{assert_restored, start_dashboard_with};
-use common::Child;
+use common::{scored, Child};
 
 /// Slack over a shutdown bound for process start-up and a loaded machine.
 const MARGIN: Duration = Duration::from_secs(3);
@@ -64,16 +64,6 @@ fn wait_until_it_catches_sigterm(pid: u32) {
         assert!(Instant::now() < deadline, "{pid} never handled SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Scored records so far, from the stats line.
-fn scored(child: &Child) -> u64 {
-    child
-        .stderr_lines()
-        .iter()
-        .rev()
-        .find_map(|l| l.strip_prefix("scored ")?.split(' ').next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]

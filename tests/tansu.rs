@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{exact_prediction, run, Child, Tansu};
+use common::{exact_prediction, json, run, Child, Tansu};
 
 /// tansu 0.6 cannot serve a fetch that starts inside a record batch (it returns nothing), so a
 /// consumer resuming at a committed offset in the middle of a batch would stall. Producing one
@@ -31,10 +31,6 @@ const TOPICS: [(&str, u32); 3] = [
     ("salary-predictions", 4),
     ("experience-events.dlq", 1),
 ];
-
-fn json(line: &str) -> serde_json::Value {
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
-}
 
 fn ids_of(lines: &[String]) -> Vec<u64> {
     lines

@@ -550,14 +550,6 @@ pub fn a_paused_broker_costs_no_cpu_and_loses_nothing(
     let mut score = Child::spawn(&refs(&score_args));
     let produce_args = with(&["produce", "-b", address, "--rate", "200"]);
     let mut produce = Child::spawn(&refs(&produce_args));
-    let scored = |child: &Child| -> u64 {
-        child
-            .stderr_lines()
-            .iter()
-            .rev()
-            .find_map(|l| l.strip_prefix("scored ")?.split(' ').next()?.parse().ok())
-            .unwrap_or(0)
-    };
     let deadline = Instant::now() + Duration::from_secs(60);
     while scored(&score) < 200 {
         assert!(Instant::now() < deadline, "{:?}", score.stderr_lines());
@@ -629,4 +621,19 @@ pub fn a_paused_broker_costs_no_cpu_and_loses_nothing(
     assert_eq!(missing, Vec::<u64>::new(), "of {acked} acknowledged");
     score.signal("TERM");
     assert_eq!(score.wait(Duration::from_secs(10)).code(), Some(0));
+}
+
+/// Records a `score` process has handled so far, from its latest stats line.
+pub fn scored(child: &Child) -> u64 {
+    child
+        .stderr_lines()
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("scored ")?.split(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A line of JSON, parsed; a test fails on one that is not.
+pub fn json(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
 }
