@@ -56,6 +56,8 @@ pub struct Metrics {
     producer_seen: Mutex<(u64, u64, u64)>,
     serving: Mutex<String>,
     publishing: bool,
+    /// The partitions whose lag is exposed now.
+    lag_shown: Mutex<Vec<i32>>,
 }
 
 impl Metrics {
@@ -160,6 +162,7 @@ impl Metrics {
             producer_seen: Mutex::new((0, 0, 0)),
             serving: Mutex::new(version.to_owned()),
             publishing,
+            lag_shown: Mutex::new(Vec::new()),
         })
     }
 
@@ -187,8 +190,24 @@ impl Metrics {
                 self.drift.set(i64::from(report.drift.is_some()));
             }
             EngineEvent::Lag(lag) => {
-                self.lag_records.clear();
-                self.lag_seconds.clear();
+                // Set in place, never cleared first: a scrape between a clear and the new values
+                // would see series vanish (Prometheus marks them stale).
+                let mut shown = self
+                    .lag_shown
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                for gone in shown
+                    .iter()
+                    .filter(|p| !lag.partitions.iter().any(|(q, _)| q == *p))
+                {
+                    let label = Partition {
+                        partition: gone.to_string(),
+                    };
+                    self.lag_records.remove(&label);
+                    self.lag_seconds.remove(&label);
+                }
+                *shown = lag.partitions.iter().map(|(p, _)| *p).collect();
+                drop(shown);
                 for (p, records) in &lag.partitions {
                     let label = Partition {
                         partition: p.to_string(),
