@@ -9,26 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::{exact_prediction, json, run, scored, ApacheKafka, Child};
 
-/// Output-topic ids, each checked for its exact prediction, read until all of `0..want` are seen
-/// or 90 s pass.
-fn published_ids(address: &str, topic: &str, want: u64) -> BTreeSet<u64> {
-    let mut seen = BTreeSet::new();
-    common::read_until(address, topic, Duration::from_secs(90), |r| {
-        let v = json(std::str::from_utf8(r.value.as_deref().unwrap()).unwrap());
-        assert_eq!(
-            v["predicted_salary"].as_f64().unwrap(),
-            exact_prediction(v["years_experience"].as_f64().unwrap())
-        );
-        seen.insert(v["id"].as_u64().unwrap());
-        seen.len() as u64 >= want
-    });
-    seen
-}
-
-fn missing(seen: &BTreeSet<u64>, n: u64) -> Vec<u64> {
-    (0..n).filter(|i| !seen.contains(i)).collect()
-}
-
 #[test]
 fn apache_kafka_console_producer_in_predictions_out_to_the_console_consumer() {
     let kafka = ApacheKafka::start(&[]);
@@ -120,8 +100,8 @@ fn apache_kafka_a_scorer_sigkilled_mid_stream_loses_nothing_after_a_restart() {
     first.child.kill().unwrap();
     first.wait(Duration::from_secs(10));
     let mut second = Child::spawn(&args);
-    let seen = published_ids(b, "salary-predictions", 3000);
-    assert_eq!(missing(&seen, 3000), Vec::<u64>::new());
+    let seen = common::published_ids(b, "salary-predictions", 3000, Duration::from_secs(90));
+    assert_eq!(common::missing(&seen, 3000), Vec::<u64>::new());
     second.signal("TERM");
     assert_eq!(second.wait(Duration::from_secs(10)).code(), Some(0));
 }
@@ -147,8 +127,8 @@ fn apache_kafka_two_scorers_split_the_partitions_and_one_takes_over_after_sigkil
     c.wait(Duration::from_secs(10));
     let (code, _, stderr) = run(&["produce", "-b", b, "--count", "600", "--rate", "max"]);
     assert_eq!(code, 0, "{stderr}");
-    let seen = published_ids(b, "salary-predictions", 600);
-    assert_eq!(missing(&seen, 600), Vec::<u64>::new());
+    let seen = common::published_ids(b, "salary-predictions", 600, Duration::from_secs(90));
+    assert_eq!(common::missing(&seen, 600), Vec::<u64>::new());
     // Keyless records fill one partition at a time, so all 600 may have missed the dead
     // member's partition: the take-over is waited for on its own.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -255,7 +235,10 @@ fn apache_kafka_missing_topics_are_named_and_create_topics_makes_them() {
         stderr.contains("done: scored 40  bad 0  delivery errors 0"),
         "{stderr}"
     );
-    assert_eq!(published_ids(b, "absent-out", 40).len(), 40);
+    assert_eq!(
+        common::published_ids(b, "absent-out", 40, Duration::from_secs(90)).len(),
+        40
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{exact_prediction, json, run, Child, Tansu};
+use common::{json, run, Child, Tansu};
 
 /// tansu 0.6 cannot serve a fetch that starts inside a record batch (it returns nothing), so a
 /// consumer resuming at a committed offset in the middle of a batch would stall. Producing one
@@ -39,30 +39,6 @@ fn ids_of(lines: &[String]) -> Vec<u64> {
         .collect()
 }
 
-/// Output-topic ids, read until all of `0..want` are seen or 60 s pass.
-fn published_ids(address: &str, want: u64) -> BTreeSet<u64> {
-    let mut seen = BTreeSet::new();
-    common::read_until(
-        address,
-        "salary-predictions",
-        Duration::from_secs(60),
-        |r| {
-            let v = json(std::str::from_utf8(r.value.as_deref().unwrap()).unwrap());
-            assert_eq!(
-                v["predicted_salary"].as_f64().unwrap(),
-                exact_prediction(v["years_experience"].as_f64().unwrap())
-            );
-            seen.insert(v["id"].as_u64().unwrap());
-            seen.len() as u64 >= want
-        },
-    );
-    seen
-}
-
-fn missing(seen: &BTreeSet<u64>, n: u64) -> Vec<u64> {
-    (0..n).filter(|i| !seen.contains(i)).collect()
-}
-
 #[test]
 fn n_inputs_give_n_exact_outputs_and_bad_records_are_dead_lettered() {
     let tansu = Tansu::start(&TOPICS);
@@ -86,7 +62,13 @@ fn n_inputs_give_n_exact_outputs_and_bad_records_are_dead_lettered() {
         ids.iter().copied().collect::<BTreeSet<_>>(),
         (0..1000).collect()
     );
-    assert_eq!(missing(&published_ids(b, 1000), 1000), Vec::<u64>::new());
+    assert_eq!(
+        common::missing(
+            &common::published_ids(b, "salary-predictions", 1000, Duration::from_secs(60)),
+            1000
+        ),
+        Vec::<u64>::new()
+    );
     let dead = common::read_n(b, "experience-events.dlq", 1, Duration::from_secs(30));
     assert_eq!(dead.len(), 1);
     assert_eq!(
@@ -162,7 +144,7 @@ fn two_scorers_split_the_partitions_and_one_hands_over_on_sigterm() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(
-        missing(&seen, 2000),
+        common::missing(&seen, 2000),
         Vec::<u64>::new(),
         "every input id scored"
     );
@@ -172,7 +154,10 @@ fn two_scorers_split_the_partitions_and_one_hands_over_on_sigterm() {
         "the survivor owns every partition"
     );
     assert_eq!(
-        missing(&published_ids(b, 2000), 2000),
+        common::missing(
+            &common::published_ids(b, "salary-predictions", 2000, Duration::from_secs(60)),
+            2000
+        ),
         Vec::<u64>::new(),
         "every id published"
     );
@@ -248,7 +233,13 @@ fn tansu_missing_topics_are_named_and_create_topics_makes_them() {
         );
     }
     assert_eq!(stdout.lines().count(), 200);
-    assert_eq!(missing(&published_ids(b, 200), 200), Vec::<u64>::new());
+    assert_eq!(
+        common::missing(
+            &common::published_ids(b, "salary-predictions", 200, Duration::from_secs(60)),
+            200
+        ),
+        Vec::<u64>::new()
+    );
 }
 
 /// tansu 0.6 answers EndTxn as unsupported: exactly-once is refused at the first commit, in one

@@ -637,3 +637,29 @@ pub fn scored(child: &Child) -> u64 {
 pub fn json(line: &str) -> serde_json::Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
 }
+
+/// The ids of the predictions in `topic`, each checked for its exact value, read until all of
+/// `want` distinct ids are seen or `timeout` passes.
+pub fn published_ids(
+    address: &str,
+    topic: &str,
+    want: u64,
+    timeout: Duration,
+) -> std::collections::BTreeSet<u64> {
+    let mut seen = std::collections::BTreeSet::new();
+    read_until(address, topic, timeout, |r| {
+        let v = json(std::str::from_utf8(r.value.as_deref().unwrap()).unwrap());
+        assert_eq!(
+            v["predicted_salary"].as_f64().unwrap(),
+            exact_prediction(v["years_experience"].as_f64().unwrap())
+        );
+        seen.insert(v["id"].as_u64().unwrap());
+        seen.len() as u64 >= want
+    });
+    seen
+}
+
+/// The ids of `0..n` not in `seen`.
+pub fn missing(seen: &std::collections::BTreeSet<u64>, n: u64) -> Vec<u64> {
+    (0..n).filter(|i| !seen.contains(i)).collect()
+}
