@@ -1109,30 +1109,13 @@ impl Scorer {
                 last_watch = now;
                 if self.retrain.swap(false, Ordering::Relaxed) {
                     if let Some(artifact) = self.retrain_now(&predictor) {
-                        predictor = Predictor::from(&artifact);
-                        *self.quality.lock().unwrap_or_else(PoisonError::into_inner) =
-                            Quality::new(artifact.rmse);
-                        self.sink.emit(EngineEvent::Model(ModelEvent::Swapped {
-                            version: predictor.version.clone(),
-                            formula: predictor.formula(),
-                            slope: predictor.slope,
-                            intercept: predictor.intercept,
-                        }));
+                        self.sink
+                            .emit(EngineEvent::Model(self.serve(&mut predictor, &artifact)));
                     }
                 }
                 if let Some(change) = watch.as_mut().and_then(ModelWatch::changed) {
                     self.sink.emit(EngineEvent::Model(match change {
-                        Ok(artifact) => {
-                            predictor = Predictor::from(&artifact);
-                            *self.quality.lock().unwrap_or_else(PoisonError::into_inner) =
-                                Quality::new(artifact.rmse);
-                            ModelEvent::Swapped {
-                                version: predictor.version.clone(),
-                                formula: predictor.formula(),
-                                slope: predictor.slope,
-                                intercept: predictor.intercept,
-                            }
-                        }
+                        Ok(artifact) => self.serve(&mut predictor, &artifact),
                         Err(e) => ModelEvent::Rejected(e.to_string()),
                     }));
                 }
@@ -1188,7 +1171,18 @@ impl Scorer {
         Ok(progress.summary)
     }
 
-    /// Refits on the latest labeled events and writes the artifact; the watch then swaps it in.
+    /// Makes `artifact` the serving model: its accuracy window and drift detector start over.
+    fn serve(&self, predictor: &mut Predictor, artifact: &Artifact) -> ModelEvent {
+        *predictor = Predictor::from(artifact);
+        *self.quality.lock().unwrap_or_else(PoisonError::into_inner) = Quality::new(artifact.rmse);
+        ModelEvent::Swapped {
+            version: predictor.version.clone(),
+            formula: predictor.formula(),
+            slope: predictor.slope,
+            intercept: predictor.intercept,
+        }
+    }
+
     /// Refits on the latest labeled events and keeps the result as a new version in the models
     /// directory; returns it to serve from now on.
     fn retrain_now(&self, serving: &Predictor) -> Option<Artifact> {
