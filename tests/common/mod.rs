@@ -52,6 +52,27 @@ pub fn produce_all(bootstrap: &str, topic: &str, values: &[Option<Vec<u8>>]) {
     producer.flush(Duration::from_secs(30)).expect("flush");
 }
 
+/// The partitions of `topic` that hold at least one record, by their high watermarks.
+pub fn nonempty_partitions(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+) -> std::collections::BTreeSet<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("consumer");
+    (0..partitions)
+        .filter(|&p| {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .expect("watermarks");
+            high > low
+        })
+        .map(|p| p.to_string())
+        .collect()
+}
+
 /// Reads `want` records from `topic` from the beginning, in a fresh group, within `timeout`.
 pub fn read_n(bootstrap: &str, topic: &str, want: usize, timeout: Duration) -> Vec<Read> {
     let mut count = 0;
