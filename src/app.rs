@@ -304,7 +304,7 @@ impl App {
             force_quit: false,
             missing_topics: Vec::new(),
             topics_note: None,
-            accuracy_window: crate::engine::consumer::ACCURACY_WINDOW,
+            accuracy_window: crate::engine::quality::Quality::WINDOW,
             metrics_address: None,
             members: Vec::new(),
             delivery: "at-least-once".to_owned(),

@@ -10,9 +10,9 @@ use anyhow::{bail, Context};
 
 use crate::cli::{BrokerArgs, ProduceArgs, ScoreArgs};
 use crate::engine::broker::EmbeddedBroker;
-use crate::engine::consumer::ScorerConfig;
-use crate::engine::consumer::{self, BoxedWriter, PredictionWriter};
 use crate::engine::producer::{self, LabelModel, ProducerConfig};
+use crate::engine::scorer::ScorerConfig;
+use crate::engine::scorer::{self, BoxedWriter, PredictionWriter};
 use crate::engine::topics::missing_line;
 use crate::engine::{
     BrokerHealth, EngineEvent, EventSink, ModelEvent, ProducerStatus, EMBEDDED_INPUT_PARTITIONS,
@@ -327,7 +327,7 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
     }
     let metrics = metrics.map(|(m, _)| m);
     let writer = (!args.quiet).then(|| Box::new(NdjsonStdout::default()) as BoxedWriter);
-    let scorer = consumer::spawn(
+    let scorer = scorer::spawn(
         ScorerConfig {
             metrics: metrics.clone(),
             ..scorer_config(

@@ -405,3 +405,99 @@ impl Artifact {
         Ok(artifact)
     }
 }
+
+/// Notices a new artifact at a path: a change of modification time or size.
+pub struct ModelWatch {
+    path: std::path::PathBuf,
+    seen: Option<(std::time::SystemTime, u64)>,
+}
+
+impl ModelWatch {
+    /// Watches `path`, taking what is there now as already seen.
+    pub fn new(path: std::path::PathBuf) -> Self {
+        let seen = Self::stamp(&path);
+        ModelWatch { path, seen }
+    }
+
+    fn stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some((meta.modified().ok()?, meta.len()))
+    }
+
+    /// The new artifact, or why it cannot serve, if the file changed since the last call.
+    pub fn changed(&mut self) -> Option<Result<Artifact, ModelError>> {
+        let now = Self::stamp(&self.path);
+        if now == self.seen || now.is_none() {
+            return None;
+        }
+        self.seen = now;
+        Some(Artifact::load(&self.path))
+    }
+}
+
+/// Fits a new model on `(years, label)` pairs; returns it with the serving model's RMSE on them.
+pub fn retrain(pairs: &[(f64, f64)], serving: &Predictor) -> Result<(Artifact, f64), ModelError> {
+    let set = TrainingSet {
+        years: pairs.iter().map(|p| p.0).collect(),
+        salaries: pairs.iter().map(|p| p.1).collect(),
+        feature: "YearsExperience".into(),
+        target: "Salary".into(),
+    };
+    if set.years.len() < 2 || set.years.iter().all(|&y| y == set.years[0]) {
+        return Err(ModelError::Fit(format!(
+            "need labeled events with at least two different years, have {}",
+            set.years.len()
+        )));
+    }
+    let mut digest = Sha256::new();
+    for (y, s) in pairs {
+        digest.update(y.to_le_bytes());
+        digest.update(s.to_le_bytes());
+    }
+    let source = hex(&digest.finalize());
+    let artifact = train_set(&set, &source)?;
+    let before = fit_metrics(&set.years, &set.salaries, serving.slope, serving.intercept);
+    Ok((artifact, before.rmse))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retrains_on_a_known_set() {
+        let pairs: Vec<(f64, f64)> = (0..50)
+            .map(|i| {
+                let years = f64::from(i) / 5.0;
+                (years, 1000.0 + 2000.0 * years)
+            })
+            .collect();
+        let serving = Predictor {
+            slope: 9449.962321455077,
+            intercept: 25792.20019866869,
+            version: "6c25318e".into(),
+            range: FeatureRange {
+                min: 1.1,
+                max: 10.5,
+            },
+        };
+        let (artifact, before) = retrain(&pairs, &serving).unwrap();
+        assert!(
+            (artifact.coefficient - 2000.0).abs() < 1e-6,
+            "{}",
+            artifact.coefficient
+        );
+        assert!(
+            (artifact.intercept - 1000.0).abs() < 1e-6,
+            "{}",
+            artifact.intercept
+        );
+        assert!(artifact.rmse < 1e-6);
+        assert_eq!(artifact.training_rows, 50);
+        assert!(
+            before > 30_000.0,
+            "the old line is far off these labels: {before}"
+        );
+        assert!(retrain(&pairs[..1], &serving).is_err());
+    }
+}

@@ -9,8 +9,8 @@ use anyhow::Context;
 use crate::cli::{KafkaArgs, DEFAULT_MODEL};
 use crate::engine::broker::EmbeddedBroker;
 use crate::engine::config::KafkaOptions;
-use crate::engine::consumer::ScorerConfig;
 use crate::engine::metrics::{MeteredSink, Metrics};
+use crate::engine::scorer::ScorerConfig;
 use crate::model::{Artifact, Predictor};
 
 /// The artifact committed in assets/, built in so the binary works from any directory.

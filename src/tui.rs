@@ -15,10 +15,10 @@ use tokio::sync::mpsc;
 
 use crate::app::{App, Effect, Message, Setup};
 use crate::cli::DashArgs;
-use crate::engine::consumer::{ScorerConfig, ScorerHandle, Unfinished};
 use crate::engine::producer::{self, LabelModel, ProducerConfig, ProducerHandle};
+use crate::engine::scorer::{ScorerConfig, ScorerHandle, Unfinished};
 use crate::engine::watch::{self, WatchConfig, WatchHandle};
-use crate::engine::{consumer, EngineEvent, EventSink};
+use crate::engine::{scorer, EngineEvent, EventSink};
 use crate::runtime::{
     connect, create_topics, load_model, metered, scorer_config, scorer_topics, seconds_text,
     shutdown_signal, start_metrics,
@@ -233,7 +233,7 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
             },
             sink.clone(),
         )?),
-        None => Reading::Scorer(consumer::spawn(config, sink.clone(), None)?),
+        None => Reading::Scorer(scorer::spawn(config, sink.clone(), None)?),
     };
     let producer = producer::spawn(
         ProducerConfig {

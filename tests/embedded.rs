@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use salary_stream::engine::broker::EmbeddedBroker;
 use salary_stream::engine::config::KafkaOptions;
-use salary_stream::engine::consumer::{self, ScorerConfig};
+use salary_stream::engine::scorer::{self, ScorerConfig};
 use salary_stream::engine::{EngineEvent, SharedSink};
 use salary_stream::model::{Artifact, Predictor};
 
@@ -31,7 +31,7 @@ fn config(bootstrap: &str, dlq: &str, group: &str, max_records: Option<u64>) -> 
         exactly_once: None,
         max_records,
         training_rmse: 5592.04,
-        shutdown_flush: consumer::FLUSH_TIMEOUT,
+        shutdown_flush: scorer::FLUSH_TIMEOUT,
     }
 }
 
@@ -59,7 +59,7 @@ fn a_thousand_events_give_a_thousand_exact_predictions() {
     let sink: SharedSink = Arc::new(move |e: EngineEvent| seen.lock().unwrap().push(e));
     let p = predictor();
     let scorer =
-        consumer::spawn(config(&bootstrap, "in.dlq", "e2e", Some(1003)), sink, None).unwrap();
+        scorer::spawn(config(&bootstrap, "in.dlq", "e2e", Some(1003)), sink, None).unwrap();
     let summary = scorer.join().unwrap();
     assert_eq!(
         (summary.scored, summary.bad, summary.delivery_errors),
@@ -134,12 +134,12 @@ fn a_restarted_scorer_resumes_at_the_committed_offset() {
     common::produce_all(&bootstrap, "in", &values);
     let config = |max| config(&bootstrap, "dlq", "resume", Some(max));
     let sink: SharedSink = Arc::new(|_: EngineEvent| {});
-    let first = consumer::spawn(config(100), sink.clone(), None)
+    let first = scorer::spawn(config(100), sink.clone(), None)
         .unwrap()
         .join()
         .unwrap();
     assert_eq!(first.scored, 100);
-    let second = consumer::spawn(config(200), sink, None)
+    let second = scorer::spawn(config(200), sink, None)
         .unwrap()
         .join()
         .unwrap();
@@ -189,7 +189,7 @@ fn the_drift_alarm_fires_soon_after_labels_shift() {
                 .push((r.drift, r.accuracy.map(|a| a.n)));
         }
     });
-    consumer::spawn(config(&bootstrap, "dlq", "drift", Some(1200)), sink, None)
+    scorer::spawn(config(&bootstrap, "dlq", "drift", Some(1200)), sink, None)
         .unwrap()
         .join()
         .unwrap();
@@ -221,7 +221,7 @@ fn a_new_artifact_is_swapped_in_and_a_bad_one_refused_and_t_retrains() {
     let seen = events.clone();
     let sink: SharedSink = Arc::new(move |e: EngineEvent| seen.lock().unwrap().push(e));
     let models_dir = dir.path().join("models");
-    let scorer = consumer::spawn(
+    let scorer = scorer::spawn(
         ScorerConfig {
             model_path: Some(model_path.clone()),
             models_dir: models_dir.clone(),

@@ -6,13 +6,17 @@
 pub mod broker;
 pub mod codec;
 pub mod config;
-pub mod consumer;
 pub mod delivery;
 pub mod diagnose;
+pub mod group;
 pub mod intake;
 pub mod metrics;
+pub mod offsets;
+pub mod probe;
 pub mod producer;
 pub mod quality;
+pub mod scorer;
+pub mod scoring;
 pub mod stats;
 pub mod topics;
 pub mod transactions;
@@ -372,6 +376,13 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Milliseconds since the Unix epoch, now, to the nanosecond: for latencies.
+pub fn now_ms_precise() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 #[cfg(test)]

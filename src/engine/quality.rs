@@ -3,6 +3,8 @@
 
 use std::collections::VecDeque;
 
+use super::DriftAlarm;
+
 /// Accuracy over the latest labeled events.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Accuracy {
@@ -142,6 +144,66 @@ impl PageHinkley {
     /// Starts over (the model changed).
     pub fn reset(&mut self) {
         *self = PageHinkley::new(self.scale);
+    }
+}
+
+/// The serving model's accuracy and drift, from every labeled event, and the latest labeled
+/// events themselves for a retrain. One scorer thread owns it.
+#[derive(Debug, Clone)]
+pub struct Quality {
+    accuracy: RollingAccuracy,
+    detector: PageHinkley,
+    alarm: Option<DriftAlarm>,
+    /// `(years, label)` of the latest labeled events.
+    labeled: VecDeque<(f64, f64)>,
+}
+
+impl Quality {
+    /// Labeled events the rolling accuracy covers.
+    pub const WINDOW: usize = 500;
+
+    /// A fresh start for a model whose training RMSE is `rmse` (the drift detector's scale).
+    pub fn new(rmse: f64) -> Self {
+        Quality {
+            accuracy: RollingAccuracy::new(Self::WINDOW),
+            detector: PageHinkley::new(rmse),
+            alarm: None,
+            labeled: VecDeque::with_capacity(Self::WINDOW),
+        }
+    }
+
+    /// Takes one labeled event: `years` with its `label`, which the model `predicted`; `now_ms`
+    /// dates an alarm this raises.
+    pub fn observe(&mut self, years: f64, label: f64, predicted: f64, now_ms: i64) {
+        self.accuracy.push(label, predicted);
+        if self.labeled.len() == Self::WINDOW {
+            self.labeled.pop_front();
+        }
+        self.labeled.push_back((years, label));
+        if self.alarm.is_none() {
+            if let Some((shift, after)) = self.detector.update(label - predicted) {
+                self.alarm = Some(DriftAlarm {
+                    shift,
+                    after,
+                    at_ms: now_ms,
+                });
+            }
+        }
+    }
+
+    /// Accuracy over the window, once it holds a labeled event.
+    pub fn accuracy(&self) -> Option<Accuracy> {
+        self.accuracy.accuracy()
+    }
+
+    /// The drift alarm, once it fired.
+    pub fn alarm(&self) -> Option<DriftAlarm> {
+        self.alarm
+    }
+
+    /// `(years, label)` of the latest labeled events, oldest first.
+    pub fn labeled(&self) -> Vec<(f64, f64)> {
+        self.labeled.iter().copied().collect()
     }
 }
 

@@ -1,0 +1,272 @@
+//! The scorer's place in its consumer group: where a new partition starts, what is finished before
+//! a partition goes to another member, and the lag the client's statistics report.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::time::Duration;
+
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+};
+use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::intake::RecordQueue;
+use super::offsets::{lock, OffsetTracker, ScoringProducer};
+use super::transactions::Transactions;
+use super::{EngineEvent, LagByPartition, SharedSink};
+
+/// How long a new assignment waits for its committed offsets before leaving the lookup to
+/// librdkafka.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The consumer side: rebalances, statistics and errors.
+pub struct ScoringContext {
+    /// How long a revocation waits for outstanding deliveries.
+    revoke_flush: Duration,
+    sink: SharedSink,
+    topic: String,
+    tracker: Arc<Mutex<OffsetTracker>>,
+    producer: Arc<ScoringProducer>,
+    /// Where assigned partitions' records go; weak, because the queue must go before the client.
+    records: OnceLock<Weak<RecordQueue>>,
+    /// Where a partition without a committed offset starts (`auto.offset.reset`), if it names a
+    /// position.
+    start_uncommitted_at: Option<Offset>,
+    /// The event time of the last record handled from each partition, as of the last report: how
+    /// far behind in time a lagging partition is.
+    last_event_ms: Mutex<BTreeMap<i32, i64>>,
+    /// Exactly-once: the scorer's transactions, committed here too before partitions go.
+    transactions: Option<Arc<Transactions>>,
+}
+
+/// The position `auto.offset.reset` names, if it names one (`error` does not).
+pub fn reset_position(setting: Option<&str>) -> Option<Offset> {
+    match setting? {
+        "smallest" | "earliest" | "beginning" => Some(Offset::Beginning),
+        "largest" | "latest" | "end" => Some(Offset::End),
+        _ => None,
+    }
+}
+
+impl ScoringContext {
+    /// The context of a scorer consuming `topic`: a revocation waits up to `revoke_flush` for
+    /// outstanding deliveries, and partitions without a committed offset start at
+    /// `start_uncommitted_at`.
+    pub fn new(
+        topic: String,
+        revoke_flush: Duration,
+        sink: SharedSink,
+        tracker: Arc<Mutex<OffsetTracker>>,
+        producer: Arc<ScoringProducer>,
+        start_uncommitted_at: Option<Offset>,
+        transactions: Option<Arc<Transactions>>,
+    ) -> Self {
+        ScoringContext {
+            revoke_flush,
+            sink,
+            topic,
+            tracker,
+            producer,
+            records: OnceLock::new(),
+            start_uncommitted_at,
+            last_event_ms: Mutex::new(BTreeMap::new()),
+            transactions,
+        }
+    }
+
+    /// Routes assigned partitions' records to `records` from now on.
+    pub fn route_to(&self, records: &Arc<RecordQueue>) {
+        let _ = self.records.set(Arc::downgrade(records));
+    }
+
+    /// The event time of the last record handled from each partition.
+    pub fn set_last_event_ms(&self, last: &BTreeMap<i32, i64>) {
+        self.last_event_ms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone_from(last);
+    }
+
+    /// Starts each partition of `assignment` that has no committed offset at the reset position.
+    /// Left to librdkafka, such a partition waits 100 ms before looking that position up (the
+    /// first start of every group); partitions with a committed offset are left to it as before.
+    fn start_uncommitted_at_reset(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        assignment: &mut TopicPartitionList,
+    ) {
+        let Some(start) = self.start_uncommitted_at else {
+            return;
+        };
+        match consumer.committed_offsets(assignment.clone(), COMMITTED_TIMEOUT) {
+            Ok(committed) => {
+                for p in committed.elements() {
+                    if p.offset() == Offset::Invalid {
+                        if let Err(e) =
+                            assignment.set_partition_offset(p.topic(), p.partition(), start)
+                        {
+                            tracing::debug!(partition = p.partition(), error = %e, "start offset");
+                        }
+                    }
+                }
+            }
+            // librdkafka looks the offsets up itself.
+            Err(e) => tracing::debug!(error = %e, "committed offsets"),
+        }
+    }
+
+    /// Stores every offset whose deliveries are complete.
+    pub fn store_ready(&self, consumer: &BaseConsumer<ScoringContext>) {
+        let ready = lock(&self.tracker).take_ready();
+        if ready.is_empty() {
+            return;
+        }
+        let mut offsets = TopicPartitionList::with_capacity(ready.len());
+        for (partition, next) in ready {
+            if let Err(e) =
+                offsets.add_partition_offset(&self.topic, partition, Offset::Offset(next))
+            {
+                tracing::debug!(partition, error = %e, "offset list");
+            }
+        }
+        // Fails only for partitions no longer assigned; their next owner consumes them again.
+        if let Err(e) = consumer.store_offsets(&offsets) {
+            tracing::debug!(error = %e, "store_offsets");
+        }
+    }
+}
+
+impl ClientContext for ScoringContext {
+    fn stats(&self, statistics: Statistics) {
+        if let Some(lag) = LagByPartition::from_statistics(&statistics, &self.topic) {
+            let last = self
+                .last_event_ms
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let lag = lag.with_time_behind(&last, super::now_ms());
+            drop(last);
+            self.sink.emit(EngineEvent::Lag(lag));
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(%error, reason, "librdkafka");
+        super::report_outage(self.sink.as_ref(), &error, reason);
+    }
+}
+
+impl ConsumerContext for ScoringContext {
+    /// rust-rdkafka's own rebalance, but a new assignment first starts partitions without a
+    /// committed offset at the reset position ([`ScoringContext::start_uncommitted_at_reset`]).
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            self.start_uncommitted_at_reset(consumer, partitions);
+            self.pre_rebalance(consumer, &Rebalance::Assign(partitions));
+            let assigned = if cooperative {
+                consumer.incremental_assign(partitions)
+            } else {
+                consumer.assign(partitions)
+            };
+            if let Err(e) = assigned {
+                tracing::warn!(error = %e, "assign");
+            }
+            self.post_rebalance(consumer, &Rebalance::Assign(partitions));
+            return;
+        }
+        let rebalance = if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+            Rebalance::Revoke(partitions)
+        } else {
+            Rebalance::Error(KafkaError::Rebalance(err.into()))
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        let unassigned = if cooperative {
+            consumer.incremental_unassign(partitions)
+        } else {
+            consumer.unassign()
+        };
+        if let Err(e) = unassigned {
+            tracing::warn!(error = %e, "unassign");
+        }
+        self.post_rebalance(consumer, &rebalance);
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let mut partitions: Vec<i32> = match rebalance {
+            Rebalance::Assign(tpl) => tpl.elements().iter().map(|e| e.partition()).collect(),
+            Rebalance::Revoke(_) => Vec::new(),
+            Rebalance::Error(e) => {
+                tracing::warn!(error = %e, "rebalance");
+                return;
+            }
+        };
+        partitions.sort_unstable();
+        self.sink.emit(EngineEvent::Assigned(partitions));
+    }
+
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        // Routed before librdkafka starts fetching them, so no record lands on the consumer's own
+        // queue (any that did would still be scored, by the control poll).
+        if let (Rebalance::Assign(partitions), Some(records)) =
+            (rebalance, self.records.get().and_then(Weak::upgrade))
+        {
+            for p in partitions.elements() {
+                if !records.route(p.topic(), p.partition()) {
+                    tracing::warn!(partition = p.partition(), "cannot route partition records");
+                }
+            }
+        }
+        if let Rebalance::Revoke(partitions) = rebalance {
+            // Finish what is in flight so the next owner starts where this one stopped.
+            match &self.transactions {
+                // A failure is recorded there, and stops the scorer.
+                Some(transactions) => {
+                    let _ = transactions.commit(&self.producer, consumer, &self.topic);
+                }
+                None => {
+                    self.producer.flush_within(self.revoke_flush);
+                    self.store_ready(consumer);
+                    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                        tracing::debug!(error = %e, "commit on revoke");
+                    }
+                }
+            }
+            let mut tracker = lock(&self.tracker);
+            for p in partitions.elements() {
+                tracker.forget(p.partition());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_settings_name_positions() {
+        for (setting, want) in [
+            (Some("earliest"), Some(Offset::Beginning)),
+            (Some("smallest"), Some(Offset::Beginning)),
+            (Some("beginning"), Some(Offset::Beginning)),
+            (Some("latest"), Some(Offset::End)),
+            (Some("largest"), Some(Offset::End)),
+            (Some("end"), Some(Offset::End)),
+            (Some("error"), None),
+            (None, None),
+        ] {
+            assert_eq!(reset_position(setting), want, "{setting:?}");
+        }
+    }
+}

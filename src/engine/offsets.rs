@@ -1,0 +1,313 @@
+//! Which input offsets may be committed: each prediction or dead letter handed to the producer is
+//! tracked until the broker acknowledges it, and an offset becomes ready to store only once every
+//! earlier offset of its partition is done. The same acknowledgements time each event end to end.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::ClientContext;
+
+use super::metrics::Metrics;
+use super::stats::{LatencySummary, LatencyWindow, LATENCY_WINDOW_SECONDS};
+
+/// One record handed to the producer.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    offset: i64,
+    acked: bool,
+    /// The event's time, ms since the epoch, for the end-to-end latency.
+    event_ms: Option<i64>,
+}
+
+/// Per partition, the offsets handed to the producer and whether each is acknowledged; tells
+/// which offset may be stored for commit. Also measures end-to-end latency: from the event's time
+/// to the acknowledgement of its prediction.
+#[derive(Debug)]
+pub struct OffsetTracker {
+    pending: BTreeMap<i32, VecDeque<InFlight>>,
+    ready: BTreeMap<i32, i64>,
+    latency_us: hdrhistogram::Histogram<u64>,
+    window: LatencyWindow,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl Default for OffsetTracker {
+    fn default() -> Self {
+        OffsetTracker {
+            pending: BTreeMap::new(),
+            ready: BTreeMap::new(),
+            // 1 µs to 1 hour at three significant figures: constant, valid bounds.
+            latency_us: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .expect("constant histogram bounds are valid"),
+            window: LatencyWindow::new(LATENCY_WINDOW_SECONDS),
+            metrics: None,
+        }
+    }
+}
+
+impl OffsetTracker {
+    /// A tracker that also feeds each latency sample to `metrics`.
+    pub fn with_metrics(metrics: Option<Arc<Metrics>>) -> Self {
+        OffsetTracker {
+            metrics,
+            ..OffsetTracker::default()
+        }
+    }
+
+    /// Notes that `offset` of `partition` is in flight; `event_ms` is the event's time.
+    pub fn track(&mut self, partition: i32, offset: i64, event_ms: Option<i64>) {
+        self.pending
+            .entry(partition)
+            .or_default()
+            .push_back(InFlight {
+                offset,
+                acked: false,
+                event_ms,
+            });
+    }
+
+    /// Marks `offset` of `partition` acknowledged at `now_ms`; if that completes a prefix of the
+    /// partition's in-flight offsets, the next offset to consume becomes ready to store.
+    pub fn ack(&mut self, partition: i32, offset: i64, now_ms: f64) {
+        let Some(queue) = self.pending.get_mut(&partition) else {
+            return;
+        };
+        // Offsets are tracked in consumption order, so the queue is sorted.
+        if let Ok(i) = queue.binary_search_by_key(&offset, |f| f.offset) {
+            let slot = &mut queue[i];
+            if !slot.acked {
+                slot.acked = true;
+                record_latency(
+                    &mut self.latency_us,
+                    &mut self.window,
+                    self.metrics.as_deref(),
+                    slot.event_ms,
+                    now_ms,
+                );
+            }
+        }
+        let mut next = None;
+        while let Some(&InFlight {
+            offset: o,
+            acked: true,
+            ..
+        }) = queue.front()
+        {
+            next = Some(o + 1);
+            queue.pop_front();
+        }
+        if let Some(next) = next {
+            self.ready.insert(partition, next);
+        }
+    }
+
+    /// Notes that `offset` of `partition` is done at `now_ms` with nothing to acknowledge
+    /// (scoring without publishing): ready at once unless earlier offsets are still in flight.
+    pub fn complete(&mut self, partition: i32, offset: i64, event_ms: Option<i64>, now_ms: f64) {
+        record_latency(
+            &mut self.latency_us,
+            &mut self.window,
+            self.metrics.as_deref(),
+            event_ms,
+            now_ms,
+        );
+        match self.pending.get_mut(&partition) {
+            Some(queue) if !queue.is_empty() => queue.push_back(InFlight {
+                offset,
+                acked: true,
+                event_ms,
+            }),
+            _ => {
+                self.ready.insert(partition, offset + 1);
+            }
+        }
+    }
+
+    /// Forgets a partition (it was revoked).
+    pub fn forget(&mut self, partition: i32) {
+        self.pending.remove(&partition);
+        self.ready.remove(&partition);
+    }
+
+    /// The `(partition, next offset)` pairs ready to store since the last call.
+    pub fn take_ready(&mut self) -> Vec<(i32, i64)> {
+        std::mem::take(&mut self.ready).into_iter().collect()
+    }
+
+    /// Offsets still waiting for acknowledgement.
+    pub fn in_flight(&self) -> usize {
+        self.pending.values().map(VecDeque::len).sum()
+    }
+
+    /// Predictions and dead letters handed to the producer and not acknowledged yet.
+    pub fn unacknowledged(&self) -> usize {
+        self.pending
+            .values()
+            .map(|q| q.iter().filter(|f| !f.acked).count())
+            .sum()
+    }
+
+    /// Latency percentiles so far.
+    pub fn latency(&self) -> LatencySummary {
+        LatencySummary::of(&self.latency_us)
+    }
+
+    /// Latency percentiles over the last [`LATENCY_WINDOW_SECONDS`], at `now_ms`.
+    pub fn recent_latency(&self, now_ms: f64) -> Option<LatencySummary> {
+        self.window.summary(now_ms)
+    }
+}
+
+/// Records one latency sample: from the event's time to `now_ms`, in µs.
+fn record_latency(
+    histogram: &mut hdrhistogram::Histogram<u64>,
+    window: &mut LatencyWindow,
+    metrics: Option<&Metrics>,
+    event_ms: Option<i64>,
+    now_ms: f64,
+) {
+    if let Some(t) = event_ms {
+        let us = ((now_ms - t as f64) * 1000.0).max(1.0) as u64;
+        histogram.saturating_record(us);
+        window.record(now_ms, us);
+        if let Some(m) = metrics {
+            m.observe_latency_us(us);
+        }
+    }
+}
+
+pub fn lock(tracker: &Mutex<OffsetTracker>) -> std::sync::MutexGuard<'_, OffsetTracker> {
+    tracker.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Packs an input partition and offset into a delivery opaque (partition in the top 16 bits).
+pub fn pack(partition: i32, offset: i64) -> usize {
+    ((partition as u64 & 0xffff) << 48 | (offset as u64 & 0xffff_ffff_ffff)) as usize
+}
+
+pub fn unpack(opaque: usize) -> (i32, i64) {
+    let v = opaque as u64;
+    ((v >> 48) as i32, (v & 0xffff_ffff_ffff) as i64)
+}
+
+/// The producer side: acknowledgements feed the tracker.
+pub struct DeliveryContext {
+    tracker: Arc<Mutex<OffsetTracker>>,
+    failures: Arc<AtomicU64>,
+    reasons: super::FailureReasons,
+}
+
+impl DeliveryContext {
+    /// Acknowledgements go to `tracker`; failed deliveries are counted in `failures`.
+    pub fn new(tracker: Arc<Mutex<OffsetTracker>>, failures: Arc<AtomicU64>) -> Self {
+        DeliveryContext {
+            tracker,
+            failures,
+            reasons: super::FailureReasons::default(),
+        }
+    }
+}
+
+impl ClientContext for DeliveryContext {
+    // The consumer's context reports broker outages; the producer sees the same ones.
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(%error, reason, "producer");
+    }
+}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        let (partition, offset) = unpack(opaque);
+        match result {
+            Ok(_) => lock(&self.tracker).ack(partition, offset, super::now_ms_precise()),
+            Err((e, _)) => {
+                // The offset stays unstored, so the record is consumed again after a restart.
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                self.reasons.note(e, || {
+                    format!("partition {partition} offset {offset}: prediction not delivered")
+                });
+            }
+        }
+    }
+}
+
+// Its own thread serves delivery reports, so acknowledgements reach the tracker promptly
+// whatever the consumer loop is doing.
+pub type ScoringProducer = super::delivery::PolledProducer<DeliveryContext>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completed_offsets_wait_for_earlier_dead_letters() {
+        let mut t = OffsetTracker::default();
+        t.complete(0, 0, Some(1_000), 1_003.0);
+        t.complete(0, 1, None, 1_003.0);
+        assert_eq!(t.take_ready(), vec![(0, 2)]);
+        // A dead letter in flight holds back the offsets scored after it.
+        t.track(0, 2, None);
+        t.complete(0, 3, Some(1_000), 1_005.0);
+        t.complete(1, 7, Some(1_000), 1_001.0);
+        assert_eq!(t.take_ready(), vec![(1, 8)]);
+        assert_eq!(t.in_flight(), 2);
+        t.ack(0, 2, 1_006.0);
+        assert_eq!(t.take_ready(), vec![(0, 4)]);
+        assert_eq!(t.in_flight(), 0);
+        let latency = t.latency();
+        assert_eq!(
+            latency.count, 3,
+            "one sample per completed event with a time"
+        );
+        assert_eq!((latency.p50_ms, latency.max_ms), (3.0, 5.0));
+    }
+
+    #[test]
+    fn opaque_round_trips() {
+        for (p, o) in [
+            (0, 0),
+            (2, 17),
+            (65_535, (1 << 48) - 1),
+            (7, 123_456_789_012),
+        ] {
+            assert_eq!(unpack(pack(p, o)), (p, o));
+        }
+    }
+
+    #[test]
+    fn tracker_stores_only_contiguous_acks() {
+        let mut t = OffsetTracker::default();
+        for o in 10..14 {
+            t.track(0, o, Some(1_000));
+        }
+        t.track(1, 5, None);
+        t.ack(0, 11, 1_002.0);
+        assert_eq!(t.take_ready(), vec![]);
+        t.ack(0, 10, 1_004.0);
+        assert_eq!(t.take_ready(), vec![(0, 12)]);
+        t.ack(0, 13, 1_006.0);
+        t.ack(1, 5, 1_006.0);
+        assert_eq!(t.take_ready(), vec![(1, 6)]);
+        assert_eq!(t.in_flight(), 2);
+        t.ack(0, 12, 1_008.0);
+        t.ack(0, 12, 9_999.0);
+        assert_eq!(t.take_ready(), vec![(0, 14)]);
+        assert_eq!(t.in_flight(), 0);
+        t.track(2, 1, None);
+        t.forget(2);
+        t.ack(2, 1, 0.0);
+        assert_eq!(t.take_ready(), vec![]);
+        let latency = t.latency();
+        assert_eq!(
+            latency.count, 4,
+            "one sample per acknowledged event with a time"
+        );
+        assert_eq!(latency.p50_ms, 4.0);
+        assert_eq!(latency.max_ms, 8.0);
+    }
+}

@@ -1,0 +1,789 @@
+//! The scorer: one thread that consumes, scores, publishes and dead-letters, and stores offsets
+//! at-least-once (or commits them in transactions, exactly-once).
+//!
+//! The loop and its shutdown live here; what it uses lives beside it, one job a file:
+//! [`scoring`](super::scoring) scores a record with no broker, [`offsets`](super::offsets)
+//! decides which input offsets may be committed, [`group`](super::group) serves rebalances,
+//! [`probe`](super::probe) watches the broker's health, [`quality`](super::quality) the model's
+//! accuracy, and [`crate::model`] retrains and watches the artifact file. An input offset is
+//! stored for commit only after its prediction (or dead letter) is acknowledged, and only once
+//! every earlier offset of its partition is too. On shutdown the producer is flushed and the
+//! stored offsets are committed synchronously, within the shutdown bound.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, Producer};
+
+use super::config::KafkaOptions;
+use super::group::{reset_position, ScoringContext};
+use super::intake::{Batch, Record, RecordQueue};
+use super::offsets::{lock, pack, DeliveryContext, OffsetTracker, ScoringProducer};
+use super::quality::Quality;
+use super::scoring::{self, dead_letter_headers, latency_ms};
+pub use super::stats::LatencySummary;
+use super::transactions::Transactions;
+use super::{EngineEvent, ModelEvent, ScoreReport, ScoredEvent, SharedSink};
+use crate::model::{Artifact, ModelWatch, Predictor};
+
+/// How often the scorer reports to its sink.
+const REPORT_INTERVAL: Duration = Duration::from_millis(50);
+/// How long the loop waits for a record when none is queued.
+const POLL_WAIT: Duration = Duration::from_millis(5);
+/// Most records taken from the queue at once. The clock is read once per batch, so a batch is
+/// kept small enough (well under a millisecond of work) for per-record latencies to stay exact
+/// to a fraction of a millisecond.
+const BATCH: usize = 256;
+/// Most control events served between two batches (so that a flood of them, such as librdkafka's
+/// debug log, cannot starve scoring).
+const CONTROL_EVENTS_PER_TURN: usize = 64;
+/// How long shutdown waits, in all, for the consumer to leave its group.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the artifact file is checked for a new version (and a retrain request served).
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+/// How often acknowledged offsets are stored for the next commit.
+const STORE_INTERVAL: Duration = Duration::from_millis(10);
+/// How long shutdown waits for outstanding deliveries, by default.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the scorer stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ScorerError {
+    /// A Kafka client could not be created or subscribed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// The scorer thread could not be started.
+    #[error("cannot start the scorer thread: {0}")]
+    Spawn(std::io::Error),
+    /// Exactly-once could not start, or a transaction failed.
+    #[error("exactly-once: {0}")]
+    Transactions(String),
+    /// The scorer thread panicked.
+    #[error("the scorer thread panicked: {0}")]
+    Panicked(String),
+}
+
+/// What the scorer needs to run.
+#[derive(Debug, Clone)]
+pub struct ScorerConfig {
+    /// Brokers and client properties.
+    pub kafka: KafkaOptions,
+    /// Topic to consume.
+    pub input_topic: String,
+    /// Topic for predictions; `None` scores without publishing.
+    pub output_topic: Option<String>,
+    /// Topic for bad records.
+    pub dlq_topic: String,
+    /// Consumer group.
+    pub group: String,
+    /// The model that scores.
+    pub predictor: Predictor,
+    /// The artifact file the model came from, watched for new versions; `None` for the built-in
+    /// artifact.
+    pub model_path: Option<std::path::PathBuf>,
+    /// Where retrained versions are written, one file each (never the `model_path` file).
+    pub models_dir: std::path::PathBuf,
+    /// Prometheus metrics to feed latency samples to, when served.
+    pub metrics: Option<Arc<super::metrics::Metrics>>,
+    /// Exactly-once: the transactional id and how often transactions commit; `None` for
+    /// at-least-once.
+    pub exactly_once: Option<(String, Duration)>,
+    /// Stop after this many records are handled.
+    pub max_records: Option<u64>,
+    /// The model's training RMSE: the scale of the drift detector.
+    pub training_rmse: f64,
+    /// How long stopping waits for outstanding predictions to be acknowledged; what is not is
+    /// consumed again by the next run (whose offsets were not committed past it).
+    pub shutdown_flush: Duration,
+}
+
+/// Counts at the end of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ScorerSummary {
+    /// Records scored.
+    pub scored: u64,
+    /// Records dead-lettered.
+    pub bad: u64,
+    /// Deliveries that failed.
+    pub delivery_errors: u64,
+    /// From each event's time to the acknowledgement of its prediction.
+    pub latency: LatencySummary,
+}
+
+/// What a stopping scorer has not finished, readable from another thread while it stops, so that
+/// a shutdown cut short can say what it left.
+#[derive(Clone)]
+pub struct Unfinished {
+    tracker: Arc<Mutex<OffsetTracker>>,
+    committed: Arc<AtomicBool>,
+}
+
+impl Unfinished {
+    /// Predictions and dead letters not acknowledged yet; `None` if that cannot be read now.
+    pub fn unacknowledged(&self) -> Option<usize> {
+        self.tracker.try_lock().ok().map(|t| t.unacknowledged())
+    }
+
+    /// Whether the final offset commit went through.
+    pub fn committed(&self) -> bool {
+        self.committed.load(Ordering::Relaxed)
+    }
+
+    /// The one line said when stopping is cut short `how` (`after 5 s`, `on SIGINT`).
+    pub fn cut_short_line(&self, how: &str) -> String {
+        const AGAIN: &str =
+            "the next run scores them again (at-least-once: nothing is lost, some may repeat)";
+        let left = match (self.unacknowledged(), self.committed()) {
+            (Some(0) | None, true) => {
+                return format!(
+                    "shutdown cut short ({how}) while leaving the group: every offset was \
+                     committed; the group rebalances once the session times out"
+                )
+            }
+            (Some(0), _) => format!(
+                "every prediction was acknowledged, but the final offset commit did not go \
+                 through; records handled since the last commit were not committed, and {AGAIN}"
+            ),
+            (Some(n), _) => format!(
+                "{n} prediction{s} or dead letter{s} not acknowledged, and {their} input \
+                 offset{s} not committed; {AGAIN}",
+                s = if n == 1 { "" } else { "s" },
+                their = if n == 1 { "its" } else { "their" },
+            ),
+            (None, false) => {
+                format!("predictions may be unacknowledged and offsets uncommitted; {AGAIN}")
+            }
+        };
+        format!("shutdown cut short ({how}): {left}")
+    }
+}
+
+/// A running scorer.
+pub struct ScorerHandle {
+    stop: Arc<AtomicBool>,
+    handled: Arc<AtomicU64>,
+    retrain_flag: Arc<AtomicBool>,
+    unfinished: Unfinished,
+    thread: JoinHandle<Result<ScorerSummary, ScorerError>>,
+}
+
+impl ScorerHandle {
+    /// Asks the scorer to refit the model on its latest labeled events (served within a second).
+    pub fn retrain(&self) {
+        self.retrain_flag.store(true, Ordering::Relaxed);
+    }
+
+    /// Records handled so far (scored or dead-lettered), updated as each one is.
+    pub fn handled(&self) -> Arc<AtomicU64> {
+        self.handled.clone()
+    }
+
+    /// What is left to do while it stops.
+    pub fn unfinished(&self) -> Unfinished {
+        self.unfinished.clone()
+    }
+
+    /// Asks the scorer to finish: flush, commit, leave the group.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the scorer thread has ended.
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Waits for the scorer to end.
+    pub fn join(self) -> Result<ScorerSummary, ScorerError> {
+        self.thread
+            .join()
+            .unwrap_or_else(|panic| Err(ScorerError::Panicked(super::panic_text(&*panic))))
+    }
+}
+
+/// Where each prediction's JSON goes besides the output topic (NDJSON on stdout).
+pub trait PredictionWriter: Send {
+    /// Takes one prediction. An error means the reader is gone (`| head`): the scorer then stops
+    /// as if asked to, committing what it has handled.
+    fn write(&mut self, json: &[u8]) -> std::io::Result<()>;
+    /// Pushes out anything buffered; called at every report and at shutdown.
+    fn flush(&mut self) -> std::io::Result<()>;
+}
+
+/// A boxed writer.
+pub type BoxedWriter = Box<dyn PredictionWriter>;
+
+/// Starts the scorer on its own thread. Clients are created before this returns, so
+/// configuration errors surface here.
+pub fn spawn(
+    config: ScorerConfig,
+    sink: SharedSink,
+    writer: Option<BoxedWriter>,
+) -> Result<ScorerHandle, ScorerError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let scorer = Scorer::new(config, sink.clone())?;
+    let handled = scorer.handled.clone();
+    let retrain_flag = scorer.retrain.clone();
+    let unfinished = Unfinished {
+        tracker: scorer.tracker.clone(),
+        committed: scorer.committed.clone(),
+    };
+    let flag = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("scorer".into())
+        .spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                scorer.run(&flag, writer)
+            }))
+            .unwrap_or_else(|panic| Err(ScorerError::Panicked(super::panic_text(&*panic))));
+            // Stopping because asked to is no news; stopping on its own always is.
+            if let Err(e) = &result {
+                sink.emit(EngineEvent::Failed(e.to_string()));
+            }
+            result
+        })
+        .map_err(ScorerError::Spawn)?;
+    Ok(ScorerHandle {
+        stop,
+        handled,
+        retrain_flag,
+        unfinished,
+        thread,
+    })
+}
+
+/// What the scoring loop carries from one record to the next, owned by the scorer thread.
+struct LoopState {
+    /// The serving model.
+    predictor: Predictor,
+    /// Its accuracy and drift since it started serving.
+    quality: Quality,
+    /// The latest prediction as JSON.
+    json: Vec<u8>,
+    /// What happened since the last report.
+    report: ScoreReport,
+    /// Counts since the start.
+    summary: ScorerSummary,
+    /// Where predictions go besides the output topic.
+    writer: Option<BoxedWriter>,
+    /// The writer's reader went away: stop as if asked to.
+    reader_gone: bool,
+    /// The event time of the last record handled from each partition.
+    last_event_ms: BTreeMap<i32, i64>,
+}
+
+impl LoopState {
+    /// Makes `artifact` the serving model: its accuracy window and drift detector start over.
+    fn serve(&mut self, artifact: &Artifact) -> ModelEvent {
+        self.predictor = Predictor::from(artifact);
+        self.quality = Quality::new(artifact.rmse);
+        ModelEvent::Swapped {
+            version: self.predictor.version.clone(),
+            formula: self.predictor.formula(),
+            slope: self.predictor.slope,
+            intercept: self.predictor.intercept,
+        }
+    }
+
+    fn flush_writer(&mut self) {
+        if let Some(Err(e)) = self.writer.as_mut().map(|w| w.flush()) {
+            tracing::debug!(error = %e, "prediction writer");
+            self.reader_gone = true;
+        }
+    }
+}
+
+struct Scorer {
+    handled: Arc<AtomicU64>,
+    /// Set by [`ScorerHandle::retrain`]; served by the scoring loop.
+    retrain: Arc<AtomicBool>,
+    config: ScorerConfig,
+    sink: SharedSink,
+    /// Declared before the consumer: dropped first, while the client it lives on still exists.
+    records: Arc<RecordQueue>,
+    consumer: BaseConsumer<ScoringContext>,
+    producer: Arc<ScoringProducer>,
+    tracker: Arc<Mutex<OffsetTracker>>,
+    failures: Arc<AtomicU64>,
+    /// Set once the final offset commit went through.
+    committed: Arc<AtomicBool>,
+    /// Exactly-once: the transactions; `None` for at-least-once.
+    transactions: Option<Arc<Transactions>>,
+    /// Test hook (debug builds only): panic once this many records are handled.
+    #[cfg(debug_assertions)]
+    panic_after: Option<u64>,
+}
+
+impl Scorer {
+    fn new(config: ScorerConfig, sink: SharedSink) -> Result<Self, ScorerError> {
+        let tracker = Arc::new(Mutex::new(OffsetTracker::with_metrics(
+            config.metrics.clone(),
+        )));
+        let failures = Arc::new(AtomicU64::new(0));
+        let mut producer_defaults = vec![
+            ("linger.ms", "5"),
+            ("batch.size", config.kafka.producer_batch_bytes()),
+        ];
+        if let Some((id, _)) = &config.exactly_once {
+            producer_defaults.push(("transactional.id", id.as_str()));
+            // A crashed instance that never comes back holds its partitions' committed reads
+            // back until its open transaction times out: 10 s, not librdkafka's 60 s.
+            producer_defaults.push(("transaction.timeout.ms", "10000"));
+        }
+        let producer = ScoringProducer::create(
+            &config.kafka.client_config(&producer_defaults),
+            DeliveryContext::new(tracker.clone(), failures.clone()),
+        )?;
+        let producer = Arc::new(producer);
+        let transactions = match &config.exactly_once {
+            Some((_, interval)) => {
+                let refuse = |e: KafkaError| {
+                    ScorerError::Transactions(format!(
+                        "the broker at {} cannot run transactions: {e}",
+                        config.kafka.bootstrap
+                    ))
+                };
+                producer
+                    .init_transactions(super::transactions::CALL_TIMEOUT)
+                    .map_err(refuse)?;
+                producer.begin_transaction().map_err(refuse)?;
+                Some(Arc::new(Transactions::new(*interval)))
+            }
+            None => None,
+        };
+        // The embedded broker holds a fetch for its full wait even when data arrives, and after a
+        // member leaves it waits a session timeout before rebalancing: keep both short there.
+        // In-process, the broker's memory is ours too: prefetch 4 MB, not librdkafka's 64 MB.
+        let (fetch_wait, session_timeout, heartbeat, prefetch_kb) = if config.kafka.embedded {
+            ("5", "3000", "500", "4096")
+        } else {
+            ("500", "45000", "3000", "65536")
+        };
+        // Names each member for a watching dashboard (`--watch-group`); `-X client.id=` wins.
+        let client_id = format!("salary-stream-{}", std::process::id());
+        let mut consumer_config = config.kafka.client_config(&[
+            ("client.id", client_id.as_str()),
+            ("fetch.wait.max.ms", fetch_wait),
+            ("session.timeout.ms", session_timeout),
+            ("heartbeat.interval.ms", heartbeat),
+            ("queued.max.messages.kbytes", prefetch_kb),
+            // librdkafka counts the prefetch thresholds on the one consumer queue all
+            // partitions feed, and past them pauses every partition's fetching for this long
+            // (1 s by default): a scorer that keeps up must not stall for a second.
+            ("fetch.queue.backoff.ms", "10"),
+            ("auto.commit.interval.ms", "1000"),
+            ("auto.offset.reset", "earliest"),
+            ("statistics.interval.ms", "1000"),
+        ]);
+        consumer_config
+            .set("group.id", &config.group)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false");
+        if transactions.is_some() {
+            // Offsets are committed inside each transaction, never on their own; and an input
+            // written transactionally is read only once committed.
+            consumer_config
+                .set("enable.auto.commit", "false")
+                .set("isolation.level", "read_committed");
+        }
+        let context = ScoringContext::new(
+            config.input_topic.clone(),
+            config.shutdown_flush,
+            sink.clone(),
+            tracker.clone(),
+            producer.clone(),
+            reset_position(consumer_config.get("auto.offset.reset")),
+            transactions.clone(),
+        );
+        let mut consumer: BaseConsumer<ScoringContext> =
+            consumer_config.create_with_context(context)?;
+        let records = RecordQueue::new(&consumer)
+            .map(Arc::new)
+            .ok_or_else(|| KafkaError::ClientCreation("librdkafka gave no record queue".into()))?;
+        consumer.context().route_to(&records);
+        consumer.set_nonempty_callback(records.waker());
+        consumer.subscribe(&[&config.input_topic])?;
+        Ok(Scorer {
+            handled: Arc::new(AtomicU64::new(0)),
+            retrain: Arc::new(AtomicBool::new(false)),
+            config,
+            sink,
+            records,
+            consumer,
+            producer,
+            tracker,
+            failures,
+            committed: Arc::new(AtomicBool::new(false)),
+            transactions,
+            #[cfg(debug_assertions)]
+            panic_after: std::env::var("SALARY_STREAM_TEST_SCORER_PANIC_AFTER")
+                .ok()
+                .and_then(|v| v.parse().ok()),
+        })
+    }
+
+    fn run(
+        self,
+        stop: &AtomicBool,
+        writer: Option<BoxedWriter>,
+    ) -> Result<ScorerSummary, ScorerError> {
+        let needed = [
+            Some(self.config.input_topic.clone()),
+            self.config.output_topic.clone(),
+            Some(self.config.dlq_topic.clone()),
+        ];
+        // Ends the probe however scoring ends, a panic included.
+        let _end_probe = super::probe::start(
+            self.producer.clone(),
+            self.config.kafka.clone(),
+            needed.into_iter().flatten().collect(),
+            self.sink.clone(),
+        )
+        .map_err(ScorerError::Spawn)?;
+        let result = self.score_until_stopped(stop, writer);
+        self.leave_group();
+        result
+    }
+
+    /// Leaves the consumer group now, serving the revocation, so that dropping the consumer does
+    /// not: rust-rdkafka's drop waits for the close in polls of 100 ms, and the last one always
+    /// runs to its end.
+    fn leave_group(&self) {
+        if let Err(e) = self.consumer.close_queue() {
+            tracing::debug!(error = %e, "close");
+            return;
+        }
+        let started = Instant::now();
+        let bound = CLOSE_TIMEOUT.min(self.config.shutdown_flush);
+        while !self.consumer.closed() && started.elapsed() < bound {
+            if let Some(Err(e)) = self.consumer.poll(Duration::from_millis(1)) {
+                tracing::debug!(error = %e, "while closing");
+            }
+        }
+    }
+
+    fn score_until_stopped(
+        &self,
+        stop: &AtomicBool,
+        writer: Option<BoxedWriter>,
+    ) -> Result<ScorerSummary, ScorerError> {
+        let mut state = LoopState {
+            predictor: self.config.predictor.clone(),
+            quality: Quality::new(self.config.training_rmse),
+            json: Vec::with_capacity(256),
+            report: ScoreReport::default(),
+            summary: ScorerSummary::default(),
+            writer,
+            reader_gone: false,
+            last_event_ms: BTreeMap::new(),
+        };
+        let mut last_report = Instant::now();
+        let mut last_store = Instant::now();
+        let mut batch = Batch::with_capacity(BATCH);
+        let mut watch = self.config.model_path.clone().map(ModelWatch::new);
+        let mut last_watch = Instant::now();
+        let mut reported_failures = 0;
+        let left = |summary: &ScorerSummary| {
+            self.config.max_records.map_or(usize::MAX, |m| {
+                usize::try_from(m.saturating_sub(summary.scored + summary.bad))
+                    .unwrap_or(usize::MAX)
+            })
+        };
+        while !stop.load(Ordering::Relaxed) && !state.reader_gone && left(&state.summary) > 0 {
+            // Control events: rebalances, statistics, errors, commits; and, should a partition
+            // not be routed to the record queue, its records. Each poll serves one.
+            for _ in 0..CONTROL_EVENTS_PER_TURN {
+                if self.records.control_pending() == 0 {
+                    break;
+                }
+                let Some(result) = self.consumer.poll(Duration::ZERO) else {
+                    continue;
+                };
+                match result {
+                    // Past --count it is left unstored, for the next run.
+                    Ok(_) if left(&state.summary) == 0 => {}
+                    Ok(msg) => self.handle(Record::of(&msg), super::now_ms_precise(), &mut state),
+                    // Broker outages are reported once through the context's error callback.
+                    Err(e) => tracing::debug!(error = %e, "consume"),
+                }
+            }
+            // The consumer's non-empty callback ends this wait when a control event arrives.
+            self.records
+                .take(&mut batch, POLL_WAIT, left(&state.summary));
+            if !batch.is_empty() {
+                // One clock reading serves the batch: it is handled within a fraction of a ms.
+                let now_ms = super::now_ms_precise();
+                for record in batch.records() {
+                    match record {
+                        Ok(record) => self.handle(record, now_ms, &mut state),
+                        Err(e) => tracing::debug!(error = %e, "consume"),
+                    }
+                }
+                batch.clear();
+            }
+            #[cfg(debug_assertions)]
+            if let Some(after) = self.panic_after {
+                assert!(
+                    state.summary.scored + state.summary.bad < after,
+                    "test hook: panic after {after} records"
+                );
+            }
+            let now = Instant::now();
+            match &self.transactions {
+                // Offsets go with each transaction, committed once per interval.
+                Some(t) => {
+                    if now.duration_since(last_store) >= t.interval {
+                        last_store = now;
+                        if t.commit(&self.producer, &self.consumer, &self.config.input_topic)
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                    if t.failure().is_some() {
+                        break;
+                    }
+                }
+                // Storing offsets costs a list and a library call: once per interval, not per
+                // record.
+                None => {
+                    if now.duration_since(last_store) >= STORE_INTERVAL {
+                        self.consumer.context().store_ready(&self.consumer);
+                        last_store = now;
+                    }
+                }
+            }
+            if now.duration_since(last_watch) >= WATCH_INTERVAL {
+                last_watch = now;
+                if self.retrain.swap(false, Ordering::Relaxed) {
+                    if let Some(artifact) = self.retrain_now(&state) {
+                        self.sink.emit(EngineEvent::Model(state.serve(&artifact)));
+                    }
+                }
+                if let Some(change) = watch.as_mut().and_then(ModelWatch::changed) {
+                    self.sink.emit(EngineEvent::Model(match change {
+                        Ok(artifact) => state.serve(&artifact),
+                        Err(e) => ModelEvent::Rejected(e.to_string()),
+                    }));
+                }
+            }
+            if now.duration_since(last_report) >= REPORT_INTERVAL {
+                let failures = self.failures.load(Ordering::Relaxed);
+                state.report.delivery_errors = failures - reported_failures;
+                reported_failures = failures;
+                self.flush_report(&mut state);
+                state.flush_writer();
+                self.consumer
+                    .context()
+                    .set_last_event_ms(&state.last_event_ms);
+                last_report = now;
+            }
+        }
+        if let Some(t) = &self.transactions {
+            // Exactly-once: the open transaction commits (its outputs and offsets together), or,
+            // after a failure, nothing more does.
+            if let Some(reason) = t.failure() {
+                return Err(ScorerError::Transactions(reason));
+            }
+            match t.commit(&self.producer, &self.consumer, &self.config.input_topic) {
+                Ok(()) => self.committed.store(true, Ordering::Relaxed),
+                Err(reason) => return Err(ScorerError::Transactions(reason)),
+            }
+        } else {
+            // Shutdown: deliver what is in flight, store, commit.
+            let left = self.producer.flush_within(self.config.shutdown_flush);
+            if left > 0 {
+                tracing::warn!(left, "deliveries outstanding after the shutdown flush");
+            }
+            self.consumer.context().store_ready(&self.consumer);
+            match self.consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
+                    self.committed.store(true, Ordering::Relaxed);
+                }
+                Err(e) => tracing::warn!(error = %e, "commit on shutdown"),
+            }
+        }
+        state.flush_writer();
+        state.summary.delivery_errors = self.failures.load(Ordering::Relaxed);
+        state.report.delivery_errors = state.summary.delivery_errors - reported_failures;
+        self.flush_report(&mut state);
+        state.summary.latency = lock(&self.tracker).latency();
+        let left = lock(&self.tracker).in_flight();
+        if left > 0 {
+            tracing::warn!(left, "records still unacknowledged at shutdown");
+        }
+        Ok(state.summary)
+    }
+
+    /// Refits on the latest labeled events and keeps the result as a new version in the models
+    /// directory; returns it to serve from now on.
+    fn retrain_now(&self, state: &LoopState) -> Option<Artifact> {
+        let pairs = state.quality.labeled();
+        let (event, artifact) = match crate::model::retrain(&pairs, &state.predictor) {
+            Err(e) => (
+                ModelEvent::Rejected(format!("retraining failed: {e}")),
+                None,
+            ),
+            Ok((artifact, rmse_before)) => {
+                let path = self
+                    .config
+                    .models_dir
+                    .join(format!("{}.json", artifact.version));
+                let saved = std::fs::create_dir_all(&self.config.models_dir)
+                    .map_err(|e| {
+                        format!(
+                            "cannot create the models directory {}: {e}",
+                            self.config.models_dir.display()
+                        )
+                    })
+                    .and_then(|()| artifact.save(&path).map_err(|e| e.to_string()));
+                match saved {
+                    Ok(()) => (
+                        ModelEvent::Retrained {
+                            rows: artifact.training_rows,
+                            rmse_before,
+                            rmse_after: artifact.rmse,
+                            version: artifact.version.clone(),
+                            path,
+                        },
+                        Some(artifact),
+                    ),
+                    Err(e) => (ModelEvent::Rejected(e), None),
+                }
+            }
+        };
+        self.sink.emit(EngineEvent::Model(event));
+        artifact
+    }
+
+    /// Sends what happened since the last report to the sink.
+    fn flush_report(&self, state: &mut LoopState) {
+        if state.report.is_empty() {
+            return;
+        }
+        let mut out = std::mem::take(&mut state.report);
+        let excess = out.recent.len().saturating_sub(ScoreReport::RECENT);
+        out.recent.drain(..excess);
+        out.latency = lock(&self.tracker).recent_latency(super::now_ms_precise());
+        out.transactions = self.transactions.as_ref().map(|t| t.counts());
+        out.accuracy = state.quality.accuracy();
+        out.drift = state.quality.alarm();
+        self.sink.emit(EngineEvent::Scored(out));
+    }
+
+    /// Scores one record and hands its prediction or dead letter to the producer.
+    fn handle(&self, record: Record<'_>, now_ms: f64, state: &mut LoopState) {
+        let (partition, offset) = (record.partition, record.offset);
+        match scoring::score(&record, &state.predictor) {
+            Ok(scored) => {
+                let event_ms = scored.event_ms;
+                if let Some(t) = event_ms {
+                    state.last_event_ms.insert(partition, t);
+                }
+                let latency_ms = latency_ms(event_ms, now_ms);
+                if let Some(label) = scored.event.salary {
+                    state.quality.observe(
+                        scored.event.years,
+                        label,
+                        scored.predicted,
+                        super::now_ms(),
+                    );
+                }
+                let buf = &mut state.json;
+                buf.clear();
+                if self.config.output_topic.is_some() || state.writer.is_some() {
+                    scored
+                        .prediction(&record, &state.predictor.version, latency_ms)
+                        .write_json(buf);
+                }
+                if let Some(t) = &self.transactions {
+                    t.handled(partition, offset);
+                }
+                match &self.config.output_topic {
+                    Some(topic) => {
+                        lock(&self.tracker).track(partition, offset, event_ms);
+                        let mut out = BaseRecord::with_opaque_to(topic, pack(partition, offset))
+                            .payload(buf.as_slice());
+                        if let Some(key) = record.key {
+                            out = out.key(key);
+                        }
+                        self.send(out);
+                    }
+                    None => lock(&self.tracker).complete(partition, offset, event_ms, now_ms),
+                }
+                if let Some(w) = state.writer.as_mut() {
+                    if let Err(e) = w.write(buf) {
+                        tracing::debug!(error = %e, "prediction writer");
+                        state.reader_gone = true;
+                    }
+                }
+                state.summary.scored += 1;
+                self.handled.fetch_add(1, Ordering::Relaxed);
+                let report = &mut state.report;
+                report.scored += 1;
+                report.extrapolated += u64::from(scored.extrapolated);
+                report.recent.push(ScoredEvent {
+                    partition,
+                    offset,
+                    event_ms,
+                    years: scored.event.years,
+                    predicted: scored.predicted,
+                    salary: scored.event.salary,
+                    latency_ms,
+                    extrapolated: scored.extrapolated,
+                });
+                if report.recent.len() >= 2 * ScoreReport::RECENT {
+                    report.recent.drain(..ScoreReport::RECENT);
+                }
+            }
+            Err(bad) => {
+                let reason = bad.to_string();
+                lock(&self.tracker).track(partition, offset, None);
+                if let Some(t) = &self.transactions {
+                    t.handled(partition, offset);
+                }
+                let mut out: BaseRecord<'_, [u8], [u8], usize> =
+                    BaseRecord::with_opaque_to(&self.config.dlq_topic, pack(partition, offset))
+                        .headers(dead_letter_headers(&record, &reason));
+                if let Some(payload) = record.payload {
+                    out = out.payload(payload);
+                }
+                if let Some(key) = record.key {
+                    out = out.key(key);
+                }
+                self.send(out);
+                state.summary.bad += 1;
+                self.handled.fetch_add(1, Ordering::Relaxed);
+                let report = &mut state.report;
+                report.bad += 1;
+                *report.bad_by_class.entry(bad.class()).or_default() += 1;
+                report.last_bad = Some(reason);
+            }
+        }
+    }
+
+    /// Sends, waiting for queue space while the local queue is full.
+    fn send(&self, mut record: BaseRecord<'_, [u8], [u8], usize>) {
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(super::delivery::QUEUE_FULL_WAIT);
+                }
+                Err((e, back)) => {
+                    // Not sent, so never acknowledged: its offset is never stored and the record is
+                    // consumed again after a restart.
+                    tracing::error!(error = %e, partition = back.delivery_opaque >> 48, "produce");
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+    }
+}
