@@ -487,23 +487,30 @@ fn apache_kafka_the_dashboard_in_tmux_scores_its_own_stream() {
 }
 
 /// How many times each id appears in the output topic, read committed, once `want` distinct ids
-/// are there (or 120 s pass) and the topic has been quiet for 3 s after that.
-fn committed_id_counts(address: &str, want: u64) -> std::collections::BTreeMap<u64, u32> {
-    let mut counts = std::collections::BTreeMap::new();
-    let mut complete_at: Option<Instant> = None;
+/// Waits (up to 120 s) until predictions of `want` different ids are committed.
+fn wait_for_committed_ids(address: &str, want: usize) {
+    let mut ids = BTreeSet::new();
     common::read_committed_until(
         address,
         "salary-predictions",
         Duration::from_secs(120),
         |r| {
             let v = json(std::str::from_utf8(r.value.as_deref().unwrap()).unwrap());
-            *counts.entry(v["id"].as_u64().unwrap()).or_insert(0) += 1;
-            if counts.len() as u64 >= want && complete_at.is_none() {
-                complete_at = Some(Instant::now());
-            }
-            complete_at.is_some_and(|t| t.elapsed() >= Duration::from_secs(3))
+            ids.insert(v["id"].as_u64().unwrap());
+            ids.len() >= want
         },
     );
+    assert_eq!(ids.len(), want, "committed predictions of {want} ids");
+}
+
+/// How many committed predictions each id has, read to the end of the topic once every scorer
+/// has stopped.
+fn committed_id_counts(address: &str) -> std::collections::BTreeMap<u64, u32> {
+    let mut counts = std::collections::BTreeMap::new();
+    for r in common::read_committed_to_end(address, "salary-predictions", Duration::from_secs(60)) {
+        let v = json(std::str::from_utf8(r.value.as_deref().unwrap()).unwrap());
+        *counts.entry(v["id"].as_u64().unwrap()).or_insert(0) += 1;
+    }
     counts
 }
 
@@ -523,8 +530,9 @@ fn exactly_once_each(counts: &std::collections::BTreeMap<u64, u32>, n: u64) {
 fn apache_kafka_exactly_once_through_a_sigkill_and_a_restart() {
     let kafka = ApacheKafka::start(&[]);
     let b = kafka.address.as_str();
-    let (code, _, stderr) = run(&["produce", "-b", b, "--count", "5000", "--rate", "max"]);
-    assert_eq!(code, 0, "{stderr}");
+    // Input still flows when the scorer is killed, so it dies with a transaction open.
+    let mut produce = Child::spawn(&["produce", "-b", b, "--count", "5000", "--rate", "1000"]);
+    // The killed member's session ends soon, so its partitions come back to the restarted one.
     let args = [
         "score",
         "-b",
@@ -533,6 +541,10 @@ fn apache_kafka_exactly_once_through_a_sigkill_and_a_restart() {
         "--exactly-once",
         "--instance-id",
         "one",
+        "-X",
+        "session.timeout.ms=6000",
+        "-X",
+        "heartbeat.interval.ms=1000",
     ];
     let mut first = Child::spawn(&args);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -550,11 +562,22 @@ fn apache_kafka_exactly_once_through_a_sigkill_and_a_restart() {
         "{:?}",
         first.stderr_lines()
     );
+    let scored_by_first = scored(&first);
+    assert!(
+        scored_by_first < 5000,
+        "killed mid-stream: {scored_by_first}"
+    );
     let mut second = Child::spawn(&args);
-    let counts = committed_id_counts(b, 5000);
-    exactly_once_each(&counts, 5000);
+    assert_eq!(produce.wait(Duration::from_secs(60)).code(), Some(0));
+    wait_for_committed_ids(b, 5000);
     second.signal("TERM");
-    assert_eq!(second.wait(Duration::from_secs(15)).code(), Some(0));
+    assert_eq!(
+        second.wait(Duration::from_secs(15)).code(),
+        Some(0),
+        "{:?}",
+        second.stderr_lines()
+    );
+    exactly_once_each(&committed_id_counts(b), 5000);
 }
 
 #[test]
@@ -576,7 +599,7 @@ fn apache_kafka_exactly_once_in_a_group_of_two_when_one_is_sigkilled() {
             "heartbeat.interval.ms=500",
         ])
     };
-    let a = member("a");
+    let mut a = member("a");
     let mut c = member("c");
     common::wait_for_split(&a, &c, 3);
     let (code, _, stderr) = run(&["produce", "-b", b, "--count", "2000", "--rate", "2000"]);
@@ -586,17 +609,59 @@ fn apache_kafka_exactly_once_in_a_group_of_two_when_one_is_sigkilled() {
     let (code, _, stderr) = run(&["produce", "-b", b, "--count", "1000", "--rate", "max"]);
     assert_eq!(code, 0, "{stderr}");
     // Ids of the second run start at 0 again: count each of the 3,000 records by its offset.
-    let mut counts = std::collections::BTreeMap::new();
-    let mut complete_at: Option<Instant> = None;
-    common::read_committed_until(b, "salary-predictions", Duration::from_secs(120), |r| {
+    let key = |r: &common::Read| {
         let v = json(std::str::from_utf8(r.value.as_deref().unwrap()).unwrap());
-        let key = (v["partition"].as_u64().unwrap() << 32) | v["offset"].as_u64().unwrap();
-        *counts.entry(key).or_insert(0u32) += 1;
-        if counts.len() >= 3000 && complete_at.is_none() {
-            complete_at = Some(Instant::now());
-        }
-        complete_at.is_some_and(|t| t.elapsed() >= Duration::from_secs(3))
+        (v["partition"].as_u64().unwrap() << 32) | v["offset"].as_u64().unwrap()
+    };
+    let mut seen = BTreeSet::new();
+    common::read_committed_until(b, "salary-predictions", Duration::from_secs(120), |r| {
+        seen.insert(key(r));
+        seen.len() >= 3000
     });
+    assert_eq!(seen.len(), 3000, "every input record scored");
+    a.signal("TERM");
+    assert_eq!(a.wait(Duration::from_secs(15)).code(), Some(0));
+    let mut counts = std::collections::BTreeMap::new();
+    for r in common::read_committed_to_end(b, "salary-predictions", Duration::from_secs(60)) {
+        *counts.entry(key(&r)).or_insert(0u32) += 1;
+    }
     assert_eq!(counts.len(), 3000, "every input record scored");
     assert!(counts.values().all(|c| *c == 1), "none twice");
+}
+
+#[test]
+fn apache_kafka_exactly_once_through_a_broker_restart() {
+    let data = std::env::temp_dir().join(format!("salary-stream-restart-{}", std::process::id()));
+    let data_arg = data.to_str().unwrap().to_owned();
+    let kafka = ApacheKafka::start_with(&["--data", &data_arg], &[]);
+    let b = kafka.address.clone();
+    // Input flows before, during and after the restart; the scorer holds a transaction open
+    // every 0.1 s, so the broker goes away with records in one.
+    let mut produce = Child::spawn(&["produce", "-b", &b, "--count", "6000", "--rate", "500"]);
+    let mut score = Child::spawn(&["score", "-b", &b, "-q", "--exactly-once"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scored(&score) < 1500 {
+        assert!(Instant::now() < deadline, "{:?}", score.stderr_lines());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(kafka);
+    let kafka = ApacheKafka::start_with(&["--data", &data_arg], &[]);
+    assert_eq!(kafka.address, b, "the broker came back on its port");
+    assert_eq!(
+        produce.wait(Duration::from_secs(120)).code(),
+        Some(0),
+        "{:?}",
+        produce.stderr_lines()
+    );
+    wait_for_committed_ids(&b, 6000);
+    score.signal("TERM");
+    assert_eq!(
+        score.wait(Duration::from_secs(15)).code(),
+        Some(0),
+        "{:?}",
+        score.stderr_lines()
+    );
+    exactly_once_each(&committed_id_counts(&b), 6000);
+    drop(kafka);
+    let _ = std::fs::remove_dir_all(&data);
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::ClientContext;
 
@@ -132,6 +132,12 @@ impl OffsetTracker {
         self.ready.remove(&partition);
     }
 
+    /// Forgets every partition (an aborted transaction's outputs are never acknowledged).
+    pub fn forget_all(&mut self) {
+        self.pending.clear();
+        self.ready.clear();
+    }
+
     /// The `(partition, next offset)` pairs ready to store since the last call.
     pub fn take_ready(&mut self) -> Vec<(i32, i64)> {
         std::mem::take(&mut self.ready).into_iter().collect()
@@ -225,6 +231,13 @@ impl ProducerContext for DeliveryContext {
         let (partition, offset) = unpack(opaque);
         match result {
             Ok(_) => lock(&self.tracker).ack(partition, offset, super::now_ms_precise()),
+            // An aborted transaction's outputs, purged: consumed and produced again.
+            Err((
+                KafkaError::MessageProduction(
+                    RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight,
+                ),
+                _,
+            )) => {}
             Err((e, _)) => {
                 // The offset stays unstored, so the record is consumed again after a restart.
                 self.failures.fetch_add(1, Ordering::Relaxed);

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::Offset;
 
 use super::config::KafkaOptions;
 use super::group::{reset_position, ScoringContext};
@@ -27,7 +28,7 @@ use super::offsets::{lock, pack, DeliveryContext, OffsetTracker, ScoringProducer
 use super::quality::Quality;
 use super::scoring::{self, dead_letter_headers, latency_ms};
 pub use super::stats::LatencySummary;
-use super::transactions::Transactions;
+use super::transactions::{Commit, Transactions};
 use super::{EngineEvent, ModelEvent, ScoreReport, ScoredEvent, SharedSink};
 use crate::model::{Artifact, ModelWatch, Predictor};
 
@@ -340,22 +341,6 @@ impl Scorer {
             DeliveryContext::new(tracker.clone(), failures.clone()),
         )?;
         let producer = Arc::new(producer);
-        let transactions = match &config.exactly_once {
-            Some((_, interval)) => {
-                let refuse = |e: KafkaError| {
-                    ScorerError::Transactions(format!(
-                        "the broker at {} cannot run transactions: {e}",
-                        config.kafka.bootstrap
-                    ))
-                };
-                producer
-                    .init_transactions(super::transactions::CALL_TIMEOUT)
-                    .map_err(refuse)?;
-                producer.begin_transaction().map_err(refuse)?;
-                Some(Arc::new(Transactions::new(*interval)))
-            }
-            None => None,
-        };
         // The embedded broker holds a fetch for its full wait even when data arrives, and after a
         // member leaves it waits a session timeout before rebalancing: keep both short there.
         // In-process, the broker's memory is ours too: prefetch 4 MB, not librdkafka's 64 MB.
@@ -384,20 +369,40 @@ impl Scorer {
             .set("group.id", &config.group)
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false");
-        if transactions.is_some() {
+        if config.exactly_once.is_some() {
             // Offsets are committed inside each transaction, never on their own; and an input
             // written transactionally is read only once committed.
             consumer_config
                 .set("enable.auto.commit", "false")
                 .set("isolation.level", "read_committed");
         }
+        let start_at = reset_position(consumer_config.get("auto.offset.reset"));
+        let transactions = match &config.exactly_once {
+            Some((_, interval)) => {
+                let refuse = |e: KafkaError| {
+                    ScorerError::Transactions(format!(
+                        "the broker at {} cannot run transactions: {e}",
+                        config.kafka.bootstrap
+                    ))
+                };
+                producer
+                    .init_transactions(super::transactions::CALL_TIMEOUT)
+                    .map_err(refuse)?;
+                producer.begin_transaction().map_err(refuse)?;
+                Some(Arc::new(Transactions::new(
+                    *interval,
+                    start_at.unwrap_or(Offset::Beginning),
+                )))
+            }
+            None => None,
+        };
         let context = ScoringContext::new(
             config.input_topic.clone(),
             config.shutdown_flush,
             sink.clone(),
             tracker.clone(),
             producer.clone(),
-            reset_position(consumer_config.get("auto.offset.reset")),
+            start_at,
             transactions.clone(),
         );
         let mut consumer: BaseConsumer<ScoringContext> =
@@ -539,10 +544,11 @@ impl Scorer {
                 Some(t) => {
                     if now.duration_since(last_store) >= t.interval {
                         last_store = now;
-                        if t.commit(&self.producer, &self.consumer, &self.config.input_topic)
-                            .is_err()
-                        {
-                            break;
+                        match t.commit(&self.producer, &self.consumer, &self.config.input_topic) {
+                            Err(_) => break,
+                            // Its outputs will never be acknowledged: they are produced again.
+                            Ok(Commit::Aborted) => lock(&self.tracker).forget_all(),
+                            Ok(Commit::Committed | Commit::Nothing) => {}
                         }
                     }
                     if t.failure().is_some() {
@@ -591,7 +597,12 @@ impl Scorer {
                 return Err(ScorerError::Transactions(reason));
             }
             match t.commit(&self.producer, &self.consumer, &self.config.input_topic) {
-                Ok(()) => self.committed.store(true, Ordering::Relaxed),
+                Ok(Commit::Committed | Commit::Nothing) => {
+                    self.committed.store(true, Ordering::Relaxed);
+                }
+                // Nothing of it is visible, and its offsets are not committed: the next run scores
+                // it.
+                Ok(Commit::Aborted) => lock(&self.tracker).forget_all(),
                 Err(reason) => return Err(ScorerError::Transactions(reason)),
             }
         } else {

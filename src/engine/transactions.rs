@@ -1,19 +1,42 @@
 //! Exactly-once scoring (`--exactly-once`): predictions, dead letters and the input offsets they
 //! consumed go to Kafka in one transaction, committed on a short interval, at a revocation and at
-//! shutdown, and aborted on error (the scorer then stops; the next run starts where the last
-//! committed transaction ended).
+//! shutdown.
+//!
+//! A broker that stops answering (a restart, a lost leader) is waited for: the calls librdkafka
+//! calls retriable are retried for up to [`RETRY_FOR`]. A transaction that can no longer commit
+//! (its records timed out while the broker was away) is aborted, and the consumer goes back to the
+//! last committed offsets, so that the aborted records are scored again in the next transaction:
+//! no gap, no repeat. A fatal error (the producer was fenced by a newer instance with the same
+//! `transactional.id`), a broker without transactions, or aborts that keep coming stop the
+//! scorer; the next run starts where the last committed transaction ended.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
 /// How long one transactional call may wait for the broker.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a commit or an abort retries while the broker answers with retriable errors.
+pub const RETRY_FOR: Duration = Duration::from_secs(30);
+/// Aborts in a row, with no commit between them, after which the scorer stops.
+const ABORTS_IN_A_ROW: u32 = 3;
+
+/// How a commit ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// Nothing was consumed since the last commit.
+    Nothing,
+    /// The outputs and offsets are committed.
+    Committed,
+    /// The transaction was aborted, and the consumer rewound to the last committed offsets.
+    Aborted,
+}
 
 /// The transactions of one scorer: what the open one has consumed, and how many ended how.
 #[derive(Debug)]
@@ -24,18 +47,25 @@ pub struct Transactions {
     open: Mutex<BTreeMap<i32, i64>>,
     committed: AtomicU64,
     aborted: AtomicU64,
+    /// Aborts since the last commit.
+    aborts_in_a_row: Mutex<u32>,
+    /// Where a partition without a committed offset starts again after an abort.
+    reset: Offset,
     /// Why the scorer must stop, once a transaction could not commit.
     failure: Mutex<Option<String>>,
 }
 
 impl Transactions {
-    /// Transactions committed every `interval`.
-    pub fn new(interval: Duration) -> Self {
+    /// Transactions committed every `interval`; after an abort, a partition without a committed
+    /// offset starts again at `reset` (the consumer's `auto.offset.reset`).
+    pub fn new(interval: Duration, reset: Offset) -> Self {
         Transactions {
             interval,
             open: Mutex::new(BTreeMap::new()),
             committed: AtomicU64::new(0),
             aborted: AtomicU64::new(0),
+            aborts_in_a_row: Mutex::new(0),
+            reset,
             failure: Mutex::new(None),
         }
     }
@@ -64,63 +94,105 @@ impl Transactions {
             .clone()
     }
 
-    /// Commits the open transaction with the input offsets it consumed, and opens the next. On
-    /// failure it aborts (the outputs are discarded and the offsets stay where the last commit
-    /// left them), records why, and returns the reason.
+    /// Commits the open transaction with the input offsets it consumed, and opens the next. A
+    /// transaction that cannot commit is aborted and the consumer rewound ([`Commit::Aborted`]);
+    /// when the scorer must stop instead, this records why and returns the reason.
     pub fn commit<P, C>(
         &self,
         producer: &BaseProducer<P>,
         consumer: &BaseConsumer<C>,
         topic: &str,
-    ) -> Result<(), String>
+    ) -> Result<Commit, String>
     where
         P: ProducerContext,
         C: ConsumerContext,
     {
         let open = std::mem::take(&mut *self.open.lock().unwrap_or_else(PoisonError::into_inner));
         if open.is_empty() {
-            return Ok(());
+            return Ok(Commit::Nothing);
         }
-        let attempt = || -> Result<(), String> {
+        let deadline = Instant::now() + RETRY_FOR;
+        let attempt = || -> KafkaResult<()> {
             let mut offsets = TopicPartitionList::with_capacity(open.len());
             for (&partition, &next) in &open {
-                offsets
-                    .add_partition_offset(topic, partition, Offset::Offset(next))
-                    .map_err(|e| e.to_string())?;
+                offsets.add_partition_offset(topic, partition, Offset::Offset(next))?;
             }
-            let group = consumer
-                .group_metadata()
-                .ok_or("the consumer has no group metadata")?;
-            producer
-                .send_offsets_to_transaction(&offsets, &group, CALL_TIMEOUT)
-                .map_err(|e| e.to_string())?;
-            producer
-                .commit_transaction(CALL_TIMEOUT)
-                .map_err(|e| e.to_string())?;
-            Ok(())
+            let group = consumer.group_metadata().ok_or_else(|| {
+                KafkaError::Subscription("the consumer has no group metadata".into())
+            })?;
+            retried(deadline, || {
+                producer.send_offsets_to_transaction(&offsets, &group, CALL_TIMEOUT)
+            })?;
+            retried(deadline, || producer.commit_transaction(CALL_TIMEOUT))
         };
-        match attempt() {
+        let error = match attempt() {
             Ok(()) => {
                 self.committed.fetch_add(1, Ordering::Relaxed);
-                producer
-                    .begin_transaction()
-                    .map_err(|e| self.fail(format!("cannot begin a transaction: {e}")))
+                *self
+                    .aborts_in_a_row
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = 0;
+                return self.begin(producer).map(|()| Commit::Committed);
             }
-            Err(reason) => {
-                if let Err(e) = producer.abort_transaction(CALL_TIMEOUT) {
-                    tracing::debug!(error = %e, "abort_transaction");
-                }
-                self.aborted.fetch_add(1, Ordering::Relaxed);
-                Err(self.fail(if reason.contains("not supported by broker") {
-                    format!(
-                        "the broker does not support transactions ({reason}); exactly-once needs \
-                         one that does, such as Apache Kafka"
-                    )
-                } else {
-                    format!("a transaction could not commit and was aborted: {reason}")
-                }))
-            }
+            Err(e) => e,
+        };
+        let reason = error.to_string();
+        if reason.contains("not supported by broker") {
+            self.abort_quietly(producer);
+            return Err(self.fail(format!(
+                "the broker does not support transactions ({reason}); exactly-once needs one \
+                 that does, such as Apache Kafka"
+            )));
         }
+        if is_fatal(&error) {
+            return Err(self.fail(format!(
+                "a transaction failed and the producer cannot go on: {reason}"
+            )));
+        }
+        // Abortable, or retriable past the deadline: abort, and consume again from the last
+        // committed offsets.
+        let abort_deadline = Instant::now() + RETRY_FOR;
+        if let Err(e) = retried(abort_deadline, || producer.abort_transaction(CALL_TIMEOUT)) {
+            return Err(self.fail(format!(
+                "a transaction could not commit ({reason}) nor abort: {e}"
+            )));
+        }
+        self.aborted.fetch_add(1, Ordering::Relaxed);
+        let in_a_row = {
+            let mut n = self
+                .aborts_in_a_row
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            *n += 1;
+            *n
+        };
+        if in_a_row >= ABORTS_IN_A_ROW {
+            return Err(self.fail(format!(
+                "{in_a_row} transactions in a row could not commit and were aborted; the last: \
+                 {reason}"
+            )));
+        }
+        tracing::warn!(%reason, "transaction aborted; consuming again from the last commit");
+        if let Err(e) = retried(abort_deadline, || rewind(consumer, self.reset)) {
+            return Err(self.fail(format!(
+                "after an aborted transaction, the consumer could not go back to the last \
+                 committed offsets: {e}"
+            )));
+        }
+        self.begin(producer).map(|()| Commit::Aborted)
+    }
+
+    fn begin<P: ProducerContext>(&self, producer: &BaseProducer<P>) -> Result<(), String> {
+        producer
+            .begin_transaction()
+            .map_err(|e| self.fail(format!("cannot begin a transaction: {e}")))
+    }
+
+    fn abort_quietly<P: ProducerContext>(&self, producer: &BaseProducer<P>) {
+        if let Err(e) = producer.abort_transaction(CALL_TIMEOUT) {
+            tracing::debug!(error = %e, "abort_transaction");
+        }
+        self.aborted.fetch_add(1, Ordering::Relaxed);
     }
 
     fn fail(&self, reason: String) -> String {
@@ -130,6 +202,57 @@ impl Transactions {
             .get_or_insert(reason)
             .clone()
     }
+}
+
+/// Runs `call` again while it fails with an error librdkafka calls retriable, until `deadline`.
+fn retried(deadline: Instant, mut call: impl FnMut() -> KafkaResult<()>) -> KafkaResult<()> {
+    loop {
+        match call() {
+            Err(e) if is_retriable(&e) && Instant::now() < deadline => {
+                tracing::debug!(error = %e, "transactional call; retrying");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_retriable(error: &KafkaError) -> bool {
+    match error {
+        KafkaError::Transaction(e) => e.is_retriable(),
+        // A seek or a committed-offsets lookup that timed out.
+        other => {
+            other.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::OperationTimedOut)
+        }
+    }
+}
+
+fn is_fatal(error: &KafkaError) -> bool {
+    matches!(error, KafkaError::Transaction(e) if e.is_fatal())
+}
+
+/// Sends every assigned partition back to its last committed offset (`reset` where it has none),
+/// so that what an aborted transaction consumed is consumed again.
+fn rewind<C: ConsumerContext>(consumer: &BaseConsumer<C>, reset: Offset) -> KafkaResult<()> {
+    let committed = consumer.committed(CALL_TIMEOUT)?;
+    let mut positions = TopicPartitionList::with_capacity(committed.count());
+    for p in committed.elements() {
+        let offset = match p.offset() {
+            Offset::Offset(o) => Offset::Offset(o),
+            _ => reset,
+        };
+        positions.add_partition_offset(p.topic(), p.partition(), offset)?;
+    }
+    if positions.count() == 0 {
+        return Ok(());
+    }
+    for p in consumer
+        .seek_partitions(positions, CALL_TIMEOUT)?
+        .elements()
+    {
+        p.error()?;
+    }
+    Ok(())
 }
 
 /// The `transactional.id` of a scorer: one per group and instance, so a restarted instance
@@ -144,7 +267,7 @@ mod tests {
 
     #[test]
     fn the_open_transaction_keeps_the_next_offset_of_each_partition() {
-        let t = Transactions::new(Duration::from_millis(100));
+        let t = Transactions::new(Duration::from_millis(100), Offset::Beginning);
         t.handled(0, 4);
         t.handled(2, 9);
         t.handled(0, 5);

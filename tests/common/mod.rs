@@ -90,7 +90,7 @@ pub fn read_until(
     timeout: Duration,
     done: impl FnMut(&Read) -> bool,
 ) -> Vec<Read> {
-    read_with(bootstrap, topic, timeout, &[], done)
+    read_with(bootstrap, topic, timeout, &[], false, done)
 }
 
 /// As [`read_until`], seeing only records of committed transactions.
@@ -105,7 +105,21 @@ pub fn read_committed_until(
         topic,
         timeout,
         &[("isolation.level", "read_committed")],
+        false,
         done,
+    )
+}
+
+/// Every record of committed transactions in `topic`, read from the beginning to the end of each
+/// partition (within `timeout`): for a count once every writer has stopped.
+pub fn read_committed_to_end(bootstrap: &str, topic: &str, timeout: Duration) -> Vec<Read> {
+    read_with(
+        bootstrap,
+        topic,
+        timeout,
+        &[("isolation.level", "read_committed")],
+        true,
+        |_| false,
     )
 }
 
@@ -114,6 +128,7 @@ fn read_with(
     topic: &str,
     timeout: Duration,
     settings: &[(&str, &str)],
+    to_end: bool,
     mut done: impl FnMut(&Read) -> bool,
 ) -> Vec<Read> {
     let group = format!("reader-{}-{}", std::process::id(), rand_suffix());
@@ -127,14 +142,29 @@ fn read_with(
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "10")
+        .set(
+            "enable.partition.eof",
+            if to_end { "true" } else { "false" },
+        )
         .create()
         .expect("consumer");
     consumer.subscribe(&[topic]).expect("subscribe");
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
     let mut finished = false;
+    let mut at_end = std::collections::BTreeSet::new();
     while !finished && Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+        let polled = consumer.poll(Duration::from_millis(100));
+        if let Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) = polled {
+            at_end.insert(p);
+            let assigned: std::collections::BTreeSet<i32> = consumer
+                .assignment()
+                .map(|a| a.elements().iter().map(|e| e.partition()).collect())
+                .unwrap_or_default();
+            finished = !assigned.is_empty() && assigned == at_end;
+        }
+        if let Some(Ok(m)) = polled {
+            at_end.remove(&m.partition());
             let mut headers = HashMap::new();
             if let Some(h) = m.headers() {
                 for header in h.iter() {
@@ -451,8 +481,14 @@ pub struct ApacheKafka {
 impl ApacheKafka {
     /// Starts a broker with `settings` (`key=value`, added to its server.properties).
     pub fn start(settings: &[&str]) -> ApacheKafka {
+        Self::start_with(&[], settings)
+    }
+
+    /// Starts a broker with `args` for scripts/kafka (`--data DIR`, `--port N`) and `settings`.
+    pub fn start_with(args: &[&str], settings: &[&str]) -> ApacheKafka {
         use std::io::BufRead;
         let mut command = std::process::Command::new(root().join("scripts/kafka"));
+        command.args(args);
         for s in settings {
             command.args(["--set", s]);
         }
