@@ -3,6 +3,8 @@
 //! The [`engine`] consumes, scores and publishes without any terminal code; [`app`] holds the
 //! dashboard's state and [`ui`] draws it; [`headless`] runs the same engine without a view.
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod app;
 pub mod cli;
 pub mod engine;

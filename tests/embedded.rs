@@ -256,9 +256,28 @@ fn a_new_artifact_is_swapped_in_and_a_bad_one_refused_and_t_retrains() {
         &|e| matches!(e, EngineEvent::Scored(r) if r.scored > 0),
     );
 
-    // t: refit on the labeled events, keep the new version in the models directory, serve it;
-    // the --model file is never written.
-    std::thread::sleep(Duration::from_millis(500));
+    // t: refit on the labeled events (once all 100 are scored), keep the new version in the
+    // models directory, serve it; the --model file is never written.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let scored: u64 = events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| match e {
+                EngineEvent::Scored(r) => r.scored,
+                _ => 0,
+            })
+            .sum();
+        if scored >= 100 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "scored {scored} of 100"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     scorer.retrain();
     wait_for("a retrained model", &|e| {
         matches!(e, EngineEvent::Model(ModelEvent::Retrained { .. }))

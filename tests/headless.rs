@@ -313,7 +313,8 @@ fn two_scorers_split_the_partitions_and_one_takes_over_after_sigkill() {
 
 #[test]
 fn an_unreachable_broker_fails_fast_with_one_line() {
-    let b = format!("127.0.0.1:{}", common::closed_port());
+    let closed = common::closed_port();
+    let b = format!("127.0.0.1:{}", closed.port);
     for command in ["score", "produce"] {
         let started = Instant::now();
         let (code, stdout, stderr) = run(&[command, "-b", &b]);
@@ -336,7 +337,8 @@ fn an_unreachable_broker_fails_fast_with_one_line() {
 
 #[test]
 fn secrets_never_reach_the_output() {
-    let b = format!("127.0.0.1:{}", common::closed_port());
+    let closed = common::closed_port();
+    let b = format!("127.0.0.1:{}", closed.port);
     let secret = "hunter2-s3cret";
     let cases: Vec<Vec<String>> = vec![
         vec![
@@ -418,7 +420,7 @@ fn without_a_terminal_the_default_command_scores() {
 
 #[test]
 fn the_broker_serves_on_a_chosen_port() {
-    let port = common::closed_port().to_string();
+    let port = common::free_port().to_string();
     let broker = Child::spawn(&["broker", "--port", &port, "--partitions", "2"]);
     broker.wait_for("the address", Duration::from_secs(20), |out, _| {
         !out.is_empty()

@@ -27,7 +27,7 @@ impl Prometheus {
             ),
         )
         .unwrap();
-        let address = format!("127.0.0.1:{}", common::closed_port());
+        let address = format!("127.0.0.1:{}", common::free_port());
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
         let child = std::process::Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))

@@ -224,7 +224,8 @@ fn score_ends_within_the_bound_on_sigterm_when_the_broker_is_paused_or_killed() 
 
 #[test]
 fn score_and_produce_end_within_the_bound_when_the_broker_never_answered() {
-    let address = format!("127.0.0.1:{}", common::closed_port());
+    let closed = common::closed_port();
+    let address = format!("127.0.0.1:{}", closed.port);
     for command in ["score", "produce"] {
         let mut child = Child::spawn(&[command, "-b", &address, "--shutdown-timeout", "1"]);
         wait_until_it_catches_sigterm(child.child.id());

@@ -3,7 +3,7 @@
 //! for 100 ms at a time).
 
 use std::ffi::CString;
-use std::ops::Deref;
+use std::ops::{Deref, Range};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
+use rdkafka::message::ToBytes;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::util::IntoOpaque;
 use rdkafka_sys as rdsys;
 
 /// How long one poll of the delivery thread may block: also the longest a stop waits for it.
@@ -60,6 +62,28 @@ impl<C: ProducerContext + 'static> PolledProducer<C> {
         self.producer.clone()
     }
 
+    /// Sends `record`, waiting for room while librdkafka's local queue is full; an error means
+    /// the record was refused for good.
+    pub fn send_waiting<K, P>(
+        &self,
+        mut record: BaseRecord<'_, K, P, C::DeliveryOpaque>,
+    ) -> KafkaResult<()>
+    where
+        K: ToBytes + ?Sized,
+        P: ToBytes + ?Sized,
+    {
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(QUEUE_FULL_WAIT);
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
     /// Waits until every message is delivered (or failed) and reported, at most `timeout`;
     /// returns how many are still outstanding.
     pub fn flush_within(&self, timeout: Duration) -> i32 {
@@ -93,32 +117,51 @@ impl<C: ProducerContext + 'static> Drop for PolledProducer<C> {
 /// librdkafka's "no partition chosen: let the partitioner pick" (`RD_KAFKA_PARTITION_UA`).
 const ANY_PARTITION: i32 = -1;
 
+/// One record for a [`TopicBatcher`]: its value and key as ranges of a shared buffer, and the
+/// opaque its delivery report carries back.
+#[derive(Debug, Clone)]
+pub struct Outgoing<O> {
+    /// The value's bytes in the buffer.
+    pub value: Range<usize>,
+    /// The key's bytes in the buffer; `None` for a keyless record.
+    pub key: Option<Range<usize>>,
+    /// Handed to the producer context's delivery callback.
+    pub opaque: O,
+}
+
 /// Hands many records for one topic to librdkafka at once (`rd_kafka_produce_batch`).
 ///
 /// rust-rdkafka's `send` builds a C string of the topic's name for every record, and librdkafka
 /// then finds the topic by that name under a lock and reads the clock for each record; here the
 /// topic is looked up once, and the lock and the clock are taken once per batch. Partitions are
-/// still chosen by librdkafka's partitioner, record by record.
-pub struct TopicBatcher {
+/// still chosen by librdkafka's partitioner, record by record (by key when there is one).
+/// Headers cannot go this way (`rd_kafka_produce_batch` takes none).
+pub struct TopicBatcher<C: ProducerContext> {
     topic: NonNull<rdsys::rd_kafka_topic_t>,
     /// Reused for every batch.
     messages: Vec<rdsys::rd_kafka_message_t>,
+    /// The client the topic handle lives on, held so that it outlives the handle.
+    client: Arc<BaseProducer<C>>,
 }
 
-// SAFETY: librdkafka topic handles may be used from any thread; the batcher is dropped before
-// its producer (see `new`).
-unsafe impl Send for TopicBatcher {}
+// SAFETY: librdkafka topic handles may be used from any thread, and the client they live on is
+// held by the batcher (an `Arc` of a client that is itself `Send` and `Sync`).
+unsafe impl<C: ProducerContext> Send for TopicBatcher<C> {}
 
-impl TopicBatcher {
-    /// A batcher for `topic` on `producer`'s client; it must be dropped before the producer.
-    pub fn new<C: ProducerContext>(producer: &BaseProducer<C>, topic: &str) -> KafkaResult<Self> {
+impl<C> TopicBatcher<C>
+where
+    C: ProducerContext,
+    C::DeliveryOpaque: Copy,
+{
+    /// A batcher for `topic` on `client`, which it keeps alive for as long as it lives.
+    pub fn new(client: Arc<BaseProducer<C>>, topic: &str) -> KafkaResult<Self> {
         let name = CString::new(topic).map_err(|_| {
             KafkaError::ClientCreation(format!("the topic name {topic:?} holds a NUL byte"))
         })?;
         // SAFETY: the client is live and `name` outlives the call (librdkafka copies it).
         let topic_ptr = unsafe {
             rdsys::rd_kafka_topic_new(
-                producer.client().native_ptr(),
+                client.client().native_ptr(),
                 name.as_ptr(),
                 std::ptr::null_mut(),
             )
@@ -129,20 +172,31 @@ impl TopicBatcher {
         Ok(TopicBatcher {
             topic,
             messages: Vec::new(),
+            client,
         })
     }
 
-    /// Hands librdkafka one record per range of `bytes` (copied), waiting out a full local
-    /// queue; returns the errors of the records it refused for good.
-    pub fn send(&mut self, bytes: &[u8], values: &[std::ops::Range<usize>]) -> Vec<KafkaError> {
+    /// Hands librdkafka `records`, whose bytes are in `bytes` (copied), waiting out a full local
+    /// queue; returns the opaque and error of each record it refused for good.
+    pub fn send(
+        &mut self,
+        bytes: &[u8],
+        records: &[Outgoing<C::DeliveryOpaque>],
+    ) -> Vec<(C::DeliveryOpaque, KafkaError)> {
         self.messages.clear();
-        for range in values {
-            let value = &bytes[range.clone()];
+        for record in records {
+            let value = &bytes[record.value.clone()];
             // SAFETY: an all-zero rd_kafka_message_t is a valid value (null pointers, zeros).
             let mut message: rdsys::rd_kafka_message_t = unsafe { std::mem::zeroed() };
             message.partition = ANY_PARTITION;
             message.payload = value.as_ptr().cast_mut().cast();
             message.len = value.len();
+            if let Some(key) = &record.key {
+                let key = &bytes[key.clone()];
+                message.key = key.as_ptr().cast_mut().cast();
+                message.key_len = key.len();
+            }
+            message._private = record.opaque.into_ptr();
             self.messages.push(message);
         }
         let mut refused = Vec::new();
@@ -150,9 +204,10 @@ impl TopicBatcher {
         while start < self.messages.len() {
             let batch = &mut self.messages[start..];
             let count = i32::try_from(batch.len()).unwrap_or(i32::MAX);
-            // SAFETY: the topic is live; `batch` holds `count` messages whose payloads point
-            // into `bytes`, which outlives the call; F_COPY makes librdkafka copy them, and it
-            // writes only each message's `err` (and `_private`, left null) back.
+            // SAFETY: the topic is live; `batch` holds `count` messages whose payloads and keys
+            // point into `bytes`, which outlives the call; F_COPY makes librdkafka copy the
+            // payloads (it always copies keys), and it writes only each message's `err` back.
+            // `_private` is each record's opaque, as rust-rdkafka's own `send` sets it.
             unsafe {
                 rdsys::rd_kafka_produce_batch(
                     self.topic.as_ptr(),
@@ -172,11 +227,15 @@ impl TopicBatcher {
                         resume = Some(start + i);
                         break;
                     }
-                    err => refused.push(KafkaError::MessageProduction(RDKafkaErrorCode::from(err))),
+                    err => refused.push((
+                        records[start + i].opaque,
+                        KafkaError::MessageProduction(RDKafkaErrorCode::from(err)),
+                    )),
                 }
             }
             match resume {
                 Some(i) => {
+                    // Deliveries make room; this client's reports are served by its own thread.
                     std::thread::sleep(QUEUE_FULL_WAIT);
                     start = i;
                 }
@@ -187,9 +246,11 @@ impl TopicBatcher {
     }
 }
 
-impl Drop for TopicBatcher {
+impl<C: ProducerContext> Drop for TopicBatcher<C> {
     fn drop(&mut self) {
-        // SAFETY: obtained from rd_kafka_topic_new and destroyed once, before the client.
+        // SAFETY: obtained from rd_kafka_topic_new and destroyed once; the client it lives on is
+        // still held (`self.client` is dropped after this).
         unsafe { rdsys::rd_kafka_topic_destroy(self.topic.as_ptr()) };
+        let _ = &self.client;
     }
 }

@@ -7,6 +7,7 @@
 //! control events (rebalances, statistics, errors, commits), which `BaseConsumer::poll` still
 //! serves; [`RecordQueue::waker`] cuts a wait for records short when one arrives.
 
+use std::any::Any;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -51,6 +52,33 @@ struct QueueHandle(NonNull<rdsys::rd_kafka_queue_t>);
 // SAFETY: librdkafka queues are thread-safe: every operation takes the queue's own lock.
 unsafe impl Send for QueueHandle {}
 
+/// Ends a [`RecordQueue::take`] that waits for records, from any thread: for the consumer's
+/// non-empty callback, so that a rebalance is served as soon as it arrives. Made before the queue
+/// (the callback is set while the consumer is still owned alone); harmless before the queue exists
+/// and after it is gone.
+#[derive(Clone, Default)]
+pub struct Waker(Arc<Mutex<Option<QueueHandle>>>);
+
+impl Waker {
+    /// A waker with no queue yet.
+    pub fn new() -> Self {
+        Waker::default()
+    }
+
+    /// The function that wakes the queue.
+    pub fn callback(&self) -> impl Fn() + Send + Sync + 'static {
+        let target = self.0.clone();
+        move || {
+            let target = target.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(QueueHandle(queue)) = target.as_ref() {
+                // SAFETY: the queue is live while it is in the slot (drop empties the slot, under
+                // this lock, before destroying it).
+                unsafe { rdsys::rd_kafka_queue_yield(queue.as_ptr()) };
+            }
+        }
+    }
+}
+
 /// The scorer's record queue, which assigned partitions are routed to.
 pub struct RecordQueue {
     queue: NonNull<rdsys::rd_kafka_queue_t>,
@@ -58,18 +86,24 @@ pub struct RecordQueue {
     control: NonNull<rdsys::rd_kafka_queue_t>,
     client: NonNull<rdsys::rd_kafka_t>,
     /// The record queue as the waker sees it: emptied before the queue is destroyed.
-    wake_target: Arc<Mutex<Option<QueueHandle>>>,
+    waker: Waker,
+    /// The consumer whose client the queues live on, held so that it outlives them.
+    consumer: Arc<dyn Any + Send + Sync>,
 }
 
 // SAFETY: librdkafka queues are thread-safe (every operation takes the queue's lock), and the
-// client handle outlives the queue (the scorer drops the queue before the consumer).
+// client handle outlives the queues (the queue holds the consumer it lives on).
 unsafe impl Send for RecordQueue {}
 // SAFETY: as above.
 unsafe impl Sync for RecordQueue {}
 
 impl RecordQueue {
-    /// A new, empty queue on `consumer`'s client; it must be dropped before the consumer.
-    pub fn new<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Option<Self> {
+    /// A new, empty queue on `consumer`'s client, which it keeps alive for as long as it lives;
+    /// `waker` wakes it from now on.
+    pub fn new<C: ConsumerContext + 'static>(
+        consumer: Arc<BaseConsumer<C>>,
+        waker: Waker,
+    ) -> Option<Self> {
         let client = NonNull::new(consumer.client().native_ptr())?;
         // SAFETY: the client handle is live for the call.
         let control = NonNull::new(unsafe { rdsys::rd_kafka_queue_get_consumer(client.as_ptr()) })?;
@@ -84,7 +118,11 @@ impl RecordQueue {
             queue,
             control,
             client,
-            wake_target: Arc::new(Mutex::new(Some(QueueHandle(queue)))),
+            waker: {
+                *waker.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(QueueHandle(queue));
+                waker
+            },
+            consumer,
         })
     }
 
@@ -92,21 +130,6 @@ impl RecordQueue {
     pub fn control_pending(&self) -> usize {
         // SAFETY: the handle is live until drop.
         unsafe { rdsys::rd_kafka_queue_length(self.control.as_ptr()) }
-    }
-
-    /// A function that ends a [`Self::take`] waiting for records at once (or the next one, if
-    /// none is waiting); harmless after the queue is gone. For the consumer's non-empty
-    /// callback, so that a rebalance is served as soon as it arrives.
-    pub fn waker(&self) -> impl Fn() + Send + Sync + 'static {
-        let target = self.wake_target.clone();
-        move || {
-            let target = target.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(QueueHandle(queue)) = target.as_ref() {
-                // SAFETY: the queue is live while it is in the slot (drop empties the slot, under
-                // this lock, before destroying it).
-                unsafe { rdsys::rd_kafka_queue_yield(queue.as_ptr()) };
-            }
-        }
     }
 
     /// Routes the records of `topic`/`partition` to this queue from now on, across later
@@ -137,6 +160,9 @@ impl RecordQueue {
     /// came with it. Records not taken stay queued.
     pub fn take(&self, batch: &mut Batch, wait: Duration, limit: usize) {
         batch.clear();
+        if batch.consumer.is_none() {
+            batch.consumer = Some(self.consumer.clone());
+        }
         let capacity = batch.messages.capacity().min(limit);
         if capacity == 0 {
             return;
@@ -180,16 +206,19 @@ impl RecordQueue {
 
 impl Drop for RecordQueue {
     fn drop(&mut self) {
-        self.wake_target
+        self.waker
+            .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         // SAFETY: both handles were obtained in `new` and are destroyed once, while the client
-        // still lives; the waker can no longer reach the record queue.
+        // still lives (`self.consumer` is dropped after this); the waker can no longer reach the
+        // record queue.
         unsafe {
             rdsys::rd_kafka_queue_destroy(self.queue.as_ptr());
             rdsys::rd_kafka_queue_destroy(self.control.as_ptr());
         }
+        let _ = &self.consumer;
     }
 }
 
@@ -197,6 +226,8 @@ impl Drop for RecordQueue {
 /// cleared or dropped.
 pub struct Batch {
     messages: Vec<NonNull<rdsys::rd_kafka_message_t>>,
+    /// The consumer the records came from, held so that it outlives them.
+    consumer: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 impl Batch {
@@ -204,6 +235,7 @@ impl Batch {
     pub fn with_capacity(capacity: usize) -> Self {
         Batch {
             messages: Vec::with_capacity(capacity.max(1)),
+            consumer: None,
         }
     }
 
@@ -250,7 +282,8 @@ impl Batch {
     pub fn clear(&mut self) {
         for m in self.messages.drain(..) {
             // SAFETY: each message came from librdkafka, is owned by this batch, and is
-            // destroyed exactly once (drained here).
+            // destroyed exactly once (drained here), while the client it came from lives
+            // (`self.consumer` holds it).
             unsafe { rdsys::rd_kafka_message_destroy(m.as_ptr()) };
         }
     }

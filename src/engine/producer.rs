@@ -13,7 +13,7 @@ use rand_distr::{Distribution, Normal};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryResult, Producer, ProducerContext};
 
-use super::delivery::{PolledProducer, TopicBatcher};
+use super::delivery::{Outgoing, PolledProducer, TopicBatcher};
 use rdkafka::ClientContext;
 
 use super::config::KafkaOptions;
@@ -369,7 +369,7 @@ fn run(
             }
         }
     }
-    let mut batcher = TopicBatcher::new(&producer, &config.topic)?;
+    let mut batcher = TopicBatcher::new(producer.shared(), &config.topic)?;
     let mut events = Vec::with_capacity(BATCH as usize * 128);
     let mut bounds = Vec::with_capacity(BATCH as usize);
     let mut last_status = Instant::now();
@@ -439,11 +439,15 @@ fn run(
                 for _ in 0..n {
                     let start = events.len();
                     generator.append_event(&mut events, ts_ms);
-                    bounds.push(start..events.len());
+                    bounds.push(Outgoing {
+                        value: start..events.len(),
+                        key: None,
+                        opaque: (),
+                    });
                 }
                 // No key: ids are unique, so a key would order nothing, and without one
                 // librdkafka fills one partition at a time (batches of thousands, not dozens).
-                for e in batcher.send(&events, &bounds) {
+                for ((), e) in batcher.send(&events, &bounds) {
                     tracing::error!(error = %e, "produce");
                     counter.failed.fetch_add(1, Ordering::Relaxed);
                 }

@@ -22,9 +22,10 @@ use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::Offset;
 
 use super::config::KafkaOptions;
+use super::delivery::{Outgoing, TopicBatcher};
 use super::group::{reset_position, ScoringContext};
-use super::intake::{Batch, Record, RecordQueue};
-use super::offsets::{lock, pack, DeliveryContext, OffsetTracker, ScoringProducer};
+use super::intake::{Batch, Record, RecordQueue, Waker};
+use super::offsets::{lock, pack, unpack, DeliveryContext, OffsetTracker, ScoringProducer};
 use super::quality::Quality;
 use super::scoring::{self, dead_letter_headers, latency_ms};
 pub use super::stats::LatencySummary;
@@ -258,14 +259,56 @@ pub fn spawn(
     })
 }
 
+/// Predictions waiting to be handed to the producer together: their bytes (key, then value) in one
+/// buffer.
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    records: Vec<Outgoing<usize>>,
+}
+
+impl Pending {
+    /// Adds a record with `key` and the value `write` appends; returns the value's bytes.
+    fn push(
+        &mut self,
+        key: Option<&[u8]>,
+        opaque: usize,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> &[u8] {
+        let key = key.map(|k| {
+            let start = self.bytes.len();
+            self.bytes.extend_from_slice(k);
+            start..self.bytes.len()
+        });
+        let start = self.bytes.len();
+        write(&mut self.bytes);
+        let value = start..self.bytes.len();
+        self.records.push(Outgoing {
+            value: value.clone(),
+            key,
+            opaque,
+        });
+        &self.bytes[value]
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.records.clear();
+    }
+}
+
 /// What the scoring loop carries from one record to the next, owned by the scorer thread.
 struct LoopState {
     /// The serving model.
     predictor: Predictor,
     /// Its accuracy and drift since it started serving.
     quality: Quality,
-    /// The latest prediction as JSON.
+    /// The latest prediction as JSON, when it is not published.
     json: Vec<u8>,
+    /// Publishes predictions in batches; `None` without an output topic.
+    batcher: Option<TopicBatcher<DeliveryContext>>,
+    /// Predictions handled and not yet handed to the producer.
+    pending: Pending,
     /// What happened since the last report.
     report: ScoreReport,
     /// Counts since the start.
@@ -305,9 +348,8 @@ struct Scorer {
     retrain: Arc<AtomicBool>,
     config: ScorerConfig,
     sink: SharedSink,
-    /// Declared before the consumer: dropped first, while the client it lives on still exists.
     records: Arc<RecordQueue>,
-    consumer: BaseConsumer<ScoringContext>,
+    consumer: Arc<BaseConsumer<ScoringContext>>,
     producer: Arc<ScoringProducer>,
     tracker: Arc<Mutex<OffsetTracker>>,
     failures: Arc<AtomicU64>,
@@ -407,11 +449,13 @@ impl Scorer {
         );
         let mut consumer: BaseConsumer<ScoringContext> =
             consumer_config.create_with_context(context)?;
-        let records = RecordQueue::new(&consumer)
+        let waker = Waker::new();
+        consumer.set_nonempty_callback(waker.callback());
+        let consumer = Arc::new(consumer);
+        let records = RecordQueue::new(consumer.clone(), waker)
             .map(Arc::new)
             .ok_or_else(|| KafkaError::ClientCreation("librdkafka gave no record queue".into()))?;
         consumer.context().route_to(&records);
-        consumer.set_nonempty_callback(records.waker());
         consumer.subscribe(&[&config.input_topic])?;
         Ok(Scorer {
             handled: Arc::new(AtomicU64::new(0)),
@@ -481,6 +525,11 @@ impl Scorer {
             predictor: self.config.predictor.clone(),
             quality: Quality::new(self.config.training_rmse),
             json: Vec::with_capacity(256),
+            batcher: match &self.config.output_topic {
+                Some(topic) => Some(TopicBatcher::new(self.producer.shared(), topic)?),
+                None => None,
+            },
+            pending: Pending::default(),
             report: ScoreReport::default(),
             summary: ScorerSummary::default(),
             writer,
@@ -517,6 +566,7 @@ impl Scorer {
                     Err(e) => tracing::debug!(error = %e, "consume"),
                 }
             }
+            self.publish(&mut state);
             // The consumer's non-empty callback ends this wait when a control event arrives.
             self.records
                 .take(&mut batch, POLL_WAIT, left(&state.summary));
@@ -530,6 +580,7 @@ impl Scorer {
                     }
                 }
                 batch.clear();
+                self.publish(&mut state);
             }
             #[cfg(debug_assertions)]
             if let Some(after) = self.panic_after {
@@ -705,30 +756,28 @@ impl Scorer {
                         super::now_ms(),
                     );
                 }
-                let buf = &mut state.json;
-                buf.clear();
-                if self.config.output_topic.is_some() || state.writer.is_some() {
-                    scored
-                        .prediction(&record, &state.predictor.version, latency_ms)
-                        .write_json(buf);
-                }
                 if let Some(t) = &self.transactions {
                     t.handled(partition, offset);
                 }
-                match &self.config.output_topic {
-                    Some(topic) => {
-                        lock(&self.tracker).track(partition, offset, event_ms);
-                        let mut out = BaseRecord::with_opaque_to(topic, pack(partition, offset))
-                            .payload(buf.as_slice());
-                        if let Some(key) = record.key {
-                            out = out.key(key);
-                        }
-                        self.send(out);
+                let prediction = scored.prediction(&record, &state.predictor.version, latency_ms);
+                let json: &[u8] = if state.batcher.is_some() {
+                    // Published with the rest of the batch, by `publish`.
+                    lock(&self.tracker).track(partition, offset, event_ms);
+                    state
+                        .pending
+                        .push(record.key, pack(partition, offset), |out| {
+                            prediction.write_json(out);
+                        })
+                } else {
+                    lock(&self.tracker).complete(partition, offset, event_ms, now_ms);
+                    state.json.clear();
+                    if state.writer.is_some() {
+                        prediction.write_json(&mut state.json);
                     }
-                    None => lock(&self.tracker).complete(partition, offset, event_ms, now_ms),
-                }
+                    &state.json
+                };
                 if let Some(w) = state.writer.as_mut() {
-                    if let Err(e) = w.write(buf) {
+                    if let Err(e) = w.write(json) {
                         tracing::debug!(error = %e, "prediction writer");
                         state.reader_gone = true;
                     }
@@ -767,7 +816,9 @@ impl Scorer {
                 if let Some(key) = record.key {
                     out = out.key(key);
                 }
-                self.send(out);
+                if let Err(e) = self.producer.send_waiting(out) {
+                    self.failed(partition, offset, &e);
+                }
                 state.summary.bad += 1;
                 self.handled.fetch_add(1, Ordering::Relaxed);
                 let report = &mut state.report;
@@ -778,23 +829,25 @@ impl Scorer {
         }
     }
 
-    /// Sends, waiting for queue space while the local queue is full.
-    fn send(&self, mut record: BaseRecord<'_, [u8], [u8], usize>) {
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    std::thread::sleep(super::delivery::QUEUE_FULL_WAIT);
-                }
-                Err((e, back)) => {
-                    // Not sent, so never acknowledged: its offset is never stored and the record is
-                    // consumed again after a restart.
-                    tracing::error!(error = %e, partition = back.delivery_opaque >> 48, "produce");
-                    self.failures.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-            }
+    /// Hands the predictions of the records handled since the last call to the producer.
+    fn publish(&self, state: &mut LoopState) {
+        let Some(batcher) = state.batcher.as_mut() else {
+            return;
+        };
+        if state.pending.records.is_empty() {
+            return;
         }
+        for (opaque, e) in batcher.send(&state.pending.bytes, &state.pending.records) {
+            let (partition, offset) = unpack(opaque);
+            self.failed(partition, offset, &e);
+        }
+        state.pending.clear();
+    }
+
+    /// A record the producer refused: never acknowledged, so its offset is never committed and it
+    /// is consumed again after a restart.
+    fn failed(&self, partition: i32, offset: i64, error: &KafkaError) {
+        tracing::error!(%error, partition, offset, "produce");
+        self.failures.fetch_add(1, Ordering::Relaxed);
     }
 }

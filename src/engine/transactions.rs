@@ -137,7 +137,7 @@ impl Transactions {
             Err(e) => e,
         };
         let reason = error.to_string();
-        if reason.contains("not supported by broker") {
+        if unsupported(&error) {
             self.abort_quietly(producer);
             return Err(self.fail(format!(
                 "the broker does not support transactions ({reason}); exactly-once needs one \
@@ -217,7 +217,15 @@ fn retried(deadline: Instant, mut call: impl FnMut() -> KafkaResult<()>) -> Kafk
     }
 }
 
+/// The broker does not do transactions (tansu 0.6 answers EndTxn so): no retry can help.
+fn unsupported(error: &KafkaError) -> bool {
+    error.to_string().contains("not supported by broker")
+}
+
 fn is_retriable(error: &KafkaError) -> bool {
+    if unsupported(error) {
+        return false;
+    }
     match error {
         KafkaError::Transaction(e) => e.is_retriable(),
         // A seek or a committed-offsets lookup that timed out.

@@ -210,6 +210,8 @@ pub struct Child {
     pub child: std::process::Child,
     pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// One message from each pipe's reader once it has read the pipe to its end.
+    drained: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
 }
 
 impl Child {
@@ -231,14 +233,17 @@ impl Child {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn salary-stream");
+        let (done, drained) = std::sync::mpsc::channel();
         let collect = |pipe: Box<dyn std::io::Read + Send>| {
             let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
             let sink = lines.clone();
+            let done = done.clone();
             std::thread::spawn(move || {
                 for line in std::io::BufReader::new(pipe).lines() {
                     let Ok(line) = line else { break };
                     sink.lock().unwrap().push(line);
                 }
+                let _ = done.send(());
             });
             lines
         };
@@ -248,6 +253,7 @@ impl Child {
             child,
             stdout,
             stderr,
+            drained: std::sync::Mutex::new(drained),
         }
     }
 
@@ -290,8 +296,13 @@ impl Child {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the readers drain the pipes.
-                std::thread::sleep(Duration::from_millis(100));
+                // Every line written before the exit is read (both pipes reach their end).
+                let drained = self.drained.lock().unwrap();
+                for _ in 0..2 {
+                    drained
+                        .recv_timeout(Duration::from_secs(5))
+                        .expect("the output pipes end once the process has exited");
+                }
                 return status;
             }
             assert!(
@@ -349,10 +360,55 @@ pub fn exact_prediction(years: f64) -> f64 {
     a.intercept + a.coefficient * years
 }
 
-/// A loopback port nobody listens on.
-pub fn closed_port() -> u16 {
+/// A loopback port free now, for a process about to listen on it (a broker, Prometheus). Another
+/// process may take it in between: those starts fail loudly, they do not pass wrongly.
+pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
+}
+
+/// A loopback port held closed while this lives: bound by a socket that never listens, so a
+/// connection to it is refused and no other process can take it.
+pub struct ClosedPort {
+    fd: libc::c_int,
+    pub port: u16,
+}
+
+/// A loopback port where connecting is refused, for as long as the returned guard lives.
+pub fn closed_port() -> ClosedPort {
+    // SAFETY: plain socket calls on a descriptor this function owns; `addr` is a valid
+    // sockaddr_in of the size passed.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket");
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let bound = libc::bind(fd, (&raw const addr).cast(), len);
+        assert_eq!(bound, 0, "bind");
+        let mut len = len;
+        let named = libc::getsockname(fd, (&raw mut addr).cast(), &mut len);
+        assert_eq!(named, 0, "getsockname");
+        ClosedPort {
+            fd,
+            port: u16::from_be(addr.sin_port),
+        }
+    }
+}
+
+impl ClosedPort {
+    /// Frees the port for a process about to listen on it.
+    pub fn release(self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for ClosedPort {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is owned here and closed once.
+        unsafe { libc::close(self.fd) };
+    }
 }
 
 /// A tansu broker (a Kafka-compatible broker written independently of librdkafka) on a free
@@ -365,7 +421,7 @@ pub struct Tansu {
 impl Tansu {
     /// Starts tansu and creates `topics` as `(name, partitions)`.
     pub fn start(topics: &[(&str, u32)]) -> Tansu {
-        let port = closed_port();
+        let port = free_port();
         let address = format!("127.0.0.1:{port}");
         let url = format!("tcp://{address}");
         let tansu = std::env::var("TANSU").unwrap_or_else(|_| "tansu".to_owned());
