@@ -52,6 +52,11 @@ struct Broker {
 }
 
 impl Broker {
+    /// The broker's process, when it is the bench's own.
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
     fn start(partitions: u32, external: Option<&str>) -> Broker {
         if let Some(address) = external {
             return Broker {
@@ -445,27 +450,89 @@ fn json_text(text: &str) -> String {
     out
 }
 
+/// One timed command: its wall time and CPU time (user + system), and the CPU time the broker
+/// process used over the same span (when the broker is a process of the bench's).
+#[derive(Debug, Clone, Copy)]
+struct Timed {
+    wall: Duration,
+    cpu: Duration,
+    broker_cpu: Option<Duration>,
+}
+
+/// CPU time (user + system) of every child process this one has reaped so far.
+fn reaped_children_cpu() -> Duration {
+    // SAFETY: getrusage writes one rusage into the zeroed value it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// CPU time (user + system) a running process has used so far, from /proc.
+fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf reads a constant of the system.
+    let per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(Duration::from_nanos(ticks * 1_000_000_000 / per_s))
+}
+
+/// Measures `run`: its wall time, the CPU of the child processes it reaps, and `broker`'s CPU.
+fn measured<T>(broker: Option<u32>, run: impl FnOnce() -> T) -> (Timed, T) {
+    let (cpu_before, broker_before) = (reaped_children_cpu(), broker.and_then(process_cpu));
+    let started = Instant::now();
+    let out = run();
+    let wall = started.elapsed();
+    let broker_cpu = match (broker_before, broker.and_then(process_cpu)) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
+    let timed = Timed {
+        wall,
+        cpu: reaped_children_cpu().saturating_sub(cpu_before),
+        broker_cpu,
+    };
+    (timed, out)
+}
+
 /// Runs a command to completion; returns its wall time.
 fn timed(program: &str, args: &[&str]) -> Duration {
-    let started = Instant::now();
+    timed_on(None, program, args).wall
+}
+
+/// Runs a command to completion, with the broker process `broker`; returns what it took.
+fn timed_on(broker: Option<u32>, program: &str, args: &[&str]) -> Timed {
+    measured(broker, || run_to_end(program, args)).0
+}
+
+fn run_to_end(program: &str, args: &[&str]) {
     let out = Command::new(program)
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
         .unwrap_or_else(|e| panic!("{program}: {e}"));
-    let took = started.elapsed();
     assert!(
         out.status.success(),
         "{program} {args:?} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    took
 }
 
-/// Runs a command to completion counting its stdout lines; returns its wall time and the count.
-fn timed_lines(program: &str, args: &[&str]) -> (Duration, u64) {
-    let started = Instant::now();
+/// Runs a command to completion counting its stdout lines, with the broker process `broker`;
+/// returns what it took and the count.
+fn timed_lines(broker: Option<u32>, program: &str, args: &[&str]) -> (Timed, u64) {
+    measured(broker, || count_lines(program, args))
+}
+
+fn count_lines(program: &str, args: &[&str]) -> u64 {
     let mut child = Command::new(program)
         .args(args)
         .stdout(Stdio::piped())
@@ -478,7 +545,7 @@ fn timed_lines(program: &str, args: &[&str]) -> (Duration, u64) {
         child.wait().expect("wait").success(),
         "{program} {args:?} failed"
     );
-    (started.elapsed(), lines)
+    lines
 }
 
 fn median(mut times: Vec<Duration>) -> Duration {
@@ -889,15 +956,20 @@ fn main() {
         // Rotate which goes first, so none always meets a cooler machine.
         for i in 0..producers.len() {
             let tool = producers[(i + round) % producers.len()];
-            let (b, t) = &targets
+            let (broker, t) = &targets
                 .iter()
                 .find(|(name, _)| *name == tool)
                 .expect("target")
                 .1;
-            let b = b.address.as_str();
+            let b = broker.address.as_str();
             match tool {
-                "kcat" => kcat_p.push(timed("kcat", &["-b", b, "-P", "-t", t, "-l", &file])),
-                "ours" => ours_p.push(timed(
+                "kcat" => kcat_p.push(timed_on(
+                    broker.pid(),
+                    "kcat",
+                    &["-b", b, "-P", "-t", t, "-l", &file],
+                )),
+                "ours" => ours_p.push(timed_on(
+                    broker.pid(),
                     BIN,
                     &["produce", "-b", b, "-t", t, "--rate", "max", "--count", &n],
                 )),
@@ -934,7 +1006,7 @@ fn main() {
         let mut a = vec!["-b", k, "-C", "-t", topic, "-o", "beginning", "-e", "-q"];
         a.extend_from_slice(&FETCH_WAIT);
         a.extend_from_slice(extra);
-        timed_lines("kcat", &a)
+        timed_lines(kcat_broker.pid(), "kcat", &a)
     };
     // The broker keeps about 5 MB a partition: score exactly what kcat can read.
     let (_, consumed) = kcat_read(&[]);
@@ -994,7 +1066,7 @@ fn main() {
                         a.extend_from_slice(&["--exactly-once", "--instance-id", "bench"]);
                     }
                     a.extend_from_slice(&FETCH_WAIT);
-                    let t = timed(BIN, &a);
+                    let t = timed_on(kcat_broker.pid(), BIN, &a);
                     match score {
                         "bare" => bare.push(t),
                         "metered" => metered.push(t),
@@ -1006,15 +1078,36 @@ fn main() {
         }
     }
     drop(kcat_broker);
+    // CPU seconds per million records: medians, the process under test and the broker apart.
+    let per_million = |cpu: Duration, n: u64| cpu.as_secs_f64() * 1e6 / n as f64;
+    let cpu_of = |runs: &[Timed], n: u64| -> (f64, Option<f64>) {
+        let own = median_f64(runs.iter().map(|t| per_million(t.cpu, n)).collect());
+        let broker: Vec<f64> = runs
+            .iter()
+            .filter_map(|t| t.broker_cpu.map(|c| per_million(c, n)))
+            .collect();
+        (own, (!broker.is_empty()).then(|| median_f64(broker)))
+    };
+    let cpu_rows = [
+        (
+            "consume: kcat -C -e, tuned as ours",
+            cpu_of(&kcat_tuned, records),
+        ),
+        ("score --quiet --no-output", cpu_of(&bare, records)),
+        ("score --quiet, output + commits", cpu_of(&full, records)),
+        ("produce: kcat -P", cpu_of(&kcat_p, produced)),
+        ("produce --rate max", cpu_of(&ours_p, produced)),
+    ];
+    let wall = |runs: Vec<Timed>| median(runs.into_iter().map(|t| t.wall).collect());
     let (kcat_plain, kcat_tuned, bare, full, metered, eos) = (
-        median(kcat_plain),
-        median(kcat_tuned),
-        median(bare),
-        median(full),
-        median(metered),
-        (!eos.is_empty()).then(|| median(eos)),
+        wall(kcat_plain),
+        wall(kcat_tuned),
+        wall(bare),
+        wall(full),
+        wall(metered),
+        (!eos.is_empty()).then(|| wall(eos)),
     );
-    let (kcat_p, ours_p) = (median(kcat_p), median(ours_p));
+    let (kcat_p, ours_p) = (wall(kcat_p), wall(ours_p));
 
     eprintln!("latency at 1,000 and 10,000 events/s ...");
     // Both clients: a 1 ms fetch wait (the mock cluster holds an empty fetch for all of it), and
@@ -1116,6 +1209,20 @@ fn main() {
     }
     for (name, value, ratio, target) in rows {
         println!("{name:<48} {value:>14.0} {ratio:>9.2}x  {target}");
+    }
+    println!("CPU seconds per million records (user + system; ratio to the tool's; broker apart):");
+    for (i, (name, (own, broker))) in cpu_rows.iter().enumerate() {
+        // Each of ours against kcat on the same side: consuming rows to row 0, producing to 3.
+        let reference = if i < 3 {
+            cpu_rows[0].1 .0
+        } else {
+            cpu_rows[3].1 .0
+        };
+        let broker = broker.map_or_else(|| "-".to_owned(), |b| format!("{b:.2}"));
+        println!(
+            "{name:<48} {own:>14.2} {:>9.2}x  broker {broker}",
+            own / reference
+        );
     }
     // Against Kafka's tools: the ratio is to the tool's own figure, which leaves out its JVM
     // start-up (and, producing, reading the payload file), while ours is the whole process; the
@@ -1255,6 +1362,24 @@ fn main() {
             per_s(eos) / per_s(full)
         ));
     }
+    let cpu_json: Vec<String> = [
+        "kcat_consume",
+        "score_bare",
+        "score_full",
+        "kcat_produce",
+        "produce",
+    ]
+    .iter()
+    .zip(&cpu_rows)
+    .map(|(key, (_, (own, broker)))| {
+        let broker = broker.map_or_else(|| "null".to_owned(), |b| format!("{b:.3}"));
+        format!("\"{key}\":{{\"own\":{own:.3},\"broker\":{broker}}}")
+    })
+    .collect();
+    json.push_str(&format!(
+        ",\"cpu_s_per_million\":{{{}}}",
+        cpu_json.join(",")
+    ));
     json.push_str(&format!(
         ",\"record_bytes\":{record_bytes:.1},\"broker\":\"{}\",\"machine\":{}",
         json_text(&broker_text),
