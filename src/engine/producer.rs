@@ -27,7 +27,7 @@ pub const MAX_AHEAD: u64 = 20_000;
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Events handed to librdkafka at once, with one reading of the clock for their `ts_ms` (tens
 /// of µs of events at full speed).
-const BATCH: u64 = 64;
+const EVENTS_PER_SEND: u64 = 64;
 /// Share of events drawn beyond the training range.
 const OUT_OF_RANGE_SHARE: f64 = 0.05;
 
@@ -370,8 +370,8 @@ fn run(
         }
     }
     let mut batcher = TopicBatcher::new(producer.shared(), &config.topic)?;
-    let mut events = Vec::with_capacity(BATCH as usize * 128);
-    let mut bounds = Vec::with_capacity(BATCH as usize);
+    let mut events = Vec::with_capacity(EVENTS_PER_SEND as usize * 128);
+    let mut bounds = Vec::with_capacity(EVENTS_PER_SEND as usize);
     let mut last_status = Instant::now();
     let report = |status: &mut ProducerStatus| {
         status.failed = counter.failed.load(Ordering::Relaxed);
@@ -432,7 +432,7 @@ fn run(
             }
             let mut left = budget;
             while left > 0 {
-                let n = left.min(BATCH);
+                let n = left.min(EVENTS_PER_SEND);
                 let ts_ms = now_ms();
                 events.clear();
                 bounds.clear();

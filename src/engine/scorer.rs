@@ -40,7 +40,7 @@ const POLL_WAIT: Duration = Duration::from_millis(5);
 /// Most records taken from the queue at once. The clock is read once per batch, so a batch is
 /// kept small enough (well under a millisecond of work) for per-record latencies to stay exact
 /// to a fraction of a millisecond.
-const BATCH: usize = 256;
+const RECORDS_PER_TAKE: usize = 256;
 /// Most control events served between two batches (so that a flood of them, such as librdkafka's
 /// debug log, cannot starve scoring).
 const CONTROL_EVENTS_PER_TURN: usize = 64;
@@ -538,7 +538,7 @@ impl Scorer {
         };
         let mut last_report = Instant::now();
         let mut last_store = Instant::now();
-        let mut batch = Batch::with_capacity(BATCH);
+        let mut batch = Batch::with_capacity(RECORDS_PER_TAKE);
         let mut watch = self.config.model_path.clone().map(ModelWatch::new);
         let mut last_watch = Instant::now();
         let mut reported_failures = 0;
@@ -633,7 +633,7 @@ impl Scorer {
                 let failures = self.failures.load(Ordering::Relaxed);
                 state.report.delivery_errors = failures - reported_failures;
                 reported_failures = failures;
-                self.flush_report(&mut state);
+                self.emit_report(&mut state);
                 state.flush_writer();
                 self.consumer
                     .context()
@@ -673,7 +673,7 @@ impl Scorer {
         state.flush_writer();
         state.summary.delivery_errors = self.failures.load(Ordering::Relaxed);
         state.report.delivery_errors = state.summary.delivery_errors - reported_failures;
-        self.flush_report(&mut state);
+        self.emit_report(&mut state);
         state.summary.latency = lock(&self.tracker).latency();
         let left = lock(&self.tracker).in_flight();
         if left > 0 {
@@ -724,7 +724,7 @@ impl Scorer {
     }
 
     /// Sends what happened since the last report to the sink.
-    fn flush_report(&self, state: &mut LoopState) {
+    fn emit_report(&self, state: &mut LoopState) {
         if state.report.is_empty() {
             return;
         }

@@ -368,7 +368,8 @@ pub fn free_port() -> u16 {
 }
 
 /// A loopback port held closed while this lives: bound by a socket that never listens, so a
-/// connection to it is refused and no other process can take it.
+/// connection to it is refused and no other process can take it. Close-on-exec, so that no
+/// process the test starts (a tmux server) keeps it bound.
 pub struct ClosedPort {
     fd: libc::c_int,
     pub port: u16,
@@ -379,7 +380,7 @@ pub fn closed_port() -> ClosedPort {
     // SAFETY: plain socket calls on a descriptor this function owns; `addr` is a valid
     // sockaddr_in of the size passed.
     unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         assert!(fd >= 0, "socket");
         let mut addr: libc::sockaddr_in = std::mem::zeroed();
         addr.sin_family = libc::AF_INET as libc::sa_family_t;
