@@ -118,7 +118,7 @@ impl EventSink for TallySink {
                     };
                     say!(
                         "drift: labels {direction} the predictions since {} UTC (after {} labeled events)",
-                        &crate::ui::clock(alarm.at_ms)[..8],
+                        &crate::engine::clock(alarm.at_ms)[..8],
                         alarm.after
                     );
                 }

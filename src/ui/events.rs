@@ -10,8 +10,9 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Cell, Row, Table};
 use ratatui::Frame;
 
-use super::{clock, fit};
+use super::fit;
 use crate::app::App;
+use crate::engine::clock;
 
 /// The table's columns, in the order drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -177,25 +177,3 @@ fn render_help(frame: &mut Frame<'_>, area: Rect) {
 fn key_owned(k: &str) -> Span<'static> {
     Span::styled(format!("{k:>6}"), Style::new().add_modifier(Modifier::BOLD))
 }
-
-/// Formats ms since the epoch as `HH:MM:SS.mmm` (UTC).
-pub fn clock(ms: i64) -> String {
-    let day_ms = ms.rem_euclid(86_400_000);
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        day_ms / 3_600_000,
-        day_ms / 60_000 % 60,
-        day_ms / 1000 % 60,
-        day_ms % 1000
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn clock_formats_utc_time_of_day() {
-        assert_eq!(super::clock(0), "00:00:00.000");
-        assert_eq!(super::clock(1_700_000_000_123), "22:13:20.123");
-        assert_eq!(super::clock(86_399_999), "23:59:59.999");
-    }
-}

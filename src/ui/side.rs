@@ -219,7 +219,7 @@ fn render_accuracy(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 Shift::Up => "↑",
                 Shift::Down => "↓",
             };
-            let at = &super::clock(alarm.at_ms)[..8];
+            let at = &crate::engine::clock(alarm.at_ms)[..8];
             (
                 vec![
                     format!(" DRIFT {arrow} at {at} after {} labeled ", alarm.after),
