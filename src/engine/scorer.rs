@@ -377,6 +377,13 @@ impl Scorer {
             // A crashed instance that never comes back holds its partitions' committed reads
             // back until its open transaction times out: 10 s, not librdkafka's 60 s.
             producer_defaults.push(("transaction.timeout.ms", "10000"));
+            // After each commit the coordinator answers the next transaction's first
+            // AddPartitionsToTxn with CONCURRENT_TRANSACTIONS until the markers are written, and
+            // librdkafka retries it after retry.backoff.ms (100 ms by default), with every
+            // prediction of the new transaction waiting: on Apache Kafka that wait dominated a
+            // 0.1 s interval (BENCHMARKS.md).
+            producer_defaults.push(("retry.backoff.ms", "10"));
+            producer_defaults.push(("retry.backoff.max.ms", "100"));
         }
         let producer = ScoringProducer::create(
             &config.kafka.client_config(&producer_defaults),
