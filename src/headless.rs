@@ -2,7 +2,6 @@
 //! second on stderr.
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -74,12 +73,13 @@ struct Tally {
     broker: String,
 }
 
+/// The tally, written by the stats thread alone, read by the waiting main thread.
 #[derive(Default)]
-struct TallySink(Mutex<Tally>);
+struct SharedTally(Mutex<Tally>);
 
-impl TallySink {
+impl SharedTally {
     fn new(input_topic: &str, broker: &str) -> Self {
-        TallySink(Mutex::new(Tally {
+        SharedTally(Mutex::new(Tally {
             input_topic: input_topic.to_owned(),
             broker: broker.to_owned(),
             ..Tally::default()
@@ -91,9 +91,22 @@ impl TallySink {
     }
 }
 
-impl EventSink for TallySink {
+/// The engine's side: each event goes into a channel that the stats thread drains, so nothing is
+/// added up or printed on the engine's or librdkafka's threads. `None` tells the drain to end.
+struct EventChannel(std::sync::mpsc::Sender<Option<EngineEvent>>);
+
+impl EventSink for EventChannel {
     fn emit(&self, event: EngineEvent) {
-        self.with(|t| match event {
+        // The drain ends only after the engine has stopped: a send cannot fail before.
+        let _ = self.0.send(Some(event));
+    }
+}
+
+impl Tally {
+    /// Takes one engine event in, saying on stderr what is news.
+    fn absorb(&mut self, event: EngineEvent) {
+        let t = self;
+        match event {
             EngineEvent::Scored(r) => {
                 if r.transactions.is_some() {
                     t.transactions = r.transactions;
@@ -140,7 +153,9 @@ impl EventSink for TallySink {
                 t.reached = true;
                 t.unreachable = None;
             }
-            EngineEvent::Broker(health @ (BrokerHealth::Unreachable(_) | BrokerHealth::WrongAddress(_))) => {
+            EngineEvent::Broker(
+                health @ (BrokerHealth::Unreachable(_) | BrokerHealth::WrongAddress(_)),
+            ) => {
                 t.health = std::mem::replace(&mut t.health, BrokerHealth::Connecting).then(health);
                 t.unreachable = t.health.problem().map(str::to_owned);
             }
@@ -177,7 +192,7 @@ impl EventSink for TallySink {
             EngineEvent::Model(ModelEvent::Retrained { version, .. }) => {
                 say!("model: retrained as {version}");
             }
-        });
+        }
     }
 }
 
@@ -204,7 +219,7 @@ fn unreachable_line(kafka: &crate::engine::config::KafkaOptions, why: Option<Str
 /// Waits until `finished()` or a signal; checks the broker was reached within
 /// [`CONNECT_TIMEOUT`]. Returns the signal's name if one came.
 fn wait(
-    tally: &TallySink,
+    tally: &SharedTally,
     kafka: &crate::engine::config::KafkaOptions,
     mut finished: impl FnMut() -> bool,
 ) -> anyhow::Result<Option<&'static str>> {
@@ -231,24 +246,30 @@ fn wait(
     })
 }
 
-/// The thread writing the once-a-second stats line.
+/// The thread that drains the engine's events into the tally and writes the once-a-second
+/// stats line.
 struct StatsPrinter {
-    stop: Arc<AtomicBool>,
+    events: std::sync::mpsc::Sender<Option<EngineEvent>>,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl StatsPrinter {
-    /// Starts writing `line(tally, seconds since the last line)` every [`STATS_INTERVAL`].
+    /// Starts the drain; the returned sink is the engine's. Writes `line(tally, seconds since the
+    /// last line)` every [`STATS_INTERVAL`].
     fn start(
-        tally: Arc<TallySink>,
+        tally: Arc<SharedTally>,
         mut line: impl FnMut(&Tally, f64) -> Option<String> + Send + 'static,
-    ) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
+    ) -> (Self, crate::engine::SharedSink) {
+        let (events, drain) = std::sync::mpsc::channel::<Option<EngineEvent>>();
         let thread = std::thread::spawn(move || {
             let mut last = Instant::now();
-            while !stopped.load(Ordering::Relaxed) {
-                std::thread::park_timeout(STATS_INTERVAL.saturating_sub(last.elapsed()));
+            loop {
+                match drain.recv_timeout(STATS_INTERVAL.saturating_sub(last.elapsed())) {
+                    Ok(Some(event)) => tally.with(|t| t.absorb(event)),
+                    // Asked to end, or every sender gone.
+                    Ok(None) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                }
                 if last.elapsed() >= STATS_INTERVAL {
                     let secs = last.elapsed().as_secs_f64();
                     last = Instant::now();
@@ -257,14 +278,19 @@ impl StatsPrinter {
                     }
                 }
             }
+            // What came in before the end is still news (a model swap, a drift alarm).
+            while let Ok(Some(event)) = drain.try_recv() {
+                tally.with(|t| t.absorb(event));
+            }
         });
-        StatsPrinter { stop, thread }
+        let sink = Arc::new(EventChannel(events.clone()));
+        (StatsPrinter { events, thread }, sink)
     }
 
-    /// Stops at once (no line is written for the part-second since the last one).
+    /// Stops once the events sent so far are taken in (no line is written for the part-second
+    /// since the last one).
     fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.thread().unpark();
+        let _ = self.events.send(None);
         let _ = self.thread.join();
     }
 }
@@ -317,7 +343,7 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
     for line in create_topics(&args.kafka, &connection, &scorer_topics(&args.kafka))? {
         say!("{line}");
     }
-    let tally = Arc::new(TallySink::new(
+    let tally = Arc::new(SharedTally::new(
         &args.kafka.topic,
         &connection.kafka.bootstrap,
     ));
@@ -326,21 +352,6 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
         say!("metrics at http://{address}/metrics");
     }
     let metrics = metrics.map(|(m, _)| m);
-    let writer = (!args.quiet).then(|| Box::new(NdjsonStdout::default()) as BoxedWriter);
-    let scorer = scorer::spawn(
-        ScorerConfig {
-            metrics: metrics.clone(),
-            ..scorer_config(
-                &args.kafka,
-                &connection.kafka,
-                &model,
-                !args.no_output,
-                args.count,
-            )
-        },
-        metered(tally.clone(), metrics.as_ref()),
-        writer,
-    )?;
     let mut previous = 0;
     let mode = if args.kafka.exactly_once {
         format!(
@@ -355,7 +366,7 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
     } else {
         "at-least-once".to_owned()
     };
-    let stats = StatsPrinter::start(tally.clone(), move |t, secs| {
+    let (stats, events) = StatsPrinter::start(tally.clone(), move |t, secs| {
         let rate = (t.scored - previous) as f64 / secs;
         previous = t.scored;
         Some(format!(
@@ -385,6 +396,21 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
             broker_note(t)
         ))
     });
+    let writer = (!args.quiet).then(|| Box::new(NdjsonStdout::default()) as BoxedWriter);
+    let scorer = scorer::spawn(
+        ScorerConfig {
+            metrics: metrics.clone(),
+            ..scorer_config(
+                &args.kafka,
+                &connection.kafka,
+                &model,
+                !args.no_output,
+                args.count,
+            )
+        },
+        metered(events, metrics.as_ref()),
+        writer,
+    )?;
     let waited = wait(&tally, &connection.kafka, || scorer.is_finished());
     scorer.stop();
     let unfinished = scorer.unfinished();
@@ -433,7 +459,7 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         say!("embedded broker at {}", broker.bootstrap_servers());
     }
     let a = &model.artifact;
-    let tally = Arc::new(TallySink::new(
+    let tally = Arc::new(SharedTally::new(
         &args.kafka.topic,
         &connection.kafka.bootstrap,
     ));
@@ -446,6 +472,19 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         say!("metrics at http://{address}/metrics");
     }
     let metrics = metrics.map(|(m, _)| m);
+    let mut previous = 0;
+    let (stats, events) = StatsPrinter::start(tally.clone(), move |t, secs| {
+        let p = t.producer?;
+        let rate = (p.acked - previous) as f64 / secs;
+        previous = p.acked;
+        Some(format!(
+            "sent {}  acked {} ({rate:.0}/s)  failed {}{}",
+            p.sent,
+            p.acked,
+            p.failed,
+            broker_note(t)
+        ))
+    });
     let handle = producer::spawn(
         ProducerConfig {
             kafka: connection.kafka.clone(),
@@ -467,21 +506,8 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
                 .then(|| connection.kafka.bootstrap.clone()),
             paced_by: None,
         },
-        metered(tally.clone(), metrics.as_ref()),
+        metered(events, metrics.as_ref()),
     )?;
-    let mut previous = 0;
-    let stats = StatsPrinter::start(tally.clone(), move |t, secs| {
-        let p = t.producer?;
-        let rate = (p.acked - previous) as f64 / secs;
-        previous = p.acked;
-        Some(format!(
-            "sent {}  acked {} ({rate:.0}/s)  failed {}{}",
-            p.sent,
-            p.acked,
-            p.failed,
-            broker_note(t)
-        ))
-    });
     let waited = wait(&tally, &connection.kafka, || handle.is_finished());
     let bound = args.kafka.shutdown_timeout;
     // Unreachable: nothing will be acknowledged, so do not wait for it. Stopped by a signal: what

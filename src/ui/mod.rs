@@ -1,21 +1,25 @@
 //! Drawing: a pure function of [`App`]. One render function per screen region.
 //!
 //! ```text
-//!  salary-stream
-//! broker ADDRESS (state)  group GROUP                                                header
-//! topics INPUT → OUTPUT  dead letters → DLQ
+//!  salary-stream                                                                       header
+//! broker ADDRESS (state)  group GROUP
+//! topics INPUT → OUTPUT  dead letters → DLQ  at-least-once | exactly-once every S s: N, M aborted
 //! model VERSION  salary = A + B × years  (note)
 //! producer state and rate  sent N acked N
-//! ┌ recent events ──────────────────────────┐┌ throughput ──────────────────────┐
-//! │ time  p/offset  years  predicted  ms  res ││ now · avg · total · sparkline    │
-//! │ …                                         │├ predicted salary ────────────────┤
-//! │                                           │├ model accuracy / DRIFT ──────────┤
-//! │                                           │├ latency ms, last 10 s ───────────┤
-//! ├ salary by years over the fitted line ─────┤├ consumer lag, partitions ────────┤
-//! │ points over the fitted line (braille)     ││ total · s behind · per partition │
-//! │                                           │├ records ─────────────────────────┤
-//! └───────────────────────────────────────────┘└──────────────────────────────────┘
-//!  keys                                                                             footer
+//! ┌ recent events (N shown, * beyond range) ┐┌ throughput (events/s, last 60 s) ┐
+//! │time (UTC)  p/offset years predicted ms res││now · avg · total, sparkline      │
+//! │…                                          │└──────────────────────────────────┘
+//! │                                           │┌ predicted salary ────────────────┐
+//! │                                           │└ last · min · max, sparkline ─────┘
+//! │                                           │┌ model accuracy | DRIFT ──────────┐
+//! └───────────────────────────────────────────┘└ RMSE · MAE · R² · n, sparkline ──┘
+//! ┌ salary by years over the fitted line ─────┐┌ latency ms, event to ack, 10 s ──┐
+//! │points over the fitted line (braille)      │└ p50 · p99 · p99.9 · max ─────────┘
+//! │                                           │┌ consumer lag, partitions ────────┐
+//! │                                           │└ total · s behind · per partition ┘
+//! │                                           │┌ records ─────────────────────────┐
+//! └───────────────────────────────────────────┘└ bad · beyond range · last reason ┘
+//!  keys                                                                                footer
 //! ```
 //!
 //! Every number on screen is whole or absent. As the terminal shrinks, whole parts go, least
