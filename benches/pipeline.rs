@@ -650,6 +650,7 @@ fn known_app() -> App {
             group: "salary-stream".into(),
             model_version: "6c25318e".into(),
             formula: "salary = 25792.20 + 9449.96 × years".into(),
+            ..Setup::default()
         },
         0,
     );

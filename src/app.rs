@@ -81,6 +81,35 @@ pub struct Setup {
     pub model_version: String,
     /// The fitted line as text.
     pub formula: String,
+    /// The serving line, for the chart.
+    pub line: ServingLine,
+    /// The producer's rate at start.
+    pub rate: Rate,
+    /// How predictions are delivered: `at-least-once`, or exactly-once and its interval.
+    pub delivery: String,
+    /// Where Prometheus metrics are served, if they are.
+    pub metrics_address: Option<String>,
+    /// What `--create-topics` did, for the header.
+    pub topics_note: Option<String>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            broker: String::new(),
+            input_topic: crate::engine::DEFAULT_INPUT_TOPIC.into(),
+            output_topic: crate::engine::DEFAULT_OUTPUT_TOPIC.into(),
+            dlq_topic: crate::engine::DEFAULT_DLQ_TOPIC.into(),
+            group: crate::engine::DEFAULT_GROUP.into(),
+            model_version: String::new(),
+            formula: String::new(),
+            line: ServingLine::default(),
+            rate: Rate::DEFAULT,
+            delivery: "at-least-once".into(),
+            metrics_address: None,
+            topics_note: None,
+        }
+    }
 }
 
 /// Everything the stream has shown: what `space` freezes and `c` clears.
@@ -283,14 +312,17 @@ pub struct App {
 
 impl App {
     /// A fresh dashboard at `now_ms`.
-    pub fn new(setup: Setup, now_ms: u64) -> Self {
+    pub fn new(mut setup: Setup, now_ms: u64) -> Self {
         App {
-            setup,
+            line: setup.line,
+            delivery: std::mem::take(&mut setup.delivery),
+            metrics_address: setup.metrics_address.take(),
+            topics_note: setup.topics_note.take(),
             live: StreamView::new(now_ms),
             frozen: None,
             producer: ProducerStatus {
                 running: false,
-                rate: Rate::DEFAULT,
+                rate: setup.rate,
                 sent: 0,
                 acked: 0,
                 failed: 0,
@@ -303,16 +335,13 @@ impl App {
             producer_failure: None,
             force_quit: false,
             missing_topics: Vec::new(),
-            topics_note: None,
             accuracy_window: crate::engine::quality::Quality::WINDOW,
-            metrics_address: None,
             members: Vec::new(),
-            delivery: "at-least-once".to_owned(),
             transactions: None,
             assigned: Vec::new(),
             drift_on: false,
             model_note: None,
-            line: ServingLine::default(),
+            setup,
             now_ms,
         }
     }
@@ -461,6 +490,7 @@ mod tests {
             group: "salary-stream".into(),
             model_version: "0123abcd".into(),
             formula: "salary = 25792.20 + 9449.96 × years".into(),
+            ..Setup::default()
         }
     }
 

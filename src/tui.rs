@@ -262,47 +262,51 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
         sink,
     )?;
     let predictor = crate::model::Predictor::from(artifact);
-    let setup = Setup {
-        broker: connection.label.clone(),
-        input_topic: args.kafka.topic.clone(),
-        output_topic: args.kafka.output_topic.clone(),
-        dlq_topic: args.kafka.dlq_topic.clone(),
-        group: match &watched {
-            Some(group) => format!("{group} (watching, not joined)"),
-            None => args.kafka.group.clone(),
-        },
-        model_version: match &model.path {
-            Some(_) => artifact.version.clone(),
-            None => format!("{} (built-in)", artifact.version),
-        },
-        formula: predictor.formula(),
-    };
-    let mut app = App::new(setup, 0);
-    app.metrics_address = metrics_address;
-    if args.kafka.exactly_once {
-        app.delivery = format!(
-            "exactly-once every {}{}",
-            seconds_text(args.kafka.transaction_interval),
-            if connection.embedded.is_some() {
-                " (embedded broker: within this run only)"
+    let app = App::new(
+        Setup {
+            broker: connection.label.clone(),
+            input_topic: args.kafka.topic.clone(),
+            output_topic: args.kafka.output_topic.clone(),
+            dlq_topic: args.kafka.dlq_topic.clone(),
+            group: match &watched {
+                Some(group) => format!("{group} (watching, not joined)"),
+                None => args.kafka.group.clone(),
+            },
+            model_version: match &model.path {
+                Some(_) => artifact.version.clone(),
+                None => format!("{} (built-in)", artifact.version),
+            },
+            formula: predictor.formula(),
+            line: crate::app::ServingLine {
+                slope: artifact.coefficient,
+                intercept: artifact.intercept,
+                range_max: artifact.feature_range.max,
+            },
+            rate: args.rate,
+            delivery: if args.kafka.exactly_once {
+                format!(
+                    "exactly-once every {}{}",
+                    seconds_text(args.kafka.transaction_interval),
+                    if connection.embedded.is_some() {
+                        " (embedded broker: within this run only)"
+                    } else {
+                        ""
+                    }
+                )
             } else {
-                ""
-            }
-        );
-    }
-    if !created.is_empty() {
-        app.topics_note = Some(format!(
-            "created {} missing topic{}",
-            created.len(),
-            if created.len() == 1 { "" } else { "s" }
-        ));
-    }
-    app.producer.rate = args.rate;
-    app.line = crate::app::ServingLine {
-        slope: artifact.coefficient,
-        intercept: artifact.intercept,
-        range_max: artifact.feature_range.max,
-    };
+                "at-least-once".to_owned()
+            },
+            metrics_address,
+            topics_note: (!created.is_empty()).then(|| {
+                format!(
+                    "created {} missing topic{}",
+                    created.len(),
+                    if created.len() == 1 { "" } else { "s" }
+                )
+            }),
+        },
+        0,
+    );
     let engine = Engine {
         producer,
         reading,
@@ -440,7 +444,10 @@ impl View {
     /// Stops the engine within `bound`, drawing meanwhile. Returns the line that says what was
     /// left undone if the bound, a second quit or a signal cut it short.
     async fn shut_down(&mut self, engine: Engine, bound: Duration) -> Option<String> {
-        self.app.should_quit = true;
+        // The view says it is stopping, whatever ended the run (a key, a signal, the engine).
+        if !self.app.should_quit {
+            self.app.update(Message::Quit);
+        }
         let unfinished: Option<Unfinished> = match &engine.reading {
             Reading::Scorer(scorer) => Some(scorer.unfinished()),
             Reading::Watcher(_) => None,

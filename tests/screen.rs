@@ -24,6 +24,12 @@ fn known_app() -> App {
             group: "salary-stream".into(),
             model_version: "6c25318e".into(),
             formula: "salary = 25792.20 + 9449.96 × years".into(),
+            line: salary_stream::app::ServingLine {
+                slope: SLOPE,
+                intercept: INTERCEPT,
+                range_max: 10.5,
+            },
+            ..Setup::default()
         },
         0,
     );
@@ -93,11 +99,6 @@ fn known_app() -> App {
     }
     app.update(Message::Engine(EngineEvent::Broker(BrokerHealth::Up)));
     app.update(Message::Engine(EngineEvent::Assigned(vec![0, 1, 2])));
-    app.line = salary_stream::app::ServingLine {
-        slope: SLOPE,
-        intercept: INTERCEPT,
-        range_max: 10.5,
-    };
     app.update(Message::Engine(EngineEvent::Producer(ProducerStatus {
         running: true,
         rate: Rate::PerSecond(50),
@@ -285,13 +286,13 @@ proptest::proptest! {
 fn the_help_overlay_fits_its_text_wherever_it_is_shown() {
     let mut app = known_app();
     app.update(Message::ToggleHelp);
-    let (w, h) = salary_stream::ui::help_size();
+    let (w, h) = salary_stream::ui::help_size(&app);
     for (width, height) in [(w, h.max(15)), (120, 40), (80, 24), (w - 1, 30)] {
         let screen = lines(&draw(&app, width.max(50), height));
         let shown = screen.iter().any(|l| l.contains("┌ keys "));
         if width.max(50) >= w {
             assert!(shown, "{width}x{height}");
-            for (k, what) in salary_stream::ui::HELP {
+            for (k, what) in salary_stream::ui::help(500) {
                 assert!(
                     screen
                         .iter()

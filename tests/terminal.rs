@@ -251,7 +251,7 @@ fn drive_at(size: (u16, u16)) {
     );
     t.keys(&["?"]);
     let help = t.wait_for("the help overlay", |s| s.contains("┌ keys "));
-    for (k, what) in salary_stream::ui::HELP {
+    for (k, what) in salary_stream::ui::help(500) {
         assert!(help.contains(&format!("{k:>6}  {what}")), "{k}: {help}");
     }
     t.keys(&["?"]);

@@ -84,7 +84,7 @@ pub fn render(frame: &mut Frame<'_>, app: &App) {
     }
     render_footer(frame, footer, app);
     if app.show_help {
-        render_help(frame, area);
+        render_help(frame, area, app);
     }
 }
 
@@ -130,31 +130,37 @@ fn render_footer(frame: &mut Frame<'_>, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(fit::line(area.width, fields)), area);
 }
 
-/// The key list shown by `?`.
-pub const HELP: [(&str, &str); 9] = [
-    ("p", "start / stop the synthetic producer"),
-    ("+ / -", "double / halve the producer's rate"),
-    ("d", "drift: synthetic salaries 20% higher, or back"),
-    ("t", "retrain on the last 500 labeled events"),
-    ("space", "freeze / unfreeze the view"),
-    ("c", "clear the view"),
-    ("?", "show / hide this help"),
-    ("q", "quit (also Ctrl-C)"),
-    ("", "the consumer keeps scoring while frozen"),
-];
+/// The key list shown by `?`, for a view whose accuracy window is `accuracy_window` events.
+pub fn help(accuracy_window: usize) -> [(&'static str, String); 9] {
+    [
+        ("p", "start / stop the synthetic producer".into()),
+        ("+ / -", "double / halve the producer's rate".into()),
+        ("d", "drift: synthetic salaries 20% higher, or back".into()),
+        (
+            "t",
+            format!("retrain on the last {accuracy_window} labeled events"),
+        ),
+        ("space", "freeze / unfreeze the view".into()),
+        ("c", "clear the view".into()),
+        ("?", "show / hide this help".into()),
+        ("q", "quit (also Ctrl-C)".into()),
+        ("", "the consumer keeps scoring while frozen".into()),
+    ]
+}
 
-/// The help overlay's size: its widest line and every line, inside a border.
-pub fn help_size() -> (u16, u16) {
-    let widest = HELP
+/// The help overlay's size for `app`: its widest line and every line, inside a border.
+pub fn help_size(app: &App) -> (u16, u16) {
+    let help = help(app.accuracy_window);
+    let widest = help
         .iter()
         .map(|(k, what)| Span::raw(format!("{k:>6}  {what}")).width())
         .max()
         .unwrap_or(0);
-    (widest as u16 + 2, HELP.len() as u16 + 2)
+    (widest as u16 + 2, help.len() as u16 + 2)
 }
 
-fn render_help(frame: &mut Frame<'_>, area: Rect) {
-    let (width, height) = help_size();
+fn render_help(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let (width, height) = help_size(app);
     if width > area.width || height > area.height {
         // Never a cut overlay: the footer's keys stand in for it.
         return;
@@ -167,7 +173,7 @@ fn render_help(frame: &mut Frame<'_>, area: Rect) {
         .areas(popup);
     // The overlay takes the screen: values half hidden behind it would be fragments.
     frame.render_widget(Clear, area);
-    let lines: Vec<Line<'_>> = HELP
+    let lines: Vec<Line<'_>> = help(app.accuracy_window)
         .iter()
         .map(|(k, what)| Line::from(vec![key_owned(k), Span::raw(format!("  {what}"))]))
         .collect();
