@@ -7,7 +7,7 @@ use crate::engine::quality::Accuracy;
 use crate::engine::stats::Throughput;
 use crate::engine::{
     BrokerHealth, DriftAlarm, EngineEvent, LagByPartition, ModelEvent, ProducerStatus, Rate,
-    ScoreReport, ScoredEvent,
+    ScoreReport, ScoredEvent, Totals,
 };
 
 /// How many recent events the view keeps.
@@ -123,14 +123,10 @@ pub struct StreamView {
     pub throughput: Throughput,
     /// Consumer lag by partition.
     pub lag: LagByPartition,
-    /// Bad records seen.
-    pub bad: u64,
+    /// Counts since the start (or the last clear).
+    pub totals: Totals,
     /// The latest bad record's reason.
     pub last_bad: Option<String>,
-    /// Scored events outside the training range.
-    pub extrapolated: u64,
-    /// Deliveries that failed.
-    pub delivery_errors: u64,
     /// Accuracy over the latest labeled events.
     pub accuracy: Option<Accuracy>,
     /// Rolling RMSE at each report, and whether the drift alarm had fired by then.
@@ -152,10 +148,8 @@ impl StreamView {
             predictions: VecDeque::with_capacity(PREDICTION_HISTORY),
             throughput: Throughput::new(THROUGHPUT_SECONDS, now_ms),
             lag: LagByPartition::default(),
-            bad: 0,
+            totals: Totals::default(),
             last_bad: None,
-            extrapolated: 0,
-            delivery_errors: 0,
             accuracy: None,
             rmse_history: History::new(PREDICTION_HISTORY),
             latency: None,
@@ -167,9 +161,7 @@ impl StreamView {
 
     fn absorb(&mut self, report: ScoreReport, now_ms: u64) {
         self.throughput.record(report.scored, now_ms);
-        self.bad += report.bad;
-        self.extrapolated += report.extrapolated;
-        self.delivery_errors += report.delivery_errors;
+        self.totals.absorb(&report);
         if report.last_bad.is_some() {
             self.last_bad = report.last_bad;
         }
@@ -577,7 +569,7 @@ mod tests {
         assert_eq!(v.throughput.per_second_now(), 60);
         assert_eq!(v.throughput.total(), 120);
         assert_eq!(v.throughput.per_second_average(), 60.0);
-        assert_eq!(v.bad, 3);
+        assert_eq!(v.totals.bad, 3);
         assert_eq!(v.last_bad.as_deref(), Some("empty value"));
     }
 

@@ -14,7 +14,8 @@ use crate::engine::scorer::ScorerConfig;
 use crate::engine::scorer::{self, BoxedWriter, PredictionWriter};
 use crate::engine::topics::missing_line;
 use crate::engine::{
-    BrokerHealth, EngineEvent, EventSink, ModelEvent, ProducerStatus, EMBEDDED_INPUT_PARTITIONS,
+    BrokerHealth, EngineEvent, EventSink, ModelEvent, ProducerStatus, Totals,
+    EMBEDDED_INPUT_PARTITIONS,
 };
 use crate::runtime::{
     connect, create_topics, cut_reason, load_model, metered, scorer_config, scorer_topics,
@@ -48,9 +49,7 @@ pub fn init_logging() {
 /// What the stats line shows, gathered from engine events.
 #[derive(Debug, Default)]
 struct Tally {
-    scored: u64,
-    bad: u64,
-    extrapolated: u64,
+    totals: Totals,
     /// Records behind, and ms behind.
     lag: Option<(i64, i64)>,
     /// End-to-end latency over the engine's sliding window.
@@ -111,9 +110,7 @@ impl Tally {
                 if r.transactions.is_some() {
                     t.transactions = r.transactions;
                 }
-                t.scored += r.scored;
-                t.bad += r.bad;
-                t.extrapolated += r.extrapolated;
+                t.totals.absorb(&r);
                 if r.last_bad.is_some() {
                     t.last_bad = r.last_bad;
                 }
@@ -367,13 +364,13 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
         "at-least-once".to_owned()
     };
     let (stats, events) = StatsPrinter::start(tally.clone(), move |t, secs| {
-        let rate = (t.scored - previous) as f64 / secs;
-        previous = t.scored;
+        let rate = (t.totals.scored - previous) as f64 / secs;
+        previous = t.totals.scored;
         Some(format!(
             "scored {} ({rate:.0}/s)  bad {}  beyond range {}  lag {}{}{}{}  {mode}{}{}",
-            t.scored,
-            t.bad,
-            t.extrapolated,
+            t.totals.scored,
+            t.totals.bad,
+            t.totals.extrapolated,
             t.lag.map_or_else(
                 || "-".to_owned(),
                 |(records, ms)| format!("{records} ({:.1} s)", ms as f64 / 1000.0)
@@ -431,9 +428,9 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
     let summary = summary?;
     say!(
         "done: scored {}  bad {}  delivery errors {}",
-        summary.scored,
-        summary.bad,
-        summary.delivery_errors
+        summary.totals.scored,
+        summary.totals.bad,
+        summary.totals.delivery_errors
     );
     let l = summary.latency;
     if l.count > 0 {
@@ -442,10 +439,10 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
             l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, l.count
         );
     }
-    if summary.delivery_errors > 0 {
+    if summary.totals.delivery_errors > 0 {
         bail!(
             "{} deliveries failed; their records will be consumed again",
-            summary.delivery_errors
+            summary.totals.delivery_errors
         );
     }
     Ok(())

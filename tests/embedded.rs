@@ -62,7 +62,11 @@ fn a_thousand_events_give_a_thousand_exact_predictions() {
         scorer::spawn(config(&bootstrap, "in.dlq", "e2e", Some(1003)), sink, None).unwrap();
     let summary = scorer.join().unwrap();
     assert_eq!(
-        (summary.scored, summary.bad, summary.delivery_errors),
+        (
+            summary.totals.scored,
+            summary.totals.bad,
+            summary.totals.delivery_errors
+        ),
         (1000, 3, 0)
     );
 
@@ -138,12 +142,12 @@ fn a_restarted_scorer_resumes_at_the_committed_offset() {
         .unwrap()
         .join()
         .unwrap();
-    assert_eq!(first.scored, 100);
+    assert_eq!(first.totals.scored, 100);
     let second = scorer::spawn(config(200), sink, None)
         .unwrap()
         .join()
         .unwrap();
-    assert_eq!(second.scored, 200);
+    assert_eq!(second.totals.scored, 200);
     let outputs = common::read_n(&bootstrap, "out", 300, Duration::from_secs(60));
     let ids: BTreeSet<u64> = outputs
         .iter()
@@ -356,5 +360,5 @@ fn a_new_artifact_is_swapped_in_and_a_bad_one_refused_and_t_retrains() {
     );
     scorer.stop();
     let summary = scorer.join().unwrap();
-    assert_eq!(summary.scored, 200);
+    assert_eq!(summary.totals.scored, 200);
 }

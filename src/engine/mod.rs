@@ -87,6 +87,35 @@ pub struct ScoreReport {
     pub latency: Option<stats::LatencySummary>,
 }
 
+/// Counts since the start of a run. Every reader of [`ScoreReport`]s (the view, the headless
+/// stats line) keeps them by [`Totals::absorb`], and the scorer its own for its summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Records scored.
+    pub scored: u64,
+    /// Records dead-lettered.
+    pub bad: u64,
+    /// Scored records beyond the training range.
+    pub extrapolated: u64,
+    /// Deliveries that failed (their records will be consumed again).
+    pub delivery_errors: u64,
+}
+
+impl Totals {
+    /// Adds one report's counts.
+    pub fn absorb(&mut self, report: &ScoreReport) {
+        self.scored += report.scored;
+        self.bad += report.bad;
+        self.extrapolated += report.extrapolated;
+        self.delivery_errors += report.delivery_errors;
+    }
+
+    /// Records handled: scored or dead-lettered.
+    pub fn handled(&self) -> u64 {
+        self.scored + self.bad
+    }
+}
+
 /// The drift detector fired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DriftAlarm {

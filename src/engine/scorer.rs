@@ -30,7 +30,7 @@ use super::quality::Quality;
 use super::scoring::{self, dead_letter_headers, latency_ms};
 pub use super::stats::LatencySummary;
 use super::transactions::{Commit, Transactions};
-use super::{EngineEvent, ModelEvent, ScoreReport, ScoredEvent, SharedSink};
+use super::{EngineEvent, ModelEvent, ScoreReport, ScoredEvent, SharedSink, Totals};
 use crate::model::{Artifact, ModelWatch, Predictor};
 
 /// How often the scorer reports to its sink.
@@ -107,12 +107,8 @@ pub struct ScorerConfig {
 /// Counts at the end of a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ScorerSummary {
-    /// Records scored.
-    pub scored: u64,
-    /// Records dead-lettered.
-    pub bad: u64,
-    /// Deliveries that failed.
-    pub delivery_errors: u64,
+    /// Records scored and dead-lettered, scored beyond the training range, deliveries failed.
+    pub totals: Totals,
     /// From each event's time to the acknowledgement of its prediction.
     pub latency: LatencySummary,
 }
@@ -551,8 +547,7 @@ impl Scorer {
         let mut reported_failures = 0;
         let left = |summary: &ScorerSummary| {
             self.config.max_records.map_or(usize::MAX, |m| {
-                usize::try_from(m.saturating_sub(summary.scored + summary.bad))
-                    .unwrap_or(usize::MAX)
+                usize::try_from(m.saturating_sub(summary.totals.handled())).unwrap_or(usize::MAX)
             })
         };
         while !stop.load(Ordering::Relaxed) && !state.reader_gone && left(&state.summary) > 0 {
@@ -592,7 +587,7 @@ impl Scorer {
             #[cfg(debug_assertions)]
             if let Some(after) = self.panic_after {
                 assert!(
-                    state.summary.scored + state.summary.bad < after,
+                    state.summary.totals.handled() < after,
                     "test hook: panic after {after} records"
                 );
             }
@@ -678,8 +673,8 @@ impl Scorer {
             }
         }
         state.flush_writer();
-        state.summary.delivery_errors = self.failures.load(Ordering::Relaxed);
-        state.report.delivery_errors = state.summary.delivery_errors - reported_failures;
+        state.summary.totals.delivery_errors = self.failures.load(Ordering::Relaxed);
+        state.report.delivery_errors = state.summary.totals.delivery_errors - reported_failures;
         self.emit_report(&mut state);
         state.summary.latency = lock(&self.tracker).latency();
         let left = lock(&self.tracker).in_flight();
@@ -789,7 +784,8 @@ impl Scorer {
                         state.reader_gone = true;
                     }
                 }
-                state.summary.scored += 1;
+                state.summary.totals.scored += 1;
+                state.summary.totals.extrapolated += u64::from(scored.extrapolated);
                 self.handled.fetch_add(1, Ordering::Relaxed);
                 let report = &mut state.report;
                 report.scored += 1;
@@ -826,7 +822,7 @@ impl Scorer {
                 if let Err(e) = self.producer.send_waiting(out) {
                     self.failed(partition, offset, &e);
                 }
-                state.summary.bad += 1;
+                state.summary.totals.bad += 1;
                 self.handled.fetch_add(1, Ordering::Relaxed);
                 let report = &mut state.report;
                 report.bad += 1;

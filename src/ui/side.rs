@@ -426,7 +426,7 @@ fn render_lag(frame: &mut Frame<'_>, area: Rect, app: &App) {
 fn render_records(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let v = app.view();
     let inner = panel(frame, area, &[" records ".to_owned()], Style::new());
-    let bad_style = if v.bad > 0 {
+    let bad_style = if v.totals.bad > 0 {
         Style::new().fg(Color::Red).bold()
     } else {
         Style::new()
@@ -434,15 +434,15 @@ fn render_records(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let counts = vec![vec![
         Field::new(vec![
             label("bad "),
-            Span::styled(v.bad.to_string(), bad_style),
+            Span::styled(v.totals.bad.to_string(), bad_style),
         ]),
         Field::new(vec![
             label("  beyond range "),
-            Span::raw(v.extrapolated.to_string()),
+            Span::raw(v.totals.extrapolated.to_string()),
         ]),
         Field::new(vec![
             label("  delivery errors "),
-            Span::raw(v.delivery_errors.to_string()),
+            Span::raw(v.totals.delivery_errors.to_string()),
         ]),
         Field::new(vec![
             label("  view drops "),
