@@ -685,3 +685,58 @@ fn apache_kafka_exactly_once_through_a_broker_restart() {
     drop(kafka);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// A dead letter the broker refuses (larger than the dead-letter topic takes) fails its
+/// transaction: the transaction is aborted and the consumer rewound, so nothing of it is seen;
+/// the same record fails again, and after three aborts in a row the scorer stops with the reason.
+/// What was committed before stays exactly once.
+#[test]
+fn apache_kafka_exactly_once_aborts_and_rewinds_a_transaction_the_broker_refuses() {
+    let kafka = ApacheKafka::start(&[]);
+    let b = kafka.address.as_str();
+    ApacheKafka::tool(
+        "kafka.admin.ConfigCommand",
+        &[
+            "--bootstrap-server",
+            b,
+            "--alter",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            "experience-events.dlq",
+            "--add-config",
+            "max.message.bytes=1000",
+        ],
+        None,
+    );
+    let good = |from: u64| -> Vec<Option<Vec<u8>>> {
+        (from..from + 300)
+            .map(|i| Some(format!(r#"{{"id":{i},"years_experience":2.5}}"#).into_bytes()))
+            .collect()
+    };
+    common::produce_all(b, "experience-events", &good(0));
+    let mut score = Child::spawn(&["score", "-b", b, "-q", "--exactly-once"]);
+    wait_for_committed_ids(b, 300);
+    // Not JSON, and larger than the dead-letter topic takes.
+    common::produce_all(b, "experience-events", &[Some(vec![b'x'; 1500])]);
+    let status = score.wait(Duration::from_secs(90));
+    let stderr = score.stderr_lines();
+    assert_eq!(status.code(), Some(1), "{stderr:?}");
+    let last = stderr.last().cloned().unwrap_or_default();
+    assert!(
+        last.starts_with(
+            "salary-stream: exactly-once: 3 transactions in a row could not commit and were \
+             aborted; the last: "
+        ),
+        "{last}"
+    );
+    // Nothing of the aborted transactions is visible, and the 300 are there once each.
+    exactly_once_each(&committed_id_counts(b), 300);
+    let dead: Vec<_> =
+        common::read_committed_to_end(b, "experience-events.dlq", Duration::from_secs(30));
+    assert_eq!(
+        dead.len(),
+        0,
+        "the refused dead letter never became visible"
+    );
+}

@@ -242,7 +242,7 @@ impl ProducerContext for DeliveryContext {
                 // The offset stays unstored, so the record is consumed again after a restart.
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 self.reasons.note(e, || {
-                    format!("partition {partition} offset {offset}: prediction not delivered")
+                    format!("partition {partition} offset {offset}: prediction or dead letter not delivered")
                 });
             }
         }
