@@ -371,16 +371,91 @@ pub struct Prediction<'a> {
 }
 
 impl Prediction<'_> {
-    /// Appends this prediction as one JSON object to `out`.
+    /// Appends this prediction as one JSON object to `out`: the bytes serde's derive writes
+    /// (the same keys in the same order, the same number formatting), with the keys written as
+    /// they are rather than escaped one character at a time (a tenth of the scorer's time).
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        // Serializing plain numbers and strings into a Vec cannot fail.
-        let _ = serde_json::to_writer(out, self);
+        fn value<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+            // Serializing plain numbers and strings into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, v);
+        }
+        fn integer(out: &mut Vec<u8>, v: impl itoa::Integer) {
+            out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        }
+        out.push(b'{');
+        if let Some(id) = self.id {
+            out.extend_from_slice(b"\"id\":");
+            value(out, id);
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"years_experience\":");
+        value(out, &self.years_experience);
+        if let Some(ts) = self.ts_ms {
+            out.extend_from_slice(b",\"ts_ms\":");
+            integer(out, ts);
+        }
+        if let Some(salary) = self.salary {
+            out.extend_from_slice(b",\"salary\":");
+            value(out, &salary);
+        }
+        out.extend_from_slice(b",\"predicted_salary\":");
+        value(out, &self.predicted_salary);
+        if let Some(residual) = self.residual {
+            out.extend_from_slice(b",\"residual\":");
+            value(out, &residual);
+        }
+        out.extend_from_slice(if self.extrapolated {
+            b",\"extrapolated\":true,\"model\":"
+        } else {
+            b",\"extrapolated\":false,\"model\":"
+        });
+        value(out, self.model);
+        out.extend_from_slice(b",\"partition\":");
+        integer(out, self.partition);
+        out.extend_from_slice(b",\"offset\":");
+        integer(out, self.offset);
+        out.extend_from_slice(b",\"latency_ms\":");
+        value(out, &self.latency_ms);
+        out.push(b'}');
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn predictions_are_written_as_serde_writes_them() {
+        let ids = [
+            None,
+            Some(EventId::UInt(7)),
+            Some(EventId::Int(-3)),
+            Some(EventId::Str("a\"1\\\u{1}".into())),
+        ];
+        for (i, id) in ids.iter().enumerate() {
+            let labeled = i % 2 == 1;
+            let prediction = Prediction {
+                id: id.as_ref(),
+                years_experience: [5.3, 0.0, 1e-7, 123456.789][i],
+                ts_ms: (i != 2).then_some(1_764_000_000_000 + i as i64),
+                salary: labeled.then_some(80000.5),
+                predicted_salary: 75877.00019866869 + i as f64,
+                residual: labeled.then_some(4123.4998),
+                extrapolated: i == 3,
+                model: ["6c25318e", "v\"2", "", "é"][i],
+                partition: [0, 2, 65535, -1][i],
+                offset: [0, 41, i64::MAX, 12][i],
+                latency_ms: [0.0, 12.5, 1e21, 0.001][i],
+            };
+            let mut ours = Vec::new();
+            prediction.write_json(&mut ours);
+            let serde = serde_json::to_vec(&prediction).unwrap();
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(serde).unwrap()
+            );
+        }
+    }
 
     fn reason(value: &[u8]) -> String {
         decode(Some(value)).unwrap_err().to_string()

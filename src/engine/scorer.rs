@@ -261,14 +261,17 @@ pub fn spawn(
 struct Pending {
     bytes: Vec<u8>,
     records: Vec<Outgoing<usize>>,
+    /// The input partition, offset and event time of each, for the offset tracker.
+    tracked: Vec<(i32, i64, Option<i64>)>,
 }
 
 impl Pending {
-    /// Adds a record with `key` and the value `write` appends; returns the value's bytes.
+    /// Adds the prediction for `input` (partition, offset, event time) with `key` and the value
+    /// `write` appends; returns the value's bytes.
     fn push(
         &mut self,
         key: Option<&[u8]>,
-        opaque: usize,
+        input: (i32, i64, Option<i64>),
         write: impl FnOnce(&mut Vec<u8>),
     ) -> &[u8] {
         let key = key.map(|k| {
@@ -282,14 +285,16 @@ impl Pending {
         self.records.push(Outgoing {
             value: value.clone(),
             key,
-            opaque,
+            opaque: pack(input.0, input.1),
         });
+        self.tracked.push(input);
         &self.bytes[value]
     }
 
     fn clear(&mut self) {
         self.bytes.clear();
         self.records.clear();
+        self.tracked.clear();
     }
 }
 
@@ -563,7 +568,13 @@ impl Scorer {
                 match result {
                     // Past --count it is left unstored, for the next run.
                     Ok(_) if left(&state.summary) == 0 => {}
-                    Ok(msg) => self.handle(Record::of(&msg), super::now_ms_precise(), &mut state),
+                    // Published at once: the next poll may serve a rebalance, which must find
+                    // every handled record handed to the producer (and, exactly-once, inside the
+                    // transaction it commits).
+                    Ok(msg) => {
+                        self.handle(Record::of(&msg), super::now_ms_precise(), &mut state);
+                        self.publish(&mut state);
+                    }
                     // Broker outages are reported once through the context's error callback.
                     Err(e) => tracing::debug!(error = %e, "consume"),
                 }
@@ -763,11 +774,10 @@ impl Scorer {
                 }
                 let prediction = scored.prediction(&record, &state.predictor.version, latency_ms);
                 let json: &[u8] = if state.batcher.is_some() {
-                    // Published with the rest of the batch, by `publish`.
-                    lock(&self.tracker).track(partition, offset, event_ms);
+                    // Tracked and published with the rest of the batch, by `publish`.
                     state
                         .pending
-                        .push(record.key, pack(partition, offset), |out| {
+                        .push(record.key, (partition, offset, event_ms), |out| {
                             prediction.write_json(out);
                         })
                 } else {
@@ -806,6 +816,9 @@ impl Scorer {
             }
             Err(bad) => {
                 let reason = bad.to_string();
+                // The tracker takes a partition's offsets in order: the predictions before
+                // this record go first.
+                self.publish(state);
                 lock(&self.tracker).track(partition, offset, None);
                 if let Some(t) = &self.transactions {
                     t.handled(partition, offset);
@@ -840,6 +853,12 @@ impl Scorer {
         if state.pending.records.is_empty() {
             return;
         }
+        // One lock for the batch; before the records go, so no acknowledgement comes first.
+        let mut tracker = lock(&self.tracker);
+        for &(partition, offset, event_ms) in &state.pending.tracked {
+            tracker.track(partition, offset, event_ms);
+        }
+        drop(tracker);
         for (opaque, e) in batcher.send(&state.pending.bytes, &state.pending.records) {
             let (partition, offset) = unpack(opaque);
             self.failed(partition, offset, &e);
