@@ -6,18 +6,25 @@
 //! `--apache-kafka` starts Apache Kafka (`scripts/kafka --partitions 32`) for those parts and
 //! adds Kafka's own performance tools (ConsumerPerformance, ProducerPerformance) as references;
 //! `--brokers host:port --kafka-tools` adds them against that cluster. Prints the machine, a
-//! table and one JSON line. Needs kcat and tmux on PATH (scripts/test installs both); Kafka's
-//! tools need java 17+ and mvn (scripts/kafka fetches Kafka once).
+//! table and one JSON line (a `Results`, serialized). `cargo bench --bench pipeline -- --help`
+//! lists the flags. Needs kcat and tmux on PATH (scripts/test installs both); Kafka's tools need
+//! java 17+ and mvn (scripts/kafka fetches Kafka once).
+//!
+//! One function a part: `write_records`, `producing`, `consuming`, `latency_at`,
+//! `frame_render_us`, `dashboard_under_load`; `main` runs them and reports.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use salary_stream::app::{App, Message, Setup};
 use salary_stream::engine::{EngineEvent, LagByPartition, ScoreReport, ScoredEvent};
+use serde::Serialize;
 
 const BIN: &str = env!("CARGO_BIN_EXE_salary-stream");
 /// Partitions of the throughput topic: the embedded broker keeps 5 MB a partition, 800,000
@@ -363,11 +370,12 @@ impl KafkaTools {
 }
 
 /// The machine the bench runs on.
+#[derive(Serialize)]
 struct Machine {
     cpu: String,
     cores: usize,
-    /// `("L1d", "32K")`, ... as cpu0 sees them.
-    caches: Vec<(String, String)>,
+    /// `L1d: 32K`, ... as cpu0 sees them.
+    caches: BTreeMap<String, String>,
     kernel: String,
 }
 
@@ -387,7 +395,7 @@ fn machine() -> Machine {
             .map(|s| s.trim().to_owned())
             .unwrap_or_default()
     };
-    let mut caches = Vec::new();
+    let mut caches = BTreeMap::new();
     for index in 0..16 {
         let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{index}");
         let size = read(format!("{dir}/size"));
@@ -399,7 +407,7 @@ fn machine() -> Machine {
             "Instruction" => "i",
             _ => "",
         };
-        caches.push((format!("L{}{kind}", read(format!("{dir}/level"))), size));
+        caches.insert(format!("L{}{kind}", read(format!("{dir}/level"))), size);
     }
     let kernel = read("/proc/sys/kernel/osrelease".to_owned());
     Machine {
@@ -419,35 +427,6 @@ impl Machine {
             .collect();
         list.join(", ")
     }
-
-    fn json(&self) -> String {
-        let caches: Vec<String> = self
-            .caches
-            .iter()
-            .map(|(level, size)| format!("\"{}\":\"{}\"", json_text(level), json_text(size)))
-            .collect();
-        format!(
-            "{{\"cpu\":\"{}\",\"cores\":{},\"caches\":{{{}}},\"kernel\":\"{}\"}}",
-            json_text(&self.cpu),
-            self.cores,
-            caches.join(","),
-            json_text(&self.kernel)
-        )
-    }
-}
-
-/// `text` escaped for a JSON string.
-fn json_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// One timed command: its wall time and CPU time (user + system), and the CPU time the broker
@@ -829,99 +808,52 @@ fn dashboard_under_load(events: u64) -> DashboardRun {
     }
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--list") {
-        // `cargo bench -- --list` and `cargo test --benches` probe the harness: nothing to list.
-        return;
-    }
-    let flag = |name: &str| -> Option<&str> {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .map(String::as_str)
-    };
-    let switch = |name: &str| args.iter().any(|a| a == name);
-    let number = |name: &str, default: u64| -> u64 {
-        flag(name).map_or(default, |v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} takes a whole number, got {v:?}"))
-        })
-    };
-    let records = number("--records", 800_000);
-    let dashboard_events = number("--dashboard-events", 1_000_000);
-    let env_brokers = std::env::var("BENCH_BROKERS").ok();
-    let given_brokers = flag("--brokers").or(env_brokers.as_deref());
+/// What the whole run shares: the records each tool handles, where the Kafka parts run, Kafka's
+/// tools if asked for, and the bench's pid (for unique names).
+struct Run<'a> {
+    records: u64,
+    external: Option<&'a str>,
+    tools: Option<&'a KafkaTools>,
+    pid: u32,
+}
 
-    let machine = machine();
-    println!(
-        "machine: {} ({} cores; {}), kernel {}",
-        machine.cpu,
-        machine.cores,
-        machine.caches_text(),
-        machine.kernel
-    );
+/// The producing part: each tool's runs, and the last round's kcat broker and topic, kept for
+/// the consuming part.
+struct Produced {
+    kcat: Vec<Timed>,
+    ours: Vec<Timed>,
+    kafka: Vec<Duration>,
+    kafka_own: Vec<f64>,
+    kept: (Broker, String),
+}
 
-    // --apache-kafka: Kafka's own broker for the Kafka parts, and Kafka's own tools beside kcat.
-    let mut apache_kafka = switch("--apache-kafka").then(|| {
-        assert!(
-            given_brokers.is_none(),
-            "--apache-kafka starts its own broker: leave out --brokers (and BENCH_BROKERS)"
-        );
-        eprintln!("starting Apache Kafka (scripts/kafka --partitions {THROUGHPUT_PARTITIONS}) ...");
-        ApacheKafka::start()
-    });
-    let external = apache_kafka
-        .as_ref()
-        .map(|k| k.address.as_str())
-        .or(given_brokers);
-    let tools = (apache_kafka.is_some() || switch("--kafka-tools")).then(|| {
-        assert!(
-            external.is_some(),
-            "--kafka-tools needs --brokers host:port (or use --apache-kafka)"
-        );
-        KafkaTools::new()
-    });
-    let broker_text = match (&apache_kafka, external) {
-        (Some(k), _) => format!("Apache Kafka at {} (scripts/kafka)", k.address),
-        (None, Some(b)) => b.to_owned(),
-        (None, None) => "salary-stream broker processes (librdkafka's mock cluster)".to_owned(),
-    };
-    println!("broker: {broker_text}");
-    let pid = std::process::id();
-    if let Some(b) = external {
-        // What the scorers use besides their input and output; made if missing, kept if not.
-        create_topic(
-            b,
-            salary_stream::engine::DEFAULT_OUTPUT_TOPIC,
-            THROUGHPUT_PARTITIONS,
-        );
-        create_topic(b, salary_stream::engine::DEFAULT_DLQ_TOPIC, 1);
-    }
-    let produced = records;
-    let n = records.to_string();
-
-    // The same records for every tool, as the synthetic producer writes them.
-    let dir = std::env::temp_dir().join(format!("salary-stream-bench-{pid}"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+/// Writes `records` synthetic records (the producer's own generator, seed 1) to a file in `dir`;
+/// returns its path and the records' average size in bytes.
+fn write_records(dir: &std::path::Path, records: u64) -> (String, f64) {
+    std::fs::create_dir_all(dir).expect("temp dir");
     let file = dir.join("records.ndjson");
-    {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).expect("records file"));
-        let mut generator =
-            salary_stream::engine::producer::EventGenerator::new((1.1, 10.5), None, Some(1));
-        let mut buf = Vec::new();
-        for _ in 0..records {
-            generator.next_event(&mut buf, salary_stream::engine::now_ms());
-            out.write_all(&buf)
-                .and_then(|()| out.write_all(b"\n"))
-                .expect("write records");
-        }
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&file).expect("records file"));
+    let mut generator =
+        salary_stream::engine::producer::EventGenerator::new((1.1, 10.5), None, Some(1));
+    let mut buf = Vec::new();
+    for _ in 0..records {
+        generator.next_event(&mut buf, salary_stream::engine::now_ms());
+        out.write_all(&buf)
+            .and_then(|()| out.write_all(b"\n"))
+            .expect("write records");
     }
+    out.flush().expect("write records");
     let record_bytes =
         std::fs::metadata(&file).map_or(0, |m| m.len()) as f64 / records as f64 - 1.0;
-    let file = file.to_string_lossy().into_owned();
-    let topic = salary_stream::engine::DEFAULT_INPUT_TOPIC;
+    (file.to_string_lossy().into_owned(), record_bytes)
+}
 
+/// kcat -P, `produce --rate max` and (with Kafka's tools) ProducerPerformance, each into a fresh
+/// broker or topic per round, the order rotating.
+fn producing(run: &Run<'_>, file: &str) -> Produced {
+    let (records, external, tools, pid) = (run.records, run.external, run.tools, run.pid);
+    let n = records.to_string();
+    let topic = salary_stream::engine::DEFAULT_INPUT_TOPIC;
     // Where one tool produces in one round: a fresh `salary-stream broker` (its default topic),
     // or a fresh topic of 32 partitions on the cluster.
     let fresh = |tool: &str, round: usize| -> (Broker, String) {
@@ -967,7 +899,7 @@ fn main() {
                 "kcat" => kcat_p.push(timed_on(
                     broker.pid(),
                     "kcat",
-                    &["-b", b, "-P", "-t", t, "-l", &file],
+                    &["-b", b, "-P", "-t", t, "-l", file],
                 )),
                 "ours" => ours_p.push(timed_on(
                     broker.pid(),
@@ -976,7 +908,7 @@ fn main() {
                 )),
                 _ => {
                     let kafka = tools.as_ref().expect("Kafka's tools");
-                    let (took, own) = kafka.produce(b, t, &n, &file);
+                    let (took, own) = kafka.produce(b, t, &n, file);
                     kafka_p.push(took);
                     kafka_p_own.push(own);
                 }
@@ -985,15 +917,42 @@ fn main() {
         let kept = targets.iter().position(|(name, _)| *name == "kcat");
         kcat_target = kept.map(|i| targets.swap_remove(i).1);
     }
-    let (kcat_broker, topic) = kcat_target.expect("at least one round");
-    let topic = topic.as_str();
-    let k = kcat_broker.address.as_str();
+    Produced {
+        kcat: kcat_p,
+        ours: ours_p,
+        kafka: kafka_p,
+        kafka_own: kafka_p_own,
+        kept: kcat_target.expect("at least one round"),
+    }
+}
 
+/// The consuming part, on the records kcat produced: what each consumer took, medians later.
+struct Consumed {
+    /// The records every consumer handles: what kcat can read back.
+    records: u64,
+    kcat_plain: Vec<Timed>,
+    kcat_tuned: Vec<Timed>,
+    bare: Vec<Timed>,
+    full: Vec<Timed>,
+    metered: Vec<Timed>,
+    eos: Vec<Timed>,
+    kafka_c: Vec<Duration>,
+    kafka_c_own: Vec<f64>,
+    kafka_c_mb: Vec<f64>,
+    kafka_c_fetch: Vec<f64>,
+}
+
+/// kcat -C (as installed and tuned), `score` bare, with output, with metrics, exactly-once
+/// (`eos`), and ConsumerPerformance, on `topic` of `broker`, the order rotating each round.
+fn consuming(run: &Run<'_>, broker: &Broker, topic: &str, eos_too: bool) -> Consumed {
+    let (external, tools, pid) = (run.external, run.tools, run.pid);
+    let kcat_broker = broker;
+    let k = kcat_broker.address.as_str();
     // "metered": the full path again with `--metrics` on, for what serving metrics costs.
     // "eos" (with --eos): the full path in exactly-once mode (transactions every 0.1 s), for what
     // that costs; meant for a real cluster, since the mock cluster serves transactions slowly.
     let mut measures = vec!["kcat", "kcat tuned", "bare", "full", "metered"];
-    if switch("--eos") {
+    if eos_too {
         measures.push("eos");
     }
     if tools.is_some() {
@@ -1078,6 +1037,209 @@ fn main() {
             }
         }
     }
+    Consumed {
+        records,
+        kcat_plain,
+        kcat_tuned,
+        bare,
+        full,
+        metered,
+        eos,
+        kafka_c,
+        kafka_c_own,
+        kafka_c_mb,
+        kafka_c_fetch,
+    }
+}
+
+/// The bench's flags (`cargo bench -- FLAGS`).
+#[derive(Parser)]
+#[command(about = "salary-stream against kcat (and Kafka's own tools) on the same records")]
+struct Args {
+    /// Records each tool produces and consumes.
+    #[arg(long, default_value_t = 800_000)]
+    records: u64,
+    /// Events the dashboard is driven to with its producer unthrottled.
+    #[arg(long, default_value_t = 1_000_000)]
+    dashboard_events: u64,
+    /// Runs the Kafka parts against this cluster instead of `salary-stream broker` processes.
+    #[arg(long, env = "BENCH_BROKERS", value_name = "HOST:PORT")]
+    brokers: Option<String>,
+    /// Starts Apache Kafka (scripts/kafka) for the Kafka parts, with Kafka's own perf tools.
+    #[arg(long, conflicts_with = "brokers")]
+    apache_kafka: bool,
+    /// Adds Kafka's own perf tools against the cluster given with --brokers.
+    #[arg(long)]
+    kafka_tools: bool,
+    /// Adds `score --exactly-once` beside at-least-once (meant for a real cluster).
+    #[arg(long)]
+    eos: bool,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
+    /// `cargo bench -- --list` and `cargo test --benches` probe the harness: nothing to list.
+    #[arg(long, hide = true)]
+    list: bool,
+    /// A name filter `cargo bench NAME` passes; there is one benchmark, so it is ignored.
+    #[arg(hide = true)]
+    filter: Vec<String>,
+}
+
+/// The JSON line: every figure of the run, rates in records/s, ratios to three places.
+#[derive(Serialize)]
+struct Results {
+    produced: u64,
+    consumed: u64,
+    rounds: usize,
+    kcat_consume_per_s: u64,
+    kcat_tuned_consume_per_s: u64,
+    score_bare_per_s: u64,
+    score_full_per_s: u64,
+    score_bare_ratio: f64,
+    score_full_ratio: f64,
+    kcat_produce_per_s: u64,
+    produce_per_s: u64,
+    produce_ratio: f64,
+    latency_1k_ms: [f64; 3],
+    latency_1k_linger1_ms: [f64; 3],
+    latency_10k_ms: [f64; 3],
+    frame_p99_us: u64,
+    dashboard_fps: f64,
+    quit_ms: u64,
+    dashboard_events: u64,
+    peak_rss_mb: f64,
+    rss_100k_mb: f64,
+    rss_second_half_mb: [f64; 2],
+    score_metered_per_s: u64,
+    metrics_ratio: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score_eos_per_s: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    eos_ratio: Option<f64>,
+    cpu_s_per_million: BTreeMap<&'static str, CpuFigure>,
+    record_bytes: f64,
+    broker: String,
+    machine: Machine,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    kafka: Option<KafkaFigures>,
+}
+
+/// CPU seconds per million records: the process under test, and the broker when it is ours.
+#[derive(Serialize, Clone, Copy)]
+struct CpuFigure {
+    own: f64,
+    broker: Option<f64>,
+}
+
+/// Against Apache Kafka's own perf tools (`--apache-kafka`, `--kafka-tools`).
+#[derive(Serialize)]
+struct KafkaFigures {
+    kafka_consumer_perf_per_s: u64,
+    kafka_consumer_perf_mb_per_s: f64,
+    kafka_consumer_perf_fetch_per_s: u64,
+    kafka_consumer_perf_wall_per_s: u64,
+    score_bare_kafka_ratio: f64,
+    score_full_kafka_ratio: f64,
+    score_bare_kafka_wall_ratio: f64,
+    score_full_kafka_wall_ratio: f64,
+    kafka_producer_perf_per_s: u64,
+    kafka_producer_perf_wall_per_s: u64,
+    produce_kafka_ratio: f64,
+    produce_kafka_wall_ratio: f64,
+}
+
+/// `value` to `places` decimal places, for the JSON line.
+fn places(value: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (value * scale).round() / scale
+}
+
+fn main() {
+    let args = Args::parse();
+    if args.list {
+        return;
+    }
+    let records = args.records;
+    let dashboard_events = args.dashboard_events;
+    let given_brokers = args.brokers.as_deref();
+
+    let machine = machine();
+    println!(
+        "machine: {} ({} cores; {}), kernel {}",
+        machine.cpu,
+        machine.cores,
+        machine.caches_text(),
+        machine.kernel
+    );
+
+    // --apache-kafka: Kafka's own broker for the Kafka parts, and Kafka's own tools beside kcat.
+    let mut apache_kafka = args.apache_kafka.then(|| {
+        assert!(
+            given_brokers.is_none(),
+            "--apache-kafka starts its own broker: leave out --brokers (and BENCH_BROKERS)"
+        );
+        eprintln!("starting Apache Kafka (scripts/kafka --partitions {THROUGHPUT_PARTITIONS}) ...");
+        ApacheKafka::start()
+    });
+    let external = apache_kafka
+        .as_ref()
+        .map(|k| k.address.as_str())
+        .or(given_brokers);
+    let tools = (apache_kafka.is_some() || args.kafka_tools).then(|| {
+        assert!(
+            external.is_some(),
+            "--kafka-tools needs --brokers host:port (or use --apache-kafka)"
+        );
+        KafkaTools::new()
+    });
+    let broker_text = match (&apache_kafka, external) {
+        (Some(k), _) => format!("Apache Kafka at {} (scripts/kafka)", k.address),
+        (None, Some(b)) => b.to_owned(),
+        (None, None) => "salary-stream broker processes (librdkafka's mock cluster)".to_owned(),
+    };
+    println!("broker: {broker_text}");
+    let pid = std::process::id();
+    if let Some(b) = external {
+        // What the scorers use besides their input and output; made if missing, kept if not.
+        create_topic(
+            b,
+            salary_stream::engine::DEFAULT_OUTPUT_TOPIC,
+            THROUGHPUT_PARTITIONS,
+        );
+        create_topic(b, salary_stream::engine::DEFAULT_DLQ_TOPIC, 1);
+    }
+    let produced = records;
+
+    // The same records for every tool, as the synthetic producer writes them.
+    let dir = std::env::temp_dir().join(format!("salary-stream-bench-{pid}"));
+    let (file, record_bytes) = write_records(&dir, records);
+
+    let run = Run {
+        records,
+        external,
+        tools: tools.as_ref(),
+        pid,
+    };
+    let Produced {
+        kcat: kcat_p,
+        ours: ours_p,
+        kafka: kafka_p,
+        kafka_own: kafka_p_own,
+        kept: (kcat_broker, topic),
+    } = producing(&run, &file);
+    let Consumed {
+        records,
+        kcat_plain,
+        kcat_tuned,
+        bare,
+        full,
+        metered,
+        eos,
+        kafka_c,
+        kafka_c_own,
+        kafka_c_mb,
+        kafka_c_fetch,
+    } = consuming(&run, &kcat_broker, &topic, args.eos);
     drop(kcat_broker);
     // CPU seconds per million records: medians, the process under test and the broker apart.
     let per_million = |cpu: Duration, n: u64| cpu.as_secs_f64() * 1e6 / n as f64;
@@ -1342,59 +1504,80 @@ fn main() {
             dash.rss_second_half_mb.0, dash.rss_second_half_mb.1
         )
     );
-    let mut json = format!(
-        "{{\"produced\":{produced},\"consumed\":{records},\"rounds\":{ROUNDS},\"kcat_consume_per_s\":{:.0},\"kcat_tuned_consume_per_s\":{:.0},\"score_bare_per_s\":{:.0},\"score_full_per_s\":{:.0},\"score_bare_ratio\":{:.3},\"score_full_ratio\":{:.3},\"kcat_produce_per_s\":{:.0},\"produce_per_s\":{:.0},\"produce_ratio\":{:.3},\"latency_1k_ms\":[{:.3},{:.3},{:.3}],\"latency_1k_linger1_ms\":[{:.3},{:.3},{:.3}],\"latency_10k_ms\":[{:.3},{:.3},{:.3}],\"frame_p99_us\":{frame_p99_us:.0},\"dashboard_fps\":{:.1},\"quit_ms\":{:.0},\"dashboard_events\":{},\"peak_rss_mb\":{:.1},\"rss_100k_mb\":{:.1},\"rss_second_half_mb\":[{:.1},{:.1}]",
-        per_s(kcat_plain), per_s(kcat_tuned), per_s(bare), per_s(full),
-        per_s(bare) / per_s(kcat_tuned), per_s(full) / per_s(kcat_tuned),
-        rate(produced, kcat_p), rate(produced, ours_p), rate(produced, ours_p) / rate(produced, kcat_p),
-        l1k.0, l1k.1, l1k.2, l1k_linger.0, l1k_linger.1, l1k_linger.2, l10k.0, l10k.1, l10k.2,
-        dash.fps, dash.quit_ms, dash.events, dash.peak_rss_mb, dash.rss_after_first_100k_mb,
-        dash.rss_second_half_mb.0, dash.rss_second_half_mb.1,
+    let whole = |v: f64| v.round() as u64;
+    let ratio = |v: f64| places(v, 3);
+    let ms3 = |l: (f64, f64, f64)| [places(l.0, 3), places(l.1, 3), places(l.2, 3)];
+    let results = Results {
+        produced,
+        consumed: records,
+        rounds: ROUNDS,
+        kcat_consume_per_s: whole(per_s(kcat_plain)),
+        kcat_tuned_consume_per_s: whole(per_s(kcat_tuned)),
+        score_bare_per_s: whole(per_s(bare)),
+        score_full_per_s: whole(per_s(full)),
+        score_bare_ratio: ratio(per_s(bare) / per_s(kcat_tuned)),
+        score_full_ratio: ratio(per_s(full) / per_s(kcat_tuned)),
+        kcat_produce_per_s: whole(rate(produced, kcat_p)),
+        produce_per_s: whole(rate(produced, ours_p)),
+        produce_ratio: ratio(rate(produced, ours_p) / rate(produced, kcat_p)),
+        latency_1k_ms: ms3(l1k),
+        latency_1k_linger1_ms: ms3(l1k_linger),
+        latency_10k_ms: ms3(l10k),
+        frame_p99_us: whole(frame_p99_us),
+        dashboard_fps: places(dash.fps, 1),
+        quit_ms: whole(dash.quit_ms),
+        dashboard_events: dash.events,
+        peak_rss_mb: places(dash.peak_rss_mb, 1),
+        rss_100k_mb: places(dash.rss_after_first_100k_mb, 1),
+        rss_second_half_mb: [
+            places(dash.rss_second_half_mb.0, 1),
+            places(dash.rss_second_half_mb.1, 1),
+        ],
+        score_metered_per_s: whole(per_s(metered)),
+        metrics_ratio: ratio(per_s(metered) / per_s(full)),
+        score_eos_per_s: eos.map(|t| whole(per_s(t))),
+        eos_ratio: eos.map(|t| ratio(per_s(t) / per_s(full))),
+        cpu_s_per_million: [
+            "kcat_consume",
+            "score_bare",
+            "score_full",
+            "kcat_produce",
+            "produce",
+        ]
+        .into_iter()
+        .zip(&cpu_rows)
+        .map(|(key, (_, (own, broker)))| {
+            let figure = CpuFigure {
+                own: places(*own, 3),
+                broker: broker.map(|b| places(b, 3)),
+            };
+            (key, figure)
+        })
+        .collect(),
+        record_bytes: places(record_bytes, 1),
+        broker: broker_text,
+        machine,
+        kafka: kafka_figures.map(|(c_wall, c_own, c_mb, c_fetch, p_wall, p_own)| {
+            let ours_p = rate(produced, ours_p);
+            KafkaFigures {
+                kafka_consumer_perf_per_s: whole(c_own),
+                kafka_consumer_perf_mb_per_s: places(c_mb, 2),
+                kafka_consumer_perf_fetch_per_s: whole(c_fetch),
+                kafka_consumer_perf_wall_per_s: whole(c_wall),
+                score_bare_kafka_ratio: ratio(per_s(bare) / c_own),
+                score_full_kafka_ratio: ratio(per_s(full) / c_own),
+                score_bare_kafka_wall_ratio: ratio(per_s(bare) / c_wall),
+                score_full_kafka_wall_ratio: ratio(per_s(full) / c_wall),
+                kafka_producer_perf_per_s: whole(p_own),
+                kafka_producer_perf_wall_per_s: whole(p_wall),
+                produce_kafka_ratio: ratio(ours_p / p_own),
+                produce_kafka_wall_ratio: ratio(ours_p / p_wall),
+            }
+        }),
+    };
+    println!(
+        "{}",
+        serde_json::to_string(&results).expect("the figures serialize")
     );
-    json.push_str(&format!(
-        ",\"score_metered_per_s\":{:.0},\"metrics_ratio\":{:.3}",
-        per_s(metered),
-        per_s(metered) / per_s(full),
-    ));
-    if let Some(eos) = eos {
-        json.push_str(&format!(
-            ",\"score_eos_per_s\":{:.0},\"eos_ratio\":{:.3}",
-            per_s(eos),
-            per_s(eos) / per_s(full)
-        ));
-    }
-    let cpu_json: Vec<String> = [
-        "kcat_consume",
-        "score_bare",
-        "score_full",
-        "kcat_produce",
-        "produce",
-    ]
-    .iter()
-    .zip(&cpu_rows)
-    .map(|(key, (_, (own, broker)))| {
-        let broker = broker.map_or_else(|| "null".to_owned(), |b| format!("{b:.3}"));
-        format!("\"{key}\":{{\"own\":{own:.3},\"broker\":{broker}}}")
-    })
-    .collect();
-    json.push_str(&format!(
-        ",\"cpu_s_per_million\":{{{}}}",
-        cpu_json.join(",")
-    ));
-    json.push_str(&format!(
-        ",\"record_bytes\":{record_bytes:.1},\"broker\":\"{}\",\"machine\":{}",
-        json_text(&broker_text),
-        machine.json()
-    ));
-    if let Some((c_wall, c_own, c_mb, c_fetch, p_wall, p_own)) = kafka_figures {
-        let ours_p = rate(produced, ours_p);
-        json.push_str(&format!(
-            ",\"kafka_consumer_perf_per_s\":{c_own:.0},\"kafka_consumer_perf_mb_per_s\":{c_mb:.2},\"kafka_consumer_perf_fetch_per_s\":{c_fetch:.0},\"kafka_consumer_perf_wall_per_s\":{c_wall:.0},\"score_bare_kafka_ratio\":{:.3},\"score_full_kafka_ratio\":{:.3},\"score_bare_kafka_wall_ratio\":{:.3},\"score_full_kafka_wall_ratio\":{:.3},\"kafka_producer_perf_per_s\":{p_own:.0},\"kafka_producer_perf_wall_per_s\":{p_wall:.0},\"produce_kafka_ratio\":{:.3},\"produce_kafka_wall_ratio\":{:.3}",
-            per_s(bare) / c_own, per_s(full) / c_own, per_s(bare) / c_wall, per_s(full) / c_wall,
-            ours_p / p_own, ours_p / p_wall,
-        ));
-    }
-    json.push('}');
-    println!("{json}");
     let _ = std::fs::remove_dir_all(&dir);
 }
