@@ -654,6 +654,9 @@ impl Scorer {
                 last_report = now;
             }
         }
+        // Every loop turn ends with nothing pending; a stop must not leave a handled record
+        // unpublished whatever the loop becomes.
+        self.publish(&mut state);
         if let Some(t) = &self.transactions {
             // Exactly-once: the open transaction commits (its outputs and offsets together), or,
             // after a failure, nothing more does.
