@@ -667,12 +667,9 @@ fn apache_kafka_exactly_once_through_a_broker_restart() {
     );
     wait_for_committed_ids(&b, 6000);
     score.signal("TERM");
-    assert_eq!(
-        score.wait(Duration::from_secs(15)).code(),
-        Some(0),
-        "{:?}",
-        score.stderr_lines()
-    );
+    // A restart that outlasts the records' delivery timeout fails the open transaction: it is
+    // aborted and done again (the stats line then counts the aborts), and the run still ends 0.
+    let status = score.wait(Duration::from_secs(15));
     // Each id went in once (the producer's retries wrote no duplicate) ...
     let mut inputs = std::collections::BTreeMap::new();
     for r in common::read_committed_to_end(&b, "experience-events", Duration::from_secs(60)) {
@@ -682,6 +679,7 @@ fn apache_kafka_exactly_once_through_a_broker_restart() {
     exactly_once_each(&inputs, 6000);
     // ... and came out once.
     exactly_once_each(&committed_id_counts(&b), 6000);
+    assert_eq!(status.code(), Some(0), "{:?}", score.stderr_lines());
     drop(kafka);
     let _ = std::fs::remove_dir_all(&data);
 }
