@@ -460,6 +460,21 @@ pub fn retrain(pairs: &[(f64, f64)], serving: &Predictor) -> Result<(Artifact, f
     Ok((artifact, before.rmse))
 }
 
+/// The reference model (scikit-learn's fit of data/Salary_Data.csv) as the built-in artifact
+/// serves it, for unit tests.
+#[cfg(test)]
+pub(crate) fn reference_predictor() -> Predictor {
+    Predictor {
+        slope: 9449.962321455077,
+        intercept: 25792.20019866869,
+        version: "6c25318e".into(),
+        range: FeatureRange {
+            min: 1.1,
+            max: 10.5,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,15 +487,7 @@ mod tests {
                 (years, 1000.0 + 2000.0 * years)
             })
             .collect();
-        let serving = Predictor {
-            slope: 9449.962321455077,
-            intercept: 25792.20019866869,
-            version: "6c25318e".into(),
-            range: FeatureRange {
-                min: 1.1,
-                max: 10.5,
-            },
-        };
+        let serving = reference_predictor();
         let (artifact, before) = retrain(&pairs, &serving).unwrap();
         assert!(
             (artifact.coefficient - 2000.0).abs() < 1e-6,

@@ -141,7 +141,7 @@ pub struct TopicBatcher<C: ProducerContext> {
     /// Reused for every batch.
     messages: Vec<rdsys::rd_kafka_message_t>,
     /// The client the topic handle lives on, held so that it outlives the handle.
-    client: Arc<BaseProducer<C>>,
+    _client: Arc<BaseProducer<C>>,
 }
 
 // SAFETY: librdkafka topic handles may be used from any thread, and the client they live on is
@@ -172,7 +172,7 @@ where
         Ok(TopicBatcher {
             topic,
             messages: Vec::new(),
-            client,
+            _client: client,
         })
     }
 
@@ -249,8 +249,7 @@ where
 impl<C: ProducerContext> Drop for TopicBatcher<C> {
     fn drop(&mut self) {
         // SAFETY: obtained from rd_kafka_topic_new and destroyed once; the client it lives on is
-        // still held (`self.client` is dropped after this).
+        // still held (`self._client` is dropped after this).
         unsafe { rdsys::rd_kafka_topic_destroy(self.topic.as_ptr()) };
-        let _ = &self.client;
     }
 }

@@ -155,14 +155,19 @@ impl RecordQueue {
         true
     }
 
+    /// An empty batch for this queue's records, with room for `capacity` at a time.
+    pub fn batch(&self, capacity: usize) -> Batch {
+        Batch {
+            messages: Vec::with_capacity(capacity.max(1)),
+            _consumer: self.consumer.clone(),
+        }
+    }
+
     /// Fills `batch` (emptied first) with what is queued, up to `limit` records and the batch's
     /// capacity; when nothing is, waits at most `wait` for one record and then takes whatever
     /// came with it. Records not taken stay queued.
     pub fn take(&self, batch: &mut Batch, wait: Duration, limit: usize) {
         batch.clear();
-        if batch.consumer.is_none() {
-            batch.consumer = Some(self.consumer.clone());
-        }
         let capacity = batch.messages.capacity().min(limit);
         if capacity == 0 {
             return;
@@ -218,7 +223,6 @@ impl Drop for RecordQueue {
             rdsys::rd_kafka_queue_destroy(self.queue.as_ptr());
             rdsys::rd_kafka_queue_destroy(self.control.as_ptr());
         }
-        let _ = &self.consumer;
     }
 }
 
@@ -226,19 +230,11 @@ impl Drop for RecordQueue {
 /// cleared or dropped.
 pub struct Batch {
     messages: Vec<NonNull<rdsys::rd_kafka_message_t>>,
-    /// The consumer the records came from, held so that it outlives them.
-    consumer: Option<Arc<dyn Any + Send + Sync>>,
+    /// The consumer the records come from, held so that it outlives them.
+    _consumer: Arc<dyn Any + Send + Sync>,
 }
 
 impl Batch {
-    /// Room for `capacity` records at a time.
-    pub fn with_capacity(capacity: usize) -> Self {
-        Batch {
-            messages: Vec::with_capacity(capacity.max(1)),
-            consumer: None,
-        }
-    }
-
     /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
@@ -283,7 +279,7 @@ impl Batch {
         for m in self.messages.drain(..) {
             // SAFETY: each message came from librdkafka, is owned by this batch, and is
             // destroyed exactly once (drained here), while the client it came from lives
-            // (`self.consumer` holds it).
+            // (`self._consumer` holds it).
             unsafe { rdsys::rd_kafka_message_destroy(m.as_ptr()) };
         }
     }

@@ -24,7 +24,7 @@ use rdkafka::Offset;
 use super::config::KafkaOptions;
 use super::delivery::{Outgoing, TopicBatcher};
 use super::group::{reset_position, ScoringContext};
-use super::intake::{Batch, Record, RecordQueue, Waker};
+use super::intake::{Record, RecordQueue, Waker};
 use super::offsets::{lock, pack, unpack, DeliveryContext, OffsetTracker, ScoringProducer};
 use super::quality::Quality;
 use super::scoring::{self, dead_letter_headers, latency_ms};
@@ -442,6 +442,7 @@ impl Scorer {
                 Some(Arc::new(Transactions::new(
                     *interval,
                     start_at.unwrap_or(Offset::Beginning),
+                    tracker.clone(),
                 )))
             }
             None => None,
@@ -546,7 +547,7 @@ impl Scorer {
         };
         let mut last_report = Instant::now();
         let mut last_store = Instant::now();
-        let mut batch = Batch::with_capacity(RECORDS_PER_TAKE);
+        let mut batch = self.records.batch(RECORDS_PER_TAKE);
         let mut watch = self.config.model_path.clone().map(ModelWatch::new);
         let mut last_watch = Instant::now();
         let mut reported_failures = 0;
@@ -579,7 +580,6 @@ impl Scorer {
                     Err(e) => tracing::debug!(error = %e, "consume"),
                 }
             }
-            self.publish(&mut state);
             // The consumer's non-empty callback ends this wait when a control event arrives.
             self.records
                 .take(&mut batch, POLL_WAIT, left(&state.summary));
@@ -608,11 +608,10 @@ impl Scorer {
                 Some(t) => {
                     if now.duration_since(last_store) >= t.interval {
                         last_store = now;
-                        match t.commit(&self.producer, &self.consumer, &self.config.input_topic) {
-                            Err(_) => break,
-                            // Its outputs will never be acknowledged: they are produced again.
-                            Ok(Commit::Aborted) => lock(&self.tracker).forget_all(),
-                            Ok(Commit::Committed | Commit::Nothing) => {}
+                        if t.commit(&self.producer, &self.consumer, &self.config.input_topic)
+                            .is_err()
+                        {
+                            break;
                         }
                     }
                     if t.failure().is_some() {
@@ -669,7 +668,7 @@ impl Scorer {
                 }
                 // Nothing of it is visible, and its offsets are not committed: the next run scores
                 // it.
-                Ok(Commit::Aborted) => lock(&self.tracker).forget_all(),
+                Ok(Commit::Aborted) => {}
                 Err(reason) => return Err(ScorerError::Transactions(reason)),
             }
         } else {

@@ -91,19 +91,7 @@ mod tests {
     use rdkafka::message::Headers;
 
     use super::*;
-    use crate::model::FeatureRange;
-
-    fn reference() -> Predictor {
-        Predictor {
-            slope: 9449.962321455077,
-            intercept: 25792.20019866869,
-            version: "6c25318e".into(),
-            range: FeatureRange {
-                min: 1.1,
-                max: 10.5,
-            },
-        }
-    }
+    use crate::model::reference_predictor as reference;
 
     fn record(payload: Option<&[u8]>) -> Record<'_> {
         Record {

@@ -11,14 +11,16 @@
 //! scorer; the next run starts where the last committed transaction ended.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
+
+use super::offsets::{lock, OffsetTracker};
 
 /// How long one transactional call may wait for the broker.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,24 +50,28 @@ pub struct Transactions {
     committed: AtomicU64,
     aborted: AtomicU64,
     /// Aborts since the last commit.
-    aborts_in_a_row: Mutex<u32>,
+    aborts_in_a_row: AtomicU32,
     /// Where a partition without a committed offset starts again after an abort.
     reset: Offset,
+    /// The scorer's deliveries: an aborted transaction's are never acknowledged, and go.
+    tracker: Arc<Mutex<OffsetTracker>>,
     /// Why the scorer must stop, once a transaction could not commit.
     failure: Mutex<Option<String>>,
 }
 
 impl Transactions {
     /// Transactions committed every `interval`; after an abort, a partition without a committed
-    /// offset starts again at `reset` (the consumer's `auto.offset.reset`).
-    pub fn new(interval: Duration, reset: Offset) -> Self {
+    /// offset starts again at `reset` (the consumer's `auto.offset.reset`), and `tracker` forgets
+    /// the aborted outputs.
+    pub fn new(interval: Duration, reset: Offset, tracker: Arc<Mutex<OffsetTracker>>) -> Self {
         Transactions {
             interval,
             open: Mutex::new(BTreeMap::new()),
             committed: AtomicU64::new(0),
             aborted: AtomicU64::new(0),
-            aborts_in_a_row: Mutex::new(0),
+            aborts_in_a_row: AtomicU32::new(0),
             reset,
+            tracker,
             failure: Mutex::new(None),
         }
     }
@@ -128,10 +134,7 @@ impl Transactions {
         let error = match attempt() {
             Ok(()) => {
                 self.committed.fetch_add(1, Ordering::Relaxed);
-                *self
-                    .aborts_in_a_row
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = 0;
+                self.aborts_in_a_row.store(0, Ordering::Relaxed);
                 return self.begin(producer).map(|()| Commit::Committed);
             }
             Err(e) => e,
@@ -158,14 +161,9 @@ impl Transactions {
             )));
         }
         self.aborted.fetch_add(1, Ordering::Relaxed);
-        let in_a_row = {
-            let mut n = self
-                .aborts_in_a_row
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            *n += 1;
-            *n
-        };
+        // Its outputs are purged, never acknowledged: they are produced again.
+        lock(&self.tracker).forget_all();
+        let in_a_row = self.aborts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
         if in_a_row >= ABORTS_IN_A_ROW {
             return Err(self.fail(format!(
                 "{in_a_row} transactions in a row could not commit and were aborted; the last: \
@@ -275,7 +273,11 @@ mod tests {
 
     #[test]
     fn the_open_transaction_keeps_the_next_offset_of_each_partition() {
-        let t = Transactions::new(Duration::from_millis(100), Offset::Beginning);
+        let t = Transactions::new(
+            Duration::from_millis(100),
+            Offset::Beginning,
+            Arc::default(),
+        );
         t.handled(0, 4);
         t.handled(2, 9);
         t.handled(0, 5);
