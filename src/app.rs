@@ -81,7 +81,7 @@ pub struct Setup {
     pub model_version: String,
     /// The fitted line as text.
     pub formula: String,
-    /// The serving line, for the chart.
+    /// The serving line at start, for the chart.
     pub line: ServingLine,
     /// The producer's rate at start.
     pub rate: Rate,
@@ -278,16 +278,10 @@ pub struct App {
     pub force_quit: bool,
     /// Topics the scorer needs that the broker does not have.
     pub missing_topics: Vec<String>,
-    /// What `--create-topics` did, for the header.
-    pub topics_note: Option<String>,
     /// Labeled events the accuracy figures cover.
     pub accuracy_window: usize,
-    /// Where Prometheus metrics are served, if they are.
-    pub metrics_address: Option<String>,
     /// The watched group's members (`--watch-group`).
     pub members: Vec<crate::engine::watch::GroupMember>,
-    /// How predictions are delivered: `at-least-once`, or exactly-once and its interval.
-    pub delivery: String,
     /// Exactly-once: transactions `(committed, aborted)` so far.
     pub transactions: Option<(u64, u64)>,
     /// Input partitions this instance owns.
@@ -304,12 +298,9 @@ pub struct App {
 
 impl App {
     /// A fresh dashboard at `now_ms`.
-    pub fn new(mut setup: Setup, now_ms: u64) -> Self {
+    pub fn new(setup: Setup, now_ms: u64) -> Self {
         App {
             line: setup.line,
-            delivery: std::mem::take(&mut setup.delivery),
-            metrics_address: setup.metrics_address.take(),
-            topics_note: setup.topics_note.take(),
             live: StreamView::new(now_ms),
             frozen: None,
             producer: ProducerStatus {

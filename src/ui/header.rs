@@ -43,7 +43,7 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
         Field::new(vec!["broker ".dim(), Span::raw(s.broker.clone())]),
         broker_state,
         Field::new(vec!["  group ".dim(), Span::raw(s.group.clone())]),
-        Field::new(match &app.metrics_address {
+        Field::new(match &app.setup.metrics_address {
             Some(address) => vec!["  metrics ".dim(), Span::raw(format!("{address}/metrics"))],
             None => vec![],
         }),
@@ -57,7 +57,8 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
             Field::new(vec![Span::raw(format!("  dead letters → {}", s.dlq_topic))]),
             delivery(app),
             Field::new(vec![note(
-                app.topics_note
+                app.setup
+                    .topics_note
                     .as_ref()
                     .map_or_else(String::new, |n| format!("  ({n})")),
             )]),
@@ -191,7 +192,10 @@ fn model_note(text: Option<&str>) -> Field<'static> {
 
 /// How predictions are delivered, with the transactions so far in exactly-once mode.
 fn delivery(app: &App) -> Field<'static> {
-    let mode = Span::styled(format!("  {}", app.delivery), Style::new().fg(Color::Cyan));
+    let mode = Span::styled(
+        format!("  {}", app.setup.delivery),
+        Style::new().fg(Color::Cyan),
+    );
     match app.transactions {
         Some((committed, aborted)) => Field::new(vec![
             mode.clone(),
