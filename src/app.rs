@@ -3,11 +3,12 @@
 use std::collections::VecDeque;
 
 use crate::engine::producer::ProducerCommand;
-use crate::engine::quality::Accuracy;
+use crate::engine::quality::{Accuracy, Comparison};
+use crate::engine::slots::ModelCommand;
 use crate::engine::stats::Throughput;
 use crate::engine::{
-    BrokerHealth, DriftAlarm, EngineEvent, LagByPartition, ModelEvent, ProducerStatus, Rate,
-    ScoreReport, ScoredEvent, Totals,
+    BrokerHealth, DriftAlarm, EngineEvent, LagByPartition, ModelEvent, ModelLine, ProducerStatus,
+    Rate, ScoreReport, ScoredEvent, Totals,
 };
 
 /// How many recent events the view keeps.
@@ -81,6 +82,8 @@ pub struct Setup {
     pub model_version: String,
     /// The fitted line as text.
     pub formula: String,
+    /// The challenger at start (`--challenger`).
+    pub challenger: Option<ModelLine>,
     /// The serving line at start, for the chart.
     pub line: ServingLine,
     /// The producer's rate at start.
@@ -103,6 +106,7 @@ impl Default for Setup {
             group: crate::engine::DEFAULT_GROUP.into(),
             model_version: String::new(),
             formula: String::new(),
+            challenger: None,
             line: ServingLine::default(),
             rate: Rate::DEFAULT,
             delivery: "at-least-once".into(),
@@ -139,6 +143,8 @@ pub struct StreamView {
     pub lag_history: History<u64>,
     /// The drift alarm, once fired.
     pub drift: Option<DriftAlarm>,
+    /// The serving model against the challenger on the same labeled events.
+    pub comparison: Option<Comparison>,
 }
 
 impl StreamView {
@@ -156,6 +162,7 @@ impl StreamView {
             p99_history: History::new(PREDICTION_HISTORY),
             lag_history: History::new(THROUGHPUT_SECONDS),
             drift: None,
+            comparison: None,
         }
     }
 
@@ -166,6 +173,7 @@ impl StreamView {
             self.last_bad = report.last_bad;
         }
         self.drift = report.drift.or(self.drift);
+        self.comparison = report.comparison;
         if let Some(a) = report.accuracy {
             self.rmse_history
                 .push((a.rmse.round() as u64, self.drift.is_some()));
@@ -230,8 +238,8 @@ pub enum Message {
     SlowerProducer,
     /// `d`: shift the synthetic labels (salaries 20% higher) or stop shifting them.
     ToggleDrift,
-    /// `t`: refit the model on the latest labeled events.
-    Retrain,
+    /// `t`, `P`, `r`, `x`: fit a challenger, promote it, roll back, drop it.
+    Model(ModelCommand),
     /// `space`
     ToggleFreeze,
     /// `c`
@@ -247,8 +255,8 @@ pub enum Message {
 pub enum Effect {
     /// Send a command to the synthetic producer.
     Producer(ProducerCommand),
-    /// Ask the scorer to retrain.
-    Retrain,
+    /// Ask the scorer to change its models.
+    Model(ModelCommand),
 }
 
 /// The dashboard's state.
@@ -292,6 +300,8 @@ pub struct App {
     pub model_note: Option<String>,
     /// The serving line, for the chart.
     pub line: ServingLine,
+    /// The challenger, if one is loaded.
+    pub challenger: Option<ModelLine>,
     /// The dashboard clock, ms.
     pub now_ms: u64,
 }
@@ -301,6 +311,7 @@ impl App {
     pub fn new(setup: Setup, now_ms: u64) -> Self {
         App {
             line: setup.line,
+            challenger: setup.challenger.clone(),
             live: StreamView::new(now_ms),
             frozen: None,
             producer: ProducerStatus {
@@ -363,9 +374,12 @@ impl App {
                 let factor = if self.drift_on { DRIFT_FACTOR } else { 1.0 };
                 return Some(Effect::Producer(ProducerCommand::SetDrift(factor)));
             }
-            Message::Retrain => {
-                self.model_note = Some("retraining on the latest labeled events...".into());
-                return Some(Effect::Retrain);
+            Message::Model(command) => {
+                if command == ModelCommand::FitChallenger {
+                    self.model_note =
+                        Some("fitting a challenger on the latest labeled events...".into());
+                }
+                return Some(Effect::Model(command));
             }
             Message::ToggleFreeze => {
                 self.frozen = match self.frozen.take() {
@@ -417,45 +431,43 @@ impl App {
                 self.producer.running = false;
                 self.producer_failure = Some(reason);
             }
-            EngineEvent::Model(ModelEvent::Swapped {
-                version,
-                formula,
-                slope,
-                intercept,
-            }) => {
-                // A retrained version says where it came from; any other says it serves now.
-                let retrained = format!("retrained {version} ");
-                if !self
-                    .model_note
-                    .as_deref()
-                    .is_some_and(|n| n.starts_with(&retrained))
-                {
-                    self.model_note = Some(format!("now serving {version}"));
-                }
-                self.line.slope = slope;
-                self.line.intercept = intercept;
-                self.setup.model_version = version;
-                self.setup.formula = formula;
-                // The alarm and the accuracy were about the old model.
+            EngineEvent::Model(event) => self.on_model(event),
+        }
+    }
+
+    fn on_model(&mut self, event: ModelEvent) {
+        let note = event.describe();
+        match event {
+            ModelEvent::Swapped { line, .. } => {
+                self.line.slope = line.slope;
+                self.line.intercept = line.intercept;
+                self.setup.model_version = line.version;
+                self.setup.formula = line.formula;
+                // The alarm, the accuracy and the comparison were about the old model.
                 self.live.drift = None;
                 self.live.accuracy = None;
+                self.live.comparison = None;
+                self.model_note = Some(note);
             }
-            EngineEvent::Model(ModelEvent::Rejected(why)) => {
-                self.model_note = Some(format!("kept the old model: {why}"));
+            ModelEvent::Challenger(line) => {
+                let old = std::mem::replace(&mut self.challenger, line);
+                self.live.comparison = None;
+                match (&self.challenger, old) {
+                    // A fitted challenger: the fit's note says where it came from.
+                    (Some(new), _)
+                        if self.model_note.as_deref().is_some_and(|n| {
+                            n.starts_with(&format!("fitted challenger {} ", new.version))
+                        }) => {}
+                    (Some(_), _) => self.model_note = Some(note),
+                    // Promoted: the promotion's note stands.
+                    (None, Some(old)) if old.version == self.setup.model_version => {}
+                    (None, Some(old)) => {
+                        self.model_note = Some(format!("dropped challenger {}", old.version));
+                    }
+                    (None, None) => {}
+                }
             }
-            EngineEvent::Model(ModelEvent::Retrained {
-                rows,
-                rmse_before,
-                rmse_after,
-                version,
-                path,
-            }) => {
-                self.model_note = Some(format!(
-                    "retrained {version} on {rows} labeled: RMSE {rmse_before:.0} -> \
-                     {rmse_after:.0}, kept in {}",
-                    path.display()
-                ));
-            }
+            ModelEvent::Rejected(_) | ModelEvent::Fitted { .. } => self.model_note = Some(note),
         }
     }
 }
@@ -609,8 +621,12 @@ mod tests {
 
     #[test]
     fn model_events_update_the_header_and_reset_quality() {
+        use crate::engine::SwapReason;
         let mut app = App::new(setup(), 0);
-        assert_eq!(app.update(Message::Retrain), Some(Effect::Retrain));
+        assert_eq!(
+            app.update(Message::Model(ModelCommand::FitChallenger)),
+            Some(Effect::Model(ModelCommand::FitChallenger))
+        );
         let mut r = report(0..1, 0);
         r.drift = Some(DriftAlarm {
             shift: crate::engine::quality::Shift::Up,
@@ -618,30 +634,55 @@ mod tests {
             at_ms: 0,
         });
         app.update(Message::Engine(EngineEvent::Scored(r)));
-        app.update(Message::Engine(EngineEvent::Model(ModelEvent::Retrained {
+        let challenger = ModelLine {
+            version: "9f00aa11".into(),
+            formula: "salary = 1.00 + 2.00 × years".into(),
+            slope: 2.0,
+            intercept: 1.0,
+        };
+        app.update(Message::Engine(EngineEvent::Model(ModelEvent::Fitted {
             rows: 500,
             rmse_before: 18502.4,
             rmse_after: 5480.6,
             version: "9f00aa11".into(),
             path: "/data/models/9f00aa11.json".into(),
         })));
+        app.update(Message::Engine(EngineEvent::Model(ModelEvent::Challenger(
+            Some(challenger.clone()),
+        ))));
         assert_eq!(
             app.model_note.as_deref(),
             Some(
-                "retrained 9f00aa11 on 500 labeled: RMSE 18502 -> 5481, kept in \
+                "fitted challenger 9f00aa11 on 500 labeled: RMSE 18502 -> 5481, kept in \
                  /data/models/9f00aa11.json"
             )
         );
+        assert_eq!(app.challenger.as_ref(), Some(&challenger));
+        assert_eq!(
+            app.setup.model_version, "0123abcd",
+            "the challenger does not serve"
+        );
+        assert!(app.view().drift.is_some());
+
         app.update(Message::Engine(EngineEvent::Model(ModelEvent::Swapped {
-            version: "9f00aa11".into(),
-            formula: "salary = 1.00 + 2.00 × years".into(),
-            slope: 2.0,
-            intercept: 1.0,
+            line: challenger.clone(),
+            reason: SwapReason::Promoted {
+                replaced: "0123abcd".into(),
+                auto: None,
+            },
         })));
+        app.update(Message::Engine(EngineEvent::Model(ModelEvent::Challenger(
+            None,
+        ))));
         assert_eq!((app.line.slope, app.line.intercept), (2.0, 1.0));
         assert_eq!(app.setup.model_version, "9f00aa11");
         assert_eq!(app.setup.formula, "salary = 1.00 + 2.00 × years");
+        assert_eq!(app.challenger, None);
         assert_eq!(app.view().drift, None);
+        assert_eq!(
+            app.model_note.as_deref(),
+            Some("promoted 9f00aa11 to serving, replacing 0123abcd")
+        );
         app.update(Message::Engine(EngineEvent::Model(ModelEvent::Rejected(
             "model artifact m.json is corrupt: EOF".into(),
         ))));
@@ -650,6 +691,19 @@ mod tests {
             Some("kept the old model: model artifact m.json is corrupt: EOF")
         );
         assert_eq!(app.setup.model_version, "9f00aa11");
+        app.update(Message::Engine(EngineEvent::Model(ModelEvent::Challenger(
+            Some(ModelLine {
+                version: "77aa0011".into(),
+                ..challenger
+            }),
+        ))));
+        app.update(Message::Engine(EngineEvent::Model(ModelEvent::Challenger(
+            None,
+        ))));
+        assert_eq!(
+            app.model_note.as_deref(),
+            Some("dropped challenger 77aa0011")
+        );
     }
 
     #[test]

@@ -88,8 +88,8 @@ pub struct KafkaArgs {
     /// run (at-least-once), and the command exits at once, with status 1.
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
     pub shutdown_timeout: std::time::Duration,
-    /// Where `t` keeps retrained model versions [default: $XDG_DATA_HOME/salary-stream/models,
-    /// else ~/.local/share/salary-stream/models].
+    /// Where fitted, promoted and replaced model versions are kept, with lineage.jsonl
+    /// [default: $XDG_DATA_HOME/salary-stream/models, else ~/.local/share/salary-stream/models].
     #[arg(long, value_name = "PATH")]
     pub models_dir: Option<PathBuf>,
     /// Serve Prometheus metrics at http://HOST:PORT/metrics (port 0: a free one).
@@ -159,6 +159,58 @@ pub struct DashArgs {
     /// Log file (the screen belongs to the dashboard).
     #[arg(long, value_name = "PATH")]
     pub log: Option<PathBuf>,
+    /// Challenger and promotion options.
+    #[command(flatten)]
+    pub models: ModelArgs,
+}
+
+/// A challenger beside the serving model, and when the scorer promotes on its own.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// A model artifact to score every event beside the serving one: its prediction rides along
+    /// on each output record, and both are compared on the labeled events.
+    #[arg(long, value_name = "PATH")]
+    pub challenger: Option<PathBuf>,
+    /// Fit a challenger on its own once 100 labeled events have arrived since a drift alarm.
+    #[arg(long)]
+    pub auto_challenger: bool,
+    /// Promote the challenger on its own once it beats the serving model (see --promote-after
+    /// and --promote-margin).
+    #[arg(long)]
+    pub auto_promote: bool,
+    /// Labeled events both models must have scored before --auto-promote may promote.
+    #[arg(long, value_name = "N", default_value_t = 200,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub promote_after: u32,
+    /// How much lower the challenger's mean absolute error must be for --auto-promote, in percent
+    /// of the serving model's.
+    #[arg(long, value_name = "PERCENT", default_value = "5", value_parser = parse_percent)]
+    pub promote_margin: f64,
+}
+
+impl ModelArgs {
+    /// The policy these flags ask for.
+    pub fn policy(&self) -> crate::engine::slots::Policy {
+        crate::engine::slots::Policy {
+            auto_challenger: self.auto_challenger,
+            auto_promote: self
+                .auto_promote
+                .then_some(crate::engine::slots::Promotion {
+                    after: self.promote_after as usize,
+                    margin: self.promote_margin / 100.0,
+                }),
+        }
+    }
+}
+
+/// Parses a percentage from 0 to 100 (fractions allowed).
+fn parse_percent(text: &str) -> Result<f64, String> {
+    match text.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..100.0).contains(&p) => Ok(p),
+        _ => Err(format!(
+            "expected a percentage from 0 to below 100, got {text:?}"
+        )),
+    }
 }
 
 /// `train` options.
@@ -221,6 +273,9 @@ pub struct ScoreArgs {
     /// No NDJSON on stdout.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Challenger and promotion options.
+    #[command(flatten)]
+    pub models: ModelArgs,
 }
 
 /// `broker` options.

@@ -14,12 +14,11 @@ use crate::engine::scorer::ScorerConfig;
 use crate::engine::scorer::{self, BoxedWriter, PredictionWriter};
 use crate::engine::topics::missing_line;
 use crate::engine::{
-    BrokerHealth, EngineEvent, EventSink, ModelEvent, ProducerStatus, Totals,
-    EMBEDDED_INPUT_PARTITIONS,
+    BrokerHealth, EngineEvent, EventSink, ProducerStatus, Totals, EMBEDDED_INPUT_PARTITIONS,
 };
 use crate::runtime::{
-    connect, create_topics, cut_reason, load_model, metered, scorer_config, scorer_topics,
-    shutdown_signal, start_metrics, within_bound, Ending,
+    connect, create_topics, cut_reason, load_challenger, load_model, metered, scorer_config,
+    scorer_topics, shutdown_signal, start_metrics, within_bound, Ending,
 };
 
 /// A line on stderr. A closed stderr is no reason to stop (`eprintln!` would panic on it).
@@ -178,17 +177,7 @@ impl Tally {
             }
             EngineEvent::ProducerFailed(why) => t.failed = Some(why),
             EngineEvent::Members(_) => {}
-            EngineEvent::Model(ModelEvent::Swapped {
-                version, formula, ..
-            }) => {
-                say!("model: now serving {version} ({formula})");
-            }
-            EngineEvent::Model(ModelEvent::Rejected(why)) => {
-                say!("model: kept the old model: {why}");
-            }
-            EngineEvent::Model(ModelEvent::Retrained { version, .. }) => {
-                say!("model: retrained as {version}");
-            }
+            EngineEvent::Model(event) => say!("model: {}", event.describe()),
         }
     }
 }
@@ -333,6 +322,7 @@ impl PredictionWriter for NdjsonStdout {
 /// `score`: consume, score, publish, print NDJSON; exits after `--count` or on a signal.
 pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
     let model = load_model(args.kafka.model.as_deref())?;
+    let challenger = load_challenger(&args.models)?;
     let connection = connect(&args.kafka, EMBEDDED_INPUT_PARTITIONS)?;
     if let Some(broker) = &connection.embedded {
         say!("embedded broker at {}", broker.bootstrap_servers());
@@ -397,6 +387,8 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
     let scorer = scorer::spawn(
         ScorerConfig {
             metrics: metrics.clone(),
+            challenger,
+            policy: args.models.policy(),
             ..scorer_config(
                 &args.kafka,
                 &connection.kafka,

@@ -38,6 +38,7 @@ fn main() -> ExitCode {
                 count: None,
                 no_output: false,
                 quiet: false,
+                models: cli.dash.models,
             })
         }
         Some(Command::Train(args)) => train(&args.data, &args.out),

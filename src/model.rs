@@ -154,6 +154,20 @@ pub struct Artifact {
     pub feature_range: FeatureRange,
     /// SHA-256 of the training file's bytes, hex.
     pub data_sha256: String,
+    /// Where a version fitted while serving came from; absent in artifacts written by `train`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<Lineage>,
+}
+
+/// Where a model version came from: what it was fitted on, when, and which version was serving.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lineage {
+    /// The rows it was fitted on, in words (`500 labeled events of experience-events`).
+    pub trained_on: String,
+    /// When it was fitted, ms since the Unix epoch.
+    pub trained_at_ms: i64,
+    /// The version serving when it was fitted, which it was fitted to replace.
+    pub challenged: String,
 }
 
 /// The serving form of a model: two numbers and the version that names them.
@@ -354,6 +368,7 @@ pub fn train_set(set: &TrainingSet, data_sha256: &str) -> Result<Artifact, Model
         rmse: metrics.rmse,
         feature_range: FeatureRange { min, max },
         data_sha256: data_sha256.to_owned(),
+        lineage: None,
     })
 }
 
@@ -435,8 +450,14 @@ impl ModelWatch {
     }
 }
 
-/// Fits a new model on `(years, label)` pairs; returns it with the serving model's RMSE on them.
-pub fn retrain(pairs: &[(f64, f64)], serving: &Predictor) -> Result<(Artifact, f64), ModelError> {
+/// Fits a challenger on `(years, label)` pairs; returns it, its lineage filled from `trained_on`,
+/// `now_ms` and the `serving` model it challenges, with the serving model's RMSE on those pairs.
+pub fn fit_challenger(
+    pairs: &[(f64, f64)],
+    serving: &Predictor,
+    trained_on: String,
+    now_ms: i64,
+) -> Result<(Artifact, f64), ModelError> {
     let set = TrainingSet {
         years: pairs.iter().map(|p| p.0).collect(),
         salaries: pairs.iter().map(|p| p.1).collect(),
@@ -455,7 +476,12 @@ pub fn retrain(pairs: &[(f64, f64)], serving: &Predictor) -> Result<(Artifact, f
         digest.update(s.to_le_bytes());
     }
     let source = hex(&digest.finalize());
-    let artifact = train_set(&set, &source)?;
+    let mut artifact = train_set(&set, &source)?;
+    artifact.lineage = Some(Lineage {
+        trained_on,
+        trained_at_ms: now_ms,
+        challenged: serving.version.clone(),
+    });
     let before = fit_metrics(&set.years, &set.salaries, serving.slope, serving.intercept);
     Ok((artifact, before.rmse))
 }
@@ -488,7 +514,8 @@ mod tests {
             })
             .collect();
         let serving = reference_predictor();
-        let (artifact, before) = retrain(&pairs, &serving).unwrap();
+        let (artifact, before) =
+            fit_challenger(&pairs, &serving, "50 labeled events".into(), 7).unwrap();
         assert!(
             (artifact.coefficient - 2000.0).abs() < 1e-6,
             "{}",
@@ -501,10 +528,25 @@ mod tests {
         );
         assert!(artifact.rmse < 1e-6);
         assert_eq!(artifact.training_rows, 50);
+        assert_eq!(
+            artifact.lineage,
+            Some(Lineage {
+                trained_on: "50 labeled events".into(),
+                trained_at_ms: 7,
+                challenged: "6c25318e".into(),
+            })
+        );
         assert!(
             before > 30_000.0,
             "the old line is far off these labels: {before}"
         );
-        assert!(retrain(&pairs[..1], &serving).is_err());
+        assert!(fit_challenger(&pairs[..1], &serving, String::new(), 0).is_err());
+        // The lineage travels with the file; artifacts without one still load.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        artifact.save(&path).unwrap();
+        assert_eq!(Artifact::load(&path).unwrap(), artifact);
+        let reference = Artifact::load(Path::new("assets/model.json")).unwrap();
+        assert_eq!(reference.lineage, None);
     }
 }

@@ -11,7 +11,7 @@ use crate::engine::broker::EmbeddedBroker;
 use crate::engine::config::KafkaOptions;
 use crate::engine::metrics::{MeteredSink, Metrics};
 use crate::engine::scorer::ScorerConfig;
-use crate::model::{Artifact, Predictor};
+use crate::model::Artifact;
 
 /// The artifact committed in assets/, built in so the binary works from any directory.
 const BUILT_IN_MODEL: &str = include_str!("../assets/model.json");
@@ -46,6 +46,14 @@ pub fn load_model(path: Option<&Path>) -> anyhow::Result<LoadedModel> {
         artifact,
         path: None,
     })
+}
+
+/// The `--challenger` artifact, if one is given.
+pub fn load_challenger(args: &crate::cli::ModelArgs) -> anyhow::Result<Option<Artifact>> {
+    let Some(path) = &args.challenger else {
+        return Ok(None);
+    };
+    Ok(Some(Artifact::load(path).context("--challenger")?))
 }
 
 /// A Kafka to talk to: a given cluster, or an embedded broker kept alive by this value.
@@ -104,8 +112,10 @@ pub fn scorer_config(
         output_topic: publish.then(|| args.output_topic.clone()),
         dlq_topic: args.dlq_topic.clone(),
         group: args.group.clone(),
-        predictor: Predictor::from(&model.artifact),
+        model: model.artifact.clone(),
         model_path: model.path.clone(),
+        challenger: None,
+        policy: crate::engine::slots::Policy::default(),
         models_dir: args.models_dir.clone().unwrap_or_else(default_models_dir),
         metrics: None,
         exactly_once: args.exactly_once.then(|| {
@@ -116,7 +126,6 @@ pub fn scorer_config(
             )
         }),
         max_records,
-        training_rmse: model.artifact.rmse,
         // The rest of the bound is for the final commit and leaving the group.
         shutdown_flush: args.shutdown_timeout.mul_f64(0.6),
     }

@@ -17,11 +17,12 @@ use crate::app::{App, Effect, Message, Setup};
 use crate::cli::DashArgs;
 use crate::engine::producer::{self, LabelModel, ProducerConfig, ProducerHandle};
 use crate::engine::scorer::{ScorerConfig, ScorerHandle, Unfinished};
+use crate::engine::slots::ModelCommand;
 use crate::engine::watch::{self, WatchConfig, WatchHandle};
 use crate::engine::{scorer, EngineEvent, EventSink};
 use crate::runtime::{
-    connect, create_topics, load_model, metered, scorer_config, scorer_topics, seconds_text,
-    shutdown_signal, start_metrics,
+    connect, create_topics, load_challenger, load_model, metered, scorer_config, scorer_topics,
+    seconds_text, shutdown_signal, start_metrics,
 };
 use crate::ui;
 
@@ -140,7 +141,10 @@ pub fn message_for(key: KeyEvent, help_shown: bool) -> Option<Message> {
         KeyCode::Char(' ') => Message::ToggleFreeze,
         KeyCode::Char('c') => Message::Clear,
         KeyCode::Char('d') => Message::ToggleDrift,
-        KeyCode::Char('t') => Message::Retrain,
+        KeyCode::Char('t') => Message::Model(ModelCommand::FitChallenger),
+        KeyCode::Char('P') => Message::Model(ModelCommand::Promote),
+        KeyCode::Char('r') => Message::Model(ModelCommand::RollBack),
+        KeyCode::Char('x') => Message::Model(ModelCommand::DropChallenger),
         KeyCode::Char('?') | KeyCode::Char('h') => Message::ToggleHelp,
         KeyCode::Esc if help_shown => Message::ToggleHelp,
         _ => return None,
@@ -195,6 +199,7 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
     cap_malloc_arenas();
     init_logging(&args)?;
     let model = load_model(args.kafka.model.as_deref())?;
+    let challenger = load_challenger(&args.models)?;
     let connection = connect(&args.kafka, crate::engine::EMBEDDED_INPUT_PARTITIONS)?;
     let created = create_topics(&args.kafka, &connection, &scorer_topics(&args.kafka))?;
     let metrics = start_metrics(&args.kafka, &model.artifact.version, true)?;
@@ -204,8 +209,19 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
     let sink = metered(sink, metrics.as_ref());
     let artifact = &model.artifact;
     let bound = args.kafka.shutdown_timeout;
+    let challenger_line = challenger.as_ref().map(|c| {
+        let p = crate::model::Predictor::from(c);
+        crate::engine::ModelLine {
+            formula: p.formula(),
+            version: p.version,
+            slope: p.slope,
+            intercept: p.intercept,
+        }
+    });
     let mut config = ScorerConfig {
         metrics,
+        challenger,
+        policy: args.models.policy(),
         ..scorer_config(&args.kafka, &connection.kafka, &model, true, None)
     };
     // The embedded broker ends with this process, so waiting on it at exit gains nothing.
@@ -277,6 +293,7 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
                 None => format!("{} (built-in)", artifact.version),
             },
             formula: predictor.formula(),
+            challenger: challenger_line,
             line: crate::app::ServingLine {
                 slope: artifact.coefficient,
                 intercept: artifact.intercept,
@@ -373,8 +390,8 @@ impl View {
     fn apply(&mut self, message: Message, engine: Option<&Engine>) {
         match (self.app.update(message), engine) {
             (Some(Effect::Producer(command)), Some(e)) => e.producer.command(command),
-            (Some(Effect::Retrain), Some(e)) => match &e.reading {
-                Reading::Scorer(scorer) => scorer.retrain(),
+            (Some(Effect::Model(command)), Some(e)) => match &e.reading {
+                Reading::Scorer(scorer) => scorer.command(command),
                 Reading::Watcher(_) => {
                     self.app.model_note =
                         Some("watching: the group's scorers serve their own models".into());

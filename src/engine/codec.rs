@@ -368,6 +368,21 @@ pub struct Prediction<'a> {
     pub offset: i64,
     /// Milliseconds from the event's time to its scoring.
     pub latency_ms: f64,
+    /// The challenger's prediction, when one is loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenger: Option<ChallengerPrediction<'a>>,
+}
+
+/// The challenger's side of a prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ChallengerPrediction<'a> {
+    /// The challenger's version id.
+    pub model: &'a str,
+    /// Its prediction.
+    pub predicted_salary: f64,
+    /// `salary - predicted_salary`, when labeled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub residual: Option<f64>,
 }
 
 impl Prediction<'_> {
@@ -416,6 +431,17 @@ impl Prediction<'_> {
         integer(out, self.offset);
         out.extend_from_slice(b",\"latency_ms\":");
         value(out, &self.latency_ms);
+        if let Some(c) = &self.challenger {
+            out.extend_from_slice(b",\"challenger\":{\"model\":");
+            value(out, c.model);
+            out.extend_from_slice(b",\"predicted_salary\":");
+            value(out, &c.predicted_salary);
+            if let Some(residual) = c.residual {
+                out.extend_from_slice(b",\"residual\":");
+                value(out, &residual);
+            }
+            out.push(b'}');
+        }
         out.push(b'}');
     }
 }
@@ -446,6 +472,11 @@ mod tests {
                 partition: [0, 2, 65535, -1][i],
                 offset: [0, 41, i64::MAX, 12][i],
                 latency_ms: [0.0, 12.5, 1e21, 0.001][i],
+                challenger: (i >= 2).then_some(ChallengerPrediction {
+                    model: ["", "", "9f00aa11", "\"c"][i],
+                    predicted_salary: 90100.25 - i as f64,
+                    residual: (i == 3).then_some(-10099.75),
+                }),
             };
             let mut ours = Vec::new();
             prediction.write_json(&mut ours);
@@ -649,6 +680,7 @@ mod tests {
             partition: 2,
             offset: 17,
             latency_ms: 1.5,
+            challenger: None,
         };
         let mut out = Vec::new();
         p.write_json(&mut out);

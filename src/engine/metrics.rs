@@ -223,7 +223,10 @@ impl Metrics {
                         .set(behind as f64 / 1000.0);
                 }
             }
-            EngineEvent::Model(ModelEvent::Swapped { version, .. }) => {
+            EngineEvent::Model(ModelEvent::Swapped {
+                line: crate::engine::ModelLine { version, .. },
+                ..
+            }) => {
                 let mut serving = self.serving.lock().unwrap_or_else(PoisonError::into_inner);
                 self.model.remove(&Version {
                     version: serving.clone(),
@@ -379,10 +382,15 @@ mod tests {
         }
         m.observe_latency_us(1_200);
         m.observe(&EngineEvent::Model(ModelEvent::Swapped {
-            version: "9f00aa11".into(),
-            formula: String::new(),
-            slope: 1.0,
-            intercept: 0.0,
+            line: crate::engine::ModelLine {
+                version: "9f00aa11".into(),
+                formula: String::new(),
+                slope: 1.0,
+                intercept: 0.0,
+            },
+            reason: crate::engine::SwapReason::Reloaded {
+                replaced: "6c25318e".into(),
+            },
         }));
         let text = m.encode();
         for line in [

@@ -17,6 +17,7 @@ pub mod producer;
 pub mod quality;
 pub mod scorer;
 pub mod scoring;
+pub mod slots;
 pub mod stats;
 pub mod topics;
 pub mod transactions;
@@ -82,6 +83,8 @@ pub struct ScoreReport {
     pub accuracy: Option<quality::Accuracy>,
     /// The drift alarm, once it has fired.
     pub drift: Option<DriftAlarm>,
+    /// The serving model and the challenger on the same labeled events, while one challenges.
+    pub comparison: Option<quality::Comparison>,
     /// End-to-end latency over the last [`stats::LATENCY_WINDOW_SECONDS`], from each event's
     /// time to the acknowledgement of its prediction.
     pub latency: Option<stats::LatencySummary>,
@@ -268,36 +271,113 @@ pub enum EngineEvent {
     Members(Vec<watch::GroupMember>),
 }
 
-/// What happened to the serving model.
+/// A model's fitted line and the version that names it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelLine {
+    /// Its version id.
+    pub version: String,
+    /// Its fitted line as text.
+    pub formula: String,
+    /// Its slope.
+    pub slope: f64,
+    /// Its intercept.
+    pub intercept: f64,
+}
+
+/// Why another model serves.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SwapReason {
+    /// The watched artifact file changed.
+    Reloaded {
+        /// The version it replaced.
+        replaced: String,
+    },
+    /// The challenger was promoted.
+    Promoted {
+        /// The version it replaced.
+        replaced: String,
+        /// Promoted by the policy, on this evidence; `None` when asked to.
+        auto: Option<quality::Comparison>,
+    },
+    /// Serving went back to the version it had replaced.
+    RolledBack {
+        /// The version rolled back from.
+        from: String,
+    },
+}
+
+/// What happened to the models.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelEvent {
-    /// A new artifact is serving from now on.
+    /// Another model serves from now on.
     Swapped {
-        /// Its version id.
-        version: String,
-        /// Its fitted line as text.
-        formula: String,
-        /// Its slope.
-        slope: f64,
-        /// Its intercept.
-        intercept: f64,
+        /// The model that serves now.
+        line: ModelLine,
+        /// Why.
+        reason: SwapReason,
     },
-    /// A new artifact could not be used; the old model keeps serving.
+    /// The challenger slot changed: a model challenges from now on, or none does.
+    Challenger(Option<ModelLine>),
+    /// A new artifact or a step could not be used; the models stay as they were.
     Rejected(String),
-    /// The model was refitted on the latest labeled events and kept as a new version; it serves
-    /// from now on.
-    Retrained {
+    /// A challenger was fitted on the latest labeled events and kept as a new version.
+    Fitted {
         /// Where the new version was written.
         path: std::path::PathBuf,
         /// Labeled events fitted on.
         rows: usize,
-        /// RMSE of the old model on those events.
+        /// RMSE of the serving model on those events.
         rmse_before: f64,
         /// RMSE of the new model on them.
         rmse_after: f64,
         /// The new artifact's version.
         version: String,
     },
+}
+
+impl ModelEvent {
+    /// The event as one line for a person.
+    pub fn describe(&self) -> String {
+        match self {
+            ModelEvent::Swapped { line, reason } => {
+                let v = &line.version;
+                match reason {
+                    SwapReason::Reloaded { replaced } => {
+                        format!("serving {v} from the model file, replacing {replaced}")
+                    }
+                    SwapReason::Promoted {
+                        replaced,
+                        auto: None,
+                    } => format!("promoted {v} to serving, replacing {replaced}"),
+                    SwapReason::Promoted {
+                        replaced,
+                        auto: Some(c),
+                    } => format!(
+                        "auto-promoted {v}, replacing {replaced}: MAE {:.0} against {:.0} on {} \
+                         labeled",
+                        c.challenger.mae, c.serving.mae, c.n
+                    ),
+                    SwapReason::RolledBack { from } => format!("rolled back to {v} from {from}"),
+                }
+            }
+            ModelEvent::Challenger(Some(line)) => {
+                format!("challenger {}: {}", line.version, line.formula)
+            }
+            ModelEvent::Challenger(None) => "no challenger".to_owned(),
+            ModelEvent::Rejected(why) => format!("kept the old model: {why}"),
+            ModelEvent::Fitted {
+                path,
+                rows,
+                rmse_before,
+                rmse_after,
+                version,
+            } => format!(
+                "fitted challenger {version} on {rows} labeled: RMSE {rmse_before:.0} -> \
+                 {rmse_after:.0}, kept in {}",
+                path.display()
+            ),
+        }
+    }
 }
 
 /// Where engine events go; implemented by the dashboard's channel and by headless output.

@@ -49,25 +49,106 @@ impl RollingAccuracy {
 
     /// MAE, RMSE and R² over the window; `None` while it is empty.
     pub fn accuracy(&self) -> Option<Accuracy> {
-        let n = self.window.len();
-        if n == 0 {
-            return None;
+        accuracy_of(self.window.iter().copied())
+    }
+}
+
+/// MAE, RMSE and R² of `(label, prediction)` pairs; `None` for none.
+pub fn accuracy_of(pairs: impl Iterator<Item = (f64, f64)> + Clone) -> Option<Accuracy> {
+    let (n, sum) = pairs
+        .clone()
+        .fold((0usize, 0.0), |(n, sum), (y, _)| (n + 1, sum + y));
+    if n == 0 {
+        return None;
+    }
+    let nf = n as f64;
+    let mean = sum / nf;
+    let (abs, sq, tot) = pairs.fold((0.0, 0.0, 0.0), |(a, s, t), (y, p)| {
+        let e = y - p;
+        (a + e.abs(), s + e * e, t + (y - mean) * (y - mean))
+    });
+    Some(Accuracy {
+        n,
+        mae: abs / nf,
+        rmse: (sq / nf).sqrt(),
+        r2: if tot > 0.0 { 1.0 - sq / tot } else { f64::NAN },
+    })
+}
+
+/// The serving model and the challenger over the same labeled events.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Comparison {
+    /// Labeled events both models scored.
+    pub n: usize,
+    /// The serving model's accuracy on them.
+    pub serving: Accuracy,
+    /// The challenger's accuracy on them.
+    pub challenger: Accuracy,
+    /// The mean absolute difference between the two models' predictions.
+    pub mean_abs_difference: f64,
+    /// Events where the challenger's prediction was strictly closer to the label (ties count for
+    /// neither).
+    pub challenger_closer: usize,
+}
+
+impl Comparison {
+    /// Whether the challenger's MAE is below the serving model's by more than `margin` (a
+    /// fraction of the serving MAE) over at least `after` labeled events.
+    pub fn challenger_wins(&self, after: usize, margin: f64) -> bool {
+        self.n >= after && self.challenger.mae < self.serving.mae * (1.0 - margin)
+    }
+}
+
+/// `(label, serving prediction, challenger prediction)` of the latest labeled events both models
+/// scored.
+#[derive(Debug, Clone)]
+pub struct Duel {
+    window: VecDeque<(f64, f64, f64)>,
+}
+
+impl Duel {
+    /// An empty comparison over the latest [`Quality::WINDOW`] labeled events.
+    pub fn new() -> Self {
+        Duel {
+            window: VecDeque::with_capacity(Quality::WINDOW),
         }
-        let nf = n as f64;
-        let mean = self.window.iter().map(|(y, _)| y).sum::<f64>() / nf;
-        let (abs, sq, tot) = self
-            .window
-            .iter()
-            .fold((0.0, 0.0, 0.0), |(a, s, t), &(y, p)| {
-                let e = y - p;
-                (a + e.abs(), s + e * e, t + (y - mean) * (y - mean))
-            });
-        Some(Accuracy {
-            n,
-            mae: abs / nf,
-            rmse: (sq / nf).sqrt(),
-            r2: if tot > 0.0 { 1.0 - sq / tot } else { f64::NAN },
+    }
+
+    /// Adds one labeled event with both predictions.
+    pub fn observe(&mut self, label: f64, serving: f64, challenger: f64) {
+        if self.window.len() == Quality::WINDOW {
+            self.window.pop_front();
+        }
+        self.window.push_back((label, serving, challenger));
+    }
+
+    /// Starts over (either model changed).
+    pub fn clear(&mut self) {
+        self.window.clear();
+    }
+
+    /// Both models over the window; `None` while it is empty.
+    pub fn comparison(&self) -> Option<Comparison> {
+        let w = &self.window;
+        let serving = accuracy_of(w.iter().map(|&(y, s, _)| (y, s)))?;
+        let challenger = accuracy_of(w.iter().map(|&(y, _, c)| (y, c)))?;
+        let difference: f64 = w.iter().map(|&(_, s, c)| (s - c).abs()).sum();
+        Some(Comparison {
+            n: w.len(),
+            serving,
+            challenger,
+            mean_abs_difference: difference / w.len() as f64,
+            challenger_closer: w
+                .iter()
+                .filter(|&&(y, s, c)| (y - c).abs() < (y - s).abs())
+                .count(),
         })
+    }
+}
+
+impl Default for Duel {
+    fn default() -> Self {
+        Duel::new()
     }
 }
 
@@ -156,6 +237,8 @@ pub struct Quality {
     alarm: Option<DriftAlarm>,
     /// `(years, label)` of the latest labeled events.
     labeled: VecDeque<(f64, f64)>,
+    /// Labeled events since the alarm fired, the one that fired it included.
+    since_alarm: usize,
 }
 
 impl Quality {
@@ -169,6 +252,7 @@ impl Quality {
             detector: PageHinkley::new(rmse),
             alarm: None,
             labeled: VecDeque::with_capacity(Self::WINDOW),
+            since_alarm: 0,
         }
     }
 
@@ -189,6 +273,15 @@ impl Quality {
                 });
             }
         }
+        if self.alarm.is_some() {
+            self.since_alarm += 1;
+        }
+    }
+
+    /// Labeled events since the drift alarm fired (the one that fired it included), at most
+    /// [`Self::WINDOW`]; 0 before it fires.
+    pub fn since_alarm(&self) -> usize {
+        self.since_alarm.min(Self::WINDOW)
     }
 
     /// Accuracy over the window, once it holds a labeled event.
@@ -201,9 +294,10 @@ impl Quality {
         self.alarm
     }
 
-    /// `(years, label)` of the latest labeled events, oldest first.
-    pub fn labeled(&self) -> Vec<(f64, f64)> {
-        self.labeled.iter().copied().collect()
+    /// `(years, label)` of the latest `n` labeled events (all of them if fewer), oldest first.
+    pub fn labeled(&self, n: usize) -> Vec<(f64, f64)> {
+        let skip = self.labeled.len().saturating_sub(n);
+        self.labeled.iter().skip(skip).copied().collect()
     }
 }
 
@@ -292,5 +386,55 @@ mod tests {
         assert_eq!((a.n, a.mae), (3, 110.0 / 3.0));
         acc.clear();
         assert_eq!(acc.accuracy(), None);
+    }
+
+    #[test]
+    fn a_duel_compares_both_models_on_the_same_labels() {
+        let mut duel = Duel::new();
+        assert_eq!(duel.comparison(), None);
+        // (label, serving, challenger): the challenger is closer twice, tied once, farther once.
+        for (y, s, c) in [
+            (100.0, 90.0, 99.0),
+            (200.0, 230.0, 205.0),
+            (300.0, 310.0, 290.0),
+            (400.0, 400.0, 410.0),
+        ] {
+            duel.observe(y, s, c);
+        }
+        let c = duel.comparison().unwrap();
+        assert_eq!(c.n, 4);
+        assert_eq!(c.serving.mae, 50.0 / 4.0);
+        assert_eq!(c.challenger.mae, 26.0 / 4.0);
+        assert_eq!(c.serving.rmse, (1100.0f64 / 4.0).sqrt());
+        assert_eq!(c.challenger.rmse, (226.0f64 / 4.0).sqrt());
+        assert_eq!(c.challenger.r2, 1.0 - 226.0 / 50_000.0);
+        assert_eq!(c.mean_abs_difference, (9.0 + 25.0 + 20.0 + 10.0) / 4.0);
+        assert_eq!(c.challenger_closer, 2);
+        assert!(c.challenger_wins(4, 0.4));
+        assert!(!c.challenger_wins(5, 0.4), "too few events");
+        assert!(!c.challenger_wins(4, 0.5), "not by the margin");
+        duel.clear();
+        assert_eq!(duel.comparison(), None);
+    }
+
+    #[test]
+    fn labeled_events_since_the_alarm_are_counted() {
+        let mut q = Quality::new(RMSE);
+        for r in residuals(3, 300, 1.0) {
+            q.observe(5.0, 70_000.0 + r, 70_000.0, 0);
+        }
+        assert_eq!((q.alarm(), q.since_alarm()), (None, 0));
+        let mut n = 0;
+        while q.alarm().is_none() {
+            q.observe(5.0, 70_000.0 + 4.0 * RMSE, 70_000.0, 0);
+            n += 1;
+        }
+        assert_eq!(q.since_alarm(), 1);
+        for _ in 0..9 {
+            q.observe(6.0, 1.0, 2.0, 0);
+        }
+        assert_eq!(q.since_alarm(), 10);
+        assert_eq!(q.labeled(2), [(6.0, 1.0), (6.0, 1.0)]);
+        assert_eq!(q.labeled(10_000).len(), (300 + n + 9).min(Quality::WINDOW));
     }
 }

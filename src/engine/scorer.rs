@@ -26,12 +26,12 @@ use super::delivery::{Outgoing, TopicBatcher};
 use super::group::{reset_position, ScoringContext};
 use super::intake::{Record, RecordQueue, Waker};
 use super::offsets::{lock, pack, unpack, DeliveryContext, OffsetTracker, ScoringProducer};
-use super::quality::Quality;
 use super::scoring::{self, dead_letter_headers, latency_ms};
+use super::slots::{ModelCommand, Policy, Slots};
 pub use super::stats::LatencySummary;
 use super::transactions::{Commit, Transactions};
 use super::{EngineEvent, ModelEvent, ScoreReport, ScoredEvent, SharedSink, Totals};
-use crate::model::{Artifact, ModelWatch, Predictor};
+use crate::model::{Artifact, ModelWatch};
 
 /// How often the scorer reports to its sink.
 const REPORT_INTERVAL: Duration = Duration::from_millis(50);
@@ -46,7 +46,7 @@ const RECORDS_PER_TAKE: usize = 256;
 const CONTROL_EVENTS_PER_TURN: usize = 64;
 /// How long shutdown waits, in all, for the consumer to leave its group.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often the artifact file is checked for a new version (and a retrain request served).
+/// How often the artifact file is checked for a new version.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// How often acknowledged offsets are stored for the next commit.
 const STORE_INTERVAL: Duration = Duration::from_millis(10);
@@ -83,12 +83,17 @@ pub struct ScorerConfig {
     pub dlq_topic: String,
     /// Consumer group.
     pub group: String,
-    /// The model that scores.
-    pub predictor: Predictor,
+    /// The model that serves at start.
+    pub model: Artifact,
     /// The artifact file the model came from, watched for new versions; `None` for the built-in
     /// artifact.
     pub model_path: Option<std::path::PathBuf>,
-    /// Where retrained versions are written, one file each (never the `model_path` file).
+    /// The model that challenges at start, if any.
+    pub challenger: Option<Artifact>,
+    /// What the scorer does with models on its own.
+    pub policy: Policy,
+    /// Where fitted, promoted and replaced versions are kept, one file each, with the lineage
+    /// file (never the `model_path` file).
     pub models_dir: std::path::PathBuf,
     /// Prometheus metrics to feed latency samples to, when served.
     pub metrics: Option<Arc<super::metrics::Metrics>>,
@@ -97,8 +102,6 @@ pub struct ScorerConfig {
     pub exactly_once: Option<(String, Duration)>,
     /// Stop after this many records are handled.
     pub max_records: Option<u64>,
-    /// The model's training RMSE: the scale of the drift detector.
-    pub training_rmse: f64,
     /// How long stopping waits for outstanding predictions to be acknowledged; what is not is
     /// consumed again by the next run (whose offsets were not committed past it).
     pub shutdown_flush: Duration,
@@ -165,15 +168,15 @@ impl Unfinished {
 pub struct ScorerHandle {
     stop: Arc<AtomicBool>,
     handled: Arc<AtomicU64>,
-    retrain_flag: Arc<AtomicBool>,
+    commands: Commands,
     unfinished: Unfinished,
     thread: JoinHandle<Result<ScorerSummary, ScorerError>>,
 }
 
 impl ScorerHandle {
-    /// Asks the scorer to refit the model on its latest labeled events (served within a second).
-    pub fn retrain(&self) {
-        self.retrain_flag.store(true, Ordering::Relaxed);
+    /// Asks the scorer to fit, promote, roll back or drop a model; served before its next batch.
+    pub fn command(&self, command: ModelCommand) {
+        self.commands.send(command);
     }
 
     /// Records handled so far (scored or dead-lettered), updated as each one is.
@@ -226,7 +229,7 @@ pub fn spawn(
     let stop = Arc::new(AtomicBool::new(false));
     let scorer = Scorer::new(config, sink.clone())?;
     let handled = scorer.handled.clone();
-    let retrain_flag = scorer.retrain.clone();
+    let commands = scorer.commands.clone();
     let unfinished = Unfinished {
         tracker: scorer.tracker.clone(),
         committed: scorer.committed.clone(),
@@ -249,7 +252,7 @@ pub fn spawn(
     Ok(ScorerHandle {
         stop,
         handled,
-        retrain_flag,
+        commands,
         unfinished,
         thread,
     })
@@ -298,12 +301,40 @@ impl Pending {
     }
 }
 
+/// Model commands on their way to the scorer thread.
+#[derive(Clone, Default)]
+struct Commands {
+    queue: Arc<Mutex<Vec<ModelCommand>>>,
+    /// Whether the queue holds any: one relaxed load a loop turn when it does not.
+    pending: Arc<AtomicBool>,
+}
+
+impl Commands {
+    fn send(&self, command: ModelCommand) {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(command);
+        self.pending.store(true, Ordering::Release);
+    }
+
+    fn take(&self) -> Vec<ModelCommand> {
+        if !self.pending.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
+        std::mem::take(
+            &mut *self
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
 /// What the scoring loop carries from one record to the next, owned by the scorer thread.
 struct LoopState {
-    /// The serving model.
-    predictor: Predictor,
-    /// Its accuracy and drift since it started serving.
-    quality: Quality,
+    /// The serving model and the challenger, and how each is doing.
+    slots: Slots,
     /// The latest prediction as JSON, when it is not published.
     json: Vec<u8>,
     /// Publishes predictions in batches; `None` without an output topic.
@@ -323,18 +354,6 @@ struct LoopState {
 }
 
 impl LoopState {
-    /// Makes `artifact` the serving model: its accuracy window and drift detector start over.
-    fn serve(&mut self, artifact: &Artifact) -> ModelEvent {
-        self.predictor = Predictor::from(artifact);
-        self.quality = Quality::new(artifact.rmse);
-        ModelEvent::Swapped {
-            version: self.predictor.version.clone(),
-            formula: self.predictor.formula(),
-            slope: self.predictor.slope,
-            intercept: self.predictor.intercept,
-        }
-    }
-
     fn flush_writer(&mut self) {
         if let Some(Err(e)) = self.writer.as_mut().map(|w| w.flush()) {
             tracing::debug!(error = %e, "prediction writer");
@@ -345,8 +364,8 @@ impl LoopState {
 
 struct Scorer {
     handled: Arc<AtomicU64>,
-    /// Set by [`ScorerHandle::retrain`]; served by the scoring loop.
-    retrain: Arc<AtomicBool>,
+    /// Sent by [`ScorerHandle::command`]; served by the scoring loop.
+    commands: Commands,
     config: ScorerConfig,
     sink: SharedSink,
     records: Arc<RecordQueue>,
@@ -468,7 +487,7 @@ impl Scorer {
         consumer.subscribe(&[&config.input_topic])?;
         Ok(Scorer {
             handled: Arc::new(AtomicU64::new(0)),
-            retrain: Arc::new(AtomicBool::new(false)),
+            commands: Commands::default(),
             config,
             sink,
             records,
@@ -531,8 +550,13 @@ impl Scorer {
         writer: Option<BoxedWriter>,
     ) -> Result<ScorerSummary, ScorerError> {
         let mut state = LoopState {
-            predictor: self.config.predictor.clone(),
-            quality: Quality::new(self.config.training_rmse),
+            slots: Slots::new(
+                self.config.model.clone(),
+                self.config.challenger.clone(),
+                self.config.policy,
+                self.config.models_dir.clone(),
+                self.config.input_topic.clone(),
+            ),
             json: Vec::with_capacity(256),
             batcher: match &self.config.output_topic {
                 Some(topic) => Some(TopicBatcher::new(self.producer.shared(), topic)?),
@@ -602,6 +626,11 @@ impl Scorer {
                     "test hook: panic after {after} records"
                 );
             }
+            for command in self.commands.take() {
+                for event in state.slots.command(command, super::now_ms()) {
+                    self.sink.emit(EngineEvent::Model(event));
+                }
+            }
             let now = Instant::now();
             match &self.transactions {
                 // Offsets go with each transaction, committed once per interval.
@@ -629,19 +658,17 @@ impl Scorer {
             }
             if now.duration_since(last_watch) >= WATCH_INTERVAL {
                 last_watch = now;
-                if self.retrain.swap(false, Ordering::Relaxed) {
-                    if let Some(artifact) = self.retrain_now(&state) {
-                        self.sink.emit(EngineEvent::Model(state.serve(&artifact)));
-                    }
-                }
                 if let Some(change) = watch.as_mut().and_then(ModelWatch::changed) {
                     self.sink.emit(EngineEvent::Model(match change {
-                        Ok(artifact) => state.serve(&artifact),
+                        Ok(artifact) => state.slots.reload(artifact),
                         Err(e) => ModelEvent::Rejected(e.to_string()),
                     }));
                 }
             }
             if now.duration_since(last_report) >= REPORT_INTERVAL {
+                for event in state.slots.apply_policy(super::now_ms()) {
+                    self.sink.emit(EngineEvent::Model(event));
+                }
                 let failures = self.failures.load(Ordering::Relaxed);
                 state.report.delivery_errors = failures - reported_failures;
                 reported_failures = failures;
@@ -697,47 +724,6 @@ impl Scorer {
         Ok(state.summary)
     }
 
-    /// Refits on the latest labeled events and keeps the result as a new version in the models
-    /// directory; returns it to serve from now on.
-    fn retrain_now(&self, state: &LoopState) -> Option<Artifact> {
-        let pairs = state.quality.labeled();
-        let (event, artifact) = match crate::model::retrain(&pairs, &state.predictor) {
-            Err(e) => (
-                ModelEvent::Rejected(format!("retraining failed: {e}")),
-                None,
-            ),
-            Ok((artifact, rmse_before)) => {
-                let path = self
-                    .config
-                    .models_dir
-                    .join(format!("{}.json", artifact.version));
-                let saved = std::fs::create_dir_all(&self.config.models_dir)
-                    .map_err(|e| {
-                        format!(
-                            "cannot create the models directory {}: {e}",
-                            self.config.models_dir.display()
-                        )
-                    })
-                    .and_then(|()| artifact.save(&path).map_err(|e| e.to_string()));
-                match saved {
-                    Ok(()) => (
-                        ModelEvent::Retrained {
-                            rows: artifact.training_rows,
-                            rmse_before,
-                            rmse_after: artifact.rmse,
-                            version: artifact.version.clone(),
-                            path,
-                        },
-                        Some(artifact),
-                    ),
-                    Err(e) => (ModelEvent::Rejected(e), None),
-                }
-            }
-        };
-        self.sink.emit(EngineEvent::Model(event));
-        artifact
-    }
-
     /// Sends what happened since the last report to the sink.
     fn emit_report(&self, state: &mut LoopState) {
         if state.report.is_empty() {
@@ -748,15 +734,16 @@ impl Scorer {
         out.recent.drain(..excess);
         out.latency = lock(&self.tracker).recent_latency(super::now_ms_precise());
         out.transactions = self.transactions.as_ref().map(|t| t.counts());
-        out.accuracy = state.quality.accuracy();
-        out.drift = state.quality.alarm();
+        out.accuracy = state.slots.accuracy();
+        out.drift = state.slots.alarm();
+        out.comparison = state.slots.comparison();
         self.sink.emit(EngineEvent::Scored(out));
     }
 
     /// Scores one record and hands its prediction or dead letter to the producer.
     fn handle(&self, record: Record<'_>, now_ms: f64, state: &mut LoopState) {
         let (partition, offset) = (record.partition, record.offset);
-        match scoring::score(&record, &state.predictor) {
+        match scoring::score(&record, state.slots.serving()) {
             Ok(scored) => {
                 let event_ms = scored.event_ms;
                 if let Some(t) = event_ms {
@@ -764,17 +751,29 @@ impl Scorer {
                 }
                 let latency_ms = latency_ms(event_ms, now_ms);
                 if let Some(label) = scored.event.salary {
-                    state.quality.observe(
+                    let challenger = state
+                        .slots
+                        .challenger()
+                        .and_then(|c| scored.challenge(c))
+                        .map(|c| c.predicted_salary);
+                    state.slots.observe(
                         scored.event.years,
                         label,
                         scored.predicted,
+                        challenger,
                         super::now_ms(),
                     );
                 }
                 if let Some(t) = &self.transactions {
                     t.handled(partition, offset);
                 }
-                let prediction = scored.prediction(&record, &state.predictor.version, latency_ms);
+                let challenge = state.slots.challenger().and_then(|c| scored.challenge(c));
+                let prediction = scored.prediction(
+                    &record,
+                    &state.slots.serving().version,
+                    latency_ms,
+                    challenge,
+                );
                 let json: &[u8] = if state.batcher.is_some() {
                     // Tracked and published with the rest of the batch, by `publish`.
                     state

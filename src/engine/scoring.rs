@@ -3,7 +3,7 @@
 
 use rdkafka::message::{Header, OwnedHeaders};
 
-use super::codec::{self, BadRecord, ExperienceEvent, Prediction};
+use super::codec::{self, BadRecord, ChallengerPrediction, ExperienceEvent, Prediction};
 use super::intake::Record;
 use crate::model::Predictor;
 
@@ -41,12 +41,24 @@ pub fn latency_ms(event_ms: Option<i64>, now_ms: f64) -> Option<f64> {
 }
 
 impl Scored<'_> {
-    /// What is published for this record of `record`'s partition and offset.
+    /// The `challenger`'s prediction for this event, if it is finite.
+    pub fn challenge<'c>(&self, challenger: &'c Predictor) -> Option<ChallengerPrediction<'c>> {
+        let predicted = challenger.predict(self.event.years);
+        predicted.is_finite().then(|| ChallengerPrediction {
+            model: &challenger.version,
+            predicted_salary: predicted,
+            residual: self.event.salary.map(|s| s - predicted),
+        })
+    }
+
+    /// What is published for this record of `record`'s partition and offset, scored by `model`
+    /// and, if one is loaded, by a challenger.
     pub fn prediction<'s>(
         &'s self,
         record: &Record<'_>,
         model: &'s str,
         latency_ms: Option<f64>,
+        challenger: Option<ChallengerPrediction<'s>>,
     ) -> Prediction<'s> {
         Prediction {
             id: self.event.id.as_ref(),
@@ -60,6 +72,7 @@ impl Scored<'_> {
             partition: record.partition,
             offset: record.offset,
             latency_ms: latency_ms.unwrap_or(0.0),
+            challenger,
         }
     }
 }
@@ -123,6 +136,7 @@ mod tests {
                 &record,
                 "6c25318e",
                 latency_ms(scored.event_ms, 1_700_000_000_012.5),
+                None,
             )
             .write_json(&mut json);
         let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
@@ -136,6 +150,28 @@ mod tests {
         );
         assert_eq!(json["latency_ms"], 12.5);
         assert_eq!(json["extrapolated"], false);
+        assert_eq!(json.get("challenger"), None);
+
+        // A challenger's prediction rides along, with its own residual.
+        let challenger = Predictor {
+            slope: 2000.0,
+            intercept: 1000.0,
+            version: "9f00aa11".into(),
+            ..reference()
+        };
+        let mut json = Vec::new();
+        scored
+            .prediction(&record, "6c25318e", None, scored.challenge(&challenger))
+            .write_json(&mut json);
+        let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(
+            json["challenger"],
+            serde_json::json!({
+                "model": "9f00aa11",
+                "predicted_salary": 11600.0,
+                "residual": 68400.0,
+            })
+        );
     }
 
     #[test]

@@ -27,13 +27,18 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
         (0.0, app.line.intercept),
         (x_max, app.line.intercept + app.line.slope * x_max),
     ];
+    let challenger = app
+        .challenger
+        .as_ref()
+        .map(|c| [(0.0, c.intercept), (x_max, c.intercept + c.slope * x_max)]);
     let y_max = points
         .iter()
         .map(|p| p.1)
         .chain(line.iter().map(|p| p.1))
+        .chain(challenger.iter().flatten().map(|p| p.1))
         .fold(0.0, f64::max);
     let y_max = (y_max / 50_000.0).ceil() * 50_000.0;
-    let datasets = vec![
+    let mut datasets = vec![
         Dataset::default()
             .name("fitted line")
             .marker(Marker::Braille)
@@ -47,8 +52,27 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
             .style(Style::new().fg(Color::Cyan))
             .data(&points),
     ];
+    if let Some(challenger) = &challenger {
+        datasets.insert(
+            1,
+            Dataset::default()
+                .name("challenger")
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(Color::Magenta))
+                .data(challenger),
+        );
+    }
+    let title = if challenger.is_some() {
+        " salary by years: serving line (yellow), challenger (magenta) "
+    } else {
+        " salary by years over the fitted line "
+    };
     let chart = Chart::new(datasets)
-        .block(Block::bordered().title(" salary by years over the fitted line "))
+        .block(Block::bordered().title(super::fit::title(
+            area.width,
+            &[title.to_owned(), " salary by years ".to_owned()],
+        )))
         .x_axis(
             Axis::default()
                 .bounds([0.0, x_max])

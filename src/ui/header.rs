@@ -82,6 +82,13 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
     };
     let model = vec![
         Field::new(vec!["model ".dim(), Span::raw(s.model_version.clone())]),
+        Field::new(match &app.challenger {
+            Some(c) => vec![
+                "  challenger ".dim(),
+                Span::styled(c.version.clone(), Style::new().fg(Color::Magenta)),
+            ],
+            None => vec![],
+        }),
         Field::new(vec![Span::raw(format!("  {}", s.formula))]),
         model_note(app.model_note.as_deref()),
     ];

@@ -4,17 +4,17 @@
 //!  salary-stream                                                                       header
 //! broker ADDRESS (state)  group GROUP
 //! topics INPUT → OUTPUT  dead letters → DLQ  at-least-once | exactly-once every S s: N, M aborted
-//! model VERSION  salary = A + B × years  (note)
+//! model VERSION  challenger VERSION  salary = A + B × years  (note)
 //! producer state and rate  sent N acked N
 //! ┌ recent events (N shown, * beyond range) ┐┌ throughput (events/s, last 60 s) ┐
 //! │time (UTC)  p/offset years predicted ms res││now · avg · total, sparkline      │
 //! │…                                          │└──────────────────────────────────┘
 //! │                                           │┌ predicted salary ────────────────┐
 //! │                                           │└ last · min · max, sparkline ─────┘
-//! │                                           │┌ model accuracy | DRIFT ──────────┐
-//! └───────────────────────────────────────────┘└ RMSE · MAE · R² · n, sparkline ──┘
+//! │                                           │┌ accuracy | DRIFT | vs challenger ┐
+//! └───────────────────────────────────────────┘└ RMSE · MAE · R² (of both), closer ┘
 //! ┌ salary by years over the fitted line ─────┐┌ latency ms, event to ack, 10 s ──┐
-//! │points over the fitted line (braille)      │└ p50 · p99 · p99.9 · max ─────────┘
+//! │points over the serving, challenger lines  │└ p50 · p99 · p99.9 · max ─────────┘
 //! │                                           │┌ consumer lag, partitions ────────┐
 //! │                                           │└ total · s behind · per partition ┘
 //! │                                           │┌ records ─────────────────────────┐
@@ -121,7 +121,10 @@ fn render_footer(frame: &mut Frame<'_>, area: Rect, app: &App) {
         (" p", " producer "),
         (" +/-", " rate "),
         (" d", " drift "),
-        (" t", " retrain "),
+        (" t", " challenger "),
+        (" P", " promote "),
+        (" r", " roll back "),
+        (" x", " drop "),
         (" space", " freeze "),
         (" c", " clear "),
     ] {
@@ -131,15 +134,18 @@ fn render_footer(frame: &mut Frame<'_>, area: Rect, app: &App) {
 }
 
 /// The key list shown by `?`, for a view whose accuracy window is `accuracy_window` events.
-pub fn help(accuracy_window: usize) -> [(&'static str, String); 9] {
+pub fn help(accuracy_window: usize) -> [(&'static str, String); 12] {
     [
         ("p", "start / stop the synthetic producer".into()),
         ("+ / -", "double / halve the producer's rate".into()),
         ("d", "drift: synthetic salaries 20% higher, or back".into()),
         (
             "t",
-            format!("retrain on the last {accuracy_window} labeled events"),
+            format!("fit a challenger on the last {accuracy_window} labeled events"),
         ),
+        ("P", "promote the challenger to serving".into()),
+        ("r", "roll serving back to the version it replaced".into()),
+        ("x", "drop the challenger".into()),
         ("space", "freeze / unfreeze the view".into()),
         ("c", "clear the view".into()),
         ("?", "show / hide this help".into()),

@@ -213,6 +213,10 @@ fn render_salaries(frame: &mut Frame<'_>, area: Rect, app: &App) {
 
 fn render_accuracy(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let v = app.view();
+    if let Some(challenger) = &app.challenger {
+        render_comparison(frame, area, app, &challenger.version);
+        return;
+    }
     let (titles, style) = match v.drift {
         Some(alarm) => {
             let arrow = match alarm.shift {
@@ -273,6 +277,68 @@ fn render_accuracy(frame: &mut Frame<'_>, area: Rect, app: &App) {
         vec![fields],
         Some((bars, max, Color::Magenta)),
     );
+}
+
+/// The serving model against the challenger, on the labeled events both scored.
+fn render_comparison(frame: &mut Frame<'_>, area: Rect, app: &App, challenger: &str) {
+    let v = app.view();
+    let serving = &app.setup.model_version;
+    let drift = v.drift.map_or("", |a| match a.shift {
+        Shift::Up => "DRIFT ↑ ",
+        Shift::Down => "DRIFT ↓ ",
+    });
+    let style = if drift.is_empty() {
+        Style::new()
+    } else {
+        Style::new().fg(Color::Red).bold()
+    };
+    let titles = [
+        format!(
+            " {drift}{serving} vs challenger {challenger} (last {} labeled) ",
+            app.accuracy_window
+        ),
+        format!(" {drift}{serving} vs challenger {challenger} "),
+        format!(" {drift}vs challenger {challenger} "),
+        format!(" {drift}vs challenger "),
+    ];
+    let inner = panel(frame, area, &titles, style);
+    let lines = match v.comparison {
+        None => vec![vec![Field::new(vec![label(
+            "no labeled events scored by both yet",
+        )])
+        .or(vec![label("no labeled events yet")])]],
+        Some(c) => {
+            let row = |name: &'static str, a: &crate::engine::quality::Accuracy| {
+                vec![
+                    Field::new(vec![label(name)]),
+                    Field::new(vec![label(" RMSE "), Span::raw(format!("{:<6.0}", a.rmse))]),
+                    Field::new(vec![label(" MAE "), Span::raw(format!("{:<6.0}", a.mae))]),
+                    Field::new(vec![label(" R² "), Span::raw(format!("{:.3}", a.r2))]),
+                ]
+            };
+            let share = c.challenger_closer * 100 / c.n.max(1);
+            vec![
+                row("serving   ", &c.serving),
+                row("challenger", &c.challenger),
+                vec![
+                    Field::new(vec![
+                        label("closer "),
+                        Span::raw(format!("{} of {} ({share}%)", c.challenger_closer, c.n)),
+                    ])
+                    .or(vec![label("closer "), Span::raw(format!("{share}%"))]),
+                    Field::new(vec![
+                        label("  mean |difference| "),
+                        Span::raw(format!("{:.0}", c.mean_abs_difference)),
+                    ])
+                    .or(vec![
+                        label("  |diff| "),
+                        Span::raw(format!("{:.0}", c.mean_abs_difference)),
+                    ]),
+                ],
+            ]
+        }
+    };
+    text_then_chart(frame, inner, lines, None);
 }
 
 /// `1.25` ms as text: two decimals below 10 ms, one below 100, whole above.
