@@ -30,6 +30,7 @@ fn config(bootstrap: &str, dlq: &str, group: &str, max_records: Option<u64>) -> 
         metrics: None,
         exactly_once: None,
         max_records,
+        start_uncommitted_at: None,
         training_rmse: 5592.04,
         shutdown_flush: scorer::FLUSH_TIMEOUT,
     }

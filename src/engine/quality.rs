@@ -49,19 +49,25 @@ impl RollingAccuracy {
 
     /// MAE, RMSE and R² over the window; `None` while it is empty.
     pub fn accuracy(&self) -> Option<Accuracy> {
-        let n = self.window.len();
+        Accuracy::of(self.window.iter().copied())
+    }
+}
+
+impl Accuracy {
+    /// MAE, RMSE and R² of `(label, prediction)` pairs, summed in the order given (two passes:
+    /// the labels' mean, then the errors); `None` for no pairs. `backtest` feeds it a whole
+    /// window of history.
+    pub fn of(pairs: impl Iterator<Item = (f64, f64)> + Clone) -> Option<Accuracy> {
+        let n = pairs.clone().count();
         if n == 0 {
             return None;
         }
         let nf = n as f64;
-        let mean = self.window.iter().map(|(y, _)| y).sum::<f64>() / nf;
-        let (abs, sq, tot) = self
-            .window
-            .iter()
-            .fold((0.0, 0.0, 0.0), |(a, s, t), &(y, p)| {
-                let e = y - p;
-                (a + e.abs(), s + e * e, t + (y - mean) * (y - mean))
-            });
+        let mean = pairs.clone().map(|(y, _)| y).sum::<f64>() / nf;
+        let (abs, sq, tot) = pairs.fold((0.0, 0.0, 0.0), |(a, s, t), (y, p)| {
+            let e = y - p;
+            (a + e.abs(), s + e * e, t + (y - mean) * (y - mean))
+        });
         Some(Accuracy {
             n,
             mae: abs / nf,
