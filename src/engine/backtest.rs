@@ -283,12 +283,11 @@ pub fn run(
 #[derive(Debug, Clone, Copy)]
 struct Planned {
     window: PartitionWindow,
-    /// `s@TS` the broker could not place (it answered "no such record" for a partition that
-    /// has records): the window starts at the first record read from the start whose timestamp
-    /// is at least this, as the broker's lookup would have.
+    /// `s@TS`: the window starts at the first record read whose timestamp is at least this
+    /// (reading from where the broker placed it), as a broker's lookup by time would.
     find_start_ms: Option<i64>,
-    /// `e@TS`: the window ends before the first record whose timestamp is at least this (kcat
-    /// checks each record the same way), wherever the broker placed the end.
+    /// `e@TS`: the window ends before the first record whose timestamp is at least this, as
+    /// kcat ends there (record by record, with no lookup a broker could get wrong).
     stop_at_ms: Option<i64>,
 }
 
@@ -320,38 +319,36 @@ fn plan(
     let mut partitions: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
     partitions.sort_unstable();
     let marks = offset_spec::watermarks(consumer, topic, &partitions, LOOKUP_TIMEOUT)?;
-    let by_time = |spec: Option<OffsetSpec>| match spec.and_then(|s| s.timestamp_ms()) {
-        Some(ts) => offset_spec::offsets_for_time(
+    let start_found = match bounds.start {
+        OffsetSpec::StartTime(ts) => offset_spec::offsets_for_time(
             consumer,
             topic,
             partitions.iter().copied(),
             ts,
             LOOKUP_TIMEOUT,
-        ),
-        None => Ok(BTreeMap::new()),
+        )?,
+        _ => BTreeMap::new(),
     };
-    let start_found = by_time(Some(bounds.start))?;
-    let end_found = by_time(bounds.end)?;
+    tracing::debug!(?marks, ?start_found, "window lookups");
     Ok(marks
         .iter()
         .map(|(&partition, &m)| {
-            let found_start = start_found.get(&partition).copied().flatten();
-            let find_start_ms = match bounds.start {
-                OffsetSpec::StartTime(ts) if found_start.is_none() && m.high > m.low => Some(ts),
-                _ => None,
+            let found = start_found.get(&partition).copied().flatten();
+            let (start, find_start_ms) = match bounds.start {
+                // Read from the broker's answer (from the beginning if it had none) and skip
+                // what is older: a broker that looks offsets up by time (Apache Kafka) answered
+                // exactly and nothing is skipped; one that cannot (the embedded broker answers
+                // none, tansu 0.6 the first offset) is corrected by the records themselves.
+                OffsetSpec::StartTime(ts) if m.high > m.low => {
+                    (found.unwrap_or(m.low).clamp(m.low, m.high), Some(ts))
+                }
+                spec => (spec.position(m, found), None),
             };
-            let start = match find_start_ms {
-                Some(_) => m.low,
-                None => bounds.start.position(m, found_start),
-            };
-            let end = bounds.end.map_or(m.high, |e| {
-                e.position(m, end_found.get(&partition).copied().flatten())
-            });
             Planned {
                 window: PartitionWindow {
                     partition,
                     start,
-                    end: end.max(start),
+                    end: m.high.max(start),
                 },
                 find_start_ms,
                 stop_at_ms: bounds.end.and_then(|e| e.timestamp_ms()),
