@@ -48,6 +48,15 @@ pub enum Command {
     Broker(BrokerArgs),
     /// Score a window of a topic's history with the serving model and candidates, and compare
     /// them: records, labeled, MAE, RMSE, R² and wins per model. Joins no group, commits nothing.
+    ///
+    /// A model's wins are the labeled records where its absolute error was the smallest of all
+    /// the models'; a tie for the smallest is nobody's win. Records that do not decode are
+    /// counted as bad and scored by none. The table prints MAE and RMSE whole and R² to three
+    /// decimals, `-` where there is none (no labeled record, or every label the same). --json
+    /// prints one object: topic, brokers, from, to (null without an end), window (a list of
+    /// {partition, start, end}: the offsets read, end exclusive), records, bad, and models (a
+    /// list of {role, file, version, records, labeled, mae, rmse, r2, wins}; file, mae, rmse and
+    /// r2 are null where absent).
     Backtest(BacktestArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) on stdout.
     Completions(CompletionsArgs),
