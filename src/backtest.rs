@@ -2,11 +2,11 @@
 //! ([`crate::engine::backtest`]), and its result as a table or one JSON object on stdout.
 //!
 //! ```text
-//! topic experience-events  partitions 3  from beginning  to the high watermarks at start
-//! offsets p0 0..4  p1 0..3  p2 0..3  records 10  bad 0
-//! model        version   records  labeled   MAE  RMSE     R²  wins  file
-//! serving      6c25318e       10       10  4686  5792  0.958     6  assets/model.json
-//! candidate 1  2f0c4b1a       10       10  5210  6001  0.951     4  drifted.json
+//! topic experience-events  partitions 3  from s@1796027013754 (2026-11-30T08:23:33.754Z)  to the high watermarks at start
+//! offsets p0 180..180  p1 181..181  p2 639..1639  records 1000  bad 0
+//! model        version   records  labeled    MAE   RMSE     R²  wins  file
+//! serving      6c25318e     1000     1000  16589  18390  0.742   102  assets/model.json
+//! candidate 1  b53e4b05     1000     1000   4582   5709  0.975   898  drifted.json
 //! ```
 
 use std::io::Write;

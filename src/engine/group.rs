@@ -120,32 +120,29 @@ impl ScoringContext {
         if uncommitted.is_empty() {
             return;
         }
-        let positions: Vec<(i32, Offset)> = match start {
-            // librdkafka's own logical offsets: no lookup needed.
-            OffsetSpec::Beginning => uncommitted
-                .iter()
-                .map(|&p| (p, Offset::Beginning))
-                .collect(),
-            OffsetSpec::End => uncommitted.iter().map(|&p| (p, Offset::End)).collect(),
-            spec => {
-                match offset_spec::resolve(
-                    consumer,
-                    &self.topic,
-                    &uncommitted,
-                    spec,
-                    COMMITTED_TIMEOUT,
-                ) {
-                    Ok(found) => found
-                        .into_iter()
-                        .map(|(p, o)| (p, Offset::Offset(o)))
-                        .collect(),
-                    Err(e) => {
-                        // Left to librdkafka: auto.offset.reset's position.
-                        tracing::warn!(error = %e, "-o {spec}: starting new partitions at auto.offset.reset");
-                        return;
-                    }
+        let positions: Vec<(i32, Offset)> = match start.logical() {
+            // librdkafka's own `beginning` and `end`: no lookup needed.
+            Some(offset) => uncommitted.iter().map(|&p| (p, offset)).collect(),
+            None => match offset_spec::resolve(
+                consumer,
+                &self.topic,
+                &uncommitted,
+                start,
+                COMMITTED_TIMEOUT,
+            ) {
+                Ok(found) => found
+                    .into_iter()
+                    .map(|(p, o)| (p, Offset::Offset(o)))
+                    .collect(),
+                Err(e) => {
+                    // Left to librdkafka: auto.offset.reset's position.
+                    tracing::warn!(
+                        error = %e,
+                        "-o {start}: new partitions start at auto.offset.reset instead"
+                    );
+                    return;
                 }
-            }
+            },
         };
         for (partition, offset) in positions {
             if let Err(e) = assignment.set_partition_offset(&self.topic, partition, offset) {
