@@ -491,3 +491,36 @@ fn tansu_backtest_honours_offset_specs() {
         &[(0, 7, 12), (1, 7, 12)],
     );
 }
+
+/// Apache Kafka looks offsets up by time itself: `s@` lands exactly where the broker says, in
+/// `backtest` and where `score -o` starts a new group.
+#[test]
+fn apache_kafka_backtest_and_score_o_start_at_a_time() {
+    let kafka = common::ApacheKafka::start_with(&["--partitions", "2"], &[]);
+    let b = kafka.address.as_str();
+    produce(b, &records());
+    let s7 = format!("s@{}", T0 + 7000);
+    check(b, &["-o", &s7], &[(0, 7, 12), (1, 7, 12)]);
+    check(
+        b,
+        &["-o", "-8", "--until", "2023-11-14T22:13:30Z"],
+        &[(0, 4, 10), (1, 4, 10)],
+    );
+    let s9 = format!("s@{}", T0 + 9000);
+    let (code, stdout, stderr) = run(&[
+        "score",
+        "-b",
+        b,
+        "-g",
+        "from-a-time",
+        "-o",
+        &s9,
+        "--count",
+        "6",
+        "--no-output",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut got = offsets(&stdout);
+    got.sort_unstable();
+    assert_eq!(got, [(0, 9), (0, 10), (0, 11), (1, 9), (1, 10), (1, 11)]);
+}
