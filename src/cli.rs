@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::engine::config::parse_property;
+use crate::engine::offset_spec::OffsetSpec;
 use crate::engine::{
     Rate, DEFAULT_DLQ_TOPIC, DEFAULT_GROUP, DEFAULT_INPUT_TOPIC, DEFAULT_OUTPUT_TOPIC,
 };
@@ -45,6 +46,18 @@ pub enum Command {
     Score(ScoreArgs),
     /// Run the embedded broker on its own; prints its address first.
     Broker(BrokerArgs),
+    /// Score a window of a topic's history with the serving model and candidates, and compare
+    /// them: records, labeled, MAE, RMSE, R² and wins per model. Joins no group, commits nothing.
+    ///
+    /// A model's wins are the labeled records where its absolute error was the smallest of all
+    /// the models'; a tie for the smallest is nobody's win. Records that do not decode are
+    /// counted as bad and scored by none. The table prints MAE and RMSE whole and R² to three
+    /// decimals, `-` where there is none (no labeled record, or every label the same). --json
+    /// prints one object: topic, brokers, from, to (null without an end), window (a list of
+    /// {partition, start, end}: the offsets read, end exclusive), records, bad, and models (a
+    /// list of {role, file, version, records, labeled, mae, rmse, r2, wins}; file, mae, rmse and
+    /// r2 are null where absent).
+    Backtest(BacktestArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) on stdout.
     Completions(CompletionsArgs),
     /// Print the man page (roff) on stdout: `salary-stream man > salary-stream.1`.
@@ -84,6 +97,18 @@ pub struct KafkaArgs {
     /// Model artifact written by `train`.
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
+    /// Where partitions without a committed offset start (a new group's first start), in kcat's
+    /// syntax: beginning, end, N (that offset), -N (N before the end) or s@TIMESTAMP_MS (the first
+    /// record at or after that time); positions past either end are clamped to it. Wins over
+    /// -X auto.offset.reset [default: auto.offset.reset, else beginning].
+    #[arg(
+        short = 'o',
+        long = "offset",
+        value_name = "SPEC",
+        allow_negative_numbers = true,
+        value_parser = parse_start_offset
+    )]
+    pub offset: Option<OffsetSpec>,
     /// Longest a quit may take: what is not flushed and committed by then is left for the next
     /// run (at-least-once), and the command exits at once, with status 1.
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
@@ -124,6 +149,23 @@ pub fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
             "expected a number of seconds from 0.1 to 86400, got {text:?}"
         )),
     }
+}
+
+/// Parses a start offset: any kcat spec but an end (`e@TS`).
+pub fn parse_start_offset(text: &str) -> Result<OffsetSpec, String> {
+    match text.parse::<OffsetSpec>() {
+        Ok(spec) if spec.is_end() => Err(format!(
+            "{spec} is an end, not where a group starts: expected beginning, end, N, -N or \
+             s@TIMESTAMP_MS"
+        )),
+        Ok(spec) => Ok(spec),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Parses `--until`: milliseconds since the epoch or an RFC 3339 time.
+pub fn parse_until(text: &str) -> Result<i64, String> {
+    crate::engine::timestamp::parse_time_ms(text).map_err(|e| e.to_string())
 }
 
 impl KafkaArgs {
@@ -276,6 +318,47 @@ pub struct ScoreArgs {
     /// Challenger and promotion options.
     #[command(flatten)]
     pub models: ModelArgs,
+}
+
+/// `backtest` options.
+///
+/// Candidates are `--candidate PATH` rather than a repeated `--model`: `--model` names the
+/// serving artifact in every other command, and does here too.
+#[derive(Debug, Clone, Args)]
+pub struct BacktestArgs {
+    /// Bootstrap servers (host:port,...) of the Kafka that holds the history.
+    #[arg(short = 'b', long, env = "KAFKA_BOOTSTRAP_SERVERS", required = true)]
+    pub brokers: String,
+    /// The topic to read.
+    #[arg(short = 't', long, default_value = DEFAULT_INPUT_TOPIC)]
+    pub topic: String,
+    /// A librdkafka property, key=value (repeatable); secret values are never printed.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
+    /// The window in kcat's syntax, given once or twice: one start (beginning, end, N, -N or
+    /// s@TIMESTAMP_MS; default beginning) and/or one end (e@TIMESTAMP_MS: stop before the first
+    /// record at or after that time). Without an end the window stops at the high watermarks
+    /// read when the backtest starts.
+    #[arg(
+        short = 'o',
+        long = "offset",
+        value_name = "SPEC",
+        allow_negative_numbers = true
+    )]
+    pub offsets: Vec<OffsetSpec>,
+    /// The end of the window, as e@ does: milliseconds since the epoch or an RFC 3339 time
+    /// (2026-11-30T10:25:00Z, 2026-11-30T11:25:00.5+01:00).
+    #[arg(long, value_name = "TIME", value_parser = parse_until)]
+    pub until: Option<i64>,
+    /// The serving model artifact [default: assets/model.json, else the built-in artifact].
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// A candidate model artifact to compare with the serving one (repeatable).
+    #[arg(long = "candidate", value_name = "PATH")]
+    pub candidates: Vec<PathBuf>,
+    /// One JSON object on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `broker` options.

@@ -6,6 +6,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod app;
+pub mod backtest;
 pub mod cli;
 pub mod engine;
 pub mod headless;

@@ -6,28 +6,30 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use salary_stream::cli::{Cli, Command, ScoreArgs};
-use salary_stream::engine::config::redact_text;
+use salary_stream::engine::config::{parse_property, redact_text};
 use salary_stream::model::{self, Artifact};
-use salary_stream::{headless, runtime, tui};
+use salary_stream::{backtest, headless, runtime, tui};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let kafka = match &cli.command {
-        Some(Command::Dash(a)) => Some(&a.kafka),
-        Some(Command::Produce(a)) => Some(&a.kafka),
-        Some(Command::Score(a)) => Some(&a.kafka),
-        None => Some(&cli.dash.kafka),
+    let raw_properties: &[String] = match &cli.command {
+        Some(Command::Dash(a)) => &a.kafka.properties,
+        Some(Command::Produce(a)) => &a.kafka.properties,
+        Some(Command::Score(a)) => &a.kafka.properties,
+        Some(Command::Backtest(a)) => &a.properties,
+        None => &cli.dash.kafka.properties,
         Some(
             Command::Train(_)
             | Command::Predict(_)
             | Command::Broker(_)
             | Command::Completions(_)
             | Command::Man,
-        ) => None,
+        ) => &[],
     };
-    let properties = kafka
-        .and_then(|k| k.parsed_properties().ok())
-        .unwrap_or_default();
+    let properties: Vec<(String, String)> = raw_properties
+        .iter()
+        .filter_map(|p| parse_property(p).ok())
+        .collect();
     let result = match cli.command {
         Some(Command::Dash(args)) => tui::run(args),
         None if std::io::stdout().is_terminal() => tui::run(cli.dash),
@@ -43,6 +45,9 @@ fn main() -> ExitCode {
         }
         Some(Command::Train(args)) => train(&args.data, &args.out),
         Some(Command::Predict(args)) => predict(args.model.as_deref(), &args.years),
+        Some(Command::Produce(args)) if args.kafka.offset.is_some() => Err(anyhow::anyhow!(
+            "-o is where a consumer starts (score, dash, backtest); produce reads nothing"
+        )),
         Some(Command::Produce(args)) => {
             headless::init_logging();
             headless::produce(args)
@@ -50,6 +55,10 @@ fn main() -> ExitCode {
         Some(Command::Score(args)) => {
             headless::init_logging();
             headless::score(args)
+        }
+        Some(Command::Backtest(args)) => {
+            headless::init_logging();
+            backtest::run(args)
         }
         Some(Command::Broker(args)) => {
             headless::init_logging();

@@ -126,6 +126,7 @@ pub fn scorer_config(
             )
         }),
         max_records,
+        start_uncommitted_at: args.offset,
         // The rest of the bound is for the final commit and leaving the group.
         shutdown_flush: args.shutdown_timeout.mul_f64(0.6),
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use salary_stream::engine::broker::EmbeddedBroker;
 use salary_stream::engine::config::KafkaOptions;
 use salary_stream::engine::scorer::{self, ScorerConfig};
+use salary_stream::engine::slots::{ModelCommand, Policy};
 use salary_stream::engine::{EngineEvent, SharedSink};
 use salary_stream::model::{Artifact, Predictor};
 
@@ -24,19 +25,25 @@ fn config(bootstrap: &str, dlq: &str, group: &str, max_records: Option<u64>) -> 
         output_topic: Some("out".into()),
         dlq_topic: dlq.into(),
         group: group.into(),
-        predictor: predictor(),
+        model: artifact(),
         model_path: None,
+        challenger: None,
+        policy: Policy::default(),
         models_dir: std::env::temp_dir().join("salary-stream-test-models"),
         metrics: None,
         exactly_once: None,
         max_records,
-        training_rmse: 5592.04,
+        start_uncommitted_at: None,
         shutdown_flush: scorer::FLUSH_TIMEOUT,
     }
 }
 
+fn artifact() -> Artifact {
+    Artifact::load(&common::root().join("assets/model.json")).unwrap()
+}
+
 fn predictor() -> Predictor {
-    Predictor::from(&Artifact::load(&common::root().join("assets/model.json")).unwrap())
+    Predictor::from(&artifact())
 }
 
 #[test]
@@ -214,8 +221,8 @@ fn the_drift_alarm_fires_soon_after_labels_shift() {
 }
 
 #[test]
-fn a_new_artifact_is_swapped_in_and_a_bad_one_refused_and_t_retrains() {
-    use salary_stream::engine::ModelEvent;
+fn t_fits_a_challenger_that_rides_along_p_promotes_it_r_rolls_back_and_a_bad_artifact_is_refused() {
+    use salary_stream::engine::{ModelEvent, SwapReason};
     let dir = tempfile::tempdir().unwrap();
     let model_path = dir.path().join("model.json");
     std::fs::copy(common::root().join("assets/model.json"), &model_path).unwrap();
@@ -235,8 +242,9 @@ fn a_new_artifact_is_swapped_in_and_a_bad_one_refused_and_t_retrains() {
         None,
     )
     .unwrap();
-    let labeled = |from: usize| -> Vec<Option<Vec<u8>>> {
-        (from..from + 100)
+    // Labels on the line 1000 + 2000 × years, far below the reference model's.
+    let produce = |from: u64| {
+        let values: Vec<Option<Vec<u8>>> = (from..from + 100)
             .map(|i| {
                 let years = (i % 20) as f64 / 2.0;
                 let salary = 1000.0 + 2000.0 * years;
@@ -245,114 +253,196 @@ fn a_new_artifact_is_swapped_in_and_a_bad_one_refused_and_t_retrains() {
                         .into_bytes(),
                 )
             })
-            .collect()
+            .collect();
+        common::produce_all(&bootstrap, "in", &values);
     };
     let wait_for = |what: &str, ok: &dyn Fn(&EngineEvent) -> bool| {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while !events.lock().unwrap().iter().any(ok) {
             assert!(std::time::Instant::now() < deadline, "no {what}");
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
     };
-    common::produce_all(&bootstrap, "in", &labeled(0));
-    wait_for(
-        "first scores",
-        &|e| matches!(e, EngineEvent::Scored(r) if r.scored > 0),
+    let wait_scored = |n: u64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let scored: u64 = events
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|e| match e {
+                    EngineEvent::Scored(r) => r.scored,
+                    _ => 0,
+                })
+                .sum();
+            if scored >= n {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "scored {scored} of {n}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // The output records of ids `from..from + 100`, once there.
+    let outputs = |from: u64| -> Vec<serde_json::Value> {
+        let all = common::read_n(
+            &bootstrap,
+            "out",
+            from as usize + 100,
+            Duration::from_secs(30),
+        );
+        let late: Vec<serde_json::Value> = all
+            .iter()
+            .map(|r| serde_json::from_slice(r.value.as_deref().unwrap()).unwrap())
+            .filter(|v: &serde_json::Value| v["id"].as_u64().unwrap() >= from)
+            .collect();
+        assert_eq!(late.len(), 100);
+        late
+    };
+    produce(0);
+    wait_scored(100);
+
+    // t: a challenger fitted on the labeled events since the drift alarm, kept in the models
+    // directory; the reference model still serves.
+    scorer.command(ModelCommand::FitChallenger);
+    wait_for("a challenger", &|e| {
+        matches!(e, EngineEvent::Model(ModelEvent::Challenger(Some(_))))
+    });
+    let (rows, before, after, version) = events
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|e| match e {
+            EngineEvent::Model(ModelEvent::Fitted {
+                rows,
+                rmse_before,
+                rmse_after,
+                version,
+                ..
+            }) => Some((*rows, *rmse_before, *rmse_after, version.clone())),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        (30..100).contains(&rows),
+        "fitted on the {rows} events since the alarm"
+    );
+    assert!(
+        before > 20_000.0 && after < 1e-6,
+        "RMSE {before} -> {after}"
+    );
+    let challenger = Artifact::load(&models_dir.join(format!("{version}.json"))).unwrap();
+    assert!((challenger.coefficient - 2000.0).abs() < 1e-6);
+    assert!((challenger.intercept - 1000.0).abs() < 1e-6);
+    assert_eq!(
+        challenger
+            .lineage
+            .as_ref()
+            .map(|l| (&l.trained_on[..], &l.challenged[..])),
+        Some((
+            &format!("{rows} labeled events of in since the drift alarm")[..],
+            "6c25318e"
+        ))
     );
 
-    // t: refit on the labeled events (once all 100 are scored), keep the new version in the
-    // models directory, serve it; the --model file is never written.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let scored: u64 = events
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|e| match e {
-                EngineEvent::Scored(r) => r.scored,
-                _ => 0,
-            })
-            .sum();
-        if scored >= 100 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "scored {scored} of 100"
+    // Both score every event: the serving prediction is published, the challenger's rides along.
+    produce(100);
+    let reference = predictor();
+    for v in outputs(100) {
+        let years = v["years_experience"].as_f64().unwrap();
+        let label = v["salary"].as_f64().unwrap();
+        let theirs = challenger.intercept + challenger.coefficient * years;
+        assert_eq!(v["model"], "6c25318e");
+        assert_eq!(
+            v["predicted_salary"].as_f64().unwrap(),
+            reference.predict(years)
         );
-        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            v["challenger"],
+            serde_json::json!({
+                "model": version,
+                "predicted_salary": theirs,
+                "residual": label - theirs,
+            })
+        );
     }
-    scorer.retrain();
-    wait_for("a retrained model", &|e| {
-        matches!(e, EngineEvent::Model(ModelEvent::Retrained { .. }))
+    wait_for("the comparison over 100 events", &|e| {
+        matches!(e, EngineEvent::Scored(r) if r.comparison.is_some_and(|c| c.n == 100
+            && c.challenger_closer == 100 && c.challenger.mae < 1e-6 && c.serving.mae > 10_000.0))
     });
-    wait_for("the swap", &|e| {
-        matches!(e, EngineEvent::Model(ModelEvent::Swapped { .. }))
-    });
+
+    // P: the challenger serves.
+    scorer.command(ModelCommand::Promote);
+    wait_for(
+        "the promotion",
+        &|e| matches!(e, EngineEvent::Model(ModelEvent::Swapped { reason: SwapReason::Promoted { replaced, auto: None }, line }) if replaced == "6c25318e" && line.version == version),
+    );
+    produce(200);
+    for v in outputs(200) {
+        let years = v["years_experience"].as_f64().unwrap();
+        assert_eq!(v["model"], version.as_str());
+        assert_eq!(
+            v["predicted_salary"].as_f64().unwrap(),
+            challenger.intercept + challenger.coefficient * years
+        );
+        assert_eq!(v.get("challenger"), None);
+    }
+
+    // r: back to the version it replaced.
+    scorer.command(ModelCommand::RollBack);
+    wait_for(
+        "the rollback",
+        &|e| matches!(e, EngineEvent::Model(ModelEvent::Swapped { reason: SwapReason::RolledBack { from }, line }) if *from == version && line.version == "6c25318e"),
+    );
+    produce(300);
+    for v in outputs(300) {
+        let years = v["years_experience"].as_f64().unwrap();
+        assert_eq!(v["model"], "6c25318e");
+        assert_eq!(
+            v["predicted_salary"].as_f64().unwrap(),
+            reference.predict(years)
+        );
+    }
+    let mut kept: Vec<String> = std::fs::read_dir(&models_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    let mut expected = vec![
+        "6c25318e.json".to_owned(),
+        format!("{version}.json"),
+        "lineage.jsonl".to_owned(),
+    ];
+    expected.sort();
+    assert_eq!(kept, expected);
+    let steps: Vec<serde_json::Value> = std::fs::read_to_string(models_dir.join("lineage.jsonl"))
+        .unwrap()
+        .lines()
+        .map(common::json)
+        .collect();
+    assert_eq!(
+        steps
+            .iter()
+            .map(|s| (
+                s["event"].as_str().unwrap(),
+                s["serving"].as_str().unwrap(),
+                s["replaced"].as_str().unwrap()
+            ))
+            .collect::<Vec<_>>(),
+        [
+            ("promoted", version.as_str(), "6c25318e"),
+            ("rolled_back", "6c25318e", version.as_str()),
+        ]
+    );
     assert_eq!(
         std::fs::read(&model_path).unwrap(),
         std::fs::read(common::root().join("assets/model.json")).unwrap(),
         "the --model file is untouched"
     );
-    let kept: Vec<_> = std::fs::read_dir(&models_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(kept.len(), 1, "{kept:?}");
-    let retrained = salary_stream::model::Artifact::load(&kept[0]).unwrap();
-    assert_eq!(
-        kept[0].file_name().unwrap().to_string_lossy(),
-        format!("{}.json", retrained.version)
-    );
-    assert!(
-        (retrained.coefficient - 2000.0).abs() < 1e-6,
-        "{}",
-        retrained.coefficient
-    );
-    assert!(
-        (retrained.intercept - 1000.0).abs() < 1e-6,
-        "{}",
-        retrained.intercept
-    );
-    let (rows, before, after) = events
-        .lock()
-        .unwrap()
-        .iter()
-        .find_map(|e| match e {
-            EngineEvent::Model(ModelEvent::Retrained {
-                rows,
-                rmse_before,
-                rmse_after,
-                ..
-            }) => Some((*rows, *rmse_before, *rmse_after)),
-            _ => None,
-        })
-        .unwrap();
-    assert_eq!(rows, 100);
-    assert!(
-        before > 20_000.0 && after < 1e-6,
-        "RMSE {before} -> {after}"
-    );
 
-    // Predictions from now on carry the new version and its exact values.
-    common::produce_all(&bootstrap, "in", &labeled(100));
-    let outputs = common::read_n(&bootstrap, "out", 200, Duration::from_secs(30));
-    let late: Vec<serde_json::Value> = outputs
-        .iter()
-        .map(|r| serde_json::from_slice(r.value.as_deref().unwrap()).unwrap())
-        .filter(|v: &serde_json::Value| v["id"].as_u64().unwrap() >= 100)
-        .collect();
-    assert_eq!(late.len(), 100);
-    for v in &late {
-        assert_eq!(v["model"], retrained.version.as_str());
-        let years = v["years_experience"].as_f64().unwrap();
-        assert_eq!(
-            v["predicted_salary"].as_f64().unwrap(),
-            retrained.intercept + retrained.coefficient * years
-        );
-    }
-
-    // A corrupt artifact is refused; the retrained model keeps serving.
+    // A corrupt artifact is refused; the serving model keeps serving.
     std::fs::write(&model_path, "{\"schema_version\": 1, \"version\": ").unwrap();
     wait_for(
         "the refusal",
@@ -360,5 +450,5 @@ fn a_new_artifact_is_swapped_in_and_a_bad_one_refused_and_t_retrains() {
     );
     scorer.stop();
     let summary = scorer.join().unwrap();
-    assert_eq!(summary.totals.scored, 200);
+    assert_eq!(summary.totals.scored, 400);
 }

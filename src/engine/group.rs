@@ -14,6 +14,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::intake::RecordQueue;
+use super::offset_spec::{self, OffsetSpec};
 use super::offsets::{lock, OffsetTracker, ScoringProducer};
 use super::transactions::Transactions;
 use super::{EngineEvent, LagByPartition, SharedSink};
@@ -32,9 +33,9 @@ pub struct ScoringContext {
     producer: Arc<ScoringProducer>,
     /// Where assigned partitions' records go; weak, because the queue must go before the client.
     records: OnceLock<Weak<RecordQueue>>,
-    /// Where a partition without a committed offset starts (`auto.offset.reset`), if it names a
-    /// position.
-    start_uncommitted_at: Option<Offset>,
+    /// Where a partition without a committed offset starts (`-o`, else `auto.offset.reset`), if
+    /// that names a position.
+    start_uncommitted_at: Option<OffsetSpec>,
     /// The event time of the last record handled from each partition, as of the last report: how
     /// far behind in time a lagging partition is.
     last_event_ms: Mutex<BTreeMap<i32, i64>>,
@@ -43,10 +44,10 @@ pub struct ScoringContext {
 }
 
 /// The position `auto.offset.reset` names, if it names one (`error` does not).
-pub fn reset_position(setting: Option<&str>) -> Option<Offset> {
+pub fn reset_position(setting: Option<&str>) -> Option<OffsetSpec> {
     match setting? {
-        "smallest" | "earliest" | "beginning" => Some(Offset::Beginning),
-        "largest" | "latest" | "end" => Some(Offset::End),
+        "smallest" | "earliest" | "beginning" => Some(OffsetSpec::Beginning),
+        "largest" | "latest" | "end" => Some(OffsetSpec::End),
         _ => None,
     }
 }
@@ -61,7 +62,7 @@ impl ScoringContext {
         sink: SharedSink,
         tracker: Arc<Mutex<OffsetTracker>>,
         producer: Arc<ScoringProducer>,
-        start_uncommitted_at: Option<Offset>,
+        start_uncommitted_at: Option<OffsetSpec>,
         transactions: Option<Arc<Transactions>>,
     ) -> Self {
         ScoringContext {
@@ -90,9 +91,10 @@ impl ScoringContext {
             .clone_from(last);
     }
 
-    /// Starts each partition of `assignment` that has no committed offset at the reset position.
-    /// Left to librdkafka, such a partition waits 100 ms before looking that position up (the
-    /// first start of every group); partitions with a committed offset are left to it as before.
+    /// Starts each partition of `assignment` that has no committed offset at the start position
+    /// (`-o`, else the reset position). Left to librdkafka, such a partition waits 100 ms before
+    /// looking the reset position up (the first start of every group), and could not start at a
+    /// time or N from the end; partitions with a committed offset are left to it as before.
     fn start_uncommitted_at_reset(
         &self,
         consumer: &BaseConsumer<Self>,
@@ -101,20 +103,54 @@ impl ScoringContext {
         let Some(start) = self.start_uncommitted_at else {
             return;
         };
-        match consumer.committed_offsets(assignment.clone(), COMMITTED_TIMEOUT) {
-            Ok(committed) => {
-                for p in committed.elements() {
-                    if p.offset() == Offset::Invalid {
-                        if let Err(e) =
-                            assignment.set_partition_offset(p.topic(), p.partition(), start)
-                        {
-                            tracing::debug!(partition = p.partition(), error = %e, "start offset");
-                        }
-                    }
-                }
-            }
+        let committed = match consumer.committed_offsets(assignment.clone(), COMMITTED_TIMEOUT) {
+            Ok(committed) => committed,
             // librdkafka looks the offsets up itself.
-            Err(e) => tracing::debug!(error = %e, "committed offsets"),
+            Err(e) => {
+                tracing::debug!(error = %e, "committed offsets");
+                return;
+            }
+        };
+        let uncommitted: Vec<i32> = committed
+            .elements()
+            .iter()
+            .filter(|p| p.offset() == Offset::Invalid && p.topic() == self.topic)
+            .map(|p| p.partition())
+            .collect();
+        if uncommitted.is_empty() {
+            return;
+        }
+        let positions: Vec<(i32, Offset)> = match start.logical() {
+            // librdkafka's own `beginning` and `end`: no lookup needed.
+            Some(offset) => uncommitted.iter().map(|&p| (p, offset)).collect(),
+            None => match offset_spec::resolve(
+                consumer,
+                &self.topic,
+                &uncommitted,
+                start,
+                COMMITTED_TIMEOUT,
+            ) {
+                Ok(found) => found
+                    .into_iter()
+                    .map(|(p, o)| (p, Offset::Offset(o)))
+                    .collect(),
+                Err(e) => {
+                    // Left to librdkafka: auto.offset.reset's position.
+                    tracing::warn!(
+                        error = %e,
+                        "-o {start}: new partitions start at auto.offset.reset instead"
+                    );
+                    return;
+                }
+            },
+        };
+        for (partition, offset) in positions {
+            if let Err(e) = assignment.set_partition_offset(&self.topic, partition, offset) {
+                tracing::debug!(partition, error = %e, "start offset");
+            }
+            if let Some(transactions) = &self.transactions {
+                transactions.started_at(partition, offset);
+            }
         }
     }
 
@@ -257,12 +293,12 @@ mod tests {
     #[test]
     fn reset_settings_name_positions() {
         for (setting, want) in [
-            (Some("earliest"), Some(Offset::Beginning)),
-            (Some("smallest"), Some(Offset::Beginning)),
-            (Some("beginning"), Some(Offset::Beginning)),
-            (Some("latest"), Some(Offset::End)),
-            (Some("largest"), Some(Offset::End)),
-            (Some("end"), Some(Offset::End)),
+            (Some("earliest"), Some(OffsetSpec::Beginning)),
+            (Some("smallest"), Some(OffsetSpec::Beginning)),
+            (Some("beginning"), Some(OffsetSpec::Beginning)),
+            (Some("latest"), Some(OffsetSpec::End)),
+            (Some("largest"), Some(OffsetSpec::End)),
+            (Some("end"), Some(OffsetSpec::End)),
             (Some("error"), None),
             (None, None),
         ] {

@@ -3,6 +3,7 @@
 //! Nothing here knows about the terminal. The engine reports what happens as [`EngineEvent`]s
 //! through an [`EventSink`]; the dashboard and the headless commands are two such sinks.
 
+pub mod backtest;
 pub mod broker;
 pub mod codec;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod diagnose;
 pub mod group;
 pub mod intake;
 pub mod metrics;
+pub mod offset_spec;
 pub mod offsets;
 pub mod probe;
 pub mod producer;
@@ -19,6 +21,7 @@ pub mod scorer;
 pub mod scoring;
 pub mod slots;
 pub mod stats;
+pub mod timestamp;
 pub mod topics;
 pub mod transactions;
 pub mod watch;

@@ -49,30 +49,32 @@ impl RollingAccuracy {
 
     /// MAE, RMSE and R² over the window; `None` while it is empty.
     pub fn accuracy(&self) -> Option<Accuracy> {
-        accuracy_of(self.window.iter().copied())
+        Accuracy::of(self.window.iter().copied())
     }
 }
 
-/// MAE, RMSE and R² of `(label, prediction)` pairs; `None` for none.
-pub fn accuracy_of(pairs: impl Iterator<Item = (f64, f64)> + Clone) -> Option<Accuracy> {
-    let (n, sum) = pairs
-        .clone()
-        .fold((0usize, 0.0), |(n, sum), (y, _)| (n + 1, sum + y));
-    if n == 0 {
-        return None;
+impl Accuracy {
+    /// MAE, RMSE and R² of `(label, prediction)` pairs, summed in the order given (two passes:
+    /// the labels' mean, then the errors); `None` for no pairs. `backtest` feeds it a whole
+    /// window of history.
+    pub fn of(pairs: impl Iterator<Item = (f64, f64)> + Clone) -> Option<Accuracy> {
+        let n = pairs.clone().count();
+        if n == 0 {
+            return None;
+        }
+        let nf = n as f64;
+        let mean = pairs.clone().map(|(y, _)| y).sum::<f64>() / nf;
+        let (abs, sq, tot) = pairs.fold((0.0, 0.0, 0.0), |(a, s, t), (y, p)| {
+            let e = y - p;
+            (a + e.abs(), s + e * e, t + (y - mean) * (y - mean))
+        });
+        Some(Accuracy {
+            n,
+            mae: abs / nf,
+            rmse: (sq / nf).sqrt(),
+            r2: if tot > 0.0 { 1.0 - sq / tot } else { f64::NAN },
+        })
     }
-    let nf = n as f64;
-    let mean = sum / nf;
-    let (abs, sq, tot) = pairs.fold((0.0, 0.0, 0.0), |(a, s, t), (y, p)| {
-        let e = y - p;
-        (a + e.abs(), s + e * e, t + (y - mean) * (y - mean))
-    });
-    Some(Accuracy {
-        n,
-        mae: abs / nf,
-        rmse: (sq / nf).sqrt(),
-        r2: if tot > 0.0 { 1.0 - sq / tot } else { f64::NAN },
-    })
 }
 
 /// The serving model and the challenger over the same labeled events.
@@ -130,8 +132,8 @@ impl Duel {
     /// Both models over the window; `None` while it is empty.
     pub fn comparison(&self) -> Option<Comparison> {
         let w = &self.window;
-        let serving = accuracy_of(w.iter().map(|&(y, s, _)| (y, s)))?;
-        let challenger = accuracy_of(w.iter().map(|&(y, _, c)| (y, c)))?;
+        let serving = Accuracy::of(w.iter().map(|&(y, s, _)| (y, s)))?;
+        let challenger = Accuracy::of(w.iter().map(|&(y, _, c)| (y, c)))?;
         let difference: f64 = w.iter().map(|&(_, s, c)| (s - c).abs()).sum();
         Some(Comparison {
             n: w.len(),

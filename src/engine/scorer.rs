@@ -102,6 +102,8 @@ pub struct ScorerConfig {
     pub exactly_once: Option<(String, Duration)>,
     /// Stop after this many records are handled.
     pub max_records: Option<u64>,
+    /// Where partitions without a committed offset start (`-o`); `None`: `auto.offset.reset`.
+    pub start_uncommitted_at: Option<super::offset_spec::OffsetSpec>,
     /// How long stopping waits for outstanding predictions to be acknowledged; what is not is
     /// consumed again by the next run (whose offsets were not committed past it).
     pub shutdown_flush: Duration,
@@ -445,7 +447,9 @@ impl Scorer {
                 .set("enable.auto.commit", "false")
                 .set("isolation.level", "read_committed");
         }
-        let start_at = reset_position(consumer_config.get("auto.offset.reset"));
+        let start_at = config
+            .start_uncommitted_at
+            .or_else(|| reset_position(consumer_config.get("auto.offset.reset")));
         let transactions = match &config.exactly_once {
             Some((_, interval)) => {
                 let refuse = |e: KafkaError| {
@@ -460,7 +464,9 @@ impl Scorer {
                 producer.begin_transaction().map_err(refuse)?;
                 Some(Arc::new(Transactions::new(
                     *interval,
-                    start_at.unwrap_or(Offset::Beginning),
+                    start_at
+                        .and_then(super::offset_spec::OffsetSpec::logical)
+                        .unwrap_or(Offset::Beginning),
                     tracker.clone(),
                 )))
             }

@@ -53,6 +53,9 @@ pub struct Transactions {
     aborts_in_a_row: AtomicU32,
     /// Where a partition without a committed offset starts again after an abort.
     reset: Offset,
+    /// Where each partition without a committed offset started in this run (`-o` may name a
+    /// position of its own for each); a rewind goes back there rather than to `reset`.
+    starts: Mutex<BTreeMap<i32, Offset>>,
     /// The scorer's deliveries: an aborted transaction's are never acknowledged, and go.
     tracker: Arc<Mutex<OffsetTracker>>,
     /// Why the scorer must stop, once a transaction could not commit.
@@ -71,6 +74,7 @@ impl Transactions {
             aborted: AtomicU64::new(0),
             aborts_in_a_row: AtomicU32::new(0),
             reset,
+            starts: Mutex::new(BTreeMap::new()),
             tracker,
             failure: Mutex::new(None),
         }
@@ -171,13 +175,24 @@ impl Transactions {
             )));
         }
         tracing::warn!(%reason, "transaction aborted; consuming again from the last commit");
-        if let Err(e) = retried(abort_deadline, || rewind(consumer, self.reset)) {
+        if let Err(e) = retried(abort_deadline, || {
+            let starts = self.starts.lock().unwrap_or_else(PoisonError::into_inner);
+            rewind(consumer, self.reset, &starts)
+        }) {
             return Err(self.fail(format!(
                 "after an aborted transaction, the consumer could not go back to the last \
                  committed offsets: {e}"
             )));
         }
         self.begin(producer).map(|()| Commit::Aborted)
+    }
+
+    /// Notes that `partition`, which has no committed offset, started at `offset` in this run.
+    pub fn started_at(&self, partition: i32, offset: Offset) {
+        self.starts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(partition, offset);
     }
 
     fn begin<P: ProducerContext>(&self, producer: &BaseProducer<P>) -> Result<(), String> {
@@ -237,15 +252,19 @@ fn is_fatal(error: &KafkaError) -> bool {
     matches!(error, KafkaError::Transaction(e) if e.is_fatal())
 }
 
-/// Sends every assigned partition back to its last committed offset (`reset` where it has none),
-/// so that what an aborted transaction consumed is consumed again.
-fn rewind<C: ConsumerContext>(consumer: &BaseConsumer<C>, reset: Offset) -> KafkaResult<()> {
+/// Sends every assigned partition back to its last committed offset (where it has none, where it
+/// started, else `reset`), so that what an aborted transaction consumed is consumed again.
+fn rewind<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    reset: Offset,
+    starts: &BTreeMap<i32, Offset>,
+) -> KafkaResult<()> {
     let committed = consumer.committed(CALL_TIMEOUT)?;
     let mut positions = TopicPartitionList::with_capacity(committed.count());
     for p in committed.elements() {
         let offset = match p.offset() {
             Offset::Offset(o) => Offset::Offset(o),
-            _ => reset,
+            _ => starts.get(&p.partition()).copied().unwrap_or(reset),
         };
         positions.add_partition_offset(p.topic(), p.partition(), offset)?;
     }
