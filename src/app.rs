@@ -453,12 +453,8 @@ impl App {
                 let old = std::mem::replace(&mut self.challenger, line);
                 self.live.comparison = None;
                 match (&self.challenger, old) {
-                    // A fitted challenger: the fit's note says where it came from.
-                    (Some(new), _)
-                        if self.model_note.as_deref().is_some_and(|n| {
-                            n.starts_with(&format!("fitted challenger {} ", new.version))
-                        }) => {}
-                    (Some(_), _) => self.model_note = Some(note),
+                    // The header names a new challenger; the fit's note says where it came from.
+                    (Some(_), _) => {}
                     // Promoted: the promotion's note stands.
                     (None, Some(old)) if old.version == self.setup.model_version => {}
                     (None, Some(old)) => {

@@ -109,6 +109,41 @@ fn known_app() -> App {
     app
 }
 
+/// `app` with a challenger loaded and compared with the serving model on 240 labeled events.
+fn challenged(mut app: App) -> App {
+    use salary_stream::engine::quality::Comparison;
+    use salary_stream::engine::{ModelEvent, ModelLine};
+    app.update(Message::Engine(EngineEvent::Model(ModelEvent::Challenger(
+        Some(ModelLine {
+            version: "9f00aa11".into(),
+            formula: "salary = 30950.40 + 11339.95 × years".into(),
+            slope: 11339.95,
+            intercept: 30950.4,
+        }),
+    ))));
+    app.update(Message::Engine(EngineEvent::Scored(ScoreReport {
+        comparison: Some(Comparison {
+            n: 240,
+            serving: Accuracy {
+                n: 240,
+                mae: 15020.4,
+                rmse: 18502.6,
+                r2: 0.4123,
+            },
+            challenger: Accuracy {
+                n: 240,
+                mae: 4390.5,
+                rmse: 5480.2,
+                r2: 0.9511,
+            },
+            mean_abs_difference: 12003.3,
+            challenger_closer: 231,
+        }),
+        ..Default::default()
+    })));
+    app
+}
+
 fn draw(app: &App, width: u16, height: u16) -> Terminal<TestBackend> {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
     terminal
@@ -239,11 +274,12 @@ fn whole_values() -> &'static std::collections::BTreeSet<String> {
     static WHOLE: std::sync::OnceLock<std::collections::BTreeSet<String>> =
         std::sync::OnceLock::new();
     WHOLE.get_or_init(|| {
-        let mut app = known_app();
-        let mut all: std::collections::BTreeSet<String> =
-            numbers(&lines(&draw(&app, 250, 80))).into_iter().collect();
-        app.update(Message::ToggleHelp);
-        all.extend(numbers(&lines(&draw(&app, 250, 80))));
+        let mut all = std::collections::BTreeSet::new();
+        for mut app in [known_app(), challenged(known_app())] {
+            all.extend(numbers(&lines(&draw(&app, 250, 80))));
+            app.update(Message::ToggleHelp);
+            all.extend(numbers(&lines(&draw(&app, 250, 80))));
+        }
         all
     })
 }
@@ -254,8 +290,13 @@ proptest::proptest! {
     /// At every size, each number on screen is one the full-size screen shows whole: a value cut
     /// by the edge of its column or panel (`476.92` of `165476.92`) is not.
     #[test]
-    fn every_number_is_whole_or_absent(width in 0u16..=250, height in 0u16..=80, help: bool) {
-        let mut app = known_app();
+    fn every_number_is_whole_or_absent(
+        width in 0u16..=250,
+        height in 0u16..=80,
+        help: bool,
+        challenger: bool,
+    ) {
+        let mut app = if challenger { challenged(known_app()) } else { known_app() };
         if help {
             app.update(Message::ToggleHelp);
         }
@@ -324,4 +365,29 @@ fn unreachable_broker_is_shown_in_the_header() {
         screen[1].trim_end(),
         "broker embedded 127.0.0.1:39093 (UNREACHABLE: 1/1 brokers are down)  group salary-stream"
     );
+}
+
+#[test]
+fn a_challenger_is_named_compared_and_drawn() {
+    let app = challenged(known_app());
+    let terminal = draw(&app, 120, 40);
+    let screen = lines(&terminal);
+    let find = |what: &str| {
+        screen
+            .iter()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no {what:?} in\n{}", screen.join("\n")))
+            .clone()
+    };
+    assert!(find("model 6c25318e").contains("model 6c25318e  challenger 9f00aa11  salary = "));
+    assert!(find("vs challenger").contains("┌ DRIFT ↑ 6c25318e vs challenger 9f00aa11 "));
+    assert!(find("serving  ").contains("serving    RMSE 18503  MAE 15020  R² 0.412"));
+    let row = find("challenger RMSE");
+    assert!(
+        row.contains("challenger RMSE 5480   MAE 4390   R² 0.951"),
+        "{row}"
+    );
+    assert!(find("closer ").contains("closer 231 of 240 (96%)  mean |difference| 12003"));
+    assert!(find("salary by years").contains("serving line (yellow), challenger (magenta)"));
+    insta::assert_snapshot!(terminal.backend());
 }

@@ -268,15 +268,15 @@ fn drive_at(size: (u16, u16)) {
             .is_some_and(|total: u64| total >= 100)
     });
     t.keys(&["t"]);
-    t.wait_for("a retrained version", |s| s.contains("retrained "));
+    t.wait_for("a challenger in the header", |s| s.contains("  challenger "));
     let kept: Vec<_> = std::fs::read_dir(models.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
     let version = kept[0].trim_end_matches(".json").to_owned();
-    t.wait_for("the retrained version serving", |s| {
-        s.contains(&format!("model {version}"))
+    t.wait_for("the challenger named in the header", |s| {
+        s.contains(&format!("challenger {version}"))
     });
     assert_eq!(
         std::fs::read(common::root().join("assets/model.json")).unwrap(),
@@ -295,4 +295,164 @@ fn at_80x24_numbers_are_exact_help_is_whole_and_t_writes_outside_the_checkout() 
 #[test]
 fn at_120x40_numbers_are_exact_help_is_whole_and_t_writes_outside_the_checkout() {
     drive_at((120, 40));
+}
+
+/// The MAE of the comparison panel's `row` (`serving` or `challenger`).
+fn mae_of(screen: &str, row: &str) -> Option<u64> {
+    let line = screen
+        .lines()
+        .find(|l| l.contains(&format!("{row:<10} RMSE ")))?;
+    line.split("MAE ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The `N of M` of the comparison panel's `closer` line.
+fn closer(screen: &str) -> Option<(u64, u64)> {
+    let text = screen.split("closer ").nth(1)?;
+    let mut words = text.split_whitespace();
+    let n = words.next()?.parse().ok()?;
+    words.next().filter(|w| *w == "of")?;
+    Some((n, words.next()?.parse().ok()?))
+}
+
+/// Waits until an output record of `version` follows one of `before` in a partition of the
+/// predictions topic; returns it.
+fn published_after(bootstrap: &str, before: &str, version: &str) -> serde_json::Value {
+    let mut seen_before = std::collections::BTreeSet::new();
+    let mut found = None;
+    common::read_until(
+        bootstrap,
+        "salary-predictions",
+        Duration::from_secs(60),
+        |r| {
+            let v = common::json(std::str::from_utf8(r.value.as_deref().unwrap()).unwrap());
+            if v["model"] == before {
+                seen_before.insert(r.partition);
+            } else if v["model"] == version && seen_before.contains(&r.partition) {
+                found = Some(v);
+            }
+            found.is_some()
+        },
+    );
+    found.unwrap_or_else(|| panic!("no prediction of {version} after one of {before}"))
+}
+
+#[test]
+fn d_t_p_r_a_challenger_fitted_on_drifted_labels_wins_is_promoted_and_rolled_back() {
+    let (_broker, bootstrap) = common::broker_process(3);
+    let models = tempfile::tempdir().unwrap();
+    let (t, _dir) = common::tmux::start_dashboard_sized(
+        "challenger",
+        "",
+        &format!(
+            "-b {bootstrap} --produce --rate 200 --models-dir {}",
+            models.path().display()
+        ),
+        (120, 40),
+    );
+    t.wait_for("labeled events scored", |s| s.contains("model accuracy"));
+    // d: salaries 20% higher; the serving model's drift alarm fires.
+    t.keys(&["d"]);
+    t.wait_for("the drift alarm", |s| s.contains("DRIFT ↑"));
+    // Enough labeled events since the alarm for a fit on them alone (30 or more; 200/s).
+    std::thread::sleep(Duration::from_millis(500));
+    t.keys(&["t"]);
+    let screen = t.wait_for("a challenger compared on 100 events", |s| {
+        closer(s).is_some_and(|(_, n)| n >= 100)
+    });
+    let kept: Vec<String> = std::fs::read_dir(models.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let version = kept[0].trim_end_matches(".json").to_owned();
+    assert!(
+        screen.contains(&format!("model 6c25318e  challenger {version}")),
+        "{screen}"
+    );
+    let serving = mae_of(&screen, "serving").unwrap();
+    let challenger = mae_of(&screen, "challenger").unwrap();
+    let (closer_n, n) = closer(&screen).unwrap();
+    assert!(
+        challenger * 2 < serving && closer_n * 3 > n * 2,
+        "fitted on drifted labels, it wins on drifted traffic: MAE {challenger} against \
+         {serving}, closer on {closer_n} of {n}\n{screen}"
+    );
+    // P: the challenger serves, and the predictions published say so.
+    t.keys(&["P"]);
+    t.wait_for("the challenger serving", |s| {
+        s.contains(&format!("model {version}")) && s.contains("promoted ")
+    });
+    let artifact =
+        salary_stream::model::Artifact::load(&models.path().join(format!("{version}.json")))
+            .unwrap();
+    let promoted = published_after(&bootstrap, "6c25318e", &version);
+    let years = promoted["years_experience"].as_f64().unwrap();
+    assert_eq!(
+        promoted["predicted_salary"].as_f64().unwrap(),
+        artifact.intercept + artifact.coefficient * years
+    );
+    assert_eq!(promoted.get("challenger"), None, "{promoted}");
+    // r: back to the version it replaced.
+    t.keys(&["r"]);
+    t.wait_for("the rollback", |s| {
+        s.contains("model 6c25318e")
+            && s.contains(&format!("rolled back to 6c25318e from {version}"))
+    });
+    let back = published_after(&bootstrap, &version, "6c25318e");
+    let years = back["years_experience"].as_f64().unwrap();
+    assert_eq!(
+        back["predicted_salary"].as_f64().unwrap(),
+        common::exact_prediction(years)
+    );
+    let lineage = std::fs::read_to_string(models.path().join("lineage.jsonl")).unwrap();
+    assert_eq!(lineage.lines().count(), 2, "{lineage}");
+    t.keys(&["q"]);
+    assert_restored(&t);
+}
+
+#[test]
+fn with_auto_challenger_and_auto_promote_d_alone_shows_drift_a_challenger_and_its_promotion() {
+    let models = tempfile::tempdir().unwrap();
+    let (t, _dir) = common::tmux::start_dashboard_sized(
+        "auto",
+        "",
+        &format!(
+            "--produce --rate 200 --auto-challenger --auto-promote --models-dir {}",
+            models.path().display()
+        ),
+        (120, 40),
+    );
+    t.wait_for("labeled events scored", |s| s.contains("model accuracy"));
+    t.keys(&["d"]);
+    let screen = t.wait_for("the automatic promotion", |s| s.contains("auto-promoted "));
+    let kept: Vec<String> = std::fs::read_dir(models.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f != "6c25318e.json" && f != "lineage.jsonl")
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let version = kept[0].trim_end_matches(".json");
+    assert!(
+        screen.contains(&format!("model {version}"))
+            && screen.contains(&format!("auto-promoted {version}, replacing 6c25318e")),
+        "{screen}"
+    );
+    let fitted =
+        salary_stream::model::Artifact::load(&models.path().join(format!("{version}.json")))
+            .unwrap();
+    // Fitted at the first report with 100 or more labeled events since the alarm, on all of them.
+    let trained_on = fitted.lineage.unwrap().trained_on;
+    let rows: usize = trained_on.split(' ').next().unwrap().parse().unwrap();
+    assert!((100..500).contains(&rows), "{trained_on}");
+    assert_eq!(
+        trained_on,
+        format!("{rows} labeled events of experience-events since the drift alarm")
+    );
+    t.keys(&["q"]);
+    assert_restored(&t);
 }

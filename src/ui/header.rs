@@ -181,20 +181,24 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
-/// The model note in full, then without where the version was kept, then its first two words.
+/// The model note in full, then without where the version was kept, then without what follows
+/// its first colon (the reason or the evidence), then its first two words.
 fn model_note(text: Option<&str>) -> Field<'static> {
     let style = Style::new().fg(Color::Cyan);
     let Some(text) = text else {
         return Field::new(vec![]);
     };
-    let short = text.split(", kept in").next().unwrap_or(text);
+    let unkept = text.split(", kept in").next().unwrap_or(text);
+    let head = text.split(": ").next().unwrap_or(text);
     let shortest: Vec<&str> = text.split(' ').take(2).collect();
-    Field::new(vec![Span::styled(format!("  ({text})"), style)])
-        .or(vec![Span::styled(format!("  ({short})"), style)])
-        .or(vec![Span::styled(
-            format!("  ({})", shortest.join(" ")),
-            style,
-        )])
+    let shortest = shortest.join(" ");
+    [text, unkept, head, shortest.trim_end_matches([',', ':'])]
+        .into_iter()
+        .skip(1)
+        .fold(
+            Field::new(vec![Span::styled(format!("  ({text})"), style)]),
+            |field, variant| field.or(vec![Span::styled(format!("  ({variant})"), style)]),
+        )
 }
 
 /// How predictions are delivered, with the transactions so far in exactly-once mode.
