@@ -767,6 +767,8 @@ fn dashboard_under_load(events: u64) -> DashboardRun {
 /// tools if asked for, and the bench's pid (for unique names).
 struct Run<'a> {
     records: u64,
+    /// A model artifact for `score --challenger`.
+    challenger: &'a str,
     external: Option<&'a str>,
     tools: Option<&'a KafkaTools>,
     pid: u32,
@@ -801,6 +803,20 @@ fn write_records(dir: &std::path::Path, records: u64) -> (String, f64) {
     let record_bytes =
         std::fs::metadata(&file).map_or(0, |m| m.len()) as f64 / records as f64 - 1.0;
     (file.to_string_lossy().into_owned(), record_bytes)
+}
+
+/// Writes the committed model with its line 20% higher, as another version, to a file in `dir`;
+/// returns its path.
+fn write_challenger(dir: &std::path::Path) -> String {
+    let mut artifact =
+        salary_stream::model::Artifact::load(std::path::Path::new("assets/model.json"))
+            .expect("assets/model.json");
+    artifact.version = "bench0c1".into();
+    artifact.coefficient *= 1.2;
+    artifact.intercept *= 1.2;
+    let path = dir.join("challenger.json");
+    artifact.save(&path).expect("challenger artifact");
+    path.to_string_lossy().into_owned()
 }
 
 /// kcat -P, `produce --rate max` and (with Kafka's tools) ProducerPerformance, each into a fresh
@@ -890,6 +906,7 @@ struct Consumed {
     bare: Vec<Timed>,
     full: Vec<Timed>,
     metered: Vec<Timed>,
+    challenged: Vec<Timed>,
     eos: Vec<Timed>,
     kafka_c: Vec<Duration>,
     kafka_c_own: Vec<f64>,
@@ -904,9 +921,17 @@ fn consuming(run: &Run<'_>, broker: &Broker, topic: &str, eos_too: bool) -> Cons
     let kcat_broker = broker;
     let k = kcat_broker.address.as_str();
     // "metered": the full path again with `--metrics` on, for what serving metrics costs.
+    // "challenged": the full path with `--challenger`, for what a second model costs.
     // "eos" (with --eos): the full path in exactly-once mode (transactions every 0.1 s), for what
     // that costs; meant for a real cluster, since the mock cluster serves transactions slowly.
-    let mut measures = vec!["kcat", "kcat tuned", "bare", "full", "metered"];
+    let mut measures = vec![
+        "kcat",
+        "kcat tuned",
+        "bare",
+        "full",
+        "metered",
+        "challenged",
+    ];
     if eos_too {
         measures.push("eos");
     }
@@ -935,6 +960,7 @@ fn consuming(run: &Run<'_>, broker: &Broker, topic: &str, eos_too: bool) -> Cons
         Vec::new(),
         Vec::new(),
     );
+    let mut challenged = Vec::new();
     let (mut kafka_c, mut kafka_c_own, mut kafka_c_mb, mut kafka_c_fetch) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
@@ -977,6 +1003,9 @@ fn consuming(run: &Run<'_>, broker: &Broker, topic: &str, eos_too: bool) -> Cons
                     if score == "metered" {
                         a.extend_from_slice(&["--metrics", "127.0.0.1:0"]);
                     }
+                    if score == "challenged" {
+                        a.extend_from_slice(&["--challenger", run.challenger]);
+                    }
                     if score == "eos" {
                         a.extend_from_slice(&["--exactly-once", "--instance-id", "bench"]);
                     }
@@ -985,6 +1014,7 @@ fn consuming(run: &Run<'_>, broker: &Broker, topic: &str, eos_too: bool) -> Cons
                     match score {
                         "bare" => bare.push(t),
                         "metered" => metered.push(t),
+                        "challenged" => challenged.push(t),
                         "eos" => eos.push(t),
                         _ => full.push(t),
                     }
@@ -999,6 +1029,7 @@ fn consuming(run: &Run<'_>, broker: &Broker, topic: &str, eos_too: bool) -> Cons
         bare,
         full,
         metered,
+        challenged,
         eos,
         kafka_c,
         kafka_c_own,
@@ -1067,6 +1098,8 @@ struct Results {
     rss_second_half_mb: [f64; 2],
     score_metered_per_s: u64,
     metrics_ratio: f64,
+    score_challenger_per_s: u64,
+    challenger_ratio: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     score_eos_per_s: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1168,9 +1201,11 @@ fn main() {
     // The same records for every tool, as the synthetic producer writes them.
     let dir = std::env::temp_dir().join(format!("salary-stream-bench-{pid}"));
     let (file, record_bytes) = write_records(&dir, records);
+    let challenger = write_challenger(&dir);
 
     let run = Run {
         records,
+        challenger: &challenger,
         external,
         tools: tools.as_ref(),
         pid,
@@ -1189,6 +1224,7 @@ fn main() {
         bare,
         full,
         metered,
+        challenged,
         eos,
         kafka_c,
         kafka_c_own,
@@ -1213,6 +1249,10 @@ fn main() {
         ),
         ("score --quiet --no-output", cpu_of(&bare, records)),
         ("score --quiet, output + commits", cpu_of(&full, records)),
+        (
+            "score --quiet, output + commits, --challenger",
+            cpu_of(&challenged, records),
+        ),
         ("produce: kcat -P", cpu_of(&kcat_p, produced)),
         ("produce --rate max", cpu_of(&ours_p, produced)),
     ];
@@ -1226,6 +1266,7 @@ fn main() {
         (!eos.is_empty()).then(|| wall(eos)),
     );
     let (kcat_p, ours_p) = (wall(kcat_p), wall(ours_p));
+    let challenged = wall(challenged);
 
     eprintln!("latency at 1,000 and 10,000 events/s ...");
     // Both clients: a 1 ms fetch wait (the mock cluster holds an empty fetch for all of it), and
@@ -1292,6 +1333,12 @@ fn main() {
             per_s(metered),
             per_s(metered) / per_s(full),
             ">= 0.95x without",
+        ),
+        (
+            "score, output + commits, --challenger: vs without",
+            per_s(challenged),
+            per_s(challenged) / per_s(full),
+            ">= 0.90x without",
         ),
         (
             "produce: kcat -P (records/s)",
@@ -1490,6 +1537,8 @@ fn main() {
         ],
         score_metered_per_s: whole(per_s(metered)),
         metrics_ratio: ratio(per_s(metered) / per_s(full)),
+        score_challenger_per_s: whole(per_s(challenged)),
+        challenger_ratio: ratio(per_s(challenged) / per_s(full)),
         score_eos_per_s: eos.map(|t| whole(per_s(t))),
         eos_ratio: eos.map(|t| ratio(per_s(t) / per_s(full))),
         cpu_s_per_million: [

@@ -59,6 +59,8 @@ struct Tally {
     unreachable: Option<String>,
     failed: Option<String>,
     rmse: Option<f64>,
+    /// The serving model against the challenger, while one challenges.
+    comparison: Option<crate::engine::quality::Comparison>,
     drift_reported: bool,
     /// Exactly-once: transactions `(committed, aborted)` so far.
     transactions: Option<(u64, u64)>,
@@ -116,6 +118,7 @@ impl Tally {
                 if let Some(a) = r.accuracy {
                     t.rmse = Some(a.rmse);
                 }
+                t.comparison = r.comparison;
                 if r.latency.is_some() {
                     t.latency = r.latency;
                 }
@@ -357,7 +360,7 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
         let rate = (t.totals.scored - previous) as f64 / secs;
         previous = t.totals.scored;
         Some(format!(
-            "scored {} ({rate:.0}/s)  bad {}  beyond range {}  lag {}{}{}{}  {mode}{}{}",
+            "scored {} ({rate:.0}/s)  bad {}  beyond range {}  lag {}{}{}{}{}  {mode}{}{}",
             t.totals.scored,
             t.totals.bad,
             t.totals.extrapolated,
@@ -371,6 +374,10 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
             )),
             t.rmse
                 .map_or_else(String::new, |r| format!("  rmse {r:.0}")),
+            t.comparison.map_or_else(String::new, |c| format!(
+                "  challenger mae {:.0} vs {:.0}, closer on {} of {}",
+                c.challenger.mae, c.serving.mae, c.challenger_closer, c.n
+            )),
             if t.missing.is_empty() {
                 String::new()
             } else {

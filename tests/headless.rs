@@ -568,3 +568,74 @@ fn the_embedded_broker_runs_exactly_once_within_a_run() {
     assert_eq!(ids.len(), 500);
     assert!(ids.values().all(|c| *c == 1));
 }
+
+#[test]
+fn score_with_a_challenger_publishes_both_predictions() {
+    let (_broker, b) = broker_process(3);
+    let dir = tempfile::tempdir().unwrap();
+    // The reference artifact with salaries 20% higher: the drifted labels' own line.
+    let mut challenger =
+        salary_stream::model::Artifact::load(&common::root().join("assets/model.json")).unwrap();
+    challenger.version = "c0ffee01".into();
+    challenger.coefficient *= 1.2;
+    challenger.intercept *= 1.2;
+    let path = dir.path().join("challenger.json");
+    challenger.save(&path).unwrap();
+    let path = path.to_string_lossy().into_owned();
+    let (code, _, stderr) = run(&[
+        "produce", "-b", &b, "--count", "300", "--rate", "max", "--seed", "8", "--drift",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = run(&[
+        "score",
+        "-b",
+        &b,
+        "--count",
+        "300",
+        "--challenger",
+        &path,
+        "--models-dir",
+        &dir.path().join("models").to_string_lossy(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout.lines().map(json).collect();
+    assert_eq!(lines.len(), 300);
+    let mut closer = 0;
+    for v in &lines {
+        let years = v["years_experience"].as_f64().unwrap();
+        let label = v["salary"].as_f64().unwrap();
+        let theirs = challenger.intercept + challenger.coefficient * years;
+        assert_eq!(v["model"], "6c25318e");
+        assert_eq!(
+            v["predicted_salary"].as_f64().unwrap(),
+            exact_prediction(years)
+        );
+        assert_eq!(
+            v["challenger"],
+            serde_json::json!({"model": "c0ffee01", "predicted_salary": theirs, "residual": label - theirs}),
+            "{v}"
+        );
+        closer += usize::from((label - theirs).abs() < (label - exact_prediction(years)).abs());
+    }
+    assert!(
+        closer > 200,
+        "the drifted line is closer to drifted labels: {closer} of 300"
+    );
+
+    // A challenger that cannot be read stops the command with one line.
+    let corrupt = dir.path().join("bad.json");
+    std::fs::write(&corrupt, "{not json").unwrap();
+    let bad = corrupt.to_string_lossy().into_owned();
+    for command in ["score", "dash"] {
+        let (code, stdout, stderr) = run(&[command, "--challenger", &bad, "-b", "127.0.0.1:1"]);
+        assert_eq!((code, stdout.as_str()), (1, ""), "{command}: {stderr}");
+        assert_eq!(
+            stderr,
+            format!(
+                "salary-stream: --challenger: model artifact {bad} is corrupt: key must be a \
+                 string at line 1 column 2\n"
+            ),
+            "{command}"
+        );
+    }
+}

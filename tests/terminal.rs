@@ -268,7 +268,9 @@ fn drive_at(size: (u16, u16)) {
             .is_some_and(|total: u64| total >= 100)
     });
     t.keys(&["t"]);
-    t.wait_for("a challenger in the header", |s| s.contains("  challenger "));
+    t.wait_for("a challenger in the header", |s| {
+        s.contains("  challenger ")
+    });
     let kept: Vec<_> = std::fs::read_dir(models.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
