@@ -812,7 +812,7 @@ fn write_challenger(dir: &std::path::Path) -> String {
         salary_stream::model::Artifact::load(std::path::Path::new("assets/model.json"))
             .expect("assets/model.json");
     artifact.version = "bench0c1".into();
-    artifact.coefficient *= 1.2;
+    artifact.slope *= 1.2;
     artifact.intercept *= 1.2;
     let path = dir.join("challenger.json");
     artifact.save(&path).expect("challenger artifact");
@@ -1242,20 +1242,52 @@ fn main() {
             .collect();
         (own, (!broker.is_empty()).then(|| median_f64(broker)))
     };
+    // (JSON key, table name, figure, the kcat row it is compared with): each of ours against
+    // kcat on the same side.
     let cpu_rows = [
         (
+            "kcat_consume",
             "consume: kcat -C -e, tuned as ours",
             cpu_of(&kcat_tuned, records),
+            "kcat_consume",
         ),
-        ("score --quiet --no-output", cpu_of(&bare, records)),
-        ("score --quiet, output + commits", cpu_of(&full, records)),
         (
+            "score_bare",
+            "score --quiet --no-output",
+            cpu_of(&bare, records),
+            "kcat_consume",
+        ),
+        (
+            "score_full",
+            "score --quiet, output + commits",
+            cpu_of(&full, records),
+            "kcat_consume",
+        ),
+        (
+            "score_challenger",
             "score --quiet, output + commits, --challenger",
             cpu_of(&challenged, records),
+            "kcat_consume",
         ),
-        ("produce: kcat -P", cpu_of(&kcat_p, produced)),
-        ("produce --rate max", cpu_of(&ours_p, produced)),
+        (
+            "kcat_produce",
+            "produce: kcat -P",
+            cpu_of(&kcat_p, produced),
+            "kcat_produce",
+        ),
+        (
+            "produce",
+            "produce --rate max",
+            cpu_of(&ours_p, produced),
+            "kcat_produce",
+        ),
     ];
+    let cpu_own = |key: &str| {
+        cpu_rows
+            .iter()
+            .find(|row| row.0 == key)
+            .map_or(f64::NAN, |row| row.2 .0)
+    };
     let wall = |runs: Vec<Timed>| median(runs.into_iter().map(|t| t.wall).collect());
     let (kcat_plain, kcat_tuned, bare, full, metered, eos) = (
         wall(kcat_plain),
@@ -1376,13 +1408,8 @@ fn main() {
         println!("{name:<48} {value:>14.0} {ratio:>9.2}x  {target}");
     }
     println!("CPU seconds per million records (user + system; ratio to the tool's; broker apart):");
-    for (i, (name, (own, broker))) in cpu_rows.iter().enumerate() {
-        // Each of ours against kcat on the same side: consuming rows to row 0, producing to 3.
-        let reference = if i < 3 {
-            cpu_rows[0].1 .0
-        } else {
-            cpu_rows[3].1 .0
-        };
+    for (_, name, (own, broker), reference) in &cpu_rows {
+        let reference = cpu_own(reference);
         let broker = broker.map_or_else(|| "-".to_owned(), |b| format!("{b:.2}"));
         println!(
             "{name:<48} {own:>14.2} {:>9.2}x  broker {broker}",
@@ -1541,23 +1568,16 @@ fn main() {
         challenger_ratio: ratio(per_s(challenged) / per_s(full)),
         score_eos_per_s: eos.map(|t| whole(per_s(t))),
         eos_ratio: eos.map(|t| ratio(per_s(t) / per_s(full))),
-        cpu_s_per_million: [
-            "kcat_consume",
-            "score_bare",
-            "score_full",
-            "kcat_produce",
-            "produce",
-        ]
-        .into_iter()
-        .zip(&cpu_rows)
-        .map(|(key, (_, (own, broker)))| {
-            let figure = CpuFigure {
-                own: places(*own, 3),
-                broker: broker.map(|b| places(b, 3)),
-            };
-            (key, figure)
-        })
-        .collect(),
+        cpu_s_per_million: cpu_rows
+            .iter()
+            .map(|&(key, _, (own, broker), _)| {
+                let figure = CpuFigure {
+                    own: places(own, 3),
+                    broker: broker.map(|b| places(b, 3)),
+                };
+                (key, figure)
+            })
+            .collect(),
         record_bytes: places(record_bytes, 1),
         broker: broker_text,
         machine,

@@ -493,7 +493,7 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
             rate: args.rate,
             count: args.count,
             labels: (args.labels || args.drift).then_some(LabelModel {
-                slope: a.coefficient,
+                slope: a.slope,
                 intercept: a.intercept,
                 noise_sd: a.rmse,
                 drift: if args.drift { 1.2 } else { 1.0 },

@@ -120,7 +120,7 @@ fn train(data: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
 fn print_artifact(a: &Artifact) {
     println!("model     {}", a.version);
     println!("rows      {}", a.training_rows);
-    println!("slope     {:.6}", a.coefficient);
+    println!("slope     {:.6}", a.slope);
     println!("intercept {:.6}", a.intercept);
     println!("r2        {:.6}", a.r2);
     println!("rmse      {:.2}", a.rmse);

@@ -140,8 +140,10 @@ pub struct Artifact {
     pub feature: String,
     /// Name of the predicted target column.
     pub target: String,
-    /// The slope: salary gained per year of experience.
-    pub coefficient: f64,
+    /// The slope: salary gained per year of experience. The file names it `coefficient`, as
+    /// scikit-learn's `coef_` (the artifact format is unchanged since schema 1).
+    #[serde(rename = "coefficient")]
+    pub slope: f64,
     /// The intercept: predicted salary at zero years.
     pub intercept: f64,
     /// Number of training rows.
@@ -199,7 +201,7 @@ impl Predictor {
 impl From<&Artifact> for Predictor {
     fn from(a: &Artifact) -> Self {
         Predictor {
-            slope: a.coefficient,
+            slope: a.slope,
             intercept: a.intercept,
             version: a.version.clone(),
             range: a.feature_range,
@@ -361,7 +363,7 @@ pub fn train_set(set: &TrainingSet, data_sha256: &str) -> Result<Artifact, Model
         version,
         feature: set.feature.clone(),
         target: set.target.clone(),
-        coefficient: slope,
+        slope,
         intercept,
         training_rows: set.years.len(),
         r2: metrics.r2,
@@ -414,7 +416,7 @@ impl Artifact {
         }
         let artifact: Artifact =
             serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
-        if !artifact.coefficient.is_finite() || !artifact.intercept.is_finite() {
+        if !artifact.slope.is_finite() || !artifact.intercept.is_finite() {
             return Err(corrupt("coefficient and intercept must be finite".into()));
         }
         Ok(artifact)
@@ -516,11 +518,7 @@ mod tests {
         let serving = reference_predictor();
         let (artifact, before) =
             fit_challenger(&pairs, &serving, "50 labeled events".into(), 7).unwrap();
-        assert!(
-            (artifact.coefficient - 2000.0).abs() < 1e-6,
-            "{}",
-            artifact.coefficient
-        );
+        assert!((artifact.slope - 2000.0).abs() < 1e-6, "{}", artifact.slope);
         assert!(
             (artifact.intercept - 1000.0).abs() < 1e-6,
             "{}",

@@ -258,7 +258,7 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
             rate: args.rate,
             count: None,
             labels: Some(LabelModel {
-                slope: artifact.coefficient,
+                slope: artifact.slope,
                 intercept: artifact.intercept,
                 noise_sd: artifact.rmse,
                 drift: 1.0,
@@ -295,7 +295,7 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
             formula: predictor.formula(),
             challenger: challenger_line,
             line: crate::app::ServingLine {
-                slope: artifact.coefficient,
+                slope: artifact.slope,
                 intercept: artifact.intercept,
                 range_max: artifact.feature_range.max,
             },

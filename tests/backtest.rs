@@ -36,7 +36,7 @@ fn records() -> Vec<Sent> {
             let i = offset as f64 + 12.0 * partition as f64;
             let years = 1.0 + 0.7 * i;
             let wobble = [-2500.0, 1200.0, 3100.0, -800.0][offset as usize % 4];
-            let salary = (serving.intercept + serving.coefficient * years) * 1.2 + wobble;
+            let salary = (serving.intercept + serving.slope * years) * 1.2 + wobble;
             let value = if partition == 1 && offset == 5 {
                 "not json".to_owned()
             } else if offset % 3 == 2 {
@@ -85,7 +85,7 @@ fn serving() -> Artifact {
 /// A candidate fitted to salaries 20% higher: the serving line times 1.2.
 fn candidate(dir: &std::path::Path) -> (Artifact, std::path::PathBuf) {
     let mut a = serving();
-    a.coefficient *= 1.2;
+    a.slope *= 1.2;
     a.intercept *= 1.2;
     a.version = "c4ndid8e".into();
     let path = dir.join("candidate.json");
@@ -127,7 +127,7 @@ fn expected(sent: &[Sent], window: &[(i32, i64, i64)], models: &[&Artifact]) -> 
             )
         })
         .collect();
-    let predict = |a: &Artifact, years: f64| a.intercept + a.coefficient * years;
+    let predict = |a: &Artifact, years: f64| a.intercept + a.slope * years;
     let mut wins = vec![0; models.len()];
     for &(years, label) in &labeled {
         let errors: Vec<f64> = models

@@ -577,7 +577,7 @@ fn score_with_a_challenger_publishes_both_predictions() {
     let mut challenger =
         salary_stream::model::Artifact::load(&common::root().join("assets/model.json")).unwrap();
     challenger.version = "c0ffee01".into();
-    challenger.coefficient *= 1.2;
+    challenger.slope *= 1.2;
     challenger.intercept *= 1.2;
     let path = dir.path().join("challenger.json");
     challenger.save(&path).unwrap();
@@ -604,7 +604,7 @@ fn score_with_a_challenger_publishes_both_predictions() {
     for v in &lines {
         let years = v["years_experience"].as_f64().unwrap();
         let label = v["salary"].as_f64().unwrap();
-        let theirs = challenger.intercept + challenger.coefficient * years;
+        let theirs = challenger.intercept + challenger.slope * years;
         assert_eq!(v["model"], "6c25318e");
         assert_eq!(
             v["predicted_salary"].as_f64().unwrap(),

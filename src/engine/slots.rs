@@ -457,7 +457,7 @@ mod tests {
             )),
             Some((trained_on.as_str(), 1_000, "6c25318e"))
         );
-        assert!((fitted.coefficient - 2000.0).abs() < 1e-6);
+        assert!((fitted.slope - 2000.0).abs() < 1e-6);
         // The serving model still serves; both are compared on the same events from now on.
         assert_eq!(s.serving().version, "6c25318e");
         feed(&mut s, 40);

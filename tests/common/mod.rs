@@ -357,7 +357,7 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
 /// The committed model's exact prediction.
 pub fn exact_prediction(years: f64) -> f64 {
     let a = salary_stream::model::Artifact::load(&root().join("assets/model.json")).unwrap();
-    a.intercept + a.coefficient * years
+    a.intercept + a.slope * years
 }
 
 /// A loopback port free now, for a process about to listen on it (a broker, Prometheus). Another
