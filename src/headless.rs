@@ -17,8 +17,8 @@ use crate::engine::{
     BrokerHealth, EngineEvent, EventSink, ProducerStatus, Totals, EMBEDDED_INPUT_PARTITIONS,
 };
 use crate::runtime::{
-    connect, create_topics, cut_reason, load_challenger, load_model, metered, scorer_config,
-    scorer_topics, shutdown_signal, start_metrics, within_bound, Ending,
+    connect, create_topics, cut_reason, load_challenger, load_model, metered, pad_malloc_heaps,
+    scorer_config, scorer_topics, shutdown_signal, start_metrics, within_bound, Ending,
 };
 
 /// A line on stderr. A closed stderr is no reason to stop (`eprintln!` would panic on it).
@@ -324,6 +324,7 @@ impl PredictionWriter for NdjsonStdout {
 
 /// `score`: consume, score, publish, print NDJSON; exits after `--count` or on a signal.
 pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
+    pad_malloc_heaps();
     let model = load_model(args.kafka.model.as_deref())?;
     let challenger = load_challenger(&args.models)?;
     let connection = connect(&args.kafka, EMBEDDED_INPUT_PARTITIONS)?;
@@ -454,6 +455,7 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
 
 /// `produce`: the synthetic producer; exits after `--count` once every event is acknowledged.
 pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
+    pad_malloc_heaps();
     let model = load_model(args.kafka.model.as_deref())?;
     let connection = connect(&args.kafka, EMBEDDED_INPUT_PARTITIONS)?;
     if let Some(broker) = &connection.embedded {
