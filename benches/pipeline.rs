@@ -897,6 +897,136 @@ fn producing(run: &Run<'_>, file: &str) -> Produced {
     }
 }
 
+/// Records of the smaller and the larger callgrind run: the difference of their instruction
+/// counts over the difference of their records is what a record costs, start-up, connecting and
+/// the group join cancelling out.
+const CALLGRIND_RECORDS: (u64, u64) = (10_000, 60_000);
+
+/// User-space instructions per record of each tool, counted by callgrind: unlike rates and CPU
+/// time, they hardly move with the machine or its other load. Every thread of the process is
+/// counted (librdkafka's too).
+#[derive(Serialize, Clone, Copy)]
+struct InstructionsPerRecord {
+    kcat_consume: u64,
+    score_bare: u64,
+    score_full: u64,
+    score_challenger: u64,
+    kcat_produce: u64,
+    produce: u64,
+}
+
+/// The instructions `program args` retires under callgrind; `None` if it cannot be run there.
+fn callgrind(program: &str, args: &[&str]) -> Option<u64> {
+    let out = Command::new("valgrind")
+        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find_map(|l| l.split("Collected :").nth(1)?.trim().parse().ok())
+}
+
+/// Instructions per record: `run(n)` counted for both sizes of [`CALLGRIND_RECORDS`].
+fn per_record(run: impl Fn(u64) -> Option<u64>) -> Option<u64> {
+    let (small, large) = CALLGRIND_RECORDS;
+    let (a, b) = (run(small)?, run(large)?);
+    Some(b.saturating_sub(a) / (large - small))
+}
+
+/// Writes the first `n` lines of `file` to another file in `dir`; returns its path.
+fn first_lines(file: &str, n: u64, dir: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(file).expect("records file");
+    let path = dir.join(format!("records-{n}.ndjson"));
+    let mut out = String::new();
+    for line in text.lines().take(n as usize) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    std::fs::write(&path, out).expect("records file");
+    path.to_string_lossy().into_owned()
+}
+
+/// Each tool's instructions per record on the same records, against a `salary-stream broker`
+/// process of its own (valgrind slows the client about 50 times; the broker runs natively).
+/// `None` where valgrind is not installed.
+fn instructions(
+    file: &str,
+    dir: &std::path::Path,
+    challenger: &str,
+) -> Option<InstructionsPerRecord> {
+    callgrind("true", &[])?;
+    eprintln!(
+        "instructions per record (callgrind, {} and {} records) ...",
+        CALLGRIND_RECORDS.0, CALLGRIND_RECORDS.1
+    );
+    let broker = Broker::start(THROUGHPUT_PARTITIONS, None);
+    let b = broker.address.as_str();
+    let pid = std::process::id();
+    let kcat_produce = per_record(|n| {
+        let records = first_lines(file, n, dir);
+        let topic = format!("cg-kcat-{n}-{pid}");
+        callgrind("kcat", &["-b", b, "-P", "-t", &topic, "-l", &records])
+    })?;
+    let produce = per_record(|n| {
+        let topic = format!("cg-ours-{n}-{pid}");
+        let count = n.to_string();
+        callgrind(
+            BIN,
+            &[
+                "produce", "-b", b, "-t", &topic, "--rate", "max", "--count", &count,
+            ],
+        )
+    })?;
+    // Everything reads what kcat wrote for the larger run.
+    let topic = format!("cg-kcat-{}-{pid}", CALLGRIND_RECORDS.1);
+    let kcat_consume = per_record(|n| {
+        let count = n.to_string();
+        let mut a = vec![
+            "-b",
+            b,
+            "-C",
+            "-t",
+            &topic,
+            "-o",
+            "beginning",
+            "-c",
+            &count,
+            "-e",
+            "-q",
+        ];
+        a.extend_from_slice(&FETCH_WAIT);
+        a.extend_from_slice(&KCAT_AS_OURS);
+        callgrind("kcat", &a)
+    })?;
+    let score = |extra: &[&str]| {
+        per_record(|n| {
+            let count = n.to_string();
+            let group = format!("cg-{}-{n}-{pid}", extra.len());
+            let mut a = vec![
+                "score", "-b", b, "-t", &topic, "-g", &group, "--quiet", "--count", &count,
+            ];
+            a.extend_from_slice(extra);
+            a.extend_from_slice(&FETCH_WAIT);
+            callgrind(BIN, &a)
+        })
+    };
+    Some(InstructionsPerRecord {
+        kcat_consume,
+        score_bare: score(&["--no-output"])?,
+        score_full: score(&[])?,
+        score_challenger: score(&["--challenger", challenger])?,
+        kcat_produce,
+        produce,
+    })
+}
+
 /// The consuming part, on the records kcat produced: what each consumer took, medians later.
 struct Consumed {
     /// The records every consumer handles: what kcat can read back.
@@ -1105,6 +1235,8 @@ struct Results {
     #[serde(skip_serializing_if = "Option::is_none")]
     eos_ratio: Option<f64>,
     cpu_s_per_million: BTreeMap<&'static str, CpuFigure>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instructions_per_record: Option<InstructionsPerRecord>,
     record_bytes: f64,
     broker: String,
     machine: Machine,
@@ -1328,6 +1460,8 @@ fn main() {
         k.stop();
     }
 
+    let instructions = instructions(&file, &dir, &challenger);
+
     eprintln!("rendering frames ...");
     let (frame_p99_us, frame_mean_us) = frame_render_us();
 
@@ -1415,6 +1549,41 @@ fn main() {
             "{name:<48} {own:>14.2} {:>9.2}x  broker {broker}",
             own / reference
         );
+    }
+    match &instructions {
+        Some(i) => {
+            println!(
+                "user-space instructions per record (callgrind, {} and {} records; ratio to the \
+                 tool's):",
+                CALLGRIND_RECORDS.0, CALLGRIND_RECORDS.1
+            );
+            for (name, value, reference) in [
+                (
+                    "consume: kcat -C -e, tuned as ours",
+                    i.kcat_consume,
+                    i.kcat_consume,
+                ),
+                ("score --quiet --no-output", i.score_bare, i.kcat_consume),
+                (
+                    "score --quiet, output + commits",
+                    i.score_full,
+                    i.kcat_consume,
+                ),
+                (
+                    "score --quiet, output + commits, --challenger",
+                    i.score_challenger,
+                    i.kcat_consume,
+                ),
+                ("produce: kcat -P", i.kcat_produce, i.kcat_produce),
+                ("produce --rate max", i.produce, i.kcat_produce),
+            ] {
+                println!(
+                    "{name:<48} {value:>14} {:>9.2}x",
+                    value as f64 / reference as f64
+                );
+            }
+        }
+        None => println!("user-space instructions per record: - (valgrind is not installed)"),
     }
     // Against Kafka's tools: the ratio is to the tool's own figure, which leaves out its JVM
     // start-up (and, producing, reading the payload file), while ours is the whole process; the
@@ -1578,6 +1747,7 @@ fn main() {
                 (key, figure)
             })
             .collect(),
+        instructions_per_record: instructions,
         record_bytes: places(record_bytes, 1),
         broker: broker_text,
         machine,
