@@ -248,6 +248,8 @@ pub enum Message {
     ToggleHelp,
     /// `q`, Ctrl-C, SIGTERM
     Quit,
+    /// Something the runtime says about the models (a key it cannot serve), for the header.
+    ModelNote(String),
 }
 
 /// Effects `update` asks the runtime to carry out.
@@ -263,47 +265,47 @@ pub enum Effect {
 #[derive(Debug, Clone, PartialEq)]
 pub struct App {
     /// Fixed facts for the header.
-    pub setup: Setup,
+    setup: Setup,
     /// The live stream state.
-    pub live: StreamView,
+    live: StreamView,
     /// A copy of `live` taken when the view was frozen.
-    pub frozen: Option<StreamView>,
+    frozen: Option<StreamView>,
     /// The producer as last reported (rate updated at once on `+`/`-`).
-    pub producer: ProducerStatus,
+    producer: ProducerStatus,
     /// Broker reachability.
-    pub broker: BrokerHealth,
+    broker: BrokerHealth,
     /// Help overlay shown.
-    pub show_help: bool,
+    show_help: bool,
     /// The runtime should exit.
-    pub should_quit: bool,
+    should_quit: bool,
     /// Engine reports lost between engine and view.
-    pub dropped_reports: u64,
+    dropped_reports: u64,
     /// The scorer's fatal error, if it stopped.
-    pub failure: Option<String>,
+    failure: Option<String>,
     /// Why the synthetic producer stopped, if it stopped on its own.
-    pub producer_failure: Option<String>,
+    producer_failure: Option<String>,
     /// Quit was asked for again while quitting: exit now, whatever is unfinished.
-    pub force_quit: bool,
+    force_quit: bool,
     /// Topics the scorer needs that the broker does not have.
-    pub missing_topics: Vec<String>,
+    missing_topics: Vec<String>,
     /// Labeled events the accuracy figures cover.
-    pub accuracy_window: usize,
+    accuracy_window: usize,
     /// The watched group's members (`--watch-group`).
-    pub members: Vec<crate::engine::watch::GroupMember>,
+    members: Vec<crate::engine::watch::GroupMember>,
     /// Exactly-once: transactions `(committed, aborted)` so far.
-    pub transactions: Option<(u64, u64)>,
+    transactions: Option<(u64, u64)>,
     /// Input partitions this instance owns.
-    pub assigned: Vec<i32>,
+    assigned: Vec<i32>,
     /// The synthetic producer's labels are drifted.
-    pub drift_on: bool,
+    drift_on: bool,
     /// The latest model change, refusal or retraining, for the header.
-    pub model_note: Option<String>,
+    model_note: Option<String>,
     /// The serving line, for the chart.
-    pub line: ServingLine,
+    line: ServingLine,
     /// The challenger, if one is loaded.
-    pub challenger: Option<ModelLine>,
+    challenger: Option<ModelLine>,
     /// The dashboard clock, ms.
-    pub now_ms: u64,
+    now_ms: u64,
 }
 
 impl App {
@@ -338,6 +340,101 @@ impl App {
             setup,
             now_ms,
         }
+    }
+
+    /// Fixed facts for the header (the serving version and its line as last reported).
+    pub fn setup(&self) -> &Setup {
+        &self.setup
+    }
+
+    /// The producer as last reported (its rate updated at once on `+`/`-`).
+    pub fn producer(&self) -> &ProducerStatus {
+        &self.producer
+    }
+
+    /// Broker reachability.
+    pub fn broker(&self) -> &BrokerHealth {
+        &self.broker
+    }
+
+    /// Whether the help overlay is shown.
+    pub fn show_help(&self) -> bool {
+        self.show_help
+    }
+
+    /// Whether the view is frozen.
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.is_some()
+    }
+
+    /// Whether the runtime should exit.
+    pub fn should_quit(&self) -> bool {
+        self.should_quit
+    }
+
+    /// Quit was asked for again while quitting: exit now, whatever is unfinished.
+    pub fn force_quit(&self) -> bool {
+        self.force_quit
+    }
+
+    /// Engine reports lost between engine and view.
+    pub fn dropped_reports(&self) -> u64 {
+        self.dropped_reports
+    }
+
+    /// The scorer's fatal error, if it stopped.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    /// Why the synthetic producer stopped, if it stopped on its own.
+    pub fn producer_failure(&self) -> Option<&str> {
+        self.producer_failure.as_deref()
+    }
+
+    /// Topics the scorer needs that the broker does not have.
+    pub fn missing_topics(&self) -> &[String] {
+        &self.missing_topics
+    }
+
+    /// Labeled events the accuracy figures cover.
+    pub fn accuracy_window(&self) -> usize {
+        self.accuracy_window
+    }
+
+    /// The watched group's members (`--watch-group`).
+    pub fn members(&self) -> &[crate::engine::watch::GroupMember] {
+        &self.members
+    }
+
+    /// Exactly-once: transactions `(committed, aborted)` so far.
+    pub fn transactions(&self) -> Option<(u64, u64)> {
+        self.transactions
+    }
+
+    /// Input partitions this instance owns.
+    pub fn assigned(&self) -> &[i32] {
+        &self.assigned
+    }
+
+    /// Whether the synthetic producer's labels are drifted.
+    pub fn drift_on(&self) -> bool {
+        self.drift_on
+    }
+
+    /// The latest model change, refusal or fit, for the header.
+    pub fn model_note(&self) -> Option<&str> {
+        self.model_note.as_deref()
+    }
+
+    /// The serving line, for the chart.
+    pub fn line(&self) -> ServingLine {
+        self.line
+    }
+
+    /// The challenger, if one is loaded.
+    pub fn challenger(&self) -> Option<&ModelLine> {
+        self.challenger.as_ref()
     }
 
     /// What to draw: the frozen copy while frozen, else the live state.
@@ -400,6 +497,7 @@ impl App {
                 self.force_quit = self.should_quit;
                 self.should_quit = true;
             }
+            Message::ModelNote(note) => self.model_note = Some(note),
         }
         None
     }

@@ -393,8 +393,9 @@ impl View {
             (Some(Effect::Model(command)), Some(e)) => match &e.reading {
                 Reading::Scorer(scorer) => scorer.command(command),
                 Reading::Watcher(_) => {
-                    self.app.model_note =
-                        Some("watching: the group's scorers serve their own models".into());
+                    self.app.update(Message::ModelNote(
+                        "watching: the group's scorers serve their own models".into(),
+                    ));
                 }
             },
             _ => {}
@@ -427,7 +428,7 @@ impl View {
         frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let signal = shutdown_signal();
         tokio::pin!(signal);
-        while !self.app.should_quit {
+        while !self.app.should_quit() {
             tokio::select! {
                 _ = frames.tick() => {
                     self.draw(Some(engine))?;
@@ -437,7 +438,7 @@ impl View {
                 }
                 event = self.keys.next() => match event {
                     Some(Ok(Event::Key(key))) => {
-                        if let Some(message) = message_for(key, self.app.show_help) {
+                        if let Some(message) = message_for(key, self.app.show_help()) {
                             self.apply(message, Some(engine));
                         }
                     }
@@ -462,7 +463,7 @@ impl View {
     /// left undone if the bound, a second quit or a signal cut it short.
     async fn shut_down(&mut self, engine: Engine, bound: Duration) -> Option<String> {
         // The view says it is stopping, whatever ended the run (a key, a signal, the engine).
-        if !self.app.should_quit {
+        if !self.app.should_quit() {
             self.app.update(Message::Quit);
         }
         let unfinished: Option<Unfinished> = match &engine.reading {
@@ -536,7 +537,7 @@ impl View {
                         Some(Ok(_)) => {}
                         Some(Err(_)) | None => terminal_alive = false,
                     }
-                    if self.app.force_quit {
+                    if self.app.force_quit() {
                         return Some(cut_short("quit again"));
                     }
                 }

@@ -394,6 +394,19 @@ impl Prediction<'_> {
             // Serializing plain numbers and strings into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut *out, v);
         }
+        // A model version is a few hex digits: nothing in it needs escaping.
+        fn plain(out: &mut Vec<u8>, text: &str) {
+            if text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            {
+                out.push(b'"');
+                out.extend_from_slice(text.as_bytes());
+                out.push(b'"');
+            } else {
+                value(out, text);
+            }
+        }
         fn integer(out: &mut Vec<u8>, v: impl itoa::Integer) {
             out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
         }
@@ -424,7 +437,7 @@ impl Prediction<'_> {
         } else {
             b",\"extrapolated\":false,\"model\":"
         });
-        value(out, self.model);
+        plain(out, self.model);
         out.extend_from_slice(b",\"partition\":");
         integer(out, self.partition);
         out.extend_from_slice(b",\"offset\":");
@@ -433,7 +446,7 @@ impl Prediction<'_> {
         value(out, &self.latency_ms);
         if let Some(c) = &self.challenger {
             out.extend_from_slice(b",\"challenger\":{\"model\":");
-            value(out, c.model);
+            plain(out, c.model);
             out.extend_from_slice(b",\"predicted_salary\":");
             value(out, &c.predicted_salary);
             if let Some(residual) = c.residual {

@@ -21,15 +21,14 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let x_max = points
         .iter()
         .map(|p| p.0)
-        .fold(app.line.range_max, f64::max)
+        .fold(app.line().range_max, f64::max)
         .ceil();
     let line = [
-        (0.0, app.line.intercept),
-        (x_max, app.line.intercept + app.line.slope * x_max),
+        (0.0, app.line().intercept),
+        (x_max, app.line().intercept + app.line().slope * x_max),
     ];
     let challenger = app
-        .challenger
-        .as_ref()
+        .challenger()
         .map(|c| [(0.0, c.intercept), (x_max, c.intercept + c.slope * x_max)]);
     let y_max = points
         .iter()

@@ -13,11 +13,11 @@ use crate::engine::BrokerHealth;
 
 /// Draws the header block.
 pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let s = &app.setup;
+    let s = app.setup();
     let width = area.width;
     let red = Style::new().fg(Color::Red).bold();
     let note = |text: String| Span::styled(text, Style::new().fg(Color::Cyan));
-    let broker_state = match &app.broker {
+    let broker_state = match app.broker() {
         BrokerHealth::Connecting => Field::new(vec![
             " (".into(),
             Span::styled("connecting", Style::new().fg(Color::Yellow)),
@@ -43,12 +43,12 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
         Field::new(vec!["broker ".dim(), Span::raw(s.broker.clone())]),
         broker_state,
         Field::new(vec!["  group ".dim(), Span::raw(s.group.clone())]),
-        Field::new(match &app.setup.metrics_address {
+        Field::new(match &app.setup().metrics_address {
             Some(address) => vec!["  metrics ".dim(), Span::raw(format!("{address}/metrics"))],
             None => vec![],
         }),
     ];
-    let topics = if app.missing_topics.is_empty() {
+    let topics = if app.missing_topics().is_empty() {
         vec![
             Field::new(vec![
                 "topics ".dim(),
@@ -57,15 +57,15 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
             Field::new(vec![Span::raw(format!("  dead letters → {}", s.dlq_topic))]),
             delivery(app),
             Field::new(vec![note(
-                app.setup
+                app.setup()
                     .topics_note
                     .as_ref()
                     .map_or_else(String::new, |n| format!("  ({n})")),
             )]),
         ]
     } else {
-        let missing = app.missing_topics.join(", ");
-        let them = if app.missing_topics.len() == 1 {
+        let missing = app.missing_topics().join(", ");
+        let them = if app.missing_topics().len() == 1 {
             "it"
         } else {
             "them"
@@ -82,7 +82,7 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
     };
     let model = vec![
         Field::new(vec!["model ".dim(), Span::raw(s.model_version.clone())]),
-        Field::new(match &app.challenger {
+        Field::new(match app.challenger() {
             Some(c) => vec![
                 "  challenger ".dim(),
                 Span::styled(c.version.clone(), Style::new().fg(Color::Magenta)),
@@ -90,9 +90,9 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
             None => vec![],
         }),
         Field::new(vec![Span::raw(format!("  {}", s.formula))]),
-        model_note(app.model_note.as_deref()),
+        model_note(app.model_note()),
     ];
-    let p = &app.producer;
+    let p = app.producer();
     let producer_state = if p.running {
         Field::new(vec![Span::styled(
             format!("producer ON {}", p.rate),
@@ -119,7 +119,7 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
             p.failed
         ))]));
     }
-    if app.drift_on {
+    if app.drift_on() {
         producer.push(
             Field::new(vec![Span::styled(
                 "  labels drifted +20%",
@@ -146,7 +146,7 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
         variants.fold(first, Field::or)
     };
     let mut notices = Vec::new();
-    if app.should_quit {
+    if app.should_quit() {
         notices.push(notice(
             vec![
                 " quitting: flushing predictions, committing offsets (q again: quit now) "
@@ -157,7 +157,7 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
             Style::new().fg(Color::Yellow).bold(),
         ));
     }
-    if let Some(failure) = &app.failure {
+    if let Some(failure) = app.failure() {
         notices.push(notice(
             vec![
                 format!(" scorer stopped: {failure} "),
@@ -166,7 +166,7 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
             red,
         ));
     }
-    if let Some(failure) = &app.producer_failure {
+    if let Some(failure) = app.producer_failure() {
         notices.push(notice(
             vec![
                 format!(" producer stopped: {failure} "),
@@ -204,10 +204,10 @@ fn model_note(text: Option<&str>) -> Field<'static> {
 /// How predictions are delivered, with the transactions so far in exactly-once mode.
 fn delivery(app: &App) -> Field<'static> {
     let mode = Span::styled(
-        format!("  {}", app.setup.delivery),
+        format!("  {}", app.setup().delivery),
         Style::new().fg(Color::Cyan),
     );
-    match app.transactions {
+    match app.transactions() {
         Some((committed, aborted)) => Field::new(vec![
             mode.clone(),
             Span::raw(format!(": {committed} transactions, {aborted} aborted")),

@@ -83,7 +83,7 @@ pub fn render(frame: &mut Frame<'_>, app: &App) {
         side::render(frame, right, app);
     }
     render_footer(frame, footer, app);
-    if app.show_help {
+    if app.show_help() {
         render_help(frame, area, app);
     }
 }
@@ -112,7 +112,7 @@ fn key(k: &'static str) -> Span<'static> {
 
 fn render_footer(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let mut fields = Vec::new();
-    if app.frozen.is_some() {
+    if app.is_frozen() {
         fields.push(fit::Field::new(vec![" FROZEN ".reversed(), " ".into()]));
     }
     for (k, what) in [
@@ -156,7 +156,7 @@ pub fn help(accuracy_window: usize) -> [(&'static str, String); 12] {
 
 /// The help overlay's size for `app`: its widest line and every line, inside a border.
 pub fn help_size(app: &App) -> (u16, u16) {
-    let help = help(app.accuracy_window);
+    let help = help(app.accuracy_window());
     let widest = help
         .iter()
         .map(|(k, what)| Span::raw(format!("{k:>6}  {what}")).width())
@@ -179,7 +179,7 @@ fn render_help(frame: &mut Frame<'_>, area: Rect, app: &App) {
         .areas(popup);
     // The overlay takes the screen: values half hidden behind it would be fragments.
     frame.render_widget(Clear, area);
-    let lines: Vec<Line<'_>> = help(app.accuracy_window)
+    let lines: Vec<Line<'_>> = help(app.accuracy_window())
         .iter()
         .map(|(k, what)| Line::from(vec![key_owned(k), Span::raw(format!("  {what}"))]))
         .collect();

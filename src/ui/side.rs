@@ -213,7 +213,7 @@ fn render_salaries(frame: &mut Frame<'_>, area: Rect, app: &App) {
 
 fn render_accuracy(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let v = app.view();
-    if let Some(challenger) = &app.challenger {
+    if let Some(challenger) = app.challenger() {
         render_comparison(frame, area, app, &challenger.version);
         return;
     }
@@ -235,7 +235,7 @@ fn render_accuracy(frame: &mut Frame<'_>, area: Rect, app: &App) {
         }
         None => (
             vec![
-                format!(" model accuracy (last {} labeled) ", app.accuracy_window),
+                format!(" model accuracy (last {} labeled) ", app.accuracy_window()),
                 " model accuracy ".to_owned(),
                 " accuracy ".to_owned(),
             ],
@@ -282,7 +282,7 @@ fn render_accuracy(frame: &mut Frame<'_>, area: Rect, app: &App) {
 /// The serving model against the challenger, on the labeled events both scored.
 fn render_comparison(frame: &mut Frame<'_>, area: Rect, app: &App, challenger: &str) {
     let v = app.view();
-    let serving = &app.setup.model_version;
+    let serving = &app.setup().model_version;
     let drift = v.drift.map_or("", |a| match a.shift {
         Shift::Up => "DRIFT ↑ ",
         Shift::Down => "DRIFT ↓ ",
@@ -295,7 +295,7 @@ fn render_comparison(frame: &mut Frame<'_>, area: Rect, app: &App, challenger: &
     let titles = [
         format!(
             " {drift}{serving} vs challenger {challenger} (last {} labeled) ",
-            app.accuracy_window
+            app.accuracy_window()
         ),
         format!(" {drift}{serving} vs challenger {challenger} "),
         format!(" {drift}vs challenger {challenger} "),
@@ -401,7 +401,7 @@ fn seconds(ms: i64) -> String {
 fn render_lag(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let v = app.view();
     let lag = &v.lag;
-    let owned: Vec<String> = app.assigned.iter().map(i32::to_string).collect();
+    let owned: Vec<String> = app.assigned().iter().map(i32::to_string).collect();
     let mut titles = Vec::new();
     if !owned.is_empty() {
         titles.push(format!(" consumer lag, partitions {} ", owned.join(",")));
@@ -438,7 +438,7 @@ fn render_lag(frame: &mut Frame<'_>, area: Rect, app: &App) {
             })
             .collect();
         let members: Vec<Field<'_>> = app
-            .members
+            .members()
             .iter()
             .enumerate()
             .map(|(i, m)| {
@@ -512,7 +512,7 @@ fn render_records(frame: &mut Frame<'_>, area: Rect, app: &App) {
         ]),
         Field::new(vec![
             label("  view drops "),
-            Span::raw(app.dropped_reports.to_string()),
+            Span::raw(app.dropped_reports().to_string()),
         ]),
     ]];
     let [first, rest] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
