@@ -351,22 +351,7 @@ fn t_fits_a_challenger_that_rides_along_p_promotes_it_r_rolls_back_and_a_bad_art
     produce(100);
     let reference = predictor();
     for v in outputs(100) {
-        let years = v["years_experience"].as_f64().unwrap();
-        let label = v["salary"].as_f64().unwrap();
-        let theirs = challenger.intercept + challenger.slope * years;
-        assert_eq!(v["model"], "6c25318e");
-        assert_eq!(
-            v["predicted_salary"].as_f64().unwrap(),
-            reference.predict(years)
-        );
-        assert_eq!(
-            v["challenger"],
-            serde_json::json!({
-                "model": version,
-                "predicted_salary": theirs,
-                "residual": label - theirs,
-            })
-        );
+        common::assert_challenged(&v, &challenger);
     }
     wait_for("the comparison over 100 events", &|e| {
         matches!(e, EngineEvent::Scored(r) if r.comparison.is_some_and(|c| c.n == 100

@@ -602,20 +602,9 @@ fn score_with_a_challenger_publishes_both_predictions() {
     assert_eq!(lines.len(), 300);
     let mut closer = 0;
     for v in &lines {
-        let years = v["years_experience"].as_f64().unwrap();
-        let label = v["salary"].as_f64().unwrap();
-        let theirs = challenger.intercept + challenger.slope * years;
-        assert_eq!(v["model"], "6c25318e");
-        assert_eq!(
-            v["predicted_salary"].as_f64().unwrap(),
-            exact_prediction(years)
-        );
-        assert_eq!(
-            v["challenger"],
-            serde_json::json!({"model": "c0ffee01", "predicted_salary": theirs, "residual": label - theirs}),
-            "{v}"
-        );
-        closer += usize::from((label - theirs).abs() < (label - exact_prediction(years)).abs());
+        let (label, theirs) = common::assert_challenged(v, &challenger);
+        let ours = v["predicted_salary"].as_f64().unwrap();
+        closer += usize::from((label - theirs).abs() < (label - ours).abs());
     }
     assert!(
         closer > 200,

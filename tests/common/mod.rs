@@ -360,6 +360,34 @@ pub fn exact_prediction(years: f64) -> f64 {
     a.intercept + a.slope * years
 }
 
+/// Asserts that output record `v` holds the committed model's exact prediction and, riding along,
+/// `challenger`'s: its version, prediction and residual. Returns the label and the challenger's
+/// prediction.
+pub fn assert_challenged(
+    v: &serde_json::Value,
+    challenger: &salary_stream::model::Artifact,
+) -> (f64, f64) {
+    let years = v["years_experience"].as_f64().unwrap();
+    let label = v["salary"].as_f64().unwrap();
+    let theirs = challenger.intercept + challenger.slope * years;
+    assert_eq!(v["model"], "6c25318e", "{v}");
+    assert_eq!(
+        v["predicted_salary"].as_f64().unwrap(),
+        exact_prediction(years),
+        "{v}"
+    );
+    assert_eq!(
+        v["challenger"],
+        serde_json::json!({
+            "model": challenger.version,
+            "predicted_salary": theirs,
+            "residual": label - theirs,
+        }),
+        "{v}"
+    );
+    (label, theirs)
+}
+
 /// A loopback port free now, for a process about to listen on it (a broker, Prometheus). Another
 /// process may take it in between: those starts fail loudly, they do not pass wrongly.
 pub fn free_port() -> u16 {
