@@ -37,6 +37,12 @@ struct Version {
     version: String,
 }
 
+/// Labels naming a model slot: `serving` or `challenger`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Slot {
+    slot: String,
+}
+
 /// Every metric this process exposes.
 pub struct Metrics {
     registry: Registry,
@@ -48,6 +54,9 @@ pub struct Metrics {
     lag_records: Family<Partition, Gauge>,
     lag_seconds: Family<Partition, Gauge<f64, AtomicU64>>,
     model: Family<Version, Gauge>,
+    challenger: Family<Version, Gauge>,
+    /// Each slot's MAE over the labeled events both scored, while a challenger is loaded.
+    comparison_mae: Family<Slot, Gauge<f64, AtomicU64>>,
     drift: Gauge,
     producer_sent: Counter,
     producer_acked: Counter,
@@ -55,6 +64,7 @@ pub struct Metrics {
     /// The producer's cumulative counts last seen, to turn them into counter increments.
     producer_seen: Mutex<(u64, u64, u64)>,
     serving: Mutex<String>,
+    challenging: Mutex<Option<String>>,
     publishing: bool,
     /// The partitions whose lag is exposed now.
     lag_shown: Mutex<Vec<i32>>,
@@ -74,6 +84,8 @@ impl Metrics {
         let lag_records = Family::<Partition, Gauge>::default();
         let lag_seconds = Family::<Partition, Gauge<f64, AtomicU64>>::default();
         let model = Family::<Version, Gauge>::default();
+        let challenger = Family::<Version, Gauge>::default();
+        let comparison_mae = Family::<Slot, Gauge<f64, AtomicU64>>::default();
         let drift = Gauge::default();
         let producer_sent = Counter::default();
         let producer_acked = Counter::default();
@@ -121,6 +133,17 @@ impl Metrics {
             model.clone(),
         );
         registry.register(
+            "salary_stream_challenger_info",
+            "The challenger's version (1 for the one loaded; absent without one)",
+            challenger.clone(),
+        );
+        registry.register(
+            "salary_stream_comparison_mae",
+            "Mean absolute error of each slot (serving, challenger) over the labeled events both \
+             scored, while a challenger is loaded",
+            comparison_mae.clone(),
+        );
+        registry.register(
             "salary_stream_drift_alarm",
             "1 once the drift detector has fired for the serving model, else 0",
             drift.clone(),
@@ -155,12 +178,15 @@ impl Metrics {
             lag_records,
             lag_seconds,
             model,
+            challenger,
+            comparison_mae,
             drift,
             producer_sent,
             producer_acked,
             producer_failed,
             producer_seen: Mutex::new((0, 0, 0)),
             serving: Mutex::new(version.to_owned()),
+            challenging: Mutex::new(None),
             publishing,
             lag_shown: Mutex::new(Vec::new()),
         })
@@ -188,6 +214,31 @@ impl Metrics {
                         .inc_by(*n);
                 }
                 self.drift.set(i64::from(report.drift.is_some()));
+                if let Some(c) = report.comparison {
+                    for (slot, a) in [("serving", c.serving), ("challenger", c.challenger)] {
+                        self.comparison_mae
+                            .get_or_create(&Slot { slot: slot.into() })
+                            .set(a.mae);
+                    }
+                }
+            }
+            EngineEvent::Model(ModelEvent::Challenger(line)) => {
+                let mut challenging = self
+                    .challenging
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if let Some(old) = challenging.take() {
+                    self.challenger.remove(&Version { version: old });
+                }
+                self.comparison_mae.clear();
+                if let Some(line) = line {
+                    self.challenger
+                        .get_or_create(&Version {
+                            version: line.version.clone(),
+                        })
+                        .set(1);
+                    *challenging = Some(line.version.clone());
+                }
             }
             EngineEvent::Lag(lag) => {
                 // Set in place, never cleared first: a scrape between a clear and the new values
@@ -238,6 +289,7 @@ impl Metrics {
                     .set(1);
                 version.clone_into(&mut serving);
                 self.drift.set(0);
+                self.comparison_mae.clear();
             }
             EngineEvent::Producer(status) => {
                 let mut seen = self
@@ -381,6 +433,48 @@ mod tests {
             }));
         }
         m.observe_latency_us(1_200);
+        let challenger = crate::engine::ModelLine {
+            version: "c0ffee01".into(),
+            formula: String::new(),
+            slope: 2.0,
+            intercept: 0.0,
+        };
+        m.observe(&EngineEvent::Model(ModelEvent::Challenger(Some(
+            challenger.clone(),
+        ))));
+        let accuracy = |mae| crate::engine::quality::Accuracy {
+            n: 10,
+            mae,
+            rmse: mae,
+            r2: 0.5,
+        };
+        m.observe(&EngineEvent::Scored(ScoreReport {
+            comparison: Some(crate::engine::quality::Comparison {
+                n: 10,
+                serving: accuracy(15020.5),
+                challenger: accuracy(4390.25),
+                mean_abs_difference: 1.0,
+                challenger_closer: 9,
+            }),
+            ..ScoreReport::default()
+        }));
+        let text = m.encode();
+        for line in [
+            "salary_stream_challenger_info{version=\"c0ffee01\"} 1",
+            "salary_stream_comparison_mae{slot=\"serving\"} 15020.5",
+            "salary_stream_comparison_mae{slot=\"challenger\"} 4390.25",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+        m.observe(&EngineEvent::Model(ModelEvent::Challenger(None)));
+        let text = m.encode();
+        assert!(
+            !text.contains("c0ffee01") && !text.contains("comparison_mae{"),
+            "no challenger, no comparison:\n{text}"
+        );
+        m.observe(&EngineEvent::Model(ModelEvent::Challenger(Some(
+            challenger,
+        ))));
         m.observe(&EngineEvent::Model(ModelEvent::Swapped {
             line: crate::engine::ModelLine {
                 version: "9f00aa11".into(),

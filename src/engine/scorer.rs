@@ -575,6 +575,11 @@ impl Scorer {
             reader_gone: false,
             last_event_ms: BTreeMap::new(),
         };
+        // A challenger loaded at start is news to every sink, as one loaded later is.
+        if let Some(line) = state.slots.challenger_line() {
+            self.sink
+                .emit(EngineEvent::Model(ModelEvent::Challenger(Some(line))));
+        }
         let mut last_report = Instant::now();
         let mut last_store = Instant::now();
         let mut batch = self.records.batch(RECORDS_PER_TAKE);
