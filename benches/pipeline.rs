@@ -900,6 +900,7 @@ fn producing(run: &Run<'_>, file: &str) -> Produced {
 /// Records of the smaller and the larger callgrind run: the difference of their instruction
 /// counts over the difference of their records is what a record costs, start-up, connecting and
 /// the group join cancelling out.
+/// (With fewer records in the run, the larger is all of them and the smaller a sixth.)
 const CALLGRIND_RECORDS: (u64, u64) = (10_000, 60_000);
 
 /// User-space instructions per record of each tool, counted by callgrind: unlike rates and CPU
@@ -907,6 +908,8 @@ const CALLGRIND_RECORDS: (u64, u64) = (10_000, 60_000);
 /// counted (librdkafka's too).
 #[derive(Serialize, Clone, Copy)]
 struct InstructionsPerRecord {
+    /// Records of the smaller and the larger run.
+    records: (u64, u64),
     kcat_consume: u64,
     score_bare: u64,
     score_full: u64,
@@ -933,9 +936,8 @@ fn callgrind(program: &str, args: &[&str]) -> Option<u64> {
         .find_map(|l| l.split("Collected :").nth(1)?.trim().parse().ok())
 }
 
-/// Instructions per record: `run(n)` counted for both sizes of [`CALLGRIND_RECORDS`].
-fn per_record(run: impl Fn(u64) -> Option<u64>) -> Option<u64> {
-    let (small, large) = CALLGRIND_RECORDS;
+/// Instructions per record: `run(n)` counted for both sizes.
+fn per_record((small, large): (u64, u64), run: impl Fn(u64) -> Option<u64>) -> Option<u64> {
     let (a, b) = (run(small)?, run(large)?);
     Some(b.saturating_sub(a) / (large - small))
 }
@@ -958,23 +960,26 @@ fn first_lines(file: &str, n: u64, dir: &std::path::Path) -> String {
 /// `None` where valgrind is not installed.
 fn instructions(
     file: &str,
+    records: u64,
     dir: &std::path::Path,
     challenger: &str,
 ) -> Option<InstructionsPerRecord> {
     callgrind("true", &[])?;
+    let large = CALLGRIND_RECORDS.1.min(records);
+    let sizes = (CALLGRIND_RECORDS.0.min(large / 6), large);
     eprintln!(
         "instructions per record (callgrind, {} and {} records) ...",
-        CALLGRIND_RECORDS.0, CALLGRIND_RECORDS.1
+        sizes.0, sizes.1
     );
     let broker = Broker::start(THROUGHPUT_PARTITIONS, None);
     let b = broker.address.as_str();
     let pid = std::process::id();
-    let kcat_produce = per_record(|n| {
+    let kcat_produce = per_record(sizes, |n| {
         let records = first_lines(file, n, dir);
         let topic = format!("cg-kcat-{n}-{pid}");
         callgrind("kcat", &["-b", b, "-P", "-t", &topic, "-l", &records])
     })?;
-    let produce = per_record(|n| {
+    let produce = per_record(sizes, |n| {
         let topic = format!("cg-ours-{n}-{pid}");
         let count = n.to_string();
         callgrind(
@@ -985,8 +990,8 @@ fn instructions(
         )
     })?;
     // Everything reads what kcat wrote for the larger run.
-    let topic = format!("cg-kcat-{}-{pid}", CALLGRIND_RECORDS.1);
-    let kcat_consume = per_record(|n| {
+    let topic = format!("cg-kcat-{}-{pid}", sizes.1);
+    let kcat_consume = per_record(sizes, |n| {
         let count = n.to_string();
         let mut a = vec![
             "-b",
@@ -1006,7 +1011,7 @@ fn instructions(
         callgrind("kcat", &a)
     })?;
     let score = |extra: &[&str]| {
-        per_record(|n| {
+        per_record(sizes, |n| {
             let count = n.to_string();
             let group = format!("cg-{}-{n}-{pid}", extra.len());
             // librdkafka's statistics come once a second, and a run under valgrind lasts about
@@ -1031,6 +1036,7 @@ fn instructions(
         })
     };
     Some(InstructionsPerRecord {
+        records: sizes,
         kcat_consume,
         score_bare: score(&["--no-output"])?,
         score_full: score(&[])?,
@@ -1287,6 +1293,70 @@ fn places(value: f64, places: i32) -> f64 {
     (value * scale).round() / scale
 }
 
+/// One row of the table: what, its value, its ratio to the reference, the target or a note.
+type Row<'a, T> = (&'a str, f64, f64, T);
+
+/// A CPU row: JSON key, table name, (own, broker, ...) figures, the kcat row it is compared with.
+type CpuRow = (&'static str, &'static str, (f64, Option<f64>), &'static str);
+
+fn print_rows<T: std::fmt::Display>(rows: &[Row<'_, T>]) {
+    for (name, value, ratio, note) in rows {
+        println!("{name:<48} {value:>14.0} {ratio:>9.2}x  {note}");
+    }
+}
+
+fn print_cpu(rows: &[CpuRow]) {
+    println!("CPU seconds per million records (user + system; ratio to the tool's; broker apart):");
+    let own_of = |key: &str| {
+        rows.iter()
+            .find(|row| row.0 == key)
+            .map_or(f64::NAN, |row| row.2 .0)
+    };
+    for (_, name, (own, broker), reference) in rows {
+        let broker = broker.map_or_else(|| "-".to_owned(), |b| format!("{b:.2}"));
+        println!(
+            "{name:<48} {own:>14.2} {:>9.2}x  broker {broker}",
+            own / own_of(reference)
+        );
+    }
+}
+
+fn print_instructions(instructions: Option<&InstructionsPerRecord>) {
+    let Some(i) = instructions else {
+        println!("user-space instructions per record: - (valgrind is not installed)");
+        return;
+    };
+    println!(
+        "user-space instructions per record (callgrind, {} and {} records; ratio to the tool's):",
+        i.records.0, i.records.1
+    );
+    for (name, value, reference) in [
+        (
+            "consume: kcat -C -e, tuned as ours",
+            i.kcat_consume,
+            i.kcat_consume,
+        ),
+        ("score --quiet --no-output", i.score_bare, i.kcat_consume),
+        (
+            "score --quiet, output + commits",
+            i.score_full,
+            i.kcat_consume,
+        ),
+        (
+            "score --quiet, output + commits, --challenger",
+            i.score_challenger,
+            i.kcat_consume,
+        ),
+        ("produce: kcat -P", i.kcat_produce, i.kcat_produce),
+        ("produce --rate max", i.produce, i.kcat_produce),
+    ] {
+        println!(
+            "{name:<48} {value:>14} {:>9.2}x",
+            value as f64 / reference as f64
+        );
+    }
+}
+
 fn main() {
     let args = Args::parse();
     if args.list {
@@ -1389,7 +1459,7 @@ fn main() {
     };
     // (JSON key, table name, figure, the kcat row it is compared with): each of ours against
     // kcat on the same side.
-    let cpu_rows = [
+    let cpu_rows: [CpuRow; 6] = [
         (
             "kcat_consume",
             "consume: kcat -C -e, tuned as ours",
@@ -1427,12 +1497,6 @@ fn main() {
             "kcat_produce",
         ),
     ];
-    let cpu_own = |key: &str| {
-        cpu_rows
-            .iter()
-            .find(|row| row.0 == key)
-            .map_or(f64::NAN, |row| row.2 .0)
-    };
     let wall = |runs: Vec<Timed>| median(runs.into_iter().map(|t| t.wall).collect());
     let (kcat_plain, kcat_tuned, bare, full, metered, eos) = (
         wall(kcat_plain),
@@ -1473,7 +1537,7 @@ fn main() {
         k.stop();
     }
 
-    let instructions = instructions(&file, &dir, &challenger);
+    let instructions = instructions(&file, records, &dir, &challenger);
 
     eprintln!("rendering frames ...");
     let (frame_p99_us, frame_mean_us) = frame_render_us();
@@ -1551,53 +1615,9 @@ fn main() {
             ),
         );
     }
-    for (name, value, ratio, target) in rows {
-        println!("{name:<48} {value:>14.0} {ratio:>9.2}x  {target}");
-    }
-    println!("CPU seconds per million records (user + system; ratio to the tool's; broker apart):");
-    for (_, name, (own, broker), reference) in &cpu_rows {
-        let reference = cpu_own(reference);
-        let broker = broker.map_or_else(|| "-".to_owned(), |b| format!("{b:.2}"));
-        println!(
-            "{name:<48} {own:>14.2} {:>9.2}x  broker {broker}",
-            own / reference
-        );
-    }
-    match &instructions {
-        Some(i) => {
-            println!(
-                "user-space instructions per record (callgrind, {} and {} records; ratio to the \
-                 tool's):",
-                CALLGRIND_RECORDS.0, CALLGRIND_RECORDS.1
-            );
-            for (name, value, reference) in [
-                (
-                    "consume: kcat -C -e, tuned as ours",
-                    i.kcat_consume,
-                    i.kcat_consume,
-                ),
-                ("score --quiet --no-output", i.score_bare, i.kcat_consume),
-                (
-                    "score --quiet, output + commits",
-                    i.score_full,
-                    i.kcat_consume,
-                ),
-                (
-                    "score --quiet, output + commits, --challenger",
-                    i.score_challenger,
-                    i.kcat_consume,
-                ),
-                ("produce: kcat -P", i.kcat_produce, i.kcat_produce),
-                ("produce --rate max", i.produce, i.kcat_produce),
-            ] {
-                println!(
-                    "{name:<48} {value:>14} {:>9.2}x",
-                    value as f64 / reference as f64
-                );
-            }
-        }
-        None => println!("user-space instructions per record: - (valgrind is not installed)"),
-    }
+    print_rows(&rows);
+    print_cpu(&cpu_rows);
+    print_instructions(instructions.as_ref());
     // Against Kafka's tools: the ratio is to the tool's own figure, which leaves out its JVM
     // start-up (and, producing, reading the payload file), while ours is the whole process; the
     // ratio to its whole process is in the last column.
@@ -1662,9 +1682,7 @@ fn main() {
             ),
         ];
         println!("against Apache Kafka's own tools (records/s; ratio to the tool's own figure):");
-        for (name, value, ratio, note) in kafka_rows {
-            println!("{name:<48} {value:>14.0} {ratio:>9.2}x  {note}");
-        }
+        print_rows(&kafka_rows);
     }
     let ms = |l: (f64, f64, f64)| format!("{:.2}/{:.2}/{:.2}", l.0, l.1, l.2);
     println!(
