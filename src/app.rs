@@ -8,7 +8,7 @@ use crate::engine::slots::ModelCommand;
 use crate::engine::stats::Throughput;
 use crate::engine::{
     BrokerHealth, DriftAlarm, EngineEvent, LagByPartition, ModelEvent, ModelLine, ProducerStatus,
-    Rate, ScoreReport, ScoredEvent, Totals,
+    Rate, ScoreReport, ScoredEvent, SwapReason, Totals,
 };
 
 /// How many recent events the view keeps.
@@ -536,7 +536,10 @@ impl App {
     fn on_model(&mut self, event: ModelEvent) {
         let note = event.describe();
         match event {
-            ModelEvent::Swapped { line, .. } => {
+            ModelEvent::Swapped { line, reason } => {
+                if matches!(reason, SwapReason::Promoted { .. }) {
+                    self.challenger = None;
+                }
                 self.line.slope = line.slope;
                 self.line.intercept = line.intercept;
                 self.setup.model_version = line.version;
@@ -550,15 +553,10 @@ impl App {
             ModelEvent::Challenger(line) => {
                 let old = std::mem::replace(&mut self.challenger, line);
                 self.live.comparison = None;
-                match (&self.challenger, old) {
-                    // The header names a new challenger; the fit's note says where it came from.
-                    (Some(_), _) => {}
-                    // Promoted: the promotion's note stands.
-                    (None, Some(old)) if old.version == self.setup.model_version => {}
-                    (None, Some(old)) => {
-                        self.model_note = Some(format!("dropped challenger {}", old.version));
-                    }
-                    (None, None) => {}
+                // A new challenger is named in the header, and the fit's note says where it came
+                // from; one dropped is said.
+                if let (None, Some(old)) = (&self.challenger, old) {
+                    self.model_note = Some(format!("dropped challenger {}", old.version));
                 }
             }
             ModelEvent::Rejected(_) | ModelEvent::Fitted { .. } => self.model_note = Some(note),
@@ -715,7 +713,6 @@ mod tests {
 
     #[test]
     fn model_events_update_the_header_and_reset_quality() {
-        use crate::engine::SwapReason;
         let mut app = App::new(setup(), 0);
         assert_eq!(
             app.update(Message::Model(ModelCommand::FitChallenger)),
@@ -765,9 +762,6 @@ mod tests {
                 auto: None,
             },
         })));
-        app.update(Message::Engine(EngineEvent::Model(ModelEvent::Challenger(
-            None,
-        ))));
         assert_eq!((app.line.slope, app.line.intercept), (2.0, 1.0));
         assert_eq!(app.setup.model_version, "9f00aa11");
         assert_eq!(app.setup.formula, "salary = 1.00 + 2.00 × years");

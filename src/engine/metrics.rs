@@ -276,8 +276,17 @@ impl Metrics {
             }
             EngineEvent::Model(ModelEvent::Swapped {
                 line: crate::engine::ModelLine { version, .. },
-                ..
+                reason,
             }) => {
+                if matches!(reason, crate::engine::SwapReason::Promoted { .. }) {
+                    let mut challenging = self
+                        .challenging
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if let Some(old) = challenging.take() {
+                        self.challenger.remove(&Version { version: old });
+                    }
+                }
                 let mut serving = self.serving.lock().unwrap_or_else(PoisonError::into_inner);
                 self.model.remove(&Version {
                     version: serving.clone(),
@@ -507,6 +516,28 @@ mod tests {
         assert!(
             !text.contains("6c25318e"),
             "the old version is gone:\n{text}"
+        );
+        assert!(
+            text.contains("salary_stream_challenger_info{version=\"c0ffee01\"} 1"),
+            "a reload keeps the challenger:\n{text}"
+        );
+        m.observe(&EngineEvent::Model(ModelEvent::Swapped {
+            line: crate::engine::ModelLine {
+                version: "c0ffee01".into(),
+                formula: String::new(),
+                slope: 2.0,
+                intercept: 0.0,
+            },
+            reason: crate::engine::SwapReason::Promoted {
+                replaced: "9f00aa11".into(),
+                auto: None,
+            },
+        }));
+        let text = m.encode();
+        assert!(
+            text.contains("salary_stream_model_info{version=\"c0ffee01\"} 1")
+                && !text.contains("salary_stream_challenger_info{"),
+            "promoted, it serves and nothing challenges:\n{text}"
         );
     }
 }

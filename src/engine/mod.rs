@@ -295,7 +295,7 @@ pub enum SwapReason {
         /// The version it replaced.
         replaced: String,
     },
-    /// The challenger was promoted.
+    /// The challenger was promoted: the challenger slot is empty from now on.
     Promoted {
         /// The version it replaced.
         replaced: String,

@@ -289,7 +289,6 @@ impl Slots {
                 },
             },
         );
-        events.insert(1, ModelEvent::Challenger(None));
         events
     }
 
