@@ -559,7 +559,9 @@ impl App {
                     self.model_note = Some(format!("dropped challenger {}", old.version));
                 }
             }
-            ModelEvent::Rejected(_) | ModelEvent::Fitted { .. } => self.model_note = Some(note),
+            ModelEvent::Rejected(_) | ModelEvent::Unrecorded(_) | ModelEvent::Fitted { .. } => {
+                self.model_note = Some(note);
+            }
         }
     }
 }

@@ -99,8 +99,10 @@ pub struct KafkaArgs {
     pub model: Option<PathBuf>,
     /// Where partitions without a committed offset start (a new group's first start), in kcat's
     /// syntax: beginning, end, N (that offset), -N (N before the end) or s@TIMESTAMP_MS (the first
-    /// record at or after that time); positions past either end are clamped to it. Wins over
-    /// -X auto.offset.reset [default: auto.offset.reset, else beginning].
+    /// record at or after that time; the broker must look offsets up by time, as Apache Kafka
+    /// does: the embedded broker finds none and starts at the end); positions past either end
+    /// are clamped to it. Wins over -X auto.offset.reset [default: auto.offset.reset, else
+    /// beginning].
     #[arg(
         short = 'o',
         long = "offset",
@@ -220,13 +222,15 @@ pub struct ModelArgs {
     /// and --promote-margin).
     #[arg(long)]
     pub auto_promote: bool,
-    /// Labeled events both models must have scored before --auto-promote may promote.
-    #[arg(long, value_name = "N", default_value_t = 200,
-          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// Labeled events both models must have scored before --auto-promote may promote (the
+    /// comparison covers the latest 500).
+    #[arg(long, value_name = "N", default_value_t = 200, requires = "auto_promote",
+          value_parser = clap::value_parser!(u32).range(1..=500))]
     pub promote_after: u32,
     /// How much lower the challenger's mean absolute error must be for --auto-promote, in percent
     /// of the serving model's.
-    #[arg(long, value_name = "PERCENT", default_value = "5", value_parser = parse_percent)]
+    #[arg(long, value_name = "PERCENT", default_value = "5", requires = "auto_promote",
+          value_parser = parse_percent)]
     pub promote_margin: f64,
 }
 

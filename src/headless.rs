@@ -14,7 +14,8 @@ use crate::engine::scorer::ScorerConfig;
 use crate::engine::scorer::{self, BoxedWriter, PredictionWriter};
 use crate::engine::topics::missing_line;
 use crate::engine::{
-    BrokerHealth, EngineEvent, EventSink, ProducerStatus, Totals, EMBEDDED_INPUT_PARTITIONS,
+    BrokerHealth, EngineEvent, EventSink, ModelEvent, ProducerStatus, Totals,
+    EMBEDDED_INPUT_PARTITIONS,
 };
 use crate::runtime::{
     connect, create_topics, cut_reason, load_challenger, load_model, metered, pad_malloc_heaps,
@@ -180,7 +181,16 @@ impl Tally {
             }
             EngineEvent::ProducerFailed(why) => t.failed = Some(why),
             EngineEvent::Members(_) => {}
-            EngineEvent::Model(event) => say!("model: {}", event.describe()),
+            EngineEvent::Model(event) => {
+                // Whatever changed a slot, the comparison on the stats line was about the old pair.
+                if matches!(
+                    event,
+                    ModelEvent::Challenger(_) | ModelEvent::Swapped { .. }
+                ) {
+                    t.comparison = None;
+                }
+                say!("model: {}", event.describe());
+            }
         }
     }
 }

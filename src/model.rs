@@ -419,6 +419,22 @@ impl Artifact {
         if !artifact.slope.is_finite() || !artifact.intercept.is_finite() {
             return Err(corrupt("coefficient and intercept must be finite".into()));
         }
+        // The version names the file it is kept in, in the models directory, and is written
+        // into every prediction: letters, digits, '-', '_' and '.' only, not first.
+        let version = &artifact.version;
+        let plain = version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if version.is_empty()
+            || version.len() > 64
+            || !plain
+            || !version.as_bytes()[0].is_ascii_alphanumeric()
+        {
+            return Err(corrupt(format!(
+                "version {version:?} must be 1 to 64 letters, digits, '-', '_' or '.', starting \
+                 with a letter or digit"
+            )));
+        }
         Ok(artifact)
     }
 }
@@ -546,5 +562,13 @@ mod tests {
         assert_eq!(Artifact::load(&path).unwrap(), artifact);
         let reference = Artifact::load(Path::new("assets/model.json")).unwrap();
         assert_eq!(reference.lineage, None);
+        // A version names a file in the models directory: nothing that leaves it, or is empty.
+        for bad in ["../../x", "/abs/x", "", ".hidden", "a b", "v\"2"] {
+            let mut a = reference.clone();
+            a.version = bad.into();
+            a.save(&path).unwrap();
+            let e = Artifact::load(&path).unwrap_err().to_string();
+            assert!(e.contains("must be 1 to 64 letters"), "{bad:?}: {e}");
+        }
     }
 }

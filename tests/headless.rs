@@ -628,3 +628,30 @@ fn score_with_a_challenger_publishes_both_predictions() {
         );
     }
 }
+
+#[test]
+fn promotion_flags_are_checked_before_anything_starts() {
+    for (args, expected) in [
+        (
+            vec!["score", "--auto-promote", "--promote-after", "501"],
+            "error: invalid value '501' for '--promote-after <N>': 501 is not in 1..=500",
+        ),
+        (
+            vec!["score", "--promote-after", "10"],
+            "error: the following required arguments were not provided:",
+        ),
+        (
+            vec!["dash", "--promote-margin", "10"],
+            "error: the following required arguments were not provided:",
+        ),
+        (
+            vec!["score", "--auto-promote", "--promote-margin", "100"],
+            "error: invalid value '100' for '--promote-margin <PERCENT>': expected a percentage \
+             from 0 to below 100, got \"100\"",
+        ),
+    ] {
+        let (code, stdout, stderr) = run(&args);
+        assert_eq!((code, stdout.as_str()), (2, ""), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().next(), Some(expected), "{args:?}: {stderr}");
+    }
+}

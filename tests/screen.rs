@@ -391,3 +391,46 @@ fn a_challenger_is_named_compared_and_drawn() {
     assert!(find("salary by years").contains("serving line (yellow), challenger (magenta)"));
     insta::assert_snapshot!(terminal.backend());
 }
+
+#[test]
+fn an_undefined_r2_is_absent_not_nan() {
+    use salary_stream::engine::quality::Comparison;
+    let mut app = challenged(known_app());
+    let one = Accuracy {
+        n: 1,
+        mae: 1200.0,
+        rmse: 1200.0,
+        r2: f64::NAN,
+    };
+    app.update(Message::Engine(EngineEvent::Scored(ScoreReport {
+        comparison: Some(Comparison {
+            n: 1,
+            serving: one,
+            challenger: Accuracy {
+                mae: 300.0,
+                rmse: 300.0,
+                ..one
+            },
+            mean_abs_difference: 900.0,
+            challenger_closer: 1,
+        }),
+        ..Default::default()
+    })));
+    let screen = lines(&draw(&app, 120, 40));
+    let row = |name: &str| {
+        screen
+            .iter()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("no {name:?} in\n{}", screen.join("\n")))
+            .clone()
+    };
+    assert!(row("serving    RMSE").contains("serving    RMSE 1200   MAE 1200 "));
+    assert!(row("challenger RMSE").contains("challenger RMSE 300    MAE 300 "));
+    assert!(
+        !screen
+            .iter()
+            .any(|l| l.contains("NaN") || l.contains("R² ")),
+        "{}",
+        screen.join("\n")
+    );
+}

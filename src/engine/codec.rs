@@ -688,6 +688,15 @@ mod tests {
             let (serde, scanned) = both(text);
             assert_eq!(Some(serde.unwrap()), scanned, "{text}");
         }
+        // Signs survive, zero's included (== cannot tell -0.0 from 0.0).
+        let Some(Wire {
+            years_experience: Field::Float(zero),
+            ..
+        }) = scan::wire(r#"{"years_experience":-0.0}"#)
+        else {
+            panic!("-0.0 is scanned");
+        };
+        assert_eq!(zero.to_bits(), (-0.0f64).to_bits());
         // Left to serde: escapes, other keys, keys twice, booleans, nesting, numbers serde reads
         // otherwise, and anything malformed.
         for text in [

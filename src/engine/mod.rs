@@ -323,6 +323,9 @@ pub enum ModelEvent {
     Challenger(Option<ModelLine>),
     /// A new artifact or a step could not be used; the models stay as they were.
     Rejected(String),
+    /// A step was taken, but a version or the lineage could not be written to the models
+    /// directory.
+    Unrecorded(String),
     /// A challenger was fitted on the latest labeled events and kept as a new version.
     Fitted {
         /// Where the new version was written.
@@ -368,6 +371,7 @@ impl ModelEvent {
             }
             ModelEvent::Challenger(None) => "no challenger".to_owned(),
             ModelEvent::Rejected(why) => format!("kept the old model: {why}"),
+            ModelEvent::Unrecorded(why) => format!("done, but not recorded: {why}"),
             ModelEvent::Fitted {
                 path,
                 rows,

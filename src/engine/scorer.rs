@@ -670,10 +670,13 @@ impl Scorer {
             if now.duration_since(last_watch) >= WATCH_INTERVAL {
                 last_watch = now;
                 if let Some(change) = watch.as_mut().and_then(ModelWatch::changed) {
-                    self.sink.emit(EngineEvent::Model(match change {
-                        Ok(artifact) => state.slots.reload(artifact),
-                        Err(e) => ModelEvent::Rejected(e.to_string()),
-                    }));
+                    let events = match change {
+                        Ok(artifact) => state.slots.reload(artifact, super::now_ms()),
+                        Err(e) => vec![ModelEvent::Rejected(e.to_string())],
+                    };
+                    for event in events {
+                        self.sink.emit(EngineEvent::Model(event));
+                    }
                 }
             }
             if now.duration_since(last_report) >= REPORT_INTERVAL {

@@ -185,12 +185,23 @@ impl Slots {
 
     /// A new artifact in the watched file: it serves from now on, and `r` goes back to the one it
     /// replaced.
-    pub fn reload(&mut self, artifact: Artifact) -> ModelEvent {
+    pub fn reload(&mut self, artifact: Artifact, now_ms: i64) -> Vec<ModelEvent> {
+        let mut unrecorded = Vec::new();
+        for artifact in [&self.serving.artifact, &artifact] {
+            if let Err(e) = self.keep(artifact) {
+                unrecorded.push(e);
+            }
+        }
         let replaced = self.serve(artifact);
-        ModelEvent::Swapped {
+        if let Err(e) = self.record("reloaded", &replaced, now_ms) {
+            unrecorded.push(e);
+        }
+        let mut events = vec![ModelEvent::Swapped {
             line: self.serving.line(),
             reason: SwapReason::Reloaded { replaced },
-        }
+        }];
+        events.extend(unrecorded.into_iter().map(ModelEvent::Unrecorded));
+        events
     }
 
     /// What the policy does now, if anything: called at every report.
@@ -272,12 +283,12 @@ impl Slots {
         // Both ends of the step are kept, so that the lineage names only versions on disk.
         for artifact in [&self.serving.artifact, &challenger.artifact] {
             if let Err(e) = self.keep(artifact) {
-                events.push(ModelEvent::Rejected(e));
+                events.push(ModelEvent::Unrecorded(e));
             }
         }
         let replaced = self.serve(challenger.artifact);
         if let Err(e) = self.record("promoted", &replaced, now_ms) {
-            events.push(ModelEvent::Rejected(e));
+            events.push(ModelEvent::Unrecorded(e));
         }
         events.insert(
             0,
@@ -300,6 +311,7 @@ impl Slots {
             ))];
         };
         let from = self.serving.predictor.version.clone();
+        let kept = self.keep(&previous);
         self.quality = Quality::new(previous.rmse);
         self.serving = Slot::new(previous);
         self.duel.clear();
@@ -308,8 +320,8 @@ impl Slots {
             line: self.serving.line(),
             reason: SwapReason::RolledBack { from: from.clone() },
         }];
-        if let Err(e) = self.record("rolled_back", &from, now_ms) {
-            events.push(ModelEvent::Rejected(e));
+        if let Err(e) = kept.and_then(|_| self.record("rolled_back", &from, now_ms)) {
+            events.push(ModelEvent::Unrecorded(e));
         }
         events
     }
@@ -503,6 +515,31 @@ mod tests {
                  {{\"at_ms\":3000,\"event\":\"rolled_back\",\"replaced\":\"{version}\",\"serving\":\"6c25318e\"}}\n"
             )
         );
+
+        // A new artifact in the watched file serves; both it and the one it replaced are kept,
+        // and the step is in the lineage; `r` goes back.
+        let mut reloaded = reference();
+        reloaded.version = "feed0001".into();
+        reloaded.slope = 1.0;
+        let events = s.reload(reloaded, 3_500);
+        assert_eq!(
+            swapped(&events),
+            Some((
+                "feed0001",
+                &SwapReason::Reloaded {
+                    replaced: "6c25318e".into()
+                }
+            ))
+        );
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(dir.path().join("feed0001.json").exists());
+        assert!(std::fs::read_to_string(dir.path().join(LINEAGE_FILE))
+            .unwrap()
+            .ends_with(
+                "{\"at_ms\":3500,\"event\":\"reloaded\",\"replaced\":\"6c25318e\",\"serving\":\"feed0001\"}\n"
+            ));
+        s.command(ModelCommand::RollBack, 3_600);
+        assert_eq!(s.serving().version, "6c25318e");
 
         feed(&mut s, 100);
         s.command(ModelCommand::FitChallenger, 4_000);

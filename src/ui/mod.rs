@@ -141,7 +141,9 @@ pub fn help(accuracy_window: usize) -> [(&'static str, String); 12] {
         ("d", "drift: synthetic salaries 20% higher, or back".into()),
         (
             "t",
-            format!("fit a challenger on the last {accuracy_window} labeled events"),
+            format!(
+                "fit a challenger on the last {accuracy_window} labeled, or those since an alarm"
+            ),
         ),
         ("P", "promote the challenger to serving".into()),
         ("r", "roll serving back to the version it replaced".into()),

@@ -262,7 +262,7 @@ fn render_accuracy(frame: &mut Frame<'_>, area: Rect, app: &App) {
         Some(a) => vec![
             Field::new(vec![label("RMSE "), Span::raw(format!("{:.0}", a.rmse))]),
             Field::new(vec![label("  MAE "), Span::raw(format!("{:.0}", a.mae))]),
-            Field::new(vec![label("  R² "), Span::raw(format!("{:.3}", a.r2))]),
+            r2_field("  R² ", a.r2),
             Field::new(vec![label("  n "), Span::raw(a.n.to_string())]),
             Field::new(vec![
                 label("  RMSE range "),
@@ -313,7 +313,7 @@ fn render_comparison(frame: &mut Frame<'_>, area: Rect, app: &App, challenger: &
                     Field::new(vec![label(name)]),
                     Field::new(vec![label(" RMSE "), Span::raw(format!("{:<6.0}", a.rmse))]),
                     Field::new(vec![label(" MAE "), Span::raw(format!("{:<6.0}", a.mae))]),
-                    Field::new(vec![label(" R² "), Span::raw(format!("{:.3}", a.r2))]),
+                    r2_field(" R² ", a.r2),
                 ]
             };
             let share = c.challenger_closer * 100 / c.n.max(1);
@@ -339,6 +339,16 @@ fn render_comparison(frame: &mut Frame<'_>, area: Rect, app: &App, challenger: &
         }
     };
     text_then_chart(frame, inner, lines, None);
+}
+
+/// R² to three places; absent while it is undefined (every label in the window the same, as
+/// after one labeled event).
+fn r2_field(name: &'static str, r2: f64) -> Field<'static> {
+    Field::new(if r2.is_finite() {
+        vec![label(name), Span::raw(format!("{r2:.3}"))]
+    } else {
+        vec![]
+    })
 }
 
 /// `1.25` ms as text: two decimals below 10 ms, one below 100, whole above.
