@@ -340,18 +340,20 @@ mod scan {
         let int_start = at;
         let mut mantissa: u64 = 0;
         let mut digits = 0usize;
-        while let Some(&b) = bytes.get(at) {
-            if !b.is_ascii_digit() {
-                break;
+        // Reads a run of digits into the mantissa; past 19 digits it may not fit, so they are
+        // counted, not accumulated (the slow path reads such a number).
+        let mut run = |at: &mut usize| {
+            let from = *at;
+            while let Some(&b) = bytes.get(*at).filter(|b| b.is_ascii_digit()) {
+                if digits < 19 {
+                    mantissa = mantissa * 10 + u64::from(b - b'0');
+                }
+                digits += 1;
+                *at += 1;
             }
-            // Past 19 digits it may not fit: counted, not accumulated (the slow path reads it).
-            if digits < 19 {
-                mantissa = mantissa * 10 + u64::from(b - b'0');
-            }
-            digits += 1;
-            at += 1;
-        }
-        let int_digits = at - int_start;
+            *at - from
+        };
+        let int_digits = run(&mut at);
         if int_digits == 0 || (bytes[int_start] == b'0' && int_digits > 1) {
             return None;
         }
@@ -359,18 +361,7 @@ mod scan {
         let mut float = false;
         if bytes.get(at) == Some(&b'.') {
             at += 1;
-            let from = at;
-            while let Some(&b) = bytes.get(at) {
-                if !b.is_ascii_digit() {
-                    break;
-                }
-                if digits < 19 {
-                    mantissa = mantissa * 10 + u64::from(b - b'0');
-                }
-                digits += 1;
-                at += 1;
-            }
-            scale = at - from;
+            scale = run(&mut at);
             if scale == 0 {
                 return None;
             }

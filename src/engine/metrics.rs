@@ -414,6 +414,15 @@ pub type BadByClass = BTreeMap<&'static str, u64>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn line(version: &str, slope: f64) -> crate::engine::ModelLine {
+        crate::engine::ModelLine {
+            version: version.into(),
+            formula: String::new(),
+            slope,
+            intercept: 0.0,
+        }
+    }
     use crate::engine::{LagByPartition, ProducerStatus, Rate, ScoreReport};
 
     #[test]
@@ -442,12 +451,7 @@ mod tests {
             }));
         }
         m.observe_latency_us(1_200);
-        let challenger = crate::engine::ModelLine {
-            version: "c0ffee01".into(),
-            formula: String::new(),
-            slope: 2.0,
-            intercept: 0.0,
-        };
+        let challenger = line("c0ffee01", 2.0);
         m.observe(&EngineEvent::Model(ModelEvent::Challenger(Some(
             challenger.clone(),
         ))));
@@ -485,12 +489,7 @@ mod tests {
             challenger,
         ))));
         m.observe(&EngineEvent::Model(ModelEvent::Swapped {
-            line: crate::engine::ModelLine {
-                version: "9f00aa11".into(),
-                formula: String::new(),
-                slope: 1.0,
-                intercept: 0.0,
-            },
+            line: line("9f00aa11", 1.0),
             reason: crate::engine::SwapReason::Reloaded {
                 replaced: "6c25318e".into(),
             },
@@ -522,12 +521,7 @@ mod tests {
             "a reload keeps the challenger:\n{text}"
         );
         m.observe(&EngineEvent::Model(ModelEvent::Swapped {
-            line: crate::engine::ModelLine {
-                version: "c0ffee01".into(),
-                formula: String::new(),
-                slope: 2.0,
-                intercept: 0.0,
-            },
+            line: line("c0ffee01", 2.0),
             reason: crate::engine::SwapReason::Promoted {
                 replaced: "9f00aa11".into(),
                 auto: None,
