@@ -684,14 +684,8 @@ fn apache_kafka_exactly_once_through_a_broker_restart() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
-/// A dead letter the broker refuses (larger than the dead-letter topic takes) fails its
-/// transaction: the transaction is aborted and the consumer rewound, so nothing of it is seen;
-/// the same record fails again, and after three aborts in a row the scorer stops with the reason.
-/// What was committed before stays exactly once.
-#[test]
-fn apache_kafka_exactly_once_aborts_and_rewinds_a_transaction_the_broker_refuses() {
-    let kafka = ApacheKafka::start(&[]);
-    let b = kafka.address.as_str();
+/// Makes the dead-letter topic refuse records over 1,000 bytes.
+fn refuse_large_dead_letters(b: &str) {
     ApacheKafka::tool(
         "kafka.admin.ConfigCommand",
         &[
@@ -707,6 +701,66 @@ fn apache_kafka_exactly_once_aborts_and_rewinds_a_transaction_the_broker_refuses
         ],
         None,
     );
+}
+
+/// Exactly-once from `-o end`: a partition that started at the end and whose first transaction
+/// is aborted goes back to where it started, not to the end as it is by then (past the aborted
+/// transaction's records, which would never be scored). So the refused record comes round again:
+/// three aborts in a row, and the scorer stops.
+#[test]
+fn apache_kafka_exactly_once_from_the_end_rewinds_to_where_it_started() {
+    let kafka = ApacheKafka::start(&[]);
+    let b = kafka.address.as_str();
+    refuse_large_dead_letters(b);
+    let events = |ids: std::ops::Range<u64>| -> Vec<Option<Vec<u8>>> {
+        ids.map(|i| Some(format!(r#"{{"id":{i},"years_experience":2.5}}"#).into_bytes()))
+            .collect()
+    };
+    // Before the start: `-o end` leaves them.
+    common::produce_all(b, "experience-events", &events(0..50));
+    let mut score = Child::spawn(&[
+        "score",
+        "-b",
+        b,
+        "-q",
+        "--exactly-once",
+        "-o",
+        "end",
+        "-g",
+        "from-the-end",
+    ]);
+    score.wait_for("its partitions", Duration::from_secs(60), |_, err| {
+        err.iter().any(|l| l.starts_with("assigned partitions: ["))
+    });
+    let mut after = events(1000..1010);
+    // Not JSON, and larger than the dead-letter topic takes.
+    after.push(Some(vec![b'x'; 1500]));
+    common::produce_all(b, "experience-events", &after);
+    let status = score.wait(Duration::from_secs(90));
+    let stderr = score.stderr_lines();
+    assert_eq!(status.code(), Some(1), "{stderr:?}");
+    let last = stderr.last().cloned().unwrap_or_default();
+    assert!(
+        last.starts_with(
+            "salary-stream: exactly-once: 3 transactions in a row could not commit and were \
+             aborted; the last: "
+        ),
+        "{last}"
+    );
+    // Nothing committed: not the records before the start, not those of the aborted
+    // transactions.
+    assert_eq!(committed_id_counts(b), std::collections::BTreeMap::new());
+}
+
+/// A dead letter the broker refuses (larger than the dead-letter topic takes) fails its
+/// transaction: the transaction is aborted and the consumer rewound, so nothing of it is seen;
+/// the same record fails again, and after three aborts in a row the scorer stops with the reason.
+/// What was committed before stays exactly once.
+#[test]
+fn apache_kafka_exactly_once_aborts_and_rewinds_a_transaction_the_broker_refuses() {
+    let kafka = ApacheKafka::start(&[]);
+    let b = kafka.address.as_str();
+    refuse_large_dead_letters(b);
     let good = |from: u64| -> Vec<Option<Vec<u8>>> {
         (from..from + 300)
             .map(|i| Some(format!(r#"{{"id":{i},"years_experience":2.5}}"#).into_bytes()))

@@ -121,6 +121,23 @@ impl ScoringContext {
             return;
         }
         let positions: Vec<(i32, Offset)> = match start.logical() {
+            // Exactly-once: an aborted transaction rewinds a partition to where it started, and
+            // "the end" then would be past what the transaction read: the end as it is now.
+            Some(Offset::End) if self.transactions.is_some() => uncommitted
+                .iter()
+                .map(|&p| {
+                    let end = consumer
+                        .fetch_watermarks(&self.topic, p, COMMITTED_TIMEOUT)
+                        .map_or_else(
+                            |e| {
+                                tracing::warn!(partition = p, error = %e, "end offset");
+                                Offset::End
+                            },
+                            |(_, high)| Offset::Offset(high),
+                        );
+                    (p, end)
+                })
+                .collect(),
             // librdkafka's own `beginning` and `end`: no lookup needed.
             Some(offset) => uncommitted.iter().map(|&p| (p, offset)).collect(),
             None => match offset_spec::resolve(
