@@ -684,6 +684,21 @@ fn apache_kafka_exactly_once_through_a_broker_restart() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
+/// Waits for `score` to stop on its own after three aborted transactions in a row, saying so.
+fn assert_stopped_after_three_aborts(score: &mut Child) {
+    let status = score.wait(Duration::from_secs(90));
+    let stderr = score.stderr_lines();
+    assert_eq!(status.code(), Some(1), "{stderr:?}");
+    let last = stderr.last().cloned().unwrap_or_default();
+    assert!(
+        last.starts_with(
+            "salary-stream: exactly-once: 3 transactions in a row could not commit and were \
+             aborted; the last: "
+        ),
+        "{last}"
+    );
+}
+
 /// Makes the dead-letter topic refuse records over 1,000 bytes.
 fn refuse_large_dead_letters(b: &str) {
     ApacheKafka::tool(
@@ -736,17 +751,7 @@ fn apache_kafka_exactly_once_from_the_end_rewinds_to_where_it_started() {
     // Not JSON, and larger than the dead-letter topic takes.
     after.push(Some(vec![b'x'; 1500]));
     common::produce_all(b, "experience-events", &after);
-    let status = score.wait(Duration::from_secs(90));
-    let stderr = score.stderr_lines();
-    assert_eq!(status.code(), Some(1), "{stderr:?}");
-    let last = stderr.last().cloned().unwrap_or_default();
-    assert!(
-        last.starts_with(
-            "salary-stream: exactly-once: 3 transactions in a row could not commit and were \
-             aborted; the last: "
-        ),
-        "{last}"
-    );
+    assert_stopped_after_three_aborts(&mut score);
     // Nothing committed: not the records before the start, not those of the aborted
     // transactions.
     assert_eq!(committed_id_counts(b), std::collections::BTreeMap::new());
@@ -771,17 +776,7 @@ fn apache_kafka_exactly_once_aborts_and_rewinds_a_transaction_the_broker_refuses
     wait_for_committed_ids(b, 300);
     // Not JSON, and larger than the dead-letter topic takes.
     common::produce_all(b, "experience-events", &[Some(vec![b'x'; 1500])]);
-    let status = score.wait(Duration::from_secs(90));
-    let stderr = score.stderr_lines();
-    assert_eq!(status.code(), Some(1), "{stderr:?}");
-    let last = stderr.last().cloned().unwrap_or_default();
-    assert!(
-        last.starts_with(
-            "salary-stream: exactly-once: 3 transactions in a row could not commit and were \
-             aborted; the last: "
-        ),
-        "{last}"
-    );
+    assert_stopped_after_three_aborts(&mut score);
     // Nothing of the aborted transactions is visible, and the 300 are there once each.
     exactly_once_each(&committed_id_counts(b), 300);
     let dead: Vec<_> =

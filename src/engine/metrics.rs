@@ -197,6 +197,18 @@ impl Metrics {
         self.latency.observe(us as f64 / 1e6);
     }
 
+    /// Removes the challenger's version series: none is loaded any more.
+    fn forget_challenger(&self) {
+        let old = self
+            .challenging
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(version) = old {
+            self.challenger.remove(&Version { version });
+        }
+    }
+
     /// Counts what an engine event says.
     pub fn observe(&self, event: &EngineEvent) {
         match event {
@@ -223,13 +235,7 @@ impl Metrics {
                 }
             }
             EngineEvent::Model(ModelEvent::Challenger(line)) => {
-                let mut challenging = self
-                    .challenging
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                if let Some(old) = challenging.take() {
-                    self.challenger.remove(&Version { version: old });
-                }
+                self.forget_challenger();
                 self.comparison_mae.clear();
                 if let Some(line) = line {
                     self.challenger
@@ -237,7 +243,10 @@ impl Metrics {
                             version: line.version.clone(),
                         })
                         .set(1);
-                    *challenging = Some(line.version.clone());
+                    *self
+                        .challenging
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = Some(line.version.clone());
                 }
             }
             EngineEvent::Lag(lag) => {
@@ -279,13 +288,7 @@ impl Metrics {
                 reason,
             }) => {
                 if matches!(reason, crate::engine::SwapReason::Promoted { .. }) {
-                    let mut challenging = self
-                        .challenging
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    if let Some(old) = challenging.take() {
-                        self.challenger.remove(&Version { version: old });
-                    }
+                    self.forget_challenger();
                 }
                 let mut serving = self.serving.lock().unwrap_or_else(PoisonError::into_inner);
                 self.model.remove(&Version {

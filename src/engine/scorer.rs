@@ -764,24 +764,11 @@ impl Scorer {
                     state.last_event_ms.insert(partition, t);
                 }
                 let latency_ms = latency_ms(event_ms, now_ms);
-                if let Some(label) = scored.event.salary {
-                    let challenger = state
-                        .slots
-                        .challenger()
-                        .and_then(|c| scored.challenge(c))
-                        .map(|c| c.predicted_salary);
-                    state.slots.observe(
-                        scored.event.years,
-                        label,
-                        scored.predicted,
-                        challenger,
-                        super::now_ms(),
-                    );
-                }
                 if let Some(t) = &self.transactions {
                     t.handled(partition, offset);
                 }
                 let challenge = state.slots.challenger().and_then(|c| scored.challenge(c));
+                let challenger_predicted = challenge.map(|c| c.predicted_salary);
                 let prediction = scored.prediction(
                     &record,
                     &state.slots.serving().version,
@@ -808,6 +795,16 @@ impl Scorer {
                         tracing::debug!(error = %e, "prediction writer");
                         state.reader_gone = true;
                     }
+                }
+                // After the prediction is out: it borrows the slots (the versions it names).
+                if let Some(label) = scored.event.salary {
+                    state.slots.observe(
+                        scored.event.years,
+                        label,
+                        scored.predicted,
+                        challenger_predicted,
+                        super::now_ms(),
+                    );
                 }
                 state.summary.totals.scored += 1;
                 state.summary.totals.extrapolated += u64::from(scored.extrapolated);
