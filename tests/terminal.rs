@@ -299,6 +299,26 @@ fn at_120x40_numbers_are_exact_help_is_whole_and_t_writes_outside_the_checkout()
     drive_at((120, 40));
 }
 
+/// Waits until the accuracy panel covers 200 labeled events: the drift detector measures change
+/// against the residuals it has seen, so a drift from the first few dozen events on would be its
+/// baseline, not a change.
+fn wait_for_a_baseline(t: &Tmux) {
+    t.wait_for("200 labeled events scored", |s| {
+        s.lines()
+            .find_map(|l| {
+                l.split("R² ")
+                    .nth(1)?
+                    .split("  n ")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .is_some_and(|n| n >= 200)
+    });
+}
+
 /// The MAE of the comparison panel's `row` (`serving` or `challenger`).
 fn mae_of(screen: &str, row: &str) -> Option<u64> {
     let line = screen
@@ -356,7 +376,7 @@ fn d_t_p_r_a_challenger_fitted_on_drifted_labels_wins_is_promoted_and_rolled_bac
         ),
         (120, 40),
     );
-    t.wait_for("labeled events scored", |s| s.contains("model accuracy"));
+    wait_for_a_baseline(&t);
     // d: salaries 20% higher; the serving model's drift alarm fires.
     t.keys(&["d"]);
     t.wait_for("the drift alarm", |s| s.contains("DRIFT ↑"));
@@ -429,7 +449,7 @@ fn with_auto_challenger_and_auto_promote_d_alone_shows_drift_a_challenger_and_it
         ),
         (120, 40),
     );
-    t.wait_for("labeled events scored", |s| s.contains("model accuracy"));
+    wait_for_a_baseline(&t);
     t.keys(&["d"]);
     let screen = t.wait_for("the automatic promotion", |s| s.contains("auto-promoted "));
     let kept: Vec<String> = std::fs::read_dir(models.path())
