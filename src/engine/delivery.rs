@@ -2,7 +2,7 @@
 //! stops without the fixed waits of rdkafka's `ThreadedProducer` (whose poll and flush each block
 //! for 100 ms at a time).
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::ops::{Deref, Range};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::ToBytes;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::util::IntoOpaque;
 use rdkafka_sys as rdsys;
 
@@ -24,14 +24,34 @@ const POLL_SLICE: Duration = Duration::from_millis(10);
 /// thread frees room continuously (1 ms left the producer idle for a fifth of a full-speed run).
 pub const QUEUE_FULL_WAIT: Duration = Duration::from_micros(100);
 
+/// A producer context that takes its delivery reports a batch at a time: librdkafka hands them
+/// over an event at a time, often hundreds in one, and whatever a context does once per report
+/// (reading the clock, taking a lock) it can then do once per batch.
+pub trait BatchedDeliveries: ProducerContext {
+    /// Takes the reports of one batch: each record's opaque, and why its delivery failed (`None`:
+    /// acknowledged).
+    fn delivered(&self, reports: &[(Self::DeliveryOpaque, Option<KafkaError>)]);
+}
+
+/// A single report as a batch of one: rust-rdkafka's own `poll` (which its `flush` also calls)
+/// reports a record at a time, and must have the same effect as the delivery thread's batches.
+pub fn deliver_one<C: BatchedDeliveries>(
+    context: &C,
+    result: &DeliveryResult<'_>,
+    opaque: C::DeliveryOpaque,
+) {
+    let error = result.as_ref().err().map(|(e, _)| e.clone());
+    context.delivered(&[(opaque, error)]);
+}
+
 /// A `BaseProducer` with a thread serving its delivery reports.
-pub struct PolledProducer<C: ProducerContext + 'static> {
+pub struct PolledProducer<C: BatchedDeliveries + 'static> {
     producer: Arc<BaseProducer<C>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl<C: ProducerContext + 'static> PolledProducer<C> {
+impl<C: BatchedDeliveries + 'static> PolledProducer<C> {
     /// Creates the producer and starts its delivery thread.
     pub fn create(config: &ClientConfig, context: C) -> KafkaResult<Self> {
         let producer = Arc::new(config.create_with_context::<C, BaseProducer<C>>(context)?);
@@ -40,11 +60,7 @@ impl<C: ProducerContext + 'static> PolledProducer<C> {
             let (producer, stop) = (producer.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("deliveries".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        producer.poll(POLL_SLICE);
-                    }
-                })
+                .spawn(move || serve_deliveries(&producer, &stop))
                 .map_err(|e| {
                     tracing::error!(error = %e, "cannot start the delivery thread");
                     rdkafka::error::KafkaError::ClientCreation(e.to_string())
@@ -98,19 +114,101 @@ impl<C: ProducerContext + 'static> PolledProducer<C> {
     }
 }
 
-impl<C: ProducerContext + 'static> Deref for PolledProducer<C> {
+impl<C: BatchedDeliveries + 'static> Deref for PolledProducer<C> {
     type Target = BaseProducer<C>;
     fn deref(&self) -> &Self::Target {
         &self.producer
     }
 }
 
-impl<C: ProducerContext + 'static> Drop for PolledProducer<C> {
+impl<C: BatchedDeliveries + 'static> Drop for PolledProducer<C> {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Serves `producer`'s main queue until `stop`: delivery reports a batch (an event) at a time,
+/// and the errors, logs and statistics that rust-rdkafka's `poll` would hand to the context.
+fn serve_deliveries<C: BatchedDeliveries>(producer: &BaseProducer<C>, stop: &AtomicBool) {
+    let client = producer.client();
+    let context = client.context();
+    // SAFETY: the client is live for the whole loop (borrowed from `producer`); the queue handle
+    // is released below, before the borrow ends.
+    let queue = unsafe { rdsys::rd_kafka_queue_get_main(client.native_ptr()) };
+    let timeout_ms = i32::try_from(POLL_SLICE.as_millis()).unwrap_or(i32::MAX);
+    let mut reports = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        // SAFETY: `queue` is the live handle taken above.
+        let event = unsafe { rdsys::rd_kafka_queue_poll(queue, timeout_ms) };
+        if event.is_null() {
+            continue;
+        }
+        // SAFETY: `event` is a live event, owned here until destroyed below; the pointers it
+        // hands out (messages, strings) are read before that.
+        unsafe {
+            match rdsys::rd_kafka_event_type(event) {
+                rdsys::RD_KAFKA_EVENT_DR => {
+                    reports.clear();
+                    loop {
+                        let message = rdsys::rd_kafka_event_message_next(event);
+                        let Some(message) = message.as_ref() else {
+                            break;
+                        };
+                        let error = (message.err
+                            != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR)
+                            .then(|| KafkaError::MessageProduction(message.err.into()));
+                        // The opaque was made by `into_ptr` when the record was sent, and each
+                        // record is reported once.
+                        reports.push((C::DeliveryOpaque::from_ptr(message._private), error));
+                    }
+                    context.delivered(&reports);
+                }
+                rdsys::RD_KAFKA_EVENT_ERROR => {
+                    let code = rdsys::rd_kafka_event_error(event);
+                    let reason = CStr::from_ptr(rdsys::rd_kafka_event_error_string(event));
+                    context.error(
+                        KafkaError::Global(code.into()),
+                        reason.to_string_lossy().trim(),
+                    );
+                }
+                rdsys::RD_KAFKA_EVENT_LOG => {
+                    let (mut facility, mut text, mut level) =
+                        (std::ptr::null(), std::ptr::null(), 0);
+                    if rdsys::rd_kafka_event_log(event, &mut facility, &mut text, &mut level) == 0 {
+                        context.log(
+                            log_level(level),
+                            CStr::from_ptr(facility).to_string_lossy().trim(),
+                            CStr::from_ptr(text).to_string_lossy().trim(),
+                        );
+                    }
+                }
+                rdsys::RD_KAFKA_EVENT_STATS => {
+                    context
+                        .stats_raw(CStr::from_ptr(rdsys::rd_kafka_event_stats(event)).to_bytes());
+                }
+                _ => {}
+            }
+            rdsys::rd_kafka_event_destroy(event);
+        }
+    }
+    // SAFETY: taken above and released once; no event from it is still held.
+    unsafe { rdsys::rd_kafka_queue_destroy(queue) };
+}
+
+/// rust-rdkafka's level for a syslog level as librdkafka logs it.
+fn log_level(level: i32) -> RDKafkaLogLevel {
+    match level {
+        i32::MIN..=0 => RDKafkaLogLevel::Emerg,
+        1 => RDKafkaLogLevel::Alert,
+        2 => RDKafkaLogLevel::Critical,
+        3 => RDKafkaLogLevel::Error,
+        4 => RDKafkaLogLevel::Warning,
+        5 => RDKafkaLogLevel::Notice,
+        6 => RDKafkaLogLevel::Info,
+        _ => RDKafkaLogLevel::Debug,
     }
 }
 

@@ -10,6 +10,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::ClientContext;
 
+use super::delivery::{deliver_one, BatchedDeliveries};
 use super::metrics::Metrics;
 use super::stats::{LatencySummary, LatencyWindow, LATENCY_WINDOW_SECONDS};
 
@@ -72,21 +73,49 @@ impl OffsetTracker {
     /// Marks `offset` of `partition` acknowledged at `now_ms`; if that completes a prefix of the
     /// partition's in-flight offsets, the next offset to consume becomes ready to store.
     pub fn ack(&mut self, partition: i32, offset: i64, now_ms: f64) {
-        let Some(queue) = self.pending.get_mut(&partition) else {
-            return;
-        };
-        // Offsets are tracked in consumption order, so the queue is sorted.
-        if let Ok(i) = queue.binary_search_by_key(&offset, |f| f.offset) {
-            let slot = &mut queue[i];
+        self.ack_all([(partition, offset)], now_ms);
+    }
+
+    /// Marks every `(partition, offset)` of `acks` acknowledged at one moment, `now_ms`. Their
+    /// latencies are recorded a run of equal values at a time: the events of one batch often
+    /// share their millisecond.
+    pub fn ack_all(&mut self, acks: impl IntoIterator<Item = (i32, i64)>, now_ms: f64) {
+        let mut run: Option<(u64, u64)> = None;
+        for (partition, offset) in acks {
+            let Some(event_ms) = self.mark_acked(partition, offset) else {
+                continue;
+            };
+            let us = latency_us(event_ms, now_ms);
+            match &mut run {
+                Some((same, count)) if *same == us => *count += 1,
+                _ => {
+                    if let Some((us, count)) = run.replace((us, 1)) {
+                        self.record_latency(us, count, now_ms);
+                    }
+                }
+            }
+        }
+        if let Some((us, count)) = run {
+            self.record_latency(us, count, now_ms);
+        }
+    }
+
+    /// Marks one offset acknowledged and moves the partition's ready offset past the completed
+    /// prefix; returns the event's time if this acknowledged it and it has one.
+    fn mark_acked(&mut self, partition: i32, offset: i64) -> Option<i64> {
+        let queue = self.pending.get_mut(&partition)?;
+        // Offsets are tracked in consumption order, so the queue is sorted, and mostly without
+        // gaps: the offset's distance from the front is tried before a search.
+        let guess = queue
+            .front()
+            .and_then(|first| usize::try_from(offset - first.offset).ok())
+            .filter(|&i| queue.get(i).is_some_and(|f| f.offset == offset));
+        let found = guess.or_else(|| queue.binary_search_by_key(&offset, |f| f.offset).ok());
+        let mut event_ms = None;
+        if let Some(slot) = found.and_then(|i| queue.get_mut(i)) {
             if !slot.acked {
                 slot.acked = true;
-                record_latency(
-                    &mut self.latency_us,
-                    &mut self.window,
-                    self.metrics.as_deref(),
-                    slot.event_ms,
-                    now_ms,
-                );
+                event_ms = slot.event_ms;
             }
         }
         let mut next = None;
@@ -102,18 +131,26 @@ impl OffsetTracker {
         if let Some(next) = next {
             self.ready.insert(partition, next);
         }
+        event_ms
+    }
+
+    /// Records `count` latency samples of `us` taken at `now_ms`.
+    fn record_latency(&mut self, us: u64, count: u64, now_ms: f64) {
+        self.latency_us.saturating_record_n(us, count);
+        self.window.record_n(now_ms, us, count);
+        if let Some(m) = &self.metrics {
+            for _ in 0..count {
+                m.observe_latency_us(us);
+            }
+        }
     }
 
     /// Notes that `offset` of `partition` is done at `now_ms` with nothing to acknowledge
     /// (scoring without publishing): ready at once unless earlier offsets are still in flight.
     pub fn complete(&mut self, partition: i32, offset: i64, event_ms: Option<i64>, now_ms: f64) {
-        record_latency(
-            &mut self.latency_us,
-            &mut self.window,
-            self.metrics.as_deref(),
-            event_ms,
-            now_ms,
-        );
+        if let Some(t) = event_ms {
+            self.record_latency(latency_us(t, now_ms), 1, now_ms);
+        }
         match self.pending.get_mut(&partition) {
             Some(queue) if !queue.is_empty() => queue.push_back(InFlight {
                 offset,
@@ -167,22 +204,9 @@ impl OffsetTracker {
     }
 }
 
-/// Records one latency sample: from the event's time to `now_ms`, in µs.
-fn record_latency(
-    histogram: &mut hdrhistogram::Histogram<u64>,
-    window: &mut LatencyWindow,
-    metrics: Option<&Metrics>,
-    event_ms: Option<i64>,
-    now_ms: f64,
-) {
-    if let Some(t) = event_ms {
-        let us = ((now_ms - t as f64) * 1000.0).max(1.0) as u64;
-        histogram.saturating_record(us);
-        window.record(now_ms, us);
-        if let Some(m) = metrics {
-            m.observe_latency_us(us);
-        }
-    }
+/// From the event's time to `now_ms`, in µs (at least 1).
+fn latency_us(event_ms: i64, now_ms: f64) -> u64 {
+    ((now_ms - event_ms as f64) * 1000.0).max(1.0) as u64
 }
 
 pub fn lock(tracker: &Mutex<OffsetTracker>) -> std::sync::MutexGuard<'_, OffsetTracker> {
@@ -228,22 +252,36 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
-        let (partition, offset) = unpack(opaque);
-        match result {
-            Ok(_) => lock(&self.tracker).ack(partition, offset, super::now_ms_precise()),
-            // An aborted transaction's outputs, purged: consumed and produced again.
-            Err((
-                KafkaError::MessageProduction(
+        deliver_one(self, result, opaque);
+    }
+}
+
+impl BatchedDeliveries for DeliveryContext {
+    /// Acknowledgements under one lock and one reading of the clock; failures after it.
+    fn delivered(&self, reports: &[(usize, Option<KafkaError>)]) {
+        {
+            let now_ms = super::now_ms_precise();
+            let acked = reports
+                .iter()
+                .filter(|(_, error)| error.is_none())
+                .map(|(opaque, _)| unpack(*opaque));
+            lock(&self.tracker).ack_all(acked, now_ms);
+        }
+        for (opaque, error) in reports {
+            match error {
+                None => {}
+                // An aborted transaction's outputs, purged: consumed and produced again.
+                Some(KafkaError::MessageProduction(
                     RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight,
-                ),
-                _,
-            )) => {}
-            Err((e, _)) => {
-                // The offset stays unstored, so the record is consumed again after a restart.
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                self.reasons.note(e, || {
-                    format!("partition {partition} offset {offset}: prediction or dead letter not delivered")
-                });
+                )) => {}
+                Some(e) => {
+                    // The offset stays unstored, so the record is consumed again after a restart.
+                    let (partition, offset) = unpack(*opaque);
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                    self.reasons.note(e, || {
+                        format!("partition {partition} offset {offset}: prediction or dead letter not delivered")
+                    });
+                }
             }
         }
     }
@@ -290,6 +328,27 @@ mod tests {
         ] {
             assert_eq!(unpack(pack(p, o)), (p, o));
         }
+    }
+
+    #[test]
+    fn a_batch_of_acknowledgements_counts_each_event_once() {
+        let mut t = OffsetTracker::default();
+        // Offset 3 is missing (a transaction marker's place): partition 0 is not contiguous.
+        for o in [0, 1, 2, 4, 5] {
+            t.track(0, o, Some(1_000));
+        }
+        t.track(1, 9, Some(998));
+        t.ack_all([(0, 4), (0, 0), (1, 9), (0, 1), (0, 4), (0, 2)], 1_002.0);
+        assert_eq!(t.take_ready(), vec![(0, 5), (1, 10)]);
+        assert_eq!(t.in_flight(), 1);
+        let latency = t.latency();
+        assert_eq!(latency.count, 5, "offset 4 of partition 0 counted once");
+        assert_eq!((latency.p50_ms, latency.max_ms), (2.0, 4.0));
+        t.ack_all([(0, 5), (2, 0)], 1_010.0);
+        assert_eq!(t.take_ready(), vec![(0, 6)]);
+        assert_eq!(t.in_flight(), 0);
+        assert_eq!(t.recent_latency(1_010.0).map(|l| l.count), Some(6));
+        assert_eq!(t.latency().max_ms, 10.0);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use rand_distr::{Distribution, Normal};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryResult, Producer, ProducerContext};
 
-use super::delivery::{Outgoing, PolledProducer, TopicBatcher};
+use super::delivery::{deliver_one, BatchedDeliveries, Outgoing, PolledProducer, TopicBatcher};
 use rdkafka::ClientContext;
 
 use super::config::KafkaOptions;
@@ -200,8 +200,14 @@ impl ClientContext for CountingContext {
 
 impl ProducerContext for CountingContext {
     type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result {
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: ()) {
+        deliver_one(self, result, opaque);
+    }
+}
+
+impl BatchedDeliveries for CountingContext {
+    fn delivered(&self, reports: &[((), Option<KafkaError>)]) {
+        for e in reports.iter().filter_map(|(_, error)| error.as_ref()) {
             self.counter.failed.fetch_add(1, Ordering::Relaxed);
             self.reasons
                 .note(e, || "synthetic event not delivered".to_owned());

@@ -54,8 +54,8 @@ impl LatencyWindow {
         }
     }
 
-    /// Records `us` at `now_ms`.
-    pub fn record(&mut self, now_ms: f64, us: u64) {
+    /// Records `count` samples of `us` at `now_ms`.
+    pub fn record_n(&mut self, now_ms: f64, us: u64, count: u64) {
         let second = (now_ms / 1000.0).floor() as i64;
         if self.slots.back().is_none_or(|(s, _)| *s != second) {
             if self.slots.len() > self.seconds {
@@ -68,7 +68,7 @@ impl LatencyWindow {
             self.slots.push_back((second, fresh));
         }
         if let Some((_, h)) = self.slots.back_mut() {
-            h.saturating_record(us);
+            h.saturating_record_n(us, count);
         }
     }
 
