@@ -238,8 +238,16 @@ pub struct TopicBatcher<C: ProducerContext> {
     topic: NonNull<rdsys::rd_kafka_topic_t>,
     /// Reused for every batch.
     messages: Vec<rdsys::rd_kafka_message_t>,
+    /// The opaque of each of `messages`.
+    opaques: Vec<C::DeliveryOpaque>,
+    /// The partition keyless records go to, when chosen here rather than by librdkafka.
+    spread: Option<Spread>,
+    /// The topic's name.
+    name: String,
+    /// When its partitions were last asked for.
+    learned: Option<Instant>,
     /// The client the topic handle lives on, held so that it outlives the handle.
-    _client: Arc<BaseProducer<C>>,
+    client: Arc<BaseProducer<C>>,
 }
 
 // SAFETY: librdkafka topic handles may be used from any thread, and the client they live on is
@@ -264,14 +272,55 @@ where
                 std::ptr::null_mut(),
             )
         };
-        let topic = NonNull::new(topic_ptr).ok_or_else(|| {
+        let handle = NonNull::new(topic_ptr).ok_or_else(|| {
             KafkaError::ClientCreation(format!("librdkafka refused a handle for topic {topic:?}"))
         })?;
         Ok(TopicBatcher {
-            topic,
+            topic: handle,
             messages: Vec::new(),
-            _client: client,
+            opaques: Vec::new(),
+            spread: None,
+            name: topic.to_owned(),
+            learned: None,
+            client,
         })
+    }
+
+    /// Asks the broker how many partitions the topic has (at most once every
+    /// [`PARTITIONS_INTERVAL`]), and spreads keyless records over them. Unanswered, the count
+    /// known before stands: none at first, librdkafka's partitioner choosing.
+    pub fn learn_partitions(&mut self) {
+        if self
+            .learned
+            .is_some_and(|at| at.elapsed() < PARTITIONS_INTERVAL)
+        {
+            return;
+        }
+        self.learned = Some(Instant::now());
+        let asked =
+            super::topics::partition_count(self.client.client(), &self.name, PARTITIONS_TIMEOUT);
+        if let Ok(count) = asked {
+            self.spread_keyless(count);
+        }
+    }
+
+    /// Chooses the partition of keyless records here, a batch at a time, among `partitions`
+    /// (the topic's count, from metadata); `None` leaves them to librdkafka's partitioner, as
+    /// before the count is known.
+    pub fn spread_keyless(&mut self, partitions: Option<i32>) {
+        self.spread = match (partitions, self.spread.take()) {
+            (Some(n), Some(spread)) if n > 0 => Some(Spread {
+                partitions: n,
+                current: spread.current % n,
+                ..spread
+            }),
+            (Some(n), None) if n > 0 => Some(Spread {
+                partitions: n,
+                current: rand::random_range(0..n),
+                since: Instant::now(),
+            }),
+            _ => None,
+        };
     }
 
     /// Hands librdkafka `records`, whose bytes are in `bytes` (copied), waiting out a full local
@@ -281,12 +330,36 @@ where
         bytes: &[u8],
         records: &[Outgoing<C::DeliveryOpaque>],
     ) -> Vec<(C::DeliveryOpaque, KafkaError)> {
+        let mut refused = Vec::new();
+        match self.spread.as_mut().map(|s| s.pick(Instant::now())) {
+            None => self.produce(bytes, records.iter(), ANY_PARTITION, &mut refused),
+            Some(partition) => {
+                let keyless = records.iter().filter(|r| r.key.is_none());
+                self.produce(bytes, keyless, partition, &mut refused);
+                let keyed = records.iter().filter(|r| r.key.is_some());
+                self.produce(bytes, keyed, ANY_PARTITION, &mut refused);
+            }
+        }
+        refused
+    }
+
+    /// Hands librdkafka `records` for `partition` (or the partitioner's choice, with
+    /// [`ANY_PARTITION`]), adding those it refused for good to `refused`.
+    fn produce<'r>(
+        &mut self,
+        bytes: &[u8],
+        records: impl Iterator<Item = &'r Outgoing<C::DeliveryOpaque>>,
+        mut partition: i32,
+        refused: &mut Vec<(C::DeliveryOpaque, KafkaError)>,
+    ) where
+        C::DeliveryOpaque: 'r,
+    {
         self.messages.clear();
+        self.opaques.clear();
         for record in records {
             let value = &bytes[record.value.clone()];
             // SAFETY: an all-zero rd_kafka_message_t is a valid value (null pointers, zeros).
             let mut message: rdsys::rd_kafka_message_t = unsafe { std::mem::zeroed() };
-            message.partition = ANY_PARTITION;
             message.payload = value.as_ptr().cast_mut().cast();
             message.len = value.len();
             if let Some(key) = &record.key {
@@ -296,8 +369,8 @@ where
             }
             message._private = record.opaque.into_ptr();
             self.messages.push(message);
+            self.opaques.push(record.opaque);
         }
-        let mut refused = Vec::new();
         let mut start = 0;
         while start < self.messages.len() {
             let batch = &mut self.messages[start..];
@@ -305,11 +378,14 @@ where
             // SAFETY: the topic is live; `batch` holds `count` messages whose payloads and keys
             // point into `bytes`, which outlives the call; F_COPY makes librdkafka copy the
             // payloads (it always copies keys), and it writes only each message's `err` back.
-            // `_private` is each record's opaque, as rust-rdkafka's own `send` sets it.
+            // `_private` is each record's opaque, as rust-rdkafka's own `send` sets it. (Not
+            // F_PARTITION, a partition a message: librdkafka 2.12 leaks a message whose own
+            // partition it does not find. One partition for the call is looked up once, before
+            // any message is made.)
             unsafe {
                 rdsys::rd_kafka_produce_batch(
                     self.topic.as_ptr(),
-                    ANY_PARTITION,
+                    partition,
                     rdsys::RD_KAFKA_MSG_F_COPY,
                     batch.as_mut_ptr(),
                     count,
@@ -322,32 +398,266 @@ where
                     // Every record after the first refused for a full queue is refused for it
                     // too: send again from there once librdkafka has made room.
                     rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__QUEUE_FULL => {
+                        // Deliveries make room; this client's reports are served by its own
+                        // thread.
+                        std::thread::sleep(QUEUE_FULL_WAIT);
+                        resume = Some(start + i);
+                        break;
+                    }
+                    // Fewer partitions than the count given (the topic was made again): every
+                    // record is refused, none made; the partitioner chooses from here on.
+                    rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION
+                        if partition != ANY_PARTITION =>
+                    {
+                        self.spread = None;
+                        partition = ANY_PARTITION;
                         resume = Some(start + i);
                         break;
                     }
                     err => refused.push((
-                        records[start + i].opaque,
+                        self.opaques[start + i],
                         KafkaError::MessageProduction(RDKafkaErrorCode::from(err)),
                     )),
                 }
             }
             match resume {
-                Some(i) => {
-                    // Deliveries make room; this client's reports are served by its own thread.
-                    std::thread::sleep(QUEUE_FULL_WAIT);
-                    start = i;
-                }
+                Some(i) => start = i,
                 None => break,
             }
         }
-        refused
+    }
+}
+
+/// How often a batcher asks how many partitions its topic has.
+const PARTITIONS_INTERVAL: Duration = Duration::from_secs(30);
+/// How long that question may hold up the sending thread.
+const PARTITIONS_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// How long keyless records stay on one partition before the next: librdkafka's default
+/// `sticky.partitioning.linger.ms`, so that each partition's batches are as large as with its own
+/// sticky partitioner.
+const STICK_FOR: Duration = Duration::from_millis(10);
+
+/// Keyless records go to one partition for [`STICK_FOR`], then to the next, as librdkafka's sticky
+/// partitioner sends them; but chosen once a batch rather than by the partitioner once a record
+/// (which takes the partition's lock to check that it is available, each time).
+#[derive(Debug)]
+struct Spread {
+    partitions: i32,
+    current: i32,
+    since: Instant,
+}
+
+impl Spread {
+    /// The partition for keyless records sent at `now`.
+    fn pick(&mut self, now: Instant) -> i32 {
+        if now.duration_since(self.since) >= STICK_FOR {
+            self.current = (self.current + 1) % self.partitions;
+            self.since = now;
+        }
+        self.current
     }
 }
 
 impl<C: ProducerContext> Drop for TopicBatcher<C> {
     fn drop(&mut self) {
         // SAFETY: obtained from rd_kafka_topic_new and destroyed once; the client it lives on is
-        // still held (`self._client` is dropped after this).
+        // still held (`self.client` is dropped after this).
         unsafe { rdsys::rd_kafka_topic_destroy(self.topic.as_ptr()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+
+    use super::*;
+    use crate::engine::broker::EmbeddedBroker;
+
+    #[test]
+    fn keyless_records_stay_on_a_partition_for_a_while_then_move_on() {
+        let t0 = Instant::now();
+        let mut spread = Spread {
+            partitions: 3,
+            current: 1,
+            since: t0,
+        };
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let picks: Vec<i32> = [0, 9, 10, 15, 19, 20, 31, 45]
+            .into_iter()
+            .map(|ms| spread.pick(at(ms)))
+            .collect();
+        assert_eq!(picks, vec![1, 1, 2, 2, 2, 0, 1, 2]);
+    }
+
+    /// The value of the record each test sends first.
+    const WARM_UP: &str = "warm-up";
+
+    /// Every report, in the order they came.
+    #[derive(Default)]
+    struct Reports(Mutex<Vec<(usize, Option<KafkaError>)>>);
+
+    impl ClientContext for Reports {}
+
+    impl ProducerContext for Reports {
+        type DeliveryOpaque = usize;
+        fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+            deliver_one(self, result, opaque);
+        }
+    }
+
+    impl BatchedDeliveries for Reports {
+        fn delivered(&self, reports: &[(usize, Option<KafkaError>)]) {
+            self.0.lock().unwrap().extend_from_slice(reports);
+        }
+    }
+
+    /// Sends `keys.len()` records to `topic`, record `i` with value `i` and key `keys[i]`, the
+    /// batcher spreading keyless ones over `spread` partitions; returns the reports, sorted.
+    fn send_through_a_batcher(
+        broker: &EmbeddedBroker,
+        topic: &str,
+        spread: Option<i32>,
+        keys: &[Option<&str>],
+    ) -> Vec<(usize, Option<KafkaError>)> {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", broker.bootstrap_servers());
+        let producer = PolledProducer::create(&config, Reports::default()).unwrap();
+        let mut batcher = TopicBatcher::new(producer.shared(), topic).unwrap();
+        let count = crate::engine::topics::partition_count(
+            producer.client(),
+            topic,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(count, Some(3));
+        // A record first, so that the client knows the topic's partitions, as it does once it has
+        // sent for a while (before that it holds records with a partition of their own until its
+        // metadata comes, and fails one of a partition it then finds missing only after that).
+        let warm_up = Outgoing {
+            value: 0..WARM_UP.len(),
+            key: None,
+            opaque: usize::MAX,
+        };
+        assert!(batcher.send(WARM_UP.as_bytes(), &[warm_up]).is_empty());
+        assert_eq!(producer.flush_within(Duration::from_secs(10)), 0);
+        batcher.spread_keyless(spread);
+        let mut bytes = Vec::new();
+        let mut records = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let key = key.map(|k| {
+                let start = bytes.len();
+                bytes.extend_from_slice(k.as_bytes());
+                start..bytes.len()
+            });
+            let start = bytes.len();
+            bytes.extend_from_slice(i.to_string().as_bytes());
+            records.push(Outgoing {
+                value: start..bytes.len(),
+                key,
+                opaque: i,
+            });
+        }
+        assert!(batcher.send(&bytes, &records).is_empty());
+        assert_eq!(producer.flush_within(Duration::from_secs(10)), 0);
+        // Reports are served by the delivery thread: wait for the last.
+        let started = Instant::now();
+        while producer.context().0.lock().unwrap().len() < keys.len() + 1 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "reports missing"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut reports = producer.context().0.lock().unwrap().clone();
+        reports.retain(|(opaque, _)| *opaque != usize::MAX);
+        reports.sort_by_key(|(opaque, _)| *opaque);
+        reports
+    }
+
+    /// Each record of `topic` but the warm-up as `(partition, key, value)`, in partition and value
+    /// order.
+    fn read_back(
+        broker: &EmbeddedBroker,
+        topic: &str,
+        expected: usize,
+    ) -> Vec<(i32, Option<String>, String)> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap_servers())
+            .set("group.id", "read-back")
+            .create()
+            .unwrap();
+        let mut assignment = TopicPartitionList::new();
+        for p in 0..3 {
+            assignment
+                .add_partition_offset(topic, p, Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&assignment).unwrap();
+        let mut records = Vec::new();
+        let started = Instant::now();
+        while records.len() < expected + 1 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "records missing: {records:?}"
+            );
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+                records.push((m.partition(), text(m.key()), text(m.payload()).unwrap()));
+            }
+        }
+        records.retain(|(_, _, v)| v != WARM_UP);
+        records.sort_by_key(|(p, _, v)| (*p, v.parse::<usize>().unwrap()));
+        records
+    }
+
+    #[test]
+    fn a_batch_s_keyless_records_go_to_one_partition_and_keyed_ones_by_their_key() {
+        let broker = EmbeddedBroker::start(&[("spread", 3)]).unwrap();
+        let keys = [None, Some("k"), None, None, Some("k"), None];
+        let reports = send_through_a_batcher(&broker, "spread", Some(3), &keys);
+        assert_eq!(
+            reports
+                .iter()
+                .map(|(o, e)| (*o, e.is_none()))
+                .collect::<Vec<_>>(),
+            (0..6).map(|i| (i, true)).collect::<Vec<_>>()
+        );
+        let records = read_back(&broker, "spread", 6);
+        let keyless: Vec<_> = records.iter().filter(|(_, k, _)| k.is_none()).collect();
+        let values: Vec<&str> = keyless.iter().map(|(_, _, v)| v.as_str()).collect();
+        assert_eq!(values, ["0", "2", "3", "5"]);
+        assert!(
+            keyless.iter().all(|(p, _, _)| *p == keyless[0].0),
+            "one partition for the batch's keyless records: {records:?}"
+        );
+        let keyed: Vec<_> = records.iter().filter(|(_, k, _)| k.is_some()).collect();
+        assert_eq!(keyed.len(), 2);
+        assert_eq!(
+            keyed[0].0, keyed[1].0,
+            "one key, one partition: {records:?}"
+        );
+    }
+
+    #[test]
+    fn a_count_past_the_topic_s_partitions_falls_back_to_librdkafka_s_partitioner() {
+        let broker = EmbeddedBroker::start(&[("shrunk", 3)]).unwrap();
+        // Every partition the batcher could start at is past the topic's three but 0..3.
+        let reports = send_through_a_batcher(&broker, "shrunk", Some(1_000_000), &[None; 5]);
+        assert_eq!(
+            reports
+                .iter()
+                .map(|(o, e)| (*o, e.is_none()))
+                .collect::<Vec<_>>(),
+            (0..5).map(|i| (i, true)).collect::<Vec<_>>(),
+            "every record delivered: {reports:?}"
+        );
+        let records = read_back(&broker, "shrunk", 5);
+        let mut values: Vec<&str> = records.iter().map(|(_, _, v)| v.as_str()).collect();
+        values.sort_unstable();
+        assert_eq!(values, ["0", "1", "2", "3", "4"]);
     }
 }

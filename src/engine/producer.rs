@@ -376,6 +376,7 @@ fn run(
         }
     }
     let mut batcher = TopicBatcher::new(producer.shared(), &config.topic)?;
+    batcher.learn_partitions();
     let mut events = Vec::with_capacity(EVENTS_PER_SEND as usize * 128);
     let mut bounds = Vec::with_capacity(EVENTS_PER_SEND as usize);
     let mut last_status = Instant::now();
@@ -451,8 +452,8 @@ fn run(
                         opaque: (),
                     });
                 }
-                // No key: ids are unique, so a key would order nothing, and without one
-                // librdkafka fills one partition at a time (batches of thousands, not dozens).
+                // No key: ids are unique, so a key would order nothing, and without one the
+                // batcher fills one partition at a time (batches of thousands, not dozens).
                 for ((), e) in batcher.send(&events, &bounds) {
                     tracing::error!(error = %e, "produce");
                     counter.failed.fetch_add(1, Ordering::Relaxed);
@@ -467,6 +468,9 @@ fn run(
         if last_status.elapsed() >= STATUS_INTERVAL {
             report(&mut status);
             last_status = Instant::now();
+        }
+        if status.running {
+            batcher.learn_partitions();
         }
     }
     let unflushed = producer.flush_within(flush_within);

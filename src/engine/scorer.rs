@@ -575,6 +575,9 @@ impl Scorer {
             reader_gone: false,
             last_event_ms: BTreeMap::new(),
         };
+        if let Some(batcher) = state.batcher.as_mut() {
+            batcher.learn_partitions();
+        }
         // A challenger loaded at start is news to every sink, as one loaded later is.
         if let Some(line) = state.slots.challenger_line() {
             self.sink
@@ -680,6 +683,9 @@ impl Scorer {
                 }
             }
             if now.duration_since(last_report) >= REPORT_INTERVAL {
+                if let Some(batcher) = state.batcher.as_mut() {
+                    batcher.learn_partitions();
+                }
                 for event in state.slots.apply_policy(super::now_ms()) {
                     self.sink.emit(EngineEvent::Model(event));
                 }

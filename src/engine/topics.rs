@@ -55,6 +55,21 @@ pub fn missing<C: ClientContext>(
     Ok(absent)
 }
 
+/// How many partitions `topic` has, as the broker answers now; `None` if it does not exist (yet).
+pub fn partition_count<C: ClientContext>(
+    client: &Client<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Option<i32>, KafkaError> {
+    let metadata = client.fetch_metadata(Some(topic), timeout)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .and_then(|t| i32::try_from(t.partitions().len()).ok())
+        .filter(|&n| n > 0))
+}
+
 /// The topics a command uses, with the partitions each gets if created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
