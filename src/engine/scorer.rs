@@ -35,6 +35,8 @@ use crate::model::{Artifact, ModelWatch};
 
 /// How often the scorer reports to its sink.
 const REPORT_INTERVAL: Duration = Duration::from_millis(50);
+/// Predictions handed to librdkafka and not yet acknowledged, at most, on the embedded broker.
+const EMBEDDED_IN_FLIGHT: &str = "10000";
 /// How long the loop waits for a record when none is queued.
 const POLL_WAIT: Duration = Duration::from_millis(5);
 /// Most records taken from the queue at once. The clock is read once per batch, so a batch is
@@ -394,6 +396,12 @@ impl Scorer {
             ("linger.ms", "5"),
             ("batch.size", config.kafka.producer_batch_bytes()),
         ];
+        if config.kafka.embedded {
+            // In-process, predictions waiting for the broker's acknowledgement are our memory:
+            // at most 10,000 of them (some 4 MB), not librdkafka's 100,000, which an unthrottled
+            // dashboard filled whenever the broker's thread fell behind (peak RSS up to 90 MB).
+            producer_defaults.push(("queue.buffering.max.messages", EMBEDDED_IN_FLIGHT));
+        }
         if let Some((id, _)) = &config.exactly_once {
             producer_defaults.push(("transactional.id", id.as_str()));
             // A crashed instance that never comes back holds its partitions' committed reads
