@@ -82,6 +82,14 @@ impl KafkaOptions {
         }
     }
 
+    /// Whether the user chose how librdkafka partitions records (`-X partitioner=...` or
+    /// `-X sticky.partitioning.linger.ms=...`): then librdkafka chooses for keyless records too.
+    pub fn partitions_chosen_by_user(&self) -> bool {
+        self.properties
+            .iter()
+            .any(|(k, _)| matches!(k.trim(), "partitioner" | "sticky.partitioning.linger.ms"))
+    }
+
     /// A configuration with the bootstrap servers, quiet logging, `defaults`, then the user's
     /// properties (which win).
     pub fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {

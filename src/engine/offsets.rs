@@ -72,6 +72,7 @@ impl OffsetTracker {
 
     /// Marks `offset` of `partition` acknowledged at `now_ms`; if that completes a prefix of the
     /// partition's in-flight offsets, the next offset to consume becomes ready to store.
+    #[cfg(test)]
     pub fn ack(&mut self, partition: i32, offset: i64, now_ms: f64) {
         self.ack_all([(partition, offset)], now_ms);
     }
@@ -328,6 +329,37 @@ mod tests {
         ] {
             assert_eq!(unpack(pack(p, o)), (p, o));
         }
+    }
+
+    #[test]
+    fn a_batch_of_reports_acknowledges_the_delivered_and_counts_only_real_failures() {
+        let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
+        let failures = Arc::new(AtomicU64::new(0));
+        let context = DeliveryContext::new(tracker.clone(), failures.clone());
+        for offset in 0..5 {
+            lock(&tracker).track(0, offset, None);
+        }
+        let failed = |code| Some(KafkaError::MessageProduction(code));
+        context.delivered(&[
+            (pack(0, 1), None),
+            (pack(0, 0), None),
+            (pack(0, 2), failed(RDKafkaErrorCode::PurgeQueue)),
+            (pack(0, 3), failed(RDKafkaErrorCode::MessageTimedOut)),
+            (pack(0, 4), None),
+        ]);
+        let mut t = lock(&tracker);
+        assert_eq!(t.take_ready(), vec![(0, 2)]);
+        assert_eq!(
+            t.in_flight(),
+            3,
+            "offsets 2 and 3 never acknowledged, 4 waits for them"
+        );
+        assert_eq!(t.unacknowledged(), 2);
+        assert_eq!(
+            failures.load(Ordering::Relaxed),
+            1,
+            "a purge is not a failure"
+        );
     }
 
     #[test]

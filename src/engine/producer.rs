@@ -376,7 +376,9 @@ fn run(
         }
     }
     let mut batcher = TopicBatcher::new(producer.shared(), &config.topic)?;
-    batcher.learn_partitions();
+    if !config.kafka.partitions_chosen_by_user() {
+        batcher.watch_partitions();
+    }
     let mut events = Vec::with_capacity(EVENTS_PER_SEND as usize * 128);
     let mut bounds = Vec::with_capacity(EVENTS_PER_SEND as usize);
     let mut last_status = Instant::now();
@@ -468,9 +470,6 @@ fn run(
         if last_status.elapsed() >= STATUS_INTERVAL {
             report(&mut status);
             last_status = Instant::now();
-        }
-        if status.running {
-            batcher.learn_partitions();
         }
     }
     let unflushed = producer.flush_within(flush_within);

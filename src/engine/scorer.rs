@@ -584,7 +584,9 @@ impl Scorer {
             last_event_ms: BTreeMap::new(),
         };
         if let Some(batcher) = state.batcher.as_mut() {
-            batcher.learn_partitions();
+            if !self.config.kafka.partitions_chosen_by_user() {
+                batcher.watch_partitions();
+            }
         }
         // A challenger loaded at start is news to every sink, as one loaded later is.
         if let Some(line) = state.slots.challenger_line() {
@@ -691,9 +693,6 @@ impl Scorer {
                 }
             }
             if now.duration_since(last_report) >= REPORT_INTERVAL {
-                if let Some(batcher) = state.batcher.as_mut() {
-                    batcher.learn_partitions();
-                }
                 for event in state.slots.apply_policy(super::now_ms()) {
                     self.sink.emit(EngineEvent::Model(event));
                 }

@@ -55,8 +55,9 @@ pub fn missing<C: ClientContext>(
     Ok(absent)
 }
 
-/// How many partitions `topic` has, as the broker answers now; `None` if it does not exist (yet).
-pub fn partition_count<C: ClientContext>(
+/// How many partitions `topic` has, as the broker answers now, if every one of them has a leader;
+/// `None` if one has none (a failover), or the topic does not exist (yet).
+pub fn led_partition_count<C: ClientContext>(
     client: &Client<C>,
     topic: &str,
     timeout: Duration,
@@ -66,6 +67,11 @@ pub fn partition_count<C: ClientContext>(
         .topics()
         .iter()
         .find(|t| t.name() == topic && t.error().is_none())
+        .filter(|t| {
+            t.partitions()
+                .iter()
+                .all(|p| p.leader() >= 0 && p.error().is_none())
+        })
         .and_then(|t| i32::try_from(t.partitions().len()).ok())
         .filter(|&n| n > 0))
 }
