@@ -17,6 +17,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::util::IntoOpaque;
 use rdkafka_sys as rdsys;
 
+use super::config::KafkaOptions;
+
 /// How long one poll of the delivery thread may block: also the longest a stop waits for it.
 const POLL_SLICE: Duration = Duration::from_millis(10);
 
@@ -159,14 +161,14 @@ fn serve_deliveries<C: BatchedDeliveries>(producer: &BaseProducer<C>, stop: &Ato
     let mut reports = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         // SAFETY: the queue handle is live (held by `queue`).
-        let Some(event) =
+        let Some(owned) =
             NonNull::new(unsafe { rdsys::rd_kafka_queue_poll(queue.0.as_ptr(), timeout_ms) })
                 .map(Event)
         else {
             continue;
         };
-        let event = event.0.as_ptr();
-        // SAFETY: `event` is live until its `Event` drops at the end of this turn (or as a panic
+        let event = owned.0.as_ptr();
+        // SAFETY: `event` is live until `owned` drops at the end of this turn (or as a panic
         // unwinds); the messages and strings it hands out are read before that.
         unsafe {
             match rdsys::rd_kafka_event_type(event) {
@@ -333,9 +335,10 @@ where
 
     /// Starts a thread that asks the broker how many partitions the topic has, at once and then
     /// every [`PARTITIONS_INTERVAL`], so that keyless records are spread over them; the sending
-    /// thread never waits for the answer. Without an answer, the count known before stands.
-    pub fn watch_partitions(&mut self) {
-        if self.watching.is_some() {
+    /// thread never waits for the answer. Without an answer, the count known before stands. When
+    /// `kafka` sets how librdkafka partitions, none starts: its partitioner keeps choosing.
+    pub fn watch_partitions(&mut self, kafka: &KafkaOptions) {
+        if self.watching.is_some() || kafka.partitions_chosen_by_user() {
             return;
         }
         let (stop, stopped) = mpsc::channel();
@@ -722,7 +725,15 @@ mod tests {
         let producer = PolledProducer::create(&config, Reports::default()).unwrap();
         let mut batcher = TopicBatcher::new(producer.shared(), "watched").unwrap();
         assert_eq!(batcher.partitions.load(Ordering::Relaxed), 0);
-        batcher.watch_partitions();
+        let mut kafka = KafkaOptions {
+            bootstrap: broker.bootstrap_servers().to_owned(),
+            properties: vec![("partitioner".to_owned(), "murmur2".to_owned())],
+            embedded: true,
+        };
+        batcher.watch_partitions(&kafka);
+        assert!(batcher.watching.is_none(), "the user's partitioner chooses");
+        kafka.properties.clear();
+        batcher.watch_partitions(&kafka);
         let started = Instant::now();
         while batcher.partitions.load(Ordering::Relaxed) == 0 {
             assert!(started.elapsed() < Duration::from_secs(10), "no answer");

@@ -376,9 +376,7 @@ fn run(
         }
     }
     let mut batcher = TopicBatcher::new(producer.shared(), &config.topic)?;
-    if !config.kafka.partitions_chosen_by_user() {
-        batcher.watch_partitions();
-    }
+    batcher.watch_partitions(&config.kafka);
     let mut events = Vec::with_capacity(EVENTS_PER_SEND as usize * 128);
     let mut bounds = Vec::with_capacity(EVENTS_PER_SEND as usize);
     let mut last_status = Instant::now();

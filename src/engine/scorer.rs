@@ -584,9 +584,7 @@ impl Scorer {
             last_event_ms: BTreeMap::new(),
         };
         if let Some(batcher) = state.batcher.as_mut() {
-            if !self.config.kafka.partitions_chosen_by_user() {
-                batcher.watch_partitions();
-            }
+            batcher.watch_partitions(&self.config.kafka);
         }
         // A challenger loaded at start is news to every sink, as one loaded later is.
         if let Some(line) = state.slots.challenger_line() {
