@@ -792,7 +792,7 @@ fn write_records(dir: &std::path::Path, records: u64) -> (String, f64) {
     let file = dir.join("records.ndjson");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&file).expect("records file"));
     let mut generator =
-        salary_stream::engine::producer::EventGenerator::new((1.1, 10.5), None, Some(1));
+        salary_stream::serving::producer::EventGenerator::new((1.1, 10.5), None, Some(1));
     let mut buf = Vec::new();
     for _ in 0..records {
         generator.next_event(&mut buf, salary_stream::engine::now_ms());

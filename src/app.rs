@@ -2,14 +2,14 @@
 
 use std::collections::VecDeque;
 
-use crate::engine::producer::ProducerCommand;
-use crate::engine::quality::{Accuracy, Comparison};
-use crate::engine::slots::ModelCommand;
-use crate::engine::stats::Throughput;
 use crate::engine::{
     BrokerHealth, DriftAlarm, EngineEvent, LagByPartition, ModelEvent, ModelLine, ProducerStatus,
     Rate, ScoreReport, ScoredEvent, SwapReason, Totals,
 };
+use crate::observe::quality::{Accuracy, Comparison};
+use crate::observe::stats::Throughput;
+use crate::serving::producer::ProducerCommand;
+use crate::serving::slots::ModelCommand;
 
 /// How many recent events the view keeps.
 pub const RECENT_CAPACITY: usize = 100;
@@ -136,7 +136,7 @@ pub struct StreamView {
     /// Rolling RMSE at each report, and whether the drift alarm had fired by then.
     pub rmse_history: History<(u64, bool)>,
     /// End-to-end latency over the engine's sliding window, as last reported.
-    pub latency: Option<crate::engine::stats::LatencySummary>,
+    pub latency: Option<crate::observe::stats::LatencySummary>,
     /// p99 of that latency at each report, in µs.
     pub p99_history: History<u64>,
     /// Total consumer lag at each lag report (about one a second), in records.
@@ -291,7 +291,7 @@ pub struct App {
     /// Labeled events the accuracy figures cover.
     accuracy_window: usize,
     /// The watched group's members (`--watch-group`).
-    members: Vec<crate::engine::watch::GroupMember>,
+    members: Vec<crate::observe::watch::GroupMember>,
     /// Exactly-once: transactions `(committed, aborted)` so far.
     transactions: Option<(u64, u64)>,
     /// Input partitions this instance owns.
@@ -331,7 +331,7 @@ impl App {
             producer_failure: None,
             force_quit: false,
             missing_topics: Vec::new(),
-            accuracy_window: crate::engine::quality::Quality::WINDOW,
+            accuracy_window: crate::observe::quality::Quality::WINDOW,
             members: Vec::new(),
             transactions: None,
             assigned: Vec::new(),
@@ -403,7 +403,7 @@ impl App {
     }
 
     /// The watched group's members (`--watch-group`).
-    pub fn members(&self) -> &[crate::engine::watch::GroupMember] {
+    pub fn members(&self) -> &[crate::observe::watch::GroupMember] {
         &self.members
     }
 
@@ -672,7 +672,7 @@ mod tests {
 
     #[test]
     fn drift_key_and_accuracy_reports() {
-        use crate::engine::quality::Shift;
+        use crate::observe::quality::Shift;
         let mut app = App::new(setup(), 0);
         assert_eq!(
             app.update(Message::ToggleDrift),
@@ -722,7 +722,7 @@ mod tests {
         );
         let mut r = report(0..1, 0);
         r.drift = Some(DriftAlarm {
-            shift: crate::engine::quality::Shift::Up,
+            shift: crate::observe::quality::Shift::Up,
             after: 9,
             at_ms: 0,
         });

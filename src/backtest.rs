@@ -1,5 +1,5 @@
 //! `salary-stream backtest`: the command line to a window, models and a backtest
-//! ([`crate::engine::backtest`]), and its result as a table or one JSON object on stdout.
+//! ([`crate::serving::backtest`]), and its result as a table or one JSON object on stdout.
 //!
 //! ```text
 //! topic experience-events  partitions 3  from s@1796027013754 (2026-11-30T08:23:33.754Z)  to the high watermarks at start
@@ -15,12 +15,12 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 
 use crate::cli::BacktestArgs;
-use crate::engine::backtest::{self, Bounds, ModelFigures, Outcome, PartitionWindow};
-use crate::engine::config::{parse_property, KafkaOptions};
-use crate::engine::offset_spec::OffsetSpec;
-use crate::engine::timestamp::format_rfc3339;
+use crate::kafka::config::{parse_property, KafkaOptions};
+use crate::kafka::offset_spec::OffsetSpec;
+use crate::kafka::timestamp::format_rfc3339;
 use crate::model::{Artifact, Predictor};
 use crate::runtime::load_model;
+use crate::serving::backtest::{self, Bounds, ModelFigures, Outcome, PartitionWindow};
 
 /// One model of a backtest and where it came from.
 struct Entry {

@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::engine::config::parse_property;
-use crate::engine::offset_spec::OffsetSpec;
 use crate::engine::{
     Rate, DEFAULT_DLQ_TOPIC, DEFAULT_GROUP, DEFAULT_INPUT_TOPIC, DEFAULT_OUTPUT_TOPIC,
 };
+use crate::kafka::config::parse_property;
+use crate::kafka::offset_spec::OffsetSpec;
 
 /// The default model artifact path.
 pub const DEFAULT_MODEL: &str = "assets/model.json";
@@ -167,7 +167,7 @@ pub fn parse_start_offset(text: &str) -> Result<OffsetSpec, String> {
 
 /// Parses `--until`: milliseconds since the epoch or an RFC 3339 time.
 pub fn parse_until(text: &str) -> Result<i64, String> {
-    crate::engine::timestamp::parse_time_ms(text).map_err(|e| e.to_string())
+    crate::kafka::timestamp::parse_time_ms(text).map_err(|e| e.to_string())
 }
 
 impl KafkaArgs {
@@ -236,12 +236,12 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     /// The policy these flags ask for.
-    pub fn policy(&self) -> crate::engine::slots::Policy {
-        crate::engine::slots::Policy {
+    pub fn policy(&self) -> crate::serving::slots::Policy {
+        crate::serving::slots::Policy {
             auto_challenger: self.auto_challenger,
             auto_promote: self
                 .auto_promote
-                .then_some(crate::engine::slots::Promotion {
+                .then_some(crate::serving::slots::Promotion {
                     after: self.promote_after as usize,
                     margin: self.promote_margin / 100.0,
                 }),

@@ -8,19 +8,19 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use crate::cli::{BrokerArgs, ProduceArgs, ScoreArgs};
-use crate::engine::broker::EmbeddedBroker;
-use crate::engine::producer::{self, LabelModel, ProducerConfig};
-use crate::engine::scorer::ScorerConfig;
-use crate::engine::scorer::{self, BoxedWriter, PredictionWriter};
-use crate::engine::topics::missing_line;
 use crate::engine::{
     BrokerHealth, EngineEvent, EventSink, ModelEvent, ProducerStatus, Totals,
     EMBEDDED_INPUT_PARTITIONS,
 };
+use crate::kafka::broker::EmbeddedBroker;
+use crate::kafka::topics::missing_line;
 use crate::runtime::{
     connect, create_topics, cut_reason, load_challenger, load_model, metered, pad_malloc_heaps,
     scorer_config, scorer_topics, shutdown_signal, start_metrics, within_bound, Ending,
 };
+use crate::serving::producer::{self, LabelModel, ProducerConfig};
+use crate::serving::scorer::ScorerConfig;
+use crate::serving::scorer::{self, BoxedWriter, PredictionWriter};
 
 /// A line on stderr. A closed stderr is no reason to stop (`eprintln!` would panic on it).
 macro_rules! say {
@@ -53,7 +53,7 @@ struct Tally {
     /// Records behind, and ms behind.
     lag: Option<(i64, i64)>,
     /// End-to-end latency over the engine's sliding window.
-    latency: Option<crate::engine::stats::LatencySummary>,
+    latency: Option<crate::observe::stats::LatencySummary>,
     last_bad: Option<String>,
     producer: Option<ProducerStatus>,
     reached: bool,
@@ -61,7 +61,7 @@ struct Tally {
     failed: Option<String>,
     rmse: Option<f64>,
     /// The serving model against the challenger, while one challenges.
-    comparison: Option<crate::engine::quality::Comparison>,
+    comparison: Option<crate::observe::quality::Comparison>,
     drift_reported: bool,
     /// Exactly-once: transactions `(committed, aborted)` so far.
     transactions: Option<(u64, u64)>,
@@ -126,8 +126,8 @@ impl Tally {
                 if let (Some(alarm), false) = (r.drift, t.drift_reported) {
                     t.drift_reported = true;
                     let direction = match alarm.shift {
-                        crate::engine::quality::Shift::Up => "above",
-                        crate::engine::quality::Shift::Down => "below",
+                        crate::observe::quality::Shift::Up => "above",
+                        crate::observe::quality::Shift::Down => "below",
                     };
                     say!(
                         "drift: labels {direction} the predictions since {} UTC (after {} labeled events)",
@@ -204,9 +204,9 @@ fn broker_note(t: &Tally) -> String {
 
 /// The line for a broker not reached within [`CONNECT_TIMEOUT`]: what is wrong with the address
 /// if that can be told, else the client's last reason.
-fn unreachable_line(kafka: &crate::engine::config::KafkaOptions, why: Option<String>) -> String {
+fn unreachable_line(kafka: &crate::kafka::config::KafkaOptions, why: Option<String>) -> String {
     let bootstrap = &kafka.bootstrap;
-    let why = crate::engine::diagnose::wrong_address(bootstrap, kafka.plaintext())
+    let why = crate::kafka::diagnose::wrong_address(bootstrap, kafka.plaintext())
         .or(why)
         .unwrap_or_else(|| "no answer".into());
     format!(
@@ -219,7 +219,7 @@ fn unreachable_line(kafka: &crate::engine::config::KafkaOptions, why: Option<Str
 /// [`CONNECT_TIMEOUT`]. Returns the signal's name if one came.
 fn wait(
     tally: &SharedTally,
-    kafka: &crate::engine::config::KafkaOptions,
+    kafka: &crate::kafka::config::KafkaOptions,
     mut finished: impl FnMut() -> bool,
 ) -> anyhow::Result<Option<&'static str>> {
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use salary_stream::cli::{Cli, Command, ScoreArgs};
-use salary_stream::engine::config::{parse_property, redact_text};
+use salary_stream::kafka::config::{parse_property, redact_text};
 use salary_stream::model::{self, Artifact};
 use salary_stream::{backtest, headless, runtime, tui};
 

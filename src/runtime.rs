@@ -7,11 +7,11 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::cli::{KafkaArgs, DEFAULT_MODEL};
-use crate::engine::broker::EmbeddedBroker;
-use crate::engine::config::KafkaOptions;
-use crate::engine::metrics::{MeteredSink, Metrics};
-use crate::engine::scorer::ScorerConfig;
+use crate::kafka::broker::EmbeddedBroker;
+use crate::kafka::config::KafkaOptions;
 use crate::model::Artifact;
+use crate::observe::metrics::{MeteredSink, Metrics};
+use crate::serving::scorer::ScorerConfig;
 
 /// The artifact committed in assets/, built in so the binary works from any directory.
 const BUILT_IN_MODEL: &str = include_str!("../assets/model.json");
@@ -130,13 +130,13 @@ pub fn scorer_config(
         model: model.artifact.clone(),
         model_path: model.path.clone(),
         challenger: None,
-        policy: crate::engine::slots::Policy::default(),
+        policy: crate::serving::slots::Policy::default(),
         models_dir: args.models_dir.clone().unwrap_or_else(default_models_dir),
         metrics: None,
         exactly_once: args.exactly_once.then(|| {
             let instance = args.instance_id.clone().unwrap_or_else(default_instance_id);
             (
-                crate::engine::transactions::transactional_id(&args.group, &instance),
+                crate::serving::transactions::transactional_id(&args.group, &instance),
                 args.transaction_interval,
             )
         }),
@@ -181,7 +181,7 @@ pub fn start_metrics(
         return Ok(None);
     };
     let metrics = Metrics::new(version, publishing);
-    let bound = crate::engine::metrics::serve(address, metrics.clone())?;
+    let bound = crate::observe::metrics::serve(address, metrics.clone())?;
     Ok(Some((metrics, bound)))
 }
 
@@ -295,10 +295,10 @@ pub fn create_topics(
     if !args.create_topics || connection.embedded.is_some() {
         return Ok(Vec::new());
     }
-    let wanted = crate::engine::topics::Wanted {
+    let wanted = crate::kafka::topics::Wanted {
         topics: topics.iter().map(|(t, p)| ((*t).to_owned(), *p)).collect(),
     };
-    let created = crate::engine::topics::create_missing(&connection.kafka, &wanted)?;
+    let created = crate::kafka::topics::create_missing(&connection.kafka, &wanted)?;
     Ok(created
         .into_iter()
         .map(|(topic, partitions)| {

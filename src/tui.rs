@@ -15,15 +15,16 @@ use tokio::sync::mpsc;
 
 use crate::app::{App, Effect, Message, Setup};
 use crate::cli::DashArgs;
-use crate::engine::producer::{self, LabelModel, ProducerConfig, ProducerHandle};
-use crate::engine::scorer::{ScorerConfig, ScorerHandle, Unfinished};
-use crate::engine::slots::ModelCommand;
-use crate::engine::watch::{self, WatchConfig, WatchHandle};
-use crate::engine::{scorer, EngineEvent, EventSink};
+use crate::engine::{EngineEvent, EventSink};
+use crate::observe::watch::{self, WatchConfig, WatchHandle};
 use crate::runtime::{
     connect, create_topics, load_challenger, load_model, metered, scorer_config, scorer_topics,
     seconds_text, shutdown_signal, start_metrics,
 };
+use crate::serving::producer::{self, LabelModel, ProducerConfig, ProducerHandle};
+use crate::serving::scorer;
+use crate::serving::scorer::{ScorerConfig, ScorerHandle, Unfinished};
+use crate::serving::slots::ModelCommand;
 use crate::ui;
 
 /// How long quitting waits for the embedded broker's acknowledgements.

@@ -435,7 +435,7 @@ fn apache_kafka_kcat_sends_the_bad_record_corpus_and_reads_each_reason() {
     }
     assert_eq!(reasons.len(), corpus.len());
     for record in &corpus {
-        let want = salary_stream::engine::codec::decode(Some(record))
+        let want = salary_stream::formats::json::decode(Some(record))
             .expect_err("a bad record")
             .to_string();
         // kcat prints the header list with commas between headers, so a reason holding a comma

@@ -2,7 +2,7 @@
 //! a reason. Bounded: a fixed number of cases per property, so it runs in CI on every push.
 
 use proptest::prelude::*;
-use salary_stream::engine::codec::{decode, BadRecord, MAX_VALUE_BYTES};
+use salary_stream::formats::json::{decode, BadRecord, MAX_VALUE_BYTES};
 
 fn check(bytes: &[u8]) {
     match decode(Some(bytes)) {

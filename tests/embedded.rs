@@ -6,12 +6,12 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use salary_stream::engine::broker::EmbeddedBroker;
-use salary_stream::engine::config::KafkaOptions;
-use salary_stream::engine::scorer::{self, ScorerConfig};
-use salary_stream::engine::slots::{ModelCommand, Policy};
 use salary_stream::engine::{EngineEvent, SharedSink};
+use salary_stream::kafka::broker::EmbeddedBroker;
+use salary_stream::kafka::config::KafkaOptions;
 use salary_stream::model::{Artifact, Predictor};
+use salary_stream::serving::scorer::{self, ScorerConfig};
+use salary_stream::serving::slots::{ModelCommand, Policy};
 
 /// A scorer of topic `in` on the embedded broker at `bootstrap`, publishing to `out`.
 fn config(bootstrap: &str, dlq: &str, group: &str, max_records: Option<u64>) -> ScorerConfig {
@@ -169,8 +169,8 @@ fn a_restarted_scorer_resumes_at_the_committed_offset() {
 
 #[test]
 fn the_drift_alarm_fires_soon_after_labels_shift() {
-    use salary_stream::engine::producer::{EventGenerator, LabelModel};
-    use salary_stream::engine::quality::Shift;
+    use salary_stream::observe::quality::Shift;
+    use salary_stream::serving::producer::{EventGenerator, LabelModel};
     let broker = EmbeddedBroker::start(&[("in", 1), ("out", 1), ("dlq", 1)]).unwrap();
     let bootstrap = broker.bootstrap_servers().to_owned();
     let p = predictor();

@@ -4,12 +4,12 @@
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use salary_stream::app::{App, Message, Setup};
-use salary_stream::engine::quality::{Accuracy, Shift};
-use salary_stream::engine::stats::LatencySummary;
 use salary_stream::engine::{
     BrokerHealth, DriftAlarm, EngineEvent, LagByPartition, ProducerStatus, Rate, ScoreReport,
     ScoredEvent,
 };
+use salary_stream::observe::quality::{Accuracy, Shift};
+use salary_stream::observe::stats::LatencySummary;
 
 const SLOPE: f64 = 9449.962321455077;
 const INTERCEPT: f64 = 25792.20019866869;
@@ -111,8 +111,8 @@ fn known_app() -> App {
 
 /// `app` with a challenger loaded and compared with the serving model on 240 labeled events.
 fn challenged(mut app: App) -> App {
-    use salary_stream::engine::quality::Comparison;
     use salary_stream::engine::{ModelEvent, ModelLine};
+    use salary_stream::observe::quality::Comparison;
     app.update(Message::Engine(EngineEvent::Model(ModelEvent::Challenger(
         Some(ModelLine {
             version: "9f00aa11".into(),
@@ -394,7 +394,7 @@ fn a_challenger_is_named_compared_and_drawn() {
 
 #[test]
 fn an_undefined_r2_is_absent_not_nan() {
-    use salary_stream::engine::quality::Comparison;
+    use salary_stream::observe::quality::Comparison;
     let mut app = challenged(known_app());
     let one = Accuracy {
         n: 1,

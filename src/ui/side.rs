@@ -14,8 +14,8 @@ use ratatui::Frame;
 
 use super::fit::{self, Field};
 use crate::app::App;
-use crate::engine::quality::Shift;
-use crate::engine::stats::LATENCY_WINDOW_SECONDS;
+use crate::observe::quality::Shift;
+use crate::observe::stats::LATENCY_WINDOW_SECONDS;
 
 /// The right column's panels, in the order drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,7 +308,7 @@ fn render_comparison(frame: &mut Frame<'_>, area: Rect, app: &App, challenger: &
         )])
         .or(vec![label("no labeled events yet")])]],
         Some(c) => {
-            let row = |name: &'static str, a: &crate::engine::quality::Accuracy| {
+            let row = |name: &'static str, a: &crate::observe::quality::Accuracy| {
                 vec![
                     Field::new(vec![label(name)]),
                     Field::new(vec![label(" RMSE "), Span::raw(format!("{:<6.0}", a.rmse))]),

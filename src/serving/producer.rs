@@ -13,11 +13,13 @@ use rand_distr::{Distribution, Normal};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryResult, Producer, ProducerContext};
 
-use super::delivery::{deliver_one, BatchedDeliveries, Outgoing, PolledProducer, TopicBatcher};
+use crate::kafka::delivery::{
+    deliver_one, BatchedDeliveries, Outgoing, PolledProducer, TopicBatcher,
+};
 use rdkafka::ClientContext;
 
-use super::config::KafkaOptions;
-use super::{now_ms, EngineEvent, ProducerStatus, Rate, SharedSink};
+use crate::engine::{now_ms, EngineEvent, ProducerStatus, Rate, SharedSink};
+use crate::kafka::config::KafkaOptions;
 
 /// How often a running producer reports its status.
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
@@ -188,13 +190,13 @@ struct AckCounter {
 struct CountingContext {
     counter: Arc<AckCounter>,
     sink: SharedSink,
-    reasons: super::FailureReasons,
+    reasons: crate::engine::FailureReasons,
 }
 
 impl ClientContext for CountingContext {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!(%error, reason, "producer");
-        super::report_outage(self.sink.as_ref(), &error, reason);
+        crate::engine::report_outage(self.sink.as_ref(), &error, reason);
     }
 }
 
@@ -272,9 +274,9 @@ impl ProducerHandle {
     /// Shuts down, waiting at most `flush_within` for acknowledgements; returns the final status.
     pub fn shutdown(self, flush_within: Duration) -> Result<ProducerStatus, ProducerError> {
         let _ = self.commands.send(ProducerCommand::Shutdown(flush_within));
-        self.thread
-            .join()
-            .unwrap_or_else(|panic| Err(ProducerError::Panicked(super::panic_text(&*panic))))
+        self.thread.join().unwrap_or_else(|panic| {
+            Err(ProducerError::Panicked(crate::engine::panic_text(&*panic)))
+        })
     }
 }
 
@@ -292,7 +294,7 @@ pub fn spawn(config: ProducerConfig, sink: SharedSink) -> Result<ProducerHandle,
         CountingContext {
             counter: counter.clone(),
             sink: sink.clone(),
-            reasons: super::FailureReasons::default(),
+            reasons: crate::engine::FailureReasons::default(),
         },
     )?;
     let (tx, rx) = mpsc::channel();
@@ -303,7 +305,9 @@ pub fn spawn(config: ProducerConfig, sink: SharedSink) -> Result<ProducerHandle,
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 run(config, producer, counter, rx, sink.clone())
             }))
-            .unwrap_or_else(|panic| Err(ProducerError::Panicked(super::panic_text(&*panic))));
+            .unwrap_or_else(|panic| {
+                Err(ProducerError::Panicked(crate::engine::panic_text(&*panic)))
+            });
             if let Err(e) = &result {
                 sink.emit(EngineEvent::ProducerFailed(e.to_string()));
             }
@@ -361,17 +365,15 @@ fn run(
     if let Some(broker) = &config.require_topic_on {
         // On the producer's own connection: a broker that creates topics on demand does so
         // now. No answer is left to the caller's reachability check.
-        if let Ok(missing) = super::topics::missing(
+        if let Ok(missing) = crate::kafka::topics::missing(
             producer.client(),
             &[&config.topic],
-            super::topics::REQUEST_TIMEOUT,
+            crate::kafka::topics::REQUEST_TIMEOUT,
         ) {
             if !missing.is_empty() {
-                return Err(ProducerError::MissingTopic(super::topics::missing_line(
-                    &config.topic,
-                    broker,
-                    "nothing was sent",
-                )));
+                return Err(ProducerError::MissingTopic(
+                    crate::kafka::topics::missing_line(&config.topic, broker, "nothing was sent"),
+                ));
             }
         }
     }
@@ -515,8 +517,8 @@ mod tests {
         let mut g = EventGenerator::new((1.1, 10.5), Some(labels), Some(1));
         let mut buf = Vec::new();
         assert_eq!(g.next_event(&mut buf, 1_700_000_000_000), 0);
-        let event = crate::engine::codec::decode(Some(&buf)).unwrap();
-        assert_eq!(event.id, Some(crate::engine::codec::EventId::Int(0)));
+        let event = crate::formats::json::decode(Some(&buf)).unwrap();
+        assert_eq!(event.id, Some(crate::formats::json::EventId::Int(0)));
         assert_eq!(event.ts_ms, Some(1_700_000_000_000));
         let salary = event.salary.unwrap();
         let clean = labels.intercept + labels.slope * event.years;

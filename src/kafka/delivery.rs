@@ -17,7 +17,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::util::IntoOpaque;
 use rdkafka_sys as rdsys;
 
-use super::config::KafkaOptions;
+use crate::kafka::config::KafkaOptions;
 
 /// How long one poll of the delivery thread may block: also the longest a stop waits for it.
 const POLL_SLICE: Duration = Duration::from_millis(10);
@@ -129,7 +129,7 @@ impl<C: BatchedDeliveries + 'static> Drop for PolledProducer<C> {
         if let Some(t) = self.thread.take() {
             if let Err(panic) = t.join() {
                 tracing::error!(
-                    reason = super::panic_text(&*panic),
+                    reason = crate::engine::panic_text(&*panic),
                     "the delivery thread panicked"
                 );
             }
@@ -485,7 +485,8 @@ fn watch_partitions<C: ProducerContext>(
         let Some(client) = client.upgrade() else {
             return;
         };
-        match super::topics::led_partition_count(client.client(), topic, PARTITIONS_TIMEOUT) {
+        match crate::kafka::topics::led_partition_count(client.client(), topic, PARTITIONS_TIMEOUT)
+        {
             Ok(count) => known.store(count.unwrap_or(0), Ordering::Relaxed),
             Err(e) => tracing::debug!(error = %e, topic, "partitions unknown"),
         }
@@ -541,7 +542,7 @@ mod tests {
     use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
     use super::*;
-    use crate::engine::broker::EmbeddedBroker;
+    use crate::kafka::broker::EmbeddedBroker;
 
     #[test]
     fn keyless_records_stay_on_a_partition_for_a_while_then_move_on() {
@@ -596,7 +597,7 @@ mod tests {
         config.set("bootstrap.servers", broker.bootstrap_servers());
         let producer = PolledProducer::create(&config, Reports::default()).unwrap();
         let mut batcher = TopicBatcher::new(producer.shared(), topic).unwrap();
-        let count = crate::engine::topics::led_partition_count(
+        let count = crate::kafka::topics::led_partition_count(
             producer.client(),
             topic,
             Duration::from_secs(5),

@@ -108,7 +108,10 @@ pub fn parse_time_ms(text: &str) -> Result<i64, ParseTimeError> {
 pub fn format_rfc3339(ms: i64) -> String {
     let days = ms.div_euclid(86_400_000);
     let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02}T{}Z", super::clock(ms))
+    format!(
+        "{year:04}-{month:02}-{day:02}T{}Z",
+        crate::engine::clock(ms)
+    )
 }
 
 fn is_leap(year: i64) -> bool {

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::Producer;
 
-use super::config::KafkaOptions;
-use super::offsets::ScoringProducer;
-use super::{BrokerHealth, EngineEvent, SharedSink};
+use crate::engine::{BrokerHealth, EngineEvent, SharedSink};
+use crate::kafka::config::KafkaOptions;
+use crate::serving::offsets::ScoringProducer;
 
 /// How often the broker's health is probed.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -80,7 +80,8 @@ impl HealthProbe {
                 let asked = if all { &needed[..] } else { &needed[..1] };
                 // The producer's client may create topics, so a broker that creates them on
                 // demand does so here, as it would for the first record sent.
-                let answer = super::topics::missing(self.producer.client(), asked, PROBE_TIMEOUT);
+                let answer =
+                    crate::kafka::topics::missing(self.producer.client(), asked, PROBE_TIMEOUT);
                 let answer = match answer {
                     // The input topic alone tells nothing about the others: keep what was seen.
                     Ok(missing) if !all => Ok(if missing.is_empty() {
@@ -112,12 +113,12 @@ impl HealthProbe {
                             ))
                         }
                         Err(e) => {
-                            match super::diagnose::wrong_address(
+                            match crate::kafka::diagnose::wrong_address(
                                 &self.kafka.bootstrap,
                                 self.kafka.plaintext(),
                             ) {
                                 Some(wrong) => BrokerHealth::WrongAddress(wrong),
-                                None => BrokerHealth::Unreachable(super::describe_outage(
+                                None => BrokerHealth::Unreachable(crate::engine::describe_outage(
                                     &e.to_string(),
                                     &self.kafka.bootstrap,
                                 )),

@@ -14,8 +14,10 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::config::KafkaOptions;
-use super::{BrokerHealth, EngineEvent, LagByPartition, ScoreReport, ScoredEvent, SharedSink};
+use crate::engine::{
+    BrokerHealth, EngineEvent, LagByPartition, ScoreReport, ScoredEvent, SharedSink,
+};
+use crate::kafka::config::KafkaOptions;
 
 /// How often lag and members are asked for.
 const GROUP_INTERVAL: Duration = Duration::from_secs(1);
@@ -141,7 +143,7 @@ fn run(
                 Some(lag) => {
                     sink.emit(EngineEvent::Broker(BrokerHealth::Up));
                     sink.emit(EngineEvent::Lag(
-                        lag.with_time_behind(&last_event_ms, super::now_ms()),
+                        lag.with_time_behind(&last_event_ms, crate::engine::now_ms()),
                     ));
                 }
                 None => sink.emit(EngineEvent::Broker(BrokerHealth::Unreachable(

@@ -20,7 +20,7 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::offsets::{lock, OffsetTracker};
+use crate::serving::offsets::{lock, OffsetTracker};
 
 /// How long one transactional call may wait for the broker.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);

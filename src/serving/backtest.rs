@@ -16,11 +16,11 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use super::codec;
-use super::config::KafkaOptions;
-use super::offset_spec::{self, OffsetSpec, ResolveError};
-use super::quality::Accuracy;
+use crate::formats::json;
+use crate::kafka::config::KafkaOptions;
+use crate::kafka::offset_spec::{self, OffsetSpec, ResolveError};
 use crate::model::Predictor;
+use crate::observe::quality::Accuracy;
 
 /// How long a metadata or offset lookup may take.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -176,7 +176,7 @@ impl Scoreboard {
     /// Takes one record's value from `partition` (records of a partition in offset order).
     pub fn observe(&mut self, partition: i32, value: Option<&[u8]>) {
         self.records += 1;
-        let Ok(event) = codec::decode(value) else {
+        let Ok(event) = json::decode(value) else {
             self.bad += 1;
             return;
         };

@@ -7,7 +7,7 @@ use rdkafka::client::{Client, ClientContext, DefaultClientContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::types::RDKafkaRespErr;
 
-use super::config::KafkaOptions;
+use crate::kafka::config::KafkaOptions;
 
 /// How long one metadata or admin request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

@@ -13,11 +13,11 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::intake::RecordQueue;
-use super::offset_spec::{self, OffsetSpec};
-use super::offsets::{lock, OffsetTracker, ScoringProducer};
-use super::transactions::Transactions;
-use super::{EngineEvent, LagByPartition, SharedSink};
+use crate::engine::{EngineEvent, LagByPartition, SharedSink};
+use crate::kafka::intake::RecordQueue;
+use crate::kafka::offset_spec::{self, OffsetSpec};
+use crate::serving::offsets::{lock, OffsetTracker, ScoringProducer};
+use crate::serving::transactions::Transactions;
 
 /// How long a new assignment waits for its committed offsets before leaving the lookup to
 /// librdkafka.
@@ -199,7 +199,7 @@ impl ClientContext for ScoringContext {
                 .last_event_ms
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let lag = lag.with_time_behind(&last, super::now_ms());
+            let lag = lag.with_time_behind(&last, crate::engine::now_ms());
             drop(last);
             self.sink.emit(EngineEvent::Lag(lag));
         }
@@ -207,7 +207,7 @@ impl ClientContext for ScoringContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!(%error, reason, "librdkafka");
-        super::report_outage(self.sink.as_ref(), &error, reason);
+        crate::engine::report_outage(self.sink.as_ref(), &error, reason);
     }
 }
 

@@ -3,8 +3,8 @@
 
 use rdkafka::message::{Header, OwnedHeaders};
 
-use super::codec::{self, BadRecord, ChallengerPrediction, ExperienceEvent, Prediction};
-use super::intake::Record;
+use crate::formats::json::{self, BadRecord, ChallengerPrediction, ExperienceEvent, Prediction};
+use crate::kafka::intake::Record;
 use crate::model::Predictor;
 
 /// A record that scored.
@@ -22,7 +22,7 @@ pub struct Scored<'a> {
 
 /// Decodes `record` and scores it with `predictor`; a record that cannot be scored says why.
 pub fn score<'a>(record: &Record<'a>, predictor: &Predictor) -> Result<Scored<'a>, BadRecord> {
-    let event = codec::decode(record.payload)?;
+    let event = json::decode(record.payload)?;
     let predicted = predictor.predict(event.years);
     if !predicted.is_finite() {
         return Err(BadRecord::NonFinitePrediction(event.years));

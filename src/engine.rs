@@ -1,34 +1,13 @@
-//! The streaming engine: Kafka clients, scoring, the synthetic producer and statistics.
+//! The engine's vocabulary: what the engine tells its sinks ([`EngineEvent`], [`ScoreReport`],
+//! [`ModelEvent`]), the defaults every command shares, and small helpers (clocks, outages).
 //!
-//! Nothing here knows about the terminal. The engine reports what happens as [`EngineEvent`]s
-//! through an [`EventSink`]; the dashboard and the headless commands are two such sinks.
-
-pub mod backtest;
-pub mod broker;
-pub mod codec;
-pub mod config;
-pub mod delivery;
-pub mod diagnose;
-pub mod group;
-pub mod intake;
-pub mod metrics;
-pub mod offset_spec;
-pub mod offsets;
-pub mod probe;
-pub mod producer;
-pub mod quality;
-pub mod scorer;
-pub mod scoring;
-pub mod slots;
-pub mod stats;
-pub mod timestamp;
-pub mod topics;
-pub mod transactions;
-pub mod watch;
+//! The engine itself is [`crate::kafka`], [`crate::formats`], [`crate::model`], [`crate::serving`]
+//! and [`crate::observe`]; nothing of it knows about the terminal. The dashboard and the headless
+//! commands are two [`EventSink`]s.
 
 use std::sync::Arc;
 
-pub use stats::LagByPartition;
+pub use crate::observe::stats::LagByPartition;
 
 /// The default input topic.
 pub const DEFAULT_INPUT_TOPIC: &str = "experience-events";
@@ -78,19 +57,19 @@ pub struct ScoreReport {
     pub last_bad: Option<String>,
     /// Transactions `(committed, aborted)` so far, in exactly-once mode.
     pub transactions: Option<(u64, u64)>,
-    /// Bad records by reason class ([`codec::BadRecord::class`]).
-    pub bad_by_class: metrics::BadByClass,
+    /// Bad records by reason class ([`crate::formats::json::BadRecord::class`]).
+    pub bad_by_class: crate::observe::metrics::BadByClass,
     /// Delivery failures of predictions or dead letters (they will be consumed again).
     pub delivery_errors: u64,
     /// Accuracy over the latest labeled events, if any were labeled.
-    pub accuracy: Option<quality::Accuracy>,
+    pub accuracy: Option<crate::observe::quality::Accuracy>,
     /// The drift alarm, once it has fired.
     pub drift: Option<DriftAlarm>,
     /// The serving model and the challenger on the same labeled events, while one challenges.
-    pub comparison: Option<quality::Comparison>,
-    /// End-to-end latency over the last [`stats::LATENCY_WINDOW_SECONDS`], from each event's
+    pub comparison: Option<crate::observe::quality::Comparison>,
+    /// End-to-end latency over the last [`crate::observe::stats::LATENCY_WINDOW_SECONDS`], from each event's
     /// time to the acknowledgement of its prediction.
-    pub latency: Option<stats::LatencySummary>,
+    pub latency: Option<crate::observe::stats::LatencySummary>,
 }
 
 /// Counts since the start of a run. Every reader of [`ScoreReport`]s (the view, the headless
@@ -126,7 +105,7 @@ impl Totals {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DriftAlarm {
     /// Which way the labels moved against the predictions.
-    pub shift: quality::Shift,
+    pub shift: crate::observe::quality::Shift,
     /// Labeled events seen when it fired.
     pub after: u64,
     /// When it fired, ms since the epoch.
@@ -271,7 +250,7 @@ pub enum EngineEvent {
     /// The topics this scorer needs that do not exist (empty once all do).
     Topics(Vec<String>),
     /// The watched group's members and what each owns.
-    Members(Vec<watch::GroupMember>),
+    Members(Vec<crate::observe::watch::GroupMember>),
 }
 
 /// A model's fitted line and the version that names it.
@@ -300,7 +279,7 @@ pub enum SwapReason {
         /// The version it replaced.
         replaced: String,
         /// Promoted by the policy, on this evidence; `None` when asked to.
-        auto: Option<quality::Comparison>,
+        auto: Option<crate::observe::quality::Comparison>,
     },
     /// Serving went back to the version it had replaced.
     RolledBack {

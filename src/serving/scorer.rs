@@ -2,9 +2,9 @@
 //! at-least-once (or commits them in transactions, exactly-once).
 //!
 //! The loop and its shutdown live here; what it uses lives beside it, one job a file:
-//! [`scoring`](super::scoring) scores a record with no broker, [`offsets`](super::offsets)
-//! decides which input offsets may be committed, [`group`](super::group) serves rebalances,
-//! [`probe`](super::probe) watches the broker's health, [`quality`](super::quality) the model's
+//! [`scoring`](crate::serving::scoring) scores a record with no broker, [`offsets`](crate::serving::offsets)
+//! decides which input offsets may be committed, [`group`](crate::serving::group) serves rebalances,
+//! [`probe`](crate::serving::probe) watches the broker's health, [`quality`](crate::observe::quality) the model's
 //! accuracy, and [`crate::model`] retrains and watches the artifact file. An input offset is
 //! stored for commit only after its prediction (or dead letter) is acknowledged, and only once
 //! every earlier offset of its partition is too. On shutdown the producer is flushed and the
@@ -21,17 +21,19 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::Offset;
 
-use super::config::KafkaOptions;
-use super::delivery::{Outgoing, TopicBatcher};
-use super::group::{reset_position, ScoringContext};
-use super::intake::{Record, RecordQueue, Waker};
-use super::offsets::{lock, pack, unpack, DeliveryContext, OffsetTracker, ScoringProducer};
-use super::scoring::{self, dead_letter_headers, latency_ms};
-use super::slots::{ModelCommand, Policy, Slots};
-pub use super::stats::LatencySummary;
-use super::transactions::{Commit, Transactions};
-use super::{EngineEvent, ModelEvent, ScoreReport, ScoredEvent, SharedSink, Totals};
+use crate::engine::{EngineEvent, ModelEvent, ScoreReport, ScoredEvent, SharedSink, Totals};
+use crate::kafka::config::KafkaOptions;
+use crate::kafka::delivery::{Outgoing, TopicBatcher};
+use crate::kafka::intake::{Record, RecordQueue, Waker};
 use crate::model::{Artifact, ModelWatch};
+pub use crate::observe::stats::LatencySummary;
+use crate::serving::group::{reset_position, ScoringContext};
+use crate::serving::offsets::{
+    lock, pack, unpack, DeliveryContext, OffsetTracker, ScoringProducer,
+};
+use crate::serving::scoring::{self, dead_letter_headers, latency_ms};
+use crate::serving::slots::{ModelCommand, Policy, Slots};
+use crate::serving::transactions::{Commit, Transactions};
 
 /// How often the scorer reports to its sink.
 const REPORT_INTERVAL: Duration = Duration::from_millis(50);
@@ -98,14 +100,14 @@ pub struct ScorerConfig {
     /// file (never the `model_path` file).
     pub models_dir: std::path::PathBuf,
     /// Prometheus metrics to feed latency samples to, when served.
-    pub metrics: Option<Arc<super::metrics::Metrics>>,
+    pub metrics: Option<Arc<crate::observe::metrics::Metrics>>,
     /// Exactly-once: the transactional id and how often transactions commit; `None` for
     /// at-least-once.
     pub exactly_once: Option<(String, Duration)>,
     /// Stop after this many records are handled.
     pub max_records: Option<u64>,
     /// Where partitions without a committed offset start (`-o`); `None`: `auto.offset.reset`.
-    pub start_uncommitted_at: Option<super::offset_spec::OffsetSpec>,
+    pub start_uncommitted_at: Option<crate::kafka::offset_spec::OffsetSpec>,
     /// How long stopping waits for outstanding predictions to be acknowledged; what is not is
     /// consumed again by the next run (whose offsets were not committed past it).
     pub shutdown_flush: Duration,
@@ -207,7 +209,7 @@ impl ScorerHandle {
     pub fn join(self) -> Result<ScorerSummary, ScorerError> {
         self.thread
             .join()
-            .unwrap_or_else(|panic| Err(ScorerError::Panicked(super::panic_text(&*panic))))
+            .unwrap_or_else(|panic| Err(ScorerError::Panicked(crate::engine::panic_text(&*panic))))
     }
 }
 
@@ -245,7 +247,7 @@ pub fn spawn(
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 scorer.run(&flag, writer)
             }))
-            .unwrap_or_else(|panic| Err(ScorerError::Panicked(super::panic_text(&*panic))));
+            .unwrap_or_else(|panic| Err(ScorerError::Panicked(crate::engine::panic_text(&*panic))));
             // Stopping because asked to is no news; stopping on its own always is.
             if let Err(e) = &result {
                 sink.emit(EngineEvent::Failed(e.to_string()));
@@ -467,13 +469,13 @@ impl Scorer {
                     ))
                 };
                 producer
-                    .init_transactions(super::transactions::CALL_TIMEOUT)
+                    .init_transactions(crate::serving::transactions::CALL_TIMEOUT)
                     .map_err(refuse)?;
                 producer.begin_transaction().map_err(refuse)?;
                 Some(Arc::new(Transactions::new(
                     *interval,
                     start_at
-                        .and_then(super::offset_spec::OffsetSpec::logical)
+                        .and_then(crate::kafka::offset_spec::OffsetSpec::logical)
                         .unwrap_or(Offset::Beginning),
                     tracker.clone(),
                 )))
@@ -529,7 +531,7 @@ impl Scorer {
             Some(self.config.dlq_topic.clone()),
         ];
         // Ends the probe however scoring ends, a panic included.
-        let _end_probe = super::probe::start(
+        let _end_probe = crate::serving::probe::start(
             self.producer.clone(),
             self.config.kafka.clone(),
             needed.into_iter().flatten().collect(),
@@ -619,7 +621,11 @@ impl Scorer {
                     // every handled record handed to the producer (and, exactly-once, inside the
                     // transaction it commits).
                     Ok(msg) => {
-                        self.handle(Record::of(&msg), super::now_ms_precise(), &mut state);
+                        self.handle(
+                            Record::of(&msg),
+                            crate::engine::now_ms_precise(),
+                            &mut state,
+                        );
                         self.publish(&mut state);
                     }
                     // Broker outages are reported once through the context's error callback.
@@ -631,7 +637,7 @@ impl Scorer {
                 .take(&mut batch, POLL_WAIT, left(&state.summary));
             if !batch.is_empty() {
                 // One clock reading serves the batch: it is handled within a fraction of a ms.
-                let now_ms = super::now_ms_precise();
+                let now_ms = crate::engine::now_ms_precise();
                 for record in batch.records() {
                     match record {
                         Ok(record) => self.handle(record, now_ms, &mut state),
@@ -649,7 +655,7 @@ impl Scorer {
                 );
             }
             for command in self.commands.take() {
-                for event in state.slots.command(command, super::now_ms()) {
+                for event in state.slots.command(command, crate::engine::now_ms()) {
                     self.sink.emit(EngineEvent::Model(event));
                 }
             }
@@ -682,7 +688,7 @@ impl Scorer {
                 last_watch = now;
                 if let Some(change) = watch.as_mut().and_then(ModelWatch::changed) {
                     let events = match change {
-                        Ok(artifact) => state.slots.reload(artifact, super::now_ms()),
+                        Ok(artifact) => state.slots.reload(artifact, crate::engine::now_ms()),
                         Err(e) => vec![ModelEvent::Rejected(e.to_string())],
                     };
                     for event in events {
@@ -691,7 +697,7 @@ impl Scorer {
                 }
             }
             if now.duration_since(last_report) >= REPORT_INTERVAL {
-                for event in state.slots.apply_policy(super::now_ms()) {
+                for event in state.slots.apply_policy(crate::engine::now_ms()) {
                     self.sink.emit(EngineEvent::Model(event));
                 }
                 let failures = self.failures.load(Ordering::Relaxed);
@@ -757,7 +763,7 @@ impl Scorer {
         let mut out = std::mem::take(&mut state.report);
         let excess = out.recent.len().saturating_sub(ScoreReport::RECENT);
         out.recent.drain(..excess);
-        out.latency = lock(&self.tracker).recent_latency(super::now_ms_precise());
+        out.latency = lock(&self.tracker).recent_latency(crate::engine::now_ms_precise());
         out.transactions = self.transactions.as_ref().map(|t| t.counts());
         out.accuracy = state.slots.accuracy();
         out.drift = state.slots.alarm();
@@ -814,7 +820,7 @@ impl Scorer {
                         label,
                         scored.predicted,
                         challenger_predicted,
-                        super::now_ms(),
+                        crate::engine::now_ms(),
                     );
                 }
                 state.summary.totals.scored += 1;

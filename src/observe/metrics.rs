@@ -17,7 +17,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
-use super::{EngineEvent, EventSink, ModelEvent, SharedSink};
+use crate::engine::{EngineEvent, EventSink, ModelEvent, SharedSink};
 
 /// Labels naming a reason class of bad records.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -458,14 +458,14 @@ mod tests {
         m.observe(&EngineEvent::Model(ModelEvent::Challenger(Some(
             challenger.clone(),
         ))));
-        let accuracy = |mae| crate::engine::quality::Accuracy {
+        let accuracy = |mae| crate::observe::quality::Accuracy {
             n: 10,
             mae,
             rmse: mae,
             r2: 0.5,
         };
         m.observe(&EngineEvent::Scored(ScoreReport {
-            comparison: Some(crate::engine::quality::Comparison {
+            comparison: Some(crate::observe::quality::Comparison {
                 n: 10,
                 serving: accuracy(15020.5),
                 challenger: accuracy(4390.25),

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use super::DriftAlarm;
+use crate::engine::DriftAlarm;
 
 /// Accuracy over the latest labeled events.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -10,9 +10,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::quality::{Accuracy, Comparison, Duel, Quality};
-use super::{DriftAlarm, ModelEvent, ModelLine, SwapReason};
+use crate::engine::{DriftAlarm, ModelEvent, ModelLine, SwapReason};
 use crate::model::{Artifact, Predictor};
+use crate::observe::quality::{Accuracy, Comparison, Duel, Quality};
 
 /// Labeled events a challenger may be fitted on after a drift alarm, at the least: fewer than
 /// this and `t` fits on the whole accuracy window instead.

@@ -10,9 +10,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::ClientContext;
 
-use super::delivery::{deliver_one, BatchedDeliveries};
-use super::metrics::Metrics;
-use super::stats::{LatencySummary, LatencyWindow, LATENCY_WINDOW_SECONDS};
+use crate::kafka::delivery::{deliver_one, BatchedDeliveries};
+use crate::observe::metrics::Metrics;
+use crate::observe::stats::{LatencySummary, LatencyWindow, LATENCY_WINDOW_SECONDS};
 
 /// One record handed to the producer.
 #[derive(Debug, Clone, Copy)]
@@ -228,7 +228,7 @@ pub fn unpack(opaque: usize) -> (i32, i64) {
 pub struct DeliveryContext {
     tracker: Arc<Mutex<OffsetTracker>>,
     failures: Arc<AtomicU64>,
-    reasons: super::FailureReasons,
+    reasons: crate::engine::FailureReasons,
 }
 
 impl DeliveryContext {
@@ -237,7 +237,7 @@ impl DeliveryContext {
         DeliveryContext {
             tracker,
             failures,
-            reasons: super::FailureReasons::default(),
+            reasons: crate::engine::FailureReasons::default(),
         }
     }
 }
@@ -261,7 +261,7 @@ impl BatchedDeliveries for DeliveryContext {
     /// Acknowledgements under one lock and one reading of the clock; failures after it.
     fn delivered(&self, reports: &[(usize, Option<KafkaError>)]) {
         {
-            let now_ms = super::now_ms_precise();
+            let now_ms = crate::engine::now_ms_precise();
             let acked = reports
                 .iter()
                 .filter(|(_, error)| error.is_none())
@@ -290,7 +290,7 @@ impl BatchedDeliveries for DeliveryContext {
 
 // Its own thread serves delivery reports, so acknowledgements reach the tracker promptly
 // whatever the consumer loop is doing.
-pub type ScoringProducer = super::delivery::PolledProducer<DeliveryContext>;
+pub type ScoringProducer = crate::kafka::delivery::PolledProducer<DeliveryContext>;
 
 #[cfg(test)]
 mod tests {

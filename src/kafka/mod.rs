@@ -1,0 +1,14 @@
+//! Kafka plumbing: client settings, the embedded broker, reading records off a consumer's queue,
+//! producing in batches, topics, offset specs and timestamps, and telling a wrong address apart.
+//!
+//! It knows nothing of models, scoring or screens: it uses only the engine's vocabulary
+//! ([`crate::engine`]) and rdkafka. [`crate::serving`] builds the scoring loop on top of it.
+
+pub mod broker;
+pub mod config;
+pub mod delivery;
+pub mod diagnose;
+pub mod intake;
+pub mod offset_spec;
+pub mod timestamp;
+pub mod topics;

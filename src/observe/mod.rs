@@ -1,0 +1,10 @@
+//! Observation: throughput, lag and latency statistics, the model's live accuracy and drift,
+//! the Prometheus endpoint, and watching a whole group of scorers from the output topic.
+//!
+//! It uses nothing of [`crate::serving`]: serving feeds it. [`watch`] reads Kafka through
+//! [`crate::kafka`]'s settings; the rest is plain data.
+
+pub mod metrics;
+pub mod quality;
+pub mod stats;
+pub mod watch;

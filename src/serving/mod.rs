@@ -1,0 +1,22 @@
+//! Serving: the scoring loop and everything it owns on the way from an input record to an
+//! acknowledged prediction and a committed offset, and the synthetic producer that feeds it.
+//!
+//! - [`scorer`] runs the loop on its thread; [`scoring`] scores one record with no broker.
+//! - [`offsets`] tracks predictions until they are acknowledged and says which input offsets may
+//!   be committed; [`transactions`] does the same inside Kafka transactions (exactly-once).
+//! - [`group`] serves the consumer group's rebalances; [`probe`] watches the broker's health.
+//! - [`slots`] holds the serving model and the challenger; [`backtest`] scores a window of history.
+//! - [`producer`] is the synthetic producer behind `p` and `salary-stream produce`.
+//!
+//! It uses [`crate::kafka`], [`crate::formats`], [`crate::model`] and [`crate::observe`], and
+//! reports through [`crate::engine`]'s sinks; nothing here draws or knows the terminal.
+
+pub mod backtest;
+pub mod group;
+pub mod offsets;
+pub mod probe;
+pub mod producer;
+pub mod scorer;
+pub mod scoring;
+pub mod slots;
+pub mod transactions;
