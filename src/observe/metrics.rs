@@ -1,12 +1,10 @@
 //! Prometheus metrics (`--metrics HOST:PORT`): the engine's events counted into a registry of the
-//! official client crate, served as text at `/metrics`.
+//! official client crate, served as text at `/metrics` by [`super::metrics_http`].
 //!
 //! Names follow Prometheus conventions: `salary_stream_` prefix, `_total` on counters, base
 //! units (`_seconds`).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -18,6 +16,8 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::engine::{EngineEvent, EventSink, ModelEvent, SharedSink};
+
+pub use super::metrics_http::{serve, ServeError};
 
 /// Labels naming a reason class of bad records.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -352,63 +352,6 @@ impl EventSink for MeteredSink {
         self.metrics.observe(&event);
         self.inner.emit(event);
     }
-}
-
-/// Why the metrics endpoint could not start.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot serve metrics on {address}: {source}")]
-pub struct ServeError {
-    address: String,
-    source: std::io::Error,
-}
-
-/// Serves `metrics` at `http://ADDRESS/metrics` from a thread of its own; returns the address
-/// bound (a port of 0 picks a free one).
-pub fn serve(address: &str, metrics: Arc<Metrics>) -> Result<SocketAddr, ServeError> {
-    let fail = |source| ServeError {
-        address: address.to_owned(),
-        source,
-    };
-    let listener = TcpListener::bind(address).map_err(fail)?;
-    let bound = listener.local_addr().map_err(fail)?;
-    std::thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            for connection in listener.incoming() {
-                let Ok(mut stream) = connection else { continue };
-                let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
-                let mut request = String::new();
-                let mut reader = BufReader::new(&stream);
-                if reader.read_line(&mut request).is_err() {
-                    continue;
-                }
-                // The rest of the request head, up to its blank line.
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                    line.clear();
-                }
-                let path = request.split_whitespace().nth(1).unwrap_or("");
-                let response = if path == "/metrics" || path.starts_with("/metrics?") {
-                    let body = metrics.encode();
-                    format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; \
-                         version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: \
-                         close\r\n\r\n{body}",
-                        body.len()
-                    )
-                } else {
-                    let body = "salary-stream serves its metrics at /metrics\n";
-                    format!(
-                        "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: \
-                         {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                };
-                let _ = stream.write_all(response.as_bytes());
-            }
-        })
-        .map_err(fail)?;
-    Ok(bound)
 }
 
 /// Counts per reason class in a report: `(class, count)`.

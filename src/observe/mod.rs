@@ -5,6 +5,8 @@
 //! [`crate::kafka`]'s settings; the rest is plain data.
 
 pub mod metrics;
+/// The HTTP server of `--metrics`: bounded hyper serving [`metrics::Metrics`] at `/metrics`.
+pub mod metrics_http;
 pub mod quality;
 pub mod stats;
 pub mod watch;
