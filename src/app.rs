@@ -70,6 +70,8 @@ impl<T> History<T> {
 pub struct Setup {
     /// Broker description, e.g. `embedded 127.0.0.1:40123` or `kafka-1:9092`.
     pub broker: String,
+    /// The security in use, e.g. `SASL_SSL SCRAM-SHA-512 as alice`; none for plaintext.
+    pub security: Option<String>,
     /// Input topic.
     pub input_topic: String,
     /// Output topic.
@@ -100,6 +102,7 @@ impl Default for Setup {
     fn default() -> Self {
         Setup {
             broker: String::new(),
+            security: None,
             input_topic: crate::engine::DEFAULT_INPUT_TOPIC.into(),
             output_topic: crate::engine::DEFAULT_OUTPUT_TOPIC.into(),
             dlq_topic: crate::engine::DEFAULT_DLQ_TOPIC.into(),

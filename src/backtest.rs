@@ -15,7 +15,7 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 
 use crate::cli::BacktestArgs;
-use crate::kafka::config::{parse_property, KafkaOptions};
+use crate::kafka::config::KafkaOptions;
 use crate::kafka::offset_spec::OffsetSpec;
 use crate::kafka::timestamp::format_rfc3339;
 use crate::model::{Artifact, Predictor};
@@ -54,17 +54,14 @@ struct ModelReport<'a> {
 /// Runs `backtest`.
 pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
     let bounds = bounds(&args.offsets, args.until)?;
-    let properties = args
-        .properties
-        .iter()
-        .map(|p| parse_property(p).map_err(|e| anyhow::anyhow!("-X: {e}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let properties = args.parsed_properties()?;
     let entries = models(&args)?;
     let kafka = KafkaOptions {
         bootstrap: args.brokers.trim().to_owned(),
         properties,
         embedded: false,
     };
+    kafka.check_security().map_err(anyhow::Error::msg)?;
     let outcome = backtest::run(
         &kafka,
         &args.topic,

@@ -7,8 +7,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::engine::{
     Rate, DEFAULT_DLQ_TOPIC, DEFAULT_GROUP, DEFAULT_INPUT_TOPIC, DEFAULT_OUTPUT_TOPIC,
 };
-use crate::kafka::config::parse_property;
 use crate::kafka::offset_spec::OffsetSpec;
+use crate::kafka::properties::{client_properties, env_file, SettingsError};
 
 /// The default model artifact path.
 pub const DEFAULT_MODEL: &str = "assets/model.json";
@@ -91,9 +91,14 @@ pub struct KafkaArgs {
     #[arg(short = 'g', long, default_value = DEFAULT_GROUP)]
     pub group: String,
     /// A librdkafka property, key=value (repeatable); secret values are never printed.
+    /// Applied after -F, so -X wins.
     // Kept raw and parsed later: clap would echo a malformed argument, secret or not.
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     pub properties: Vec<String>,
+    /// A file of librdkafka properties, key=value a line (# comments), as kcat's -F: the
+    /// client.properties a hosted cluster hands out [default: $SALARY_STREAM_CONFIG, if set].
+    #[arg(short = 'F', value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
     /// Model artifact written by `train`.
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
@@ -171,12 +176,14 @@ pub fn parse_until(text: &str) -> Result<i64, String> {
 }
 
 impl KafkaArgs {
-    /// The `-X` properties as pairs; the error never shows a secret.
-    pub fn parsed_properties(&self) -> Result<Vec<(String, String)>, String> {
-        self.properties
-            .iter()
-            .map(|p| parse_property(p).map_err(|e| format!("-X: {e}")))
-            .collect()
+    /// The client properties, `-F`'s (or `$SALARY_STREAM_CONFIG`'s) then `-X`'s; the error
+    /// names the file and line and never shows a secret.
+    pub fn parsed_properties(&self) -> Result<Vec<(String, String)>, SettingsError> {
+        client_properties(
+            self.config_file.as_deref(),
+            env_file().as_deref(),
+            &self.properties,
+        )
     }
 }
 
@@ -337,8 +344,13 @@ pub struct BacktestArgs {
     #[arg(short = 't', long, default_value = DEFAULT_INPUT_TOPIC)]
     pub topic: String,
     /// A librdkafka property, key=value (repeatable); secret values are never printed.
+    /// Applied after -F, so -X wins.
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     pub properties: Vec<String>,
+    /// A file of librdkafka properties, key=value a line (# comments), as kcat's -F
+    /// [default: $SALARY_STREAM_CONFIG, if set].
+    #[arg(short = 'F', value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
     /// The window in kcat's syntax, given once or twice: one start (beginning, end, N, -N or
     /// s@TIMESTAMP_MS; default beginning) and/or one end (e@TIMESTAMP_MS: stop before the first
     /// record at or after that time). Without an end the window stops at the high watermarks
@@ -363,6 +375,17 @@ pub struct BacktestArgs {
     /// One JSON object on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+impl BacktestArgs {
+    /// The client properties, as [`KafkaArgs::parsed_properties`].
+    pub fn parsed_properties(&self) -> Result<Vec<(String, String)>, SettingsError> {
+        client_properties(
+            self.config_file.as_deref(),
+            env_file().as_deref(),
+            &self.properties,
+        )
+    }
 }
 
 /// `broker` options.

@@ -205,16 +205,24 @@ pub enum BrokerHealth {
     Up,
     /// No broker can be reached; the reason librdkafka gave.
     Unreachable(String),
-    /// The address is wrong: its host does not resolve, or what answers there is not Kafka.
-    /// Kept over later, vaguer [`BrokerHealth::Unreachable`] reasons until the broker is up.
+    /// The address is wrong: its host does not resolve, or what answers there is not Kafka, or
+    /// not in the security protocol asked for, or with a certificate the client cannot trust.
+    /// Kept over later, vaguer reasons until the broker is up.
     WrongAddress(String),
+    /// The broker answered and refused this client: its credentials, or what it may read or
+    /// write. Trying again does not help; kept over [`BrokerHealth::Unreachable`] until up.
+    Refused(String),
 }
 
 impl BrokerHealth {
     /// The state after `next` is reported: a wrong address stays said until the broker is up.
     pub fn then(self, next: BrokerHealth) -> BrokerHealth {
         match (self, next) {
-            (wrong @ BrokerHealth::WrongAddress(_), BrokerHealth::Unreachable(_)) => wrong,
+            (
+                wrong @ BrokerHealth::WrongAddress(_),
+                BrokerHealth::Unreachable(_) | BrokerHealth::Refused(_),
+            ) => wrong,
+            (refused @ BrokerHealth::Refused(_), BrokerHealth::Unreachable(_)) => refused,
             (_, next) => next,
         }
     }
@@ -222,7 +230,9 @@ impl BrokerHealth {
     /// Why the broker cannot be used, if it cannot.
     pub fn problem(&self) -> Option<&str> {
         match self {
-            BrokerHealth::Unreachable(why) | BrokerHealth::WrongAddress(why) => Some(why),
+            BrokerHealth::Unreachable(why)
+            | BrokerHealth::WrongAddress(why)
+            | BrokerHealth::Refused(why) => Some(why),
             BrokerHealth::Connecting | BrokerHealth::Up => None,
         }
     }
@@ -381,15 +391,21 @@ impl<F: Fn(EngineEvent) + Send + Sync + 'static> EventSink for F {
 /// A shared sink.
 pub type SharedSink = Arc<dyn EventSink>;
 
-/// Reports a client error that means the broker cannot be reached; ignores others. A failed
-/// connection keeps librdkafka's text (it names the address and the cause); "all brokers down" gets
-/// a plain sentence, since librdkafka's count there is not reliable while it reconnects.
+/// Reports a client error that means the broker cannot be reached, or refuses this client's
+/// credentials or TLS; ignores others. A failed connection keeps librdkafka's text (it names the
+/// address and the cause); "all brokers down" gets a plain sentence, since librdkafka's count
+/// there is not reliable while it reconnects. A refusal keeps librdkafka's text too: the runtime
+/// says it with the user and mechanism ([`crate::kafka::diagnose::refusal_line`]).
 pub fn report_outage(sink: &dyn EventSink, error: &rdkafka::error::KafkaError, reason: &str) {
     use rdkafka::error::RDKafkaErrorCode::{
-        AllBrokersDown, BadMessage, BrokerTransportFailure, Resolve,
+        AllBrokersDown, Authentication, BadMessage, BrokerTransportFailure, Resolve,
+        SaslAuthenticationFailed, SSL,
     };
     let health = match error.rdkafka_error_code() {
         Some(AllBrokersDown) => BrokerHealth::Unreachable("all brokers are down".to_owned()),
+        Some(Authentication | SaslAuthenticationFailed | SSL) => {
+            BrokerHealth::Refused(reason.to_owned())
+        }
         Some(BrokerTransportFailure | BadMessage | Resolve) => {
             let text = describe_outage(reason, "");
             if text == reason {

@@ -154,7 +154,9 @@ impl Tally {
                 t.unreachable = None;
             }
             EngineEvent::Broker(
-                health @ (BrokerHealth::Unreachable(_) | BrokerHealth::WrongAddress(_)),
+                health @ (BrokerHealth::Unreachable(_)
+                | BrokerHealth::WrongAddress(_)
+                | BrokerHealth::Refused(_)),
             ) => {
                 t.health = std::mem::replace(&mut t.health, BrokerHealth::Connecting).then(health);
                 t.unreachable = t.health.problem().map(str::to_owned);
@@ -206,7 +208,7 @@ fn broker_note(t: &Tally) -> String {
 /// if that can be told, else the client's last reason.
 fn unreachable_line(kafka: &crate::kafka::config::KafkaOptions, why: Option<String>) -> String {
     let bootstrap = &kafka.bootstrap;
-    let why = crate::kafka::diagnose::wrong_address(bootstrap, kafka.plaintext())
+    let why = crate::kafka::diagnose::wrong_address(kafka)
         .or(why)
         .unwrap_or_else(|| "no answer".into());
     format!(
@@ -237,7 +239,21 @@ fn wait(
             if finished() {
                 return Ok(None);
             }
-            let (reached, why) = tally.with(|t| (t.reached, t.unreachable.clone()));
+            let (reached, why, refused) = tally.with(|t| {
+                let refused = match &t.health {
+                    BrokerHealth::Refused(line) => Some(line.clone()),
+                    _ => None,
+                };
+                (t.reached, t.unreachable.clone(), refused)
+            });
+            // A refusal does not pass by itself: say it now, the TLS problem found by a
+            // handshake of our own when there is one to name.
+            if let Some(line) = refused {
+                bail!(
+                    "{}",
+                    crate::kafka::diagnose::wrong_address(kafka).unwrap_or(line)
+                );
+            }
             if !reached && started.elapsed() >= CONNECT_TIMEOUT {
                 bail!("{}", unreachable_line(kafka, why));
             }
@@ -415,7 +431,7 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
                 args.count,
             )
         },
-        metered(events, metrics.as_ref()),
+        crate::runtime::explained(metered(events, metrics.as_ref()), &connection.kafka),
         writer,
     )?;
     let waited = wait(&tally, &connection.kafka, || scorer.is_finished());
@@ -519,7 +535,7 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
                 .then(|| connection.kafka.bootstrap.clone()),
             paced_by: None,
         },
-        metered(events, metrics.as_ref()),
+        crate::runtime::explained(metered(events, metrics.as_ref()), &connection.kafka),
     )?;
     let waited = wait(&tally, &connection.kafka, || handle.is_finished());
     let bound = args.kafka.shutdown_timeout;

@@ -6,30 +6,30 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use salary_stream::cli::{Cli, Command, ScoreArgs};
-use salary_stream::kafka::config::{parse_property, redact_text};
+use salary_stream::kafka::properties::SettingsError;
+use salary_stream::kafka::secrets::redact_text;
 use salary_stream::model::{self, Artifact};
 use salary_stream::{backtest, headless, runtime, tui};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let raw_properties: &[String] = match &cli.command {
-        Some(Command::Dash(a)) => &a.kafka.properties,
-        Some(Command::Produce(a)) => &a.kafka.properties,
-        Some(Command::Score(a)) => &a.kafka.properties,
-        Some(Command::Backtest(a)) => &a.properties,
-        None => &cli.dash.kafka.properties,
+    // Every setting given, to mask secret values in the error line; a file that cannot be
+    // read is reported by the command itself.
+    let properties: Vec<(String, String)> = match &cli.command {
+        Some(Command::Dash(a)) => a.kafka.parsed_properties(),
+        Some(Command::Produce(a)) => a.kafka.parsed_properties(),
+        Some(Command::Score(a)) => a.kafka.parsed_properties(),
+        Some(Command::Backtest(a)) => a.parsed_properties(),
+        None => cli.dash.kafka.parsed_properties(),
         Some(
             Command::Train(_)
             | Command::Predict(_)
             | Command::Broker(_)
             | Command::Completions(_)
             | Command::Man,
-        ) => &[],
-    };
-    let properties: Vec<(String, String)> = raw_properties
-        .iter()
-        .filter_map(|p| parse_property(p).ok())
-        .collect();
+        ) => Ok(Vec::new()),
+    }
+    .unwrap_or_default();
     let result = match cli.command {
         Some(Command::Dash(args)) => tui::run(args),
         None if std::io::stdout().is_terminal() => tui::run(cli.dash),
@@ -81,7 +81,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("salary-stream: {}", redact_text(&one_line(&e), &properties));
-            ExitCode::FAILURE
+            // A settings file or argument that cannot be used is a usage error, as clap's are.
+            if e.downcast_ref::<SettingsError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::cli::{KafkaArgs, DEFAULT_MODEL};
+use crate::engine::{BrokerHealth, EngineEvent};
 use crate::kafka::broker::EmbeddedBroker;
 use crate::kafka::config::KafkaOptions;
 use crate::model::Artifact;
@@ -83,17 +84,21 @@ pub struct Connection {
 
 /// Uses `--brokers` when given, else starts an embedded broker with the three topics.
 pub fn connect(args: &KafkaArgs, input_partitions: i32) -> anyhow::Result<Connection> {
-    let properties = args.parsed_properties().map_err(anyhow::Error::msg)?;
+    let properties = args.parsed_properties()?;
     match &args.brokers {
-        Some(brokers) if !brokers.trim().is_empty() => Ok(Connection {
-            kafka: KafkaOptions {
+        Some(brokers) if !brokers.trim().is_empty() => {
+            let kafka = KafkaOptions {
                 bootstrap: brokers.trim().to_owned(),
                 properties: properties.clone(),
                 embedded: false,
-            },
-            label: brokers.trim().to_owned(),
-            embedded: None,
-        }),
+            };
+            kafka.check_security().map_err(anyhow::Error::msg)?;
+            Ok(Connection {
+                label: brokers.trim().to_owned(),
+                kafka,
+                embedded: None,
+            })
+        }
         _ => {
             let broker = EmbeddedBroker::start(&[
                 (args.topic.as_str(), input_partitions),
@@ -197,6 +202,21 @@ pub fn metered(
         }),
         None => sink,
     }
+}
+
+/// A sink that says the broker's refusals as a user can act on them (with the user, mechanism
+/// and address of `kafka`) before passing them on; formatting only, it never blocks.
+pub fn explained(
+    sink: crate::engine::SharedSink,
+    kafka: &KafkaOptions,
+) -> crate::engine::SharedSink {
+    let kafka = kafka.clone();
+    std::sync::Arc::new(move |event| match event {
+        EngineEvent::Broker(BrokerHealth::Refused(reason)) => sink.emit(EngineEvent::Broker(
+            BrokerHealth::Refused(crate::kafka::diagnose::refusal_line(&kafka, &reason)),
+        )),
+        other => sink.emit(other),
+    })
 }
 
 /// The log filter: `SALARY_STREAM_LOG` if set, else `default`. Either way one rust-rdkafka line

@@ -207,7 +207,7 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
     let metrics_address = metrics.as_ref().map(|(_, address)| address.to_string());
     let metrics = metrics.map(|(m, _)| m);
     let (sink, events) = EngineEvents::channel();
-    let sink = metered(sink, metrics.as_ref());
+    let sink = crate::runtime::explained(metered(sink, metrics.as_ref()), &connection.kafka);
     let artifact = &model.artifact;
     let bound = args.kafka.shutdown_timeout;
     let challenger_line = challenger.as_ref().map(|c| {
@@ -282,6 +282,7 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
     let app = App::new(
         Setup {
             broker: connection.label.clone(),
+            security: connection.kafka.security_label(),
             input_topic: args.kafka.topic.clone(),
             output_topic: args.kafka.output_topic.clone(),
             dlq_topic: args.kafka.dlq_topic.clone(),

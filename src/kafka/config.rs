@@ -2,15 +2,15 @@
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 
-/// Words in a librdkafka property name that mark its value as a secret, never to be printed.
-const SECRET_MARKERS: [&str; 5] = ["password", "secret", "jaas", "key", "token"];
+use super::secrets::{redact_argument, redacted};
 
 /// Where to find Kafka and how to talk to it, shared by every client the engine creates.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct KafkaOptions {
     /// Bootstrap servers, `host:port[,host:port...]`.
     pub bootstrap: String,
-    /// Extra librdkafka properties (`-X key=value`), applied last so they win.
+    /// Extra librdkafka properties: the `-F` file's, then each `-X key=value`, applied in order
+    /// after the defaults, so the last one given wins.
     pub properties: Vec<(String, String)>,
     /// The broker is the embedded mock cluster (consumers tune their timeouts for it).
     pub embedded: bool,
@@ -20,54 +20,114 @@ pub struct KafkaOptions {
 pub fn parse_property(arg: &str) -> Result<(String, String), String> {
     match arg.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
-        _ => Err(format!("expected key=value, got {:?}", redact_arg(arg))),
+        _ => Err(format!(
+            "expected key=value, got {:?}",
+            redact_argument(arg)
+        )),
     }
 }
 
-/// Whether a property's value must never be printed or logged.
-pub fn is_secret(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    SECRET_MARKERS.iter().any(|m| key.contains(m))
-}
-
-fn redact_arg(arg: &str) -> String {
-    match arg.split_once('=') {
-        Some((k, _)) if is_secret(k) => format!("{k}=***"),
-        None if is_secret(arg) => "***".to_owned(),
-        _ => arg.to_owned(),
+/// Debug shows secret values masked: options reach logs and panics.
+impl std::fmt::Debug for KafkaOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaOptions")
+            .field("bootstrap", &self.bootstrap)
+            .field("properties", &redacted(&self.properties))
+            .field("embedded", &self.embedded)
+            .finish()
     }
 }
 
-/// The properties as `key=value` text, with secret values replaced by `***`.
-pub fn redacted(properties: &[(String, String)]) -> Vec<String> {
-    properties
-        .iter()
-        .map(|(k, v)| {
-            if is_secret(k) {
-                format!("{k}=***")
-            } else {
-                format!("{k}={v}")
-            }
-        })
-        .collect()
-}
-
-/// `text` with the value of every secret property replaced by `***` (librdkafka's configuration
-/// errors quote the value they refused).
-pub fn redact_text(text: &str, properties: &[(String, String)]) -> String {
-    properties
-        .iter()
-        .filter(|(k, v)| is_secret(k) && !v.is_empty())
-        .fold(text.to_owned(), |t, (_, v)| t.replace(v.as_str(), "***"))
-}
+/// SASL mechanisms this build serves (librdkafka with OpenSSL, without libsasl2).
+pub const SASL_MECHANISMS: [&str; 4] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
 
 impl KafkaOptions {
-    /// Whether clients talk to the brokers without TLS (`security.protocol` names no SSL).
-    pub fn plaintext(&self) -> bool {
-        !self
+    /// The value the clients will use for `key`: the last one given.
+    pub fn property(&self, key: &str) -> Option<&str> {
+        self.properties
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `security.protocol`, upper case, PLAINTEXT when not given.
+    pub fn security_protocol(&self) -> String {
+        self.property("security.protocol")
+            .map_or_else(|| "PLAINTEXT".to_owned(), |p| p.trim().to_ascii_uppercase())
+    }
+
+    /// The SASL mechanism in use (`sasl.mechanisms`, or its alias `sasl.mechanism`), if SASL is.
+    pub fn sasl_mechanism(&self) -> Option<String> {
+        if !self.security_protocol().starts_with("SASL") {
+            return None;
+        }
+        let given = self
             .properties
             .iter()
-            .any(|(k, v)| k.trim() == "security.protocol" && v.to_ascii_lowercase().contains("ssl"))
+            .rev()
+            .find(|(k, _)| k == "sasl.mechanisms" || k == "sasl.mechanism")
+            .map(|(_, v)| v.trim().to_ascii_uppercase());
+        Some(given.unwrap_or_else(|| "GSSAPI".to_owned()))
+    }
+
+    /// The SASL user: `sasl.username`, or the principal of an unsecured OAUTHBEARER token.
+    pub fn sasl_user(&self) -> Option<String> {
+        match self.sasl_mechanism()?.as_str() {
+            "OAUTHBEARER" => {
+                let config = self.property("sasl.oauthbearer.config")?;
+                config
+                    .split_whitespace()
+                    .find_map(|kv| kv.strip_prefix("principal="))
+                    .map(str::to_owned)
+                    .or_else(|| {
+                        self.property("sasl.oauthbearer.client.id")
+                            .map(str::to_owned)
+                    })
+            }
+            _ => self.property("sasl.username").map(str::to_owned),
+        }
+    }
+
+    /// How the header names the security in use: `SASL_SSL SCRAM-SHA-512 as alice`, `SSL`, or
+    /// nothing for plaintext. Never a secret.
+    pub fn security_label(&self) -> Option<String> {
+        let protocol = self.security_protocol();
+        if protocol == "PLAINTEXT" {
+            return None;
+        }
+        let mut label = protocol;
+        if let Some(mechanism) = self.sasl_mechanism() {
+            label.push(' ');
+            label.push_str(&mechanism);
+            if let Some(user) = self.sasl_user() {
+                label.push_str(" as ");
+                label.push_str(&user);
+            }
+        }
+        Some(label)
+    }
+
+    /// Refuses, before any client is made, what this build cannot do: a SASL mechanism it does
+    /// not have (GSSAPI needs libsasl2 and Kerberos, which are not built in).
+    pub fn check_security(&self) -> Result<(), String> {
+        match self.sasl_mechanism() {
+            Some(m) if m == "GSSAPI" => Err(format!(
+                "sasl.mechanisms=GSSAPI (Kerberos) is not built in: this build has no libsasl2; \
+                 it speaks {} (give one with -X sasl.mechanisms=)",
+                SASL_MECHANISMS.join(", ")
+            )),
+            Some(m) if !SASL_MECHANISMS.contains(&m.as_str()) => Err(format!(
+                "unknown SASL mechanism {m}: this build speaks {}",
+                SASL_MECHANISMS.join(", ")
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether clients talk to the brokers without TLS (`security.protocol` names no SSL).
+    pub fn plaintext(&self) -> bool {
+        !self.security_protocol().contains("SSL")
     }
 
     /// Most bytes in one producer batch. On the embedded broker the broker's memory is the
@@ -137,38 +197,87 @@ mod tests {
         );
     }
 
+    fn with(properties: &[(&str, &str)]) -> KafkaOptions {
+        KafkaOptions {
+            bootstrap: "127.0.0.1:9093".into(),
+            properties: properties
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            embedded: false,
+        }
+    }
+
     #[test]
-    fn redacts_secrets() {
-        let props = vec![
-            ("sasl.password".to_owned(), "hunter2".to_owned()),
-            ("sasl.username".to_owned(), "alice".to_owned()),
-            ("ssl.key.pem".to_owned(), "PEM".to_owned()),
-            ("sasl.oauthbearer.client.secret".to_owned(), "s".to_owned()),
-            ("sasl.jaas.config".to_owned(), "j".to_owned()),
+    fn the_header_names_the_security_in_use_and_never_the_password() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>);
+        let cases: [Case; 6] = [
+            (&[], None),
+            (&[("security.protocol", "plaintext")], None),
+            (&[("security.protocol", "ssl")], Some("SSL")),
+            (
+                &[
+                    ("security.protocol", "SASL_SSL"),
+                    ("sasl.mechanisms", "SCRAM-SHA-512"),
+                    ("sasl.username", "alice"),
+                    ("sasl.password", "alice-secret-1"),
+                ],
+                Some("SASL_SSL SCRAM-SHA-512 as alice"),
+            ),
+            (
+                &[
+                    ("security.protocol", "sasl_ssl"),
+                    ("sasl.mechanism", "oauthbearer"),
+                    ("sasl.oauthbearer.config", "principal=bob scope=x"),
+                ],
+                Some("SASL_SSL OAUTHBEARER as bob"),
+            ),
+            (
+                &[
+                    ("security.protocol", "SSL"),
+                    ("security.protocol", "PLAINTEXT"),
+                ],
+                None,
+            ),
         ];
+        for (properties, label) in cases {
+            let options = with(properties);
+            assert_eq!(options.security_label().as_deref(), label, "{properties:?}");
+            assert_eq!(options.plaintext(), label.is_none());
+        }
+    }
+
+    #[test]
+    fn mechanisms_this_build_lacks_are_refused_by_name() {
+        let gssapi = with(&[("security.protocol", "SASL_SSL")]);
         assert_eq!(
-            redacted(&props),
-            vec![
-                "sasl.password=***",
-                "sasl.username=alice",
-                "ssl.key.pem=***",
-                "sasl.oauthbearer.client.secret=***",
-                "sasl.jaas.config=***"
-            ]
+            gssapi.check_security().unwrap_err(),
+            "sasl.mechanisms=GSSAPI (Kerberos) is not built in: this build has no libsasl2; it \
+             speaks PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (give one with -X \
+             sasl.mechanisms=)"
+        );
+        let odd = with(&[
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanisms", "X"),
+        ]);
+        assert_eq!(
+            odd.check_security().unwrap_err(),
+            "unknown SASL mechanism X: this build speaks PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, \
+             OAUTHBEARER"
+        );
+        assert_eq!(
+            with(&[("security.protocol", "SSL")]).check_security(),
+            Ok(())
         );
     }
 
     #[test]
-    fn redacts_secret_values_in_text() {
-        let props = vec![
-            ("sasl.password".to_owned(), "hunter2".to_owned()),
-            ("sasl.username".to_owned(), "alice".to_owned()),
-            ("my.token".to_owned(), String::new()),
-        ];
-        assert_eq!(
-            redact_text("bad sasl.password hunter2 for alice", &props),
-            "bad sasl.password *** for alice"
-        );
+    fn debug_output_masks_secret_values() {
+        let options = with(&[("sasl.username", "alice"), ("sasl.password", "hunter2")]);
+        let text = format!("{options:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("sasl.password=***"), "{text}");
+        assert!(text.contains("sasl.username=alice"), "{text}");
     }
 
     #[test]

@@ -10,5 +10,7 @@ pub mod delivery;
 pub mod diagnose;
 pub mod intake;
 pub mod offset_spec;
+pub mod properties;
+pub mod secrets;
 pub mod timestamp;
 pub mod topics;

@@ -112,18 +112,13 @@ impl HealthProbe {
                                 PROBE_TIMEOUT.as_secs()
                             ))
                         }
-                        Err(e) => {
-                            match crate::kafka::diagnose::wrong_address(
+                        Err(e) => match crate::kafka::diagnose::wrong_address(&self.kafka) {
+                            Some(wrong) => BrokerHealth::WrongAddress(wrong),
+                            None => BrokerHealth::Unreachable(crate::engine::describe_outage(
+                                &e.to_string(),
                                 &self.kafka.bootstrap,
-                                self.kafka.plaintext(),
-                            ) {
-                                Some(wrong) => BrokerHealth::WrongAddress(wrong),
-                                None => BrokerHealth::Unreachable(crate::engine::describe_outage(
-                                    &e.to_string(),
-                                    &self.kafka.bootstrap,
-                                )),
-                            }
-                        }
+                            )),
+                        },
                     }));
                     last = Some(up);
                 }

@@ -28,6 +28,12 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
             Span::styled("up", Style::new().fg(Color::Green)),
             ")".into(),
         ]),
+        BrokerHealth::Refused(why) => Field::new(vec![
+            " (".into(),
+            Span::styled(format!("REFUSED: {why}"), red),
+            ")".into(),
+        ])
+        .or(vec![" (".into(), Span::styled("REFUSED", red), ")".into()]),
         BrokerHealth::Unreachable(why) | BrokerHealth::WrongAddress(why) => Field::new(vec![
             " (".into(),
             Span::styled(format!("UNREACHABLE: {why}"), red),
@@ -42,6 +48,10 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let broker = vec![
         Field::new(vec!["broker ".dim(), Span::raw(s.broker.clone())]),
         broker_state,
+        Field::new(match &s.security {
+            Some(security) => vec!["  ".into(), Span::raw(security.clone())],
+            None => vec![],
+        }),
         Field::new(vec!["  group ".dim(), Span::raw(s.group.clone())]),
         Field::new(match &app.setup().metrics_address {
             Some(address) => vec!["  metrics ".dim(), Span::raw(format!("{address}/metrics"))],
