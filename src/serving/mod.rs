@@ -2,6 +2,9 @@
 //! acknowledged prediction and a committed offset, and the synthetic producer that feeds it.
 //!
 //! - [`scorer`] runs the loop on its thread; [`scoring`] scores one record with no broker.
+//! - [`scorer_setup`] holds the scorer's configuration and builds its clients from it.
+//! - [`scorer_records`] handles one record: its prediction or dead letter, to the producer.
+//! - [`scorer_report`] counts what the scorer does and reports it to the sink.
 //! - [`offsets`] tracks predictions until they are acknowledged and says which input offsets may
 //!   be committed; [`transactions`] does the same inside Kafka transactions (exactly-once).
 //! - [`group`] serves the consumer group's rebalances; [`probe`] watches the broker's health.
@@ -17,6 +20,9 @@ pub mod offsets;
 pub mod probe;
 pub mod producer;
 pub mod scorer;
+pub mod scorer_records;
+pub mod scorer_report;
+pub mod scorer_setup;
 pub mod scoring;
 pub mod slots;
 pub mod transactions;

@@ -1,6 +1,7 @@
 //! The synthetic producer: events like `{"id": 7, "years_experience": 5.3, "ts_ms": ...}` at a set
 //! rate (token bucket), started, stopped and re-rated by commands while it runs.
 
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -343,6 +344,22 @@ impl TokenBucket {
     }
 }
 
+/// The producer thread while it runs: its client, what it sends, and how far it got.
+struct ProducerRun {
+    config: ProducerConfig,
+    producer: PolledProducer<CountingContext>,
+    counter: Arc<AckCounter>,
+    sink: SharedSink,
+    generator: EventGenerator,
+    status: ProducerStatus,
+    bucket: TokenBucket,
+    batcher: TopicBatcher<CountingContext>,
+    /// The JSON of the events of one send, back to back.
+    events: Vec<u8>,
+    /// Where each event of `events` lies.
+    bounds: Vec<Outgoing<()>>,
+}
+
 fn run(
     config: ProducerConfig,
     producer: PolledProducer<CountingContext>,
@@ -350,136 +367,207 @@ fn run(
     commands: Receiver<ProducerCommand>,
     sink: SharedSink,
 ) -> Result<ProducerStatus, ProducerError> {
-    let mut generator = EventGenerator::new(config.years_range, config.labels, config.seed);
-    let mut status = ProducerStatus {
+    let generator = EventGenerator::new(config.years_range, config.labels, config.seed);
+    let status = ProducerStatus {
         running: config.start_running,
         rate: config.rate,
         sent: 0,
         acked: 0,
         failed: 0,
     };
-    let mut bucket = TokenBucket {
+    let bucket = TokenBucket {
         tokens: 1.0,
         last: Instant::now(),
     };
-    if let Some(broker) = &config.require_topic_on {
-        // On the producer's own connection: a broker that creates topics on demand does so
-        // now. No answer is left to the caller's reachability check.
-        if let Ok(missing) = crate::kafka::topics::missing(
-            producer.client(),
-            &[&config.topic],
-            crate::kafka::topics::REQUEST_TIMEOUT,
-        ) {
-            if !missing.is_empty() {
-                return Err(ProducerError::MissingTopic(
-                    crate::kafka::topics::missing_line(&config.topic, broker, "nothing was sent"),
-                ));
-            }
-        }
-    }
+    require_topic(&config, &producer)?;
     let mut batcher = TopicBatcher::new(producer.shared(), &config.topic)?;
     batcher.watch_partitions(&config.kafka);
-    let mut events = Vec::with_capacity(EVENTS_PER_SEND as usize * 128);
-    let mut bounds = Vec::with_capacity(EVENTS_PER_SEND as usize);
-    let mut last_status = Instant::now();
-    let report = |status: &mut ProducerStatus| {
-        status.failed = counter.failed.load(Ordering::Relaxed);
-        // The out-queue holds every event not yet acknowledged or reported as failed (and,
-        // briefly, other pending callbacks, which can only make this an undercount).
-        let in_flight = u64::try_from(producer.in_flight_count()).unwrap_or(0);
-        status.acked = status.sent.saturating_sub(in_flight + status.failed);
-        sink.emit(EngineEvent::Producer(*status));
+    let mut run = ProducerRun {
+        config,
+        producer,
+        counter,
+        sink,
+        generator,
+        status,
+        bucket,
+        batcher,
+        events: Vec::with_capacity(EVENTS_PER_SEND as usize * 128),
+        bounds: Vec::with_capacity(EVENTS_PER_SEND as usize),
     };
-    report(&mut status);
-    let done = |s: &ProducerStatus| config.count.is_some_and(|c| s.sent >= c);
-    let mut flush_within = FLUSH_TIMEOUT;
-    'outer: loop {
-        let wait = match (status.running && !done(&status), status.rate) {
-            (false, _) => Duration::from_millis(100),
-            (true, Rate::Unthrottled) => Duration::ZERO,
-            (true, Rate::PerSecond(r)) => bucket.wait_for_next(r),
-        };
-        let command = if wait.is_zero() {
-            commands.try_recv().ok()
-        } else {
-            match commands.recv_timeout(wait) {
-                Ok(c) => Some(c),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-        };
-        match command {
-            Some(ProducerCommand::Shutdown(within)) => {
-                flush_within = within;
-                break;
-            }
-            Some(ProducerCommand::Toggle) => {
-                status.running = !status.running;
-                bucket.tokens = 1.0;
-                bucket.last = Instant::now();
-                report(&mut status);
-            }
-            Some(ProducerCommand::SetRate(rate)) => {
-                status.rate = rate;
-                report(&mut status);
-            }
-            Some(ProducerCommand::SetDrift(factor)) => generator.set_drift(factor),
-            None => {}
-        }
-        if status.running && !done(&status) {
-            let budget = match status.rate {
-                Rate::PerSecond(r) => bucket.refill(r, Instant::now()),
-                Rate::Unthrottled => 10_000,
-            };
-            let budget = config.count.map_or(budget, |c| budget.min(c - status.sent));
-            let budget = config.paced_by.as_ref().map_or(budget, |handled| {
-                let ahead = status.sent.saturating_sub(handled.load(Ordering::Relaxed));
-                budget.min(MAX_AHEAD.saturating_sub(ahead))
-            });
-            if budget == 0 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            let mut left = budget;
-            while left > 0 {
-                let n = left.min(EVENTS_PER_SEND);
-                let ts_ms = now_ms();
-                events.clear();
-                bounds.clear();
-                for _ in 0..n {
-                    let start = events.len();
-                    generator.append_event(&mut events, ts_ms);
-                    bounds.push(Outgoing {
-                        value: start..events.len(),
-                        key: None,
-                        opaque: (),
-                    });
-                }
-                // No key: ids are unique, so a key would order nothing, and without one the
-                // batcher fills one partition at a time (batches of thousands, not dozens).
-                for ((), e) in batcher.send(&events, &bounds) {
-                    tracing::error!(error = %e, "produce");
-                    counter.failed.fetch_add(1, Ordering::Relaxed);
-                }
-                status.sent += n;
-                left -= n;
-            }
-        }
-        if done(&status) {
-            break 'outer;
-        }
-        if last_status.elapsed() >= STATUS_INTERVAL {
-            report(&mut status);
-            last_status = Instant::now();
+    run.report();
+    let flush_within = run.produce_until_stopped(&commands);
+    run.finish(flush_within)
+}
+
+/// With `require_topic_on`, refuses to start when the topic does not exist.
+fn require_topic(
+    config: &ProducerConfig,
+    producer: &PolledProducer<CountingContext>,
+) -> Result<(), ProducerError> {
+    let Some(broker) = &config.require_topic_on else {
+        return Ok(());
+    };
+    // On the producer's own connection: a broker that creates topics on demand does so
+    // now. No answer is left to the caller's reachability check.
+    if let Ok(missing) = crate::kafka::topics::missing(
+        producer.client(),
+        &[&config.topic],
+        crate::kafka::topics::REQUEST_TIMEOUT,
+    ) {
+        if !missing.is_empty() {
+            return Err(ProducerError::MissingTopic(
+                crate::kafka::topics::missing_line(&config.topic, broker, "nothing was sent"),
+            ));
         }
     }
-    let unflushed = producer.flush_within(flush_within);
-    status.running = false;
-    report(&mut status);
-    let missing = status.sent - status.acked - status.failed;
-    if unflushed > 0 && missing > 0 {
-        Err(ProducerError::Unacknowledged(missing))
-    } else {
-        Ok(status)
+    Ok(())
+}
+
+impl ProducerRun {
+    /// The loop: each turn serves a command, sends what the rate allows, and reports every
+    /// [`STATUS_INTERVAL`]; returns how long the final flush may take, once the count is sent or
+    /// shutdown is asked for.
+    fn produce_until_stopped(&mut self, commands: &Receiver<ProducerCommand>) -> Duration {
+        let mut last_status = Instant::now();
+        loop {
+            if let Some(command) = self.next_command(commands) {
+                if let ControlFlow::Break(flush_within) = self.apply(command) {
+                    return flush_within;
+                }
+            }
+            if self.sending() {
+                let budget = self.budget();
+                if budget == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                self.send(budget);
+            }
+            if self.done() {
+                return FLUSH_TIMEOUT;
+            }
+            if last_status.elapsed() >= STATUS_INTERVAL {
+                self.report();
+                last_status = Instant::now();
+            }
+        }
+    }
+
+    /// Whether the count, if there is one, is sent.
+    fn done(&self) -> bool {
+        self.config.count.is_some_and(|c| self.status.sent >= c)
+    }
+
+    /// Whether events go out now: started, and the count not sent yet.
+    fn sending(&self) -> bool {
+        self.status.running && !self.done()
+    }
+
+    /// The command step: waits for a command for as long as the rate leaves before the next
+    /// event (not at all when unthrottled, 100 ms when not sending). Every handle gone is a
+    /// shutdown with the default flush.
+    fn next_command(&self, commands: &Receiver<ProducerCommand>) -> Option<ProducerCommand> {
+        let wait = match (self.sending(), self.status.rate) {
+            (false, _) => Duration::from_millis(100),
+            (true, Rate::Unthrottled) => Duration::ZERO,
+            (true, Rate::PerSecond(r)) => self.bucket.wait_for_next(r),
+        };
+        if wait.is_zero() {
+            return commands.try_recv().ok();
+        }
+        match commands.recv_timeout(wait) {
+            Ok(c) => Some(c),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => Some(ProducerCommand::Shutdown(FLUSH_TIMEOUT)),
+        }
+    }
+
+    /// Applies `command`; a shutdown breaks with how long the final flush may take.
+    fn apply(&mut self, command: ProducerCommand) -> ControlFlow<Duration> {
+        match command {
+            ProducerCommand::Shutdown(within) => return ControlFlow::Break(within),
+            ProducerCommand::Toggle => {
+                self.status.running = !self.status.running;
+                self.bucket.tokens = 1.0;
+                self.bucket.last = Instant::now();
+                self.report();
+            }
+            ProducerCommand::SetRate(rate) => {
+                self.status.rate = rate;
+                self.report();
+            }
+            ProducerCommand::SetDrift(factor) => self.generator.set_drift(factor),
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// How many events may go now: what the rate has refilled, at most what is left of the
+    /// count, and at most [`MAX_AHEAD`] beyond what a pacing scorer has handled.
+    fn budget(&mut self) -> u64 {
+        let budget = match self.status.rate {
+            Rate::PerSecond(r) => self.bucket.refill(r, Instant::now()),
+            Rate::Unthrottled => 10_000,
+        };
+        let sent = self.status.sent;
+        let budget = self.config.count.map_or(budget, |c| budget.min(c - sent));
+        self.config.paced_by.as_ref().map_or(budget, |handled| {
+            let ahead = sent.saturating_sub(handled.load(Ordering::Relaxed));
+            budget.min(MAX_AHEAD.saturating_sub(ahead))
+        })
+    }
+
+    /// The send step: draws `budget` events and hands them to the batcher,
+    /// [`EVENTS_PER_SEND`] at a time.
+    fn send(&mut self, budget: u64) {
+        let mut left = budget;
+        while left > 0 {
+            let n = left.min(EVENTS_PER_SEND);
+            let ts_ms = now_ms();
+            self.events.clear();
+            self.bounds.clear();
+            for _ in 0..n {
+                let start = self.events.len();
+                self.generator.append_event(&mut self.events, ts_ms);
+                self.bounds.push(Outgoing {
+                    value: start..self.events.len(),
+                    key: None,
+                    opaque: (),
+                });
+            }
+            // No key: ids are unique, so a key would order nothing, and without one the
+            // batcher fills one partition at a time (batches of thousands, not dozens).
+            for ((), e) in self.batcher.send(&self.events, &self.bounds) {
+                tracing::error!(error = %e, "produce");
+                self.counter.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            self.status.sent += n;
+            left -= n;
+        }
+    }
+
+    /// The report step: counts the acknowledged and failed events and tells the sink.
+    fn report(&mut self) {
+        let status = &mut self.status;
+        status.failed = self.counter.failed.load(Ordering::Relaxed);
+        // The out-queue holds every event not yet acknowledged or reported as failed (and,
+        // briefly, other pending callbacks, which can only make this an undercount).
+        let in_flight = u64::try_from(self.producer.in_flight_count()).unwrap_or(0);
+        status.acked = status.sent.saturating_sub(in_flight + status.failed);
+        self.sink.emit(EngineEvent::Producer(*status));
+    }
+
+    /// Waits at most `flush_within` for acknowledgements and reports the final status; an
+    /// error if events are still unacknowledged.
+    fn finish(mut self, flush_within: Duration) -> Result<ProducerStatus, ProducerError> {
+        let unflushed = self.producer.flush_within(flush_within);
+        self.status.running = false;
+        self.report();
+        let status = self.status;
+        let missing = status.sent - status.acked - status.failed;
+        if unflushed > 0 && missing > 0 {
+            Err(ProducerError::Unacknowledged(missing))
+        } else {
+            Ok(status)
+        }
     }
 }
 

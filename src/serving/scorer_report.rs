@@ -1,0 +1,114 @@
+//! What the scorer counts, and what it tells its sink: a [`ScoreReport`] of what happened since
+//! the last one, every `REPORT_INTERVAL`, and at the end a [`ScorerSummary`] of the whole run.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::Consumer;
+
+use crate::engine::{EngineEvent, ScoreReport, ScoredEvent};
+use crate::serving::offsets::lock;
+use crate::serving::scorer::{LoopState, Scorer, ScorerSummary};
+
+/// How often the scorer reports to its sink.
+const REPORT_INTERVAL: Duration = Duration::from_millis(50);
+
+/// What the scorer counted since its last report and since the start, and when it last reported.
+pub(super) struct Tally {
+    /// What happened since the last report.
+    report: ScoreReport,
+    /// Counts since the start.
+    pub(super) summary: ScorerSummary,
+    /// Delivery failures already reported.
+    reported_failures: u64,
+    /// When the last report went out.
+    last_report: Instant,
+}
+
+impl Tally {
+    /// Nothing counted yet.
+    pub(super) fn new() -> Self {
+        Tally {
+            report: ScoreReport::default(),
+            summary: ScorerSummary::default(),
+            reported_failures: 0,
+            last_report: Instant::now(),
+        }
+    }
+
+    /// Counts a record that scored, and keeps it among the recent ones.
+    pub(super) fn scored(&mut self, event: ScoredEvent) {
+        self.summary.totals.scored += 1;
+        self.summary.totals.extrapolated += u64::from(event.extrapolated);
+        let report = &mut self.report;
+        report.scored += 1;
+        report.extrapolated += u64::from(event.extrapolated);
+        report.recent.push(event);
+        if report.recent.len() >= 2 * ScoreReport::RECENT {
+            report.recent.drain(..ScoreReport::RECENT);
+        }
+    }
+
+    /// Counts a record sent to the dead-letter topic, of `class`, for `reason`.
+    pub(super) fn bad(&mut self, class: &'static str, reason: String) {
+        self.summary.totals.bad += 1;
+        let report = &mut self.report;
+        report.bad += 1;
+        *report.bad_by_class.entry(class).or_default() += 1;
+        report.last_bad = Some(reason);
+    }
+}
+
+impl Scorer {
+    /// The report step: every [`REPORT_INTERVAL`], lets the policy act on the models, reports to
+    /// the sink, flushes the writer, and tells the consumer's context each partition's latest
+    /// event time.
+    pub(super) fn report_if_due(&self, now: Instant, state: &mut LoopState) {
+        if now.duration_since(state.tally.last_report) < REPORT_INTERVAL {
+            return;
+        }
+        self.emit_model_events(state.slots.apply_policy(crate::engine::now_ms()));
+        let failures = self.failures.load(Ordering::Relaxed);
+        state.tally.report.delivery_errors = failures - state.tally.reported_failures;
+        state.tally.reported_failures = failures;
+        self.emit_report(state);
+        state.outputs.flush_writer();
+        self.consumer
+            .context()
+            .set_last_event_ms(&state.last_event_ms);
+        state.tally.last_report = now;
+    }
+
+    /// The last report, once the loop has ended and its offsets are committed, and the summary
+    /// of the run.
+    pub(super) fn final_report(&self, mut state: LoopState) -> ScorerSummary {
+        state.outputs.flush_writer();
+        let tally = &mut state.tally;
+        tally.summary.totals.delivery_errors = self.failures.load(Ordering::Relaxed);
+        tally.report.delivery_errors =
+            tally.summary.totals.delivery_errors - tally.reported_failures;
+        self.emit_report(&mut state);
+        state.tally.summary.latency = lock(&self.tracker).latency();
+        let left = lock(&self.tracker).in_flight();
+        if left > 0 {
+            tracing::warn!(left, "records still unacknowledged at shutdown");
+        }
+        state.tally.summary
+    }
+
+    /// Sends what happened since the last report to the sink.
+    fn emit_report(&self, state: &mut LoopState) {
+        if state.tally.report.is_empty() {
+            return;
+        }
+        let mut out = std::mem::take(&mut state.tally.report);
+        let excess = out.recent.len().saturating_sub(ScoreReport::RECENT);
+        out.recent.drain(..excess);
+        out.latency = lock(&self.tracker).recent_latency(crate::engine::now_ms_precise());
+        out.transactions = self.transactions.as_ref().map(|t| t.counts());
+        out.accuracy = state.slots.accuracy();
+        out.drift = state.slots.alarm();
+        out.comparison = state.slots.comparison();
+        self.sink.emit(EngineEvent::Scored(out));
+    }
+}

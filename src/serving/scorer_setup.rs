@@ -1,0 +1,244 @@
+//! The scorer's configuration, and the clients it builds from it: the producer of predictions and
+//! dead letters, the consumer of the input topic with its record queue, and, exactly-once, the
+//! transactions. Everything here runs before the scorer thread starts, so that configuration
+//! errors surface from [`spawn`](crate::serving::scorer::spawn).
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::Producer;
+use rdkafka::Offset;
+
+use crate::engine::SharedSink;
+use crate::kafka::config::KafkaOptions;
+use crate::kafka::intake::{RecordQueue, Waker};
+use crate::kafka::offset_spec::OffsetSpec;
+use crate::model::Artifact;
+use crate::serving::group::{reset_position, ScoringContext};
+use crate::serving::offsets::{DeliveryContext, OffsetTracker, ScoringProducer};
+use crate::serving::scorer::ScorerError;
+use crate::serving::slots::Policy;
+use crate::serving::transactions::Transactions;
+
+/// Predictions handed to librdkafka and not yet acknowledged, at most, on the embedded broker.
+const EMBEDDED_IN_FLIGHT: &str = "10000";
+
+/// What the scorer needs to run.
+#[derive(Debug, Clone)]
+pub struct ScorerConfig {
+    /// Brokers and client properties.
+    pub kafka: KafkaOptions,
+    /// Topic to consume.
+    pub input_topic: String,
+    /// Topic for predictions; `None` scores without publishing.
+    pub output_topic: Option<String>,
+    /// Topic for bad records.
+    pub dlq_topic: String,
+    /// Consumer group.
+    pub group: String,
+    /// The model that serves at start.
+    pub model: Artifact,
+    /// The artifact file the model came from, watched for new versions; `None` for the built-in
+    /// artifact.
+    pub model_path: Option<std::path::PathBuf>,
+    /// The model that challenges at start, if any.
+    pub challenger: Option<Artifact>,
+    /// What the scorer does with models on its own.
+    pub policy: Policy,
+    /// Where fitted, promoted and replaced versions are kept, one file each, with the lineage
+    /// file (never the `model_path` file).
+    pub models_dir: std::path::PathBuf,
+    /// Prometheus metrics to feed latency samples to, when served.
+    pub metrics: Option<Arc<crate::observe::metrics::Metrics>>,
+    /// Exactly-once: the transactional id and how often transactions commit; `None` for
+    /// at-least-once.
+    pub exactly_once: Option<(String, Duration)>,
+    /// Stop after this many records are handled.
+    pub max_records: Option<u64>,
+    /// Where partitions without a committed offset start (`-o`); `None`: `auto.offset.reset`.
+    pub start_uncommitted_at: Option<OffsetSpec>,
+    /// How long stopping waits for outstanding predictions to be acknowledged; what is not is
+    /// consumed again by the next run (whose offsets were not committed past it).
+    pub shutdown_flush: Duration,
+}
+
+/// The scorer's clients, created, and the consumer subscribed.
+pub(super) struct Clients {
+    /// The records of the input topic's partitions, taken in batches.
+    pub(super) records: Arc<RecordQueue>,
+    /// The input topic's consumer, which serves the control events.
+    pub(super) consumer: Arc<BaseConsumer<ScoringContext>>,
+    /// Publishes predictions and dead letters.
+    pub(super) producer: Arc<ScoringProducer>,
+    /// Predictions and dead letters not yet acknowledged, and the offsets they hold back.
+    pub(super) tracker: Arc<Mutex<OffsetTracker>>,
+    /// Deliveries that failed so far.
+    pub(super) failures: Arc<AtomicU64>,
+    /// Exactly-once: the transactions, the first one begun; `None` for at-least-once.
+    pub(super) transactions: Option<Arc<Transactions>>,
+}
+
+impl Clients {
+    /// Creates the producer, begins the first transaction (exactly-once), and creates and
+    /// subscribes the consumer, as `config` says.
+    pub(super) fn build(config: &ScorerConfig, sink: &SharedSink) -> Result<Self, ScorerError> {
+        let tracker = Arc::new(Mutex::new(OffsetTracker::with_metrics(
+            config.metrics.clone(),
+        )));
+        let failures = Arc::new(AtomicU64::new(0));
+        let producer = ScoringProducer::create(
+            &config.kafka.client_config(&producer_defaults(config)),
+            DeliveryContext::new(tracker.clone(), failures.clone()),
+        )?;
+        let producer = Arc::new(producer);
+        let consumer_config = consumer_config(config);
+        let start_at = config
+            .start_uncommitted_at
+            .or_else(|| reset_position(consumer_config.get("auto.offset.reset")));
+        let transactions = match &config.exactly_once {
+            Some((_, interval)) => Some(begin_transactions(
+                config, &producer, *interval, start_at, &tracker,
+            )?),
+            None => None,
+        };
+        let context = ScoringContext::new(
+            config.input_topic.clone(),
+            config.shutdown_flush,
+            sink.clone(),
+            tracker.clone(),
+            producer.clone(),
+            start_at,
+            transactions.clone(),
+        );
+        let (consumer, records) = subscribe(config, &consumer_config, context)?;
+        Ok(Clients {
+            records,
+            consumer,
+            producer,
+            tracker,
+            failures,
+            transactions,
+        })
+    }
+}
+
+/// The producer's defaults for the scorer (`-X` wins over them).
+fn producer_defaults(config: &ScorerConfig) -> Vec<(&'static str, &str)> {
+    let mut producer_defaults = vec![
+        ("linger.ms", "5"),
+        ("batch.size", config.kafka.producer_batch_bytes()),
+    ];
+    if config.kafka.embedded {
+        // In-process, predictions waiting for the broker's acknowledgement are our memory:
+        // at most 10,000 of them (some 4 MB), not librdkafka's 100,000, which an unthrottled
+        // dashboard filled whenever the broker's thread fell behind (peak RSS up to 90 MB).
+        producer_defaults.push(("queue.buffering.max.messages", EMBEDDED_IN_FLIGHT));
+    }
+    if let Some((id, _)) = &config.exactly_once {
+        producer_defaults.push(("transactional.id", id.as_str()));
+        // A crashed instance that never comes back holds its partitions' committed reads
+        // back until its open transaction times out: 10 s, not librdkafka's 60 s.
+        producer_defaults.push(("transaction.timeout.ms", "10000"));
+        // After each commit the coordinator answers the next transaction's first
+        // AddPartitionsToTxn with CONCURRENT_TRANSACTIONS until the markers are written, and
+        // librdkafka retries it after retry.backoff.ms (100 ms by default), with every
+        // prediction of the new transaction waiting: on Apache Kafka that wait dominated a
+        // 0.1 s interval (BENCHMARKS.md).
+        producer_defaults.push(("retry.backoff.ms", "10"));
+        producer_defaults.push(("retry.backoff.max.ms", "100"));
+    }
+    producer_defaults
+}
+
+/// The consumer's settings for the scorer: its defaults (`-X` wins over them), then the group and
+/// how offsets are stored and committed, which `-X` cannot change.
+fn consumer_config(config: &ScorerConfig) -> ClientConfig {
+    // The embedded broker holds a fetch for its full wait even when data arrives, and after a
+    // member leaves it waits a session timeout before rebalancing: keep both short there.
+    // In-process, the broker's memory is ours too: prefetch 4 MB, not librdkafka's 64 MB.
+    let (fetch_wait, session_timeout, heartbeat, prefetch_kb) = if config.kafka.embedded {
+        ("5", "3000", "500", "4096")
+    } else {
+        ("500", "45000", "3000", "65536")
+    };
+    // Names each member for a watching dashboard (`--watch-group`); `-X client.id=` wins.
+    let client_id = format!("salary-stream-{}", std::process::id());
+    let mut consumer_config = config.kafka.client_config(&[
+        ("client.id", client_id.as_str()),
+        ("fetch.wait.max.ms", fetch_wait),
+        ("session.timeout.ms", session_timeout),
+        ("heartbeat.interval.ms", heartbeat),
+        ("queued.max.messages.kbytes", prefetch_kb),
+        // librdkafka counts the prefetch thresholds on the one consumer queue all
+        // partitions feed, and past them pauses every partition's fetching for this long
+        // (1 s by default): a scorer that keeps up must not stall for a second.
+        ("fetch.queue.backoff.ms", "10"),
+        ("auto.commit.interval.ms", "1000"),
+        ("auto.offset.reset", "earliest"),
+        ("statistics.interval.ms", "1000"),
+    ]);
+    consumer_config
+        .set("group.id", &config.group)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false");
+    if config.exactly_once.is_some() {
+        // Offsets are committed inside each transaction, never on their own; and an input
+        // written transactionally is read only once committed.
+        consumer_config
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed");
+    }
+    consumer_config
+}
+
+/// Exactly-once: readies `producer` for transactions and begins the first, committed every
+/// `interval`; partitions without a committed offset start at `start_at`.
+fn begin_transactions(
+    config: &ScorerConfig,
+    producer: &ScoringProducer,
+    interval: Duration,
+    start_at: Option<OffsetSpec>,
+    tracker: &Arc<Mutex<OffsetTracker>>,
+) -> Result<Arc<Transactions>, ScorerError> {
+    let refuse = |e: KafkaError| {
+        ScorerError::Transactions(format!(
+            "the broker at {} cannot run transactions: {e}",
+            config.kafka.bootstrap
+        ))
+    };
+    producer
+        .init_transactions(crate::serving::transactions::CALL_TIMEOUT)
+        .map_err(refuse)?;
+    producer.begin_transaction().map_err(refuse)?;
+    Ok(Arc::new(Transactions::new(
+        interval,
+        start_at
+            .and_then(OffsetSpec::logical)
+            .unwrap_or(Offset::Beginning),
+        tracker.clone(),
+    )))
+}
+
+/// Creates the consumer with `context`, routes its partitions' records to a record queue, and
+/// subscribes it to the input topic.
+fn subscribe(
+    config: &ScorerConfig,
+    consumer_config: &ClientConfig,
+    context: ScoringContext,
+) -> Result<(Arc<BaseConsumer<ScoringContext>>, Arc<RecordQueue>), KafkaError> {
+    let mut consumer: BaseConsumer<ScoringContext> =
+        consumer_config.create_with_context(context)?;
+    let waker = Waker::new();
+    consumer.set_nonempty_callback(waker.callback());
+    let consumer = Arc::new(consumer);
+    let records = RecordQueue::new(consumer.clone(), waker)
+        .map(Arc::new)
+        .ok_or_else(|| KafkaError::ClientCreation("librdkafka gave no record queue".into()))?;
+    consumer.context().route_to(&records);
+    consumer.subscribe(&[&config.input_topic])?;
+    Ok((consumer, records))
+}
