@@ -229,6 +229,8 @@ pub struct DeliveryContext {
     tracker: Arc<Mutex<OffsetTracker>>,
     failures: Arc<AtomicU64>,
     reasons: crate::engine::FailureReasons,
+    /// The first delivery the broker refused for want of a permission.
+    refused: std::sync::OnceLock<RDKafkaErrorCode>,
 }
 
 impl DeliveryContext {
@@ -238,6 +240,28 @@ impl DeliveryContext {
             tracker,
             failures,
             reasons: crate::engine::FailureReasons::default(),
+            refused: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The first delivery refused for want of a permission (authorization), if one was: the
+    /// scorer stops on it rather than consume what it cannot publish.
+    pub fn refused(&self) -> Option<RDKafkaErrorCode> {
+        self.refused.get().copied()
+    }
+
+    /// Notes `error` if it is a refusal for want of a permission; says whether it was.
+    pub fn note_refusal(&self, error: &KafkaError) -> bool {
+        match error.rdkafka_error_code() {
+            Some(
+                code @ (RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+                | RDKafkaErrorCode::TransactionalIdAuthorizationFailed),
+            ) => {
+                let _ = self.refused.set(code);
+                true
+            }
+            _ => false,
         }
     }
 }
@@ -276,6 +300,7 @@ impl BatchedDeliveries for DeliveryContext {
                     RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight,
                 )) => {}
                 Some(e) => {
+                    self.note_refusal(e);
                     // The offset stays unstored, so the record is consumed again after a restart.
                     let (partition, offset) = unpack(*opaque);
                     self.failures.fetch_add(1, Ordering::Relaxed);

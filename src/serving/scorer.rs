@@ -69,6 +69,10 @@ pub enum ScorerError {
     /// The scorer thread panicked.
     #[error("the scorer thread panicked: {0}")]
     Panicked(String),
+    /// The broker refused what scoring needs: reading the input, the group, or writing the
+    /// output. Nothing was committed past what was acknowledged.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Counts at the end of a run.
@@ -268,6 +272,8 @@ pub(super) struct LoopState {
     last_watch: Instant,
     /// When offsets were last stored (exactly-once: the last transaction committed).
     last_store: Instant,
+    /// What the broker refused this client, if it did: scoring stops with it.
+    refused: Option<String>,
 }
 
 /// The scorer thread's clients and what it shares with its [`ScorerHandle`].
@@ -385,6 +391,11 @@ impl Scorer {
         {
             self.serve_control_events(&mut state);
             self.score_batch(&mut batch, &mut state);
+            if let Some(line) = self.refusal(&state) {
+                // Whatever was acknowledged stays stored; nothing past it is committed.
+                self.publish(&mut state.outputs);
+                return Err(ScorerError::Refused(line));
+            }
             #[cfg(debug_assertions)]
             if let Some(after) = self.panic_after {
                 assert!(
@@ -404,6 +415,9 @@ impl Scorer {
         // unpublished whatever the loop becomes.
         self.publish(&mut state.outputs);
         self.commit_on_shutdown()?;
+        if let Some(line) = self.refusal(&state) {
+            return Err(ScorerError::Refused(line));
+        }
         Ok(self.final_report(state))
     }
 
@@ -428,6 +442,7 @@ impl Scorer {
             watch: self.config.model_path.clone().map(ModelWatch::new),
             last_watch: Instant::now(),
             last_store: Instant::now(),
+            refused: None,
         };
         // A challenger loaded at start is news to every sink, as one loaded later is.
         if let Some(line) = state.slots.challenger_line() {
@@ -467,9 +482,56 @@ impl Scorer {
                     self.publish(&mut state.outputs);
                 }
                 // Broker outages are reported once through the context's error callback.
-                Err(e) => tracing::debug!(error = %e, "consume"),
+                Err(e) => self.note_consume_error(&e, state),
             }
         }
+    }
+
+    /// Notes a consumer error: a refusal to read the input topic or to join the group stops
+    /// scoring; others are logged (outages are reported by the consumer's context).
+    fn note_consume_error(&self, error: &KafkaError, state: &mut LoopState) {
+        tracing::debug!(%error, "consume");
+        let what = match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::TopicAuthorizationFailed) => {
+                format!("read topic {}", self.config.input_topic)
+            }
+            Some(RDKafkaErrorCode::GroupAuthorizationFailed) => {
+                format!("read group {}", self.config.group)
+            }
+            _ => return,
+        };
+        state
+            .refused
+            .get_or_insert_with(|| self.not_authorized(&what));
+    }
+
+    /// `not authorized to WHAT as USER`.
+    fn not_authorized(&self, what: &str) -> String {
+        match self.config.kafka.sasl_user() {
+            Some(user) => format!("not authorized to {what} as {user}"),
+            None => format!("not authorized to {what}"),
+        }
+    }
+
+    /// What the broker refused, if anything: the consumer's refusal, else a delivery refused
+    /// for want of a permission (predictions and dead letters share a producer; the output
+    /// topic is named when there is one).
+    fn refusal(&self, state: &LoopState) -> Option<String> {
+        if let Some(line) = &state.refused {
+            return Some(line.clone());
+        }
+        let code = rdkafka::producer::Producer::context(&**self.producer).refused()?;
+        let topic = self
+            .config
+            .output_topic
+            .as_deref()
+            .unwrap_or(&self.config.dlq_topic);
+        Some(match code {
+            RDKafkaErrorCode::TopicAuthorizationFailed => {
+                self.not_authorized(&format!("write topic {topic}"))
+            }
+            other => self.not_authorized(&format!("write topic {topic} ({other})")),
+        })
     }
 
     /// The poll step: takes a batch of records from the queue, waiting [`POLL_WAIT`] at most for
@@ -486,7 +548,7 @@ impl Scorer {
         for record in batch.records() {
             match record {
                 Ok(record) => self.handle(record, now_ms, state),
-                Err(e) => tracing::debug!(error = %e, "consume"),
+                Err(e) => self.note_consume_error(&e, state),
             }
         }
         batch.clear();

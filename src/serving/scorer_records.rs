@@ -260,7 +260,12 @@ impl Scorer {
     /// A record the producer refused: never acknowledged, so its offset is never committed and it
     /// is consumed again after a restart.
     fn failed(&self, partition: i32, offset: i64, error: &KafkaError) {
-        tracing::error!(%error, partition, offset, "produce");
+        // A refusal stops the scorer with one line; each record need not say it again.
+        if rdkafka::producer::Producer::context(&**self.producer).note_refusal(error) {
+            tracing::debug!(%error, partition, offset, "produce");
+        } else {
+            tracing::error!(%error, partition, offset, "produce");
+        }
         self.failures.fetch_add(1, Ordering::Relaxed);
     }
 }
