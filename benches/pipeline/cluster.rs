@@ -1,0 +1,247 @@
+//! Where the Kafka parts run: a fresh `salary-stream broker` process per part, a cluster the
+//! bench was pointed at, or Apache Kafka started for the run; and topics made on a cluster.
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cli::Args;
+use crate::kafka_tools::KafkaTools;
+use crate::{BIN, THROUGHPUT_PARTITIONS};
+
+/// the bench was pointed at.
+pub struct Broker {
+    child: Option<std::process::Child>,
+    pub address: String,
+}
+
+impl Broker {
+    /// The broker's process, when it is the bench's own.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
+    /// Starts a `salary-stream broker` of `partitions`, or names the cluster `external`.
+    pub fn start(partitions: u32, external: Option<&str>) -> Broker {
+        if let Some(address) = external {
+            return Broker {
+                child: None,
+                address: address.to_owned(),
+            };
+        }
+        let mut child = Command::new(BIN)
+            .args(["broker", "--partitions", &partitions.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start salary-stream broker");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("broker address");
+        Broker {
+            child: Some(child),
+            address: line.trim().to_owned(),
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Creates `topic` with `partitions` (the broker's default replication) unless it exists, and
+/// waits until each of its partitions has a leader, so no producer or consumer timed later
+/// waits for it. Used on a real cluster only: a fresh `salary-stream broker` has its topics.
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: u32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::error::RDKafkaErrorCode;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let wanted = [NewTopic::new(
+        topic,
+        partitions as i32,
+        TopicReplication::Fixed(-1),
+    )];
+    let mut created = false;
+    for result in runtime
+        .block_on(admin.create_topics(&wanted, &options))
+        .unwrap_or_else(|e| panic!("create topic {topic} on {bootstrap}: {e}"))
+    {
+        match result {
+            Ok(_) => created = true,
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, code)) => panic!("create topic {t} on {bootstrap}: {code}"),
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metadata = admin
+            .inner()
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("metadata of {topic} on {bootstrap}: {e}"));
+        let ready = metadata.topics().iter().any(|t| {
+            let p = t.partitions();
+            t.name() == topic
+                && t.error().is_none()
+                && !p.is_empty()
+                && (!created || p.len() == partitions as usize)
+                && p.iter().all(|p| p.leader() >= 0)
+        });
+        if ready {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "topic {topic} on {bootstrap} has no leader for every partition after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Apache Kafka for the run (`--apache-kafka`): `scripts/kafka --partitions 32`, stopped with
+/// SIGTERM at the end (or when the bench panics).
+struct ApacheKafka {
+    child: std::process::Child,
+    address: String,
+}
+
+impl ApacheKafka {
+    fn start() -> ApacheKafka {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka");
+        let started = Instant::now();
+        // Its progress (and errors) go to the bench's stderr; its one stdout line is the address.
+        let mut child = Command::new(script)
+            .args(["--partitions", &THROUGHPUT_PARTITIONS.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{script}: {e}"));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the address from scripts/kafka");
+        let address = line.trim().to_owned();
+        if address.is_empty() {
+            let status = child.wait().expect("wait for scripts/kafka");
+            panic!(
+                "scripts/kafka ended ({status}) without printing an address; see its stderr above"
+            );
+        }
+        eprintln!(
+            "Apache Kafka at {address} ({:.1} s to start)",
+            started.elapsed().as_secs_f64()
+        );
+        ApacheKafka { child, address }
+    }
+
+    /// SIGTERM, then waits for the script, which stops the broker and removes its folder.
+    fn stop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let started = Instant::now();
+            // SAFETY: a signal to our own child, whose pid is valid until it is waited for.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = self.child.wait();
+            eprintln!(
+                "Apache Kafka stopped ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+impl Drop for ApacheKafka {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The run's Kafka side, chosen by the flags: Apache Kafka if the bench started it, the
+/// cluster the Kafka parts run against (none: `salary-stream broker` processes), Kafka's tools
+/// if asked for, and the broker as the report names it.
+pub struct Cluster {
+    apache_kafka: Option<ApacheKafka>,
+    given_brokers: Option<String>,
+    pub tools: Option<KafkaTools>,
+    /// The broker line of the report.
+    pub text: String,
+}
+
+impl Cluster {
+    /// Starts what the flags ask for, prints the broker line, and on a cluster makes the topics
+    /// the scorers use besides their input and output.
+    pub fn start(args: &Args) -> Cluster {
+        // --apache-kafka: Kafka's own broker for the Kafka parts, and Kafka's own tools beside kcat.
+        let apache_kafka = args.apache_kafka.then(|| {
+            assert!(
+                args.brokers.is_none(),
+                "--apache-kafka starts its own broker: leave out --brokers (and BENCH_BROKERS)"
+            );
+            eprintln!(
+                "starting Apache Kafka (scripts/kafka --partitions {THROUGHPUT_PARTITIONS}) ..."
+            );
+            ApacheKafka::start()
+        });
+        let external = apache_kafka
+            .as_ref()
+            .map(|k| k.address.as_str())
+            .or(args.brokers.as_deref());
+        let tools = (apache_kafka.is_some() || args.kafka_tools).then(|| {
+            assert!(
+                external.is_some(),
+                "--kafka-tools needs --brokers host:port (or use --apache-kafka)"
+            );
+            KafkaTools::new()
+        });
+        let text = match (&apache_kafka, external) {
+            (Some(k), _) => format!("Apache Kafka at {} (scripts/kafka)", k.address),
+            (None, Some(b)) => b.to_owned(),
+            (None, None) => "salary-stream broker processes (librdkafka's mock cluster)".to_owned(),
+        };
+        println!("broker: {text}");
+        if let Some(b) = external {
+            // What the scorers use besides their input and output; made if missing, kept if not.
+            create_topic(
+                b,
+                salary_stream::engine::DEFAULT_OUTPUT_TOPIC,
+                THROUGHPUT_PARTITIONS,
+            );
+            create_topic(b, salary_stream::engine::DEFAULT_DLQ_TOPIC, 1);
+        }
+        Cluster {
+            apache_kafka,
+            given_brokers: args.brokers.clone(),
+            tools,
+            text,
+        }
+    }
+
+    /// The cluster the Kafka parts run against; `None`: `salary-stream broker` processes.
+    pub fn external(&self) -> Option<&str> {
+        self.apache_kafka
+            .as_ref()
+            .map(|k| k.address.as_str())
+            .or(self.given_brokers.as_deref())
+    }
+
+    /// Stops Apache Kafka if the bench started it.
+    pub fn stop_apache_kafka(&mut self) {
+        if let Some(k) = self.apache_kafka.as_mut() {
+            k.stop();
+        }
+    }
+}
