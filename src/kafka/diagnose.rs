@@ -18,8 +18,9 @@ use super::config::KafkaOptions;
 /// How long the check waits to connect, and then for an answer.
 const WAIT: Duration = Duration::from_secs(1);
 
-/// OpenSSL's `X509_V_ERR_HOSTNAME_MISMATCH`.
-const HOSTNAME_MISMATCH: i32 = 62;
+/// OpenSSL's `X509_V_ERR_HOSTNAME_MISMATCH`, `X509_V_ERR_EMAIL_MISMATCH` and
+/// `X509_V_ERR_IP_ADDRESS_MISMATCH`: the certificate is valid, but for another name.
+const NAME_MISMATCHES: [i32; 3] = [62, 63, 64];
 
 /// Why the first address of the bootstrap list cannot be used, if that can be told: `None` when
 /// it may well be a Kafka broker that is down, paused or slow.
@@ -151,11 +152,12 @@ fn tls_problem(
         Ok(_) => None,
         Err(HandshakeError::Failure(failed) | HandshakeError::WouldBlock(failed)) => {
             let verify = failed.ssl().verify_result();
-            if verify.as_raw() == HOSTNAME_MISMATCH {
+            if NAME_MISMATCHES.contains(&verify.as_raw()) {
                 Some(format!(
-                    "the TLS certificate of {first} is not for {host} (hostname mismatch): connect \
-                     by a name the certificate holds, or -X \
-                     ssl.endpoint.identification.algorithm=none to skip the check"
+                    "the TLS certificate of {first} is not for {host} ({}): connect by a name the \
+                     certificate holds, or -X ssl.endpoint.identification.algorithm=none to skip \
+                     the check",
+                    verify.error_string()
                 ))
             } else if verify.as_raw() != 0 {
                 Some(format!(

@@ -186,6 +186,25 @@ fn write_fixed(buf: &mut Vec<u8>, scaled: i64, places: u32) {
 #[derive(Default)]
 struct AckCounter {
     failed: AtomicU64,
+    /// The first send the broker refused for want of a permission: the producer stops on it.
+    refused: std::sync::OnceLock<rdkafka::error::RDKafkaErrorCode>,
+}
+
+impl AckCounter {
+    /// Counts a failed event, noting a refusal for want of a permission; says whether it was one.
+    fn fail(&self, error: &KafkaError) -> bool {
+        use rdkafka::error::RDKafkaErrorCode::{
+            ClusterAuthorizationFailed, TopicAuthorizationFailed,
+        };
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        match error.rdkafka_error_code() {
+            Some(code @ (TopicAuthorizationFailed | ClusterAuthorizationFailed)) => {
+                let _ = self.refused.set(code);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 struct CountingContext {
@@ -211,7 +230,7 @@ impl ProducerContext for CountingContext {
 impl BatchedDeliveries for CountingContext {
     fn delivered(&self, reports: &[((), Option<KafkaError>)]) {
         for e in reports.iter().filter_map(|(_, error)| error.as_ref()) {
-            self.counter.failed.fetch_add(1, Ordering::Relaxed);
+            let _ = self.counter.fail(e);
             self.reasons
                 .note(e, || "synthetic event not delivered".to_owned());
         }
@@ -233,6 +252,9 @@ pub enum ProducerError {
     /// The topic does not exist and the broker does not create it.
     #[error("{0}")]
     MissingTopic(String),
+    /// The broker refused to take the events: `not authorized to write topic T as USER`.
+    #[error("{0}")]
+    Refused(String),
     /// Events were still unacknowledged when the flush timed out.
     #[error("{0} events were not acknowledged by the broker")]
     Unacknowledged(u64),
@@ -442,7 +464,7 @@ impl ProducerRun {
                 }
                 self.send(budget);
             }
-            if self.done() {
+            if self.done() || self.counter.refused.get().is_some() {
                 return FLUSH_TIMEOUT;
             }
             if last_status.elapsed() >= STATUS_INTERVAL {
@@ -536,8 +558,10 @@ impl ProducerRun {
             // No key: ids are unique, so a key would order nothing, and without one the
             // batcher fills one partition at a time (batches of thousands, not dozens).
             for ((), e) in self.batcher.send(&self.events, &self.bounds) {
-                tracing::error!(error = %e, "produce");
-                self.counter.failed.fetch_add(1, Ordering::Relaxed);
+                // A refusal stops the producer with one line; others are logged each.
+                if !self.counter.fail(&e) {
+                    tracing::error!(error = %e, "produce");
+                }
             }
             self.status.sent += n;
             left -= n;
@@ -559,6 +583,15 @@ impl ProducerRun {
     /// error if events are still unacknowledged.
     fn finish(mut self, flush_within: Duration) -> Result<ProducerStatus, ProducerError> {
         let unflushed = self.producer.flush_within(flush_within);
+        if self.counter.refused.get().is_some() {
+            let topic = &self.config.topic;
+            return Err(ProducerError::Refused(
+                match self.config.kafka.sasl_user() {
+                    Some(user) => format!("not authorized to write topic {topic} as {user}"),
+                    None => format!("not authorized to write topic {topic}"),
+                },
+            ));
+        }
         self.status.running = false;
         self.report();
         let status = self.status;
