@@ -303,17 +303,26 @@ impl ProducerHandle {
     }
 }
 
+/// The synthetic producer's client settings: its defaults, then the user's (`-X` wins).
+fn client_config(kafka: &KafkaOptions) -> rdkafka::ClientConfig {
+    kafka.client_config(&[
+        // A resend after a lost acknowledgement (a leader that died) must not double an event:
+        // on three nodes with a leader SIGKILLed, 14 of 20,000 events were written twice
+        // without it.
+        ("enable.idempotence", "true"),
+        ("linger.ms", "5"),
+        ("batch.size", kafka.producer_batch_bytes()),
+        ("queue.buffering.max.messages", "200000"),
+        // One report per event costs a fifth of the producer's CPU just to count it.
+        ("delivery.report.only.error", "true"),
+    ])
+}
+
 /// Starts the producer thread. The client is created before this returns.
 pub fn spawn(config: ProducerConfig, sink: SharedSink) -> Result<ProducerHandle, ProducerError> {
     let counter = Arc::new(AckCounter::default());
     let producer = PolledProducer::create(
-        &config.kafka.client_config(&[
-            ("linger.ms", "5"),
-            ("batch.size", config.kafka.producer_batch_bytes()),
-            ("queue.buffering.max.messages", "200000"),
-            // One report per event costs a fifth of the producer's CPU just to count it.
-            ("delivery.report.only.error", "true"),
-        ]),
+        &client_config(&config.kafka),
         CountingContext {
             counter: counter.clone(),
             sink: sink.clone(),
@@ -607,6 +616,18 @@ impl ProducerRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_are_sent_idempotently_unless_the_user_says_otherwise() {
+        let mut kafka = KafkaOptions {
+            bootstrap: "127.0.0.1:9092".into(),
+            properties: vec![],
+            embedded: false,
+        };
+        assert_eq!(client_config(&kafka).get("enable.idempotence"), Some("true"));
+        kafka.properties = vec![("enable.idempotence".into(), "false".into())];
+        assert_eq!(client_config(&kafka).get("enable.idempotence"), Some("false"));
+    }
 
     #[test]
     fn generator_is_reproducible_and_mostly_in_range() {
