@@ -277,6 +277,8 @@ pub struct App {
     producer: ProducerStatus,
     /// Broker reachability.
     broker: BrokerHealth,
+    /// Brokers up of known and leader changes, once the scorer's statistics tell them.
+    cluster: Option<crate::observe::cluster::ClusterHealth>,
     /// Help overlay shown.
     show_help: bool,
     /// The runtime should exit.
@@ -327,6 +329,7 @@ impl App {
                 failed: 0,
             },
             broker: BrokerHealth::Connecting,
+            cluster: None,
             show_help: false,
             should_quit: false,
             dropped_reports: 0,
@@ -358,6 +361,11 @@ impl App {
     /// Broker reachability.
     pub fn broker(&self) -> &BrokerHealth {
         &self.broker
+    }
+
+    /// Brokers up of known and leader changes, when worth showing (a cluster, or one down).
+    pub fn cluster(&self) -> Option<crate::observe::cluster::ClusterHealth> {
+        self.cluster.filter(|c| c.worth_showing())
     }
 
     /// Whether the help overlay is shown.
@@ -528,6 +536,7 @@ impl App {
             EngineEvent::Failed(reason) => self.failure = Some(reason),
             EngineEvent::Topics(missing) => self.missing_topics = missing,
             EngineEvent::Members(members) => self.members = members,
+            EngineEvent::Cluster(health) => self.cluster = Some(health),
             EngineEvent::ProducerFailed(reason) => {
                 self.producer.running = false;
                 self.producer_failure = Some(reason);

@@ -259,6 +259,8 @@ pub enum EngineEvent {
     Model(ModelEvent),
     /// The topics this scorer needs that do not exist (empty once all do).
     Topics(Vec<String>),
+    /// Brokers up of known and leader changes, when they change.
+    Cluster(crate::observe::cluster::ClusterHealth),
     /// The watched group's members and what each owns.
     Members(Vec<crate::observe::watch::GroupMember>),
 }

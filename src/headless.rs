@@ -67,6 +67,8 @@ struct Tally {
     transactions: Option<(u64, u64)>,
     /// The broker's health as last reported.
     health: BrokerHealth,
+    /// Brokers up of known and leader changes, as the scorer's client last saw them.
+    cluster: Option<crate::observe::cluster::ClusterHealth>,
     /// Topics last reported missing.
     missing: Vec<String>,
     /// For the lines about missing topics.
@@ -183,6 +185,7 @@ impl Tally {
             }
             EngineEvent::ProducerFailed(why) => t.failed = Some(why),
             EngineEvent::Members(_) => {}
+            EngineEvent::Cluster(health) => t.cluster = Some(health),
             EngineEvent::Model(event) => {
                 // Whatever changed a slot, the comparison on the stats line was about the old pair.
                 if matches!(
@@ -199,9 +202,15 @@ impl Tally {
 
 /// `  broker unreachable: <reason>` while it is, else nothing.
 fn broker_note(t: &Tally) -> String {
-    t.unreachable
+    let cluster = t
+        .cluster
+        .filter(|c| c.worth_showing())
+        .map_or_else(String::new, |c| format!("  {}", c.text()));
+    let unreachable = t
+        .unreachable
         .as_ref()
-        .map_or_else(String::new, |why| format!("  broker unreachable: {why}"))
+        .map_or_else(String::new, |why| format!("  broker unreachable: {why}"));
+    cluster + &unreachable
 }
 
 /// The line for a broker not reached within [`CONNECT_TIMEOUT`]: what is wrong with the address
@@ -521,12 +530,12 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
             rate: args.rate,
             count: args.count,
             labels: (args.labels || args.drift).then_some(LabelModel {
-                slope: a.slope,
-                intercept: a.intercept,
+                slope: a.slope(),
+                intercept: a.intercept(),
                 noise_sd: a.rmse,
                 drift: if args.drift { 1.2 } else { 1.0 },
             }),
-            years_range: (a.feature_range.min, a.feature_range.max),
+            years_range: (a.feature_range().min, a.feature_range().max),
             seed: args.seed,
             start_running: true,
             require_topic_on: connection

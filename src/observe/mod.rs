@@ -4,6 +4,7 @@
 //! It uses nothing of [`crate::serving`]: serving feeds it. [`watch`] reads Kafka through
 //! [`crate::kafka`]'s settings; the rest is plain data.
 
+pub mod cluster;
 pub mod metrics;
 /// The HTTP server of `--metrics`: bounded hyper serving [`metrics::Metrics`] at `/metrics`.
 pub mod metrics_http;

@@ -41,6 +41,8 @@ pub struct ScoringContext {
     last_event_ms: Mutex<BTreeMap<i32, i64>>,
     /// Exactly-once: the scorer's transactions, committed here too before partitions go.
     transactions: Option<Arc<Transactions>>,
+    /// Brokers up and leader changes, from the statistics.
+    cluster: Mutex<crate::observe::cluster::ClusterWatch>,
 }
 
 /// The position `auto.offset.reset` names, if it names one (`error` does not).
@@ -66,6 +68,7 @@ impl ScoringContext {
         transactions: Option<Arc<Transactions>>,
     ) -> Self {
         ScoringContext {
+            cluster: Mutex::default(),
             revoke_flush,
             sink,
             topic,
@@ -194,6 +197,14 @@ impl ScoringContext {
 
 impl ClientContext for ScoringContext {
     fn stats(&self, statistics: Statistics) {
+        let cluster = self
+            .cluster
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .update(&statistics, &[self.topic.as_str()]);
+        if let Some(health) = cluster {
+            self.sink.emit(EngineEvent::Cluster(health));
+        }
         if let Some(lag) = LagByPartition::from_statistics(&statistics, &self.topic) {
             let last = self
                 .last_event_ms
