@@ -142,6 +142,7 @@ fn models(args: &BacktestArgs) -> anyhow::Result<Vec<Entry>> {
     }];
     for (i, path) in args.candidates.iter().enumerate() {
         let artifact = Artifact::load(path).with_context(|| format!("--candidate {}", i + 1))?;
+        artifact.check_servable(&format!("--candidate {}", path.display()))?;
         entries.push(Entry {
             role: format!("candidate {}", i + 1),
             file: Some(path.display().to_string()),

@@ -9,6 +9,7 @@ use crate::engine::{
 };
 use crate::kafka::offset_spec::OffsetSpec;
 use crate::kafka::properties::{client_properties, env_file, SettingsError};
+use crate::model::{ColumnChoice, TrainSpec};
 
 /// The default model artifact path.
 pub const DEFAULT_MODEL: &str = "assets/model.json";
@@ -36,9 +37,23 @@ pub struct Cli {
 pub enum Command {
     /// The live dashboard (the default).
     Dash(DashArgs),
-    /// Fit the model on a CSV and write the artifact.
+    /// Fit ordinary least squares on a CSV, print the coefficients and the fit, and write the
+    /// artifact.
+    ///
+    /// Refused, in one line naming the column, with exit status 1: a target or feature that is
+    /// not a column, a cell that is not a number (file:line), a constant feature, collinear
+    /// features, fewer rows than features plus one. With --target and no --feature, columns
+    /// none of whose cells is a number are left out, and said so.
     Train(TrainArgs),
-    /// One-shot predictions.
+    /// One-shot predictions: of YEARS for a one-feature model, or of JSON events on stdin for any.
+    ///
+    /// With YEARS: one prediction a line, to two decimals (the salary demo's cents). Without:
+    /// one JSON object a line on stdin, each feature read from the field the artifact names (or
+    /// else its CSV column's name), other fields ignored, blank lines skipped; one prediction a
+    /// line on stdout, with every digit (the shortest text that reads back as the same number).
+    /// The first event that cannot be scored stops the command, after the predictions before it,
+    /// with one line on stderr naming its line and field (stdin:3: missing field bmi, stdin:3:
+    /// wrong type for bmi: string) and exit status 1: the output stays one line per event.
     Predict(PredictArgs),
     /// The synthetic producer, headless.
     Produce(ProduceArgs),
@@ -269,21 +284,43 @@ fn parse_percent(text: &str) -> Result<f64, String> {
 /// `train` options.
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
-    /// Training CSV with YearsExperience and Salary columns.
+    /// Training CSV: a header, then one example a row.
     #[arg(long, default_value = "data/Salary_Data.csv")]
     pub data: PathBuf,
+    /// The column to predict, and the JSON field its label is read from in events (COL, or
+    /// COL=FIELD; the field defaults to the column's name) [default: the salary demo's Salary,
+    /// labeled salary].
+    #[arg(long, value_name = "COL[=FIELD]")]
+    pub target: Option<ColumnChoice>,
+    /// A column to fit on, and the JSON field events carry it in (COL, or COL=FIELD; the field
+    /// defaults to the column's name); repeatable, in the model's order [default: with --target,
+    /// every numeric column but the target; without, the salary demo's YearsExperience, read
+    /// from years_experience].
+    #[arg(long = "feature", value_name = "COL[=FIELD]")]
+    pub features: Vec<ColumnChoice>,
     /// Where to write the artifact.
     #[arg(long, default_value = DEFAULT_MODEL)]
     pub out: PathBuf,
 }
 
+impl TrainArgs {
+    /// The columns these flags choose.
+    pub fn spec(&self) -> TrainSpec {
+        TrainSpec {
+            target: self.target.clone(),
+            features: self.features.clone(),
+        }
+    }
+}
+
 /// `predict` options.
 #[derive(Debug, Clone, Args)]
 pub struct PredictArgs {
-    /// Years of experience (one or more).
-    #[arg(required = true, value_name = "YEARS", allow_negative_numbers = true)]
+    /// Years of experience, or the value of a one-feature model's feature (one or more); without
+    /// any, JSON events are read from stdin.
+    #[arg(value_name = "YEARS", allow_negative_numbers = true)]
     pub years: Vec<f64>,
-    /// Model artifact.
+    /// Model artifact [default: assets/model.json, else the built-in artifact].
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
 }

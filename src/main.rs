@@ -5,10 +5,10 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use salary_stream::cli::{Cli, Command, ScoreArgs};
+use salary_stream::cli::{Cli, Command, PredictArgs, ScoreArgs, TrainArgs};
 use salary_stream::kafka::properties::SettingsError;
 use salary_stream::kafka::secrets::redact_text;
-use salary_stream::model::{self, Artifact};
+use salary_stream::model::{self, Artifact, ModelError};
 use salary_stream::{backtest, headless, runtime, tui};
 
 fn main() -> ExitCode {
@@ -43,8 +43,8 @@ fn main() -> ExitCode {
                 models: cli.dash.models,
             })
         }
-        Some(Command::Train(args)) => train(&args.data, &args.out),
-        Some(Command::Predict(args)) => predict(args.model.as_deref(), &args.years),
+        Some(Command::Train(args)) => train(&args),
+        Some(Command::Predict(args)) => predict(&args),
         Some(Command::Produce(args)) if args.kafka.offset.is_some() => Err(anyhow::anyhow!(
             "-o is where a consumer starts (score, dash, backtest); produce reads nothing"
         )),
@@ -114,31 +114,103 @@ fn one_line(e: &anyhow::Error) -> String {
     text.replace('\n', " ")
 }
 
-fn train(data: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
-    let artifact = model::train(data)?;
-    artifact.save(out)?;
-    print_artifact(&artifact);
-    println!("wrote {}", out.display());
+fn train(args: &TrainArgs) -> anyhow::Result<()> {
+    let trained = model::train(&args.data, &args.spec())?;
+    trained.artifact.save(&args.out)?;
+    print_artifact(&trained.artifact);
+    if !trained.skipped.is_empty() {
+        println!(
+            "skipped   {} (no cell is a number)",
+            trained.skipped.join(", ")
+        );
+    }
+    println!("wrote {}", args.out.display());
     Ok(())
 }
 
+/// What `train` fitted: a line as it always has been, else one line per feature.
 fn print_artifact(a: &Artifact) {
-    println!("model     {}", a.version);
-    println!("rows      {}", a.training_rows);
-    println!("slope     {:.6}", a.slope);
-    println!("intercept {:.6}", a.intercept);
-    println!("r2        {:.6}", a.r2);
-    println!("rmse      {:.2}", a.rmse);
-    println!(
-        "range     {} {} to {}",
-        a.feature, a.feature_range.min, a.feature_range.max
+    if let Some(line) = a.line() {
+        println!("model     {}", a.version);
+        println!("rows      {}", a.training_rows);
+        println!("slope     {:.6}", line.slope);
+        println!("intercept {:.6}", line.intercept);
+        println!("r2        {:.6}", a.r2);
+        println!("rmse      {:.2}", a.rmse);
+        println!(
+            "range     {} {} to {}",
+            line.feature.column, line.feature.range.min, line.feature.range.max
+        );
+        return;
+    }
+    let Some(linear) = a.linear() else { return };
+    let width = a
+        .features
+        .iter()
+        .map(|f| f.column.chars().count() + 2)
+        .fold(10, usize::max);
+    let renamed = a.features.iter().any(|f| f.field != f.column);
+    let row = |label: &str, value: String| println!("{label:<width$}{value}");
+    row("model", a.version.clone());
+    row("rows", a.training_rows.to_string());
+    row(
+        "target",
+        if a.target.field == a.target.column {
+            a.target.column.clone()
+        } else {
+            format!("{} (label field {})", a.target.column, a.target.field)
+        },
     );
+    let header = if renamed {
+        "coefficient    range              field"
+    } else {
+        "coefficient    range"
+    };
+    row("feature", header.into());
+    for (f, c) in a.features.iter().zip(&linear.coefficients) {
+        let range = format!("{} to {}", f.range.min, f.range.max);
+        let field = if renamed { f.field.as_str() } else { "" };
+        row(
+            &f.column,
+            format!("{:<15}{range:<19}{field}", figure(*c))
+                .trim_end()
+                .to_owned(),
+        );
+    }
+    row("intercept", figure(linear.intercept));
+    row("r2", format!("{:.6}", a.r2));
+    row("rmse", figure(a.rmse));
 }
 
-fn predict(model_path: Option<&std::path::Path>, years: &[f64]) -> anyhow::Result<()> {
-    let model = runtime::load_model(model_path)?;
-    let predictor = model::Predictor::from(&model.artifact);
-    for &y in years {
+/// Six decimals, or six significant digits in exponent form for what six decimals would show
+/// as nothing.
+fn figure(x: f64) -> String {
+    if x == 0.0 || (1e-3..1e15).contains(&x.abs()) {
+        format!("{x:.6}")
+    } else {
+        format!("{x:.5e}")
+    }
+}
+
+fn predict(args: &PredictArgs) -> anyhow::Result<()> {
+    let model = runtime::load_any_model(args.model.as_deref())?;
+    let artifact = &model.artifact;
+    if args.years.is_empty() {
+        return predict_events(artifact);
+    }
+    if artifact.line().is_none() {
+        return Err(ModelError::NeedsEvents {
+            named: model.path.as_ref().map_or_else(
+                || "the built-in model".to_owned(),
+                |p| p.display().to_string(),
+            ),
+            count: artifact.features.len(),
+            names: artifact.features.iter().map(|f| f.field.clone()).collect(),
+        }
+        .into());
+    }
+    let predictor = model::Predictor::from(artifact);
+    for &y in &args.years {
         if !y.is_finite() || y < 0.0 {
             anyhow::bail!("years must be a finite number of at least 0, got {y}");
         }
@@ -149,4 +221,55 @@ fn predict(model_path: Option<&std::path::Path>, years: &[f64]) -> anyhow::Resul
         println!("{p:.2}");
     }
     Ok(())
+}
+
+/// One prediction a line for the JSON events on stdin, one a line; the first that cannot be
+/// scored ends it, named by its line.
+fn predict_events(artifact: &Artifact) -> anyhow::Result<()> {
+    use std::io::{BufRead, Write};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        let fields: Vec<String> = artifact
+            .features
+            .iter()
+            .map(|f| format!("\"{}\": …", f.field))
+            .collect();
+        eprintln!(
+            "reading JSON events on stdin, one a line ({{{}}}); Ctrl-D ends",
+            fields.join(", ")
+        );
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut scored = || -> anyhow::Result<()> {
+        for (i, line) in stdin.lock().lines().enumerate() {
+            let n = i + 1;
+            let line = line.map_err(|e| anyhow::anyhow!("stdin:{n}: {e}"))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let event: serde_json::Value = serde_json::from_str(&line)
+                .map_err(|e| anyhow::anyhow!("stdin:{n}: not JSON: {e}"))?;
+            let row = artifact
+                .feature_values(&event)
+                .map_err(|e| anyhow::anyhow!("stdin:{n}: {e}"))?;
+            let p = artifact.predict_row(&row);
+            if !p.is_finite() {
+                anyhow::bail!("stdin:{n}: the prediction is not finite");
+            }
+            writeln!(out, "{p}")?;
+        }
+        Ok(())
+    };
+    let result = scored().and_then(|()| out.flush().map_err(anyhow::Error::from));
+    let _ = out.flush();
+    match result {
+        // A reader that went away (`| head`) is no error, as for any Unix tool.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
 }

@@ -26,8 +26,24 @@ pub struct LoadedModel {
     pub path: Option<PathBuf>,
 }
 
-/// Loads `--model PATH`, else the default path, else the built-in artifact.
+/// Loads `--model PATH`, else the default path, else the built-in artifact, for the serving
+/// commands (score, dash, produce, backtest): a model they cannot serve yet is refused here, in
+/// one line naming it as the user did.
 pub fn load_model(path: Option<&Path>) -> anyhow::Result<LoadedModel> {
+    let model = load_any_model(path)?;
+    if let Some(file) = &model.path {
+        let named = match path {
+            Some(_) => format!("--model {}", file.display()),
+            None => file.display().to_string(),
+        };
+        model.artifact.check_servable(&named)?;
+    }
+    Ok(model)
+}
+
+/// Loads `--model PATH`, else the default path, else the built-in artifact: any model, as
+/// `predict` serves.
+pub fn load_any_model(path: Option<&Path>) -> anyhow::Result<LoadedModel> {
     if let Some(path) = path {
         return Ok(LoadedModel {
             artifact: Artifact::load(path)?,
@@ -69,7 +85,9 @@ pub fn load_challenger(args: &crate::cli::ModelArgs) -> anyhow::Result<Option<Ar
     let Some(path) = &args.challenger else {
         return Ok(None);
     };
-    Ok(Some(Artifact::load(path).context("--challenger")?))
+    let artifact = Artifact::load(path).context("--challenger")?;
+    artifact.check_servable(&format!("--challenger {}", path.display()))?;
+    Ok(Some(artifact))
 }
 
 /// A Kafka to talk to: a given cluster, or an embedded broker kept alive by this value.

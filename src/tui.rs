@@ -259,12 +259,12 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
             rate: args.rate,
             count: None,
             labels: Some(LabelModel {
-                slope: artifact.slope,
-                intercept: artifact.intercept,
+                slope: artifact.slope(),
+                intercept: artifact.intercept(),
                 noise_sd: artifact.rmse,
                 drift: 1.0,
             }),
-            years_range: (artifact.feature_range.min, artifact.feature_range.max),
+            years_range: (artifact.feature_range().min, artifact.feature_range().max),
             seed: None,
             start_running: args.produce,
             // The header names a missing topic (the scorer's probe); the producer waits for it.
@@ -297,9 +297,9 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
             formula: predictor.formula(),
             challenger: challenger_line,
             line: crate::app::ServingLine {
-                slope: artifact.slope,
-                intercept: artifact.intercept,
-                range_max: artifact.feature_range.max,
+                slope: artifact.slope(),
+                intercept: artifact.intercept(),
+                range_max: artifact.feature_range().max,
             },
             rate: args.rate,
             delivery: if args.kafka.exactly_once {

@@ -36,7 +36,7 @@ fn records() -> Vec<Sent> {
             let i = offset as f64 + 12.0 * partition as f64;
             let years = 1.0 + 0.7 * i;
             let wobble = [-2500.0, 1200.0, 3100.0, -800.0][offset as usize % 4];
-            let salary = (serving.intercept + serving.slope * years) * 1.2 + wobble;
+            let salary = (serving.intercept() + serving.slope() * years) * 1.2 + wobble;
             let value = if partition == 1 && offset == 5 {
                 "not json".to_owned()
             } else if offset % 3 == 2 {
@@ -85,8 +85,9 @@ fn serving() -> Artifact {
 /// A candidate fitted to salaries 20% higher: the serving line times 1.2.
 fn candidate(dir: &std::path::Path) -> (Artifact, std::path::PathBuf) {
     let mut a = serving();
-    a.slope *= 1.2;
-    a.intercept *= 1.2;
+    let line = a.linear_mut().unwrap();
+    line.coefficients[0] *= 1.2;
+    line.intercept *= 1.2;
     a.version = "c4ndid8e".into();
     let path = dir.join("candidate.json");
     a.save(&path).unwrap();
@@ -127,7 +128,7 @@ fn expected(sent: &[Sent], window: &[(i32, i64, i64)], models: &[&Artifact]) -> 
             )
         })
         .collect();
-    let predict = |a: &Artifact, years: f64| a.intercept + a.slope * years;
+    let predict = |a: &Artifact, years: f64| a.intercept() + a.slope() * years;
     let mut wins = vec![0; models.len()];
     for &(years, label) in &labeled {
         let errors: Vec<f64> = models

@@ -334,8 +334,8 @@ fn t_fits_a_challenger_that_rides_along_p_promotes_it_r_rolls_back_and_a_bad_art
         "RMSE {before} -> {after}"
     );
     let challenger = Artifact::load(&models_dir.join(format!("{version}.json"))).unwrap();
-    assert!((challenger.slope - 2000.0).abs() < 1e-6);
-    assert!((challenger.intercept - 1000.0).abs() < 1e-6);
+    assert!((challenger.slope() - 2000.0).abs() < 1e-6);
+    assert!((challenger.intercept() - 1000.0).abs() < 1e-6);
     assert_eq!(
         challenger
             .lineage
@@ -370,7 +370,7 @@ fn t_fits_a_challenger_that_rides_along_p_promotes_it_r_rolls_back_and_a_bad_art
         assert_eq!(v["model"], version.as_str());
         assert_eq!(
             v["predicted_salary"].as_f64().unwrap(),
-            challenger.intercept + challenger.slope * years
+            challenger.intercept() + challenger.slope() * years
         );
         assert_eq!(v.get("challenger"), None);
     }

@@ -577,8 +577,9 @@ fn score_with_a_challenger_publishes_both_predictions() {
     let mut challenger =
         salary_stream::model::Artifact::load(&common::root().join("assets/model.json")).unwrap();
     challenger.version = "c0ffee01".into();
-    challenger.slope *= 1.2;
-    challenger.intercept *= 1.2;
+    let line = challenger.linear_mut().unwrap();
+    line.coefficients[0] *= 1.2;
+    line.intercept *= 1.2;
     let path = dir.path().join("challenger.json");
     challenger.save(&path).unwrap();
     let path = path.to_string_lossy().into_owned();

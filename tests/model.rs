@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use salary_stream::model::{self, Artifact, Predictor};
+use salary_stream::model::{self, Artifact, Predictor, TrainSpec};
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(common::bin())
@@ -25,28 +25,74 @@ fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
+fn train_salary() -> Artifact {
+    model::train(
+        &common::root().join("data/Salary_Data.csv"),
+        &TrainSpec::default(),
+    )
+    .unwrap()
+    .artifact
+}
+
 #[test]
 fn fits_the_reference_data_like_scikit_learn() {
-    let a = model::train(&common::root().join("data/Salary_Data.csv")).unwrap();
-    assert!((a.slope - 9449.962321).abs() < 1e-6, "{}", a.slope);
-    assert!((a.intercept - 25792.200199).abs() < 1e-6, "{}", a.intercept);
+    let a = train_salary();
+    assert!((a.slope() - 9449.962321).abs() < 1e-6, "{}", a.slope());
+    assert!(
+        (a.intercept() - 25792.200199).abs() < 1e-6,
+        "{}",
+        a.intercept()
+    );
     assert_eq!(format!("{:.6}", a.r2), "0.956957");
     assert_eq!(format!("{:.2}", a.rmse), "5592.04");
     assert_eq!(a.training_rows, 30);
-    assert_eq!((a.feature_range.min, a.feature_range.max), (1.1, 10.5));
-    assert_eq!(a.feature, "YearsExperience");
-    assert_eq!(a.target, "Salary");
+    assert_eq!((a.feature_range().min, a.feature_range().max), (1.1, 10.5));
+    assert_eq!(
+        (a.features[0].column.as_str(), a.features[0].field.as_str()),
+        ("YearsExperience", "years_experience")
+    );
+    assert_eq!(
+        (a.target.column.as_str(), a.target.field.as_str()),
+        ("Salary", "salary")
+    );
     assert_eq!(
         a.data_sha256,
         "c03c04aa11b4f86e3d0cf9d71966ea64b29b4f598a4d37c486f7b237fe221220"
     );
+    // The statistics a synthetic producer draws from (population standard deviation).
+    assert_eq!(a.features[0].mean, Some(5.3133333333333335));
+    assert_eq!(a.features[0].std, Some(2.790189161249745));
 }
 
 #[test]
 fn the_committed_artifact_is_what_training_gives() {
-    let trained = model::train(&common::root().join("data/Salary_Data.csv")).unwrap();
     let committed = Artifact::load(&common::root().join("assets/model.json")).unwrap();
-    assert_eq!(trained, committed);
+    assert_eq!(train_salary(), committed);
+    assert_eq!(committed.version, "6c25318e");
+    assert!(committed.is_salary_shaped());
+}
+
+#[test]
+fn a_schema_one_artifact_loads_with_its_original_meaning() {
+    // assets/model.json as schema 1 wrote it, before schema 2.
+    let path = common::root().join("tests/reference/salary_schema1.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"schema_version\": 1"), "{text}");
+    let one = Artifact::load(&path).unwrap();
+    let mut two = Artifact::load(&common::root().join("assets/model.json")).unwrap();
+    // Schema 1 had no statistics; everything else is the same model.
+    two.features[0].mean = None;
+    two.features[0].std = None;
+    assert_eq!(one, two);
+    assert_eq!(Predictor::from(&one), Predictor::from(&two));
+    assert_eq!(
+        (one.slope(), one.intercept(), one.version.as_str()),
+        (9449.962321455077, 25792.20019866869, "6c25318e")
+    );
+    let (code, stdout, stderr) = run(&["predict", "5.3", "--model", path.to_str().unwrap()]);
+    assert_eq!((code, stdout.as_str()), (0, "75877.00\n"), "{stderr}");
+    // The serving commands take it as they always did.
+    one.check_servable("--model old.json").unwrap();
 }
 
 #[test]
@@ -67,8 +113,33 @@ fn train_command_prints_coefficients_and_writes_the_artifact() {
             "rmse      5592.04",
         ]
     );
+    assert_eq!(
+        lines[6..],
+        [
+            "range     YearsExperience 1.1 to 10.5",
+            &format!("wrote {}", out.display())
+        ]
+    );
     let saved = Artifact::load(&out).unwrap();
     assert_eq!(saved.version, "6c25318e");
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(common::root().join("assets/model.json")).unwrap()
+    );
+    // Naming the demo's columns and fields gives the very same artifact.
+    let named = dir.path().join("named.json");
+    let (code, stdout2, stderr) = run(&[
+        "train",
+        "--target",
+        "Salary=salary",
+        "--feature",
+        "YearsExperience=years_experience",
+        "--out",
+        named.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout2.lines().next(), Some("model     6c25318e"));
+    assert_eq!(Artifact::load(&named).unwrap(), saved);
 }
 
 #[test]
@@ -153,7 +224,7 @@ fn bad_artifacts_and_arguments_are_refused() {
         (
             vec!["predict", "1", "--model", &old],
             1,
-            format!("salary-stream: model artifact {old} has schema version 99; this build reads version 1 (run `salary-stream train` to rewrite it)\n"),
+            format!("salary-stream: model artifact {old} has schema version 99; this build reads versions 1 and 2 (run `salary-stream train` to rewrite it)\n"),
         ),
         (
             vec!["predict", "1", "--model", &missing],
@@ -178,7 +249,7 @@ fn bad_artifacts_and_arguments_are_refused() {
     let (code, _, stderr) = run(&["predict", "five"]);
     assert_eq!(code, 2);
     assert!(
-        stderr.starts_with("error: invalid value 'five' for '<YEARS>...'"),
+        stderr.starts_with("error: invalid value 'five' for '[YEARS]...'"),
         "{stderr}"
     );
 }

@@ -416,7 +416,7 @@ fn d_t_p_r_a_challenger_fitted_on_drifted_labels_wins_is_promoted_and_rolled_bac
     let years = promoted["years_experience"].as_f64().unwrap();
     assert_eq!(
         promoted["predicted_salary"].as_f64().unwrap(),
-        artifact.intercept + artifact.slope * years
+        artifact.intercept() + artifact.slope() * years
     );
     assert_eq!(promoted.get("challenger"), None, "{promoted}");
     // r: back to the version it replaced.

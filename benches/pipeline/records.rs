@@ -30,8 +30,9 @@ pub fn write_challenger(dir: &std::path::Path) -> String {
         salary_stream::model::Artifact::load(std::path::Path::new("assets/model.json"))
             .expect("assets/model.json");
     artifact.version = "bench0c1".into();
-    artifact.slope *= 1.2;
-    artifact.intercept *= 1.2;
+    let line = artifact.linear_mut().expect("a linear model");
+    line.coefficients[0] *= 1.2;
+    line.intercept *= 1.2;
     let path = dir.join("challenger.json");
     artifact.save(&path).expect("challenger artifact");
     path.to_string_lossy().into_owned()

@@ -468,7 +468,7 @@ mod tests {
             )),
             Some((trained_on.as_str(), 1_000, "6c25318e"))
         );
-        assert!((fitted.slope - 2000.0).abs() < 1e-6);
+        assert!((fitted.slope() - 2000.0).abs() < 1e-6);
         // The serving model still serves; both are compared on the same events from now on.
         assert_eq!(s.serving().version, "6c25318e");
         feed(&mut s, 40);
@@ -520,7 +520,7 @@ mod tests {
         // and the step is in the lineage; `r` goes back.
         let mut reloaded = reference();
         reloaded.version = "feed0001".into();
-        reloaded.slope = 1.0;
+        reloaded.linear_mut().unwrap().coefficients[0] = 1.0;
         let events = s.reload(reloaded, 3_500);
         assert_eq!(
             swapped(&events),

@@ -357,7 +357,7 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
 /// The committed model's exact prediction.
 pub fn exact_prediction(years: f64) -> f64 {
     let a = salary_stream::model::Artifact::load(&root().join("assets/model.json")).unwrap();
-    a.intercept + a.slope * years
+    a.intercept() + a.slope() * years
 }
 
 /// Asserts that output record `v` holds the committed model's exact prediction and, riding along,
@@ -369,7 +369,7 @@ pub fn assert_challenged(
 ) -> (f64, f64) {
     let years = v["years_experience"].as_f64().unwrap();
     let label = v["salary"].as_f64().unwrap();
-    let theirs = challenger.intercept + challenger.slope * years;
+    let theirs = challenger.intercept() + challenger.slope() * years;
     assert_eq!(v["model"], "6c25318e", "{v}");
     assert_eq!(
         v["predicted_salary"].as_f64().unwrap(),

@@ -1,0 +1,469 @@
+//! Training: reading a CSV, choosing the target and feature columns, refusing what least squares
+//! cannot fit (with the file, line and column), fitting, and describing the fit in an artifact;
+//! also fitting a challenger on labeled events while serving.
+
+use std::path::Path;
+
+use ndarray::{Array1, Array2};
+use sha2::{Digest, Sha256};
+
+use super::artifact::{
+    hex, version_id, Artifact, Feature, FeatureRange, Lineage, ModelKind, Target,
+    DEMO_FEATURE_FIELD, DEMO_LABEL_FIELD,
+};
+use super::error::ModelError;
+use super::linear::{first_collinear, fit_metrics, fit_ols, Predictor};
+
+/// Column names the salary demo accepts for its feature (the original header first).
+const DEMO_FEATURE_COLUMNS: [&str; 2] = ["YearsExperience", "years_experience"];
+/// Column names the salary demo accepts for its target.
+const DEMO_TARGET_COLUMNS: [&str; 2] = ["Salary", "salary"];
+
+/// A column as the command line names it, `COL` or `COL=FIELD`: the CSV column, and the JSON field
+/// events carry it in (by default, the column's own name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnChoice {
+    /// The CSV column.
+    pub column: String,
+    /// The JSON field, if not the column's name.
+    pub field: Option<String>,
+}
+
+impl std::str::FromStr for ColumnChoice {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (column, field) = match text.split_once('=') {
+            Some((c, f)) => (c.trim(), Some(f.trim())),
+            None => (text.trim(), None),
+        };
+        if column.is_empty() || field == Some("") {
+            return Err(format!("expected COL or COL=FIELD, got {text:?}"));
+        }
+        Ok(ColumnChoice {
+            column: column.to_owned(),
+            field: field.map(str::to_owned),
+        })
+    }
+}
+
+/// Which columns to fit. The default is the salary demo: `YearsExperience` (read from
+/// `years_experience`) predicting `Salary` (labeled `salary`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrainSpec {
+    /// The target; `None`: the demo's `Salary` (or `salary`), labeled `salary`.
+    pub target: Option<ColumnChoice>,
+    /// The features in order; empty: the demo's `YearsExperience` when the target is the demo's,
+    /// else every numeric column but the target.
+    pub features: Vec<ColumnChoice>,
+}
+
+/// A chosen column and the JSON field it is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// The CSV column.
+    pub column: String,
+    /// The JSON field.
+    pub field: String,
+}
+
+/// Training rows read from a CSV, in file order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingSet {
+    /// The features, in order.
+    pub features: Vec<Column>,
+    /// The target.
+    pub target: Column,
+    /// One row per example, one column per feature.
+    pub x: Array2<f64>,
+    /// The target of each row.
+    pub y: Array1<f64>,
+    /// Columns left out of the default features because none of their cells is a number.
+    pub skipped: Vec<String>,
+}
+
+/// What `train` made: the artifact, and what it left out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trained {
+    /// The artifact (not yet written).
+    pub artifact: Artifact,
+    /// Columns left out of the default features because none of their cells is a number.
+    pub skipped: Vec<String>,
+}
+
+/// Trains on the CSV at `path` and returns the artifact (not yet written).
+pub fn train(path: &Path, spec: &TrainSpec) -> Result<Trained, ModelError> {
+    let (set, bytes) = read_training_set(path, spec)?;
+    let artifact = train_set(&set, &hex(&Sha256::digest(&bytes)))?;
+    Ok(Trained {
+        artifact,
+        skipped: set.skipped,
+    })
+}
+
+fn number(text: &str) -> Option<f64> {
+    text.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// Reads the training CSV at `path`, choosing columns by `spec`; refuses, naming the file and
+/// where in it, what least squares cannot fit: a missing column, a cell that is not a number,
+/// too few rows, a constant feature, collinear features. Returns the rows and the file's bytes.
+pub fn read_training_set(
+    path: &Path,
+    spec: &TrainSpec,
+) -> Result<(TrainingSet, Vec<u8>), ModelError> {
+    let bytes = std::fs::read(path).map_err(|source| ModelError::ReadData {
+        path: path.to_owned(),
+        source,
+    })?;
+    let csv_err = |e: csv::Error| ModelError::Csv {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(bytes.as_slice());
+    let headers = reader.headers().map_err(csv_err)?.clone();
+    let records = reader
+        .records()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(csv_err)?;
+    let missing = |wanted: &str| ModelError::MissingColumn {
+        path: path.to_owned(),
+        wanted: wanted.to_owned(),
+        found: headers.iter().collect::<Vec<_>>().join(", "),
+    };
+    let find = |names: &[&str]| {
+        headers
+            .iter()
+            .position(|h| names.contains(&h))
+            .ok_or_else(|| missing(names[0]))
+    };
+    let chosen = |choice: &ColumnChoice| -> Result<(usize, Column), ModelError> {
+        let i = find(&[choice.column.as_str()])?;
+        Ok((
+            i,
+            Column {
+                column: headers[i].to_owned(),
+                field: choice
+                    .field
+                    .clone()
+                    .unwrap_or_else(|| headers[i].to_owned()),
+            },
+        ))
+    };
+    let demo = |i: usize, field: &str| Column {
+        column: headers[i].to_owned(),
+        field: field.to_owned(),
+    };
+    let numeric = |i: usize| records.iter().any(|r| r.get(i).and_then(number).is_some());
+
+    let mut skipped = Vec::new();
+    let (target, features) = match (&spec.target, spec.features.as_slice()) {
+        // The salary demo, as `train` has always read it: feature first, then target.
+        (None, []) => {
+            let xi = find(&DEMO_FEATURE_COLUMNS)?;
+            let yi = find(&DEMO_TARGET_COLUMNS)?;
+            (
+                (yi, demo(yi, DEMO_LABEL_FIELD)),
+                vec![(xi, demo(xi, DEMO_FEATURE_FIELD))],
+            )
+        }
+        (target, given) => {
+            let target = match target {
+                Some(choice) => chosen(choice)?,
+                None => {
+                    let yi = find(&DEMO_TARGET_COLUMNS)?;
+                    (yi, demo(yi, DEMO_LABEL_FIELD))
+                }
+            };
+            let mut features = Vec::new();
+            for choice in given {
+                let feature = chosen(choice)?;
+                if feature.0 == target.0 {
+                    return Err(ModelError::BadSelection(format!(
+                        "{}: column {} is the target; it cannot also be a feature",
+                        path.display(),
+                        feature.1.column
+                    )));
+                }
+                if features.iter().any(|(i, _)| *i == feature.0) {
+                    return Err(ModelError::BadSelection(format!(
+                        "--feature {} is given twice",
+                        feature.1.column
+                    )));
+                }
+                features.push(feature);
+            }
+            if given.is_empty() {
+                for (i, name) in headers.iter().enumerate() {
+                    if i == target.0 {
+                        continue;
+                    }
+                    if numeric(i) {
+                        features.push((i, demo(i, name)));
+                    } else {
+                        skipped.push(name.to_owned());
+                    }
+                }
+            }
+            if features.is_empty() {
+                return Err(ModelError::NoFeatures {
+                    path: path.to_owned(),
+                    target: target.1.column,
+                });
+            }
+            (target, features)
+        }
+    };
+    for (_, c) in features.iter().chain([&target]) {
+        if headers.iter().filter(|h| *h == c.column).count() > 1 {
+            return Err(ModelError::DuplicateColumn {
+                path: path.to_owned(),
+                column: c.column.clone(),
+            });
+        }
+    }
+
+    let k = features.len();
+    let mut x = Vec::with_capacity(records.len() * k);
+    let mut y = Vec::with_capacity(records.len());
+    for record in &records {
+        let line = record.position().map_or(0, |p| p.line());
+        let cell = |i: usize| -> Result<f64, ModelError> {
+            let text = record.get(i).unwrap_or("");
+            number(text).ok_or_else(|| ModelError::NotANumber {
+                path: path.to_owned(),
+                line,
+                column: headers[i].to_owned(),
+                value: text.to_owned(),
+            })
+        };
+        for (i, _) in &features {
+            x.push(cell(*i)?);
+        }
+        y.push(cell(target.0)?);
+    }
+    let rows = y.len();
+    if rows < k + 1 {
+        return Err(ModelError::TooFewRows {
+            path: path.to_owned(),
+            rows,
+            features: k,
+        });
+    }
+    let x = Array2::from_shape_vec((rows, k), x).map_err(|e| ModelError::Fit(e.to_string()))?;
+    let features: Vec<Column> = features.into_iter().map(|(_, c)| c).collect();
+    for (j, feature) in features.iter().enumerate() {
+        let first = x[[0, j]];
+        if x.column(j).iter().all(|&v| v == first) {
+            return Err(if k == 1 {
+                ModelError::ConstantFeature {
+                    path: path.to_owned(),
+                    column: feature.column.clone(),
+                }
+            } else {
+                ModelError::ConstantColumn {
+                    path: path.to_owned(),
+                    column: feature.column.clone(),
+                    value: first,
+                    rows,
+                }
+            });
+        }
+    }
+    if let Some((j, combined)) = first_collinear(&x) {
+        return Err(ModelError::Collinear {
+            path: path.to_owned(),
+            column: features[j].column.clone(),
+            combined: combined
+                .into_iter()
+                .map(|i| features[i].column.clone())
+                .collect(),
+        });
+    }
+    let set = TrainingSet {
+        features,
+        target: target.1,
+        x,
+        y: Array1::from_vec(y),
+        skipped,
+    };
+    Ok((set, bytes))
+}
+
+/// Fits ordinary least squares on an in-memory set; `data_sha256` names where the rows came from.
+pub fn train_set(set: &TrainingSet, data_sha256: &str) -> Result<Artifact, ModelError> {
+    let model = fit_ols(&set.x, &set.y)?;
+    let y = set.y.to_vec();
+    let metrics = fit_metrics(
+        &y,
+        set.x.rows().into_iter().map(|r| model.predict(&r.to_vec())),
+    );
+    let n = set.y.len() as f64;
+    let features: Vec<Feature> = set
+        .features
+        .iter()
+        .zip(set.x.columns())
+        .map(|(c, values)| {
+            let mean = values.sum() / n;
+            let variance = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+            Feature {
+                column: c.column.clone(),
+                field: c.field.clone(),
+                range: FeatureRange {
+                    min: values.iter().copied().fold(f64::INFINITY, f64::min),
+                    max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                },
+                mean: Some(mean),
+                std: Some(variance.sqrt()),
+            }
+        })
+        .collect();
+    let target = Target {
+        column: set.target.column.clone(),
+        field: set.target.field.clone(),
+    };
+    Ok(Artifact {
+        version: version_id(data_sha256, &features, &target, &model),
+        features,
+        target,
+        kind: ModelKind::Linear(model),
+        training_rows: set.y.len(),
+        r2: metrics.r2,
+        rmse: metrics.rmse,
+        data_sha256: data_sha256.to_owned(),
+        lineage: None,
+    })
+}
+
+/// Fits a challenger on `(years, label)` pairs; returns it, its lineage filled from `trained_on`,
+/// `now_ms` and the `serving` model it challenges, with the serving model's RMSE on those pairs.
+pub fn fit_challenger(
+    pairs: &[(f64, f64)],
+    serving: &Predictor,
+    trained_on: String,
+    now_ms: i64,
+) -> Result<(Artifact, f64), ModelError> {
+    let years: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+    let salaries: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+    if years.len() < 2 || years.iter().all(|&y| y == years[0]) {
+        return Err(ModelError::Fit(format!(
+            "need labeled events with at least two different years, have {}",
+            years.len()
+        )));
+    }
+    let mut digest = Sha256::new();
+    for (y, s) in pairs {
+        digest.update(y.to_le_bytes());
+        digest.update(s.to_le_bytes());
+    }
+    let source = hex(&digest.finalize());
+    let set = TrainingSet {
+        features: vec![Column {
+            column: DEMO_FEATURE_COLUMNS[0].into(),
+            field: DEMO_FEATURE_FIELD.into(),
+        }],
+        target: Column {
+            column: DEMO_TARGET_COLUMNS[0].into(),
+            field: DEMO_LABEL_FIELD.into(),
+        },
+        x: Array2::from_shape_vec((years.len(), 1), years.clone())
+            .map_err(|e| ModelError::Fit(e.to_string()))?,
+        y: Array1::from_vec(salaries.clone()),
+        skipped: Vec::new(),
+    };
+    let mut artifact = train_set(&set, &source)?;
+    artifact.lineage = Some(Lineage {
+        trained_on,
+        trained_at_ms: now_ms,
+        challenged: serving.version.clone(),
+    });
+    let before = fit_metrics(&salaries, years.iter().map(|&x| serving.predict(x)));
+    Ok((artifact, before.rmse))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::linear::reference_predictor;
+
+    #[test]
+    fn retrains_on_a_known_set() {
+        let pairs: Vec<(f64, f64)> = (0..50)
+            .map(|i| {
+                let years = f64::from(i) / 5.0;
+                (years, 1000.0 + 2000.0 * years)
+            })
+            .collect();
+        let serving = reference_predictor();
+        let (artifact, before) =
+            fit_challenger(&pairs, &serving, "50 labeled events".into(), 7).unwrap();
+        assert!(
+            (artifact.slope() - 2000.0).abs() < 1e-6,
+            "{}",
+            artifact.slope()
+        );
+        assert!(
+            (artifact.intercept() - 1000.0).abs() < 1e-6,
+            "{}",
+            artifact.intercept()
+        );
+        assert!(artifact.rmse < 1e-6);
+        assert_eq!(artifact.training_rows, 50);
+        assert!(artifact.is_salary_shaped());
+        assert_eq!(
+            artifact.lineage,
+            Some(Lineage {
+                trained_on: "50 labeled events".into(),
+                trained_at_ms: 7,
+                challenged: "6c25318e".into(),
+            })
+        );
+        assert!(
+            before > 30_000.0,
+            "the old line is far off these labels: {before}"
+        );
+        assert!(fit_challenger(&pairs[..1], &serving, String::new(), 0).is_err());
+        // The lineage travels with the file; artifacts without one still load.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        artifact.save(&path).unwrap();
+        assert_eq!(Artifact::load(&path).unwrap(), artifact);
+        let reference = Artifact::load(Path::new("assets/model.json")).unwrap();
+        assert_eq!(reference.lineage, None);
+        // A version names a file in the models directory: nothing that leaves it, or is empty.
+        for bad in ["../../x", "/abs/x", "", ".hidden", "a b", "v\"2"] {
+            let mut a = reference.clone();
+            a.version = bad.into();
+            a.save(&path).unwrap();
+            let e = Artifact::load(&path).unwrap_err().to_string();
+            assert!(e.contains("must be 1 to 64 letters"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn columns_are_named_with_an_optional_field() {
+        let parse = |s: &str| s.parse::<ColumnChoice>();
+        assert_eq!(
+            parse("bmi"),
+            Ok(ColumnChoice {
+                column: "bmi".into(),
+                field: None
+            })
+        );
+        assert_eq!(
+            parse("YearsExperience=years_experience"),
+            Ok(ColumnChoice {
+                column: "YearsExperience".into(),
+                field: Some("years_experience".into())
+            })
+        );
+        for bad in ["", "=x", "bmi="] {
+            assert_eq!(
+                parse(bad),
+                Err(format!("expected COL or COL=FIELD, got {bad:?}"))
+            );
+        }
+    }
+}
