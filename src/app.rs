@@ -279,6 +279,8 @@ pub struct App {
     broker: BrokerHealth,
     /// Brokers up of known and leader changes, once the scorer's statistics tell them.
     cluster: Option<crate::observe::cluster::ClusterHealth>,
+    /// Why the output cannot take acknowledged writes now, if it cannot.
+    output_blocked: Option<String>,
     /// Help overlay shown.
     show_help: bool,
     /// The runtime should exit.
@@ -330,6 +332,7 @@ impl App {
             },
             broker: BrokerHealth::Connecting,
             cluster: None,
+            output_blocked: None,
             show_help: false,
             should_quit: false,
             dropped_reports: 0,
@@ -361,6 +364,11 @@ impl App {
     /// Broker reachability.
     pub fn broker(&self) -> &BrokerHealth {
         &self.broker
+    }
+
+    /// Why the output cannot take acknowledged writes now, if it cannot.
+    pub fn output_blocked(&self) -> Option<&str> {
+        self.output_blocked.as_deref()
     }
 
     /// Brokers up of known and leader changes, when worth showing (a cluster, or one down).
@@ -537,6 +545,7 @@ impl App {
             EngineEvent::Topics(missing) => self.missing_topics = missing,
             EngineEvent::Members(members) => self.members = members,
             EngineEvent::Cluster(health) => self.cluster = Some(health),
+            EngineEvent::OutputBlocked(why) => self.output_blocked = why,
             EngineEvent::ProducerFailed(reason) => {
                 self.producer.running = false;
                 self.producer_failure = Some(reason);

@@ -259,6 +259,9 @@ pub enum EngineEvent {
     Model(ModelEvent),
     /// The topics this scorer needs that do not exist (empty once all do).
     Topics(Vec<String>),
+    /// The output (or dead-letter topic) cannot take acknowledged writes now, and why
+    /// (`output not writable: NOT_ENOUGH_REPLICAS (...)`); `None` once it can again.
+    OutputBlocked(Option<String>),
     /// Brokers up of known and leader changes, when they change.
     Cluster(crate::observe::cluster::ClusterHealth),
     /// The watched group's members and what each owns.

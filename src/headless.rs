@@ -69,6 +69,8 @@ struct Tally {
     health: BrokerHealth,
     /// Brokers up of known and leader changes, as the scorer's client last saw them.
     cluster: Option<crate::observe::cluster::ClusterHealth>,
+    /// The output was said to be not writable.
+    blocked: bool,
     /// Topics last reported missing.
     missing: Vec<String>,
     /// For the lines about missing topics.
@@ -186,6 +188,15 @@ impl Tally {
             EngineEvent::ProducerFailed(why) => t.failed = Some(why),
             EngineEvent::Members(_) => {}
             EngineEvent::Cluster(health) => t.cluster = Some(health),
+            EngineEvent::OutputBlocked(Some(why)) => {
+                say!("{why}: predictions wait, and nothing is committed past them");
+                t.blocked = true;
+            }
+            EngineEvent::OutputBlocked(None) if t.blocked => {
+                say!("output writable again");
+                t.blocked = false;
+            }
+            EngineEvent::OutputBlocked(None) => {}
             EngineEvent::Model(event) => {
                 // Whatever changed a slot, the comparison on the stats line was about the old pair.
                 if matches!(

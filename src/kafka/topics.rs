@@ -135,6 +135,79 @@ pub fn create_missing(
     Ok(to_create)
 }
 
+/// A partition that cannot take a write with `acks=all` now: fewer replicas in sync than the
+/// topic's `min.insync.replicas`. The broker answers such writes with NOT_ENOUGH_REPLICAS, which
+/// librdkafka retries without a word until the message times out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShortOfReplicas {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// Replicas in sync now.
+    pub in_sync: usize,
+    /// The topic's `min.insync.replicas`.
+    pub min_in_sync: usize,
+}
+
+impl ShortOfReplicas {
+    /// `output not writable: NOT_ENOUGH_REPLICAS (salary-predictions partition 0: 1 in-sync
+    /// replica of min 2)`.
+    pub fn line(&self, role: &str) -> String {
+        format!(
+            "{role} not writable: NOT_ENOUGH_REPLICAS ({} partition {}: {} in-sync replica{} of \
+             min {})",
+            self.topic,
+            self.partition,
+            self.in_sync,
+            if self.in_sync == 1 { "" } else { "s" },
+            self.min_in_sync
+        )
+    }
+}
+
+/// The partitions of `topic` with fewer in-sync replicas than some replicas (a candidate for
+/// being short), as `(partition, in_sync)`; empty when every replica is in sync.
+pub fn shrunk_isr<C: ClientContext>(
+    client: &Client<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<(i32, usize)>, KafkaError> {
+    let metadata = client.fetch_metadata(Some(topic), timeout)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions())
+        .filter(|p| p.isr().len() < p.replicas().len())
+        .map(|p| (p.id(), p.isr().len()))
+        .collect())
+}
+
+/// The topic's `min.insync.replicas` (its own, else the broker's default), from the admin API.
+pub fn min_insync_replicas(kafka: &KafkaOptions, topic: &str) -> Result<usize, KafkaError> {
+    use rdkafka::admin::ResourceSpecifier;
+    let admin: AdminClient<DefaultClientContext> = kafka
+        .client_config(&[("allow.auto.create.topics", "false")])
+        .create()?;
+    let options = AdminOptions::new().request_timeout(Some(REQUEST_TIMEOUT));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| KafkaError::AdminOpCreation(e.to_string()))?;
+    let results =
+        runtime.block_on(admin.describe_configs(&[ResourceSpecifier::Topic(topic)], &options))?;
+    let value = results
+        .into_iter()
+        .flatten()
+        .flat_map(|resource| resource.entries)
+        .find(|entry| entry.name == "min.insync.replicas")
+        .and_then(|entry| entry.value)
+        .and_then(|v| v.parse().ok());
+    // A broker that does not say: Kafka's default.
+    Ok(value.unwrap_or(1))
+}
+
 /// The line that says a topic is missing, and what to do about it.
 pub fn missing_line(topic: &str, broker: &str, consequence: &str) -> String {
     format!(

@@ -69,6 +69,8 @@ impl HealthProbe {
         let mut next = Instant::now();
         let needed: Vec<&str> = self.needed.iter().map(String::as_str).collect();
         let mut probes = 0u64;
+        let mut min_isr = std::collections::HashMap::new();
+        let mut last_blocked: Option<Option<String>> = None;
         while !self.finished.load(Ordering::Relaxed) {
             if Instant::now() >= next {
                 // Every topic at the first probe, every tenth, and while one is missing; the
@@ -122,11 +124,61 @@ impl HealthProbe {
                     }));
                     last = Some(up);
                 }
+                if up {
+                    let blocked = self.short_of_replicas(&needed[1..], &mut min_isr);
+                    if last_blocked.as_ref() != Some(&blocked) {
+                        self.sink.emit(EngineEvent::OutputBlocked(blocked.clone()));
+                        last_blocked = Some(blocked);
+                    }
+                }
                 next = Instant::now() + PROBE_INTERVAL;
             }
             // Until the next probe, or until the scorer finishes and unparks this thread.
             std::thread::park_timeout(next.saturating_duration_since(Instant::now()));
         }
+    }
+}
+
+impl HealthProbe {
+    /// The line for the first written topic (`written`: output, then dead letters) with a
+    /// partition short of in-sync replicas, if one is: writes with acks=all wait there.
+    /// `min_isr` caches each topic's `min.insync.replicas`, asked only once a shrunk ISR is seen.
+    fn short_of_replicas(
+        &self,
+        written: &[&str],
+        min_isr: &mut std::collections::HashMap<String, usize>,
+    ) -> Option<String> {
+        for (i, topic) in written.iter().enumerate() {
+            let shrunk =
+                crate::kafka::topics::shrunk_isr(self.producer.client(), topic, PROBE_TIMEOUT)
+                    .ok()?;
+            if shrunk.is_empty() {
+                continue;
+            }
+            let min = match min_isr.get(*topic) {
+                Some(&min) => min,
+                None => {
+                    let min = crate::kafka::topics::min_insync_replicas(&self.kafka, topic).ok()?;
+                    min_isr.insert((*topic).to_owned(), min);
+                    min
+                }
+            };
+            if let Some(&(partition, in_sync)) = shrunk.iter().find(|(_, n)| *n < min) {
+                let role = if i + 1 < written.len() {
+                    "output"
+                } else {
+                    "dead-letter topic"
+                };
+                let short = crate::kafka::topics::ShortOfReplicas {
+                    topic: (*topic).to_owned(),
+                    partition,
+                    in_sync,
+                    min_in_sync: min,
+                };
+                return Some(short.line(role));
+            }
+        }
+        None
     }
 }
 
