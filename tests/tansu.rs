@@ -261,3 +261,21 @@ fn tansu_refuses_exactly_once_with_one_line() {
     );
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+#[test]
+fn tansu_refuses_exactly_once_at_start_on_an_idle_topic() {
+    let tansu = Tansu::start(&TOPICS);
+    let started = Instant::now();
+    let (code, _, stderr) = run(&["score", "-b", &tansu.address, "--exactly-once", "-q"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        stderr.lines().last().unwrap_or_default(),
+        "salary-stream: exactly-once: the broker does not support transactions (it serves no \
+         EndTxn); exactly-once needs one that does, such as Apache Kafka"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -117,15 +117,10 @@ fn connected(address: &SocketAddr) -> Option<TcpStream> {
     Some(stream)
 }
 
-/// What is wrong with TLS at `address` for these settings, found by a handshake that trusts what
-/// librdkafka would (`ssl.ca.location`, `ssl.ca.pem`, else the system's store) and checks the
-/// host name unless `ssl.endpoint.identification.algorithm=none`.
-fn tls_problem(
-    kafka: &KafkaOptions,
-    first: &str,
-    host: &str,
-    address: &SocketAddr,
-) -> Option<String> {
+/// A TLS client configuration that trusts what librdkafka would (`ssl.ca.location`,
+/// `ssl.ca.pem`, else the system's store) and checks the host name unless
+/// `ssl.endpoint.identification.algorithm=none`.
+fn verifying(kafka: &KafkaOptions) -> Option<openssl::ssl::ConnectConfiguration> {
     let mut builder = SslConnector::builder(SslMethod::tls_client()).ok()?;
     match kafka.property("ssl.ca.location") {
         Some(path) if std::path::Path::new(path).is_dir() => builder
@@ -142,11 +137,79 @@ fn tls_problem(
     let check_host = kafka
         .property("ssl.endpoint.identification.algorithm")
         .is_none_or(|a| !a.eq_ignore_ascii_case("none"));
-    let configured = builder
+    builder
         .build()
         .configure()
-        .ok()?
-        .verify_hostname(check_host);
+        .ok()
+        .map(|c| c.verify_hostname(check_host))
+}
+
+/// Kafka's API keys of the transactional requests: AddPartitionsToTxn, AddOffsetsToTxn, EndTxn
+/// and TxnOffsetCommit.
+const TRANSACTION_APIS: [(i16, &str); 4] = [
+    (24, "AddPartitionsToTxn"),
+    (25, "AddOffsetsToTxn"),
+    (26, "EndTxn"),
+    (28, "TxnOffsetCommit"),
+];
+
+/// The transactional requests the first bootstrap broker does not serve, by name, from its
+/// ApiVersions answer (which Kafka gives before any SASL authentication); `None` when it cannot
+/// be asked. librdkafka finds out only at the first commit, which on an idle topic may be never.
+pub fn missing_transaction_apis(kafka: &KafkaOptions) -> Option<Vec<&'static str>> {
+    let (_, host, address) = first_address(&kafka.bootstrap)?.ok()?;
+    let stream = connected(&address)?;
+    let keys = if kafka.plaintext() {
+        api_keys(stream)?
+    } else {
+        api_keys(verifying(kafka)?.connect(&host, stream).ok()?)?
+    };
+    Some(
+        TRANSACTION_APIS
+            .iter()
+            .filter(|(key, _)| !keys.contains(key))
+            .map(|(_, name)| *name)
+            .collect(),
+    )
+}
+
+/// The API keys a broker serves, from its ApiVersions v0 answer on `stream`.
+fn api_keys(mut stream: impl Read + Write) -> Option<Vec<i16>> {
+    stream.write_all(&api_versions_request()).ok()?;
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).ok()?;
+    let size = usize::try_from(i32::from_be_bytes(size)).ok()?;
+    if !(10..=1 << 20).contains(&size) {
+        return None;
+    }
+    let mut body = vec![0u8; size];
+    stream.read_exact(&mut body).ok()?;
+    parse_api_versions(&body)
+}
+
+/// The API keys of an ApiVersions v0 response body (after its size): correlation id, error
+/// code, then `[api_key, min_version, max_version]`.
+fn parse_api_versions(body: &[u8]) -> Option<Vec<i16>> {
+    let i16_at = |at: usize| Some(i16::from_be_bytes(body.get(at..at + 2)?.try_into().ok()?));
+    let error = i16_at(4)?;
+    if error != 0 {
+        return None;
+    }
+    let count = i32::from_be_bytes(body.get(6..10)?.try_into().ok()?);
+    let count = usize::try_from(count).ok()?;
+    (0..count).map(|i| i16_at(10 + i * 6)).collect()
+}
+
+/// What is wrong with TLS at `address` for these settings, found by a handshake that trusts what
+/// librdkafka would (`ssl.ca.location`, `ssl.ca.pem`, else the system's store) and checks the
+/// host name unless `ssl.endpoint.identification.algorithm=none`.
+fn tls_problem(
+    kafka: &KafkaOptions,
+    first: &str,
+    host: &str,
+    address: &SocketAddr,
+) -> Option<String> {
+    let configured = verifying(kafka)?;
     let stream = connected(address)?;
     match configured.connect(host, stream) {
         Ok(_) => None,
@@ -316,6 +379,18 @@ mod tests {
         for (reason, line) in cases {
             assert_eq!(refusal_line(&scram, reason), line);
         }
+    }
+
+    #[test]
+    fn an_api_versions_answer_gives_the_keys_served() {
+        // Correlation 1, no error, two APIs: Produce (0) v0-9 and EndTxn (26) v0-3.
+        let body = [
+            0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 9, 0, 26, 0, 0, 0, 3,
+        ];
+        assert_eq!(parse_api_versions(&body), Some(vec![0, 26]));
+        let refused = [0, 0, 0, 1, 0, 35, 0, 0, 0, 0];
+        assert_eq!(parse_api_versions(&refused), None);
+        assert_eq!(parse_api_versions(&body[..12]), None, "cut short");
     }
 
     #[test]

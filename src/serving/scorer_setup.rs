@@ -210,6 +210,17 @@ fn begin_transactions(
             config.kafka.bootstrap
         ))
     };
+    // Asked before anything else: librdkafka learns that a broker lacks transactions only at
+    // the first commit, which on an idle topic may never come.
+    if let Some(missing) = crate::kafka::diagnose::missing_transaction_apis(&config.kafka) {
+        if !missing.is_empty() {
+            return Err(ScorerError::Transactions(format!(
+                "the broker does not support transactions (it serves no {}); exactly-once needs \
+                 one that does, such as Apache Kafka",
+                missing.join(", ")
+            )));
+        }
+    }
     producer
         .init_transactions(crate::serving::transactions::CALL_TIMEOUT)
         .map_err(refuse)?;
