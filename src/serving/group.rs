@@ -43,6 +43,8 @@ pub struct ScoringContext {
     transactions: Option<Arc<Transactions>>,
     /// Brokers up and leader changes, from the statistics.
     cluster: Mutex<crate::observe::cluster::ClusterWatch>,
+    /// Partitions revoked since the scorer last asked: it forgets their last event times.
+    revoked: Mutex<Vec<i32>>,
 }
 
 /// The position `auto.offset.reset` names, if it names one (`error` does not).
@@ -69,6 +71,7 @@ impl ScoringContext {
     ) -> Self {
         ScoringContext {
             cluster: Mutex::default(),
+            revoked: Mutex::default(),
             revoke_flush,
             sink,
             topic,
@@ -84,6 +87,11 @@ impl ScoringContext {
     /// Routes assigned partitions' records to `records` from now on.
     pub fn route_to(&self, records: &Arc<RecordQueue>) {
         let _ = self.records.set(Arc::downgrade(records));
+    }
+
+    /// The partitions revoked since the last call.
+    pub fn take_revoked(&self) -> Vec<i32> {
+        std::mem::take(&mut *self.revoked.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// The event time of the last record handled from each partition.
@@ -269,7 +277,13 @@ impl ConsumerContext for ScoringContext {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let mut partitions: Vec<i32> = match rebalance {
             Rebalance::Assign(tpl) => tpl.elements().iter().map(|e| e.partition()).collect(),
-            Rebalance::Revoke(_) => Vec::new(),
+            Rebalance::Revoke(tpl) => {
+                self.revoked
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(tpl.elements().iter().map(|e| e.partition()));
+                Vec::new()
+            }
             Rebalance::Error(e) => {
                 tracing::warn!(error = %e, "rebalance");
                 return;

@@ -73,9 +73,9 @@ impl Scorer {
         state.tally.reported_failures = failures;
         self.emit_report(state);
         state.outputs.flush_writer();
-        self.consumer
-            .context()
-            .set_last_event_ms(&state.last_event_ms);
+        let context = self.consumer.context();
+        forget(&mut state.last_event_ms, &context.take_revoked());
+        context.set_last_event_ms(&state.last_event_ms);
         state.tally.last_report = now;
     }
 
@@ -110,5 +110,28 @@ impl Scorer {
         out.drift = state.slots.alarm();
         out.comparison = state.slots.comparison();
         self.sink.emit(EngineEvent::Scored(out));
+    }
+}
+
+/// Forgets the last event times of `revoked` partitions: a partition that comes back starts
+/// anew, and one that never does no longer holds its entry.
+fn forget(last_event_ms: &mut std::collections::BTreeMap<i32, i64>, revoked: &[i32]) {
+    for p in revoked {
+        last_event_ms.remove(p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revoked_partitions_lose_their_last_event_times() {
+        let mut last: std::collections::BTreeMap<i32, i64> =
+            [(0, 10), (1, 20), (2, 30)].into_iter().collect();
+        forget(&mut last, &[]);
+        assert_eq!(last.len(), 3);
+        forget(&mut last, &[0, 2, 7]);
+        assert_eq!(last.into_iter().collect::<Vec<_>>(), vec![(1, 20)]);
     }
 }
