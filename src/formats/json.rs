@@ -330,8 +330,35 @@ mod scan {
     /// A number at `at` in JSON's grammar, read as serde_json reads it: an integer that fits
     /// i64 or u64, or a finite float; and where it ends.
     fn number(text: &str, at: usize) -> Option<(Field<'_>, usize)> {
-        let bytes = text.as_bytes();
-        let start = at;
+        let n = scan_number(text.as_bytes(), at)?;
+        let field = if n.float {
+            float(text, at, &n)?
+        } else {
+            integer(text, at, &n)?
+        };
+        Some((field, n.end))
+    }
+
+    /// A number as written, before it is read as a value.
+    struct Scanned {
+        /// Where it ends.
+        end: usize,
+        /// Whether it starts with a minus sign.
+        negative: bool,
+        /// Its first 19 digits, as an integer (the decimal point left out).
+        mantissa: u64,
+        /// How many digits it has before its exponent.
+        digits: usize,
+        /// How many of those come after the decimal point.
+        scale: usize,
+        /// Whether it has a fraction or an exponent, which serde_json reads as a float.
+        float: bool,
+        /// Whether it has an exponent.
+        exponent_given: bool,
+    }
+
+    /// The number at `at`, if the text there follows JSON's grammar for one.
+    fn scan_number(bytes: &[u8], at: usize) -> Option<Scanned> {
         let mut at = at;
         let negative = bytes.get(at) == Some(&b'-');
         if negative {
@@ -383,41 +410,58 @@ mod scan {
             float = true;
             exponent_given = true;
         }
-        let field = if !float {
-            if digits > 19 {
-                // Beyond u64 serde reads a float; near it, parse to know.
-                text[start..at]
-                    .parse::<i64>()
-                    .map(Field::Int)
-                    .ok()
-                    .or_else(|| {
-                        (!negative)
-                            .then(|| text[start..at].parse::<u64>().ok().map(Field::UInt))
-                            .flatten()
-                    })?
-            } else if negative {
-                // serde_json reads -0 as the float -0.0, and below i64 as a float.
-                if mantissa == 0 {
-                    return None;
-                }
-                Field::Int(0i64.checked_sub_unsigned(mantissa)?)
-            } else {
-                i64::try_from(mantissa).map_or(Field::UInt(mantissa), Field::Int)
+        Some(Scanned {
+            end: at,
+            negative,
+            mantissa,
+            digits,
+            scale,
+            float,
+            exponent_given,
+        })
+    }
+
+    /// The integer `n`, written at `start` of `text`, as serde_json reads it: i64 where it
+    /// fits, else u64; `None` for what serde_json reads as a float.
+    fn integer(text: &str, start: usize, n: &Scanned) -> Option<Field<'static>> {
+        if n.digits > 19 {
+            // Beyond u64 serde reads a float; near it, parse to know.
+            text[start..n.end]
+                .parse::<i64>()
+                .map(Field::Int)
+                .ok()
+                .or_else(|| {
+                    (!n.negative)
+                        .then(|| text[start..n.end].parse::<u64>().ok().map(Field::UInt))
+                        .flatten()
+                })
+        } else if n.negative {
+            // serde_json reads -0 as the float -0.0, and below i64 as a float.
+            if n.mantissa == 0 {
+                return None;
             }
-        } else if !exponent_given && digits <= 15 && scale < POW10.len() {
+            Some(Field::Int(0i64.checked_sub_unsigned(n.mantissa)?))
+        } else {
+            Some(i64::try_from(n.mantissa).map_or(Field::UInt(n.mantissa), Field::Int))
+        }
+    }
+
+    /// The float `n`, written at `start` of `text`, correctly rounded as serde_json reads it;
+    /// `None` if it overflows.
+    fn float(text: &str, start: usize, n: &Scanned) -> Option<Field<'static>> {
+        if !n.exponent_given && n.digits <= 15 && n.scale < POW10.len() {
             // Both exact as f64, so the one division rounds correctly, as a full parse would.
-            let value = mantissa as f64 / POW10[scale];
-            Field::Float(if negative { -value } else { value })
+            let value = n.mantissa as f64 / POW10[n.scale];
+            Some(Field::Float(if n.negative { -value } else { value }))
         } else {
             // serde_json's float_roundtrip parses correctly rounded, as the standard library
             // does; it refuses what overflows, so that is left to it.
-            text[start..at]
+            text[start..n.end]
                 .parse::<f64>()
                 .ok()
                 .filter(|f| f.is_finite())
-                .map(Field::Float)?
-        };
-        Some((field, at))
+                .map(Field::Float)
+        }
     }
 
     fn value(text: &str, at: usize) -> Option<(Field<'_>, usize)> {

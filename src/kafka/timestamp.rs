@@ -29,79 +29,104 @@ pub fn parse_time_ms(text: &str) -> Result<i64, ParseTimeError> {
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
         return t.parse().map_err(|_| fail("too large"));
     }
-    let b = t.as_bytes();
-    let digits = |at: usize, len: usize| -> Result<i64, ParseTimeError> {
-        let part = b.get(at..at + len).ok_or(fail("too short"))?;
-        if !part.iter().all(u8::is_ascii_digit) {
-            return Err(fail("not a date and time"));
-        }
-        Ok(part.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
-    };
-    let sep = |at: usize, allowed: &[u8]| match b.get(at) {
-        None => Err(fail("too short")),
-        Some(c) if allowed.contains(c) => Ok(()),
-        Some(_) => Err(fail("not a date and time")),
-    };
-    let year = digits(0, 4)?;
-    sep(4, b"-")?;
-    let month = digits(5, 2)?;
-    sep(7, b"-")?;
-    let day = digits(8, 2)?;
-    sep(10, b"Tt ")?;
-    let hour = digits(11, 2)?;
-    sep(13, b":")?;
-    let minute = digits(14, 2)?;
-    sep(16, b":")?;
-    let second = digits(17, 2)?;
-    let mut at = 19;
-    let mut millis = 0;
-    if b.get(at) == Some(&b'.') {
-        at += 1;
-        let start = at;
-        while b.get(at).is_some_and(u8::is_ascii_digit) {
-            at += 1;
-        }
-        if at == start {
-            return Err(fail("no digits after the decimal point"));
-        }
-        millis = b[start..at]
-            .iter()
-            .chain(std::iter::repeat(&b'0'))
-            .take(3)
-            .fold(0, |n, d| n * 10 + i64::from(d - b'0'));
-    }
-    let offset_minutes = match b.get(at) {
-        Some(b'Z' | b'z') if at + 1 == b.len() => 0,
-        Some(&sign @ (b'+' | b'-')) if at + 6 == b.len() => {
-            let hours = digits(at + 1, 2)?;
-            sep(at + 3, b":")?;
-            let minutes = digits(at + 4, 2)?;
-            if hours > 23 || minutes > 59 {
-                return Err(fail("offset out of range"));
-            }
-            let m = hours * 60 + minutes;
-            if sign == b'-' {
-                -m
-            } else {
-                m
-            }
-        }
-        None => return Err(fail("no time zone (Z or ±HH:MM)")),
-        _ => return Err(fail("not a date and time")),
-    };
+    rfc3339_ms(t.as_bytes()).map_err(fail)
+}
+
+/// Milliseconds since the Unix epoch of an RFC 3339 time, or why `b` is not one.
+fn rfc3339_ms(b: &[u8]) -> Result<i64, &'static str> {
+    let [year, month, day, hour, minute, second] = date_and_time(b)?;
+    let (millis, at) = milliseconds(b, 19)?;
+    let offset_minutes = offset_minutes(b, at)?;
     if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return Err(fail("no such date"));
+        return Err("no such date");
     }
     if hour > 23 || minute > 59 || second > 59 {
-        return Err(fail("no such time of day"));
+        return Err("no such time of day");
     }
     let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
         - offset_minutes * 60;
     let ms = seconds * 1000 + millis;
     if ms < 0 {
-        return Err(fail("before 1970"));
+        return Err("before 1970");
     }
     Ok(ms)
+}
+
+/// The year, month, day, hour, minute and second of the `YYYY-MM-DDTHH:MM:SS` that `b` starts
+/// with, each as written (not yet checked to be a date or a time of day).
+fn date_and_time(b: &[u8]) -> Result<[i64; 6], &'static str> {
+    let year = digits(b, 0, 4)?;
+    sep(b, 4, b"-")?;
+    let month = digits(b, 5, 2)?;
+    sep(b, 7, b"-")?;
+    let day = digits(b, 8, 2)?;
+    sep(b, 10, b"Tt ")?;
+    let hour = digits(b, 11, 2)?;
+    sep(b, 13, b":")?;
+    let minute = digits(b, 14, 2)?;
+    sep(b, 16, b":")?;
+    let second = digits(b, 17, 2)?;
+    Ok([year, month, day, hour, minute, second])
+}
+
+/// The milliseconds of the fraction of a second at `at`, if there is one (digits beyond
+/// milliseconds are cut off), and where what follows it starts.
+fn milliseconds(b: &[u8], mut at: usize) -> Result<(i64, usize), &'static str> {
+    if b.get(at) != Some(&b'.') {
+        return Ok((0, at));
+    }
+    at += 1;
+    let start = at;
+    while b.get(at).is_some_and(u8::is_ascii_digit) {
+        at += 1;
+    }
+    if at == start {
+        return Err("no digits after the decimal point");
+    }
+    let millis = b[start..at]
+        .iter()
+        .chain(std::iter::repeat(&b'0'))
+        .take(3)
+        .fold(0, |n, d| n * 10 + i64::from(d - b'0'));
+    Ok((millis, at))
+}
+
+/// The offset from UTC in minutes of the time zone at `at` (`Z` or `±HH:MM`), which must end
+/// `b`.
+fn offset_minutes(b: &[u8], at: usize) -> Result<i64, &'static str> {
+    match b.get(at) {
+        Some(b'Z' | b'z') if at + 1 == b.len() => Ok(0),
+        Some(&sign @ (b'+' | b'-')) if at + 6 == b.len() => {
+            let hours = digits(b, at + 1, 2)?;
+            sep(b, at + 3, b":")?;
+            let minutes = digits(b, at + 4, 2)?;
+            if hours > 23 || minutes > 59 {
+                return Err("offset out of range");
+            }
+            let m = hours * 60 + minutes;
+            Ok(if sign == b'-' { -m } else { m })
+        }
+        None => Err("no time zone (Z or ±HH:MM)"),
+        _ => Err("not a date and time"),
+    }
+}
+
+/// The number that the `len` digits of `b` at `at` write.
+fn digits(b: &[u8], at: usize, len: usize) -> Result<i64, &'static str> {
+    let part = b.get(at..at + len).ok_or("too short")?;
+    if !part.iter().all(u8::is_ascii_digit) {
+        return Err("not a date and time");
+    }
+    Ok(part.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
+}
+
+/// Whether `b` holds one of the separators `allowed` at `at`.
+fn sep(b: &[u8], at: usize, allowed: &[u8]) -> Result<(), &'static str> {
+    match b.get(at) {
+        None => Err("too short"),
+        Some(c) if allowed.contains(c) => Ok(()),
+        Some(_) => Err("not a date and time"),
+    }
 }
 
 /// `ms` since the epoch as RFC 3339 in UTC, to the millisecond: `2026-11-30T10:25:00.000Z`.

@@ -375,19 +375,7 @@ fn read(
         .filter(|p| !p.window.is_empty())
         .map(|p| (p.window.partition, p.window.start))
         .collect();
-    let assign_failed = |source| BacktestError::Assign {
-        topic: topic.to_owned(),
-        source,
-    };
-    if !next.is_empty() {
-        let mut assignment = TopicPartitionList::new();
-        for (&p, &start) in &next {
-            assignment
-                .add_partition_offset(topic, p, Offset::Offset(start))
-                .map_err(assign_failed)?;
-        }
-        consumer.assign(&assignment).map_err(assign_failed)?;
-    }
+    assign(consumer, topic, &next)?;
     let mut last_progress = Instant::now();
     let mut last_error = None;
     while !next.is_empty() {
@@ -395,31 +383,7 @@ fn read(
             None => None,
             Some(Ok(message)) => {
                 last_progress = Instant::now();
-                let p = message.partition();
-                match (plans.get_mut(&p), next.contains_key(&p)) {
-                    (Some(plan), true) => {
-                        let offset = message.offset();
-                        let ts = message.timestamp().to_millis();
-                        let w = &mut plan.window;
-                        if offset >= w.end || plan.stop_at_ms.is_some_and(|e| ts >= Some(e)) {
-                            w.end = offset.clamp(w.start, w.end);
-                            Some(p)
-                        } else {
-                            next.insert(p, offset + 1);
-                            match plan.find_start_ms {
-                                Some(s) if ts < Some(s) => w.start = offset + 1,
-                                _ => {
-                                    if plan.find_start_ms.take().is_some() {
-                                        w.start = offset;
-                                    }
-                                    board.observe(p, message.payload());
-                                }
-                            }
-                            (offset + 1 >= w.end).then_some(p)
-                        }
-                    }
-                    _ => None,
-                }
+                take(&message, &mut plans, &mut next, board)
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 last_progress = Instant::now();
@@ -432,36 +396,107 @@ fn read(
             }
         };
         if let Some(p) = finished.filter(|p| next.remove(p).is_some()) {
-            if let Some(plan) = plans.get_mut(&p) {
-                if plan.find_start_ms.is_some() {
-                    // No record was new enough: the window of this partition is empty.
-                    plan.window.start = plan.window.end;
-                }
-            }
-            // Records past the window are not wanted; stop fetching them.
-            let mut done = TopicPartitionList::new();
-            done.add_partition(topic, p);
-            if let Err(e) = consumer.pause(&done) {
-                tracing::debug!(partition = p, error = %e, "pause");
-            }
+            finish(consumer, topic, p, &mut plans);
         }
         if last_progress.elapsed() > STALL_LIMIT {
-            return Err(BacktestError::Stalled {
-                topic: topic.to_owned(),
-                remaining: next
-                    .iter()
-                    .map(|(p, n)| plans.get(p).map_or(*n, |plan| plan.window.end) - n)
-                    .sum(),
-                partitions: next
-                    .keys()
-                    .map(i32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-                last_error,
-            });
+            return Err(stalled(topic, &plans, &next, last_error));
         }
     }
     Ok(plans.into_values().map(|p| p.window).collect())
+}
+
+/// Assigns each partition in `next` from its offset there (nothing, when none is to be read).
+fn assign(
+    consumer: &BaseConsumer,
+    topic: &str,
+    next: &BTreeMap<i32, i64>,
+) -> Result<(), BacktestError> {
+    let assign_failed = |source| BacktestError::Assign {
+        topic: topic.to_owned(),
+        source,
+    };
+    if !next.is_empty() {
+        let mut assignment = TopicPartitionList::new();
+        for (&p, &start) in next {
+            assignment
+                .add_partition_offset(topic, p, Offset::Offset(start))
+                .map_err(assign_failed)?;
+        }
+        consumer.assign(&assignment).map_err(assign_failed)?;
+    }
+    Ok(())
+}
+
+/// Takes one record into its partition's window: into `board` if it is in the window, past it
+/// if older than an `s@` start; returns its partition when that window is read to its end.
+/// Records of partitions not being read are ignored.
+fn take(
+    message: &impl Message,
+    plans: &mut BTreeMap<i32, Planned>,
+    next: &mut BTreeMap<i32, i64>,
+    board: &mut Scoreboard,
+) -> Option<i32> {
+    let p = message.partition();
+    let (Some(plan), true) = (plans.get_mut(&p), next.contains_key(&p)) else {
+        return None;
+    };
+    let offset = message.offset();
+    let ts = message.timestamp().to_millis();
+    let w = &mut plan.window;
+    if offset >= w.end || plan.stop_at_ms.is_some_and(|e| ts >= Some(e)) {
+        w.end = offset.clamp(w.start, w.end);
+        return Some(p);
+    }
+    next.insert(p, offset + 1);
+    match plan.find_start_ms {
+        Some(s) if ts < Some(s) => w.start = offset + 1,
+        _ => {
+            if plan.find_start_ms.take().is_some() {
+                w.start = offset;
+            }
+            board.observe(p, message.payload());
+        }
+    }
+    (offset + 1 >= w.end).then_some(p)
+}
+
+/// Stops fetching partition `p`, whose window is read to its end (an `s@` window that found no
+/// record new enough is empty).
+fn finish(consumer: &BaseConsumer, topic: &str, p: i32, plans: &mut BTreeMap<i32, Planned>) {
+    if let Some(plan) = plans.get_mut(&p) {
+        if plan.find_start_ms.is_some() {
+            // No record was new enough: the window of this partition is empty.
+            plan.window.start = plan.window.end;
+        }
+    }
+    // Records past the window are not wanted; stop fetching them.
+    let mut done = TopicPartitionList::new();
+    done.add_partition(topic, p);
+    if let Err(e) = consumer.pause(&done) {
+        tracing::debug!(partition = p, error = %e, "pause");
+    }
+}
+
+/// The error for reading that made no progress, with what was left to read.
+fn stalled(
+    topic: &str,
+    plans: &BTreeMap<i32, Planned>,
+    next: &BTreeMap<i32, i64>,
+    last_error: Option<String>,
+) -> BacktestError {
+    BacktestError::Stalled {
+        topic: topic.to_owned(),
+        remaining: next
+            .iter()
+            .map(|(p, n)| plans.get(p).map_or(*n, |plan| plan.window.end) - n)
+            .sum(),
+        partitions: next
+            .keys()
+            .map(i32::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        last_error,
+    }
 }
 
 #[cfg(test)]

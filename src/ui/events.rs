@@ -12,7 +12,7 @@ use ratatui::Frame;
 
 use super::fit;
 use crate::app::App;
-use crate::engine::clock;
+use crate::engine::{clock, ScoredEvent};
 
 /// The table's columns, in the order drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,11 @@ impl Column {
         Column::Time,
     ];
 
+    /// Where the column is in [`Column::DRAWN`], and so in a row's cells.
+    fn index(self) -> usize {
+        Column::DRAWN.iter().position(|&d| d == self).unwrap_or(0)
+    }
+
     fn header(self) -> &'static str {
         match self {
             Column::Time => "time (UTC)",
@@ -63,70 +68,23 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
         .iter()
         .rev()
         .take(visible)
-        .map(|e| {
-            (
-                e.extrapolated,
-                [
-                    e.event_ms.map_or_else(|| "-".to_owned(), clock),
-                    format!("{}/{}", e.partition, e.offset),
-                    format!("{:.1}{}", e.years, if e.extrapolated { "*" } else { "" }),
-                    format!("{:.2}", e.predicted),
-                    e.latency_ms
-                        .map_or_else(|| "-".to_owned(), |l| format!("{l:.1}")),
-                    e.salary
-                        .map_or_else(String::new, |s| format!("{:+.0}", s - e.predicted)),
-                ],
-            )
-        })
+        .map(|e| (e.extrapolated, cells(e)))
         .collect();
-    let widest = |i: usize| {
-        rows.iter()
-            .map(|(_, cells)| cells[i].chars().count())
-            .chain([Column::DRAWN[i].header().len()])
-            .max()
-            .unwrap_or(0)
-    };
-    let widths: Vec<usize> = (0..Column::DRAWN.len()).map(widest).collect();
-    let inner = usize::from(area.width.saturating_sub(2));
-    let mut shown = Column::DRAWN.to_vec();
-    let needed = |shown: &[Column]| {
-        shown
-            .iter()
-            .map(|c| widths[Column::DRAWN.iter().position(|d| d == c).unwrap_or(0)])
-            .sum::<usize>()
-            + shown.len().saturating_sub(1)
-    };
-    for column in Column::GIVEN_UP {
-        if needed(&shown) <= inner {
-            break;
-        }
-        shown.retain(|c| *c != column);
-    }
-    if needed(&shown) > inner {
-        shown.clear();
-    }
-    let index = |c: &Column| Column::DRAWN.iter().position(|d| d == c).unwrap_or(0);
-    let cell = |text: String, c: &Column| {
-        let line = Line::from(text);
-        Cell::from(if *c == Column::Time {
-            line
-        } else {
-            line.right_aligned()
-        })
-    };
+    let widths = widths(&rows);
+    let shown = shown(&widths, usize::from(area.width.saturating_sub(2)));
     let table_rows = rows.into_iter().map(|(extrapolated, cells)| {
-        let row = Row::new(shown.iter().map(|c| cell(cells[index(c)].clone(), c)));
+        let row = Row::new(shown.iter().map(|&c| cell(cells[c.index()].clone(), c)));
         if extrapolated {
             row.style(Style::new().fg(Color::Yellow))
         } else {
             row
         }
     });
-    let header = Row::new(shown.iter().map(|c| cell(c.header().to_owned(), c)))
+    let header = Row::new(shown.iter().map(|&c| cell(c.header().to_owned(), c)))
         .style(Style::new().add_modifier(Modifier::BOLD));
     let constraints: Vec<Constraint> = shown
         .iter()
-        .map(|c| Constraint::Length(widths[index(c)] as u16))
+        .map(|c| Constraint::Length(widths[c.index()] as u16))
         .collect();
     let title = fit::title(
         area.width,
@@ -146,4 +104,59 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
             .block(Block::bordered().title(title)),
         area,
     );
+}
+
+/// One event's cells, in [`Column::DRAWN`] order.
+fn cells(e: &ScoredEvent) -> [String; 6] {
+    [
+        e.event_ms.map_or_else(|| "-".to_owned(), clock),
+        format!("{}/{}", e.partition, e.offset),
+        format!("{:.1}{}", e.years, if e.extrapolated { "*" } else { "" }),
+        format!("{:.2}", e.predicted),
+        e.latency_ms
+            .map_or_else(|| "-".to_owned(), |l| format!("{l:.1}")),
+        e.salary
+            .map_or_else(String::new, |s| format!("{:+.0}", s - e.predicted)),
+    ]
+}
+
+/// Each column's width: its widest cell or its header, in [`Column::DRAWN`] order.
+fn widths(rows: &[(bool, [String; 6])]) -> Vec<usize> {
+    let widest = |i: usize| {
+        rows.iter()
+            .map(|(_, cells)| cells[i].chars().count())
+            .chain([Column::DRAWN[i].header().len()])
+            .max()
+            .unwrap_or(0)
+    };
+    (0..Column::DRAWN.len()).map(widest).collect()
+}
+
+/// The columns that fit `inner` columns of text, whole, giving them up in [`Column::GIVEN_UP`]
+/// order; none if even the last two do not fit.
+fn shown(widths: &[usize], inner: usize) -> Vec<Column> {
+    let mut shown = Column::DRAWN.to_vec();
+    let needed = |shown: &[Column]| {
+        shown.iter().map(|c| widths[c.index()]).sum::<usize>() + shown.len().saturating_sub(1)
+    };
+    for column in Column::GIVEN_UP {
+        if needed(&shown) <= inner {
+            break;
+        }
+        shown.retain(|c| *c != column);
+    }
+    if needed(&shown) > inner {
+        shown.clear();
+    }
+    shown
+}
+
+/// A cell of column `c`: times read from the left, numbers from the right.
+fn cell(text: String, c: Column) -> Cell<'static> {
+    let line = Line::from(text);
+    Cell::from(if c == Column::Time {
+        line
+    } else {
+        line.right_aligned()
+    })
 }

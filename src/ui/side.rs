@@ -14,8 +14,10 @@ use ratatui::Frame;
 
 use super::fit::{self, Field};
 use crate::app::App;
+use crate::engine::LagByPartition;
 use crate::observe::quality::Shift;
 use crate::observe::stats::LATENCY_WINDOW_SECONDS;
+use crate::observe::watch::GroupMember;
 
 /// The right column's panels, in the order drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -408,95 +410,112 @@ fn seconds(ms: i64) -> String {
     }
 }
 
+/// The consumer-lag panel: the total and how far behind, each partition, the group's members,
+/// then the total's sparkline.
 fn render_lag(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let v = app.view();
-    let lag = &v.lag;
-    let owned: Vec<String> = app.assigned().iter().map(i32::to_string).collect();
-    let mut titles = Vec::new();
-    if !owned.is_empty() {
-        titles.push(format!(" consumer lag, partitions {} ", owned.join(",")));
-    }
-    titles.extend([" consumer lag ".to_owned(), " lag ".to_owned()]);
-    let inner = panel(frame, area, &titles, Style::new());
+    let inner = panel(frame, area, &lag_titles(app.assigned()), Style::new());
     let history: Vec<u64> = v.lag_history.iter().copied().collect();
-    let (bars, max, (lo, hi)) = scaled(&history, inner.width);
-    let lines = if lag.partitions.is_empty() {
+    let (bars, max, range) = scaled(&history, inner.width);
+    let lines = if v.lag.partitions.is_empty() {
         vec![vec![Field::new(vec![label("no partitions assigned yet")])]]
     } else {
-        let behind = |p: i32| {
-            lag.behind_ms
-                .iter()
-                .find(|(q, _)| *q == p)
-                .map_or(0, |(_, b)| *b)
-        };
-        let per_partition = lag
-            .partitions
-            .iter()
-            .enumerate()
-            .map(|(i, &(p, l))| {
-                let gap = if i > 0 { "  " } else { "" };
-                Field::new(vec![
-                    Span::raw(gap),
-                    format!("p{p} ").dim(),
-                    Span::raw(format!("{l} ({} s)", seconds(behind(p)))),
-                ])
-                .or(vec![
-                    Span::raw(gap),
-                    format!("p{p} ").dim(),
-                    Span::raw(l.to_string()),
-                ])
-            })
-            .collect();
-        let members: Vec<Field<'_>> = app
-            .members()
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let owned: Vec<String> = m.partitions.iter().map(i32::to_string).collect();
-                let owned = if owned.is_empty() {
-                    "-".to_owned()
-                } else {
-                    owned.join(",")
-                };
-                let gap = if i > 0 { "  " } else { "" };
-                Field::new(vec![
-                    Span::raw(gap),
-                    Span::raw(format!("{}@{} ", m.client_id, m.host)).dim(),
-                    Span::raw(owned.clone()),
-                ])
-                .or(vec![
-                    Span::raw(gap),
-                    Span::raw(format!("{} ", m.client_id)).dim(),
-                    Span::raw(owned),
-                ])
-            })
-            .collect();
-        let mut lines = vec![
-            vec![
-                Field::new(vec![
-                    label("total "),
-                    Span::raw(lag.total().to_string()).bold(),
-                ]),
-                Field::new(vec![
-                    label(" records, "),
-                    Span::raw(seconds(lag.most_behind_ms())).bold(),
-                    label(" s behind"),
-                ])
-                .or(vec![
-                    label("  "),
-                    Span::raw(seconds(lag.most_behind_ms())).bold(),
-                    label(" s"),
-                ]),
-                Field::new(vec![label("  range "), Span::raw(format!("{lo}..{hi}"))]),
-            ],
-            per_partition,
-        ];
+        let mut lines = vec![lag_summary(&v.lag, range), lag_by_partition(&v.lag)];
+        let members = group_members(app.members());
         if !members.is_empty() {
             lines.push(members);
         }
         lines
     };
     text_then_chart(frame, inner, lines, Some((bars, max, Color::Yellow)));
+}
+
+/// The lag panel's titles, longest first: with the partitions this consumer owns, if any.
+fn lag_titles(assigned: &[i32]) -> Vec<String> {
+    let owned: Vec<String> = assigned.iter().map(i32::to_string).collect();
+    let mut titles = Vec::new();
+    if !owned.is_empty() {
+        titles.push(format!(" consumer lag, partitions {} ", owned.join(",")));
+    }
+    titles.extend([" consumer lag ".to_owned(), " lag ".to_owned()]);
+    titles
+}
+
+/// The total lag, how far behind the furthest partition is, and `(lo, hi)`, the range the
+/// sparkline is scaled to.
+fn lag_summary(lag: &LagByPartition, (lo, hi): (u64, u64)) -> Vec<Field<'static>> {
+    vec![
+        Field::new(vec![
+            label("total "),
+            Span::raw(lag.total().to_string()).bold(),
+        ]),
+        Field::new(vec![
+            label(" records, "),
+            Span::raw(seconds(lag.most_behind_ms())).bold(),
+            label(" s behind"),
+        ])
+        .or(vec![
+            label("  "),
+            Span::raw(seconds(lag.most_behind_ms())).bold(),
+            label(" s"),
+        ]),
+        Field::new(vec![label("  range "), Span::raw(format!("{lo}..{hi}"))]),
+    ]
+}
+
+/// Each partition's lag, and how far behind it is when there is room.
+fn lag_by_partition(lag: &LagByPartition) -> Vec<Field<'static>> {
+    let behind = |p: i32| {
+        lag.behind_ms
+            .iter()
+            .find(|(q, _)| *q == p)
+            .map_or(0, |(_, b)| *b)
+    };
+    lag.partitions
+        .iter()
+        .enumerate()
+        .map(|(i, &(p, l))| {
+            let gap = if i > 0 { "  " } else { "" };
+            Field::new(vec![
+                Span::raw(gap),
+                format!("p{p} ").dim(),
+                Span::raw(format!("{l} ({} s)", seconds(behind(p)))),
+            ])
+            .or(vec![
+                Span::raw(gap),
+                format!("p{p} ").dim(),
+                Span::raw(l.to_string()),
+            ])
+        })
+        .collect()
+}
+
+/// The watched group's members and the partitions each owns; without the host when there is
+/// no room.
+fn group_members(members: &[GroupMember]) -> Vec<Field<'static>> {
+    members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let owned: Vec<String> = m.partitions.iter().map(i32::to_string).collect();
+            let owned = if owned.is_empty() {
+                "-".to_owned()
+            } else {
+                owned.join(",")
+            };
+            let gap = if i > 0 { "  " } else { "" };
+            Field::new(vec![
+                Span::raw(gap),
+                Span::raw(format!("{}@{} ", m.client_id, m.host)).dim(),
+                Span::raw(owned.clone()),
+            ])
+            .or(vec![
+                Span::raw(gap),
+                Span::raw(format!("{} ", m.client_id)).dim(),
+                Span::raw(owned),
+            ])
+        })
+        .collect()
 }
 
 fn render_records(frame: &mut Frame<'_>, area: Rect, app: &App) {
