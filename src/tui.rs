@@ -347,6 +347,8 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
         frame,
         started: Instant::now(),
         frames_drawn: 0,
+        last_drawn_ms: None,
+        dirty: false,
     };
     let result = runtime.block_on(view.run_until_quit(&engine));
     tracing::info!("quitting");
@@ -386,6 +388,10 @@ struct View {
     frame: Duration,
     started: Instant,
     frames_drawn: u64,
+    /// When the last frame was drawn, ms since `started`.
+    last_drawn_ms: Option<u64>,
+    /// A key changed the state since the last frame.
+    dirty: bool,
 }
 
 impl View {
@@ -404,15 +410,25 @@ impl View {
         }
     }
 
-    /// Drains the engine's events and draws one frame.
+    /// Drains the engine's events and draws one frame, if anything can have changed: an event
+    /// came, a key was pressed, or a new second began (the throughput's buckets roll once a
+    /// second). An idle dashboard draws once a second, not at the frame rate.
     fn draw(&mut self, engine: Option<&Engine>) -> anyhow::Result<()> {
         let mut messages = Vec::new();
         self.events.drain(|m| messages.push(m));
+        let now = self.started.elapsed().as_millis() as u64;
+        let same_second = self
+            .last_drawn_ms
+            .is_some_and(|last| last / 1000 == now / 1000);
+        if messages.is_empty() && !self.dirty && same_second {
+            return Ok(());
+        }
         for m in messages {
             self.apply(m, engine);
         }
-        let now = self.started.elapsed().as_millis() as u64;
         self.apply(Message::Tick(now), engine);
+        self.last_drawn_ms = Some(now);
+        self.dirty = false;
         let app = &self.app;
         self.terminal.draw(|f| ui::render(f, app))?;
         self.frames_drawn += 1;
@@ -442,10 +458,12 @@ impl View {
                     Some(Ok(Event::Key(key))) => {
                         if let Some(message) = message_for(key, self.app.show_help()) {
                             self.apply(message, Some(engine));
+                            self.dirty = true;
                         }
                     }
                     Some(Ok(Event::Resize(_, _))) => {
                         self.terminal.autoresize()?;
+                        self.dirty = true;
                         self.draw(Some(engine))?;
                     }
                     Some(Ok(_)) => {}
@@ -468,6 +486,7 @@ impl View {
         if !self.app.should_quit() {
             self.app.update(Message::Quit);
         }
+        self.dirty = true;
         let unfinished: Option<Unfinished> = match &engine.reading {
             Reading::Scorer(scorer) => Some(scorer.unfinished()),
             Reading::Watcher(_) => None,

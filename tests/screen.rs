@@ -434,3 +434,43 @@ fn an_undefined_r2_is_absent_not_nan() {
         screen.join("\n")
     );
 }
+
+#[test]
+fn a_cluster_losing_a_broker_and_an_output_short_of_replicas_are_in_the_header() {
+    let mut app = known_app();
+    app.update(Message::Engine(EngineEvent::Broker(BrokerHealth::Up)));
+    app.update(Message::Engine(EngineEvent::Cluster(
+        salary_stream::observe::cluster::ClusterHealth {
+            up: 2,
+            known: 3,
+            leader_changes: 1,
+        },
+    )));
+    app.update(Message::Engine(EngineEvent::OutputBlocked(Some(
+        "output not writable: NOT_ENOUGH_REPLICAS (salary-predictions partition 0: 1 in-sync \
+         replica of min 2)"
+            .into(),
+    ))));
+    let screen = lines(&draw(&app, 200, 50));
+    assert_eq!(
+        screen[1].trim_end(),
+        "broker embedded 127.0.0.1:39093 (up)  brokers 2/3, 1 leader change  group salary-stream"
+    );
+    assert!(
+        screen[2].contains(
+            "salary-predictions  output not writable: NOT_ENOUGH_REPLICAS (salary-predictions \
+             partition 0: 1 in-sync replica of min 2)  dead letters → experience-events.dlq"
+        ),
+        "{}",
+        screen[2]
+    );
+    // Narrower, the reason's detail goes first, then the state itself stays short.
+    let screen = lines(&draw(&app, 100, 30));
+    assert_eq!(
+        screen[2].trim_end(),
+        "topics experience-events → salary-predictions  output not writable: NOT_ENOUGH_REPLICAS"
+    );
+    app.update(Message::Engine(EngineEvent::OutputBlocked(None)));
+    let screen = lines(&draw(&app, 200, 50));
+    assert!(!screen[2].contains("not writable"), "{}", screen[2]);
+}

@@ -28,7 +28,7 @@ use crate::kafka::intake::{Batch, Record, RecordQueue};
 use crate::model::ModelWatch;
 pub use crate::observe::stats::LatencySummary;
 use crate::serving::group::ScoringContext;
-use crate::serving::offsets::{OffsetTracker, ScoringProducer};
+use crate::serving::offsets::{lock, OffsetTracker, ScoringProducer};
 use crate::serving::scorer_records::Outputs;
 use crate::serving::scorer_report::Tally;
 use crate::serving::scorer_setup::Clients;
@@ -36,8 +36,13 @@ pub use crate::serving::scorer_setup::ScorerConfig;
 use crate::serving::slots::{ModelCommand, Slots};
 use crate::serving::transactions::{Commit, Transactions};
 
-/// How long the loop waits for a record when none is queued.
+/// How long the loop waits for a record when none is queued, while something is in flight
+/// (predictions to acknowledge and store, a transaction to commit, a report to send).
 const POLL_WAIT: Duration = Duration::from_millis(5);
+/// How long it waits with nothing in flight. A record or a control event ends the wait at once
+/// either way; only a stop or a model command waits up to this long. Idle `score` took 1.2% of
+/// a core with 5 ms (BENCHMARKS.md).
+const IDLE_POLL_WAIT: Duration = Duration::from_millis(50);
 /// Most records taken from the queue at once. The clock is read once per batch, so a batch is
 /// kept small enough (well under a millisecond of work) for per-record latencies to stay exact
 /// to a fraction of a millisecond.
@@ -538,8 +543,11 @@ impl Scorer {
     /// one, handles them, and hands their predictions to the producer.
     fn score_batch(&self, batch: &mut Batch, state: &mut LoopState) {
         // The consumer's non-empty callback ends this wait when a control event arrives.
-        self.records
-            .take(batch, POLL_WAIT, self.left(&state.tally.summary));
+        self.records.take(
+            batch,
+            self.poll_wait(state),
+            self.left(&state.tally.summary),
+        );
         if batch.is_empty() {
             return;
         }
@@ -553,6 +561,19 @@ impl Scorer {
         }
         batch.clear();
         self.publish(&mut state.outputs);
+    }
+
+    /// How long the poll step may wait: [`IDLE_POLL_WAIT`] when nothing is in flight, else
+    /// [`POLL_WAIT`].
+    fn poll_wait(&self, state: &LoopState) -> Duration {
+        let idle = state.tally.nothing_to_report()
+            && lock(&self.tracker).in_flight() == 0
+            && self.transactions.as_ref().is_none_or(|t| t.nothing_open());
+        if idle {
+            IDLE_POLL_WAIT
+        } else {
+            POLL_WAIT
+        }
     }
 
     /// The model-command step: serves the commands sent since the last turn.

@@ -49,6 +49,11 @@ impl Tally {
         }
     }
 
+    /// Whether nothing happened since the last report.
+    pub(super) fn nothing_to_report(&self) -> bool {
+        self.report.is_empty()
+    }
+
     /// Counts a record sent to the dead-letter topic, of `class`, for `reason`.
     pub(super) fn bad(&mut self, class: &'static str, reason: String) {
         self.summary.totals.bad += 1;

@@ -88,6 +88,14 @@ impl Transactions {
             .insert(partition, offset + 1);
     }
 
+    /// Whether the open transaction has handled nothing yet.
+    pub fn nothing_open(&self) -> bool {
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
     /// `(committed, aborted)` so far.
     pub fn counts(&self) -> (u64, u64) {
         (

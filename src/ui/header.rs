@@ -3,8 +3,10 @@
 //!
 //! ```text
 //!  salary-stream
-//! broker ADDRESS (STATE)  SECURITY  group GROUP  metrics ADDRESS/metrics         broker_line
-//! topics INPUT → OUTPUT  dead letters → DLQ  DELIVERY: N transactions, M aborted  (NOTE)
+//! broker ADDRESS (STATE)  brokers UP/KNOWN, N leader changes  SECURITY  group GROUP
+//!   metrics ADDRESS/metrics                                                      broker_line
+//! topics INPUT → OUTPUT  output not writable: WHY  dead letters → DLQ
+//!   DELIVERY: N transactions, M aborted  (NOTE)
 //!   or, while topics are missing: topics MISSING A, B: waiting for them (…)      topics_line
 //! model VERSION  challenger VERSION  FORMULA  (NOTE)                              model_line
 //! producer ON RATE | off (RATE, press p)  sent N acked N  failed N  labels drifted +20%
@@ -58,6 +60,7 @@ fn broker_line(app: &App) -> Vec<Field<'static>> {
     vec![
         Field::new(vec!["broker ".dim(), Span::raw(s.broker.clone())]),
         broker_state(app.broker()),
+        cluster(app),
         Field::new(match &s.security {
             Some(security) => vec!["  ".into(), Span::raw(security.clone())],
             None => vec![],
@@ -68,6 +71,22 @@ fn broker_line(app: &App) -> Vec<Field<'static>> {
             None => vec![],
         }),
     ]
+}
+
+/// Brokers up of known and the leader changes seen, for a cluster or while a broker is down;
+/// yellow while one is down.
+fn cluster(app: &App) -> Field<'static> {
+    let Some(c) = app.cluster() else {
+        return Field::new(vec![]);
+    };
+    let style = if c.up < c.known {
+        Style::new().fg(Color::Yellow).bold()
+    } else {
+        Style::new()
+    };
+    let short = format!("  brokers {}/{}", c.up, c.known);
+    Field::new(vec![Span::styled(format!("  {}", c.text()), style)])
+        .or(vec![Span::styled(short, style)])
 }
 
 /// The broker's state in parentheses; a failure's reason goes first when it does not fit.
@@ -109,6 +128,7 @@ fn topics_line(app: &App) -> Vec<Field<'static>> {
                 "topics ".dim(),
                 Span::raw(format!("{} → {}", s.input_topic, s.output_topic)),
             ]),
+            output_blocked(app),
             Field::new(vec![Span::raw(format!("  dead letters → {}", s.dlq_topic))]),
             delivery(app),
             Field::new(vec![Span::styled(note, Style::new().fg(Color::Cyan))]),
@@ -125,6 +145,17 @@ fn topics_line(app: &App) -> Vec<Field<'static>> {
         .or(vec![Span::styled(format!("MISSING {missing}"), red())])
         .or(vec![Span::styled("MISSING", red())]),
     ]
+}
+
+/// Why the output takes no acknowledged writes now, if so: the whole line, else its first part.
+fn output_blocked(app: &App) -> Field<'static> {
+    let Some(why) = app.output_blocked() else {
+        return Field::new(vec![]);
+    };
+    let short = why.split(" (").next().unwrap_or(why).to_owned();
+    Field::new(vec![Span::styled(format!("  {why}"), red())])
+        .or(vec![Span::styled(format!("  {short}"), red())])
+        .or(vec![Span::styled("  NOT WRITABLE", red())])
 }
 
 /// How predictions are delivered, with the transactions so far in exactly-once mode.
