@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use common::{exact_prediction, json, root, scored, Child};
@@ -22,34 +21,12 @@ struct SecureKafka {
 
 impl SecureKafka {
     fn start(acl: bool) -> SecureKafka {
-        let mut command = std::process::Command::new(root().join("scripts/kafka"));
-        command.arg("--security");
-        if acl {
-            command.arg("--acl");
-        }
-        let mut child = command
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("scripts/kafka");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = Vec::new();
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let done = line == "ready";
-                lines.push(line);
-                if done {
-                    break;
-                }
-            }
-            let _ = tx.send(lines);
-        });
-        let lines = rx
-            .recv_timeout(Duration::from_secs(300))
-            .expect("scripts/kafka --security printed nothing within 300 s");
-        assert_eq!(lines.last().map(String::as_str), Some("ready"), "{lines:?}");
+        let args: &[&str] = if acl {
+            &["--security", "--acl"]
+        } else {
+            &["--security"]
+        };
+        let (child, lines) = common::kafka_until_ready(args);
         let plain = lines[0].clone();
         let info = lines[1..]
             .iter()

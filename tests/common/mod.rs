@@ -556,6 +556,37 @@ pub fn wait_for_split(a: &Child, b: &Child, partitions: i32) {
     }
 }
 
+/// Runs `scripts/kafka ARGS` and reads its stdout up to the `ready` line that ends the
+/// `key=value` block of `--security` and `--nodes` (within 300 s): the process and those lines.
+pub fn kafka_until_ready(args: &[&str]) -> (std::process::Child, Vec<String>) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(root().join("scripts/kafka"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("scripts/kafka");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let done = line == "ready";
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        let _ = tx.send(lines);
+    });
+    let lines = rx
+        .recv_timeout(Duration::from_secs(300))
+        .unwrap_or_else(|_| panic!("scripts/kafka {args:?} printed nothing within 300 s"));
+    assert_eq!(lines.last().map(String::as_str), Some("ready"), "{lines:?}");
+    (child, lines)
+}
+
 /// Apache Kafka's own broker (KRaft, one node) started by `scripts/kafka` on a free loopback
 /// port with the demo's topics; stopped (SIGTERM, which removes its data) when dropped.
 pub struct ApacheKafka {
