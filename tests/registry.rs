@@ -1,0 +1,654 @@
+//! The registry client against a real Schema Registry: Apicurio Registry 2.6 (in memory,
+//! Confluent-compatible API) started by `scripts/registry`, and a hand-made loopback server for
+//! what Apicurio cannot easily be made to do (basic auth, a failing server, an answer that is not
+//! the API). Also Confluent's own Avro deserializer (Python, through `scripts/registry-vectors
+//! read-avro`) reading back predictions our encoder wrote.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use salary_stream::formats::avro::{AvroChallenger, AvroPrediction, PredictionSchema};
+use salary_stream::formats::json::EventId;
+use salary_stream::formats::record::CompiledSchema;
+use salary_stream::formats::registry::{split_header, write_header, SchemaId, SchemaKind};
+use salary_stream::formats::registry_client::{RegistryClient, RegistryError};
+use salary_stream::formats::registry_config::RegistryConfig;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Apicurio Registry started by `scripts/registry`; stopped (SIGTERM) when dropped.
+struct Registry {
+    child: Child,
+    url: String,
+}
+
+impl Registry {
+    fn start(args: &[&str]) -> Registry {
+        let mut child = Command::new(root().join("scripts/registry"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("scripts/registry");
+        let stdout = child.stdout.take().expect("a stdout pipe");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line.trim().to_owned());
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(300))
+            .expect("scripts/registry printed no URL within 300 s");
+        assert!(
+            url.starts_with("http://127.0.0.1:") && url.ends_with("/apis/ccompat/v7"),
+            "scripts/registry failed: {url:?}"
+        );
+        Registry { child, url }
+    }
+
+    fn port(&self) -> String {
+        let rest = self.url.trim_start_matches("http://127.0.0.1:");
+        rest[..rest.find('/').unwrap_or(rest.len())].to_owned()
+    }
+
+    /// Stops the registry and waits until the script has exited (143 after SIGTERM).
+    fn stop(mut self) {
+        signal("TERM", self.child.id());
+        let status = self.child.wait().expect("scripts/registry exits");
+        assert_eq!(status.code(), Some(143));
+    }
+
+    /// The registry's JVM (the script's child).
+    fn jvm_pid(&self) -> u32 {
+        let children =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.child.id()))
+                .unwrap_or_default();
+        children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+            .find(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("apicurio-registry-app"))
+            })
+            .expect("the registry's JVM")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            signal("TERM", self.child.id());
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn signal(name: &str, pid: u32) {
+    let _ = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn client(url: &str) -> RegistryClient {
+    let config = RegistryConfig::new(url)
+        .expect("a valid URL")
+        .timeouts(Duration::from_secs(2), Duration::from_secs(2));
+    RegistryClient::new(config).expect("a client")
+}
+
+const AVRO_EVENT: &str = r#"{"type": "record", "name": "ExperienceEvent", "namespace": "salary_stream.demo", "fields": [{"name": "id", "type": ["null", "string"], "default": null}, {"name": "years_experience", "type": "double"}, {"name": "ts_ms", "type": ["null", "long"], "default": null}]}"#;
+
+const PROTO_EVENT: &str = "syntax = \"proto3\";\npackage salary_stream.demo;\n\nmessage Experience {\n  string id = 1;\n  double years_experience = 2;\n  optional int64 ts_ms = 3;\n}\n";
+
+const JSON_EVENT: &str =
+    r#"{"type": "object", "properties": {"years_experience": {"type": "number"}}}"#;
+
+/// An Avro datum of AVRO_EVENT: id "r1", 5.3 years, ts_ms 1000.
+fn avro_event_datum() -> Vec<u8> {
+    let mut datum = vec![0x02, 0x04, b'r', b'1'];
+    datum.extend_from_slice(&5.3f64.to_le_bytes());
+    datum.extend_from_slice(&[0x02, 0xd0, 0x0f]);
+    datum
+}
+
+#[test]
+fn schemas_registered_in_apicurio_are_fetched_once_per_id_and_decode_records() {
+    let registry = Registry::start(&[]);
+    let client = client(&registry.url);
+    assert_eq!(client.url(), registry.url);
+    let avro = client
+        .register("experience-events-value", SchemaKind::Avro, AVRO_EVENT)
+        .expect("registers Avro");
+    let proto = client
+        .register("experience-proto-value", SchemaKind::Protobuf, PROTO_EVENT)
+        .expect("registers Protobuf");
+    let json = client
+        .register("experience-json-value", SchemaKind::Json, JSON_EVENT)
+        .expect("registers JSON Schema");
+    assert_eq!((avro, proto, json), (SchemaId(1), SchemaId(2), SchemaId(3)));
+    // The same schema again under its subject: the same id.
+    assert_eq!(
+        client.register("experience-events-value", SchemaKind::Avro, AVRO_EVENT),
+        Ok(avro)
+    );
+    assert_eq!(client.lookups(), 0);
+
+    for _ in 0..50 {
+        for id in [avro, proto, json] {
+            client.schema(id).expect("a registered schema");
+        }
+    }
+    assert_eq!(client.lookups(), 3, "one look-up per id, not per record");
+
+    let avro_schema = client.schema(avro).expect("cached");
+    assert_eq!(avro_schema.kind, SchemaKind::Avro);
+    assert_eq!(avro_schema.text, AVRO_EVENT);
+    let proto_schema = client.schema(proto).expect("cached");
+    assert_eq!(proto_schema.kind, SchemaKind::Protobuf);
+    assert_eq!(client.schema(json).expect("cached").kind, SchemaKind::Json);
+
+    // Records framed with those ids decode through the fetched schemas.
+    let mut value = Vec::new();
+    write_header(avro, &mut value);
+    value.extend_from_slice(&avro_event_datum());
+    let (id, body) = split_header(&value).expect("a header");
+    let compiled = CompiledSchema::compile(&client.schema(id).expect("cached")).expect("compiles");
+    let event = compiled.decode_event(body).expect("decodes");
+    assert_eq!(
+        (event.years, event.id, event.ts_ms),
+        (5.3, Some(EventId::Str("r1".into())), Some(1000))
+    );
+
+    let mut value = Vec::new();
+    write_header(proto, &mut value);
+    value.push(0); // message indexes [0]
+    value.push(0x11); // field 2, fixed64
+    value.extend_from_slice(&7.25f64.to_le_bytes());
+    let (id, body) = split_header(&value).expect("a header");
+    let compiled = CompiledSchema::compile(&client.schema(id).expect("cached")).expect("compiles");
+    let event = compiled.decode_event(body).expect("decodes");
+    assert_eq!((event.years, event.id, event.ts_ms), (7.25, None, None));
+
+    // An id the registry does not know: a bad record, named with the registry's URL, and not
+    // asked for again at once.
+    let e = client.schema(SchemaId(99)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("schema id 99 not found at {}", registry.url)
+    );
+    assert!(!e.is_retryable());
+    assert_eq!(
+        e.record_error().map(|r| r.to_string()),
+        Some(format!("schema id 99 not found at {}", registry.url))
+    );
+    assert!(client.schema(SchemaId(99)).is_err());
+    assert_eq!(client.lookups(), 4);
+}
+
+#[test]
+fn a_stopped_registry_is_unreachable_and_retryable_and_the_client_resumes_when_it_returns() {
+    let registry = Registry::start(&[]);
+    let port = registry.port();
+    let client = client(&registry.url);
+    let id = client
+        .register("experience-events-value", SchemaKind::Avro, AVRO_EVENT)
+        .expect("registers");
+    client.schema(id).expect("fetched");
+    let url = registry.url.clone();
+
+    // Paused: the read timeout ends the wait, as unreachable.
+    let jvm = registry.jvm_pid();
+    signal("STOP", jvm);
+    let began = Instant::now();
+    let e = client.schema(SchemaId(2)).unwrap_err();
+    signal("CONT", jvm);
+    assert!(
+        began.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        began.elapsed()
+    );
+    assert!(e.is_retryable(), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("registry unreachable at {url}: ")),
+        "{e}"
+    );
+
+    registry.stop();
+    // What is cached is still served; what is not is unreachable, not "not found".
+    assert_eq!(client.schema(id).expect("cached").text, AVRO_EVENT);
+    let lookups = client.lookups();
+    let e = client.schema(SchemaId(2)).unwrap_err();
+    assert!(
+        matches!(e, RegistryError::Unreachable { .. }),
+        "{e:?} is not Unreachable"
+    );
+    assert!(e.is_retryable());
+    assert!(e.record_error().is_none(), "no record is bad for it");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("registry unreachable at {url}: ")),
+        "{e}"
+    );
+    assert_eq!(client.lookups(), lookups + 1);
+    let e = client
+        .register("x-value", SchemaKind::Avro, AVRO_EVENT)
+        .unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+
+    // Back on the same port. In memory it starts empty and numbers ids from 1 again, so the
+    // schemas are registered again in the same order (a persistent registry keeps its ids: an
+    // id always means the same schema, which is what lets the client cache by id). The same
+    // client goes on by itself: the id it could not fetch is fetched now.
+    let registry = Registry::start(&["--port", &port]);
+    assert_eq!(registry.url, url);
+    assert_eq!(
+        client.register("experience-events-value", SchemaKind::Avro, AVRO_EVENT),
+        Ok(id)
+    );
+    assert_eq!(
+        client.register("experience-json-value", SchemaKind::Json, JSON_EVENT),
+        Ok(SchemaId(2))
+    );
+    assert_eq!(
+        client.schema(SchemaId(2)).expect("fetched").kind,
+        SchemaKind::Json
+    );
+}
+
+/// A prediction as the scorer would write it.
+fn prediction<'a>(id: Option<&'a EventId<'a>>, features: &'a [f64], n: i64) -> AvroPrediction<'a> {
+    AvroPrediction {
+        id,
+        features,
+        ts_ms: Some(1_764_748_800_000 + n),
+        label: (n == 0).then_some(76_000.0),
+        predicted: 75_877.0 + n as f64,
+        residual: (n == 0).then_some(123.0),
+        extrapolated: n > 0,
+        model: "lr-3f9c2a",
+        partition: 1,
+        offset: 40 + n,
+        latency_ms: 2.5,
+        challenger: (n == 0).then_some(AvroChallenger {
+            model: "lr-77aa01",
+            predicted: 75_900.25,
+            residual: Some(99.75),
+        }),
+    }
+}
+
+#[test]
+fn confluents_own_deserializer_reads_our_avro_predictions() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("skipped: no python3 for confluent-kafka's deserializer");
+        return;
+    }
+    let registry = Registry::start(&[]);
+    let client = client(&registry.url);
+    let schema = PredictionSchema::new("salary", &["years_experience"]).expect("a schema");
+    let id = client
+        .register("salary-predictions-value", SchemaKind::Avro, schema.text())
+        .expect("registers the prediction schema");
+    let ids = [EventId::Str("a1".into()), EventId::Int(7)];
+    let mut lines = String::new();
+    for (n, event_id) in [Some(&ids[0]), Some(&ids[1]), None].into_iter().enumerate() {
+        let mut value = Vec::new();
+        schema
+            .encode(
+                id,
+                &prediction(event_id, &[5.3 + n as f64], n as i64),
+                &mut value,
+            )
+            .expect("encodes");
+        lines.extend(value.iter().map(|b| format!("{b:02x}")));
+        lines.push('\n');
+    }
+    let mut reader = Command::new(root().join("scripts/registry-vectors"))
+        .args(["read-avro", &registry.url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("scripts/registry-vectors");
+    reader
+        .stdin
+        .take()
+        .expect("a stdin pipe")
+        .write_all(lines.as_bytes())
+        .expect("hex lines written");
+    let mut out = String::new();
+    reader
+        .stdout
+        .take()
+        .expect("a stdout pipe")
+        .read_to_string(&mut out)
+        .expect("its output");
+    assert!(reader.wait().expect("exits").success(), "read-avro failed");
+    let read: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            serde_json::json!({
+                "id": "a1", "years_experience": 5.3, "ts_ms": 1_764_748_800_000i64,
+                "salary": 76000.0, "predicted_salary": 75877.0, "residual": 123.0,
+                "extrapolated": false, "model": "lr-3f9c2a", "partition": 1, "offset": 40,
+                "latency_ms": 2.5,
+                "challenger": {"model": "lr-77aa01", "predicted_salary": 75900.25, "residual": 99.75},
+            }),
+            serde_json::json!({
+                "id": 7, "years_experience": 6.3, "ts_ms": 1_764_748_800_001i64,
+                "salary": null, "predicted_salary": 75878.0, "residual": null,
+                "extrapolated": true, "model": "lr-3f9c2a", "partition": 1, "offset": 41,
+                "latency_ms": 2.5, "challenger": null,
+            }),
+            serde_json::json!({
+                "id": null, "years_experience": 7.3, "ts_ms": 1_764_748_800_002i64,
+                "salary": null, "predicted_salary": 75879.0, "residual": null,
+                "extrapolated": true, "model": "lr-3f9c2a", "partition": 1, "offset": 42,
+                "latency_ms": 2.5, "challenger": null,
+            }),
+        ]
+    );
+}
+
+/// A loopback HTTP server answering each request with the next of `answers` (status, body),
+/// and handing back each request's head.
+fn fake_registry(answers: Vec<(u16, &'static str)>) -> (String, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("an address"));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for (status, body) in answers {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut head = Vec::new();
+            let mut byte = [0u8];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_owned)
+                })
+                .and_then(|n| n.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            let mut request_body = vec![0; length];
+            let _ = stream.read_exact(&mut request_body);
+            let _ = tx.send(format!("{head}{}", String::from_utf8_lossy(&request_body)));
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn basic_auth_comes_from_the_url_or_the_setting_and_is_never_shown() {
+    let schema = r#"{"schema": "{\"type\": \"string\"}"}"#;
+    let (url, requests) = fake_registry(vec![(200, schema), (401, r#"{"message": "no"}"#)]);
+    let with_user = url.replace("http://", "http://alice:alice%20secret@");
+    let client = client(&with_user);
+    assert_eq!(client.url(), url);
+    client.schema(SchemaId(5)).expect("a schema");
+    let head = requests.recv().expect("a request");
+    assert!(
+        head.starts_with("GET /schemas/ids/5 HTTP/1.1\r\n"),
+        "{head}"
+    );
+    // base64("alice:alice secret")
+    assert!(
+        head.contains("authorization: Basic YWxpY2U6YWxpY2Ugc2VjcmV0\r\n"),
+        "{head}"
+    );
+
+    let mut config = RegistryConfig::new(&with_user).expect("a valid URL");
+    config
+        .set("basic.auth.user.info", "bob:bob-secret-2")
+        .expect("a setting");
+    let client = RegistryClient::new(config).expect("a client");
+    let e = client.schema(SchemaId(6)).unwrap_err();
+    let head = requests.recv().expect("a request");
+    assert!(
+        head.contains("authorization: Basic Ym9iOmJvYi1zZWNyZXQtMg==\r\n"),
+        "{head}"
+    );
+    assert_eq!(
+        e.to_string(),
+        format!("registry at {url} refused access (HTTP 401) for user bob")
+    );
+    assert!(!e.is_retryable());
+    let shown = format!("{e} {e:?} {client:?}");
+    for secret in ["bob-secret-2", "alice secret", "alice%20secret", "Ym9i"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+}
+
+#[test]
+fn registration_sends_the_schema_type_and_server_errors_are_retryable() {
+    let (url, requests) = fake_registry(vec![
+        (200, r#"{"id": 12}"#),
+        (503, r#"{"error_code": 50003, "message": "storage busy"}"#),
+        (200, "<html>a proxy page</html>"),
+        (
+            409,
+            r#"{"error_code": 409, "message": "incompatible schema"}"#,
+        ),
+    ]);
+    let client = client(&url);
+    assert_eq!(
+        client.register("a b-value", SchemaKind::Protobuf, "syntax = \"proto3\";"),
+        Ok(SchemaId(12))
+    );
+    let head = requests.recv().expect("a request");
+    assert!(
+        head.starts_with("POST /subjects/a%20b-value/versions HTTP/1.1\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.ends_with(r#"{"schema":"syntax = \"proto3\";","schemaType":"PROTOBUF"}"#),
+        "{head}"
+    );
+
+    let e = client.schema(SchemaId(1)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("registry at {url} answered HTTP 503: storage busy")
+    );
+    assert!(e.is_retryable());
+
+    let e = client.schema(SchemaId(1)).unwrap_err();
+    assert!(
+        e.to_string().starts_with(&format!(
+            "registry at {url} gave an answer that is not the Schema Registry API: "
+        )),
+        "{e}"
+    );
+    assert!(!e.is_retryable());
+
+    let e = client
+        .register("a-value", SchemaKind::Avro, "\"string\"")
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("registry at {url} answered HTTP 409: incompatible schema")
+    );
+    assert!(!e.is_retryable());
+    assert_eq!(client.lookups(), 2);
+    assert_eq!(client.requests(), 4);
+}
+
+#[test]
+fn an_unused_port_is_unreachable_at_once() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}/apis/ccompat/v7");
+    let began = Instant::now();
+    let e = client(&url).schema(SchemaId(1)).unwrap_err();
+    assert!(began.elapsed() < Duration::from_secs(2));
+    assert!(
+        e.to_string()
+            .starts_with(&format!("registry unreachable at {url}: ")),
+        "{e}"
+    );
+    assert!(e.is_retryable());
+}
+
+/// A CA and a certificate it signed for 127.0.0.1, as PEM: (ca, server certificate, key).
+fn certificates() -> (
+    Vec<u8>,
+    openssl::x509::X509,
+    openssl::pkey::PKey<openssl::pkey::Private>,
+) {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::BigNum;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
+    use openssl::x509::{X509NameBuilder, X509};
+
+    let key = || {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("P-256");
+        PKey::from_ec_key(EcKey::generate(&group).expect("a key")).expect("a key")
+    };
+    let name = |cn: &str| {
+        let mut name = X509NameBuilder::new().expect("a name");
+        name.append_entry_by_text("CN", cn).expect("a CN");
+        name.build()
+    };
+    let cert = |subject: &str,
+                key: &PKey<openssl::pkey::Private>,
+                issuer: Option<(&X509, &PKey<openssl::pkey::Private>)>| {
+        let mut b = X509::builder().expect("a builder");
+        b.set_version(2).expect("v3");
+        b.set_serial_number(
+            &BigNum::from_u32(1)
+                .and_then(|n| n.to_asn1_integer())
+                .expect("a serial"),
+        )
+        .expect("a serial");
+        b.set_subject_name(&name(subject)).expect("a subject");
+        b.set_pubkey(key).expect("a public key");
+        b.set_not_before(&Asn1Time::days_from_now(0).expect("now"))
+            .expect("not before");
+        b.set_not_after(&Asn1Time::days_from_now(2).expect("later"))
+            .expect("not after");
+        match issuer {
+            None => {
+                b.set_issuer_name(&name(subject)).expect("an issuer");
+                b.append_extension(BasicConstraints::new().critical().ca().build().expect("CA"))
+                    .expect("CA");
+                b.sign(key, MessageDigest::sha256()).expect("signed");
+            }
+            Some((ca, ca_key)) => {
+                b.set_issuer_name(ca.subject_name()).expect("an issuer");
+                let san = SubjectAlternativeName::new()
+                    .ip("127.0.0.1")
+                    .build(&b.x509v3_context(Some(ca), None))
+                    .expect("a SAN");
+                b.append_extension(san).expect("a SAN");
+                b.sign(ca_key, MessageDigest::sha256()).expect("signed");
+            }
+        }
+        b.build()
+    };
+    let ca_key = key();
+    let ca = cert("salary-stream test CA", &ca_key, None);
+    let server_key = key();
+    let server = cert("127.0.0.1", &server_key, Some((&ca, &ca_key)));
+    (ca.to_pem().expect("PEM"), server, server_key)
+}
+
+/// An https registry on loopback serving `connections` connections with a schema.
+fn tls_registry(connections: usize) -> (String, Vec<u8>) {
+    use openssl::ssl::{SslAcceptor, SslMethod};
+    let (ca, cert, key) = certificates();
+    let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).expect("an acceptor");
+    acceptor.set_private_key(&key).expect("the key");
+    acceptor.set_certificate(&cert).expect("the certificate");
+    let acceptor = acceptor.build();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let url = format!("https://{}", listener.local_addr().expect("an address"));
+    std::thread::spawn(move || {
+        for _ in 0..connections {
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
+            let Ok(mut tls) = acceptor.accept(stream) else {
+                continue; // the client refused the certificate
+            };
+            let mut head = Vec::new();
+            let mut byte = [0u8];
+            while !head.ends_with(b"\r\n\r\n") && tls.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let body = r#"{"schema": "{\"type\": \"string\"}"}"#;
+            let _ = write!(
+                tls,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, ca)
+}
+
+#[test]
+fn an_https_registry_is_verified_against_the_system_store_or_the_given_ca() {
+    let (url, ca) = tls_registry(2);
+    let e = client(&url).schema(SchemaId(1)).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with(&format!("registry at {url}: TLS failed: ")),
+        "{e}"
+    );
+    assert!(e.to_string().contains("certificate verify failed"), "{e}");
+    assert!(!e.is_retryable());
+
+    let config = RegistryConfig::new(&url).expect("a valid URL").ca_pem(ca);
+    let client = RegistryClient::new(config).expect("a client");
+    let schema = client
+        .schema(SchemaId(1))
+        .expect("fetched over verified TLS");
+    assert_eq!(schema.text, r#"{"type": "string"}"#);
+}
+
+#[test]
+fn tls_to_a_plaintext_port_fails_tls_not_as_unreachable() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let url = format!("https://{}", listener.local_addr().expect("an address"));
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let e = client(&url).schema(SchemaId(1)).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with(&format!("registry at {url}: TLS failed: ")),
+        "{e}"
+    );
+    assert!(!e.is_retryable());
+}
