@@ -11,6 +11,8 @@
 mod artifact;
 mod error;
 mod linear;
+/// ONNX models from scikit-learn (skl2onnx), run in pure Rust by tract-onnx.
+pub mod onnx;
 mod train;
 mod watch;
 
