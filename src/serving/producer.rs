@@ -624,9 +624,15 @@ mod tests {
             properties: vec![],
             embedded: false,
         };
-        assert_eq!(client_config(&kafka).get("enable.idempotence"), Some("true"));
+        assert_eq!(
+            client_config(&kafka).get("enable.idempotence"),
+            Some("true")
+        );
         kafka.properties = vec![("enable.idempotence".into(), "false".into())];
-        assert_eq!(client_config(&kafka).get("enable.idempotence"), Some("false"));
+        assert_eq!(
+            client_config(&kafka).get("enable.idempotence"),
+            Some("false")
+        );
     }
 
     #[test]
