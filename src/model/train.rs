@@ -116,92 +116,188 @@ pub fn read_training_set(
         path: path.to_owned(),
         source,
     })?;
-    let csv_err = |e: csv::Error| ModelError::Csv {
-        path: path.to_owned(),
-        message: e.to_string(),
+    let table = CsvTable::parse(path, &bytes)?;
+    let (target, features, skipped) = choose_columns(&table, spec)?;
+    table.check_unique(features.iter().chain([&target]))?;
+    let (x, y) = table.read_rows(&target, &features)?;
+    let features: Vec<Column> = features.into_iter().map(|(_, c)| c).collect();
+    check_fittable(path, &x, &features)?;
+    let set = TrainingSet {
+        features,
+        target: target.1,
+        x,
+        y,
+        skipped,
     };
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(bytes.as_slice());
-    let headers = reader.headers().map_err(csv_err)?.clone();
-    let records = reader
-        .records()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(csv_err)?;
-    let missing = |wanted: &str| ModelError::MissingColumn {
-        path: path.to_owned(),
-        wanted: wanted.to_owned(),
-        found: headers.iter().collect::<Vec<_>>().join(", "),
-    };
-    let find = |names: &[&str]| {
-        headers
+    Ok((set, bytes))
+}
+
+/// A chosen column with its index in the header.
+type Indexed = (usize, Column);
+
+/// A training CSV parsed: its header and records, and its path to name in refusals.
+struct CsvTable<'a> {
+    /// Where the CSV was read from.
+    path: &'a Path,
+    /// The header row.
+    headers: csv::StringRecord,
+    /// Every other row, in file order.
+    records: Vec<csv::StringRecord>,
+}
+
+impl<'a> CsvTable<'a> {
+    /// Parses `bytes`, the file at `path`, trimming every cell.
+    fn parse(path: &'a Path, bytes: &[u8]) -> Result<Self, ModelError> {
+        let csv_err = |e: csv::Error| ModelError::Csv {
+            path: path.to_owned(),
+            message: e.to_string(),
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(bytes);
+        let headers = reader.headers().map_err(csv_err)?.clone();
+        let records = reader
+            .records()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(csv_err)?;
+        Ok(CsvTable {
+            path,
+            headers,
+            records,
+        })
+    }
+
+    /// The first column named any of `names`; none: a refusal naming `names[0]` and the header.
+    fn find(&self, names: &[&str]) -> Result<usize, ModelError> {
+        self.headers
             .iter()
             .position(|h| names.contains(&h))
-            .ok_or_else(|| missing(names[0]))
-    };
-    let chosen = |choice: &ColumnChoice| -> Result<(usize, Column), ModelError> {
-        let i = find(&[choice.column.as_str()])?;
+            .ok_or_else(|| ModelError::MissingColumn {
+                path: self.path.to_owned(),
+                wanted: names[0].to_owned(),
+                found: self.headers.iter().collect::<Vec<_>>().join(", "),
+            })
+    }
+
+    /// The column the command line chose, read from its field (by default, its own name).
+    fn chosen(&self, choice: &ColumnChoice) -> Result<Indexed, ModelError> {
+        let i = self.find(&[choice.column.as_str()])?;
         Ok((
             i,
             Column {
-                column: headers[i].to_owned(),
+                column: self.headers[i].to_owned(),
                 field: choice
                     .field
                     .clone()
-                    .unwrap_or_else(|| headers[i].to_owned()),
+                    .unwrap_or_else(|| self.headers[i].to_owned()),
             },
         ))
-    };
-    let demo = |i: usize, field: &str| Column {
-        column: headers[i].to_owned(),
-        field: field.to_owned(),
-    };
-    let numeric = |i: usize| records.iter().any(|r| r.get(i).and_then(number).is_some());
+    }
 
+    /// Column `i`, read from `field`.
+    fn column(&self, i: usize, field: &str) -> Column {
+        Column {
+            column: self.headers[i].to_owned(),
+            field: field.to_owned(),
+        }
+    }
+
+    /// Whether any cell of column `i` is a number.
+    fn numeric(&self, i: usize) -> bool {
+        self.records
+            .iter()
+            .any(|r| r.get(i).and_then(number).is_some())
+    }
+
+    /// Refuses a chosen column whose name the header holds more than once.
+    fn check_unique<'c>(
+        &self,
+        chosen: impl IntoIterator<Item = &'c Indexed>,
+    ) -> Result<(), ModelError> {
+        for (_, c) in chosen {
+            if self.headers.iter().filter(|h| *h == c.column).count() > 1 {
+                return Err(ModelError::DuplicateColumn {
+                    path: self.path.to_owned(),
+                    column: c.column.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads every row's features and target as numbers, naming the line and column of a cell
+    /// that is not one; refuses fewer rows than least squares needs.
+    fn read_rows(
+        &self,
+        target: &Indexed,
+        features: &[Indexed],
+    ) -> Result<(Array2<f64>, Array1<f64>), ModelError> {
+        let path = self.path;
+        let k = features.len();
+        let mut x = Vec::with_capacity(self.records.len() * k);
+        let mut y = Vec::with_capacity(self.records.len());
+        for record in &self.records {
+            let line = record.position().map_or(0, |p| p.line());
+            let cell = |i: usize| -> Result<f64, ModelError> {
+                let text = record.get(i).unwrap_or("");
+                number(text).ok_or_else(|| ModelError::NotANumber {
+                    path: path.to_owned(),
+                    line,
+                    column: self.headers[i].to_owned(),
+                    value: text.to_owned(),
+                })
+            };
+            for (i, _) in features {
+                x.push(cell(*i)?);
+            }
+            y.push(cell(target.0)?);
+        }
+        let rows = y.len();
+        if rows < k + 1 {
+            return Err(ModelError::TooFewRows {
+                path: path.to_owned(),
+                rows,
+                features: k,
+            });
+        }
+        let x = Array2::from_shape_vec((rows, k), x).map_err(|e| ModelError::Fit(e.to_string()))?;
+        Ok((x, Array1::from_vec(y)))
+    }
+}
+
+/// The target and features `spec` chooses, and the columns left out of the default features
+/// because none of their cells is a number.
+fn choose_columns(
+    table: &CsvTable,
+    spec: &TrainSpec,
+) -> Result<(Indexed, Vec<Indexed>, Vec<String>), ModelError> {
     let mut skipped = Vec::new();
     let (target, features) = match (&spec.target, spec.features.as_slice()) {
         // The salary demo, as `train` has always read it: feature first, then target.
         (None, []) => {
-            let xi = find(&DEMO_FEATURE_COLUMNS)?;
-            let yi = find(&DEMO_TARGET_COLUMNS)?;
+            let xi = table.find(&DEMO_FEATURE_COLUMNS)?;
+            let yi = table.find(&DEMO_TARGET_COLUMNS)?;
             (
-                (yi, demo(yi, DEMO_LABEL_FIELD)),
-                vec![(xi, demo(xi, DEMO_FEATURE_FIELD))],
+                (yi, table.column(yi, DEMO_LABEL_FIELD)),
+                vec![(xi, table.column(xi, DEMO_FEATURE_FIELD))],
             )
         }
         (target, given) => {
             let target = match target {
-                Some(choice) => chosen(choice)?,
+                Some(choice) => table.chosen(choice)?,
                 None => {
-                    let yi = find(&DEMO_TARGET_COLUMNS)?;
-                    (yi, demo(yi, DEMO_LABEL_FIELD))
+                    let yi = table.find(&DEMO_TARGET_COLUMNS)?;
+                    (yi, table.column(yi, DEMO_LABEL_FIELD))
                 }
             };
-            let mut features = Vec::new();
-            for choice in given {
-                let feature = chosen(choice)?;
-                if feature.0 == target.0 {
-                    return Err(ModelError::BadSelection(format!(
-                        "{}: column {} is the target; it cannot also be a feature",
-                        path.display(),
-                        feature.1.column
-                    )));
-                }
-                if features.iter().any(|(i, _)| *i == feature.0) {
-                    return Err(ModelError::BadSelection(format!(
-                        "--feature {} is given twice",
-                        feature.1.column
-                    )));
-                }
-                features.push(feature);
-            }
+            let mut features = given_features(table, &target, given)?;
             if given.is_empty() {
-                for (i, name) in headers.iter().enumerate() {
+                for (i, name) in table.headers.iter().enumerate() {
                     if i == target.0 {
                         continue;
                     }
-                    if numeric(i) {
-                        features.push((i, demo(i, name)));
+                    if table.numeric(i) {
+                        features.push((i, table.column(i, name)));
                     } else {
                         skipped.push(name.to_owned());
                     }
@@ -209,51 +305,46 @@ pub fn read_training_set(
             }
             if features.is_empty() {
                 return Err(ModelError::NoFeatures {
-                    path: path.to_owned(),
+                    path: table.path.to_owned(),
                     target: target.1.column,
                 });
             }
             (target, features)
         }
     };
-    for (_, c) in features.iter().chain([&target]) {
-        if headers.iter().filter(|h| *h == c.column).count() > 1 {
-            return Err(ModelError::DuplicateColumn {
-                path: path.to_owned(),
-                column: c.column.clone(),
-            });
-        }
-    }
+    Ok((target, features, skipped))
+}
 
-    let k = features.len();
-    let mut x = Vec::with_capacity(records.len() * k);
-    let mut y = Vec::with_capacity(records.len());
-    for record in &records {
-        let line = record.position().map_or(0, |p| p.line());
-        let cell = |i: usize| -> Result<f64, ModelError> {
-            let text = record.get(i).unwrap_or("");
-            number(text).ok_or_else(|| ModelError::NotANumber {
-                path: path.to_owned(),
-                line,
-                column: headers[i].to_owned(),
-                value: text.to_owned(),
-            })
-        };
-        for (i, _) in &features {
-            x.push(cell(*i)?);
+/// The features the command line names, in order; refuses the target and a feature given twice.
+fn given_features(
+    table: &CsvTable,
+    target: &Indexed,
+    given: &[ColumnChoice],
+) -> Result<Vec<Indexed>, ModelError> {
+    let mut features: Vec<Indexed> = Vec::new();
+    for choice in given {
+        let feature = table.chosen(choice)?;
+        if feature.0 == target.0 {
+            return Err(ModelError::BadSelection(format!(
+                "{}: column {} is the target; it cannot also be a feature",
+                table.path.display(),
+                feature.1.column
+            )));
         }
-        y.push(cell(target.0)?);
+        if features.iter().any(|(i, _)| *i == feature.0) {
+            return Err(ModelError::BadSelection(format!(
+                "--feature {} is given twice",
+                feature.1.column
+            )));
+        }
+        features.push(feature);
     }
-    let rows = y.len();
-    if rows < k + 1 {
-        return Err(ModelError::TooFewRows {
-            path: path.to_owned(),
-            rows,
-            features: k,
-        });
-    }
-    let x = Array2::from_shape_vec((rows, k), x).map_err(|e| ModelError::Fit(e.to_string()))?;
-    let features: Vec<Column> = features.into_iter().map(|(_, c)| c).collect();
+    Ok(features)
+}
+
+/// Refuses a constant feature and features that are a combination of others.
+fn check_fittable(path: &Path, x: &Array2<f64>, features: &[Column]) -> Result<(), ModelError> {
+    let (rows, k) = x.dim();
     for (j, feature) in features.iter().enumerate() {
         let first = x[[0, j]];
         if x.column(j).iter().all(|&v| v == first) {
@@ -272,7 +363,7 @@ pub fn read_training_set(
             });
         }
     }
-    if let Some((j, combined)) = first_collinear(&x) {
+    if let Some((j, combined)) = first_collinear(x) {
         return Err(ModelError::Collinear {
             path: path.to_owned(),
             column: features[j].column.clone(),
@@ -282,14 +373,7 @@ pub fn read_training_set(
                 .collect(),
         });
     }
-    let set = TrainingSet {
-        features,
-        target: target.1,
-        x,
-        y: Array1::from_vec(y),
-        skipped,
-    };
-    Ok((set, bytes))
+    Ok(())
 }
 
 /// Fits ordinary least squares on an in-memory set; `data_sha256` names where the rows came from.

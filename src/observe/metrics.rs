@@ -15,7 +15,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::engine::{EngineEvent, EventSink, ModelEvent, SharedSink};
+use crate::engine::{
+    EngineEvent, EventSink, LagByPartition, ModelEvent, ModelLine, ProducerStatus, ScoreReport,
+    SharedSink, SwapReason,
+};
 
 pub use super::metrics_http::{serve, ServeError};
 
@@ -74,122 +77,139 @@ impl Metrics {
     /// A registry for a process serving `version`; `publishing` says whether scored records are
     /// published to an output topic.
     pub fn new(version: &str, publishing: bool) -> Arc<Metrics> {
-        let mut registry = Registry::default();
-        let scored = Counter::default();
-        let bad = Family::<Reason, Counter>::default();
-        let published = Counter::default();
-        let failed = Counter::default();
-        // 0.5 ms to about 16 s, doubling.
-        let latency = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
-        let lag_records = Family::<Partition, Gauge>::default();
-        let lag_seconds = Family::<Partition, Gauge<f64, AtomicU64>>::default();
-        let model = Family::<Version, Gauge>::default();
-        let challenger = Family::<Version, Gauge>::default();
-        let comparison_mae = Family::<Slot, Gauge<f64, AtomicU64>>::default();
-        let drift = Gauge::default();
-        let producer_sent = Counter::default();
-        let producer_acked = Counter::default();
-        let producer_failed = Counter::default();
-        registry.register(
-            "salary_stream_records_scored",
-            "Input records scored",
-            scored.clone(),
-        );
-        registry.register(
-            "salary_stream_bad_records",
-            "Input records sent to the dead-letter topic, by reason class",
-            bad.clone(),
-        );
-        registry.register(
-            "salary_stream_predictions_published",
-            "Predictions handed to the output topic",
-            published.clone(),
-        );
-        registry.register(
-            "salary_stream_deliveries_failed",
-            "Predictions or dead letters the broker did not take (their records are consumed again)",
-            failed.clone(),
-        );
-        registry.register_with_unit(
-            "salary_stream_latency",
-            "From an event's time to the acknowledgement of its prediction",
-            Unit::Seconds,
-            latency.clone(),
-        );
-        registry.register(
-            "salary_stream_consumer_lag_records",
-            "Records not yet handled, by assigned input partition",
-            lag_records.clone(),
-        );
-        registry.register_with_unit(
-            "salary_stream_consumer_lag",
-            "How long ago the last record handled from a lagging partition was made",
-            Unit::Seconds,
-            lag_seconds.clone(),
-        );
-        registry.register(
-            "salary_stream_model_info",
-            "The serving model's version (1 for the one serving)",
-            model.clone(),
-        );
-        registry.register(
-            "salary_stream_challenger_info",
-            "The challenger's version (1 for the one loaded; absent without one)",
-            challenger.clone(),
-        );
-        registry.register(
-            "salary_stream_comparison_mae",
-            "Mean absolute error of each slot (serving, challenger) over the labeled events both \
-             scored, while a challenger is loaded",
-            comparison_mae.clone(),
-        );
-        registry.register(
-            "salary_stream_drift_alarm",
-            "1 once the drift detector has fired for the serving model, else 0",
-            drift.clone(),
-        );
-        registry.register(
-            "salary_stream_producer_sent",
-            "Synthetic events handed to the client",
-            producer_sent.clone(),
-        );
-        registry.register(
-            "salary_stream_producer_acked",
-            "Synthetic events the broker acknowledged",
-            producer_acked.clone(),
-        );
-        registry.register(
-            "salary_stream_producer_failed",
-            "Synthetic events the broker refused or that timed out",
-            producer_failed.clone(),
-        );
-        model
-            .get_or_create(&Version {
-                version: version.to_owned(),
-            })
-            .set(1);
-        Arc::new(Metrics {
-            registry,
-            scored,
-            bad,
-            published,
-            failed,
-            latency,
-            lag_records,
-            lag_seconds,
-            model,
-            challenger,
-            comparison_mae,
-            drift,
-            producer_sent,
-            producer_acked,
-            producer_failed,
+        let mut metrics = Metrics {
+            registry: Registry::default(),
+            scored: Counter::default(),
+            bad: Family::default(),
+            published: Counter::default(),
+            failed: Counter::default(),
+            // 0.5 ms to about 16 s, doubling.
+            latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            lag_records: Family::default(),
+            lag_seconds: Family::default(),
+            model: Family::default(),
+            challenger: Family::default(),
+            comparison_mae: Family::default(),
+            drift: Gauge::default(),
+            producer_sent: Counter::default(),
+            producer_acked: Counter::default(),
+            producer_failed: Counter::default(),
             producer_seen: Mutex::new((0, 0, 0)),
             serving: Mutex::new(version.to_owned()),
             challenging: Mutex::new(None),
             publishing,
             lag_shown: Mutex::new(Vec::new()),
-        })
+        };
+        // Registered in this order, the order the text lists them in.
+        metrics.register_scoring();
+        metrics.register_latency();
+        metrics.register_lag();
+        metrics.register_model();
+        metrics.register_producer();
+        metrics
+            .model
+            .get_or_create(&Version {
+                version: version.to_owned(),
+            })
+            .set(1);
+        Arc::new(metrics)
+    }
+
+    /// Registers the series of records scored, refused and published.
+    fn register_scoring(&mut self) {
+        let registry = &mut self.registry;
+        registry.register(
+            "salary_stream_records_scored",
+            "Input records scored",
+            self.scored.clone(),
+        );
+        registry.register(
+            "salary_stream_bad_records",
+            "Input records sent to the dead-letter topic, by reason class",
+            self.bad.clone(),
+        );
+        registry.register(
+            "salary_stream_predictions_published",
+            "Predictions handed to the output topic",
+            self.published.clone(),
+        );
+        registry.register(
+            "salary_stream_deliveries_failed",
+            "Predictions or dead letters the broker did not take (their records are consumed again)",
+            self.failed.clone(),
+        );
+    }
+
+    /// Registers the latency histogram.
+    fn register_latency(&mut self) {
+        self.registry.register_with_unit(
+            "salary_stream_latency",
+            "From an event's time to the acknowledgement of its prediction",
+            Unit::Seconds,
+            self.latency.clone(),
+        );
+    }
+
+    /// Registers consumer lag, in records and in seconds, by partition.
+    fn register_lag(&mut self) {
+        let registry = &mut self.registry;
+        registry.register(
+            "salary_stream_consumer_lag_records",
+            "Records not yet handled, by assigned input partition",
+            self.lag_records.clone(),
+        );
+        registry.register_with_unit(
+            "salary_stream_consumer_lag",
+            "How long ago the last record handled from a lagging partition was made",
+            Unit::Seconds,
+            self.lag_seconds.clone(),
+        );
+    }
+
+    /// Registers the models' series: versions, the comparison of slots, the drift alarm.
+    fn register_model(&mut self) {
+        let registry = &mut self.registry;
+        registry.register(
+            "salary_stream_model_info",
+            "The serving model's version (1 for the one serving)",
+            self.model.clone(),
+        );
+        registry.register(
+            "salary_stream_challenger_info",
+            "The challenger's version (1 for the one loaded; absent without one)",
+            self.challenger.clone(),
+        );
+        registry.register(
+            "salary_stream_comparison_mae",
+            "Mean absolute error of each slot (serving, challenger) over the labeled events both \
+             scored, while a challenger is loaded",
+            self.comparison_mae.clone(),
+        );
+        registry.register(
+            "salary_stream_drift_alarm",
+            "1 once the drift detector has fired for the serving model, else 0",
+            self.drift.clone(),
+        );
+    }
+
+    /// Registers the synthetic producer's counts.
+    fn register_producer(&mut self) {
+        let registry = &mut self.registry;
+        registry.register(
+            "salary_stream_producer_sent",
+            "Synthetic events handed to the client",
+            self.producer_sent.clone(),
+        );
+        registry.register(
+            "salary_stream_producer_acked",
+            "Synthetic events the broker acknowledged",
+            self.producer_acked.clone(),
+        );
+        registry.register(
+            "salary_stream_producer_failed",
+            "Synthetic events the broker refused or that timed out",
+            self.producer_failed.clone(),
+        );
     }
 
     /// One latency sample, in µs.
@@ -212,116 +232,133 @@ impl Metrics {
     /// Counts what an engine event says.
     pub fn observe(&self, event: &EngineEvent) {
         match event {
-            EngineEvent::Scored(report) => {
-                self.scored.inc_by(report.scored);
-                if self.publishing {
-                    self.published.inc_by(report.scored);
-                }
-                self.failed.inc_by(report.delivery_errors);
-                for (class, n) in &report.bad_by_class {
-                    self.bad
-                        .get_or_create(&Reason {
-                            reason: (*class).to_owned(),
-                        })
-                        .inc_by(*n);
-                }
-                self.drift.set(i64::from(report.drift.is_some()));
-                if let Some(c) = report.comparison {
-                    for (slot, a) in [("serving", c.serving), ("challenger", c.challenger)] {
-                        self.comparison_mae
-                            .get_or_create(&Slot { slot: slot.into() })
-                            .set(a.mae);
-                    }
-                }
-            }
+            EngineEvent::Scored(report) => self.observe_scored(report),
             EngineEvent::Model(ModelEvent::Challenger(line)) => {
-                self.forget_challenger();
-                self.comparison_mae.clear();
-                if let Some(line) = line {
-                    self.challenger
-                        .get_or_create(&Version {
-                            version: line.version.clone(),
-                        })
-                        .set(1);
-                    *self
-                        .challenging
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = Some(line.version.clone());
-                }
+                self.observe_challenger(line.as_ref())
             }
-            EngineEvent::Lag(lag) => {
-                // Set in place, never cleared first: a scrape between a clear and the new values
-                // would see series vanish (Prometheus marks them stale).
-                let mut shown = self
-                    .lag_shown
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                for gone in shown
-                    .iter()
-                    .filter(|p| !lag.partitions.iter().any(|(q, _)| q == *p))
-                {
-                    let label = Partition {
-                        partition: gone.to_string(),
-                    };
-                    self.lag_records.remove(&label);
-                    self.lag_seconds.remove(&label);
-                }
-                *shown = lag.partitions.iter().map(|(p, _)| *p).collect();
-                drop(shown);
-                for (p, records) in &lag.partitions {
-                    let label = Partition {
-                        partition: p.to_string(),
-                    };
-                    self.lag_records.get_or_create(&label).set(*records);
-                    let behind = lag
-                        .behind_ms
-                        .iter()
-                        .find(|(q, _)| q == p)
-                        .map_or(0, |(_, ms)| *ms);
-                    self.lag_seconds
-                        .get_or_create(&label)
-                        .set(behind as f64 / 1000.0);
-                }
-            }
+            EngineEvent::Lag(lag) => self.observe_lag(lag),
             EngineEvent::Model(ModelEvent::Swapped {
-                line: crate::engine::ModelLine { version, .. },
+                line: ModelLine { version, .. },
                 reason,
-            }) => {
-                if matches!(reason, crate::engine::SwapReason::Promoted { .. }) {
-                    self.forget_challenger();
-                }
-                let mut serving = self.serving.lock().unwrap_or_else(PoisonError::into_inner);
-                self.model.remove(&Version {
-                    version: serving.clone(),
-                });
-                self.model
-                    .get_or_create(&Version {
-                        version: version.clone(),
-                    })
-                    .set(1);
-                version.clone_into(&mut serving);
-                self.drift.set(0);
-                self.comparison_mae.clear();
-            }
-            EngineEvent::Producer(status) => {
-                let mut seen = self
-                    .producer_seen
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                self.producer_sent
-                    .inc_by(status.sent.saturating_sub(seen.0));
-                self.producer_acked
-                    .inc_by(status.acked.saturating_sub(seen.1));
-                self.producer_failed
-                    .inc_by(status.failed.saturating_sub(seen.2));
-                *seen = (
-                    seen.0.max(status.sent),
-                    seen.1.max(status.acked),
-                    seen.2.max(status.failed),
-                );
-            }
+            }) => self.observe_swap(version, reason),
+            EngineEvent::Producer(status) => self.observe_producer(status),
             _ => {}
         }
+    }
+
+    /// Counts a report of records scored, refused and delivered, and the slots' comparison.
+    fn observe_scored(&self, report: &ScoreReport) {
+        self.scored.inc_by(report.scored);
+        if self.publishing {
+            self.published.inc_by(report.scored);
+        }
+        self.failed.inc_by(report.delivery_errors);
+        for (class, n) in &report.bad_by_class {
+            self.bad
+                .get_or_create(&Reason {
+                    reason: (*class).to_owned(),
+                })
+                .inc_by(*n);
+        }
+        self.drift.set(i64::from(report.drift.is_some()));
+        if let Some(c) = report.comparison {
+            for (slot, a) in [("serving", c.serving), ("challenger", c.challenger)] {
+                self.comparison_mae
+                    .get_or_create(&Slot { slot: slot.into() })
+                    .set(a.mae);
+            }
+        }
+    }
+
+    /// Shows the challenger now loaded, if any, in place of the last one.
+    fn observe_challenger(&self, line: Option<&ModelLine>) {
+        self.forget_challenger();
+        self.comparison_mae.clear();
+        if let Some(line) = line {
+            self.challenger
+                .get_or_create(&Version {
+                    version: line.version.clone(),
+                })
+                .set(1);
+            *self
+                .challenging
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(line.version.clone());
+        }
+    }
+
+    /// Sets each assigned partition's lag, and removes the partitions no longer assigned.
+    fn observe_lag(&self, lag: &LagByPartition) {
+        // Set in place, never cleared first: a scrape between a clear and the new values
+        // would see series vanish (Prometheus marks them stale).
+        let mut shown = self
+            .lag_shown
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for gone in shown
+            .iter()
+            .filter(|p| !lag.partitions.iter().any(|(q, _)| q == *p))
+        {
+            let label = Partition {
+                partition: gone.to_string(),
+            };
+            self.lag_records.remove(&label);
+            self.lag_seconds.remove(&label);
+        }
+        *shown = lag.partitions.iter().map(|(p, _)| *p).collect();
+        drop(shown);
+        for (p, records) in &lag.partitions {
+            let label = Partition {
+                partition: p.to_string(),
+            };
+            self.lag_records.get_or_create(&label).set(*records);
+            let behind = lag
+                .behind_ms
+                .iter()
+                .find(|(q, _)| q == p)
+                .map_or(0, |(_, ms)| *ms);
+            self.lag_seconds
+                .get_or_create(&label)
+                .set(behind as f64 / 1000.0);
+        }
+    }
+
+    /// Shows `version` as the serving model; a promotion also removes the challenger.
+    fn observe_swap(&self, version: &str, reason: &SwapReason) {
+        if matches!(reason, SwapReason::Promoted { .. }) {
+            self.forget_challenger();
+        }
+        let mut serving = self.serving.lock().unwrap_or_else(PoisonError::into_inner);
+        self.model.remove(&Version {
+            version: serving.clone(),
+        });
+        self.model
+            .get_or_create(&Version {
+                version: version.to_owned(),
+            })
+            .set(1);
+        version.clone_into(&mut serving);
+        self.drift.set(0);
+        self.comparison_mae.clear();
+    }
+
+    /// Turns the producer's cumulative counts into counter increments.
+    fn observe_producer(&self, status: &ProducerStatus) {
+        let mut seen = self
+            .producer_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.producer_sent
+            .inc_by(status.sent.saturating_sub(seen.0));
+        self.producer_acked
+            .inc_by(status.acked.saturating_sub(seen.1));
+        self.producer_failed
+            .inc_by(status.failed.saturating_sub(seen.2));
+        *seen = (
+            seen.0.max(status.sent),
+            seen.1.max(status.acked),
+            seen.2.max(status.failed),
+        );
     }
 
     /// The metrics in Prometheus's text format (OpenMetrics).
