@@ -15,7 +15,8 @@ pub struct Args {
     /// Runs the Kafka parts against this cluster instead of `salary-stream broker` processes.
     #[arg(long, env = "BENCH_BROKERS", value_name = "HOST:PORT")]
     pub brokers: Option<String>,
-    /// Starts Apache Kafka (scripts/kafka) for the Kafka parts, with Kafka's own perf tools.
+    /// Starts Apache Kafka (scripts/kafka --security) for the Kafka parts, with Kafka's own perf
+    /// tools, and adds the scorer over its SSL and SASL_SSL listeners beside plaintext.
     #[arg(long, conflicts_with = "brokers")]
     pub apache_kafka: bool,
     /// Adds Kafka's own perf tools against the cluster given with --brokers.

@@ -1,5 +1,6 @@
 //! Where the Kafka parts run: a fresh `salary-stream broker` process per part, a cluster the
-//! bench was pointed at, or Apache Kafka started for the run; and topics made on a cluster.
+//! bench was pointed at, or Apache Kafka started for the run (with its TLS and SASL listeners);
+//! and topics made on a cluster.
 
 use std::io::BufRead;
 use std::process::{Command, Stdio};
@@ -112,41 +113,93 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: u32) {
     }
 }
 
-/// Apache Kafka for the run (`--apache-kafka`): `scripts/kafka --partitions 32`, stopped with
-/// SIGTERM at the end (or when the bench panics).
+/// The TLS listeners of the bench's Apache Kafka (`scripts/kafka --security`), for the scorer
+/// over SSL and over SASL_SSL beside the same scorer over plaintext, on the same broker.
+pub struct SecureListeners {
+    /// The SSL listener (TLS, no client certificate), `127.0.0.1:PORT`.
+    pub ssl: String,
+    /// The SASL_SSL listener, `127.0.0.1:PORT`.
+    pub sasl_ssl: String,
+    /// The CA's PEM file, for `ssl.ca.location`.
+    pub ca: String,
+    /// The first user `scripts/kafka` made, with its password: `(user, password)`.
+    pub user: (String, String),
+}
+
+impl SecureListeners {
+    /// Reads `scripts/kafka --security`'s `key=value` lines after the address, up to `ready`;
+    /// `None` if one the bench needs is missing.
+    fn read(lines: &mut impl Iterator<Item = String>) -> Option<SecureListeners> {
+        let mut values = std::collections::HashMap::new();
+        for line in lines.by_ref() {
+            if line == "ready" {
+                break;
+            }
+            if let Some((key, value)) = line.split_once('=') {
+                values.insert(key.to_owned(), value.to_owned());
+            }
+        }
+        let users = values.remove("users")?;
+        let (user, password) = users.split(',').next()?.split_once(':')?;
+        Some(SecureListeners {
+            ssl: values.remove("ssl")?,
+            sasl_ssl: values.remove("sasl_ssl")?,
+            ca: values.remove("ca")?,
+            user: (user.to_owned(), password.to_owned()),
+        })
+    }
+}
+
+/// Apache Kafka for the run (`--apache-kafka`): `scripts/kafka --security --partitions 32`,
+/// stopped with SIGTERM at the end (or when the bench panics). `--security` only adds listeners:
+/// the PLAINTEXT one every other measure uses is configured as without it.
 struct ApacheKafka {
     child: std::process::Child,
     address: String,
+    secure: SecureListeners,
 }
 
 impl ApacheKafka {
     fn start() -> ApacheKafka {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka");
         let started = Instant::now();
-        // Its progress (and errors) go to the bench's stderr; its one stdout line is the address.
+        // Its progress (and errors) go to the bench's stderr; on stdout the address, then the
+        // secure listeners as key=value lines up to `ready`.
         let mut child = Command::new(script)
-            .args(["--partitions", &THROUGHPUT_PARTITIONS.to_string()])
+            .args([
+                "--security",
+                "--partitions",
+                &THROUGHPUT_PARTITIONS.to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("{script}: {e}"));
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the address from scripts/kafka");
-        let address = line.trim().to_owned();
-        if address.is_empty() {
+        let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut lines = stdout.lines().map_while(Result::ok);
+        let address = lines.next().unwrap_or_default().trim().to_owned();
+        let secure = (!address.is_empty())
+            .then(|| SecureListeners::read(&mut lines))
+            .flatten();
+        let Some(secure) = secure else {
             let status = child.wait().expect("wait for scripts/kafka");
             panic!(
-                "scripts/kafka ended ({status}) without printing an address; see its stderr above"
+                "scripts/kafka --security ended ({status}) without printing its address and \
+                 listeners; see its stderr above"
             );
-        }
+        };
         eprintln!(
-            "Apache Kafka at {address} ({:.1} s to start)",
+            "Apache Kafka at {address}, SSL at {}, SASL_SSL at {} ({:.1} s to start)",
+            secure.ssl,
+            secure.sasl_ssl,
             started.elapsed().as_secs_f64()
         );
-        ApacheKafka { child, address }
+        ApacheKafka {
+            child,
+            address,
+            secure,
+        }
     }
 
     /// SIGTERM, then waits for the script, which stops the broker and removes its folder.
@@ -192,7 +245,8 @@ impl Cluster {
                 "--apache-kafka starts its own broker: leave out --brokers (and BENCH_BROKERS)"
             );
             eprintln!(
-                "starting Apache Kafka (scripts/kafka --partitions {THROUGHPUT_PARTITIONS}) ..."
+                "starting Apache Kafka (scripts/kafka --security --partitions \
+                 {THROUGHPUT_PARTITIONS}) ..."
             );
             ApacheKafka::start()
         });
@@ -236,6 +290,11 @@ impl Cluster {
             .as_ref()
             .map(|k| k.address.as_str())
             .or(self.given_brokers.as_deref())
+    }
+
+    /// The TLS listeners of Apache Kafka, if the bench started it.
+    pub fn secure(&self) -> Option<&SecureListeners> {
+        self.apache_kafka.as_ref().map(|k| &k.secure)
     }
 
     /// Stops Apache Kafka if the bench started it.

@@ -1,5 +1,6 @@
-//! The consuming part: kcat -C (as installed and tuned), `score` in its variants and (with
-//! Kafka's tools) ConsumerPerformance, all reading the records kcat produced.
+//! The consuming part: kcat -C (as installed and tuned), `score` in its variants (over TLS too,
+//! on Apache Kafka) and (with Kafka's tools) ConsumerPerformance, all reading the records kcat
+//! produced.
 
 use std::time::Duration;
 
@@ -19,6 +20,10 @@ pub struct Consumed {
     pub metered: Vec<Timed>,
     pub challenged: Vec<Timed>,
     pub eos: Vec<Timed>,
+    /// The full path over the SSL listener (Apache Kafka only).
+    pub ssl: Vec<Timed>,
+    /// The full path over the SASL_SSL listener, SCRAM-SHA-512 (Apache Kafka only).
+    pub sasl_ssl: Vec<Timed>,
     pub kafka_c: Vec<Duration>,
     pub kafka_c_own: Vec<f64>,
     pub kafka_c_mb: Vec<f64>,
@@ -26,7 +31,8 @@ pub struct Consumed {
 }
 
 /// kcat -C (as installed and tuned), `score` bare, with output, with metrics, exactly-once
-/// (`eos`), and ConsumerPerformance, on `topic` of `broker`, the order rotating each round.
+/// (`eos`), over SSL and SASL_SSL (where the cluster has them), and ConsumerPerformance, on
+/// `topic` of `broker`, the order rotating each round.
 pub fn consuming(run: &Run<'_>, broker: &Broker, topic: &str, eos_too: bool) -> Consumed {
     let measures = measures(run, eos_too);
     eprintln!(
@@ -67,6 +73,11 @@ fn measures(run: &Run<'_>, eos_too: bool) -> Vec<&'static str> {
     if eos_too {
         measures.push("eos");
     }
+    // "ssl", "sasl_ssl": the full path through the same broker's TLS listeners, for what TLS (and
+    // SASL/SCRAM on top) costs against plaintext.
+    if run.secure.is_some() {
+        measures.extend(["ssl", "sasl_ssl"]);
+    }
     if run.tools.is_some() {
         measures.push("kafka");
     }
@@ -83,8 +94,8 @@ fn kcat_read(broker: &Broker, topic: &str, extra: &[&str]) -> (Timed, u64) {
     timed_lines(broker.pid(), "kcat", &a)
 }
 
-/// One `score --count n` run of `measure` ("bare", "full", "metered", "challenged" or "eos") in
-/// `round`, in a group of its own.
+/// One `score --count n` run of `measure` ("bare", "full", "metered", "challenged", "eos",
+/// "ssl" or "sasl_ssl") in `round`, in a group of its own.
 fn score(
     run: &Run<'_>,
     broker: &Broker,
@@ -95,9 +106,15 @@ fn score(
 ) -> Timed {
     let (k, pid) = (broker.address.as_str(), run.pid);
     let group = format!("bench-{measure}-{round}-{pid}");
+    // Over TLS the scorer connects to that listener; topics are made through plaintext.
+    let secure = secure_client(run, measure);
+    let bootstrap = secure.as_ref().map_or(k, |(address, _)| *address);
     let mut a = vec![
-        "score", "-b", k, "-t", topic, "-g", &group, "--quiet", "--count", n,
+        "score", "-b", bootstrap, "-t", topic, "-g", &group, "--quiet", "--count", n,
     ];
+    if let Some((_, settings)) = &secure {
+        a.extend(settings.iter().map(String::as_str));
+    }
     // On a cluster, predictions go to a fresh topic of 32 partitions, made
     // before the clock starts.
     let output = format!("bench-predictions-{round}-{pid}");
@@ -118,6 +135,32 @@ fn score(
     }
     a.extend_from_slice(&FETCH_WAIT);
     timed_on(broker.pid(), BIN, &a)
+}
+
+/// Where "ssl" and "sasl_ssl" connect, and the `-X` settings a user gives for that listener (the
+/// CA verified; librdkafka checks the host name by default); `None` for the plaintext measures.
+fn secure_client<'a>(run: &Run<'a>, measure: &str) -> Option<(&'a str, Vec<String>)> {
+    let secure = run
+        .secure
+        .filter(|_| matches!(measure, "ssl" | "sasl_ssl"))?;
+    let (user, password) = &secure.user;
+    let (address, mut settings) = if measure == "ssl" {
+        (
+            secure.ssl.as_str(),
+            vec!["security.protocol=SSL".to_owned()],
+        )
+    } else {
+        let settings = vec![
+            "security.protocol=SASL_SSL".to_owned(),
+            "sasl.mechanisms=SCRAM-SHA-512".to_owned(),
+            format!("sasl.username={user}"),
+            format!("sasl.password={password}"),
+        ];
+        (secure.sasl_ssl.as_str(), settings)
+    };
+    settings.push(format!("ssl.ca.location={}", secure.ca));
+    let flags = settings.into_iter().flat_map(|s| ["-X".to_owned(), s]);
+    Some((address, flags.collect()))
 }
 
 impl Consumed {
@@ -164,6 +207,8 @@ impl Consumed {
                     "metered" => self.metered.push(t),
                     "challenged" => self.challenged.push(t),
                     "eos" => self.eos.push(t),
+                    "ssl" => self.ssl.push(t),
+                    "sasl_ssl" => self.sasl_ssl.push(t),
                     _ => self.full.push(t),
                 }
             }

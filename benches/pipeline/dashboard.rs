@@ -106,8 +106,18 @@ fn start_dashboard(socket: &str, log: &str) -> String {
     let pid = tmux(socket, &["display-message", "-p", "#{pane_pid}"])
         .trim()
         .to_owned();
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    assert_eq!(comm.trim(), "salary-stream", "the pane runs the dashboard");
+    // The pane's process is the tmux server's fork until it execs the dashboard: on a loaded
+    // machine /proc can show it before the exec ("tmux: server").
+    let comm = || std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while comm().trim() != "salary-stream" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        comm().trim(),
+        "salary-stream",
+        "the pane runs the dashboard"
+    );
     pid
 }
 

@@ -3,8 +3,9 @@
 //! `cargo bench` (or `cargo bench -- --records N --dashboard-events N`); `--brokers host:port`
 //! (or `BENCH_BROKERS`) runs the Kafka parts against a real cluster instead of
 //! `salary-stream broker` processes, each tool and round into a fresh topic of its own.
-//! `--apache-kafka` starts Apache Kafka (`scripts/kafka --partitions 32`) for those parts and
-//! adds Kafka's own performance tools (ConsumerPerformance, ProducerPerformance) as references;
+//! `--apache-kafka` starts Apache Kafka (`scripts/kafka --security --partitions 32`) for those
+//! parts, adds Kafka's own performance tools (ConsumerPerformance, ProducerPerformance) as
+//! references, and the scorer over its SSL and SASL_SSL listeners beside plaintext;
 //! `--brokers host:port --kafka-tools` adds them against that cluster. Prints the machine, a
 //! table and one JSON line (a `Results`, serialized). `cargo bench --bench pipeline -- --help`
 //! lists the flags. Needs kcat and tmux on PATH (scripts/test installs both); Kafka's tools need
@@ -35,7 +36,7 @@ mod throughput;
 use clap::Parser;
 
 use crate::cli::Args;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, SecureListeners};
 use crate::kafka_tools::KafkaTools;
 use crate::report::Figures;
 use crate::throughput::Throughput;
@@ -66,13 +67,16 @@ const KCAT_AS_OURS: [&str; 6] = [
 ];
 
 /// What the whole run shares: the records each tool handles, where the Kafka parts run, Kafka's
-/// tools if asked for, and the bench's pid (for unique names).
+/// tools if asked for, the cluster's TLS listeners if it has them, and the bench's pid (for
+/// unique names).
 struct Run<'a> {
     records: u64,
     /// A model artifact for `score --challenger`.
     challenger: &'a str,
     external: Option<&'a str>,
     tools: Option<&'a KafkaTools>,
+    /// With `--apache-kafka` only: the mock cluster has no TLS.
+    secure: Option<&'a SecureListeners>,
     pid: u32,
 }
 
@@ -97,6 +101,7 @@ fn main() {
         challenger: &challenger,
         external: cluster.external(),
         tools: cluster.tools.as_ref(),
+        secure: cluster.secure(),
         pid,
     };
     let produced = producing::producing(&run, &file);

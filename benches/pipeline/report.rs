@@ -62,6 +62,16 @@ struct Results {
     score_eos_per_s: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     eos_ratio: Option<f64>,
+    /// The full path over SSL, and its ratio to the same over plaintext (Apache Kafka only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score_ssl_per_s: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ssl_ratio: Option<f64>,
+    /// The same over SASL_SSL with SCRAM-SHA-512.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score_sasl_ssl_per_s: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sasl_ssl_ratio: Option<f64>,
     cpu_s_per_million: BTreeMap<&'static str, CpuFigure>,
     #[serde(skip_serializing_if = "Option::is_none")]
     instructions_per_record: Option<InstructionsPerRecord>,
@@ -197,7 +207,8 @@ pub fn print_table(f: &Figures) {
     print_screen_rows(f.frame_us, &f.dashboard);
 }
 
-/// The throughput rows: records/s, and the ratio to kcat (or to the same run without the option).
+/// The throughput rows: records/s, and the ratio to kcat (or to the same run without the option,
+/// or over plaintext).
 fn throughput_rows(t: &Throughput) -> Vec<Row<'static, &'static str>> {
     let (produced, records) = (t.produced, t.consumed);
     let (kcat_plain, kcat_tuned, bare, full) = (t.kcat_plain, t.kcat_tuned, t.bare, t.full);
@@ -264,6 +275,27 @@ fn throughput_rows(t: &Throughput) -> Vec<Row<'static, &'static str>> {
             ),
         );
     }
+    // Over the same broker's TLS listeners, after the other score rows.
+    let produce_rows = rows.len() - 2;
+    let tls_rows = [
+        (
+            "score, output + commits, over SSL: vs plaintext",
+            t.ssl,
+            ">= 0.7x plaintext",
+        ),
+        (
+            "score, output + commits, over SASL_SSL SCRAM-SHA-512: vs plaintext",
+            t.sasl_ssl,
+            "reported",
+        ),
+    ];
+    let tls_rows = tls_rows
+        .into_iter()
+        .filter_map(|(name, took, target)| {
+            took.map(|took| (name, per_s(took), per_s(took) / per_s(full), target))
+        })
+        .collect::<Vec<_>>();
+    rows.splice(produce_rows..produce_rows, tls_rows);
     rows
 }
 
@@ -440,6 +472,10 @@ fn results(f: Figures) -> Results {
         challenger_ratio: ratio(per_s(challenged) / per_s(full)),
         score_eos_per_s: t.eos.map(|t| whole(per_s(t))),
         eos_ratio: t.eos.map(|t| ratio(per_s(t) / per_s(full))),
+        score_ssl_per_s: t.ssl.map(|t| whole(per_s(t))),
+        ssl_ratio: t.ssl.map(|t| ratio(per_s(t) / per_s(full))),
+        score_sasl_ssl_per_s: t.sasl_ssl.map(|t| whole(per_s(t))),
+        sasl_ssl_ratio: t.sasl_ssl.map(|t| ratio(per_s(t) / per_s(full))),
         cpu_s_per_million: cpu_figures(&t.cpu_rows),
         instructions_per_record: f.instructions,
         record_bytes: places(f.record_bytes, 1),

@@ -8,7 +8,7 @@ use crate::measure::{median, median_f64, rate, Timed};
 use crate::producing::Produced;
 use crate::Run;
 
-/// A CPU row: JSON key, table name, (own, broker, ...) figures, the kcat row it is compared with.
+/// A CPU row: JSON key, table name, (own, broker, ...) figures, the row it is compared with.
 pub type CpuRow = (&'static str, &'static str, (f64, Option<f64>), &'static str);
 
 /// The throughput part's medians (of `ROUNDS` rounds each).
@@ -25,9 +25,13 @@ pub struct Throughput {
     pub challenged: Duration,
     /// With `--eos` only.
     pub eos: Option<Duration>,
+    /// The full path over SSL, on Apache Kafka only.
+    pub ssl: Option<Duration>,
+    /// The full path over SASL_SSL with SCRAM-SHA-512, on Apache Kafka only.
+    pub sasl_ssl: Option<Duration>,
     pub kcat_p: Duration,
     pub ours_p: Duration,
-    pub cpu_rows: [CpuRow; 6],
+    pub cpu_rows: Vec<CpuRow>,
     /// With Kafka's tools only.
     pub kafka: Option<KafkaMedians>,
 }
@@ -71,7 +75,7 @@ impl Throughput {
             p_wall: rate(produced, median(kafka_p)),
             p_own: median_f64(kafka_p_own),
         });
-        let eos = consumed.eos;
+        let wall_if_taken = |runs: Vec<Timed>| (!runs.is_empty()).then(|| wall(runs));
         Throughput {
             produced,
             consumed: records,
@@ -81,7 +85,9 @@ impl Throughput {
             full: wall(consumed.full),
             metered: wall(consumed.metered),
             challenged: wall(consumed.challenged),
-            eos: (!eos.is_empty()).then(|| wall(eos)),
+            eos: wall_if_taken(consumed.eos),
+            ssl: wall_if_taken(consumed.ssl),
+            sasl_ssl: wall_if_taken(consumed.sasl_ssl),
             kcat_p: wall(kcat_p),
             ours_p: wall(ours_p),
             cpu_rows,
@@ -101,12 +107,13 @@ fn cpu_of(runs: &[Timed], n: u64) -> (f64, Option<f64>) {
     (own, (!broker.is_empty()).then(|| median_f64(broker)))
 }
 
-/// The CPU rows of the table and the JSON line, consuming first, then producing.
-fn cpu_rows(consumed: &Consumed, kcat_p: &[Timed], ours_p: &[Timed], produced: u64) -> [CpuRow; 6] {
+/// The CPU rows of the table and the JSON line, consuming first, then producing; the rows over
+/// TLS only where they were measured.
+fn cpu_rows(consumed: &Consumed, kcat_p: &[Timed], ours_p: &[Timed], produced: u64) -> Vec<CpuRow> {
     let records = consumed.records;
-    // (JSON key, table name, figure, the kcat row it is compared with): each of ours against
-    // kcat on the same side.
-    [
+    // (JSON key, table name, figure, the row it is compared with): each of ours against kcat on
+    // the same side; over TLS, against the same scorer over plaintext.
+    let mut rows = vec![
         (
             "kcat_consume",
             "consume: kcat -C -e, tuned as ours",
@@ -131,6 +138,24 @@ fn cpu_rows(consumed: &Consumed, kcat_p: &[Timed], ours_p: &[Timed], produced: u
             cpu_of(&consumed.challenged, records),
             "kcat_consume",
         ),
+    ];
+    if !consumed.ssl.is_empty() {
+        rows.push((
+            "score_ssl",
+            "score, output + commits, over SSL: vs plaintext",
+            cpu_of(&consumed.ssl, records),
+            "score_full",
+        ));
+    }
+    if !consumed.sasl_ssl.is_empty() {
+        rows.push((
+            "score_sasl_ssl",
+            "score, output + commits, over SASL_SSL SCRAM-SHA-512: vs plaintext",
+            cpu_of(&consumed.sasl_ssl, records),
+            "score_full",
+        ));
+    }
+    rows.extend([
         (
             "kcat_produce",
             "produce: kcat -P",
@@ -143,5 +168,6 @@ fn cpu_rows(consumed: &Consumed, kcat_p: &[Timed], ours_p: &[Timed], produced: u
             cpu_of(ours_p, produced),
             "kcat_produce",
         ),
-    ]
+    ]);
+    rows
 }
