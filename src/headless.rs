@@ -7,20 +7,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::cli::{BrokerArgs, ProduceArgs, ScoreArgs};
+use crate::cli::{BrokerArgs, KafkaArgs, ProduceArgs, ScoreArgs};
 use crate::engine::{
-    BrokerHealth, EngineEvent, EventSink, ModelEvent, ProducerStatus, Totals,
+    BrokerHealth, EngineEvent, EventSink, ModelEvent, ProducerStatus, ScoreReport, Totals,
     EMBEDDED_INPUT_PARTITIONS,
 };
 use crate::kafka::broker::EmbeddedBroker;
 use crate::kafka::topics::missing_line;
+use crate::model::Artifact;
+use crate::observe::metrics::Metrics;
 use crate::runtime::{
     connect, create_topics, cut_reason, load_challenger, load_model, metered, pad_malloc_heaps,
-    scorer_config, scorer_topics, shutdown_signal, start_metrics, within_bound, Ending,
+    scorer_config, scorer_topics, shutdown_signal, start_metrics, within_bound, Connection, Ending,
 };
 use crate::serving::producer::{self, LabelModel, ProducerConfig};
 use crate::serving::scorer::ScorerConfig;
-use crate::serving::scorer::{self, BoxedWriter, PredictionWriter};
+use crate::serving::scorer::{self, BoxedWriter, PredictionWriter, ScorerSummary};
 
 /// A line on stderr. A closed stderr is no reason to stop (`eprintln!` would panic on it).
 macro_rules! say {
@@ -110,104 +112,130 @@ impl EventSink for EventChannel {
 impl Tally {
     /// Takes one engine event in, saying on stderr what is news.
     fn absorb(&mut self, event: EngineEvent) {
-        let t = self;
         match event {
-            EngineEvent::Scored(r) => {
-                if r.transactions.is_some() {
-                    t.transactions = r.transactions;
-                }
-                t.totals.absorb(&r);
-                if r.last_bad.is_some() {
-                    t.last_bad = r.last_bad;
-                }
-                if let Some(a) = r.accuracy {
-                    t.rmse = Some(a.rmse);
-                }
-                t.comparison = r.comparison;
-                if r.latency.is_some() {
-                    t.latency = r.latency;
-                }
-                if let (Some(alarm), false) = (r.drift, t.drift_reported) {
-                    t.drift_reported = true;
-                    let direction = match alarm.shift {
-                        crate::observe::quality::Shift::Up => "above",
-                        crate::observe::quality::Shift::Down => "below",
-                    };
-                    say!(
-                        "drift: labels {direction} the predictions since {} UTC (after {} labeled events)",
-                        &crate::engine::clock(alarm.at_ms)[..8],
-                        alarm.after
-                    );
-                }
-            }
-            EngineEvent::Lag(l) => t.lag = Some((l.total(), l.most_behind_ms())),
+            EngineEvent::Scored(r) => self.on_scored(r),
+            EngineEvent::Lag(l) => self.lag = Some((l.total(), l.most_behind_ms())),
             EngineEvent::Assigned(partitions) => {
                 let list: Vec<String> = partitions.iter().map(i32::to_string).collect();
                 say!("assigned partitions: [{}]", list.join(", "));
             }
-            EngineEvent::Producer(p) => {
-                if p.acked > t.producer.map_or(0, |q| q.acked) {
-                    t.reached = true;
-                    t.unreachable = None;
-                }
-                t.producer = Some(p);
-            }
-            EngineEvent::Broker(BrokerHealth::Up) => {
+            EngineEvent::Producer(p) => self.on_producer(p),
+            EngineEvent::Broker(health) => self.on_broker(health),
+            EngineEvent::Failed(why) => self.failed = Some(why),
+            EngineEvent::Topics(missing) => self.on_topics(missing),
+            EngineEvent::ProducerFailed(why) => self.failed = Some(why),
+            EngineEvent::Members(_) => {}
+            EngineEvent::Cluster(health) => self.cluster = Some(health),
+            EngineEvent::OutputBlocked(why) => self.on_output_blocked(why),
+            EngineEvent::Model(event) => self.on_model(event),
+        }
+    }
+
+    /// A scoring report: totals, quality and latency, and a drift alarm said once.
+    fn on_scored(&mut self, r: ScoreReport) {
+        let t = self;
+        if r.transactions.is_some() {
+            t.transactions = r.transactions;
+        }
+        t.totals.absorb(&r);
+        if r.last_bad.is_some() {
+            t.last_bad = r.last_bad;
+        }
+        if let Some(a) = r.accuracy {
+            t.rmse = Some(a.rmse);
+        }
+        t.comparison = r.comparison;
+        if r.latency.is_some() {
+            t.latency = r.latency;
+        }
+        if let (Some(alarm), false) = (r.drift, t.drift_reported) {
+            t.drift_reported = true;
+            let direction = match alarm.shift {
+                crate::observe::quality::Shift::Up => "above",
+                crate::observe::quality::Shift::Down => "below",
+            };
+            say!(
+                "drift: labels {direction} the predictions since {} UTC (after {} labeled events)",
+                &crate::engine::clock(alarm.at_ms)[..8],
+                alarm.after
+            );
+        }
+    }
+
+    /// The producer's counts; a new acknowledgement shows the broker reached.
+    fn on_producer(&mut self, p: ProducerStatus) {
+        if p.acked > self.producer.map_or(0, |q| q.acked) {
+            self.reached = true;
+            self.unreachable = None;
+        }
+        self.producer = Some(p);
+    }
+
+    /// The broker's health, and why it is not reached while it is not.
+    fn on_broker(&mut self, health: BrokerHealth) {
+        let t = self;
+        match health {
+            BrokerHealth::Up => {
                 t.health = BrokerHealth::Up;
                 t.reached = true;
                 t.unreachable = None;
             }
-            EngineEvent::Broker(
-                health @ (BrokerHealth::Unreachable(_)
-                | BrokerHealth::WrongAddress(_)
-                | BrokerHealth::Refused(_)),
-            ) => {
+            health @ (BrokerHealth::Unreachable(_)
+            | BrokerHealth::WrongAddress(_)
+            | BrokerHealth::Refused(_)) => {
                 t.health = std::mem::replace(&mut t.health, BrokerHealth::Connecting).then(health);
                 t.unreachable = t.health.problem().map(str::to_owned);
             }
-            EngineEvent::Broker(BrokerHealth::Connecting) => {}
-            EngineEvent::Failed(why) => t.failed = Some(why),
-            EngineEvent::Topics(missing) => {
-                for topic in &missing {
-                    if !t.missing.contains(topic) {
-                        let consequence = if *topic == t.input_topic {
-                            "waiting for it to be created"
-                        } else {
-                            "what goes there waits in memory until it is created"
-                        };
-                        say!("{}", missing_line(topic, &t.broker, consequence));
-                    }
-                }
-                for topic in &t.missing {
-                    if !missing.contains(topic) {
-                        say!("topic {topic} exists now");
-                    }
-                }
-                t.missing = missing;
-            }
-            EngineEvent::ProducerFailed(why) => t.failed = Some(why),
-            EngineEvent::Members(_) => {}
-            EngineEvent::Cluster(health) => t.cluster = Some(health),
-            EngineEvent::OutputBlocked(Some(why)) => {
-                say!("{why}: predictions wait, and nothing is committed past them");
-                t.blocked = true;
-            }
-            EngineEvent::OutputBlocked(None) if t.blocked => {
-                say!("output writable again");
-                t.blocked = false;
-            }
-            EngineEvent::OutputBlocked(None) => {}
-            EngineEvent::Model(event) => {
-                // Whatever changed a slot, the comparison on the stats line was about the old pair.
-                if matches!(
-                    event,
-                    ModelEvent::Challenger(_) | ModelEvent::Swapped { .. }
-                ) {
-                    t.comparison = None;
-                }
-                say!("model: {}", event.describe());
+            BrokerHealth::Connecting => {}
+        }
+    }
+
+    /// The topics missing now: says which went missing and which exist again.
+    fn on_topics(&mut self, missing: Vec<String>) {
+        let t = self;
+        for topic in &missing {
+            if !t.missing.contains(topic) {
+                let consequence = if *topic == t.input_topic {
+                    "waiting for it to be created"
+                } else {
+                    "what goes there waits in memory until it is created"
+                };
+                say!("{}", missing_line(topic, &t.broker, consequence));
             }
         }
+        for topic in &t.missing {
+            if !missing.contains(topic) {
+                say!("topic {topic} exists now");
+            }
+        }
+        t.missing = missing;
+    }
+
+    /// The output blocked (with why) or writable again; each change said once.
+    fn on_output_blocked(&mut self, why: Option<String>) {
+        match why {
+            Some(why) => {
+                say!("{why}: predictions wait, and nothing is committed past them");
+                self.blocked = true;
+            }
+            None if self.blocked => {
+                say!("output writable again");
+                self.blocked = false;
+            }
+            None => {}
+        }
+    }
+
+    /// A change to the model slots, said on stderr.
+    fn on_model(&mut self, event: ModelEvent) {
+        // Whatever changed a slot, the comparison on the stats line was about the old pair.
+        if matches!(
+            event,
+            ModelEvent::Challenger(_) | ModelEvent::Swapped { .. }
+        ) {
+            self.comparison = None;
+        }
+        say!("model: {}", event.describe());
     }
 }
 
@@ -374,9 +402,7 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
     let model = load_model(args.kafka.model.as_deref())?;
     let challenger = load_challenger(&args.models)?;
     let connection = connect(&args.kafka, EMBEDDED_INPUT_PARTITIONS)?;
-    if let Some(broker) = &connection.embedded {
-        say!("embedded broker at {}", broker.bootstrap_servers());
-    }
+    say_embedded(&connection);
     for line in create_topics(&args.kafka, &connection, &scorer_topics(&args.kafka))? {
         say!("{line}");
     }
@@ -384,59 +410,9 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
         &args.kafka.topic,
         &connection.kafka.bootstrap,
     ));
-    let metrics = start_metrics(&args.kafka, &model.artifact.version, !args.no_output)?;
-    if let Some((_, address)) = &metrics {
-        say!("metrics at http://{address}/metrics");
-    }
-    let metrics = metrics.map(|(m, _)| m);
-    let mut previous = 0;
-    let mode = if args.kafka.exactly_once {
-        format!(
-            "exactly-once every {}{}",
-            crate::runtime::seconds_text(args.kafka.transaction_interval),
-            if connection.embedded.is_some() {
-                " (embedded broker: within this run only)"
-            } else {
-                ""
-            }
-        )
-    } else {
-        "at-least-once".to_owned()
-    };
-    let (stats, events) = StatsPrinter::start(tally.clone(), move |t, secs| {
-        let rate = (t.totals.scored - previous) as f64 / secs;
-        previous = t.totals.scored;
-        Some(format!(
-            "scored {} ({rate:.0}/s)  bad {}  beyond range {}  lag {}{}{}{}{}  {mode}{}{}",
-            t.totals.scored,
-            t.totals.bad,
-            t.totals.extrapolated,
-            t.lag.map_or_else(
-                || "-".to_owned(),
-                |(records, ms)| format!("{records} ({:.1} s)", ms as f64 / 1000.0)
-            ),
-            t.latency.map_or_else(String::new, |l| format!(
-                "  latency ms p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
-                l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
-            )),
-            t.rmse
-                .map_or_else(String::new, |r| format!("  rmse {r:.0}")),
-            t.comparison.map_or_else(String::new, |c| format!(
-                "  challenger mae {:.0} vs {:.0}, closer on {} of {}",
-                c.challenger.mae, c.serving.mae, c.challenger_closer, c.n
-            )),
-            if t.missing.is_empty() {
-                String::new()
-            } else {
-                format!("  waiting for topic {}", t.missing.join(", "))
-            },
-            t.transactions
-                .map_or_else(String::new, |(committed, aborted)| format!(
-                    ": {committed} transactions, {aborted} aborted"
-                )),
-            broker_note(t)
-        ))
-    });
+    let metrics = start_metrics_said(&args.kafka, &model.artifact.version, !args.no_output)?;
+    let mode = delivery_mode(&args.kafka, connection.embedded.is_some());
+    let (stats, events) = StatsPrinter::start(tally.clone(), scored_line(mode));
     let writer = (!args.quiet).then(|| Box::new(NdjsonStdout::default()) as BoxedWriter);
     let scorer = scorer::spawn(
         ScorerConfig {
@@ -471,7 +447,87 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
         }
     };
     waited?;
-    let summary = summary?;
+    report_scored(&summary?, args.kafka.exactly_once)
+}
+
+/// Says where the embedded broker listens, when one was started.
+fn say_embedded(connection: &Connection) {
+    if let Some(broker) = &connection.embedded {
+        say!("embedded broker at {}", broker.bootstrap_servers());
+    }
+}
+
+/// `--metrics`: the registry, its endpoint started and said on stderr.
+fn start_metrics_said(
+    args: &KafkaArgs,
+    version: &str,
+    publishing: bool,
+) -> anyhow::Result<Option<Arc<Metrics>>> {
+    let metrics = start_metrics(args, version, publishing)?;
+    if let Some((_, address)) = &metrics {
+        say!("metrics at http://{address}/metrics");
+    }
+    Ok(metrics.map(|(m, _)| m))
+}
+
+/// How predictions are delivered, as the stats line names it.
+fn delivery_mode(args: &KafkaArgs, embedded: bool) -> String {
+    if args.exactly_once {
+        format!(
+            "exactly-once every {}{}",
+            crate::runtime::seconds_text(args.transaction_interval),
+            if embedded {
+                " (embedded broker: within this run only)"
+            } else {
+                ""
+            }
+        )
+    } else {
+        "at-least-once".to_owned()
+    }
+}
+
+/// `score`'s stats line, given the seconds since the last one; `mode` is [`delivery_mode`].
+fn scored_line(mode: String) -> impl FnMut(&Tally, f64) -> Option<String> + Send + 'static {
+    let mut previous = 0;
+    move |t, secs| {
+        let rate = (t.totals.scored - previous) as f64 / secs;
+        previous = t.totals.scored;
+        Some(format!(
+            "scored {} ({rate:.0}/s)  bad {}  beyond range {}  lag {}{}{}{}{}  {mode}{}{}",
+            t.totals.scored,
+            t.totals.bad,
+            t.totals.extrapolated,
+            t.lag.map_or_else(
+                || "-".to_owned(),
+                |(records, ms)| format!("{records} ({:.1} s)", ms as f64 / 1000.0)
+            ),
+            t.latency.map_or_else(String::new, |l| format!(
+                "  latency ms p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
+                l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
+            )),
+            t.rmse
+                .map_or_else(String::new, |r| format!("  rmse {r:.0}")),
+            t.comparison.map_or_else(String::new, |c| format!(
+                "  challenger mae {:.0} vs {:.0}, closer on {} of {}",
+                c.challenger.mae, c.serving.mae, c.challenger_closer, c.n
+            )),
+            if t.missing.is_empty() {
+                String::new()
+            } else {
+                format!("  waiting for topic {}", t.missing.join(", "))
+            },
+            t.transactions
+                .map_or_else(String::new, |(committed, aborted)| format!(
+                    ": {committed} transactions, {aborted} aborted"
+                )),
+            broker_note(t)
+        ))
+    }
+}
+
+/// The closing lines of `score`; an error when deliveries failed outside transactions.
+fn report_scored(summary: &ScorerSummary, exactly_once: bool) -> anyhow::Result<()> {
     say!(
         "done: scored {}  bad {}  delivery errors {}",
         summary.totals.scored,
@@ -486,7 +542,7 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
         );
     }
     let failed = summary.totals.delivery_errors;
-    if failed > 0 && args.kafka.exactly_once {
+    if failed > 0 && exactly_once {
         // A failed delivery fails its transaction, which is aborted and done again from the
         // last commit (or the run ends with the reason): nothing is missing from the output.
         say!(
@@ -504,9 +560,7 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     pad_malloc_heaps();
     let model = load_model(args.kafka.model.as_deref())?;
     let connection = connect(&args.kafka, EMBEDDED_INPUT_PARTITIONS)?;
-    if let Some(broker) = &connection.embedded {
-        say!("embedded broker at {}", broker.bootstrap_servers());
-    }
+    say_embedded(&connection);
     let a = &model.artifact;
     let tally = Arc::new(SharedTally::new(
         &args.kafka.topic,
@@ -516,56 +570,15 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     for line in create_topics(&args.kafka, &connection, &[(&args.kafka.topic, partitions)])? {
         say!("{line}");
     }
-    let metrics = start_metrics(&args.kafka, &a.version, false)?;
-    if let Some((_, address)) = &metrics {
-        say!("metrics at http://{address}/metrics");
-    }
-    let metrics = metrics.map(|(m, _)| m);
-    let mut previous = 0;
-    let (stats, events) = StatsPrinter::start(tally.clone(), move |t, secs| {
-        let p = t.producer?;
-        let rate = (p.acked - previous) as f64 / secs;
-        previous = p.acked;
-        Some(format!(
-            "sent {}  acked {} ({rate:.0}/s)  failed {}{}",
-            p.sent,
-            p.acked,
-            p.failed,
-            broker_note(t)
-        ))
-    });
+    let metrics = start_metrics_said(&args.kafka, &a.version, false)?;
+    let (stats, events) = StatsPrinter::start(tally.clone(), produced_line());
     let handle = producer::spawn(
-        ProducerConfig {
-            kafka: connection.kafka.clone(),
-            topic: args.kafka.topic.clone(),
-            rate: args.rate,
-            count: args.count,
-            labels: (args.labels || args.drift).then_some(LabelModel {
-                slope: a.slope(),
-                intercept: a.intercept(),
-                noise_sd: a.rmse,
-                drift: if args.drift { 1.2 } else { 1.0 },
-            }),
-            years_range: (a.feature_range().min, a.feature_range().max),
-            seed: args.seed,
-            start_running: true,
-            require_topic_on: connection
-                .embedded
-                .is_none()
-                .then(|| connection.kafka.bootstrap.clone()),
-            paced_by: None,
-        },
+        producer_config(&args, &connection, a),
         crate::runtime::explained(metered(events, metrics.as_ref()), &connection.kafka),
     )?;
     let waited = wait(&tally, &connection.kafka, || handle.is_finished());
     let bound = args.kafka.shutdown_timeout;
-    // Unreachable: nothing will be acknowledged, so do not wait for it. Stopped by a signal: what
-    // is acknowledged within the bound is, and the rest is said.
-    let flush_within = match &waited {
-        Err(_) => Duration::from_secs(1),
-        Ok(Some(_)) => bound,
-        Ok(None) => producer::FLUSH_TIMEOUT,
-    };
+    let flush_within = flush_within(&waited, bound);
     let outstanding = handle.outstanding();
     let ending = within_bound(bound + Duration::from_millis(250), move || {
         handle.shutdown(flush_within)
@@ -586,7 +599,63 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     };
     drop(outstanding);
     waited?;
-    let status = status?;
+    report_produced(&status?)
+}
+
+/// `produce`'s stats line, given the seconds since the last one; none before the first status.
+fn produced_line() -> impl FnMut(&Tally, f64) -> Option<String> + Send + 'static {
+    let mut previous = 0;
+    move |t, secs| {
+        let p = t.producer?;
+        let rate = (p.acked - previous) as f64 / secs;
+        previous = p.acked;
+        Some(format!(
+            "sent {}  acked {} ({rate:.0}/s)  failed {}{}",
+            p.sent,
+            p.acked,
+            p.failed,
+            broker_note(t)
+        ))
+    }
+}
+
+/// The producer's settings from `produce`'s command line, with labels from the artifact `a`.
+fn producer_config(args: &ProduceArgs, connection: &Connection, a: &Artifact) -> ProducerConfig {
+    ProducerConfig {
+        kafka: connection.kafka.clone(),
+        topic: args.kafka.topic.clone(),
+        rate: args.rate,
+        count: args.count,
+        labels: (args.labels || args.drift).then_some(LabelModel {
+            slope: a.slope(),
+            intercept: a.intercept(),
+            noise_sd: a.rmse,
+            drift: if args.drift { 1.2 } else { 1.0 },
+        }),
+        years_range: (a.feature_range().min, a.feature_range().max),
+        seed: args.seed,
+        start_running: true,
+        require_topic_on: connection
+            .embedded
+            .is_none()
+            .then(|| connection.kafka.bootstrap.clone()),
+        paced_by: None,
+    }
+}
+
+/// How long stopping the producer waits for acknowledgements, given how the wait ended.
+fn flush_within(waited: &anyhow::Result<Option<&'static str>>, bound: Duration) -> Duration {
+    // Unreachable: nothing will be acknowledged, so do not wait for it. Stopped by a signal: what
+    // is acknowledged within the bound is, and the rest is said.
+    match waited {
+        Err(_) => Duration::from_secs(1),
+        Ok(Some(_)) => bound,
+        Ok(None) => producer::FLUSH_TIMEOUT,
+    }
+}
+
+/// The closing line of `produce`; an error when events were not delivered.
+fn report_produced(status: &ProducerStatus) -> anyhow::Result<()> {
     say!(
         "done: sent {}  acked {}  failed {}",
         status.sent,

@@ -15,11 +15,14 @@ use tokio::sync::mpsc;
 
 use crate::app::{App, Effect, Message, Setup};
 use crate::cli::DashArgs;
+use crate::engine::SharedSink;
 use crate::engine::{EngineEvent, EventSink};
+use crate::model::Artifact;
+use crate::observe::metrics::Metrics;
 use crate::observe::watch::{self, WatchConfig, WatchHandle};
 use crate::runtime::{
     connect, create_topics, load_challenger, load_model, metered, scorer_config, scorer_topics,
-    seconds_text, shutdown_signal, start_metrics,
+    seconds_text, shutdown_signal, start_metrics, Connection, LoadedModel,
 };
 use crate::serving::producer::{self, LabelModel, ProducerConfig, ProducerHandle};
 use crate::serving::scorer;
@@ -195,6 +198,43 @@ struct Engine {
     producer_flush: Duration,
 }
 
+impl Engine {
+    /// Stops the engine on a thread of its own; the receiver gets what reading the stream ended
+    /// with, or why the scorer stopped.
+    fn stop_on_thread(
+        self,
+    ) -> std::io::Result<tokio::sync::oneshot::Receiver<Result<String, String>>> {
+        let (tx, done) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("shutdown".into())
+            .spawn(move || {
+                let _ = tx.send(self.stop());
+            })?;
+        Ok(done)
+    }
+
+    /// Stops the producer and what reads the stream, and waits for both.
+    fn stop(self) -> Result<String, String> {
+        // Told first, so a producer slow to stop never keeps the scorer from committing.
+        match &self.reading {
+            Reading::Scorer(scorer) => scorer.stop(),
+            Reading::Watcher(watcher) => watcher.stop(),
+        }
+        let producer = self.producer.shutdown(self.producer_flush);
+        tracing::info!(?producer, "producer stopped");
+        match self.reading {
+            Reading::Scorer(scorer) => scorer
+                .join()
+                .map(|summary| format!("{summary:?}"))
+                .map_err(|e| format!("the scorer stopped: {e}")),
+            Reading::Watcher(watcher) => {
+                watcher.join();
+                Ok("watcher stopped".to_owned())
+            }
+        }
+    }
+}
+
 /// Runs the dashboard until the user quits.
 pub fn run(args: DashArgs) -> anyhow::Result<()> {
     cap_malloc_arenas();
@@ -208,45 +248,110 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
     let metrics = metrics.map(|(m, _)| m);
     let (sink, events) = EngineEvents::channel();
     let sink = crate::runtime::explained(metered(sink, metrics.as_ref()), &connection.kafka);
-    let artifact = &model.artifact;
-    let bound = args.kafka.shutdown_timeout;
-    let challenger_line = challenger.as_ref().map(|c| {
-        let p = crate::model::Predictor::from(c);
-        crate::engine::ModelLine {
-            formula: p.formula(),
-            version: p.version,
-            slope: p.slope,
-            intercept: p.intercept,
-        }
-    });
-    let mut config = ScorerConfig {
-        metrics,
-        challenger,
-        policy: args.models.policy(),
-        ..scorer_config(&args.kafka, &connection.kafka, &model, true, None)
-    };
-    // The embedded broker ends with this process, so waiting on it at exit gains nothing.
-    if connection.embedded.is_some() {
-        config = ScorerConfig {
-            shutdown_flush: EMBEDDED_SHUTDOWN_FLUSH,
-            ..config
-        };
+    let challenger_line = challenger.as_ref().map(model_line);
+    let config = dash_scorer_config(&args, &connection, &model, metrics, challenger);
+    let watched = watched_group(&args);
+    let engine = start_engine(
+        &args,
+        &connection,
+        &model.artifact,
+        config,
+        watched.as_deref(),
+        sink,
+    )?;
+    let app = App::new(
+        dash_setup(
+            &args,
+            &connection,
+            &model,
+            watched.as_deref(),
+            challenger_line,
+            metrics_address,
+            &created,
+        ),
+        0,
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let frame = Duration::from_secs_f64(1.0 / f64::from(args.fps));
+    let mut view = View::open(app, events, frame);
+    let result = runtime.block_on(view.run_until_quit(&engine));
+    quit(
+        &runtime,
+        view,
+        engine,
+        connection,
+        args.kafka.shutdown_timeout,
+        result,
+    )
+}
+
+/// The header's line for a model: its formula, version and coefficients.
+fn model_line(artifact: &Artifact) -> crate::engine::ModelLine {
+    let p = crate::model::Predictor::from(artifact);
+    crate::engine::ModelLine {
+        formula: p.formula(),
+        version: p.version,
+        slope: p.slope,
+        intercept: p.intercept,
     }
-    let producer_flush = config.shutdown_flush.min(bound.mul_f64(0.3));
-    let watched = args.watch_group.as_ref().map(|g| {
+}
+
+/// The group `--watch-group` names, the scorer's own when given empty; `None` to score.
+fn watched_group(args: &DashArgs) -> Option<String> {
+    args.watch_group.as_ref().map(|g| {
         if g.is_empty() {
             args.kafka.group.clone()
         } else {
             g.clone()
         }
-    });
-    let reading = match &watched {
+    })
+}
+
+/// The dashboard's scorer settings: the command line's, with a quick exit on the embedded broker.
+fn dash_scorer_config(
+    args: &DashArgs,
+    connection: &Connection,
+    model: &LoadedModel,
+    metrics: Option<Arc<Metrics>>,
+    challenger: Option<Artifact>,
+) -> ScorerConfig {
+    let config = ScorerConfig {
+        metrics,
+        challenger,
+        policy: args.models.policy(),
+        ..scorer_config(&args.kafka, &connection.kafka, model, true, None)
+    };
+    // The embedded broker ends with this process, so waiting on it at exit gains nothing.
+    if connection.embedded.is_some() {
+        return ScorerConfig {
+            shutdown_flush: EMBEDDED_SHUTDOWN_FLUSH,
+            ..config
+        };
+    }
+    config
+}
+
+/// Starts what reads the stream (a scorer, or a watcher of `watched`) and the producer.
+fn start_engine(
+    args: &DashArgs,
+    connection: &Connection,
+    artifact: &Artifact,
+    config: ScorerConfig,
+    watched: Option<&str>,
+    sink: SharedSink,
+) -> anyhow::Result<Engine> {
+    let producer_flush = config
+        .shutdown_flush
+        .min(args.kafka.shutdown_timeout.mul_f64(0.3));
+    let reading = match watched {
         Some(group) => Reading::Watcher(watch::spawn(
             WatchConfig {
                 kafka: connection.kafka.clone(),
                 input_topic: args.kafka.topic.clone(),
                 output_topic: args.kafka.output_topic.clone(),
-                group: group.clone(),
+                group: group.to_owned(),
             },
             sink.clone(),
         )?),
@@ -278,79 +383,79 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
         },
         sink,
     )?;
-    let predictor = crate::model::Predictor::from(artifact);
-    let app = App::new(
-        Setup {
-            broker: connection.label.clone(),
-            security: connection.kafka.security_label(),
-            input_topic: args.kafka.topic.clone(),
-            output_topic: args.kafka.output_topic.clone(),
-            dlq_topic: args.kafka.dlq_topic.clone(),
-            group: match &watched {
-                Some(group) => format!("{group} (watching, not joined)"),
-                None => args.kafka.group.clone(),
-            },
-            model_version: match &model.path {
-                Some(_) => artifact.version.clone(),
-                None => format!("{} (built-in)", artifact.version),
-            },
-            formula: predictor.formula(),
-            challenger: challenger_line,
-            line: crate::app::ServingLine {
-                slope: artifact.slope(),
-                intercept: artifact.intercept(),
-                range_max: artifact.feature_range().max,
-            },
-            rate: args.rate,
-            delivery: if args.kafka.exactly_once {
-                format!(
-                    "exactly-once every {}{}",
-                    seconds_text(args.kafka.transaction_interval),
-                    if connection.embedded.is_some() {
-                        " (embedded broker: within this run only)"
-                    } else {
-                        ""
-                    }
-                )
-            } else {
-                "at-least-once".to_owned()
-            },
-            metrics_address,
-            topics_note: (!created.is_empty()).then(|| {
-                format!(
-                    "created {} missing topic{}",
-                    created.len(),
-                    if created.len() == 1 { "" } else { "s" }
-                )
-            }),
-        },
-        0,
-    );
-    let engine = Engine {
+    Ok(Engine {
         producer,
         reading,
         producer_flush,
-    };
+    })
+}
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let frame = Duration::from_secs_f64(1.0 / f64::from(args.fps));
-    let mut view = View {
-        terminal: take_terminal(),
-        // One for the whole run: crossterm's reader thread holds a global lock while it polls the
-        // terminal, so a second stream made while the first one's thread lives can wait on it for
-        // ever (seen when the terminal had gone away).
-        keys: EventStream::new(),
-        app,
-        events,
-        frame,
-        started: Instant::now(),
-        frames_drawn: 0,
-        last_drawn_ms: None,
-        dirty: false,
-    };
-    let result = runtime.block_on(view.run_until_quit(&engine));
+/// What the header shows from the start: the broker, topics, group, models and delivery.
+fn dash_setup(
+    args: &DashArgs,
+    connection: &Connection,
+    model: &LoadedModel,
+    watched: Option<&str>,
+    challenger: Option<crate::engine::ModelLine>,
+    metrics_address: Option<String>,
+    created: &[String],
+) -> Setup {
+    let artifact = &model.artifact;
+    Setup {
+        broker: connection.label.clone(),
+        security: connection.kafka.security_label(),
+        input_topic: args.kafka.topic.clone(),
+        output_topic: args.kafka.output_topic.clone(),
+        dlq_topic: args.kafka.dlq_topic.clone(),
+        group: match watched {
+            Some(group) => format!("{group} (watching, not joined)"),
+            None => args.kafka.group.clone(),
+        },
+        model_version: match &model.path {
+            Some(_) => artifact.version.clone(),
+            None => format!("{} (built-in)", artifact.version),
+        },
+        formula: crate::model::Predictor::from(artifact).formula(),
+        challenger,
+        line: crate::app::ServingLine {
+            slope: artifact.slope(),
+            intercept: artifact.intercept(),
+            range_max: artifact.feature_range().max,
+        },
+        rate: args.rate,
+        delivery: if args.kafka.exactly_once {
+            format!(
+                "exactly-once every {}{}",
+                seconds_text(args.kafka.transaction_interval),
+                if connection.embedded.is_some() {
+                    " (embedded broker: within this run only)"
+                } else {
+                    ""
+                }
+            )
+        } else {
+            "at-least-once".to_owned()
+        },
+        metrics_address,
+        topics_note: (!created.is_empty()).then(|| {
+            format!(
+                "created {} missing topic{}",
+                created.len(),
+                if created.len() == 1 { "" } else { "s" }
+            )
+        }),
+    }
+}
+
+/// Stops the engine within `bound` and gives the screen back; `result` is the run's own.
+fn quit(
+    runtime: &tokio::runtime::Runtime,
+    mut view: View,
+    engine: Engine,
+    connection: Connection,
+    bound: Duration,
+    result: anyhow::Result<()>,
+) -> anyhow::Result<()> {
     tracing::info!("quitting");
     let quitting = Instant::now();
     // Stop the producer, then the scorer (which flushes and commits), then give the screen back;
@@ -395,6 +500,24 @@ struct View {
 }
 
 impl View {
+    /// Takes the terminal and starts listening to its keys, drawing `app` every `frame`.
+    fn open(app: App, events: EngineEvents, frame: Duration) -> View {
+        View {
+            terminal: take_terminal(),
+            // One for the whole run: crossterm's reader thread holds a global lock while it polls
+            // the terminal, so a second stream made while the first one's thread lives can wait on
+            // it for ever (seen when the terminal had gone away).
+            keys: EventStream::new(),
+            app,
+            events,
+            frame,
+            started: Instant::now(),
+            frames_drawn: 0,
+            last_drawn_ms: None,
+            dirty: false,
+        }
+    }
+
     fn apply(&mut self, message: Message, engine: Option<&Engine>) {
         match (self.app.update(message), engine) {
             (Some(Effect::Producer(command)), Some(e)) => e.producer.command(command),
@@ -495,32 +618,10 @@ impl View {
             Some(u) => u.cut_short_line(how),
             None => format!("shutdown cut short ({how})"),
         };
-        let (tx, mut done) = tokio::sync::oneshot::channel();
-        let stopping = std::thread::Builder::new()
-            .name("shutdown".into())
-            .spawn(move || {
-                // Told first, so a producer slow to stop never keeps the scorer from committing.
-                match &engine.reading {
-                    Reading::Scorer(scorer) => scorer.stop(),
-                    Reading::Watcher(watcher) => watcher.stop(),
-                }
-                let producer = engine.producer.shutdown(engine.producer_flush);
-                tracing::info!(?producer, "producer stopped");
-                let read = match engine.reading {
-                    Reading::Scorer(scorer) => scorer
-                        .join()
-                        .map(|summary| format!("{summary:?}"))
-                        .map_err(|e| format!("the scorer stopped: {e}")),
-                    Reading::Watcher(watcher) => {
-                        watcher.join();
-                        Ok("watcher stopped".to_owned())
-                    }
-                };
-                let _ = tx.send(read);
-            });
-        if let Err(e) = stopping {
-            return Some(format!("cannot start the shutdown thread: {e}"));
-        }
+        let mut done = match engine.stop_on_thread() {
+            Ok(done) => done,
+            Err(e) => return Some(format!("cannot start the shutdown thread: {e}")),
+        };
         let deadline = tokio::time::sleep(bound);
         tokio::pin!(deadline);
         // A terminal that has gone away ends its key stream or fails it: stop listening then.
