@@ -291,6 +291,8 @@ pub struct TopicBatcher<C: ProducerContext> {
     watching: Option<mpsc::Sender<()>>,
     /// The client the topic handle lives on, held so that it outlives the handle.
     client: Arc<BaseProducer<C>>,
+    /// Set by whoever stops the sender: a full local queue is then waited out no longer.
+    give_up: Option<Arc<AtomicBool>>,
 }
 
 // SAFETY: librdkafka topic handles may be used from any thread, and the client they live on is
@@ -302,6 +304,12 @@ where
     C: ProducerContext + 'static,
     C::DeliveryOpaque: Copy,
 {
+    /// Stops waiting out a full local queue once `flag` is set: the records not yet taken are
+    /// returned as refused (`QueueFull`), so a sender whose broker is gone can still stop.
+    pub fn give_up_when(&mut self, flag: Arc<AtomicBool>) {
+        self.give_up = Some(flag);
+    }
+
     /// A batcher for `topic` on `client`, which it keeps alive for as long as it lives.
     pub fn new(client: Arc<BaseProducer<C>>, topic: &str) -> KafkaResult<Self> {
         let name = CString::new(topic).map_err(|_| {
@@ -328,6 +336,7 @@ where
                 since: Instant::now(),
             },
             name: topic.to_owned(),
+            give_up: None,
             watching: None,
             client,
         })
@@ -467,6 +476,20 @@ where
                 rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => {}
                 // Every record after the first refused for a full queue is refused for it
                 // too: send again from there once librdkafka has made room.
+                rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__QUEUE_FULL
+                    if self
+                        .give_up
+                        .as_ref()
+                        .is_some_and(|g| g.load(Ordering::Relaxed)) =>
+                {
+                    refused.extend(self.opaques[start + i..].iter().map(|&opaque| {
+                        (
+                            opaque,
+                            KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
+                        )
+                    }));
+                    return None;
+                }
                 rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__QUEUE_FULL => {
                     // Deliveries make room; this client's reports are served by its own
                     // thread.
@@ -567,6 +590,51 @@ mod tests {
 
     use super::*;
     use crate::kafka::broker::EmbeddedBroker;
+
+    #[test]
+    fn a_full_queue_is_waited_out_no_longer_once_the_sender_stops() {
+        // Nothing listens there: nothing leaves the local queue of two records.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = closed.local_addr().unwrap().to_string();
+        drop(closed);
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &address)
+            .set("queue.buffering.max.messages", "2")
+            .set("message.timeout.ms", "60000");
+        let producer = PolledProducer::create(&config, Reports::default()).unwrap();
+        let mut batcher = TopicBatcher::new(producer.shared(), "t").unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        batcher.give_up_when(stop.clone());
+        let bytes = b"abcdefghij";
+        let records: Vec<Outgoing<usize>> = (0..10)
+            .map(|i| Outgoing {
+                value: i..i + 1,
+                key: None,
+                opaque: i,
+            })
+            .collect();
+        let stopper = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                stop.store(true, Ordering::Relaxed);
+            })
+        };
+        let started = Instant::now();
+        let refused = batcher.send(bytes, &records);
+        stopper.join().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        let opaques: Vec<usize> = refused.iter().map(|(o, _)| *o).collect();
+        assert_eq!(opaques, (2..10).collect::<Vec<_>>());
+        assert!(refused
+            .iter()
+            .all(|(_, e)| e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull)));
+    }
 
     #[test]
     fn keyless_records_stay_on_a_partition_for_a_while_then_move_on() {

@@ -263,6 +263,8 @@ pub enum ProducerError {
 /// A running producer thread.
 pub struct ProducerHandle {
     commands: Sender<ProducerCommand>,
+    /// Set on shutdown: a send waiting for room in librdkafka's full queue gives up.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
     outstanding: Outstanding,
     thread: JoinHandle<Result<ProducerStatus, ProducerError>>,
 }
@@ -296,6 +298,7 @@ impl ProducerHandle {
 
     /// Shuts down, waiting at most `flush_within` for acknowledgements; returns the final status.
     pub fn shutdown(self, flush_within: Duration) -> Result<ProducerStatus, ProducerError> {
+        self.stopping.store(true, Ordering::Relaxed);
         let _ = self.commands.send(ProducerCommand::Shutdown(flush_within));
         self.thread.join().unwrap_or_else(|panic| {
             Err(ProducerError::Panicked(crate::engine::panic_text(&*panic)))
@@ -331,11 +334,13 @@ pub fn spawn(config: ProducerConfig, sink: SharedSink) -> Result<ProducerHandle,
     )?;
     let (tx, rx) = mpsc::channel();
     let outstanding = Outstanding(producer.shared());
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let give_up = stopping.clone();
     let thread = std::thread::Builder::new()
         .name("producer".into())
         .spawn(move || {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run(config, producer, counter, rx, sink.clone())
+                run(config, producer, counter, rx, sink.clone(), give_up)
             }))
             .unwrap_or_else(|panic| {
                 Err(ProducerError::Panicked(crate::engine::panic_text(&*panic)))
@@ -348,6 +353,7 @@ pub fn spawn(config: ProducerConfig, sink: SharedSink) -> Result<ProducerHandle,
         .map_err(ProducerError::Spawn)?;
     Ok(ProducerHandle {
         commands: tx,
+        stopping,
         outstanding,
         thread,
     })
@@ -397,6 +403,7 @@ fn run(
     counter: Arc<AckCounter>,
     commands: Receiver<ProducerCommand>,
     sink: SharedSink,
+    give_up: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<ProducerStatus, ProducerError> {
     let generator = EventGenerator::new(config.years_range, config.labels, config.seed);
     let status = ProducerStatus {
@@ -413,6 +420,7 @@ fn run(
     require_topic(&config, &producer)?;
     let mut batcher = TopicBatcher::new(producer.shared(), &config.topic)?;
     batcher.watch_partitions(&config.kafka);
+    batcher.give_up_when(give_up);
     let mut run = ProducerRun {
         config,
         producer,
