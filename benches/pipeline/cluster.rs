@@ -150,6 +150,13 @@ impl SecureListeners {
     }
 }
 
+/// The broker JVM's flags: `$KAFKA_JVM_OPTS` if set, else C2 on. `scripts/kafka` runs C1 only,
+/// right for quick test starts but not how users run a broker: C1's TLS is about 46 times
+/// slower than C2's (BENCHMARKS.md, "What TLS costs"), and its throughput lower.
+pub fn broker_jvm_opts() -> String {
+    std::env::var("KAFKA_JVM_OPTS").unwrap_or_else(|_| "-XX:TieredStopAtLevel=4".to_owned())
+}
+
 /// Apache Kafka for the run (`--apache-kafka`): `scripts/kafka --security --partitions 32`,
 /// stopped with SIGTERM at the end (or when the bench panics). `--security` only adds listeners:
 /// the PLAINTEXT one every other measure uses is configured as without it.
@@ -166,6 +173,7 @@ impl ApacheKafka {
         // Its progress (and errors) go to the bench's stderr; on stdout the address, then the
         // secure listeners as key=value lines up to `ready`.
         let mut child = Command::new(script)
+            .env("KAFKA_JVM_OPTS", broker_jvm_opts())
             .args([
                 "--security",
                 "--partitions",
@@ -262,7 +270,11 @@ impl Cluster {
             KafkaTools::new()
         });
         let text = match (&apache_kafka, external) {
-            (Some(k), _) => format!("Apache Kafka at {} (scripts/kafka)", k.address),
+            (Some(k), _) => format!(
+                "Apache Kafka at {} (scripts/kafka, KAFKA_JVM_OPTS {})",
+                k.address,
+                broker_jvm_opts()
+            ),
             (None, Some(b)) => b.to_owned(),
             (None, None) => "salary-stream broker processes (librdkafka's mock cluster)".to_owned(),
         };
