@@ -750,7 +750,9 @@ fn apache_kafka_exactly_once_from_the_end_rewinds_to_where_it_started() {
     let mut after = events(1000..1010);
     // Not JSON, and larger than the dead-letter topic takes.
     after.push(Some(vec![b'x'; 1500]));
-    common::produce_all(b, "experience-events", &after);
+    // One key: one partition and one batch, so that the good records and the refused one are
+    // handled in the same transaction (on three partitions a commit could fall between them).
+    common::produce_all_with_key(b, "experience-events", "one", &after);
     assert_stopped_after_three_aborts(&mut score);
     // Nothing committed: not the records before the start, not those of the aborted
     // transactions.

@@ -27,12 +27,28 @@ pub struct Read {
 
 /// Produces `values` (None = tombstone) keyed by index, and waits for every acknowledgement.
 pub fn produce_all(bootstrap: &str, topic: &str, values: &[Option<Vec<u8>>]) {
+    produce_keyed(bootstrap, topic, values, |i| i.to_string());
+}
+
+/// Produces `values` all with one `key`, so that they go to one partition in one batch (a
+/// consumer then sees them in one fetch), and waits for every acknowledgement.
+pub fn produce_all_with_key(bootstrap: &str, topic: &str, key: &str, values: &[Option<Vec<u8>>]) {
+    produce_keyed(bootstrap, topic, values, |_| key.to_owned());
+}
+
+/// Produces `values`, record `i` with key `key(i)`, and waits for every acknowledgement.
+fn produce_keyed(
+    bootstrap: &str,
+    topic: &str,
+    values: &[Option<Vec<u8>>],
+    key: impl Fn(usize) -> String,
+) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("producer");
     for (i, value) in values.iter().enumerate() {
-        let key = i.to_string();
+        let key = key(i);
         let mut record: BaseRecord<'_, str, [u8]> = BaseRecord::to(topic).key(key.as_str());
         if let Some(v) = value {
             record = record.payload(v.as_slice());
