@@ -7,7 +7,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{exact_prediction, json, run, scored, ApacheKafka, Child};
+use common::{
+    committed_id_counts, exact_prediction, exactly_once_each, json, run, scored, ApacheKafka, Child,
+};
 
 #[test]
 fn apache_kafka_console_producer_in_predictions_out_to_the_console_consumer() {
@@ -486,7 +488,6 @@ fn apache_kafka_the_dashboard_in_tmux_scores_its_own_stream() {
     common::tmux::assert_restored(&t);
 }
 
-/// How many times each id appears in the output topic, read committed, once `want` distinct ids
 /// Waits (up to 120 s) until predictions of `want` different ids are committed.
 fn wait_for_committed_ids(address: &str, want: usize) {
     let mut ids = BTreeSet::new();
@@ -501,29 +502,6 @@ fn wait_for_committed_ids(address: &str, want: usize) {
         },
     );
     assert_eq!(ids.len(), want, "committed predictions of {want} ids");
-}
-
-/// How many committed predictions each id has, read to the end of the topic once every scorer
-/// has stopped.
-fn committed_id_counts(address: &str) -> std::collections::BTreeMap<u64, u32> {
-    let mut counts = std::collections::BTreeMap::new();
-    for r in common::read_committed_to_end(address, "salary-predictions", Duration::from_secs(60)) {
-        let v = json(std::str::from_utf8(r.value.as_deref().unwrap()).unwrap());
-        *counts.entry(v["id"].as_u64().unwrap()).or_insert(0) += 1;
-    }
-    counts
-}
-
-fn exactly_once_each(counts: &std::collections::BTreeMap<u64, u32>, n: u64) {
-    let missing: Vec<u64> = (0..n).filter(|i| !counts.contains_key(i)).collect();
-    let repeated: Vec<(u64, u32)> = counts
-        .iter()
-        .filter(|(_, c)| **c != 1)
-        .map(|(i, c)| (*i, *c))
-        .collect();
-    assert_eq!(missing, Vec::<u64>::new(), "no gap");
-    assert_eq!(repeated, Vec::<(u64, u32)>::new(), "no repeat");
-    assert_eq!(counts.len() as u64, n);
 }
 
 #[test]
@@ -577,7 +555,10 @@ fn apache_kafka_exactly_once_through_a_sigkill_and_a_restart() {
         "{:?}",
         second.stderr_lines()
     );
-    exactly_once_each(&committed_id_counts(b), 5000);
+    exactly_once_each(
+        &committed_id_counts(b, "salary-predictions", Duration::from_secs(60)),
+        5000,
+    );
 }
 
 #[test]
@@ -678,7 +659,10 @@ fn apache_kafka_exactly_once_through_a_broker_restart() {
     }
     exactly_once_each(&inputs, 6000);
     // ... and came out once.
-    exactly_once_each(&committed_id_counts(&b), 6000);
+    exactly_once_each(
+        &committed_id_counts(&b, "salary-predictions", Duration::from_secs(60)),
+        6000,
+    );
     assert_eq!(status.code(), Some(0), "{:?}", score.stderr_lines());
     drop(kafka);
     let _ = std::fs::remove_dir_all(&data);
@@ -756,7 +740,10 @@ fn apache_kafka_exactly_once_from_the_end_rewinds_to_where_it_started() {
     assert_stopped_after_three_aborts(&mut score);
     // Nothing committed: not the records before the start, not those of the aborted
     // transactions.
-    assert_eq!(committed_id_counts(b), std::collections::BTreeMap::new());
+    assert_eq!(
+        committed_id_counts(b, "salary-predictions", Duration::from_secs(60)),
+        std::collections::BTreeMap::new()
+    );
 }
 
 /// A dead letter the broker refuses (larger than the dead-letter topic takes) fails its
@@ -780,7 +767,10 @@ fn apache_kafka_exactly_once_aborts_and_rewinds_a_transaction_the_broker_refuses
     common::produce_all(b, "experience-events", &[Some(vec![b'x'; 1500])]);
     assert_stopped_after_three_aborts(&mut score);
     // Nothing of the aborted transactions is visible, and the 300 are there once each.
-    exactly_once_each(&committed_id_counts(b), 300);
+    exactly_once_each(
+        &committed_id_counts(b, "salary-predictions", Duration::from_secs(60)),
+        300,
+    );
     let dead: Vec<_> =
         common::read_committed_to_end(b, "experience-events.dlq", Duration::from_secs(30));
     assert_eq!(

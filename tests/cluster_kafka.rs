@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{json, root, scored, Child};
+use common::{missing, root, scored, Child};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
@@ -102,31 +102,6 @@ impl Drop for Cluster {
     }
 }
 
-/// How many times each id appears in `topic` (read committed, to the end of every partition),
-/// once `want` distinct ids are there or `timeout` passes.
-fn id_counts(bootstrap: &str, topic: &str, want: usize, timeout: Duration) -> BTreeMap<u64, u32> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let mut counts: BTreeMap<u64, u32> = BTreeMap::new();
-        for r in common::read_committed_to_end(bootstrap, topic, Duration::from_secs(20)) {
-            let Some(value) = r.value.as_deref() else {
-                continue;
-            };
-            if let Some(id) = json(std::str::from_utf8(value).unwrap())["id"].as_u64() {
-                *counts.entry(id).or_default() += 1;
-            }
-        }
-        if counts.len() >= want || Instant::now() > deadline {
-            return counts;
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-}
-
-fn missing(counts: &BTreeMap<u64, u32>, n: u64) -> Vec<u64> {
-    (0..n).filter(|id| !counts.contains_key(id)).collect()
-}
-
 fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !done() {
@@ -151,10 +126,14 @@ fn cluster_produce_writes_each_event_once_while_a_leader_is_sigkilled() {
         "{:?}",
         produce.stderr_lines()
     );
-    let counts = id_counts(&b, "experience-events", 20_000, Duration::from_secs(60));
+    let counts =
+        common::wait_for_id_counts(&b, "experience-events", 20_000, Duration::from_secs(60));
     let doubled: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert_eq!(doubled, Vec::<(&u64, &u32)>::new(), "written twice");
-    assert_eq!(missing(&counts, 20_000), Vec::<u64>::new());
+    assert_eq!(
+        missing(&counts.keys().copied().collect(), 20_000),
+        Vec::<u64>::new()
+    );
     assert_eq!(counts.values().map(|n| u64::from(*n)).sum::<u64>(), 20_000);
 }
 
@@ -173,8 +152,12 @@ fn cluster_at_least_once_scoring_loses_nothing_when_an_output_leader_is_sigkille
     });
     cluster.kill(cluster.leader("salary-predictions", 0));
     assert_eq!(produce.wait(Duration::from_secs(120)).code(), Some(0));
-    let counts = id_counts(&b, "salary-predictions", 20_000, Duration::from_secs(120));
-    assert_eq!(missing(&counts, 20_000), Vec::<u64>::new());
+    let counts =
+        common::wait_for_id_counts(&b, "salary-predictions", 20_000, Duration::from_secs(120));
+    assert_eq!(
+        missing(&counts.keys().copied().collect(), 20_000),
+        Vec::<u64>::new()
+    );
     score.signal("TERM");
     assert_eq!(
         score.wait(Duration::from_secs(20)).code(),
@@ -214,12 +197,16 @@ fn cluster_exactly_once_holds_when_an_input_leader_is_sigkilled_mid_transaction(
     });
     cluster.kill(cluster.leader("experience-events", 0));
     assert_eq!(produce.wait(Duration::from_secs(120)).code(), Some(0));
-    let counts = id_counts(&b, "salary-predictions", 20_000, Duration::from_secs(180));
+    let counts =
+        common::wait_for_id_counts(&b, "salary-predictions", 20_000, Duration::from_secs(180));
     score.signal("TERM");
     score.wait(Duration::from_secs(20));
     let repeated: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).collect();
     assert_eq!(repeated, Vec::<(&u64, &u32)>::new(), "exactly once each");
-    assert_eq!(missing(&counts, 20_000), Vec::<u64>::new());
+    assert_eq!(
+        missing(&counts.keys().copied().collect(), 20_000),
+        Vec::<u64>::new()
+    );
 }
 
 #[test]
@@ -272,8 +259,12 @@ fn cluster_two_brokers_down_is_said_and_scoring_resumes_with_nothing_lost() {
             .iter()
             .any(|l| l == "output writable again")
     });
-    let counts = id_counts(&b, "salary-predictions", 2000, Duration::from_secs(120));
-    assert_eq!(missing(&counts, 2000), Vec::<u64>::new());
+    let counts =
+        common::wait_for_id_counts(&b, "salary-predictions", 2000, Duration::from_secs(120));
+    assert_eq!(
+        missing(&counts.keys().copied().collect(), 2000),
+        Vec::<u64>::new()
+    );
     score.signal("TERM");
     assert_eq!(score.wait(Duration::from_secs(20)).code(), Some(0));
 }

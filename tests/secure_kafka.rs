@@ -582,26 +582,13 @@ fn secure_kafka_exactly_once_over_sasl_ssl_through_a_sigkill() {
     let mut second = Child::spawn(&score);
     assert_eq!(producer.wait(Duration::from_secs(60)).code(), Some(0));
     // Read committed through the plaintext listener: each id exactly once.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut counts: BTreeMap<u64, u32> = BTreeMap::new();
-    while counts.len() < 3000 {
-        assert!(Instant::now() < deadline, "{} of 3000", counts.len());
-        counts.clear();
-        for r in common::read_committed_to_end(
-            &kafka.plain,
-            "salary-predictions",
-            Duration::from_secs(10),
-        ) {
-            let v = json(std::str::from_utf8(r.value.as_deref().unwrap_or_default()).unwrap());
-            *counts.entry(v["id"].as_u64().unwrap()).or_default() += 1;
-        }
-        if counts.len() < 3000 {
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
+    let counts = common::wait_for_id_counts(
+        &kafka.plain,
+        "salary-predictions",
+        3000,
+        Duration::from_secs(120),
+    );
     second.signal("TERM");
     assert_eq!(second.wait(Duration::from_secs(15)).code(), Some(0));
-    let repeated: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).collect();
-    assert_eq!(repeated, Vec::<(&u64, &u32)>::new());
-    assert_eq!(counts.len(), 3000);
+    common::exactly_once_each(&counts, 3000);
 }

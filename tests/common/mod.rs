@@ -572,6 +572,51 @@ pub fn wait_for_split(a: &Child, b: &Child, partitions: i32) {
     }
 }
 
+/// How many times each id appears in `topic`, read committed from the beginning to the end of
+/// every partition (within `timeout`).
+pub fn committed_id_counts(
+    bootstrap: &str,
+    topic: &str,
+    timeout: Duration,
+) -> std::collections::BTreeMap<u64, u32> {
+    let mut counts = std::collections::BTreeMap::new();
+    for r in read_committed_to_end(bootstrap, topic, timeout) {
+        let v = json(std::str::from_utf8(r.value.as_deref().unwrap()).unwrap());
+        *counts.entry(v["id"].as_u64().unwrap()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// [`committed_id_counts`] once `want` distinct ids are there, or as they are after `within`.
+pub fn wait_for_id_counts(
+    bootstrap: &str,
+    topic: &str,
+    want: usize,
+    within: Duration,
+) -> std::collections::BTreeMap<u64, u32> {
+    let deadline = Instant::now() + within;
+    loop {
+        let counts = committed_id_counts(bootstrap, topic, Duration::from_secs(20));
+        if counts.len() >= want || Instant::now() > deadline {
+            return counts;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Ids 0..n each exactly once: none missing, none repeated, nothing else.
+pub fn exactly_once_each(counts: &std::collections::BTreeMap<u64, u32>, n: u64) {
+    let seen: std::collections::BTreeSet<u64> = counts.keys().copied().collect();
+    let repeated: Vec<(u64, u32)> = counts
+        .iter()
+        .filter(|(_, c)| **c != 1)
+        .map(|(i, c)| (*i, *c))
+        .collect();
+    assert_eq!(missing(&seen, n), Vec::<u64>::new(), "no gap");
+    assert_eq!(repeated, Vec::<(u64, u32)>::new(), "no repeat");
+    assert_eq!(counts.len() as u64, n);
+}
+
 /// Runs `scripts/kafka ARGS` and reads its stdout up to the `ready` line that ends the
 /// `key=value` block of `--security` and `--nodes` (within 300 s): the process and those lines.
 pub fn kafka_until_ready(args: &[&str]) -> (std::process::Child, Vec<String>) {
