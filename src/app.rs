@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use crate::engine::{
     BrokerHealth, DriftAlarm, EngineEvent, LagByPartition, ModelEvent, ModelLine, ProducerStatus,
-    Rate, ScoreReport, ScoredEvent, SwapReason, Totals,
+    Rate, RegistryStatus, ScoreReport, ScoredEvent, SwapReason, Totals,
 };
 use crate::observe::quality::{Accuracy, Comparison};
 use crate::observe::stats::Throughput;
@@ -88,6 +88,8 @@ pub struct Setup {
     pub challenger: Option<ModelLine>,
     /// The serving line at start, for the chart.
     pub line: ServingLine,
+    /// What the chart plots against what, and the events table's feature column.
+    pub axes: Axes,
     /// The producer's rate at start.
     pub rate: Rate,
     /// How predictions are delivered: `at-least-once`, or exactly-once and its interval.
@@ -111,6 +113,7 @@ impl Default for Setup {
             formula: String::new(),
             challenger: None,
             line: ServingLine::default(),
+            axes: Axes::default(),
             rate: Rate::DEFAULT,
             delivery: "at-least-once".into(),
             metrics_address: None,
@@ -209,6 +212,24 @@ pub struct ServingLine {
     pub intercept: f64,
     /// Largest training value of years.
     pub range_max: f64,
+}
+
+/// The names the chart and the events table give the plotted feature and the prediction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Axes {
+    /// The plotted feature: `years` for the demo, else the feature's field.
+    pub x: String,
+    /// The label: `salary` for the demo.
+    pub y: String,
+}
+
+impl Default for Axes {
+    fn default() -> Self {
+        Axes {
+            x: "years".into(),
+            y: "salary".into(),
+        }
+    }
 }
 
 impl Default for ServingLine {
@@ -311,6 +332,8 @@ pub struct App {
     line: ServingLine,
     /// The challenger, if one is loaded.
     challenger: Option<ModelLine>,
+    /// The Schema Registry, when framed records are decoded through one.
+    registry: Option<RegistryStatus>,
     /// The dashboard clock, ms.
     now_ms: u64,
 }
@@ -346,6 +369,7 @@ impl App {
             assigned: Vec::new(),
             drift_on: false,
             model_note: None,
+            registry: None,
             setup,
             now_ms,
         }
@@ -456,6 +480,11 @@ impl App {
         self.challenger.as_ref()
     }
 
+    /// The Schema Registry as last reported, when framed records are decoded through one.
+    pub fn registry(&self) -> Option<&RegistryStatus> {
+        self.registry.as_ref()
+    }
+
     /// What to draw: the frozen copy while frozen, else the live state.
     pub fn view(&self) -> &StreamView {
         self.frozen.as_ref().unwrap_or(&self.live)
@@ -551,6 +580,7 @@ impl App {
                 self.producer_failure = Some(reason);
             }
             EngineEvent::Model(event) => self.on_model(event),
+            EngineEvent::Registry(status) => self.registry = Some(status),
         }
     }
 

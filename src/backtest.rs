@@ -15,12 +15,14 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 
 use crate::cli::BacktestArgs;
+use crate::formats::shape::EventShape;
 use crate::kafka::config::KafkaOptions;
 use crate::kafka::offset_spec::OffsetSpec;
 use crate::kafka::timestamp::format_rfc3339;
 use crate::model::{Artifact, Predictor};
 use crate::runtime::load_model;
 use crate::serving::backtest::{self, Bounds, ModelFigures, Outcome, PartitionWindow};
+use crate::serving::scoring::event_shape;
 
 /// One model of a backtest and where it came from.
 struct Entry {
@@ -55,7 +57,7 @@ struct ModelReport<'a> {
 pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
     let bounds = bounds(&args.offsets, args.until)?;
     let properties = args.parsed_properties()?;
-    let entries = models(&args)?;
+    let (entries, shape) = models(&args)?;
     let kafka = KafkaOptions {
         bootstrap: args.brokers.trim().to_owned(),
         properties,
@@ -67,6 +69,7 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
         &args.topic,
         bounds,
         entries.iter().map(|e| e.predictor.clone()).collect(),
+        shape,
     )?;
     let text = if args.json {
         let report = Report {
@@ -132,9 +135,11 @@ fn bounds(offsets: &[OffsetSpec], until: Option<i64>) -> anyhow::Result<Bounds> 
     })
 }
 
-/// The serving model (`--model`, else the default artifact) and every `--candidate`.
-fn models(args: &BacktestArgs) -> anyhow::Result<Vec<Entry>> {
+/// The serving model (`--model`, else the default artifact) and every `--candidate`, and the
+/// names their events carry: every candidate must read the serving model's features.
+fn models(args: &BacktestArgs) -> anyhow::Result<(Vec<Entry>, EventShape)> {
     let serving = load_model(args.model.as_deref())?;
+    let shape = event_shape(&serving.artifact).map_err(anyhow::Error::msg)?;
     let mut entries = vec![Entry {
         role: "serving".to_owned(),
         file: serving.path.as_ref().map(|p| p.display().to_string()),
@@ -143,13 +148,30 @@ fn models(args: &BacktestArgs) -> anyhow::Result<Vec<Entry>> {
     for (i, path) in args.candidates.iter().enumerate() {
         let artifact = Artifact::load(path).with_context(|| format!("--candidate {}", i + 1))?;
         artifact.check_servable(&format!("--candidate {}", path.display()))?;
+        if event_shape(&artifact).as_ref() != Ok(&shape) {
+            bail!(
+                "--candidate {} reads {} for {}, the serving model {} for {}: a backtest compares \
+                 models of the same features",
+                path.display(),
+                field_list(&artifact),
+                artifact.target.field,
+                field_list(&serving.artifact),
+                serving.artifact.target.field,
+            );
+        }
         entries.push(Entry {
             role: format!("candidate {}", i + 1),
             file: Some(path.display().to_string()),
             predictor: Predictor::from(&artifact),
         });
     }
-    Ok(entries)
+    Ok((entries, shape))
+}
+
+/// `bmi, bp`: an artifact's feature fields.
+fn field_list(artifact: &Artifact) -> String {
+    let fields: Vec<&str> = artifact.features.iter().map(|f| f.field.as_str()).collect();
+    fields.join(", ")
 }
 
 /// `s@1700000000000 (2023-11-14T22:13:20.000Z)`: a spec, with its time when it has one.

@@ -45,6 +45,17 @@ pub enum Command {
     /// features, fewer rows than features plus one. With --target and no --feature, columns
     /// none of whose cells is a number are left out, and said so.
     Train(TrainArgs),
+    /// Wrap a regression model exported to ONNX (by skl2onnx) into an artifact every command
+    /// serves, with the CSV it was fitted on; print the features and the fit, and write the
+    /// artifact and, beside it, a copy of the ONNX file named after it (models/gbr.json and
+    /// models/gbr.onnx).
+    ///
+    /// The features are chosen as `train` chooses them, in the model's input order; their ranges
+    /// and moments, and the model's R² and RMSE, come from every row of the CSV. Refused, in one
+    /// line with exit status 1: what `train` refuses in the CSV, a model with an op nothing here
+    /// runs (naming the op), an input width other than the number of features, an output of more
+    /// than one value a row (naming the shapes).
+    Import(ImportArgs),
     /// One-shot predictions: of YEARS for a one-feature model, or of JSON events on stdin for any.
     ///
     /// With YEARS: one prediction a line, to two decimals (the salary demo's cents). Without:
@@ -161,6 +172,9 @@ pub struct KafkaArgs {
     /// Partitions of the input and output topics that --create-topics creates.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=10000))]
     pub partitions: i32,
+    /// Schema Registry options.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// Parses a number of seconds (fractions allowed) between 0.1 and one day.
@@ -228,6 +242,40 @@ pub struct DashArgs {
     /// Challenger and promotion options.
     #[command(flatten)]
     pub models: ModelArgs,
+}
+
+/// Where the Schema Registry is, for values framed for one.
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    /// Schema Registry URL (a Confluent-compatible API, as kcat's -r): a value that begins with
+    /// the magic byte 0 is decoded by the schema the registry holds for its id (Avro, Protobuf,
+    /// JSON Schema); plain JSON values on the same topic decode as before. Basic auth from the
+    /// URL's user info or -X schema.registry.basic.auth.user.info=USER:PASS; a CA for https with
+    /// -X schema.registry.ssl.ca.location=FILE. Credentials are never printed [default: framed
+    /// values are dead letters].
+    #[arg(short = 'r', long = "schema-registry", value_name = "URL")]
+    pub schema_registry: Option<RegistryUrl>,
+}
+
+/// A registry URL as given, which may hold a password: `Debug` leaves out its user info.
+// Kept raw and parsed later: clap would echo a malformed argument, secret or not.
+#[derive(Clone)]
+pub struct RegistryUrl(pub String);
+
+impl std::str::FromStr for RegistryUrl {
+    type Err = std::convert::Infallible;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(RegistryUrl(text.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for RegistryUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match crate::formats::registry_config::RegistryConfig::new(&self.0) {
+            Ok(config) => write!(f, "RegistryUrl({:?})", config.url()),
+            Err(_) => f.write_str("RegistryUrl([unparsed])"),
+        }
+    }
 }
 
 /// A challenger beside the serving model, and when the scorer promotes on its own.
@@ -310,6 +358,50 @@ impl TrainArgs {
             target: self.target.clone(),
             features: self.features.clone(),
         }
+    }
+}
+
+/// `import` options.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The ONNX model: one float32 input [N, F] of the features, one output of the prediction.
+    #[arg(value_name = "MODEL.onnx")]
+    pub model: PathBuf,
+    /// The CSV the model was fitted on: a header, then one example a row.
+    #[arg(long, value_name = "CSV")]
+    pub data: PathBuf,
+    /// The column the model predicts, and the JSON field its label is read from in events (COL,
+    /// or COL=FIELD; the field defaults to the column's name).
+    #[arg(long, value_name = "COL[=FIELD]")]
+    pub target: ColumnChoice,
+    /// A column the model reads, and the JSON field events carry it in (COL, or COL=FIELD);
+    /// repeatable, in the model's input order [default: every numeric column but the target, in
+    /// the CSV's order].
+    #[arg(long = "feature", value_name = "COL[=FIELD]")]
+    pub features: Vec<ColumnChoice>,
+    /// Where to write the artifact; the ONNX file is copied beside it [default:
+    /// models/<MODEL's stem>.json].
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+}
+
+impl ImportArgs {
+    /// The columns these flags choose.
+    pub fn spec(&self) -> TrainSpec {
+        TrainSpec {
+            target: Some(self.target.clone()),
+            features: self.features.clone(),
+        }
+    }
+
+    /// Where the artifact goes: --out, else models/<MODEL's stem>.json.
+    pub fn out(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| {
+            let stem = self.model.file_stem().unwrap_or(self.model.as_os_str());
+            let mut name = stem.to_os_string();
+            name.push(".json");
+            PathBuf::from("models").join(name)
+        })
     }
 }
 

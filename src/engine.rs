@@ -266,6 +266,21 @@ pub enum EngineEvent {
     Cluster(crate::observe::cluster::ClusterHealth),
     /// The watched group's members and what each owns.
     Members(Vec<crate::observe::watch::GroupMember>),
+    /// The Schema Registry framed records are decoded through: where it is, what the latest
+    /// framed record was, and whether it can be reached.
+    Registry(RegistryStatus),
+}
+
+/// The Schema Registry as the scorer last found it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistryStatus {
+    /// Its base URL, without credentials.
+    pub url: String,
+    /// The format and schema of the latest framed record (`avro, schema 3`), once one came.
+    pub input: Option<String>,
+    /// Why the registry cannot be used now, while it cannot: the records wait, and nothing is
+    /// committed past them.
+    pub unreachable: Option<String>,
 }
 
 /// A model's fitted line and the version that names it.

@@ -18,9 +18,10 @@ use crate::model::Artifact;
 use crate::observe::metrics::Metrics;
 use crate::runtime::{
     connect, create_topics, cut_reason, load_challenger, load_model, metered, pad_malloc_heaps,
-    scorer_config, scorer_topics, shutdown_signal, start_metrics, within_bound, Connection, Ending,
+    registry_client, scorer_config, scorer_topics, shutdown_signal, start_metrics, within_bound,
+    Connection, Ending,
 };
-use crate::serving::producer::{self, LabelModel, ProducerConfig};
+use crate::serving::producer::{self, ProducerConfig, Synthetic};
 use crate::serving::scorer::ScorerConfig;
 use crate::serving::scorer::{self, BoxedWriter, PredictionWriter, ScorerSummary};
 
@@ -213,7 +214,8 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
     let mode = delivery_mode(&args.kafka, connection.embedded.is_some());
     let (stats, events) = StatsPrinter::start(tally.clone(), scored_line(mode));
     let writer = (!args.quiet).then(|| Box::new(NdjsonStdout::default()) as BoxedWriter);
-    let scorer = scorer::spawn(
+    let registry = registry_client(&args.kafka, &connection)?;
+    let scorer = scorer::spawn_with_registry(
         ScorerConfig {
             metrics: metrics.clone(),
             challenger,
@@ -226,6 +228,7 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
                 args.count,
             )
         },
+        registry.clone(),
         crate::runtime::explained(metered(events, metrics.as_ref()), &connection.kafka),
         writer,
     )?;
@@ -246,6 +249,14 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
         }
     };
     waited?;
+    if let Some(registry) = &registry {
+        say!(
+            "registry {}: {} schema look-up{}",
+            registry.url(),
+            registry.lookups(),
+            if registry.lookups() == 1 { "" } else { "s" }
+        );
+    }
     report_scored(&summary?, args.kafka.exactly_once)
 }
 
@@ -358,6 +369,9 @@ fn report_scored(summary: &ScorerSummary, exactly_once: bool) -> anyhow::Result<
 pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     pad_malloc_heaps();
     let model = load_model(args.kafka.model.as_deref())?;
+    if args.kafka.registry.schema_registry.is_some() {
+        bail!("-r is where score and dash read framed values from; produce writes JSON");
+    }
     let connection = connect(&args.kafka, EMBEDDED_INPUT_PARTITIONS)?;
     say_embedded(&connection);
     let a = &model.artifact;
@@ -425,13 +439,11 @@ fn producer_config(args: &ProduceArgs, connection: &Connection, a: &Artifact) ->
         topic: args.kafka.topic.clone(),
         rate: args.rate,
         count: args.count,
-        labels: (args.labels || args.drift).then_some(LabelModel {
-            slope: a.slope(),
-            intercept: a.intercept(),
-            noise_sd: a.rmse,
-            drift: if args.drift { 1.2 } else { 1.0 },
-        }),
-        years_range: (a.feature_range().min, a.feature_range().max),
+        events: Synthetic::for_artifact(
+            a,
+            args.labels || args.drift,
+            if args.drift { 1.2 } else { 1.0 },
+        ),
         seed: args.seed,
         start_running: true,
         require_topic_on: connection

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use salary_stream::cli::{Cli, Command, PredictArgs, ScoreArgs, TrainArgs};
+use salary_stream::cli::{Cli, Command, ImportArgs, PredictArgs, ScoreArgs, TrainArgs};
 use salary_stream::kafka::properties::SettingsError;
 use salary_stream::kafka::secrets::redact_text;
 use salary_stream::model::{self, Artifact, ModelError};
@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         None => cli.dash.kafka.parsed_properties(),
         Some(
             Command::Train(_)
+            | Command::Import(_)
             | Command::Predict(_)
             | Command::Broker(_)
             | Command::Completions(_)
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
             })
         }
         Some(Command::Train(args)) => train(&args),
+        Some(Command::Import(args)) => import(&args),
         Some(Command::Predict(args)) => predict(&args),
         Some(Command::Produce(args)) if args.kafka.offset.is_some() => Err(anyhow::anyhow!(
             "-o is where a consumer starts (score, dash, backtest); produce reads nothing"
@@ -126,6 +128,69 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
     }
     println!("wrote {}", args.out.display());
     Ok(())
+}
+
+fn import(args: &ImportArgs) -> anyhow::Result<()> {
+    let out = args.out();
+    let imported = model::import(&args.model, &args.data, &args.spec(), &out)?;
+    imported.artifact.save(&out)?;
+    print_onnx(&imported.artifact);
+    if !imported.skipped.is_empty() {
+        println!(
+            "skipped   {} (no cell is a number)",
+            imported.skipped.join(", ")
+        );
+    }
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// What `import` wrapped: the model's file and ops, one line per feature, the fit.
+fn print_onnx(a: &Artifact) {
+    let model::ModelKind::Onnx(onnx) = &a.kind else {
+        return;
+    };
+    let width = a
+        .features
+        .iter()
+        .map(|f| f.column.chars().count() + 2)
+        .fold(10, usize::max);
+    let renamed = a.features.iter().any(|f| f.field != f.column);
+    let row = |label: &str, value: String| println!("{label:<width$}{value}");
+    row("model", a.version.clone());
+    row("rows", a.training_rows.to_string());
+    row(
+        "target",
+        if a.target.field == a.target.column {
+            a.target.column.clone()
+        } else {
+            format!("{} (label field {})", a.target.column, a.target.field)
+        },
+    );
+    let ops = onnx
+        .loaded
+        .as_ref()
+        .map_or_else(String::new, |g| g.predictor.op_types().join(", "));
+    row("onnx", format!("{} ({ops})", onnx.file));
+    row(
+        "feature",
+        if renamed {
+            "range              field"
+        } else {
+            "range"
+        }
+        .into(),
+    );
+    for f in &a.features {
+        let range = format!("{} to {}", f.range.min, f.range.max);
+        let field = if renamed { f.field.as_str() } else { "" };
+        row(
+            &f.column,
+            format!("{range:<19}{field}").trim_end().to_owned(),
+        );
+    }
+    row("r2", format!("{:.6}", a.r2));
+    row("rmse", figure(a.rmse));
 }
 
 /// What `train` fitted: a line as it always has been, else one line per feature.
@@ -214,7 +279,7 @@ fn predict(args: &PredictArgs) -> anyhow::Result<()> {
         if !y.is_finite() || y < 0.0 {
             anyhow::bail!("years must be a finite number of at least 0, got {y}");
         }
-        let p = predictor.predict(y);
+        let p = predictor.predict(&[y]);
         if !p.is_finite() {
             anyhow::bail!("the prediction for {y} years is not finite");
         }
@@ -239,6 +304,7 @@ fn predict_events(artifact: &Artifact) -> anyhow::Result<()> {
             fields.join(", ")
         );
     }
+    let predictor = model::Predictor::from(artifact);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut scored = || -> anyhow::Result<()> {
         for (i, line) in stdin.lock().lines().enumerate() {
@@ -252,7 +318,7 @@ fn predict_events(artifact: &Artifact) -> anyhow::Result<()> {
             let row = artifact
                 .feature_values(&event)
                 .map_err(|e| anyhow::anyhow!("stdin:{n}: {e}"))?;
-            let p = artifact.predict_row(&row);
+            let p = predictor.predict(&row);
             if !p.is_finite() {
                 anyhow::bail!("stdin:{n}: the prediction is not finite");
             }

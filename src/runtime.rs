@@ -2,12 +2,15 @@
 //! signals.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::cli::{KafkaArgs, DEFAULT_MODEL};
 use crate::engine::{BrokerHealth, EngineEvent};
+use crate::formats::registry_client::RegistryClient;
+use crate::formats::registry_config::RegistryConfig;
 use crate::kafka::broker::EmbeddedBroker;
 use crate::kafka::config::KafkaOptions;
 use crate::model::Artifact;
@@ -37,6 +40,9 @@ pub fn load_model(path: Option<&Path>) -> anyhow::Result<LoadedModel> {
             None => file.display().to_string(),
         };
         model.artifact.check_servable(&named)?;
+        // Names a prediction could not carry: refused now, not at the first record.
+        crate::serving::scoring::event_shape(&model.artifact)
+            .map_err(|e| anyhow::anyhow!("{named}: {e}"))?;
     }
     Ok(model)
 }
@@ -98,11 +104,17 @@ pub struct Connection {
     pub label: String,
     /// The embedded broker, if one was started.
     pub embedded: Option<EmbeddedBroker>,
+    /// The `schema.registry.*` settings of `-F` and `-X`, kept from librdkafka (which knows
+    /// none of them) for the registry client.
+    pub registry_settings: Vec<(String, String)>,
 }
 
 /// Uses `--brokers` when given, else starts an embedded broker with the three topics.
 pub fn connect(args: &KafkaArgs, input_partitions: i32) -> anyhow::Result<Connection> {
-    let properties = args.parsed_properties()?;
+    let (registry_settings, properties): (Vec<_>, Vec<_>) = args
+        .parsed_properties()?
+        .into_iter()
+        .partition(|(key, _)| key.starts_with(REGISTRY_PREFIX));
     match &args.brokers {
         Some(brokers) if !brokers.trim().is_empty() => {
             let kafka = KafkaOptions {
@@ -115,6 +127,7 @@ pub fn connect(args: &KafkaArgs, input_partitions: i32) -> anyhow::Result<Connec
                 label: brokers.trim().to_owned(),
                 kafka,
                 embedded: None,
+                registry_settings,
             })
         }
         _ => {
@@ -131,9 +144,47 @@ pub fn connect(args: &KafkaArgs, input_partitions: i32) -> anyhow::Result<Connec
                 },
                 label: format!("embedded {}", broker.bootstrap_servers()),
                 embedded: Some(broker),
+                registry_settings,
             })
         }
     }
+}
+
+/// What starts a client setting that is the registry's, not librdkafka's.
+const REGISTRY_PREFIX: &str = "schema.registry.";
+
+/// How long the scorer's registry client may take to connect, and to have an answer once
+/// connected: a quit waits for a request in flight, so the two together stay within the default
+/// `--shutdown-timeout`.
+const REGISTRY_TIMEOUTS: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(3));
+
+/// `-r URL`: the Schema Registry client, with the `schema.registry.*` settings of
+/// `connection` (basic auth, a CA file); none without `-r`, and then those settings are
+/// refused. No request is made yet; errors never show a credential.
+pub fn registry_client(
+    args: &KafkaArgs,
+    connection: &Connection,
+) -> anyhow::Result<Option<Arc<RegistryClient>>> {
+    let Some(url) = &args.registry.schema_registry else {
+        if let Some((key, _)) = connection.registry_settings.first() {
+            anyhow::bail!("{key} is a Schema Registry setting: give the registry with -r URL");
+        }
+        return Ok(None);
+    };
+    let mut config = RegistryConfig::new(&url.0)?;
+    for (key, value) in &connection.registry_settings {
+        if key == "schema.registry.ssl.ca.location" {
+            let pem = std::fs::read(value)
+                .with_context(|| format!("{key}: cannot read the CA file {value}"))?;
+            config = config.ca_pem(pem);
+        } else if !config.set(key, value)? {
+            anyhow::bail!("{key} is not a Schema Registry setting this client knows");
+        }
+    }
+    let (connect, read) = REGISTRY_TIMEOUTS;
+    Ok(Some(Arc::new(RegistryClient::new(
+        config.timeouts(connect, read),
+    )?)))
 }
 
 /// The scorer's configuration from the command line.

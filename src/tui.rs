@@ -24,7 +24,7 @@ use crate::runtime::{
     connect, create_topics, load_challenger, load_model, metered, scorer_config, scorer_topics,
     seconds_text, shutdown_signal, start_metrics, Connection, LoadedModel,
 };
-use crate::serving::producer::{self, LabelModel, ProducerConfig, ProducerHandle};
+use crate::serving::producer::{self, ProducerConfig, ProducerHandle, Synthetic};
 use crate::serving::scorer;
 use crate::serving::scorer::{ScorerConfig, ScorerHandle, Unfinished};
 use crate::serving::slots::ModelCommand;
@@ -289,13 +289,7 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
 
 /// The header's line for a model: its formula, version and coefficients.
 fn model_line(artifact: &Artifact) -> crate::engine::ModelLine {
-    let p = crate::model::Predictor::from(artifact);
-    crate::engine::ModelLine {
-        formula: p.formula(),
-        version: p.version,
-        slope: p.slope,
-        intercept: p.intercept,
-    }
+    crate::serving::slots::model_line(&crate::model::Predictor::from(artifact))
 }
 
 /// The group `--watch-group` names, the scorer's own when given empty; `None` to score.
@@ -355,7 +349,12 @@ fn start_engine(
             },
             sink.clone(),
         )?),
-        None => Reading::Scorer(scorer::spawn(config, sink.clone(), None)?),
+        None => Reading::Scorer(scorer::spawn_with_registry(
+            config,
+            crate::runtime::registry_client(&args.kafka, connection)?,
+            sink.clone(),
+            None,
+        )?),
     };
     let producer = producer::spawn(
         ProducerConfig {
@@ -363,13 +362,7 @@ fn start_engine(
             topic: args.kafka.topic.clone(),
             rate: args.rate,
             count: None,
-            labels: Some(LabelModel {
-                slope: artifact.slope(),
-                intercept: artifact.intercept(),
-                noise_sd: artifact.rmse,
-                drift: 1.0,
-            }),
-            years_range: (artifact.feature_range().min, artifact.feature_range().max),
+            events: Synthetic::for_artifact(artifact, true, 1.0),
             seed: None,
             start_running: args.produce,
             // The header names a missing topic (the scorer's probe); the producer waits for it.
@@ -401,6 +394,8 @@ fn dash_setup(
     created: &[String],
 ) -> Setup {
     let artifact = &model.artifact;
+    let predictor = crate::model::Predictor::from(artifact);
+    let plotted = &artifact.features[predictor.plotted];
     Setup {
         broker: connection.label.clone(),
         security: connection.kafka.security_label(),
@@ -415,12 +410,20 @@ fn dash_setup(
             Some(_) => artifact.version.clone(),
             None => format!("{} (built-in)", artifact.version),
         },
-        formula: crate::model::Predictor::from(artifact).formula(),
+        formula: predictor.formula(),
         challenger,
         line: crate::app::ServingLine {
             slope: artifact.slope(),
             intercept: artifact.intercept(),
-            range_max: artifact.feature_range().max,
+            range_max: plotted.range.max,
+        },
+        axes: crate::app::Axes {
+            x: if artifact.is_salary_shaped() {
+                "years".into()
+            } else {
+                plotted.field.clone()
+            },
+            y: artifact.target.field.clone(),
         },
         rate: args.rate,
         delivery: if args.kafka.exactly_once {

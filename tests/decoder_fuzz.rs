@@ -7,7 +7,10 @@ use salary_stream::formats::json::{decode, BadRecord, MAX_VALUE_BYTES};
 fn check(bytes: &[u8]) {
     match decode(Some(bytes)) {
         Ok(event) => {
-            assert!(event.years.is_finite() && event.years >= 0.0, "{event:?}");
+            assert!(
+                event.features[0].is_finite() && event.features[0] >= 0.0,
+                "{event:?}"
+            );
             assert!(event.ts_ms.is_none_or(|t| t >= 0));
             // Whatever was accepted is valid JSON text that is an object.
             let text = std::str::from_utf8(bytes).expect("accepted bytes are UTF-8");
@@ -70,7 +73,7 @@ proptest! {
     ) {
         let text = format!(r#"{spaces}{{"id":{id},"years_experience":{years},"ts_ms":{ts}}}{spaces}"#);
         let event = decode(Some(text.as_bytes())).unwrap();
-        prop_assert_eq!(event.years, years);
+        prop_assert_eq!(event.features[0], years);
         prop_assert_eq!(event.ts_ms, Some(ts));
     }
 }
@@ -87,5 +90,8 @@ fn oversized_values_are_refused_before_parsing() {
         "x".repeat(MAX_VALUE_BYTES - 29)
     );
     assert_eq!(exactly.len(), MAX_VALUE_BYTES);
-    assert_eq!(decode(Some(exactly.as_bytes())).map(|e| e.years), Ok(1.0));
+    assert_eq!(
+        decode(Some(exactly.as_bytes())).map(|e| e.features[0]),
+        Ok(1.0)
+    );
 }

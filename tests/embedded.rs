@@ -85,10 +85,7 @@ fn a_thousand_events_give_a_thousand_exact_predictions() {
         let id = v["id"].as_u64().unwrap() as usize;
         let years = v["years_experience"].as_f64().unwrap();
         assert_eq!(years, years_of(id));
-        assert_eq!(
-            v["predicted_salary"].as_f64().unwrap(),
-            p.intercept + p.slope * years
-        );
+        assert_eq!(v["predicted_salary"].as_f64().unwrap(), p.predict(&[years]));
         assert!(
             (v["predicted_salary"].as_f64().unwrap() - (common::INTERCEPT + common::SLOPE * years))
                 .abs()
@@ -174,9 +171,10 @@ fn the_drift_alarm_fires_soon_after_labels_shift() {
     let broker = EmbeddedBroker::start(&[("in", 1), ("out", 1), ("dlq", 1)]).unwrap();
     let bootstrap = broker.bootstrap_servers().to_owned();
     let p = predictor();
+    let (slope, intercept) = p.slope_intercept().unwrap();
     let labels = LabelModel {
-        slope: p.slope,
-        intercept: p.intercept,
+        slope,
+        intercept,
         noise_sd: 5592.04,
         drift: 1.0,
     };
@@ -387,7 +385,7 @@ fn t_fits_a_challenger_that_rides_along_p_promotes_it_r_rolls_back_and_a_bad_art
         assert_eq!(v["model"], "6c25318e");
         assert_eq!(
             v["predicted_salary"].as_f64().unwrap(),
-            reference.predict(years)
+            reference.predict(&[years])
         );
     }
     let mut kept: Vec<String> = std::fs::read_dir(&models_dir)

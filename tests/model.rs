@@ -148,7 +148,7 @@ fn predict_prints_two_decimals() {
     assert_eq!(code, 0);
     assert_eq!(stdout, "75877.00\n25792.20\n120291.82\n403790.69\n");
     let p = Predictor::from(&Artifact::load(&common::root().join("assets/model.json")).unwrap());
-    assert_eq!(format!("{:.2}", p.predict(5.3)), "75877.00");
+    assert_eq!(format!("{:.2}", p.predict(&[5.3])), "75877.00");
 }
 
 #[test]

@@ -1,11 +1,18 @@
 //! ONNX models exported from scikit-learn, run by `model::onnx` against onnxruntime's own
-//! predictions. The models and the references are in tests/onnx/, made by scripts/onnx-models.
+//! predictions, and imported as artifacts that `predict` serves through the real binary. The
+//! models and the references are in tests/onnx/, made by scripts/onnx-models.
 
+mod common;
+
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use salary_stream::model::onnx::{OnnxError, OnnxPredictor};
+use salary_stream::model::{self, Artifact, ColumnChoice, ModelKind, Predictor, TrainSpec};
 use serde_json::Value;
+use sha2::Digest;
 
 fn model_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -246,5 +253,492 @@ fn measure_predict_batch_records_per_second() {
             let rate = done as f64 / started.elapsed().as_secs_f64();
             println!("{name}: batches of {batch}: {rate:.0} records/s");
         }
+    }
+}
+
+/// Runs the binary in `dir` with `stdin`; its exit status, stdout and stderr.
+fn run_in(dir: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(common::bin())
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run binary");
+    let mut input = child.stdin.take().expect("stdin");
+    // The binary may stop reading early (an error); what it did not read is no failure here.
+    let _ = input.write_all(stdin.as_bytes());
+    drop(input);
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs the binary from the repository's root.
+fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
+    run_in(&common::root(), args, stdin)
+}
+
+/// `import tests/onnx/NAME.onnx` of data/diabetes.csv predicting progression, into `out`.
+fn import(name: &str, out: &Path) -> (i32, String, String) {
+    let model = format!("tests/onnx/{name}.onnx");
+    let out = out.to_str().expect("a UTF-8 path");
+    let args = [
+        "import",
+        &model,
+        "--data",
+        "data/diabetes.csv",
+        "--target",
+        "progression",
+        "--out",
+        out,
+    ];
+    run(&args, "")
+}
+
+/// The first `n` rows of data/diabetes.csv as JSON events, each number as the file writes it.
+fn events(n: usize) -> String {
+    let csv = std::fs::read_to_string(common::root().join("data/diabetes.csv")).expect("data");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let events: Vec<String> = lines
+        .take(n)
+        .map(|row| {
+            let fields: Vec<String> = header
+                .iter()
+                .zip(row.split(','))
+                .filter(|(name, _)| **name != "progression")
+                .map(|(name, cell)| format!("\"{name}\":{cell}"))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        })
+        .collect();
+    events.join("\n")
+}
+
+/// Within 1e-4 of onnxruntime's, relative.
+fn assert_as_onnxruntime(name: &str, ours: &[f64], theirs: &[f64]) {
+    assert_eq!(ours.len(), theirs.len(), "{name}");
+    for (i, (&ours, &theirs)) in ours.iter().zip(theirs).enumerate() {
+        let relative = (ours - theirs).abs() / theirs.abs();
+        assert!(
+            relative <= 1e-4,
+            "{name} row {i}: {ours} against onnxruntime's {theirs}"
+        );
+    }
+}
+
+const IMPORTED: [(&str, &str, &str, &str); 4] = [
+    // name, version, r2, rmse, as `import` prints them
+    ("linear", "a9a776a8", "0.517748", "53.476127"),
+    ("mlp", "40a8178a", "0.631104", "46.770839"),
+    ("gbr", "9e79d908", "0.728459", "40.127412"),
+    ("forest", "41d8ea5d", "0.767204", "37.154431"),
+];
+
+#[test]
+fn imported_models_predict_from_json_events_as_onnxruntime_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, version, r2, rmse) in IMPORTED {
+        let out = dir.path().join(format!("{name}.json"));
+        let (code, stdout, stderr) = import(name, &out);
+        assert_eq!((code, stderr.as_str()), (0, ""), "{name}");
+        let ops = load(&format!("{name}.onnx")).op_types().join(", ");
+        let mut want = vec![
+            format!("model     {version}"),
+            "rows      442".into(),
+            "target    progression".into(),
+            format!("onnx      {name}.onnx ({ops})"),
+            "feature   range".into(),
+            "age       19 to 79".into(),
+            "sex       1 to 2".into(),
+            "bmi       18 to 42.2".into(),
+            "bp        62 to 133".into(),
+            "s1        97 to 301".into(),
+            "s2        41.6 to 242.4".into(),
+            "s3        22 to 99".into(),
+            "s4        2 to 9.09".into(),
+            "s5        3.2581 to 6.107".into(),
+            "s6        58 to 124".into(),
+            format!("r2        {r2}"),
+            format!("rmse      {rmse}"),
+        ];
+        want.push(format!("wrote {}", out.display()));
+        assert_eq!(stdout.lines().collect::<Vec<_>>(), want, "{name}");
+        // The ONNX file is copied beside the artifact, under the artifact's name.
+        let copy = std::fs::read(dir.path().join(format!("{name}.onnx"))).expect("the copy");
+        assert_eq!(
+            copy,
+            std::fs::read(model_path(&format!("{name}.onnx"))).unwrap()
+        );
+
+        let (code, stdout, stderr) =
+            run(&["predict", "--model", out.to_str().unwrap()], &events(50));
+        assert_eq!((code, stderr.as_str()), (0, ""), "{name}");
+        let predicted: Vec<f64> = stdout
+            .lines()
+            .map(|l| l.parse().expect("a number"))
+            .collect();
+        assert_as_onnxruntime(name, &predicted, &reference(name).predictions);
+    }
+}
+
+#[test]
+fn an_imported_artifact_records_the_model_and_the_data_and_serves_once_loaded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("gbr.json");
+    assert_eq!(import("gbr", &out).0, 0);
+    let a = Artifact::load(&out).expect("loads");
+    let ModelKind::Onnx(m) = &a.kind else {
+        panic!("{:?}", a.kind)
+    };
+    assert_eq!(
+        (m.file.as_str(), m.input.as_str(), m.output.as_str()),
+        ("gbr.onnx", "input", "variable")
+    );
+    assert_eq!(m.sha256, reference("gbr").sha256);
+    assert_eq!(
+        (
+            a.version.as_str(),
+            a.training_rows,
+            a.target.column.as_str()
+        ),
+        ("9e79d908", 442, "progression")
+    );
+    // The features, their ranges and moments, and the data's hash are what `train` records.
+    let spec = TrainSpec {
+        target: Some("progression".parse::<ColumnChoice>().unwrap()),
+        features: Vec::new(),
+    };
+    let trained = model::train(&common::root().join("data/diabetes.csv"), &spec)
+        .expect("trains")
+        .artifact;
+    assert_eq!(a.features, trained.features);
+    assert_eq!(a.data_sha256, trained.data_sha256);
+    assert_eq!((a.r2, a.rmse), (0.7284586032586043, 40.127412418728824));
+
+    // Served by every command: the predictor runs the graph, record by record.
+    a.check_servable("--model gbr.json").expect("servable");
+    let predictor = Predictor::from(&a);
+    assert_eq!(
+        predictor.formula(),
+        "progression ~ onnx TreeEnsembleRegressor"
+    );
+    let rows = reference("gbr").rows;
+    let one_by_one: Vec<f64> = rows.iter().map(|r| predictor.predict(r)).collect();
+    assert_as_onnxruntime("gbr", &one_by_one, &reference("gbr").predictions);
+    assert_eq!(a.predict_row(&rows[0]), one_by_one[0]);
+    assert!(predictor.predict(&rows[0][..9]).is_nan(), "a row too short");
+
+    // Read from text, not from its file, the artifact has no graph: refused, not NaN at serving.
+    let text = std::fs::read_to_string(&out).unwrap();
+    let unloaded: Artifact = serde_json::from_str(&text).expect("parses");
+    assert_eq!(unloaded, a, "the graph is no part of equality");
+    assert_eq!(
+        unloaded
+            .check_servable("--model gbr.json")
+            .unwrap_err()
+            .to_string(),
+        "--model gbr.json: its ONNX model (gbr.onnx) is not loaded: an ONNX artifact serves once \
+         read from its file, with the model beside it"
+    );
+    assert!(Predictor::from(&unloaded).predict(&rows[0]).is_nan());
+
+    // Saved elsewhere, the artifact takes its model along.
+    let elsewhere = dir.path().join("kept/9e79d908.json");
+    a.save(&elsewhere).expect("saves");
+    assert!(dir.path().join("kept/gbr.onnx").exists());
+    let again = Artifact::load(&elsewhere).expect("loads from its new place");
+    assert_eq!(again, a);
+    assert_eq!(Predictor::from(&again).predict(&rows[0]), one_by_one[0]);
+}
+
+#[test]
+fn the_linear_model_imported_fits_as_well_as_least_squares_on_the_same_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("linear.json");
+    assert_eq!(import("linear", &out).0, 0);
+    let imported = Artifact::load(&out).expect("loads");
+    let spec = TrainSpec {
+        target: Some("progression".parse::<ColumnChoice>().unwrap()),
+        features: Vec::new(),
+    };
+    let ols = model::train(&common::root().join("data/diabetes.csv"), &spec)
+        .expect("trains")
+        .artifact;
+    // The same least squares, in float32 rather than f64.
+    assert!(
+        (imported.r2 - ols.r2).abs() < 1e-4,
+        "{} against {}",
+        imported.r2,
+        ols.r2
+    );
+    assert!((imported.rmse - ols.rmse).abs() / ols.rmse < 1e-4);
+}
+
+#[test]
+fn a_model_nothing_here_serves_is_refused_at_import_in_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases = [
+        (
+            "svr",
+            "salary-stream: tests/onnx/svr.onnx: unsupported ONNX op SVMRegressor (domain \
+             ai.onnx.ml)\n",
+        ),
+        (
+            "three_targets",
+            "salary-stream: tests/onnx/three_targets.onnx: output variable has shape [N,3]: a \
+             regression model has one value a row\n",
+        ),
+    ];
+    for (name, want) in cases {
+        let out = dir.path().join(format!("{name}.json"));
+        let (code, stdout, stderr) = import(name, &out);
+        assert_eq!((code, stdout.as_str(), stderr.as_str()), (1, "", want));
+        assert!(!out.exists() && !dir.path().join(format!("{name}.onnx")).exists());
+    }
+    let out = dir.path().join("narrow.json");
+    let (code, _, stderr) = run(
+        &[
+            "import",
+            "tests/onnx/gbr.onnx",
+            "--data",
+            "data/diabetes.csv",
+            "--target",
+            "progression",
+            "--feature",
+            "age",
+            "--feature",
+            "bmi=body_mass",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(
+        (code, stderr.as_str()),
+        (
+            1,
+            "salary-stream: tests/onnx/gbr.onnx: the model takes 10 features a row; --feature \
+             names 2 (age, bmi)\n"
+        )
+    );
+    let narrow = dir.path().join("narrow.csv");
+    std::fs::write(
+        &narrow,
+        "age,bmi,progression\n59,32.1,151\n48,21.6,75\n72,30.5,141\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(
+        &[
+            "import",
+            "tests/onnx/gbr.onnx",
+            "--data",
+            narrow.to_str().unwrap(),
+            "--target",
+            "progression",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(
+        (code, stderr),
+        (
+            1,
+            format!(
+                "salary-stream: tests/onnx/gbr.onnx: the model takes 10 features a row; {} has 2 \
+                 numeric columns besides progression (age, bmi)\n",
+                narrow.display()
+            )
+        )
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn an_onnx_file_changed_since_its_import_is_refused_at_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("mlp.json");
+    assert_eq!(import("mlp", &out).0, 0);
+    let onnx = dir.path().join("mlp.onnx");
+    let mut bytes = std::fs::read(&onnx).unwrap();
+    bytes.push(0);
+    std::fs::write(&onnx, &bytes).unwrap();
+    let (code, stdout, stderr) = run(&["predict", "--model", out.to_str().unwrap()], &events(1));
+    assert_eq!(
+        (code, stdout.as_str(), stderr),
+        (
+            1,
+            "",
+            format!(
+                "salary-stream: ONNX model {} has SHA-256 \
+                 2a3f645c11453cd53d27eede1480e1d308d4dcb5e33f42110942bc1eee5c7401; model artifact \
+                 {} names {}: the file is not the one imported\n",
+                onnx.display(),
+                out.display(),
+                reference("mlp").sha256
+            )
+        )
+    );
+    std::fs::remove_file(&onnx).unwrap();
+    assert_eq!(
+        Artifact::load(&out).unwrap_err().to_string(),
+        format!(
+            "cannot read ONNX model {}: No such file or directory (os error 2)",
+            onnx.display()
+        )
+    );
+}
+
+#[test]
+fn every_command_refuses_an_onnx_model_changed_since_its_import_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("gbr.json");
+    assert_eq!(import("gbr", &out).0, 0);
+    let onnx = dir.path().join("gbr.onnx");
+    let mut bytes = std::fs::read(&onnx).unwrap();
+    bytes.push(0);
+    std::fs::write(&onnx, &bytes).unwrap();
+    let model = out.to_str().unwrap();
+    let refusal = |context: &str| {
+        format!(
+            "salary-stream: {context}ONNX model {} has SHA-256 {}; model artifact {model} names \
+             {}: the file is not the one imported\n",
+            onnx.display(),
+            model::hex(&sha2::Sha256::digest(&bytes)),
+            reference("gbr").sha256
+        )
+    };
+    // A broker nobody listens on: the refusal comes before any connection.
+    let nowhere = "127.0.0.1:9";
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (vec!["score", "--model", model], refusal("")),
+        (
+            vec!["produce", "--model", model, "--count", "1"],
+            refusal(""),
+        ),
+        (vec!["dash", "--model", model], refusal("")),
+        (
+            vec!["score", "--challenger", model],
+            refusal("--challenger: "),
+        ),
+        (
+            vec!["backtest", "-b", nowhere, "--model", model],
+            refusal(""),
+        ),
+        (
+            vec!["backtest", "-b", nowhere, "--candidate", model],
+            refusal("--candidate 1: "),
+        ),
+    ];
+    for (args, want) in cases {
+        let (code, stdout, stderr) = run(&args, "");
+        assert_eq!((code, stdout.as_str(), stderr), (1, "", want), "{args:?}");
+    }
+}
+
+#[test]
+fn import_writes_beside_the_models_folder_by_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::root();
+    let model = root.join("tests/onnx/forest.onnx");
+    let data = root.join("data/diabetes.csv");
+    let (code, stdout, stderr) = run_in(
+        dir.path(),
+        &[
+            "import",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--target",
+            "progression=progress",
+            "--feature",
+            "age",
+            "--feature",
+            "sex",
+            "--feature",
+            "bmi=body_mass",
+            "--feature",
+            "bp",
+            "--feature",
+            "s1",
+            "--feature",
+            "s2",
+            "--feature",
+            "s3",
+            "--feature",
+            "s4",
+            "--feature",
+            "s5",
+            "--feature",
+            "s6",
+        ],
+        "",
+    );
+    assert_eq!((code, stderr.as_str()), (0, ""));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[2], "target    progression (label field progress)");
+    assert_eq!(lines[4], "feature   range              field");
+    assert_eq!(lines[7], "bmi       18 to 42.2         body_mass");
+    assert_eq!(lines.last(), Some(&"wrote models/forest.json"));
+    let a = Artifact::load(&dir.path().join("models/forest.json")).expect("loads");
+    assert!(dir.path().join("models/forest.onnx").exists());
+    assert_eq!(a.features[2].field, "body_mass");
+    assert_ne!(a.version, "41d8ea5d", "other fields, another version");
+    let (code, stdout, _) = run_in(
+        dir.path(),
+        &["predict", "--model", "models/forest.json"],
+        &events(1).replace("\"bmi\"", "\"body_mass\""),
+    );
+    assert_eq!(code, 0);
+    let first: f64 = stdout.trim().parse().expect("a number");
+    assert_as_onnxruntime("forest", &[first], &reference("forest").predictions[..1]);
+}
+
+/// Not a timed test: prints predictions/s of per-record ONNX predict through the serving
+/// `Predictor` (a stack row, `predict_one`), against a batch of one from a row on the heap (as
+/// before `predict_one`). `cargo test --release --test onnx -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_per_record_predictions_per_second() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["linear", "mlp", "gbr", "forest"] {
+        let out = dir.path().join(format!("{name}.json"));
+        let imported = model::import(
+            &model_path(&format!("{name}.onnx")),
+            &common::root().join("data/diabetes.csv"),
+            &TrainSpec {
+                target: Some("progression".parse::<ColumnChoice>().unwrap()),
+                features: Vec::new(),
+            },
+            &out,
+        )
+        .expect("imports");
+        imported.artifact.save(&out).expect("saves");
+        let predictor = Predictor::from(&Artifact::load(&out).expect("loads"));
+        let graph = load(&format!("{name}.onnx"));
+        let rows = reference(name).rows;
+        let rate = |predict: &dyn Fn(&[f64]) -> f64| {
+            let started = Instant::now();
+            let mut done = 0u64;
+            while started.elapsed().as_secs_f64() < 2.0 {
+                for row in &rows {
+                    std::hint::black_box(predict(std::hint::black_box(row)));
+                }
+                done += rows.len() as u64;
+            }
+            done as f64 / started.elapsed().as_secs_f64()
+        };
+        let heap = rate(&|row: &[f64]| {
+            let row: Vec<f32> = row.iter().map(|&x| x as f32).collect();
+            graph.predict_batch(&row, 1).map_or(f64::NAN, |p| p[0])
+        });
+        let stack = rate(&|row: &[f64]| predictor.predict(row));
+        println!("{name}: per record: {stack:.0} predictions/s (a batch of one from the heap: {heap:.0})");
     }
 }

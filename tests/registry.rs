@@ -17,6 +17,7 @@ use salary_stream::formats::record::CompiledSchema;
 use salary_stream::formats::registry::{split_header, write_header, SchemaId, SchemaKind};
 use salary_stream::formats::registry_client::{RegistryClient, RegistryError};
 use salary_stream::formats::registry_config::RegistryConfig;
+use salary_stream::formats::shape::EventShape;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -161,9 +162,11 @@ fn schemas_registered_in_apicurio_are_fetched_once_per_id_and_decode_records() {
     value.extend_from_slice(&avro_event_datum());
     let (id, body) = split_header(&value).expect("a header");
     let compiled = CompiledSchema::compile(&client.schema(id).expect("cached")).expect("compiles");
-    let event = compiled.decode_event(body).expect("decodes");
+    let event = compiled
+        .decode_event(EventShape::salary(), body)
+        .expect("decodes");
     assert_eq!(
-        (event.years, event.id, event.ts_ms),
+        (event.features[0], event.id, event.ts_ms),
         (5.3, Some(EventId::Str("r1".into())), Some(1000))
     );
 
@@ -174,8 +177,13 @@ fn schemas_registered_in_apicurio_are_fetched_once_per_id_and_decode_records() {
     value.extend_from_slice(&7.25f64.to_le_bytes());
     let (id, body) = split_header(&value).expect("a header");
     let compiled = CompiledSchema::compile(&client.schema(id).expect("cached")).expect("compiles");
-    let event = compiled.decode_event(body).expect("decodes");
-    assert_eq!((event.years, event.id, event.ts_ms), (7.25, None, None));
+    let event = compiled
+        .decode_event(EventShape::salary(), body)
+        .expect("decodes");
+    assert_eq!(
+        (event.features[0], event.id, event.ts_ms),
+        (7.25, None, None)
+    );
 
     // An id the registry does not know: a bad record, named with the registry's URL, and not
     // asked for again at once.
@@ -651,4 +659,515 @@ fn tls_to_a_plaintext_port_fails_tls_not_as_unreachable() {
         "{e}"
     );
     assert!(!e.is_retryable());
+}
+
+// ---------------------------------------------------------------------------------------------
+// `score -r URL`: framed records through the scorer, on the embedded broker.
+
+mod common;
+
+/// One vector of tests/registry/vectors.json, written by Confluent's Python serializers.
+struct Vector {
+    name: String,
+    subject: String,
+    schema_id: u32,
+    schema_type: Option<String>,
+    schema: String,
+    value: Vec<u8>,
+}
+
+fn vectors() -> Vec<Vector> {
+    let text = std::fs::read_to_string(root().join("tests/registry/vectors.json"))
+        .expect("tests/registry/vectors.json");
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("vectors.json parses");
+    let text_of = |v: &serde_json::Value, key: &str| v[key].as_str().map(str::to_owned);
+    doc["vectors"]
+        .as_array()
+        .expect("a list of vectors")
+        .iter()
+        .map(|v| {
+            let hex = text_of(v, "value_hex").expect("value_hex");
+            Vector {
+                name: text_of(v, "name").expect("a name"),
+                subject: text_of(v, "subject").expect("a subject"),
+                schema_id: v["schema_id"].as_u64().expect("an id") as u32,
+                schema_type: text_of(v, "schema_type"),
+                schema: text_of(v, "schema").expect("a schema"),
+                value: (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// `value` framed with schema `id` instead of its own.
+fn reframed(value: &[u8], id: SchemaId) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_header(id, &mut out);
+    out.extend_from_slice(&value[5..]);
+    out
+}
+
+/// Registers every vector's schema in a fresh registry, under its subject; the ids the
+/// registry gave, by the ids the vectors were written with.
+fn register_vectors(
+    client: &RegistryClient,
+    vectors: &[Vector],
+) -> std::collections::HashMap<u32, SchemaId> {
+    let mut ids = std::collections::HashMap::new();
+    for v in vectors {
+        if ids.contains_key(&v.schema_id) {
+            continue;
+        }
+        let kind = SchemaKind::from_api(v.schema_type.as_deref()).expect("a known type");
+        let id = client
+            .register(&v.subject, kind, &v.schema)
+            .unwrap_or_else(|e| panic!("{}: {e}", v.name));
+        ids.insert(v.schema_id, id);
+    }
+    ids
+}
+
+/// The salary model's exact prediction.
+fn salary(years: f64) -> f64 {
+    25792.20019866869 + 9449.962321455077 * years
+}
+
+#[test]
+fn score_reads_avro_protobuf_and_json_schema_beside_plain_json_and_dead_letters_bad_input() {
+    let registry = Registry::start(&[]);
+    let url = registry.url.clone();
+    let vectors = vectors();
+    let ids = register_vectors(&client(&url), &vectors);
+    let by_name = |name: &str| -> Vec<u8> {
+        let v = vectors.iter().find(|v| v.name == name).expect("a vector");
+        reframed(&v.value, ids[&v.schema_id])
+    };
+    let id_of = |name: &str| ids[&vectors.iter().find(|v| v.name == name).unwrap().schema_id];
+    let cut = |name: &str| {
+        let value = by_name(name);
+        value[..value.len() - 3].to_vec()
+    };
+    let mut unknown = by_name("avro_full");
+    unknown[1..5].copy_from_slice(&999u32.to_be_bytes());
+
+    // (value, years when it scores, else the dead letter's reason), in partition order.
+    let inputs: Vec<(Vec<u8>, Result<f64, String>)> = vec![
+        (by_name("avro_full"), Ok(5.3)),
+        (
+            br#"{"id": "plain-1", "years_experience": 1.5}"#.to_vec(),
+            Ok(1.5),
+        ),
+        (by_name("protobuf_full"), Ok(5.3)),
+        (by_name("json_full"), Ok(5.3)),
+        (by_name("avro_bare"), Ok(0.0)),
+        (by_name("avro_union_float"), Ok(2.5)),
+        (by_name("avro_int_alias"), Ok(4.0)),
+        (by_name("protobuf_zero_years"), Ok(0.0)),
+        (by_name("protobuf_nested_index"), Ok(9.5)),
+        (by_name("protobuf_text_schema"), Ok(3.2)),
+        (
+            br#"{"id": "plain-2", "years_experience": 10}"#.to_vec(),
+            Ok(10.0),
+        ),
+        (unknown, Err(format!("schema id 999 not found at {url}"))),
+        (
+            cut("avro_full"),
+            Err("avro: Failed to read double: failed to fill whole buffer".into()),
+        ),
+        (
+            cut("protobuf_full"),
+            Err("protobuf: buffer underflow".into()),
+        ),
+        (
+            by_name("avro_no_years"),
+            Err(format!(
+                "schema {} has no field years_experience",
+                id_of("avro_no_years")
+            )),
+        ),
+        (
+            by_name("protobuf_no_years"),
+            Err(format!(
+                "schema {} has no field years_experience",
+                id_of("protobuf_no_years")
+            )),
+        ),
+        (
+            by_name("avro_nested"),
+            Err(format!(
+                "schema {} has no field years_experience",
+                id_of("avro_nested")
+            )),
+        ),
+        (
+            by_name("avro_union_null"),
+            Err("years_experience is null, expected a number".into()),
+        ),
+        (
+            by_name("json_no_years"),
+            Err("missing field years_experience".into()),
+        ),
+        (by_name("avro_full"), Ok(5.3)),
+    ];
+    let (_broker, b) = common::broker_process(1);
+    let values: Vec<Option<Vec<u8>>> = inputs.iter().map(|(v, _)| Some(v.clone())).collect();
+    common::produce_all(&b, "experience-events", &values);
+    let count = inputs.len().to_string();
+    // Credentials from the URL and from -X (the setting wins); neither is ever printed.
+    let with_user = url.replace("http://", "http://alice:alice-pass-1@");
+    let (code, stdout, stderr) = common::run(&[
+        "score",
+        "-b",
+        &b,
+        "-r",
+        &with_user,
+        "-X",
+        "schema.registry.basic.auth.user.info=bob:bob-pass-22",
+        "--count",
+        &count,
+    ]);
+    for secret in ["alice-pass-1", "bob-pass-22"] {
+        assert!(
+            !stderr.contains(secret) && !stdout.contains(secret),
+            "{stderr}"
+        );
+    }
+    assert_eq!(code, 0, "{stderr}");
+    let good = inputs.iter().filter(|(_, r)| r.is_ok()).count();
+    let bad = inputs.len() - good;
+    assert_eq!(
+        stderr.lines().find(|l| l.starts_with("done: ")),
+        Some(format!("done: scored {good}  bad {bad}  delivery errors 0").as_str()),
+        "{stderr}"
+    );
+    // Each schema id fetched once, the unknown one too (within the client's wait), not once
+    // per record: 10 known ids and 999.
+    assert!(
+        stderr.contains(&format!("registry {url}: 11 schema look-ups")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("input: avro, schema 1 (registry {url})")),
+        "{stderr}"
+    );
+
+    let predicted: std::collections::BTreeMap<i64, serde_json::Value> = stdout
+        .lines()
+        .map(|l| {
+            let v = common::json(l);
+            (v["offset"].as_i64().expect("an offset"), v)
+        })
+        .collect();
+    assert_eq!(predicted.len(), good);
+    for (offset, (_, want)) in inputs.iter().enumerate() {
+        if let Ok(years) = want {
+            let v = &predicted[&(offset as i64)];
+            assert_eq!(v["years_experience"].as_f64(), Some(*years), "{offset}");
+            assert_eq!(
+                v["predicted_salary"].as_f64(),
+                Some(salary(*years)),
+                "{offset}"
+            );
+        }
+    }
+    // Ids, times and labels are read from every format.
+    let id = |offset: i64| predicted[&offset]["id"].clone();
+    assert_eq!(id(0), "a1");
+    assert_eq!(id(1), "plain-1");
+    assert_eq!(id(2), "p1");
+    assert_eq!(id(3), "j1");
+    assert_eq!(id(5), 42);
+    assert_eq!(id(9), 77);
+    assert_eq!(predicted[&0]["ts_ms"], 1_764_748_800_000i64);
+    assert_eq!(predicted[&0]["salary"], 75877.0);
+    assert_eq!(predicted[&6]["salary"], 61000.0);
+    assert_eq!(predicted[&9]["salary"], 60150.5);
+
+    let dead = common::read_n(&b, "experience-events.dlq", bad, Duration::from_secs(30));
+    let reasons: std::collections::BTreeMap<i64, String> = dead
+        .iter()
+        .map(|r| {
+            (
+                r.headers["source_offset"].parse().expect("an offset"),
+                r.headers["error"].clone(),
+            )
+        })
+        .collect();
+    let want: std::collections::BTreeMap<i64, String> = inputs
+        .iter()
+        .enumerate()
+        .filter_map(|(offset, (_, r))| r.clone().err().map(|e| (offset as i64, e)))
+        .collect();
+    assert_eq!(reasons, want);
+    // The dead letter keeps the original bytes.
+    assert_eq!(dead[0].value.as_deref(), Some(inputs[11].0.as_slice()));
+}
+
+/// A datum of an Avro schema shaped as AVRO_EVENT: `id`, `years`, no time.
+fn avro_datum(id: &str, years: f64) -> Vec<u8> {
+    let mut datum = vec![0x02, (id.len() * 2) as u8];
+    datum.extend_from_slice(id.as_bytes());
+    datum.extend_from_slice(&years.to_le_bytes());
+    datum.push(0x00);
+    datum
+}
+
+/// AVRO_EVENT under another record name: the same datums, another schema (and id).
+fn avro_event_named(name: &str) -> String {
+    AVRO_EVENT.replace("\"ExperienceEvent\"", &format!("\"{name}\""))
+}
+
+/// Registers the three event schemas, in order: ids 1, 2 and 3 in a fresh registry.
+fn register_three(url: &str) {
+    let client = client(url);
+    for (n, name) in ["EventOne", "EventTwo", "EventThree"].iter().enumerate() {
+        let id = client
+            .register(
+                &format!("{name}-value"),
+                SchemaKind::Avro,
+                &avro_event_named(name),
+            )
+            .expect("registers");
+        assert_eq!(id, SchemaId(n as u32 + 1));
+    }
+}
+
+/// Batch `batch` of records: framed with schema `batch` and plain JSON, alternating, ids
+/// `b{batch}-{i}`, years `i`.
+fn batch(batch: u32, n: usize) -> (Vec<Option<Vec<u8>>>, Vec<String>) {
+    let mut values = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let id = format!("b{batch}-{i}");
+        let value = if i % 2 == 0 {
+            let mut value = Vec::new();
+            write_header(SchemaId(batch), &mut value);
+            value.extend_from_slice(&avro_datum(&id, i as f64));
+            value
+        } else {
+            format!("{{\"id\": \"{id}\", \"years_experience\": {i}}}").into_bytes()
+        };
+        values.push(Some(value));
+        ids.push(id);
+    }
+    (values, ids)
+}
+
+/// The ids of a scorer's predictions so far, each checked for its exact value.
+fn predicted_ids(scorer: &common::Child) -> Vec<String> {
+    scorer
+        .stdout_lines()
+        .iter()
+        .map(|l| {
+            let v = common::json(l);
+            let years = v["years_experience"].as_f64().expect("years");
+            assert_eq!(v["predicted_salary"].as_f64(), Some(salary(years)), "{l}");
+            v["id"].as_str().expect("an id").to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn a_registry_that_goes_away_holds_records_back_without_dead_letters_and_scoring_resumes() {
+    let registry = Registry::start(&[]);
+    let url = registry.url.clone();
+    let port = registry.port();
+    register_three(&url);
+    let (_broker, b) = common::broker_process(1);
+    let scorer = || common::Child::spawn(&["score", "-b", &b, "-r", &url, "-g", "outage"]);
+    let mut first = scorer();
+    let (values, mut want) = batch(1, 10);
+    common::produce_all(&b, "experience-events", &values);
+    first.wait_for("batch 1 scored", Duration::from_secs(60), |out, _| {
+        out.len() == 10
+    });
+
+    // The registry goes away: schema 2 cannot be fetched, so its first record waits, and the
+    // plain JSON behind it in the partition waits too. Nothing is dead-lettered.
+    registry.stop();
+    let (values, ids) = batch(2, 10);
+    want.extend(ids);
+    common::produce_all(&b, "experience-events", &values);
+    first.wait_for(
+        "the registry said unreachable",
+        Duration::from_secs(30),
+        |_, err| {
+            err.iter().any(|l| {
+                l.starts_with("registry UNREACHABLE: ")
+                    && l.ends_with("; records wait, nothing is committed past them")
+            })
+        },
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        predicted_ids(&first).len(),
+        10,
+        "nothing scored past the waiting record"
+    );
+
+    // Back, with the same ids: the same scorer goes on by itself.
+    let registry = Registry::start(&["--port", &port]);
+    register_three(&url);
+    first.wait_for("batch 2 scored", Duration::from_secs(60), |out, _| {
+        out.len() == 20
+    });
+    assert!(
+        first
+            .stderr_lines()
+            .contains(&format!("registry reachable again at {url}")),
+        "{:?}",
+        first.stderr_lines()
+    );
+
+    // Away again, with batch 3 waiting: a quit while waiting is prompt, and commits nothing
+    // past the waiting record, so the next run scores batch 3.
+    registry.stop();
+    let (values, ids) = batch(3, 10);
+    want.extend(ids.clone());
+    common::produce_all(&b, "experience-events", &values);
+    first.wait_for("unreachable again", Duration::from_secs(30), |_, err| {
+        err.iter()
+            .filter(|l| l.starts_with("registry UNREACHABLE: "))
+            .count()
+            == 2
+    });
+    let began = Instant::now();
+    first.signal("TERM");
+    assert!(
+        first.wait(Duration::from_secs(20)).success(),
+        "{:?}",
+        first.stderr_lines()
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        began.elapsed()
+    );
+    let mut seen = predicted_ids(&first);
+    assert_eq!(seen.len(), 20);
+
+    let _registry = Registry::start(&["--port", &port]);
+    register_three(&url);
+    let second = scorer();
+    second.wait_for("batch 3 scored", Duration::from_secs(60), |out, _| {
+        out.len() >= 10
+    });
+    let again = predicted_ids(&second);
+    assert!(
+        ids.iter().all(|id| again.contains(id)),
+        "batch 3 scored by the second run: {again:?}"
+    );
+    seen.extend(again);
+    seen.sort();
+    seen.dedup();
+    want.sort();
+    assert_eq!(seen, want, "every id scored at least once");
+    assert!(
+        common::nonempty_partitions(&b, "experience-events.dlq", 1).is_empty(),
+        "no good record was dead-lettered"
+    );
+}
+
+#[test]
+fn registry_settings_need_a_registry_and_a_bad_one_is_refused_without_its_value() {
+    let (code, _, stderr) = common::run(&[
+        "score",
+        "-X",
+        "schema.registry.basic.auth.user.info=bob:bob-pass-22",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(
+            "schema.registry.basic.auth.user.info is a Schema Registry setting: give the registry \
+             with -r URL"
+        ),
+        "{stderr}"
+    );
+    let (code, _, stderr) = common::run(&[
+        "score",
+        "-r",
+        "http://127.0.0.1:1/apis/ccompat/v7",
+        "-X",
+        "schema.registry.basic.auth.user.info=no-colon-secret",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(
+            "bad registry setting schema.registry.basic.auth.user.info: expected USER:PASSWORD"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("no-colon-secret"), "{stderr}");
+    let (code, _, stderr) = common::run(&["score", "-r", "ftp://carol:carol-pass@host/"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("bad registry URL ftp://***@host/: the scheme is neither http nor https"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("carol-pass"), "{stderr}");
+}
+
+#[test]
+fn the_header_names_the_registry_and_the_input_format_and_says_when_it_is_unreachable() {
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+    use salary_stream::app::{App, Message, Setup};
+    use salary_stream::engine::{EngineEvent, RegistryStatus};
+
+    let header = |app: &App, width: u16| -> String {
+        let mut terminal = Terminal::new(TestBackend::new(width, 24)).expect("a terminal");
+        terminal
+            .draw(|f| salary_stream::ui::render(f, app))
+            .expect("drawn");
+        let buffer = terminal.backend().buffer();
+        (0..buffer.area.width)
+            .map(|x| buffer[(x, 1)].symbol())
+            .collect::<String>()
+            .trim_end()
+            .to_owned()
+    };
+    let mut app = App::new(
+        Setup {
+            broker: "kafka-1:9092".into(),
+            group: "salary-stream".into(),
+            ..Setup::default()
+        },
+        0,
+    );
+    let url = "http://registry:8081".to_owned();
+    let mut status = RegistryStatus {
+        url: url.clone(),
+        input: None,
+        unreachable: None,
+    };
+    app.update(Message::Engine(EngineEvent::Registry(status.clone())));
+    assert_eq!(
+        header(&app, 120),
+        "broker kafka-1:9092 (connecting)  group salary-stream  registry http://registry:8081"
+    );
+    status.input = Some("avro, schema 3".into());
+    app.update(Message::Engine(EngineEvent::Registry(status.clone())));
+    assert_eq!(
+        header(&app, 120),
+        "broker kafka-1:9092 (connecting)  group salary-stream  registry http://registry:8081 \
+         (avro, schema 3)"
+    );
+    assert_eq!(
+        header(&app, 80),
+        "broker kafka-1:9092 (connecting)  group salary-stream  avro, schema 3"
+    );
+    status.unreachable = Some("Connection refused".into());
+    app.update(Message::Engine(EngineEvent::Registry(status)));
+    assert_eq!(
+        header(&app, 140),
+        "broker kafka-1:9092 (connecting)  group salary-stream  registry http://registry:8081 \
+         UNREACHABLE: Connection refused"
+    );
+    assert_eq!(
+        header(&app, 80),
+        "broker kafka-1:9092 (connecting)  group salary-stream  registry UNREACHABLE"
+    );
 }

@@ -474,3 +474,69 @@ fn a_cluster_losing_a_broker_and_an_output_short_of_replicas_are_in_the_header()
     let screen = lines(&draw(&app, 200, 50));
     assert!(!screen[2].contains("not writable"), "{}", screen[2]);
 }
+
+/// A model of ten features (the diabetes data): the header names it, the table its most
+/// influential feature, and the chart plots the label against that feature with no line.
+#[test]
+fn a_ten_feature_model_is_named_plotted_and_tabled_by_its_own_fields() {
+    let mut app = App::new(
+        Setup {
+            broker: "embedded 127.0.0.1:39093".into(),
+            model_version: "e2f71670".into(),
+            formula: "progression ~ linear, 10 features".into(),
+            line: salary_stream::app::ServingLine {
+                slope: f64::NAN,
+                intercept: f64::NAN,
+                range_max: 42.2,
+            },
+            axes: salary_stream::app::Axes {
+                x: "bmi".into(),
+                y: "progression".into(),
+            },
+            ..Setup::default()
+        },
+        0,
+    );
+    let recent = [(21.6, 75.0), (32.1, 151.0), (44.0, 280.0)]
+        .iter()
+        .enumerate()
+        .map(|(i, &(bmi, label))| ScoredEvent {
+            partition: 0,
+            offset: i as i64,
+            event_ms: Some(1_764_000_000_000 + i as i64),
+            years: bmi,
+            predicted: label - 10.0,
+            salary: Some(label),
+            latency_ms: Some(1.0),
+            extrapolated: bmi > 42.2,
+        })
+        .collect();
+    app.update(Message::Engine(EngineEvent::Scored(ScoreReport {
+        recent,
+        scored: 3,
+        extrapolated: 1,
+        ..Default::default()
+    })));
+    let screen = lines(&draw(&app, 120, 40));
+    let has = |text: &str| screen.iter().any(|l| l.contains(text));
+    assert_eq!(
+        screen[3].trim_end(),
+        "model e2f71670  progression ~ linear, 10 features"
+    );
+    assert!(
+        has("┌ progression by bmi: labels where known, else predictions "),
+        "{screen:#?}"
+    );
+    assert!(has("│300│"), "y axis up to 300: {screen:#?}");
+    assert!(has("44│"), "x axis to 44: {screen:#?}");
+    assert!(has(" bmi predicted  ms resid "), "{screen:#?}");
+    assert!(has("44.0*    270.00"), "{screen:#?}");
+    assert!(has("predicted progression"), "{screen:#?}");
+    assert!(!has("salary by") && !has("predicted salary") && !has(" years"));
+    for size in [(80, 24), (100, 30), (200, 50)] {
+        let screen = lines(&draw(&app, size.0, size.1));
+        assert!(!screen
+            .iter()
+            .any(|l| l.contains("NaN") || l.contains("inf")));
+    }
+}

@@ -11,7 +11,8 @@
 //! lists the flags. Needs kcat and tmux on PATH (scripts/test installs both); Kafka's tools need
 //! java 17+ and mvn (scripts/kafka fetches Kafka once).
 //!
-//! One module a part: `records` (`write_records`), `producing`, `consuming`, `latency`
+//! One module a part: `records` (`write_records`), `producing`, `consuming`, `any_model` (the
+//! full path with a ten-feature model), `latency`
 //! (`latency_at`), `instructions`, `dashboard` (`frame_render_us`, `dashboard_under_load`);
 //! `cluster`, `kafka_tools` and `measure` are what they run on; `throughput` and `report` turn
 //! the runs into the table and the JSON line; `main` runs them in order.
@@ -19,6 +20,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod any_model;
 mod cli;
 mod cluster;
 mod consuming;
@@ -108,6 +110,7 @@ fn main() {
     let (kcat_broker, topic) = &produced.kept;
     let consumed = consuming::consuming(&run, kcat_broker, topic, args.eos);
     let throughput = Throughput::new(&run, produced, consumed);
+    let ten_features = any_model::ten_features(&run, &dir);
     let latency = latency::latencies(cluster.external());
     // The rest uses no broker of the bench's: Kafka's cores are free again.
     cluster.stop_apache_kafka();
@@ -126,6 +129,7 @@ fn main() {
         broker: cluster.text,
         record_bytes,
         throughput,
+        ten_features,
         latency,
         instructions,
         frame_us,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::any_model::TenFeatures;
 use crate::dashboard::DashboardRun;
 use crate::instructions::InstructionsPerRecord;
 use crate::latency::{Latencies, Percentiles};
@@ -21,6 +22,7 @@ pub struct Figures {
     /// The records' average size in bytes.
     pub record_bytes: f64,
     pub throughput: Throughput,
+    pub ten_features: TenFeatures,
     pub latency: Latencies,
     /// `None` where valgrind is not installed.
     pub instructions: Option<InstructionsPerRecord>,
@@ -72,6 +74,10 @@ struct Results {
     score_sasl_ssl_per_s: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sasl_ssl_ratio: Option<f64>,
+    /// The full path with the ten-feature diabetes model, and against the salary model's.
+    score_ten_features_per_s: u64,
+    ten_features_ratio: f64,
+    ten_features_record_bytes: f64,
     cpu_s_per_million: BTreeMap<&'static str, CpuFigure>,
     #[serde(skip_serializing_if = "Option::is_none")]
     instructions_per_record: Option<InstructionsPerRecord>,
@@ -198,6 +204,14 @@ pub fn print_table(f: &Figures) {
     );
     println!("{:<48} {:>14} {:>10}  target", "measure", "value", "ratio");
     print_rows(&throughput_rows(t));
+    let ten = &f.ten_features;
+    let ten_per_s = rate(ten.records, ten.full);
+    print_rows(&[(
+        "score, output + commits, 10-feature OLS: vs salary",
+        ten_per_s,
+        ten_per_s / rate(records, t.full),
+        ">= 0.90x salary",
+    )]);
     print_cpu(&t.cpu_rows);
     print_instructions(f.instructions.as_ref());
     if let Some(kafka) = t.kafka {
@@ -476,6 +490,9 @@ fn results(f: Figures) -> Results {
         ssl_ratio: t.ssl.map(|t| ratio(per_s(t) / per_s(full))),
         score_sasl_ssl_per_s: t.sasl_ssl.map(|t| whole(per_s(t))),
         sasl_ssl_ratio: t.sasl_ssl.map(|t| ratio(per_s(t) / per_s(full))),
+        score_ten_features_per_s: whole(rate(f.ten_features.records, f.ten_features.full)),
+        ten_features_ratio: ratio(rate(f.ten_features.records, f.ten_features.full) / per_s(full)),
+        ten_features_record_bytes: places(f.ten_features.record_bytes, 1),
         cpu_s_per_million: cpu_figures(&t.cpu_rows),
         instructions_per_record: f.instructions,
         record_bytes: places(f.record_bytes, 1),

@@ -585,6 +585,7 @@ mod tests {
     use super::*;
     use crate::formats::record::{experience_event, read_number, RecordError};
     use crate::formats::registry::{split_header, Dependency, SchemaKind};
+    use crate::formats::shape::EventShape;
 
     fn registered(id: u32, text: &str, dependencies: Vec<Dependency>) -> RegisteredSchema {
         RegisteredSchema {
@@ -613,7 +614,11 @@ mod tests {
                 schema.schema(),
                 vec![("years_experience", Value::Double(years))],
             );
-            experience_event(&schema.decode(&bytes).expect("decodes")).map(|e| e.years)
+            experience_event(
+                EventShape::salary(),
+                &schema.decode(&bytes).expect("decodes"),
+            )
+            .map(|e| e.features[0])
         };
         assert_eq!(event(5.25), Ok(5.25));
         assert_eq!(
@@ -624,7 +629,13 @@ mod tests {
             event(f64::INFINITY).unwrap_err().to_string(),
             "years_experience is not a finite number (inf)"
         );
-        assert_eq!(event(-1.0), Err(RecordError::NegativeYears(-1.0)));
+        assert_eq!(
+            event(-1.0),
+            Err(RecordError::Negative {
+                field: "years_experience".into(),
+                value: -1.0
+            })
+        );
     }
 
     #[test]
@@ -702,8 +713,13 @@ mod tests {
                     ("salary", salary),
                 ],
             );
-            let slow = experience_event(&schema.decode(&bytes).expect("decodes"));
-            let quick = schema.demo_fields(&bytes).map(|f| experience_event(&f));
+            let slow = experience_event(
+                EventShape::salary(),
+                &schema.decode(&bytes).expect("decodes"),
+            );
+            let quick = schema
+                .demo_fields(&bytes)
+                .map(|f| experience_event(EventShape::salary(), &f));
             assert_eq!(quick.is_some(), fast, "case {n}");
             if let Some(quick) = quick {
                 // NaN is not equal to itself: compare the wording.
@@ -722,7 +738,9 @@ mod tests {
                     ("salary", union(1, Value::Float(2.5))),
                 ],
             );
-            schema.demo_fields(&bytes).map(|f| experience_event(&f))
+            schema
+                .demo_fields(&bytes)
+                .map(|f| experience_event(EventShape::salary(), &f))
         };
         let event = ok(6.5).expect("the fast path").expect("an event");
         assert_eq!(
@@ -730,7 +748,7 @@ mod tests {
             Some(EventId::Str("01234567-89ab-cdef-0123-456789abcdef".into()))
         );
         assert_eq!(
-            (event.years, event.ts_ms, event.salary),
+            (event.features[0], event.ts_ms, event.label),
             (6.5, Some(7), Some(2.5))
         );
     }
@@ -748,7 +766,9 @@ mod tests {
         );
         let record = schema.decode(&bytes).expect("decodes");
         assert_eq!(
-            experience_event(&record).unwrap_err().to_string(),
+            experience_event(EventShape::salary(), &record)
+                .unwrap_err()
+                .to_string(),
             "years_experience is a string, expected a number"
         );
         assert_eq!(

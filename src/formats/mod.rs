@@ -16,3 +16,6 @@ pub mod registry;
 pub mod registry_client;
 /// Where a Schema Registry is: base URL, basic auth (a secret), CA, timeouts.
 pub mod registry_config;
+mod scan;
+/// The fields a model's events are read by and its predictions written with.
+pub mod shape;

@@ -239,6 +239,7 @@ mod tests {
     use super::*;
     use crate::formats::record::{experience_event, read_number};
     use crate::formats::registry::{write_message_indexes, Dependency, SchemaKind};
+    use crate::formats::shape::EventShape;
 
     fn registered(id: u32, text: &str, dependencies: Vec<Dependency>) -> RegisteredSchema {
         RegisteredSchema {
@@ -341,15 +342,18 @@ message Applicant {
             let text =
                 "syntax = \"proto3\"; message E { double years_experience = 1; int64 ts_ms = 2; }";
             let schema = ProtoSchema::compile(&registered(2, text, vec![])).expect("compiles");
-            experience_event(&schema.decode(&body(&[0], payload)).expect("decodes"))
+            experience_event(
+                EventShape::salary(),
+                &schema.decode(&body(&[0], payload)).expect("decodes"),
+            )
         };
         let zero = event(&[]).expect("0 years");
-        assert_eq!((zero.years, zero.ts_ms), (0.0, None));
+        assert_eq!((zero.features[0], zero.ts_ms), (0.0, None));
         let mut payload = vec![0x09];
         payload.extend_from_slice(&1.5f64.to_le_bytes());
         payload.extend_from_slice(&[0x10, 0x7b]);
         let event = event(&payload).expect("an event");
-        assert_eq!((event.years, event.ts_ms), (1.5, Some(123)));
+        assert_eq!((event.features[0], event.ts_ms), (1.5, Some(123)));
     }
 
     #[test]

@@ -3,21 +3,19 @@
 //!
 //! The flow for one value: [`super::registry::split_header`] gives the schema id; the caller
 //! turns the id into a [`CompiledSchema`] (once per id: [`super::registry_client`] fetches, then
-//! [`CompiledSchema::compile`]); [`CompiledSchema::decode_event`] (the salary demo) or
-//! [`CompiledSchema::decode`] plus [`read_number`] (a model's named features) does the rest.
-//! The features are read from the fields the model's artifact names; a dotted name
-//! (`profile.years_experience`) reads a nested field.
+//! [`CompiledSchema::compile`]); [`CompiledSchema::decode_event`] reads the event of a model's
+//! [`EventShape`] from it (or [`CompiledSchema::decode`] plus [`read_number`], field by field).
+//! The features are read from the fields the model's artifact names (or their aliases), as plain
+//! JSON's are; a dotted name (`profile.years_experience`) reads a nested field.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use super::avro::{AvroRecord, AvroSchema};
-use super::json::{self, BadRecord, EventId, ExperienceEvent};
+use super::json::{self, BadRecord, EventId, ExperienceEvent, Features};
 use super::protobuf::{ProtoRecord, ProtoSchema};
 use super::registry::{FramingError, RegisteredSchema, SchemaId, SchemaKind};
-
-/// The field the salary demo's feature is read from, and the alias the original demo used.
-pub const YEARS_FIELDS: [&str; 2] = ["years_experience", "YearsExperience"];
+use super::shape::{EventShape, FeatureField};
 
 /// One field's value as read from a decoded record, whatever the format.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,9 +132,14 @@ pub enum RecordError {
         /// The value.
         value: f64,
     },
-    /// `years_experience` below zero.
-    #[error("years_experience is negative ({0})")]
-    NegativeYears(f64),
+    /// A feature that cannot be negative (years of experience) is, worded as plain JSON's.
+    #[error("{field} is negative ({value})")]
+    Negative {
+        /// The field.
+        field: String,
+        /// Its value.
+        value: f64,
+    },
     /// `ts_ms` below zero.
     #[error("ts_ms is negative ({0})")]
     NegativeTimestamp(i64),
@@ -159,7 +162,7 @@ impl RecordError {
             RecordError::MissingField(_) => "missing_field",
             RecordError::WrongType { .. } => "wrong_type",
             RecordError::NotFinite { .. } => "non_finite",
-            RecordError::NegativeYears(_) | RecordError::NegativeTimestamp(_) => "negative",
+            RecordError::Negative { .. } | RecordError::NegativeTimestamp(_) => "negative",
             RecordError::Json(bad) => bad.class(),
         }
     }
@@ -261,21 +264,38 @@ impl CompiledSchema {
         })
     }
 
-    /// The salary demo's event from a value's body: `years_experience` (or `YearsExperience`)
-    /// as a number, and `id`, `ts_ms`, `salary` when carried. A JSON Schema value goes through
-    /// [`json::decode`], exactly as a plain JSON value does.
-    pub fn decode_event<'v>(&self, body: &'v [u8]) -> Result<ExperienceEvent<'v>, RecordError> {
+    /// The event of `shape` from a value's body: each feature by its field (or alias) as a
+    /// number, and `id`, `ts_ms` and the label when carried. A schema without a feature's field
+    /// is refused before decoding. A JSON Schema value goes through [`json::decode_as`], exactly
+    /// as a plain JSON value does.
+    pub fn decode_event<'v>(
+        &self,
+        shape: &EventShape,
+        body: &'v [u8],
+    ) -> Result<ExperienceEvent<'v>, RecordError> {
         if let CompiledSchema::Json(_) = self {
-            return Ok(json::decode(Some(body))?);
+            return Ok(json::decode_as(shape, Some(body))?);
         }
-        self.require_field(body, &YEARS_FIELDS)?;
+        for feature in shape.features() {
+            self.require_field(body, &names(feature))?;
+        }
         if let CompiledSchema::Avro(schema) = self {
-            if let Some(fields) = schema.demo_fields(body) {
-                return experience_event(&fields);
+            // The demo's fields are read without a value tree when the datum allows.
+            if shape == EventShape::salary() {
+                if let Some(fields) = schema.demo_fields(body) {
+                    return experience_event(shape, &fields);
+                }
             }
         }
-        experience_event(&self.decode(body)?)
+        experience_event(shape, &self.decode(body)?)
     }
+}
+
+/// The names a feature is read by: its field, then its alias.
+fn names(feature: &FeatureField) -> Vec<&str> {
+    std::iter::once(feature.field.as_str())
+        .chain(feature.alias.as_deref())
+        .collect()
 }
 
 /// Reads a number at `path` (a model's feature): an int, long, float or double, or a union of
@@ -302,31 +322,15 @@ pub fn read_number(record: &impl RecordFields, path: &str) -> Result<f64, Record
     }
 }
 
-/// The salary demo's event from a decoded record, validated as plain JSON is.
+/// The event of `shape` from a decoded record, validated as plain JSON is: each feature read
+/// from its field, else its alias, and reported under its field's name.
 pub fn experience_event<'v>(
+    shape: &EventShape,
     record: &impl RecordFields,
 ) -> Result<ExperienceEvent<'v>, RecordError> {
-    let name = YEARS_FIELDS
-        .into_iter()
-        .find(|name| !matches!(record.field(name), FieldValue::Missing))
-        .ok_or_else(|| RecordError::MissingField(YEARS_FIELDS[0].to_owned()))?;
-    let years = read_number(record, name).map_err(|e| match e {
-        // Reported under the demo's field name, whichever spelling the record used.
-        RecordError::WrongType {
-            found, expected, ..
-        } => RecordError::WrongType {
-            field: YEARS_FIELDS[0].to_owned(),
-            found,
-            expected,
-        },
-        RecordError::NotFinite { value, .. } => RecordError::NotFinite {
-            field: YEARS_FIELDS[0].to_owned(),
-            value,
-        },
-        e => e,
-    })?;
-    if years < 0.0 {
-        return Err(RecordError::NegativeYears(years));
+    let mut features = Features::with_capacity(shape.features().len());
+    for feature in shape.features() {
+        features.push(read_feature(feature, record)?);
     }
     let id = if record.carries("id") {
         match record.field("id") {
@@ -358,17 +362,48 @@ pub fn experience_event<'v>(
     } else {
         None
     };
-    let salary = if record.carries("salary") {
-        Some(read_number(record, "salary")?)
+    let label = if record.carries(shape.label()) {
+        Some(read_number(record, shape.label())?)
     } else {
         None
     };
     Ok(ExperienceEvent {
-        years,
+        features,
         id,
         ts_ms,
-        salary,
+        label,
     })
+}
+
+/// One feature's value: from its field, else its alias; refused under the field's name.
+fn read_feature(feature: &FeatureField, record: &impl RecordFields) -> Result<f64, RecordError> {
+    let field = feature.field.as_str();
+    let name = names(feature)
+        .into_iter()
+        .find(|name| !matches!(record.field(name), FieldValue::Missing))
+        .ok_or_else(|| RecordError::MissingField(field.to_owned()))?;
+    let value = read_number(record, name).map_err(|e| match e {
+        // Reported under the feature's field name, whichever spelling the record used.
+        RecordError::WrongType {
+            found, expected, ..
+        } => RecordError::WrongType {
+            field: field.to_owned(),
+            found,
+            expected,
+        },
+        RecordError::NotFinite { value, .. } => RecordError::NotFinite {
+            field: field.to_owned(),
+            value,
+        },
+        e => e,
+    })?;
+    if feature.non_negative && value < 0.0 {
+        return Err(RecordError::Negative {
+            field: field.to_owned(),
+            value,
+        });
+    }
+    Ok(value)
 }
 
 /// The JSON text of a JSON Schema value, read by name through `serde_json` when a model asks
@@ -533,7 +568,10 @@ mod tests {
             let schema = v.compiled();
             let expect = &v.expect;
             if let Some(error) = expect.get("error") {
-                let got = schema.decode_event(body(&value)).map(|_| ()).unwrap_err();
+                let got = schema
+                    .decode_event(EventShape::salary(), body(&value))
+                    .map(|_| ())
+                    .unwrap_err();
                 assert_eq!(Some(got.to_string().as_str()), error.as_str(), "{}", v.name);
                 checked += 1;
                 continue;
@@ -558,10 +596,10 @@ mod tests {
                 continue;
             }
             let event = schema
-                .decode_event(body(&value))
+                .decode_event(EventShape::salary(), body(&value))
                 .unwrap_or_else(|e| panic!("{}: {e}", v.name));
             assert_eq!(
-                Some(event.years),
+                Some(event.features[0]),
                 expect["years_experience"].as_f64(),
                 "{}",
                 v.name
@@ -573,7 +611,7 @@ mod tests {
             };
             assert_eq!(event.id, id, "{}", v.name);
             assert_eq!(event.ts_ms, expect["ts_ms"].as_i64(), "{}", v.name);
-            assert_eq!(event.salary, expect["salary"].as_f64(), "{}", v.name);
+            assert_eq!(event.label, expect["salary"].as_f64(), "{}", v.name);
             checked += 1;
         }
         assert_eq!(checked, 15);
@@ -582,15 +620,18 @@ mod tests {
     #[test]
     fn the_salary_demo_reads_the_same_event_from_every_format() {
         let want = ExperienceEvent {
-            years: 5.3,
+            features: smallvec::smallvec![5.3],
             id: None,
             ts_ms: Some(1_764_748_800_000),
-            salary: Some(75877.0),
+            label: Some(75877.0),
         };
         for name in ["avro_full", "protobuf_full", "json_full"] {
             let v = vector(name);
             let value = v.value();
-            let event = v.compiled().decode_event(body(&value)).expect("decodes");
+            let event = v
+                .compiled()
+                .decode_event(EventShape::salary(), body(&value))
+                .expect("decodes");
             assert_eq!(ExperienceEvent { id: None, ..event }, want, "{name}");
         }
     }
@@ -606,9 +647,16 @@ mod tests {
                 panic!("{} is Avro", v.name)
             };
             let value = v.value();
-            let slow = schema.decode(body(&value)).map(|r| experience_event(&r));
+            let slow = schema
+                .decode(body(&value))
+                .map(|r| experience_event(EventShape::salary(), &r));
             if let Some(fields) = schema.demo_fields(body(&value)) {
-                assert_eq!(Ok(experience_event(&fields)), slow, "{}", v.name);
+                assert_eq!(
+                    Ok(experience_event(EventShape::salary(), &fields)),
+                    slow,
+                    "{}",
+                    v.name
+                );
                 fast.push(v.name);
             }
         }
@@ -631,7 +679,10 @@ mod tests {
         for (name, id) in [("avro_no_years", 4), ("protobuf_no_years", 9)] {
             let v = vector(name);
             let value = v.value();
-            let e = v.compiled().decode_event(body(&value)).unwrap_err();
+            let e = v
+                .compiled()
+                .decode_event(EventShape::salary(), body(&value))
+                .unwrap_err();
             assert_eq!(
                 e.to_string(),
                 format!("schema {id} has no field years_experience")
@@ -668,7 +719,9 @@ mod tests {
         let value = v.value();
         let schema = v.compiled();
         let cut = &value[..value.len() - 3];
-        let e = schema.decode_event(body(cut)).unwrap_err();
+        let e = schema
+            .decode_event(EventShape::salary(), body(cut))
+            .unwrap_err();
         assert_eq!(e.class(), "avro");
         assert_eq!(
             e.to_string(),
@@ -677,7 +730,10 @@ mod tests {
         let mut longer = value.clone();
         longer.extend_from_slice(&[1, 2]);
         assert_eq!(
-            schema.decode_event(body(&longer)).unwrap_err().to_string(),
+            schema
+                .decode_event(EventShape::salary(), body(&longer))
+                .unwrap_err()
+                .to_string(),
             "avro: 2 bytes left over after the record"
         );
 
@@ -685,7 +741,9 @@ mod tests {
         let value = v.value();
         let schema = v.compiled();
         let cut = &value[..value.len() - 3];
-        let e = schema.decode_event(body(cut)).unwrap_err();
+        let e = schema
+            .decode_event(EventShape::salary(), body(cut))
+            .unwrap_err();
         assert_eq!(e.class(), "protobuf");
         assert_eq!(e.to_string(), "protobuf: buffer underflow");
         let mut elsewhere = value[..5].to_vec();
@@ -693,7 +751,7 @@ mod tests {
         elsewhere.extend_from_slice(&value[6..]);
         assert_eq!(
             schema
-                .decode_event(body(&elsewhere))
+                .decode_event(EventShape::salary(), body(&elsewhere))
                 .unwrap_err()
                 .to_string(),
             "protobuf: schema 6 has no message at index [5]"
@@ -706,7 +764,9 @@ mod tests {
         let schema = v.compiled();
         let mut value = v.value()[..5].to_vec();
         value.extend_from_slice(b"{\"years_experience\": \"five\"}");
-        let e = schema.decode_event(body(&value)).unwrap_err();
+        let e = schema
+            .decode_event(EventShape::salary(), body(&value))
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "years_experience is a string, expected a number"

@@ -30,6 +30,8 @@ pub(super) struct Tally {
     pub(super) blocked: bool,
     /// Topics last reported missing.
     pub(super) missing: Vec<String>,
+    /// The Schema Registry as last reported, when framed records are decoded through one.
+    pub(super) registry: Option<crate::engine::RegistryStatus>,
     /// For the lines about missing topics.
     pub(super) input_topic: String,
     pub(super) broker: String,
@@ -83,7 +85,25 @@ impl Tally {
             EngineEvent::Cluster(health) => self.cluster = Some(health),
             EngineEvent::OutputBlocked(why) => self.on_output_blocked(why),
             EngineEvent::Model(event) => self.on_model(event),
+            EngineEvent::Registry(status) => self.on_registry(status),
         }
+    }
+
+    /// The registry: the first framed record's format, the registry lost and found again; each
+    /// said once.
+    pub(super) fn on_registry(&mut self, status: crate::engine::RegistryStatus) {
+        let before = self.registry.take().unwrap_or_default();
+        if let Some(input) = status.input.as_ref().filter(|_| before.input.is_none()) {
+            say!("input: {input} (registry {})", status.url);
+        }
+        match (&before.unreachable, &status.unreachable) {
+            (None, Some(why)) => {
+                say!("registry UNREACHABLE: {why}; records wait, nothing is committed past them")
+            }
+            (Some(_), None) => say!("registry reachable again at {}", status.url),
+            _ => {}
+        }
+        self.registry = Some(status);
     }
 
     /// A scoring report: totals, quality and latency, and a drift alarm said once.

@@ -19,15 +19,22 @@
 //! }
 //! ```
 //!
+//! An ONNX model's kind names its file, kept beside the artifact, and the file's SHA-256:
+//! `{ "type": "onnx", "file": "gbr.onnx", "sha256": "…", "input": "input", "output": "variable" }`
+//! ([`Artifact::load`] reads and checks it, [`Artifact::save`] copies it beside the artifact).
+//!
 //! Schema 1 held one feature (`feature`, `coefficient`, `intercept`, `feature_range`) read from
 //! the field `years_experience`, with the label `salary`; it loads as that one-feature model.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use super::error::{FieldError, ModelError};
+use super::import::{copy_beside, load_beside};
+use super::onnx::OnnxPredictor;
 
 /// The artifact schema this build writes; it reads this one and schema 1.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -104,9 +111,9 @@ impl LinearModel {
     }
 }
 
-/// A model exported to ONNX and kept beside the artifact. Described so the format has room for it;
-/// this build refuses to load one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A model exported to ONNX, kept in a file beside the artifact: what the artifact records of it,
+/// and, once [`Artifact::load`] has read it, its graph.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OnnxModel {
     /// The ONNX file's name, in the artifact's directory.
     pub file: String,
@@ -116,6 +123,30 @@ pub struct OnnxModel {
     pub input: String,
     /// The graph's output: the prediction.
     pub output: String,
+    /// The graph, once read from its file and checked against the rest; not part of the JSON,
+    /// nor of equality.
+    #[serde(skip)]
+    pub loaded: Option<LoadedOnnx>,
+}
+
+impl PartialEq for OnnxModel {
+    /// What the artifact records; whether the graph is loaded does not matter.
+    fn eq(&self, other: &Self) -> bool {
+        (&self.file, &self.sha256, &self.input, &self.output)
+            == (&other.file, &other.sha256, &other.input, &other.output)
+    }
+}
+
+impl Eq for OnnxModel {}
+
+/// An ONNX model's graph, ready to predict, and the file it was read from (which
+/// [`Artifact::save`] copies beside the artifact it writes).
+#[derive(Debug, Clone)]
+pub struct LoadedOnnx {
+    /// The graph.
+    pub predictor: Arc<OnnxPredictor>,
+    /// The file it was read from, whose SHA-256 is the artifact's.
+    pub from: PathBuf,
 }
 
 /// Which kind of model the artifact describes, and its parameters.
@@ -124,7 +155,7 @@ pub struct OnnxModel {
 pub enum ModelKind {
     /// Ordinary least squares.
     Linear(LinearModel),
-    /// A graph in an ONNX file (not served by this build).
+    /// A graph in an ONNX file beside the artifact.
     Onnx(OnnxModel),
 }
 
@@ -232,35 +263,26 @@ impl Artifact {
     }
 
     /// Refuses, in one line naming the artifact as the user named it (`--model diabetes.json`),
-    /// a model the serving commands cannot serve yet: any but a linear model of one feature read
-    /// from `years_experience`, labeled `salary`. `predict` serves every linear model.
+    /// a model nothing can serve: an ONNX model whose graph was never loaded (an artifact
+    /// deserialized from text rather than loaded from its file).
     pub fn check_servable(&self, named: &str) -> Result<(), ModelError> {
-        if self.is_salary_shaped() {
-            return Ok(());
+        match &self.kind {
+            ModelKind::Onnx(m) if m.loaded.is_none() => Err(ModelError::OnnxNotLoaded {
+                named: named.to_owned(),
+                file: m.file.clone(),
+            }),
+            _ => Ok(()),
         }
-        let reason = match (&self.kind, self.features.as_slice()) {
-            (ModelKind::Onnx(m), _) => format!("an ONNX model ({})", m.file),
-            (_, [feature]) => format!("{} from {}", self.target.field, feature.field),
-            (_, features) => format!("{} features", features.len()),
-        };
-        let serves = if self.features.len() == 1 {
-            "salary from years_experience"
-        } else {
-            "one-feature models"
-        };
-        Err(ModelError::NotServable {
-            named: named.to_owned(),
-            reason,
-            serves,
-        })
     }
 
-    /// The prediction for one row of feature values, in the features' order.
+    /// The prediction for one row of feature values, in the features' order; NaN from an ONNX
+    /// model not loaded, or for a row of the wrong width.
     pub fn predict_row(&self, row: &[f64]) -> f64 {
         match &self.kind {
             ModelKind::Linear(m) => m.predict(row),
-            // Never loaded: `load` refuses ONNX artifacts.
-            ModelKind::Onnx(_) => f64::NAN,
+            ModelKind::Onnx(m) => m.loaded.as_ref().map_or(f64::NAN, |g| {
+                g.predictor.predict_one(row).unwrap_or(f64::NAN)
+            }),
         }
     }
 
@@ -287,7 +309,8 @@ impl Artifact {
     }
 
     /// Writes the artifact as pretty JSON (schema 2), atomically (temp file, then rename), so a
-    /// watcher never sees half a file.
+    /// watcher never sees half a file. A loaded ONNX model's file is copied beside it first,
+    /// unless that file is there already.
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
         let write_err = |source| ModelError::WriteArtifact {
             path: path.to_owned(),
@@ -295,6 +318,9 @@ impl Artifact {
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(write_err)?;
+        }
+        if let ModelKind::Onnx(m) = &self.kind {
+            copy_beside(path, m)?;
         }
         let mut json =
             serde_json::to_string_pretty(self).map_err(|e| ModelError::Fit(e.to_string()))?;
@@ -304,7 +330,8 @@ impl Artifact {
         std::fs::rename(&tmp, path).map_err(write_err)
     }
 
-    /// Loads and validates an artifact of schema 1 or 2.
+    /// Loads and validates an artifact of schema 1 or 2; for an ONNX model, reads its file
+    /// beside the artifact, checks its SHA-256 and its width, and keeps its graph.
     pub fn load(path: &Path) -> Result<Artifact, ModelError> {
         let bytes = std::fs::read(path).map_err(|source| ModelError::ReadArtifact {
             path: path.to_owned(),
@@ -320,7 +347,7 @@ impl Artifact {
         }
         let header: Header = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         // Parsed from the bytes (not through a Value) so a mistake is named by line and column.
-        let artifact = match header.schema_version {
+        let mut artifact = match header.schema_version {
             1 => serde_json::from_slice::<SchemaOne>(&bytes).map(Artifact::from),
             2 => serde_json::from_slice::<SchemaTwo>(&bytes).map(Artifact::from),
             found => {
@@ -331,13 +358,10 @@ impl Artifact {
             }
         }
         .map_err(|e| corrupt(e.to_string()))?;
-        if let ModelKind::Onnx(m) = &artifact.kind {
-            return Err(ModelError::UnsupportedKind {
-                path: path.to_owned(),
-                file: m.file.clone(),
-            });
-        }
         artifact.validate().map_err(corrupt)?;
+        if let ModelKind::Onnx(m) = &mut artifact.kind {
+            m.loaded = Some(load_beside(path, m, &artifact.features)?);
+        }
         Ok(artifact)
     }
 
@@ -373,6 +397,16 @@ impl Artifact {
                 return Err(format!(
                     "the range of {} runs from {} to {}",
                     f.field, f.range.min, f.range.max
+                ));
+            }
+        }
+        if let ModelKind::Onnx(m) = &self.kind {
+            // The file is looked for beside the artifact, and nowhere else.
+            let plain = Path::new(&m.file).file_name() == Some(m.file.as_ref());
+            if !plain || m.file.contains(['/', '\\']) {
+                return Err(format!(
+                    "the ONNX file {:?} must be a file name, in the artifact's directory",
+                    m.file
                 ));
             }
         }
@@ -422,6 +456,28 @@ pub fn version_id(
             id.update(name.as_bytes());
             id.update([0]);
         }
+    }
+    hex(&id.finalize()[..4])
+}
+
+/// The version id of an ONNX model: the first 4 bytes of SHA-256 over the data's hash, the ONNX
+/// file's hash, and the columns and fields.
+pub fn onnx_version_id(
+    data_sha256: &str,
+    onnx_sha256: &str,
+    features: &[Feature],
+    target: &Target,
+) -> String {
+    let mut id = Sha256::new();
+    id.update(data_sha256.as_bytes());
+    id.update(onnx_sha256.as_bytes());
+    let names = features
+        .iter()
+        .flat_map(|f| [&f.column, &f.field])
+        .chain([&target.column, &target.field]);
+    for name in names {
+        id.update(name.as_bytes());
+        id.update([0]);
     }
     hex(&id.finalize()[..4])
 }
@@ -640,7 +696,7 @@ mod tests {
     }
 
     #[test]
-    fn a_many_feature_model_reads_its_fields_and_serves_only_in_predict() {
+    fn a_many_feature_model_reads_its_fields_and_is_servable() {
         let a = diabetes_like();
         assert_eq!(a.line(), None);
         assert!(a.slope().is_nan() && a.intercept().is_nan());
@@ -664,21 +720,11 @@ mod tests {
         for (event, want) in errors {
             assert_eq!(a.feature_values(&event).unwrap_err().to_string(), want);
         }
-        assert_eq!(
-            a.check_servable("--model d.json").unwrap_err().to_string(),
-            "--model d.json: 2 features; this build serves one-feature models in score, dash, \
-             produce and backtest (predict serves any)"
-        );
+        assert!(a.check_servable("--model d.json").is_ok());
         let mut one = a.clone();
         one.features.truncate(1);
         one.linear_mut().unwrap().coefficients.truncate(1);
-        assert_eq!(
-            one.check_servable("--challenger c.json")
-                .unwrap_err()
-                .to_string(),
-            "--challenger c.json: progression from age; this build serves salary from \
-             years_experience in score, dash, produce and backtest (predict serves any)"
-        );
+        assert!(one.check_servable("--challenger c.json").is_ok());
     }
 
     #[test]
@@ -757,19 +803,67 @@ mod tests {
         onnx.kind = ModelKind::Onnx(OnnxModel {
             file: "gbr.onnx".into(),
             sha256: "00".into(),
-            input: "float_input".into(),
+            input: "input".into(),
             output: "variable".into(),
+            loaded: None,
         });
         onnx.save(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("\"type\": \"onnx\""), "{text}");
+        let beside = dir.path().join("gbr.onnx");
         assert_eq!(
             Artifact::load(&path).unwrap_err().to_string(),
             format!(
-                "model artifact {} is an ONNX model (gbr.onnx); this build serves linear \
-                 models only",
+                "cannot read ONNX model {}: No such file or directory (os error 2)",
+                beside.display()
+            )
+        );
+        // Found, but not the file the artifact names; then not a model of its two features.
+        let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx/gbr.onnx");
+        std::fs::copy(&real, &beside).unwrap();
+        let sha = hex(&Sha256::digest(std::fs::read(&real).unwrap()));
+        assert_eq!(
+            Artifact::load(&path).unwrap_err().to_string(),
+            format!(
+                "ONNX model {} has SHA-256 {sha}; model artifact {} names 00: the file is not the \
+                 one imported",
+                beside.display(),
                 path.display()
             )
         );
+        if let ModelKind::Onnx(m) = &mut onnx.kind {
+            m.sha256 = sha.clone();
+        }
+        onnx.save(&path).unwrap();
+        assert_eq!(
+            Artifact::load(&path).unwrap_err().to_string(),
+            format!(
+                "{}: the model takes 10 features a row; model artifact {} names 2 (age, bmi)",
+                beside.display(),
+                path.display()
+            )
+        );
+        for file in ["../gbr.onnx", "sub/gbr.onnx", "..", ""] {
+            if let ModelKind::Onnx(m) = &mut onnx.kind {
+                m.file = file.into();
+            }
+            onnx.save(&path).unwrap();
+            assert_eq!(
+                Artifact::load(&path).unwrap_err().to_string(),
+                format!(
+                    "model artifact {} is corrupt: the ONNX file {file:?} must be a file name, in \
+                     the artifact's directory",
+                    path.display()
+                )
+            );
+        }
+        assert_eq!(
+            onnx.check_servable("--model m.json")
+                .unwrap_err()
+                .to_string(),
+            "--model m.json: its ONNX model () is not loaded: an ONNX artifact serves once read \
+             from its file, with the model beside it"
+        );
+        assert!(onnx.predict_row(&[0.0, 0.0]).is_nan());
     }
 }

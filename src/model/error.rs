@@ -1,7 +1,9 @@
 //! Why training, loading or using a model failed: one error type for the model boundary, each
 //! message one line for the user.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use super::onnx::OnnxError;
 
 /// Why training or loading a model failed; each message is one line for the user.
 #[derive(Debug, thiserror::Error)]
@@ -141,25 +143,45 @@ pub enum ModelError {
         /// The version found in the file.
         found: u32,
     },
-    /// The artifact describes a kind of model this build cannot run.
-    #[error(
-        "model artifact {path} is an ONNX model ({file}); this build serves linear models only"
-    )]
-    UnsupportedKind {
-        /// The artifact path.
+    /// An ONNX model that cannot be served: unreadable, not ONNX, an op nothing here runs, an
+    /// input or output of a shape a regression model does not have.
+    #[error("{}", onnx_refusal(path, source))]
+    Onnx {
+        /// The ONNX file.
         path: PathBuf,
-        /// The model file it names.
-        file: String,
+        /// Why it cannot be served.
+        source: OnnxError,
     },
-    /// The serving commands (score, dash, produce, backtest) cannot serve this model yet.
-    #[error("{named}: {reason}; this build serves {serves} in score, dash, produce and backtest (predict serves any)")]
-    NotServable {
-        /// How the user named the artifact: `--model diabetes.json`.
+    /// An ONNX model whose width is not the number of features chosen or named.
+    #[error("{path}: the model takes {width} features a row; {features}")]
+    OnnxWidth {
+        /// The ONNX file.
+        path: PathBuf,
+        /// The F of its input `[N, F]`.
+        width: usize,
+        /// The features it was given, counted and named: `the artifact names 3 (age, sex, bmi)`.
+        features: String,
+    },
+    /// The ONNX file beside an artifact is not the one it was imported with.
+    #[error("ONNX model {path} has SHA-256 {found}; model artifact {artifact} names {expected}: the file is not the one imported")]
+    OnnxChanged {
+        /// The ONNX file.
+        path: PathBuf,
+        /// The artifact that names it.
+        artifact: PathBuf,
+        /// The SHA-256 the artifact records.
+        expected: String,
+        /// The SHA-256 of the file's bytes.
+        found: String,
+    },
+    /// An artifact names an ONNX model, but its graph was never read: the artifact was not
+    /// loaded from its file ([`crate::model::Artifact::load`]), beside which the model lies.
+    #[error("{named}: its ONNX model ({file}) is not loaded: an ONNX artifact serves once read from its file, with the model beside it")]
+    OnnxNotLoaded {
+        /// How the user named the artifact: `--model gbr.json`.
         named: String,
-        /// What it is: `10 features`, `progression from bmi`.
-        reason: String,
-        /// What could be served instead.
-        serves: &'static str,
+        /// The ONNX file it names.
+        file: String,
     },
     /// One-shot predictions of a single value were asked of a model with several features.
     #[error("{named} has {count} features ({}); a value on the command line is for one-feature models: give JSON events on stdin, one a line", names.join(", "))]
@@ -171,6 +193,14 @@ pub enum ModelError {
         /// Their JSON fields, in order.
         names: Vec<String>,
     },
+}
+
+/// An ONNX refusal naming the file once: what cannot be read or parsed names it already.
+fn onnx_refusal(path: &Path, e: &OnnxError) -> String {
+    match e {
+        OnnxError::Read { .. } | OnnxError::NotOnnx { .. } => e.to_string(),
+        _ => format!("{}: {e}", path.display()),
+    }
 }
 
 /// `a`, `a and b`, `a, b and c`.

@@ -1,11 +1,11 @@
-//! Linear models: ordinary least squares with linfa-linear, its fit metrics, the check that a
-//! design matrix has full rank, and the one-feature [`Predictor`] the serving path runs.
+//! Linear models: ordinary least squares with linfa-linear, its fit metrics, and the check that a
+//! design matrix has full rank.
 
 use linfa::prelude::*;
 use linfa_linear::LinearRegression;
 use ndarray::{Array1, Array2, ArrayView1};
 
-use super::artifact::{Artifact, FeatureRange, LinearModel};
+use super::artifact::LinearModel;
 use super::error::ModelError;
 
 /// A feature whose centred values keep less than this share of their length once the features
@@ -16,45 +16,6 @@ const COLLINEAR_RESIDUAL: f64 = 1e-9;
 /// A feature is named as part of a combination when it contributes at least this share of the
 /// collinear column's length.
 const COMBINATION_SHARE: f64 = 1e-6;
-
-/// The serving form of a one-feature linear model: two numbers and the version that names them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Predictor {
-    /// Salary per year.
-    pub slope: f64,
-    /// Salary at zero years.
-    pub intercept: f64,
-    /// The artifact version.
-    pub version: String,
-    /// Training range of the feature.
-    pub range: FeatureRange,
-}
-
-impl Predictor {
-    /// Predicted salary for `years` of experience.
-    #[inline]
-    pub fn predict(&self, years: f64) -> f64 {
-        self.intercept + self.slope * years
-    }
-
-    /// The fitted line as text, e.g. `salary = 25792.20 + 9449.96 × years`.
-    pub fn formula(&self) -> String {
-        format!("salary = {:.2} + {:.2} × years", self.intercept, self.slope)
-    }
-}
-
-impl From<&Artifact> for Predictor {
-    /// The line of a one-feature linear model; for any other model (which the serving commands
-    /// refuse at load) every prediction is NaN.
-    fn from(a: &Artifact) -> Self {
-        Predictor {
-            slope: a.slope(),
-            intercept: a.intercept(),
-            version: a.version.clone(),
-            range: a.feature_range(),
-        }
-    }
-}
 
 /// Fit quality of a model on a set of rows.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -154,21 +115,6 @@ fn back_substitute(r: &[Vec<f64>], b: &[f64]) -> Vec<f64> {
         w[i] = (b[i] - known) / r[i][i];
     }
     w
-}
-
-/// The reference model (scikit-learn's fit of data/Salary_Data.csv) as the built-in artifact
-/// serves it, for unit tests.
-#[cfg(test)]
-pub(crate) fn reference_predictor() -> Predictor {
-    Predictor {
-        slope: 9449.962321455077,
-        intercept: 25792.20019866869,
-        version: "6c25318e".into(),
-        range: FeatureRange {
-            min: 1.1,
-            max: 10.5,
-        },
-    }
 }
 
 #[cfg(test)]

@@ -188,12 +188,18 @@ impl OnnxPredictor {
     /// Reads, checks and optimises the model at `path`, then runs it once on a row of zeros, so
     /// that anything it cannot serve is said here, in one line.
     pub fn load(path: &Path) -> Result<OnnxPredictor, OnnxError> {
-        let shown = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| OnnxError::Read {
-            path: shown.clone(),
+            path: path.display().to_string(),
             source,
         })?;
-        let sha256 = Sha256::digest(&bytes)
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Checks and optimises the model whose file's bytes are `bytes`, as [`OnnxPredictor::load`]
+    /// does; `path` is where they were read from, to name in a refusal and to find any tensor
+    /// data kept outside the file.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<OnnxPredictor, OnnxError> {
+        let sha256 = Sha256::digest(bytes)
             .iter()
             .fold(String::new(), |mut hex, b| {
                 let _ = write!(hex, "{b:02x}");
@@ -201,9 +207,9 @@ impl OnnxPredictor {
             });
         let onnx = onnx_with_our_ops();
         let proto = onnx
-            .proto_model_for_read(&mut bytes.as_slice())
+            .proto_model_for_read(&mut &bytes[..])
             .map_err(|e| OnnxError::NotOnnx {
-                path: shown,
+                path: path.display().to_string(),
                 reason: one_line(&e),
             })?;
         let model_dir = path.parent().and_then(Path::to_str);
@@ -321,19 +327,55 @@ impl OnnxPredictor {
         }
     }
 
+    /// Predicts one row of f64 feature values (`width()` of them), each rounded to float32 as
+    /// the graph takes it; what the serving path runs for each record.
+    pub fn predict_one(&self, row: &[f64]) -> Result<f64, OnnxError> {
+        if row.len() != self.width {
+            return Err(OnnxError::Width {
+                values: row.len(),
+                rows: 1,
+                width: self.width,
+            });
+        }
+        // Most models read a few features: their row goes through the stack, not the heap.
+        let mut small = [0.0f32; SMALL_ROW];
+        let mut large = Vec::new();
+        let narrowed: &mut [f32] = if self.width <= SMALL_ROW {
+            &mut small[..self.width]
+        } else {
+            large.resize(self.width, 0.0);
+            &mut large
+        };
+        for (to, &x) in narrowed.iter_mut().zip(row) {
+            *to = x as f32;
+        }
+        let output = self.run_plan(narrowed, 1)?;
+        let failed = |e: TractError| OnnxError::Run {
+            rows: 1,
+            reason: one_line(&e),
+        };
+        let plain = output.try_as_plain_ram().map_err(failed)?;
+        // The checks at load let through only a float32 or a double output.
+        let value = if output.datum_type() == f32::datum_type() {
+            plain
+                .as_slice::<f32>()
+                .map(|v| v.first().map(|&v| f64::from(v)))
+        } else {
+            plain.as_slice::<f64>().map(|v| v.first().copied())
+        };
+        let value = value.map_err(failed)?;
+        value.ok_or_else(|| OnnxError::Run {
+            rows: 1,
+            reason: "gave no value for 1 row".into(),
+        })
+    }
+
     fn run(&self, rows: &[f32], n: usize) -> Result<Vec<f64>, OnnxError> {
         let failed = |e: TractError| OnnxError::Run {
             rows: n,
             reason: one_line(&e),
         };
-        let input = Tensor::from_shape(&[n, self.width], rows).map_err(failed)?;
-        let outputs = self.plan.run(tvec!(input.into_tvalue())).map_err(failed)?;
-        let Some(output) = outputs.first() else {
-            return Err(OnnxError::Run {
-                rows: n,
-                reason: "no output".into(),
-            });
-        };
+        let output = self.run_plan(rows, n)?;
         let values = output.cast_to::<f64>().map_err(failed)?;
         let values = values
             .try_as_plain_ram()
@@ -347,7 +389,27 @@ impl OnnxPredictor {
         }
         Ok(values)
     }
+
+    /// The graph's one output for `n` rows (`n * width` values, row-major).
+    fn run_plan(&self, rows: &[f32], n: usize) -> Result<tract_onnx::prelude::TValue, OnnxError> {
+        let failed = |e: TractError| OnnxError::Run {
+            rows: n,
+            reason: one_line(&e),
+        };
+        let input = Tensor::from_shape(&[n, self.width], rows).map_err(failed)?;
+        let mut outputs = self.plan.run(tvec!(input.into_tvalue())).map_err(failed)?;
+        if outputs.is_empty() {
+            return Err(OnnxError::Run {
+                rows: n,
+                reason: "no output".into(),
+            });
+        }
+        Ok(outputs.swap_remove(0))
+    }
 }
+
+/// Features a row that [`OnnxPredictor::predict_one`] narrows to float32 on the stack.
+const SMALL_ROW: usize = 16;
 
 /// tract-onnx's ops, with the ai.onnx.ml ops it lacks and we provide.
 fn onnx_with_our_ops() -> tract_onnx::Onnx {
@@ -651,6 +713,31 @@ mod tests {
         assert_eq!(model.width(), 3);
         let predicted = model.predict_batch(&[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0], 3);
         assert_eq!(predicted.expect("three rows"), [1.5, 2.5, 6.5]);
+    }
+
+    #[test]
+    fn one_row_predicts_as_a_batch_of_one_whether_narrow_or_wide() {
+        let narrow = load(&model(input(&rows_by_three()), linear())).expect("served");
+        assert_eq!(narrow.predict_one(&[1.0, 2.0, 3.0]).expect("a row"), 14.5);
+        assert_eq!(
+            narrow.predict_one(&[1.0, 2.0]).unwrap_err().to_string(),
+            "wrong input width: 2 values for 1 rows; the model takes 3 features a row"
+        );
+        // Wider than a row on the stack: y = Σ x_i + 0.5 over 20 features.
+        let wide = node(
+            "LinearRegressor",
+            "ai.onnx.ml",
+            vec![
+                floats("coefficients", &[1.0; 20]),
+                floats("intercepts", &[0.5]),
+            ],
+        );
+        let dims = [Some(Dim::DimParam("batch".into())), Some(Dim::DimValue(20))];
+        let wide = load(&model(input(&dims), wide)).expect("served");
+        let row: Vec<f64> = (0..20).map(f64::from).collect();
+        let narrowed: Vec<f32> = row.iter().map(|&x| x as f32).collect();
+        assert_eq!(wide.predict_one(&row).expect("a row"), 190.5);
+        assert_eq!(wide.predict_batch(&narrowed, 1).expect("a batch"), [190.5]);
     }
 
     #[test]

@@ -12,7 +12,8 @@ use super::artifact::{
     DEMO_FEATURE_FIELD, DEMO_LABEL_FIELD,
 };
 use super::error::ModelError;
-use super::linear::{first_collinear, fit_metrics, fit_ols, Predictor};
+use super::linear::{first_collinear, fit_metrics, fit_ols};
+use super::predictor::Predictor;
 
 /// Column names the salary demo accepts for its feature (the original header first).
 const DEMO_FEATURE_COLUMNS: [&str; 2] = ["YearsExperience", "years_experience"];
@@ -421,68 +422,90 @@ pub fn train_set(set: &TrainingSet, data_sha256: &str) -> Result<Artifact, Model
     })
 }
 
-/// Fits a challenger on `(years, label)` pairs; returns it, its lineage filled from `trained_on`,
-/// `now_ms` and the `serving` model it challenges, with the serving model's RMSE on those pairs.
+/// Fits a challenger on labeled events, each its feature values (`width` a row, flattened in
+/// `rows`) and its `labels` entry, over the `serving` model's features and target; returns it,
+/// its lineage filled from `trained_on`, `now_ms` and the model it challenges, with the serving
+/// model's RMSE on those events.
 pub fn fit_challenger(
-    pairs: &[(f64, f64)],
-    serving: &Predictor,
+    rows: &[f64],
+    labels: &[f64],
+    serving: (&Artifact, &Predictor),
     trained_on: String,
     now_ms: i64,
 ) -> Result<(Artifact, f64), ModelError> {
-    let years: Vec<f64> = pairs.iter().map(|p| p.0).collect();
-    let salaries: Vec<f64> = pairs.iter().map(|p| p.1).collect();
-    if years.len() < 2 || years.iter().all(|&y| y == years[0]) {
+    let (artifact, predictor) = serving;
+    let width = artifact.features.len().max(1);
+    let n = labels.len();
+    if rows.len() != n * width {
         return Err(ModelError::Fit(format!(
-            "need labeled events with at least two different years, have {}",
-            years.len()
+            "{} feature values for {n} labeled events of {width} features",
+            rows.len()
+        )));
+    }
+    if width == 1 && (n < 2 || rows.iter().all(|&y| y == rows[0])) {
+        return Err(ModelError::Fit(format!(
+            "need labeled events with at least two different {}, have {n}",
+            if artifact.is_salary_shaped() {
+                "years"
+            } else {
+                artifact.features[0].field.as_str()
+            }
+        )));
+    }
+    if width > 1 && n <= width {
+        return Err(ModelError::Fit(format!(
+            "need more than {width} labeled events to fit {width} features, have {n}"
         )));
     }
     let mut digest = Sha256::new();
-    for (y, s) in pairs {
-        digest.update(y.to_le_bytes());
-        digest.update(s.to_le_bytes());
+    for (row, label) in rows.chunks(width).zip(labels) {
+        for x in row {
+            digest.update(x.to_le_bytes());
+        }
+        digest.update(label.to_le_bytes());
     }
     let source = hex(&digest.finalize());
     let set = TrainingSet {
-        features: vec![Column {
-            column: DEMO_FEATURE_COLUMNS[0].into(),
-            field: DEMO_FEATURE_FIELD.into(),
-        }],
+        features: artifact
+            .features
+            .iter()
+            .map(|f| Column {
+                column: f.column.clone(),
+                field: f.field.clone(),
+            })
+            .collect(),
         target: Column {
-            column: DEMO_TARGET_COLUMNS[0].into(),
-            field: DEMO_LABEL_FIELD.into(),
+            column: artifact.target.column.clone(),
+            field: artifact.target.field.clone(),
         },
-        x: Array2::from_shape_vec((years.len(), 1), years.clone())
+        x: Array2::from_shape_vec((n, width), rows.to_vec())
             .map_err(|e| ModelError::Fit(e.to_string()))?,
-        y: Array1::from_vec(salaries.clone()),
+        y: Array1::from_vec(labels.to_vec()),
         skipped: Vec::new(),
     };
-    let mut artifact = train_set(&set, &source)?;
-    artifact.lineage = Some(Lineage {
+    let mut fitted = train_set(&set, &source)?;
+    fitted.lineage = Some(Lineage {
         trained_on,
         trained_at_ms: now_ms,
-        challenged: serving.version.clone(),
+        challenged: predictor.version.clone(),
     });
-    let before = fit_metrics(&salaries, years.iter().map(|&x| serving.predict(x)));
-    Ok((artifact, before.rmse))
+    let before = fit_metrics(labels, rows.chunks(width).map(|x| predictor.predict(x)));
+    Ok((fitted, before.rmse))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::linear::reference_predictor;
+    use crate::model::reference_predictor;
 
     #[test]
     fn retrains_on_a_known_set() {
-        let pairs: Vec<(f64, f64)> = (0..50)
-            .map(|i| {
-                let years = f64::from(i) / 5.0;
-                (years, 1000.0 + 2000.0 * years)
-            })
-            .collect();
-        let serving = reference_predictor();
+        let years: Vec<f64> = (0..50).map(|i| f64::from(i) / 5.0).collect();
+        let labels: Vec<f64> = years.iter().map(|y| 1000.0 + 2000.0 * y).collect();
+        let built_in = Artifact::load(Path::new("assets/model.json")).unwrap();
+        let serving = (&built_in, &reference_predictor());
         let (artifact, before) =
-            fit_challenger(&pairs, &serving, "50 labeled events".into(), 7).unwrap();
+            fit_challenger(&years, &labels, serving, "50 labeled events".into(), 7).unwrap();
         assert!(
             (artifact.slope() - 2000.0).abs() < 1e-6,
             "{}",
@@ -508,7 +531,12 @@ mod tests {
             before > 30_000.0,
             "the old line is far off these labels: {before}"
         );
-        assert!(fit_challenger(&pairs[..1], &serving, String::new(), 0).is_err());
+        assert_eq!(
+            fit_challenger(&years[..1], &labels[..1], serving, String::new(), 0)
+                .unwrap_err()
+                .to_string(),
+            "fitting failed: need labeled events with at least two different years, have 1"
+        );
         // The lineage travels with the file; artifacts without one still load.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.json");

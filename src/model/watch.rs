@@ -45,7 +45,7 @@ mod tests {
     use crate::model::{Feature, FeatureRange};
 
     #[test]
-    fn a_new_model_the_serving_path_cannot_run_is_refused_not_served() {
+    fn a_new_model_is_served_and_a_broken_file_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.json");
         let salary = Artifact::load(Path::new("assets/model.json")).unwrap();
@@ -70,14 +70,16 @@ mod tests {
         wide.linear_mut().unwrap().coefficients.push(1.0);
         wide.version = "wide0001".into();
         wide.save(&path).unwrap();
+        // A model of other features serves too: the scorer reads its fields from then on.
+        assert_eq!(watch.changed().expect("a change").unwrap(), wide);
+
+        std::fs::write(&path, "{ half a file").unwrap();
         let refused = watch.changed().expect("a change").unwrap_err();
-        assert_eq!(
-            refused.to_string(),
-            format!(
-                "{}: 2 features; this build serves one-feature models in score, dash, produce \
-                 and backtest (predict serves any)",
-                path.display()
-            )
+        assert!(
+            refused
+                .to_string()
+                .starts_with(&format!("model artifact {} is corrupt", path.display())),
+            "{refused}"
         );
 
         let mut other = salary.clone();

@@ -230,6 +230,9 @@ impl PageHinkley {
     }
 }
 
+/// One event's feature values, inline for models of up to 8 features.
+pub type Row = smallvec::SmallVec<[f64; 8]>;
+
 /// The serving model's accuracy and drift, from every labeled event, and the latest labeled
 /// events themselves for a retrain. One scorer thread owns it.
 #[derive(Debug, Clone)]
@@ -237,8 +240,8 @@ pub struct Quality {
     accuracy: RollingAccuracy,
     detector: PageHinkley,
     alarm: Option<DriftAlarm>,
-    /// `(years, label)` of the latest labeled events.
-    labeled: VecDeque<(f64, f64)>,
+    /// `(features, label)` of the latest labeled events.
+    labeled: VecDeque<(Row, f64)>,
     /// Labeled events since the alarm fired, the one that fired it included.
     since_alarm: usize,
 }
@@ -258,14 +261,14 @@ impl Quality {
         }
     }
 
-    /// Takes one labeled event: `years` with its `label`, which the model `predicted`; `now_ms`
-    /// dates an alarm this raises.
-    pub fn observe(&mut self, years: f64, label: f64, predicted: f64, now_ms: i64) {
+    /// Takes one labeled event: its `features` with its `label`, which the model `predicted`;
+    /// `now_ms` dates an alarm this raises.
+    pub fn observe(&mut self, features: &[f64], label: f64, predicted: f64, now_ms: i64) {
         self.accuracy.push(label, predicted);
         if self.labeled.len() == Self::WINDOW {
             self.labeled.pop_front();
         }
-        self.labeled.push_back((years, label));
+        self.labeled.push_back((Row::from_slice(features), label));
         if self.alarm.is_none() {
             if let Some((shift, after)) = self.detector.update(label - predicted) {
                 self.alarm = Some(DriftAlarm {
@@ -296,10 +299,18 @@ impl Quality {
         self.alarm
     }
 
-    /// `(years, label)` of the latest `n` labeled events (all of them if fewer), oldest first.
-    pub fn labeled(&self, n: usize) -> Vec<(f64, f64)> {
+    /// The feature values (flattened, a row after another) and the labels of the latest `n`
+    /// labeled events (all of them if fewer), oldest first.
+    pub fn labeled(&self, n: usize) -> (Vec<f64>, Vec<f64>) {
         let skip = self.labeled.len().saturating_sub(n);
-        self.labeled.iter().skip(skip).copied().collect()
+        let latest = self.labeled.iter().skip(skip);
+        (
+            latest
+                .clone()
+                .flat_map(|(x, _)| x.iter().copied())
+                .collect(),
+            latest.map(|(_, y)| *y).collect(),
+        )
     }
 }
 
@@ -423,20 +434,23 @@ mod tests {
     fn labeled_events_since_the_alarm_are_counted() {
         let mut q = Quality::new(RMSE);
         for r in residuals(3, 300, 1.0) {
-            q.observe(5.0, 70_000.0 + r, 70_000.0, 0);
+            q.observe(&[5.0], 70_000.0 + r, 70_000.0, 0);
         }
         assert_eq!((q.alarm(), q.since_alarm()), (None, 0));
         let mut n = 0;
         while q.alarm().is_none() {
-            q.observe(5.0, 70_000.0 + 4.0 * RMSE, 70_000.0, 0);
+            q.observe(&[5.0], 70_000.0 + 4.0 * RMSE, 70_000.0, 0);
             n += 1;
         }
         assert_eq!(q.since_alarm(), 1);
         for _ in 0..9 {
-            q.observe(6.0, 1.0, 2.0, 0);
+            q.observe(&[6.0], 1.0, 2.0, 0);
         }
         assert_eq!(q.since_alarm(), 10);
-        assert_eq!(q.labeled(2), [(6.0, 1.0), (6.0, 1.0)]);
-        assert_eq!(q.labeled(10_000).len(), (300 + n + 9).min(Quality::WINDOW));
+        assert_eq!(q.labeled(2), (vec![6.0, 6.0], vec![1.0, 1.0]));
+        assert_eq!(
+            q.labeled(10_000).1.len(),
+            (300 + n + 9).min(Quality::WINDOW)
+        );
     }
 }

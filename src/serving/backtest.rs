@@ -16,7 +16,8 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::formats::json;
+use crate::formats::json::{self, Features};
+use crate::formats::shape::EventShape;
 use crate::kafka::config::KafkaOptions;
 use crate::kafka::offset_spec::{self, OffsetSpec, ResolveError};
 use crate::model::Predictor;
@@ -149,24 +150,26 @@ pub struct Outcome {
 
 /// Labeled records and counts, fed record by record; the figures come out at the end.
 ///
-/// Labeled records are kept as `(years, label)` per partition in offset order, and the figures
+/// Labeled records are kept as `(features, label)` per partition in offset order, and the figures
 /// are summed partition by partition: the same window gives the same figures to the last bit,
 /// however librdkafka interleaved the partitions while reading.
 #[derive(Debug, Clone)]
 pub struct Scoreboard {
     models: Vec<Predictor>,
+    shape: EventShape,
     records: u64,
     bad: u64,
     scored: Vec<u64>,
-    labeled: BTreeMap<i32, Vec<(f64, f64)>>,
+    labeled: BTreeMap<i32, Vec<(Features, f64)>>,
 }
 
 impl Scoreboard {
-    /// An empty scoreboard for `models`.
-    pub fn new(models: Vec<Predictor>) -> Self {
+    /// An empty scoreboard for `models`, whose events have `shape`.
+    pub fn new(models: Vec<Predictor>, shape: EventShape) -> Self {
         Scoreboard {
             scored: vec![0; models.len()],
             models,
+            shape,
             records: 0,
             bad: 0,
             labeled: BTreeMap::new(),
@@ -176,20 +179,20 @@ impl Scoreboard {
     /// Takes one record's value from `partition` (records of a partition in offset order).
     pub fn observe(&mut self, partition: i32, value: Option<&[u8]>) {
         self.records += 1;
-        let Ok(event) = json::decode(value) else {
+        let Ok(event) = json::decode_as(&self.shape, value) else {
             self.bad += 1;
             return;
         };
         for (model, scored) in self.models.iter().zip(&mut self.scored) {
-            if model.predict(event.years).is_finite() {
+            if model.predict(&event.features).is_finite() {
                 *scored += 1;
             }
         }
-        if let Some(label) = event.salary {
+        if let Some(label) = event.label {
             self.labeled
                 .entry(partition)
                 .or_default()
-                .push((event.years, label));
+                .push((event.features, label));
         }
     }
 
@@ -200,7 +203,12 @@ impl Scoreboard {
 
     /// Each model's figures over everything taken.
     pub fn figures(&self) -> Vec<ModelFigures> {
-        let labeled = || self.labeled.values().flatten().copied();
+        let labeled = || {
+            self.labeled
+                .values()
+                .flatten()
+                .map(|(x, y)| (x.as_slice(), *y))
+        };
         let mut wins = vec![0; self.models.len()];
         let mut errors = Vec::with_capacity(self.models.len());
         for (years, label) in labeled() {
@@ -249,6 +257,7 @@ pub fn run(
     topic: &str,
     bounds: Bounds,
     models: Vec<Predictor>,
+    shape: EventShape,
 ) -> Result<Outcome, BacktestError> {
     let mut config = kafka.client_config(&[
         // The end of a partition is also where a window ends when its last offsets hold no
@@ -268,7 +277,7 @@ pub fn run(
         .set("enable.auto.offset.store", "false");
     let consumer: BaseConsumer = config.create().map_err(BacktestError::Client)?;
     let planned = plan(&consumer, kafka, topic, bounds)?;
-    let mut board = Scoreboard::new(models);
+    let mut board = Scoreboard::new(models, shape);
     let window = read(&consumer, topic, planned, &mut board)?;
     let (records, bad) = board.counts();
     Ok(Outcome {
@@ -505,15 +514,15 @@ mod tests {
     use crate::model::FeatureRange;
 
     fn model(version: &str, intercept: f64, slope: f64) -> Predictor {
-        Predictor {
-            slope,
+        Predictor::line(
+            version,
             intercept,
-            version: version.to_owned(),
-            range: FeatureRange {
+            slope,
+            FeatureRange {
                 min: 0.0,
                 max: 10.0,
             },
-        }
+        )
     }
 
     fn event(years: f64, salary: Option<f64>) -> Vec<u8> {
@@ -527,7 +536,10 @@ mod tests {
     #[test]
     fn figures_of_two_models_over_known_records() {
         // a predicts 100 + 10 y, b predicts 110 + 10 y.
-        let mut board = Scoreboard::new(vec![model("a", 100.0, 10.0), model("b", 110.0, 10.0)]);
+        let mut board = Scoreboard::new(
+            vec![model("a", 100.0, 10.0), model("b", 110.0, 10.0)],
+            EventShape::salary().clone(),
+        );
         board.observe(0, Some(&event(1.0, Some(110.0)))); // a exact: a wins
         board.observe(1, Some(&event(2.0, Some(135.0)))); // errors 15, 5: b wins
         board.observe(0, Some(&event(3.0, Some(135.0)))); // errors 5, 5: a tie, nobody's
@@ -568,7 +580,7 @@ mod tests {
 
     #[test]
     fn an_empty_window_has_counts_of_zero_and_no_accuracy() {
-        let board = Scoreboard::new(vec![model("a", 1.0, 1.0)]);
+        let board = Scoreboard::new(vec![model("a", 1.0, 1.0)], EventShape::salary().clone());
         assert_eq!(board.counts(), (0, 0));
         assert_eq!(
             board.figures(),
@@ -586,7 +598,7 @@ mod tests {
 
     #[test]
     fn one_model_wins_every_labeled_record_and_equal_labels_have_no_r2() {
-        let mut board = Scoreboard::new(vec![model("a", 0.0, 10.0)]);
+        let mut board = Scoreboard::new(vec![model("a", 0.0, 10.0)], EventShape::salary().clone());
         board.observe(0, Some(&event(1.0, Some(50.0))));
         board.observe(0, Some(&event(2.0, Some(50.0))));
         let f = &board.figures()[0];

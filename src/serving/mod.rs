@@ -9,7 +9,8 @@
 //!   be committed; [`transactions`] does the same inside Kafka transactions (exactly-once).
 //! - [`group`] serves the consumer group's rebalances; [`probe`] watches the broker's health.
 //! - [`slots`] holds the serving model and the challenger; [`backtest`] scores a window of history.
-//! - [`producer`] is the synthetic producer behind `p` and `salary-stream produce`.
+//! - [`producer`] is the synthetic producer behind `p` and `salary-stream produce`;
+//!   [`synthetic`] draws any model's events for it.
 //!
 //! It uses [`crate::kafka`], [`crate::formats`], [`crate::model`] and [`crate::observe`], and
 //! reports through [`crate::engine`]'s sinks; nothing here draws or knows the terminal.
@@ -25,4 +26,5 @@ pub mod scorer_report;
 pub mod scorer_setup;
 pub mod scoring;
 pub mod slots;
+pub mod synthetic;
 pub mod transactions;

@@ -19,8 +19,10 @@ use crate::kafka::delivery::{
 };
 use rdkafka::ClientContext;
 
+use super::synthetic::ModelEvents;
 use crate::engine::{now_ms, EngineEvent, ProducerStatus, Rate, SharedSink};
 use crate::kafka::config::KafkaOptions;
+use crate::model::Artifact;
 
 /// How often a running producer reports its status.
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
@@ -59,10 +61,8 @@ pub struct ProducerConfig {
     pub rate: Rate,
     /// Stop after this many events (and exit once all are acknowledged).
     pub count: Option<u64>,
-    /// Attach `"salary"` labels drawn from this relationship.
-    pub labels: Option<LabelModel>,
-    /// Training range of years, to draw mostly inside of.
-    pub years_range: (f64, f64),
+    /// What events are drawn, and whether they are labeled.
+    pub events: Synthetic,
     /// Seed for reproducible streams; random when `None`.
     pub seed: Option<u64>,
     /// Send from the start (headless) or wait for a start command (dashboard).
@@ -89,25 +89,74 @@ pub enum ProducerCommand {
     Shutdown(Duration),
 }
 
-/// Draws synthetic events: years mostly within the training range, a few beyond it.
+/// What a producer draws.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Synthetic {
+    /// The salary demo's events: years within `range` (a few beyond it), labeled `salary` by
+    /// `labels` when given.
+    Salary {
+        /// Training range of years, to draw mostly inside of.
+        range: (f64, f64),
+        /// Attach `"salary"` labels drawn from this relationship.
+        labels: Option<LabelModel>,
+    },
+    /// Any other model's events.
+    Model(ModelEvents),
+}
+
+impl Synthetic {
+    /// Events for `artifact`: the demo's own stream for the salary model, else its features'
+    /// ([`ModelEvents`]); labeled when `labels`, the labels times `drift`.
+    pub fn for_artifact(artifact: &Artifact, labels: bool, drift: f64) -> Self {
+        match artifact.line() {
+            Some(line) if artifact.is_salary_shaped() => Synthetic::Salary {
+                range: (line.feature.range.min, line.feature.range.max),
+                labels: labels.then_some(LabelModel {
+                    slope: line.slope,
+                    intercept: line.intercept,
+                    noise_sd: artifact.rmse,
+                    drift,
+                }),
+            },
+            _ => Synthetic::Model(ModelEvents::new(artifact, labels, drift)),
+        }
+    }
+}
+
+/// Draws synthetic events: years mostly within the training range, a few beyond it; or any
+/// model's events.
 pub struct EventGenerator {
     rng: StdRng,
     range: (f64, f64),
     labels: Option<LabelModel>,
+    model: Option<ModelEvents>,
+    /// Scratch space for a model's feature values.
+    row: Vec<f64>,
     next_id: u64,
 }
 
 impl EventGenerator {
-    /// A generator over `range`, labeling with `labels` when given.
+    /// A generator of the salary demo's events over `range`, labeling with `labels` when given.
     pub fn new(range: (f64, f64), labels: Option<LabelModel>, seed: Option<u64>) -> Self {
+        Self::drawing(Synthetic::Salary { range, labels }, seed)
+    }
+
+    /// A generator of `events`.
+    pub fn drawing(events: Synthetic, seed: Option<u64>) -> Self {
         let rng = match seed {
             Some(s) => StdRng::seed_from_u64(s),
             None => StdRng::from_os_rng(),
+        };
+        let (range, labels, model) = match events {
+            Synthetic::Salary { range, labels } => (range, labels, None),
+            Synthetic::Model(m) => ((0.0, 0.0), None, Some(m)),
         };
         EventGenerator {
             rng,
             range,
             labels,
+            model,
+            row: Vec::new(),
             next_id: 0,
         }
     }
@@ -140,6 +189,10 @@ impl EventGenerator {
     pub fn append_event(&mut self, buf: &mut Vec<u8>, ts_ms: i64) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
+        if let Some(model) = &self.model {
+            model.append(&mut self.rng, buf, &mut self.row, id, ts_ms);
+            return id;
+        }
         let (years, salary) = self.draw();
         // Both numbers are already rounded, so they are written as whole tenths and cents: the
         // text `{:.1}` and `{:.2}` give, at a fraction of the cost.
@@ -162,6 +215,9 @@ impl EventGenerator {
     pub fn set_drift(&mut self, drift: f64) {
         if let Some(m) = self.labels.as_mut() {
             m.drift = drift;
+        }
+        if let Some(m) = self.model.as_mut() {
+            m.set_drift(drift);
         }
     }
 }
@@ -405,7 +461,7 @@ fn run(
     sink: SharedSink,
     give_up: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<ProducerStatus, ProducerError> {
-    let generator = EventGenerator::new(config.years_range, config.labels, config.seed);
+    let generator = EventGenerator::drawing(config.events.clone(), config.seed);
     let status = ProducerStatus {
         running: config.start_running,
         rate: config.rate,
@@ -676,8 +732,8 @@ mod tests {
         let event = crate::formats::json::decode(Some(&buf)).unwrap();
         assert_eq!(event.id, Some(crate::formats::json::EventId::Int(0)));
         assert_eq!(event.ts_ms, Some(1_700_000_000_000));
-        let salary = event.salary.unwrap();
-        let clean = labels.intercept + labels.slope * event.years;
+        let salary = event.label.unwrap();
+        let clean = labels.intercept + labels.slope * event.features[0];
         assert!((salary - clean).abs() < 6.0 * labels.noise_sd);
         assert_eq!(g.next_event(&mut buf, 0), 1);
     }

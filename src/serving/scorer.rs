@@ -24,13 +24,16 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::engine::{EngineEvent, ModelEvent, SharedSink, Totals};
+use crate::formats::registry_client::RegistryClient;
 use crate::kafka::intake::{Batch, Record, RecordQueue};
 use crate::model::ModelWatch;
 pub use crate::observe::stats::LatencySummary;
 use crate::serving::group::ScoringContext;
 use crate::serving::offsets::{lock, OffsetTracker, ScoringProducer};
 use crate::serving::scorer_records::Outputs;
+use crate::serving::scorer_records::RegistryInput;
 use crate::serving::scorer_report::Tally;
+pub use crate::serving::scorer_report::Unfinished;
 use crate::serving::scorer_setup::Clients;
 pub use crate::serving::scorer_setup::ScorerConfig;
 use crate::serving::slots::{ModelCommand, Slots};
@@ -89,54 +92,6 @@ pub struct ScorerSummary {
     pub latency: LatencySummary,
 }
 
-/// What a stopping scorer has not finished, readable from another thread while it stops, so that
-/// a shutdown cut short can say what it left.
-#[derive(Clone)]
-pub struct Unfinished {
-    tracker: Arc<Mutex<OffsetTracker>>,
-    committed: Arc<AtomicBool>,
-}
-
-impl Unfinished {
-    /// Predictions and dead letters not acknowledged yet; `None` if that cannot be read now.
-    pub fn unacknowledged(&self) -> Option<usize> {
-        self.tracker.try_lock().ok().map(|t| t.unacknowledged())
-    }
-
-    /// Whether the final offset commit went through.
-    pub fn committed(&self) -> bool {
-        self.committed.load(Ordering::Relaxed)
-    }
-
-    /// The one line said when stopping is cut short `how` (`after 5 s`, `on SIGINT`).
-    pub fn cut_short_line(&self, how: &str) -> String {
-        const AGAIN: &str =
-            "the next run scores them again (at-least-once: nothing is lost, some may repeat)";
-        let left = match (self.unacknowledged(), self.committed()) {
-            (Some(0) | None, true) => {
-                return format!(
-                    "shutdown cut short ({how}) while leaving the group: every offset was \
-                     committed; the group rebalances once the session times out"
-                )
-            }
-            (Some(0), _) => format!(
-                "every prediction was acknowledged, but the final offset commit did not go \
-                 through; records handled since the last commit were not committed, and {AGAIN}"
-            ),
-            (Some(n), _) => format!(
-                "{n} prediction{s} or dead letter{s} not acknowledged, and {their} input \
-                 offset{s} not committed; {AGAIN}",
-                s = if n == 1 { "" } else { "s" },
-                their = if n == 1 { "its" } else { "their" },
-            ),
-            (None, false) => {
-                format!("predictions may be unacknowledged and offsets uncommitted; {AGAIN}")
-            }
-        };
-        format!("shutdown cut short ({how}): {left}")
-    }
-}
-
 /// A running scorer.
 pub struct ScorerHandle {
     stop: Arc<AtomicBool>,
@@ -193,20 +148,29 @@ pub trait PredictionWriter: Send {
 pub type BoxedWriter = Box<dyn PredictionWriter>;
 
 /// Starts the scorer on its own thread. Clients are created before this returns, so
-/// configuration errors surface here.
+/// configuration errors surface here. Registry-framed values are dead letters (see
+/// [`spawn_with_registry`]).
 pub fn spawn(
     config: ScorerConfig,
     sink: SharedSink,
     writer: Option<BoxedWriter>,
 ) -> Result<ScorerHandle, ScorerError> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let scorer = Scorer::new(config, sink.clone())?;
+    spawn_with_registry(config, None, sink, writer)
+}
+
+/// Starts the scorer as [`spawn`] does; with a `registry`, a value framed for it (a zero byte
+/// first) is decoded by its schema, fetched and compiled once per id.
+pub fn spawn_with_registry(
+    config: ScorerConfig,
+    registry: Option<Arc<RegistryClient>>,
+    sink: SharedSink,
+    writer: Option<BoxedWriter>,
+) -> Result<ScorerHandle, ScorerError> {
+    let scorer = Scorer::new(config, registry, sink.clone())?;
+    let stop = scorer.stop.clone();
     let handled = scorer.handled.clone();
     let commands = scorer.commands.clone();
-    let unfinished = Unfinished {
-        tracker: scorer.tracker.clone(),
-        committed: scorer.committed.clone(),
-    };
+    let unfinished = Unfinished::new(scorer.tracker.clone(), scorer.committed.clone());
     let flag = stop.clone();
     let thread = std::thread::Builder::new()
         .name("scorer".into())
@@ -279,6 +243,11 @@ pub(super) struct LoopState {
     last_store: Instant,
     /// What the broker refused this client, if it did: scoring stops with it.
     refused: Option<String>,
+    /// Framed values' schemas, when a registry is given.
+    pub(super) registry: Option<RegistryInput>,
+    /// A record was left unhandled (stopped while waiting for the registry): nothing after it
+    /// may be handled, so the loop ends.
+    halted: bool,
 }
 
 /// The scorer thread's clients and what it shares with its [`ScorerHandle`].
@@ -305,6 +274,10 @@ pub(super) struct Scorer {
     committed: Arc<AtomicBool>,
     /// Exactly-once: the transactions; `None` for at-least-once.
     pub(super) transactions: Option<Arc<Transactions>>,
+    /// The registry framed values are decoded through, if any.
+    registry: Option<Arc<RegistryClient>>,
+    /// Set by [`ScorerHandle::stop`]; read by the loop and by waits inside a record.
+    pub(super) stop: Arc<AtomicBool>,
     /// Test hook (debug builds only): panic once this many records are handled.
     #[cfg(debug_assertions)]
     panic_after: Option<u64>,
@@ -312,7 +285,11 @@ pub(super) struct Scorer {
 
 impl Scorer {
     /// Builds the clients from `config`; reports go to `sink`.
-    fn new(config: ScorerConfig, sink: SharedSink) -> Result<Self, ScorerError> {
+    fn new(
+        config: ScorerConfig,
+        registry: Option<Arc<RegistryClient>>,
+        sink: SharedSink,
+    ) -> Result<Self, ScorerError> {
         let Clients {
             records,
             consumer,
@@ -333,6 +310,8 @@ impl Scorer {
             failures,
             committed: Arc::new(AtomicBool::new(false)),
             transactions,
+            registry,
+            stop: Arc::new(AtomicBool::new(false)),
             #[cfg(debug_assertions)]
             panic_after: std::env::var("SALARY_STREAM_TEST_SCORER_PANIC_AFTER")
                 .ok()
@@ -393,6 +372,7 @@ impl Scorer {
         while !stop.load(Ordering::Relaxed)
             && !state.outputs.reader_gone()
             && self.left(&state.tally.summary) > 0
+            && !state.halted
         {
             self.serve_control_events(&mut state);
             self.score_batch(&mut batch, &mut state);
@@ -448,7 +428,12 @@ impl Scorer {
             last_watch: Instant::now(),
             last_store: Instant::now(),
             refused: None,
+            registry: self.registry.clone().map(RegistryInput::new),
+            halted: false,
         };
+        if let Some(registry) = &state.registry {
+            self.sink.emit(EngineEvent::Registry(registry.status()));
+        }
         // A challenger loaded at start is news to every sink, as one loaded later is.
         if let Some(line) = state.slots.challenger_line() {
             self.sink
@@ -483,7 +468,11 @@ impl Scorer {
                 // every handled record handed to the producer (and, exactly-once, inside the
                 // transaction it commits).
                 Ok(msg) => {
-                    self.handle(Record::of(&msg), crate::engine::now_ms_precise(), state);
+                    let now_ms = crate::engine::now_ms_precise();
+                    if self.handle(Record::of(&msg), now_ms, state).is_break() {
+                        state.halted = true;
+                        return;
+                    }
                     self.publish(&mut state.outputs);
                 }
                 // Broker outages are reported once through the context's error callback.
@@ -554,9 +543,17 @@ impl Scorer {
         // One clock reading serves the batch: it is handled within a fraction of a ms.
         let now_ms = crate::engine::now_ms_precise();
         for record in batch.records() {
-            match record {
+            let handled = match record {
                 Ok(record) => self.handle(record, now_ms, state),
-                Err(e) => self.note_consume_error(&e, state),
+                Err(e) => {
+                    self.note_consume_error(&e, state);
+                    ControlFlow::Continue(())
+                }
+            };
+            // The records after one left unhandled stay so: none is committed past it.
+            if handled.is_break() {
+                state.halted = true;
+                break;
             }
         }
         batch.clear();
@@ -586,7 +583,11 @@ impl Scorer {
     /// The offsets step: at-least-once, stores the acknowledged offsets every
     /// [`STORE_INTERVAL`]; exactly-once, commits the open transaction every interval. Breaks
     /// once a transaction failed.
-    fn store_offsets_if_due(&self, now: Instant, state: &mut LoopState) -> ControlFlow<()> {
+    pub(super) fn store_offsets_if_due(
+        &self,
+        now: Instant,
+        state: &mut LoopState,
+    ) -> ControlFlow<()> {
         match &self.transactions {
             // Offsets go with each transaction, committed once per interval.
             Some(t) => {

@@ -1,19 +1,142 @@
 //! How the scorer handles one record: scores it, and hands its prediction to the output topic
 //! (in batches) and the prediction writer, or its dead letter to the dead-letter topic; in either
 //! case the offset tracker learns of it before the producer does.
+//!
+//! A value framed for a Schema Registry (a zero byte first) is decoded by its schema, fetched
+//! and compiled once per id ([`RegistryInput`]). While the registry cannot be reached the scorer
+//! waits on that record, retrying: no good record becomes a dead letter for it, and nothing is
+//! committed past it.
 
+use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
 use rdkafka::producer::BaseRecord;
 
-use crate::engine::ScoredEvent;
-use crate::formats::json::{BadRecord, Prediction};
+use crate::engine::{EngineEvent, RegistryStatus, ScoredEvent};
+use crate::formats::json::{BadRecord, ExperienceEvent, Prediction};
+use crate::formats::record::{CompiledSchema, RecordError};
+use crate::formats::registry::{is_framed, split_header, SchemaId, SchemaKind};
+use crate::formats::registry_client::{RegistryClient, RegistryError};
+use crate::formats::shape::EventShape;
 use crate::kafka::delivery::{Outgoing, TopicBatcher};
 use crate::kafka::intake::Record;
+use crate::model::Predictor;
 use crate::serving::offsets::{lock, pack, unpack, DeliveryContext, ScoringProducer};
 use crate::serving::scorer::{BoxedWriter, LoopState, Scorer};
 use crate::serving::scoring::{self, dead_letter_headers, latency_ms, Scored};
+
+/// The first wait before asking an unreachable registry again; each wait doubles, up to
+/// [`LAST_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+/// The longest wait between two requests to an unreachable registry.
+const LAST_RETRY: Duration = Duration::from_secs(5);
+/// How often a wait for the registry looks at the stop flag, the offsets and the report.
+const WAIT_SLICE: Duration = Duration::from_millis(20);
+
+/// What the scorer thread keeps of the registry: the client (which fetches each id once), each
+/// id's schema compiled once, and what it last told its sink.
+pub(super) struct RegistryInput {
+    client: Arc<RegistryClient>,
+    compiled: HashMap<SchemaId, Result<Arc<CompiledSchema>, RecordError>>,
+    status: RegistryStatus,
+    /// The format and schema of the latest framed record.
+    latest: Option<(SchemaKind, SchemaId)>,
+}
+
+impl RegistryInput {
+    /// Nothing compiled yet.
+    pub(super) fn new(client: Arc<RegistryClient>) -> Self {
+        RegistryInput {
+            status: RegistryStatus {
+                url: client.url().to_owned(),
+                input: None,
+                unreachable: None,
+            },
+            client,
+            compiled: HashMap::new(),
+            latest: None,
+        }
+    }
+
+    /// What the sink is told: the URL, the latest format, whether it can be reached.
+    pub(super) fn status(&self) -> RegistryStatus {
+        self.status.clone()
+    }
+
+    /// The compiled schema of `id`, or why a record framed with it is bad (an id the registry
+    /// does not know, a type or schema that cannot be decoded); an error when the registry
+    /// cannot be used now. A schema is compiled once; an unknown id is asked again later (the
+    /// client waits [`crate::formats::registry_client::NOT_FOUND_TTL`] between asks).
+    fn schema(
+        &mut self,
+        id: SchemaId,
+    ) -> Result<Result<Arc<CompiledSchema>, RecordError>, RegistryError> {
+        if let Some(compiled) = self.compiled.get(&id) {
+            return Ok(compiled.clone());
+        }
+        match self.client.schema(id) {
+            Ok(schema) => {
+                let compiled = CompiledSchema::compile(&schema).map(Arc::new);
+                self.compiled.insert(id, compiled.clone());
+                Ok(compiled)
+            }
+            Err(e) => e.record_error().map(Err).ok_or(e),
+        }
+    }
+
+    /// Notes a framed record of `kind` and `id`; the status to tell when that is news.
+    fn saw(&mut self, kind: SchemaKind, id: SchemaId) -> Option<RegistryStatus> {
+        if self.latest == Some((kind, id)) {
+            return None;
+        }
+        self.latest = Some((kind, id));
+        self.status.input = Some(format!("{kind}, schema {id}"));
+        Some(self.status())
+    }
+
+    /// Notes that the registry cannot be used, for `error`; the status to tell when that is news.
+    fn lost(&mut self, error: &RegistryError) -> Option<RegistryStatus> {
+        if self.status.unreachable.is_some() {
+            return None;
+        }
+        self.status.unreachable = Some(match error {
+            RegistryError::Unreachable { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        });
+        Some(self.status())
+    }
+
+    /// Notes that the registry answered; the status to tell when it had been lost.
+    fn reached(&mut self) -> Option<RegistryStatus> {
+        self.status.unreachable.take()?;
+        Some(self.status())
+    }
+}
+
+/// Scores a decoded `event` of `record` with `predictor`, as [`scoring::score`] does a JSON one.
+fn score_event<'a>(
+    event: ExperienceEvent<'a>,
+    record: &Record<'a>,
+    predictor: &Predictor,
+    shape: &EventShape,
+) -> Result<Scored<'a>, BadRecord> {
+    let predicted = predictor.predict(&event.features);
+    if !predicted.is_finite() {
+        return Err(BadRecord::NonFinitePrediction(
+            shape.describe(&event.features),
+        ));
+    }
+    Ok(Scored {
+        extrapolated: predictor.extrapolated(&event.features),
+        event_ms: event.ts_ms.or(record.timestamp_ms),
+        predicted,
+        event,
+    })
+}
 
 /// Predictions waiting to be handed to the producer together: their bytes (key, then value) in one
 /// buffer.
@@ -112,11 +235,118 @@ impl Outputs {
 }
 
 impl Scorer {
-    /// Scores one record and hands its prediction or dead letter to the producer.
-    pub(super) fn handle(&self, record: Record<'_>, now_ms: f64, state: &mut LoopState) {
-        match scoring::score(&record, state.slots.serving()) {
+    /// Scores one record and hands its prediction or dead letter to the producer. Breaks when
+    /// asked to stop while it waited for the registry: the record is left unhandled.
+    pub(super) fn handle(
+        &self,
+        record: Record<'_>,
+        now_ms: f64,
+        state: &mut LoopState,
+    ) -> ControlFlow<()> {
+        if state.registry.is_some() && record.payload.is_some_and(is_framed) {
+            return self.handle_framed(record, now_ms, state);
+        }
+        match scoring::score(&record, state.slots.serving(), state.slots.shape()) {
             Ok(scored) => self.handle_scored(&record, &scored, now_ms, state),
-            Err(bad) => self.dead_letter(&record, &bad, state),
+            Err(bad) => self.dead_letter(&record, bad.class(), bad.to_string(), state),
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Scores a registry-framed record: its schema (waiting while the registry cannot be
+    /// reached), its event read by the serving model's field names, its prediction.
+    fn handle_framed(
+        &self,
+        record: Record<'_>,
+        now_ms: f64,
+        state: &mut LoopState,
+    ) -> ControlFlow<()> {
+        let (id, body) = match split_header(record.payload.unwrap_or_default()) {
+            Ok(split) => split,
+            Err(e) => {
+                let bad = RecordError::from(e);
+                self.dead_letter(&record, bad.class(), bad.to_string(), state);
+                return ControlFlow::Continue(());
+            }
+        };
+        let schema = match self.schema_waiting(id, state)? {
+            Ok(schema) => schema,
+            Err(bad) => {
+                self.dead_letter(&record, bad.class(), bad.to_string(), state);
+                return ControlFlow::Continue(());
+            }
+        };
+        if let Some(registry) = state.registry.as_mut() {
+            if let Some(status) = registry.saw(schema.kind(), id) {
+                self.sink.emit(EngineEvent::Registry(status));
+            }
+        }
+        let shape = state.slots.shape();
+        let scored = match schema.decode_event(shape, body) {
+            Ok(event) => score_event(event, &record, state.slots.serving(), shape)
+                .map_err(|bad| (bad.class(), bad.to_string())),
+            Err(bad) => Err((bad.class(), bad.to_string())),
+        };
+        match scored {
+            Ok(scored) => self.handle_scored(&record, &scored, now_ms, state),
+            Err((class, reason)) => self.dead_letter(&record, class, reason, state),
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The compiled schema of `id`, or why a record of it is bad; while the registry cannot be
+    /// used, waits (publishing what came before, storing offsets and reporting as the loop
+    /// would) and asks again, from [`FIRST_RETRY`] to [`LAST_RETRY`] apart. Breaks when asked
+    /// to stop meanwhile.
+    fn schema_waiting(
+        &self,
+        id: SchemaId,
+        state: &mut LoopState,
+    ) -> ControlFlow<(), Result<Arc<CompiledSchema>, RecordError>> {
+        let mut retry = FIRST_RETRY;
+        loop {
+            let Some(registry) = state.registry.as_mut() else {
+                return ControlFlow::Continue(Err(RecordError::SchemaNotFound {
+                    id,
+                    url: String::new(),
+                }));
+            };
+            let error = match registry.schema(id) {
+                Ok(found) => {
+                    if let Some(status) = registry.reached() {
+                        self.sink.emit(EngineEvent::Registry(status));
+                    }
+                    return ControlFlow::Continue(found);
+                }
+                Err(error) => error,
+            };
+            if let Some(status) = registry.lost(&error) {
+                tracing::warn!(%error, "registry: records wait");
+                self.sink.emit(EngineEvent::Registry(status));
+                // What was scored before this record goes out while it waits.
+                self.publish(&mut state.outputs);
+            }
+            self.wait_for_registry(retry, state)?;
+            retry = (retry * 2).min(LAST_RETRY);
+        }
+    }
+
+    /// Waits `how_long` in short slices, storing offsets and reporting when due; breaks when
+    /// asked to stop, or when a transaction failed.
+    fn wait_for_registry(&self, how_long: Duration, state: &mut LoopState) -> ControlFlow<()> {
+        let until = Instant::now() + how_long;
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return ControlFlow::Break(());
+            }
+            let now = Instant::now();
+            if now >= until {
+                return ControlFlow::Continue(());
+            }
+            std::thread::sleep(WAIT_SLICE.min(until - now));
+            let now = Instant::now();
+            self.store_offsets_if_due(now, state)?;
+            self.report_if_due(now, state);
         }
     }
 
@@ -139,8 +369,9 @@ impl Scorer {
             t.handled(partition, offset);
         }
         let challenge = state.slots.challenger().and_then(|c| scored.challenge(c));
-        let challenger_predicted = challenge.map(|c| c.predicted_salary);
+        let challenger_predicted = challenge.map(|c| c.predicted);
         let prediction = scored.prediction(
+            state.slots.shape(),
             record,
             &state.slots.serving().version,
             latency_ms,
@@ -154,9 +385,10 @@ impl Scorer {
             &mut state.outputs,
         );
         // After the prediction is out: it borrows the slots (the versions it names).
-        if let Some(label) = scored.event.salary {
+        let plotted = scored.event.features[state.slots.serving().plotted];
+        if let Some(label) = scored.event.label {
             state.slots.observe(
-                scored.event.years,
+                &scored.event.features,
                 label,
                 scored.predicted,
                 challenger_predicted,
@@ -167,9 +399,9 @@ impl Scorer {
             partition,
             offset,
             event_ms,
-            years: scored.event.years,
+            years: plotted,
             predicted: scored.predicted,
-            salary: scored.event.salary,
+            salary: scored.event.label,
             latency_ms,
             extrapolated: scored.extrapolated,
         });
@@ -208,11 +440,16 @@ impl Scorer {
         }
     }
 
-    /// Sends a record that could not be scored to the dead-letter topic, saying why, and counts
-    /// it.
-    fn dead_letter(&self, record: &Record<'_>, bad: &BadRecord, state: &mut LoopState) {
+    /// Sends a record that could not be scored to the dead-letter topic, saying why (`reason`,
+    /// of `class`), and counts it.
+    fn dead_letter(
+        &self,
+        record: &Record<'_>,
+        class: &'static str,
+        reason: String,
+        state: &mut LoopState,
+    ) {
         let (partition, offset) = (record.partition, record.offset);
-        let reason = bad.to_string();
         // The tracker takes a partition's offsets in order: the predictions before
         // this record go first.
         self.publish(&mut state.outputs);
@@ -232,7 +469,7 @@ impl Scorer {
         if let Err(e) = self.producer.send_waiting(out) {
             self.failed(partition, offset, &e);
         }
-        state.tally.bad(bad.class(), reason);
+        state.tally.bad(class, reason);
         self.handled.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -1,13 +1,15 @@
 //! What the scorer counts, and what it tells its sink: a [`ScoreReport`] of what happened since
-//! the last one, every `REPORT_INTERVAL`, and at the end a [`ScorerSummary`] of the whole run.
+//! the last one, every `REPORT_INTERVAL`, and at the end a [`ScorerSummary`] of the whole run;
+//! and, while it stops, what it has not finished ([`Unfinished`]).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
 
 use crate::engine::{EngineEvent, ScoreReport, ScoredEvent};
-use crate::serving::offsets::lock;
+use crate::serving::offsets::{lock, OffsetTracker};
 use crate::serving::scorer::{LoopState, Scorer, ScorerSummary};
 
 /// How often the scorer reports to its sink.
@@ -61,6 +63,60 @@ impl Tally {
         report.bad += 1;
         *report.bad_by_class.entry(class).or_default() += 1;
         report.last_bad = Some(reason);
+    }
+}
+
+/// What a stopping scorer has not finished, readable from another thread while it stops, so that
+/// a shutdown cut short can say what it left.
+#[derive(Clone)]
+pub struct Unfinished {
+    tracker: Arc<Mutex<OffsetTracker>>,
+    committed: Arc<AtomicBool>,
+}
+
+impl Unfinished {
+    /// What is left of the scorer whose offsets `tracker` tracks, and whose final commit sets
+    /// `committed`.
+    pub(super) fn new(tracker: Arc<Mutex<OffsetTracker>>, committed: Arc<AtomicBool>) -> Self {
+        Unfinished { tracker, committed }
+    }
+
+    /// Predictions and dead letters not acknowledged yet; `None` if that cannot be read now.
+    pub fn unacknowledged(&self) -> Option<usize> {
+        self.tracker.try_lock().ok().map(|t| t.unacknowledged())
+    }
+
+    /// Whether the final offset commit went through.
+    pub fn committed(&self) -> bool {
+        self.committed.load(Ordering::Relaxed)
+    }
+
+    /// The one line said when stopping is cut short `how` (`after 5 s`, `on SIGINT`).
+    pub fn cut_short_line(&self, how: &str) -> String {
+        const AGAIN: &str =
+            "the next run scores them again (at-least-once: nothing is lost, some may repeat)";
+        let left = match (self.unacknowledged(), self.committed()) {
+            (Some(0) | None, true) => {
+                return format!(
+                    "shutdown cut short ({how}) while leaving the group: every offset was \
+                     committed; the group rebalances once the session times out"
+                )
+            }
+            (Some(0), _) => format!(
+                "every prediction was acknowledged, but the final offset commit did not go \
+                 through; records handled since the last commit were not committed, and {AGAIN}"
+            ),
+            (Some(n), _) => format!(
+                "{n} prediction{s} or dead letter{s} not acknowledged, and {their} input \
+                 offset{s} not committed; {AGAIN}",
+                s = if n == 1 { "" } else { "s" },
+                their = if n == 1 { "its" } else { "their" },
+            ),
+            (None, false) => {
+                format!("predictions may be unacknowledged and offsets uncommitted; {AGAIN}")
+            }
+        };
+        format!("shutdown cut short ({how}): {left}")
     }
 }
 

@@ -4,8 +4,24 @@
 use rdkafka::message::{Header, OwnedHeaders};
 
 use crate::formats::json::{self, BadRecord, ChallengerPrediction, ExperienceEvent, Prediction};
+use crate::formats::shape::{EventShape, FeatureField};
 use crate::kafka::intake::Record;
-use crate::model::Predictor;
+use crate::model::{Artifact, Predictor, DEMO_FEATURE_FIELD};
+
+/// The shape of `artifact`'s events: each feature read from its field or else its CSV column,
+/// `years_experience` never negative; or why its names cannot make one.
+pub fn event_shape(artifact: &Artifact) -> Result<EventShape, String> {
+    let features = artifact
+        .features
+        .iter()
+        .map(|f| FeatureField {
+            field: f.field.clone(),
+            alias: (f.column != f.field).then(|| f.column.clone()),
+            non_negative: f.field == DEMO_FEATURE_FIELD,
+        })
+        .collect();
+    EventShape::new(features, &artifact.target.field)
+}
 
 /// A record that scored.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,21 +30,28 @@ pub struct Scored<'a> {
     pub event: ExperienceEvent<'a>,
     /// The serving model's prediction, finite.
     pub predicted: f64,
-    /// The years lie outside the range the model was trained on.
+    /// A feature lies outside the range the model was trained on.
     pub extrapolated: bool,
     /// The event's own time, or else the record's timestamp: where its latency starts.
     pub event_ms: Option<i64>,
 }
 
-/// Decodes `record` and scores it with `predictor`; a record that cannot be scored says why.
-pub fn score<'a>(record: &Record<'a>, predictor: &Predictor) -> Result<Scored<'a>, BadRecord> {
-    let event = json::decode(record.payload)?;
-    let predicted = predictor.predict(event.years);
+/// Decodes `record` as an event of `shape` and scores it with `predictor`; a record that cannot
+/// be scored says why.
+pub fn score<'a>(
+    record: &Record<'a>,
+    predictor: &Predictor,
+    shape: &EventShape,
+) -> Result<Scored<'a>, BadRecord> {
+    let event = json::decode_as(shape, record.payload)?;
+    let predicted = predictor.predict(&event.features);
     if !predicted.is_finite() {
-        return Err(BadRecord::NonFinitePrediction(event.years));
+        return Err(BadRecord::NonFinitePrediction(
+            shape.describe(&event.features),
+        ));
     }
     Ok(Scored {
-        extrapolated: !predictor.range.contains(event.years),
+        extrapolated: predictor.extrapolated(&event.features),
         event_ms: event.ts_ms.or(record.timestamp_ms),
         predicted,
         event,
@@ -43,30 +66,32 @@ pub fn latency_ms(event_ms: Option<i64>, now_ms: f64) -> Option<f64> {
 impl Scored<'_> {
     /// The `challenger`'s prediction for this event, if it is finite.
     pub fn challenge<'c>(&self, challenger: &'c Predictor) -> Option<ChallengerPrediction<'c>> {
-        let predicted = challenger.predict(self.event.years);
+        let predicted = challenger.predict(&self.event.features);
         predicted.is_finite().then(|| ChallengerPrediction {
             model: &challenger.version,
-            predicted_salary: predicted,
-            residual: self.event.salary.map(|s| s - predicted),
+            predicted,
+            residual: self.event.label.map(|s| s - predicted),
         })
     }
 
     /// What is published for this record of `record`'s partition and offset, scored by `model`
-    /// and, if one is loaded, by a challenger.
+    /// and, if one is loaded, by a challenger, with the names of `shape`.
     pub fn prediction<'s>(
         &'s self,
+        shape: &'s EventShape,
         record: &Record<'_>,
         model: &'s str,
         latency_ms: Option<f64>,
         challenger: Option<ChallengerPrediction<'s>>,
     ) -> Prediction<'s> {
         Prediction {
+            shape,
             id: self.event.id.as_ref(),
-            years_experience: self.event.years,
+            features: &self.event.features,
             ts_ms: self.event.ts_ms,
-            salary: self.event.salary,
-            predicted_salary: self.predicted,
-            residual: self.event.salary.map(|s| s - self.predicted),
+            label: self.event.label,
+            predicted: self.predicted,
+            residual: self.event.label.map(|s| s - self.predicted),
             extrapolated: self.extrapolated,
             model,
             partition: record.partition,
@@ -121,7 +146,7 @@ mod tests {
     fn an_event_scores_with_the_reference_line() {
         let payload = br#"{"years_experience": 5.3, "id": 7, "salary": 80000}"#;
         let record = record(Some(payload));
-        let scored = score(&record, &reference()).unwrap();
+        let scored = score(&record, &reference(), EventShape::salary()).unwrap();
         assert_eq!(
             scored.predicted,
             25792.20019866869 + 9449.962321455077 * 5.3
@@ -133,6 +158,7 @@ mod tests {
         let mut json = Vec::new();
         scored
             .prediction(
+                EventShape::salary(),
                 &record,
                 "6c25318e",
                 latency_ms(scored.event_ms, 1_700_000_000_012.5),
@@ -153,15 +179,16 @@ mod tests {
         assert_eq!(json.get("challenger"), None);
 
         // A challenger's prediction rides along, with its own residual.
-        let challenger = Predictor {
-            slope: 2000.0,
-            intercept: 1000.0,
-            version: "9f00aa11".into(),
-            ..reference()
-        };
+        let challenger = Predictor::line("9f00aa11", 1000.0, 2000.0, reference().ranges[0]);
         let mut json = Vec::new();
         scored
-            .prediction(&record, "6c25318e", None, scored.challenge(&challenger))
+            .prediction(
+                EventShape::salary(),
+                &record,
+                "6c25318e",
+                None,
+                scored.challenge(&challenger),
+            )
             .write_json(&mut json);
         let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(
@@ -177,7 +204,7 @@ mod tests {
     #[test]
     fn outside_the_training_range_is_extrapolated_and_the_event_time_wins() {
         let record = record(Some(br#"{"years_experience": 40, "ts_ms": 1700000000100}"#));
-        let scored = score(&record, &reference()).unwrap();
+        let scored = score(&record, &reference(), EventShape::salary()).unwrap();
         assert!(scored.extrapolated);
         assert_eq!(scored.event_ms, Some(1_700_000_000_100));
         assert_eq!(latency_ms(scored.event_ms, 1_700_000_000_000.0), Some(0.0));
@@ -193,15 +220,20 @@ mod tests {
             (Some(br#"{"years_experience": -1}"#), "negative"),
         ];
         for (payload, class) in cases {
-            let bad = score(&record(payload), &reference()).unwrap_err();
+            let bad = score(&record(payload), &reference(), EventShape::salary()).unwrap_err();
             assert_eq!(bad.class(), class, "{payload:?}");
         }
-        let steep = Predictor {
-            slope: f64::MAX,
-            ..reference()
-        };
-        let bad = score(&record(Some(br#"{"years_experience": 1e300}"#)), &steep).unwrap_err();
-        assert_eq!(bad, BadRecord::NonFinitePrediction(1e300));
+        let steep = Predictor::line("6c25318e", 0.0, f64::MAX, reference().ranges[0]);
+        let bad = score(
+            &record(Some(br#"{"years_experience": 1e300}"#)),
+            &steep,
+            EventShape::salary(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            bad,
+            BadRecord::NonFinitePrediction(format!("years_experience {}", 1e300))
+        );
     }
 
     #[test]

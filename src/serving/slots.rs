@@ -11,8 +11,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::engine::{DriftAlarm, ModelEvent, ModelLine, SwapReason};
+use crate::formats::shape::EventShape;
 use crate::model::{Artifact, Predictor};
 use crate::observe::quality::{Accuracy, Comparison, Duel, Quality};
+use crate::serving::scoring::event_shape;
 
 /// Labeled events a challenger may be fitted on after a drift alarm, at the least: fewer than
 /// this and `t` fits on the whole accuracy window instead.
@@ -53,28 +55,39 @@ pub enum ModelCommand {
     DropChallenger,
 }
 
-/// A model in a slot: its artifact and the form that predicts.
+/// A model in a slot: its artifact, the form that predicts, and the names its events carry.
 #[derive(Debug, Clone)]
 struct Slot {
     artifact: Artifact,
     predictor: Predictor,
+    shape: EventShape,
 }
 
 impl Slot {
+    /// `artifact` in a slot; its names were checked when it was loaded, else the demo's are
+    /// used (a fitted challenger has its serving model's).
     fn new(artifact: Artifact) -> Self {
         Slot {
             predictor: Predictor::from(&artifact),
+            shape: event_shape(&artifact).unwrap_or_else(|_| EventShape::salary().clone()),
             artifact,
         }
     }
 
     fn line(&self) -> ModelLine {
-        ModelLine {
-            version: self.predictor.version.clone(),
-            formula: self.predictor.formula(),
-            slope: self.predictor.slope,
-            intercept: self.predictor.intercept,
-        }
+        model_line(&self.predictor)
+    }
+}
+
+/// What the view shows of `predictor`: its version, its formula, and its line when it is one
+/// (NaN otherwise: the chart draws no line).
+pub fn model_line(predictor: &Predictor) -> ModelLine {
+    let (slope, intercept) = predictor.slope_intercept().unwrap_or((f64::NAN, f64::NAN));
+    ModelLine {
+        version: predictor.version.clone(),
+        formula: predictor.formula(),
+        slope,
+        intercept,
     }
 }
 
@@ -124,6 +137,12 @@ impl Slots {
         &self.serving.predictor
     }
 
+    /// The names the serving model's events carry.
+    #[inline]
+    pub fn shape(&self) -> &EventShape {
+        &self.serving.shape
+    }
+
     /// The challenger, if one is loaded.
     #[inline]
     pub fn challenger(&self) -> Option<&Predictor> {
@@ -135,17 +154,17 @@ impl Slots {
         self.challenger.as_ref().map(Slot::line)
     }
 
-    /// Takes one labeled event: `years` with its `label`, the serving model's prediction and the
-    /// challenger's, when one is loaded.
+    /// Takes one labeled event: its `features` with its `label`, the serving model's prediction
+    /// and the challenger's, when one is loaded.
     pub fn observe(
         &mut self,
-        years: f64,
+        features: &[f64],
         label: f64,
         serving: f64,
         challenger: Option<f64>,
         now_ms: i64,
     ) {
-        self.quality.observe(years, label, serving, now_ms);
+        self.quality.observe(features, label, serving, now_ms);
         if let Some(c) = challenger {
             self.duel.observe(label, serving, c);
         }
@@ -235,19 +254,24 @@ impl Slots {
     /// Fits a challenger on the latest `rows` labeled events and keeps it in the models
     /// directory.
     fn fit(&mut self, rows: usize, now_ms: i64) -> Vec<ModelEvent> {
-        let pairs = self.quality.labeled(rows);
-        let since_alarm = if self.quality.since_alarm() >= pairs.len() && !pairs.is_empty() {
+        let (features, labels) = self.quality.labeled(rows);
+        let since_alarm = if self.quality.since_alarm() >= labels.len() && !labels.is_empty() {
             " since the drift alarm"
         } else {
             ""
         };
         let trained_on = format!(
             "{} labeled events of {}{since_alarm}",
-            pairs.len(),
+            labels.len(),
             self.topic
         );
-        let fitted =
-            crate::model::fit_challenger(&pairs, &self.serving.predictor, trained_on, now_ms);
+        let fitted = crate::model::fit_challenger(
+            &features,
+            &labels,
+            (&self.serving.artifact, &self.serving.predictor),
+            trained_on,
+            now_ms,
+        );
         let (artifact, rmse_before) = match fitted {
             Ok(fitted) => fitted,
             Err(e) => {
@@ -406,9 +430,9 @@ mod tests {
         for i in from..from + n {
             let years = (i % 20) as f64 / 2.0;
             let label = 1000.0 + 2000.0 * years;
-            let serving = slots.serving().predict(years);
-            let challenger = slots.challenger().map(|c| c.predict(years));
-            slots.observe(years, label, serving, challenger, 0);
+            let serving = slots.serving().predict(&[years]);
+            let challenger = slots.challenger().map(|c| c.predict(&[years]));
+            slots.observe(&[years], label, serving, challenger, 0);
         }
     }
 
@@ -434,8 +458,8 @@ mod tests {
         // Without a drift alarm, `t` fits on every labeled event of the window.
         for i in 0..60 {
             let years = f64::from(i % 20) / 2.0;
-            let label = s.serving().predict(years);
-            s.observe(years, label, label, None, 0);
+            let label = s.serving().predict(&[years]);
+            s.observe(&[years], label, label, None, 0);
         }
         let events = s.command(ModelCommand::FitChallenger, 500);
         assert!(
@@ -568,8 +592,8 @@ mod tests {
         // Labels on the serving line, then far from it: the alarm fires within a few events.
         for i in 0..200 {
             let years = f64::from(i % 20) / 2.0;
-            let label = s.serving().predict(years);
-            s.observe(years, label, label, None, 0);
+            let label = s.serving().predict(&[years]);
+            s.observe(&[years], label, label, None, 0);
         }
         assert!(s.apply_policy(0).is_empty() && s.alarm().is_none());
         let mut fed = 0;

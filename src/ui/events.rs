@@ -2,7 +2,7 @@
 //!
 //! Each column is as wide as its widest cell, so no value is ever cut; when the table is narrower
 //! than all of them, whole columns go, least important first: residual, latency, partition/offset,
-//! time. Years and the predicted salary always stay.
+//! time. The plotted feature (years in the demo) and the prediction always stay.
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -47,15 +47,17 @@ impl Column {
         Column::DRAWN.iter().position(|&d| d == self).unwrap_or(0)
     }
 
-    fn header(self) -> &'static str {
+    /// The column's heading; `feature` names the plotted feature's (`years` in the demo).
+    fn header(self, feature: &str) -> String {
         match self {
             Column::Time => "time (UTC)",
             Column::Offset => "p/offset",
-            Column::Years => "years",
+            Column::Years => return feature.to_owned(),
             Column::Predicted => "predicted",
             Column::Latency => "ms",
             Column::Residual => "resid",
         }
+        .to_owned()
     }
 }
 
@@ -70,7 +72,8 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
         .take(visible)
         .map(|e| (e.extrapolated, cells(e)))
         .collect();
-    let widths = widths(&rows);
+    let feature = &app.setup().axes.x;
+    let widths = widths(&rows, feature);
     let shown = shown(&widths, usize::from(area.width.saturating_sub(2)));
     let table_rows = rows.into_iter().map(|(extrapolated, cells)| {
         let row = Row::new(shown.iter().map(|&c| cell(cells[c.index()].clone(), c)));
@@ -80,7 +83,7 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
             row
         }
     });
-    let header = Row::new(shown.iter().map(|&c| cell(c.header().to_owned(), c)))
+    let header = Row::new(shown.iter().map(|&c| cell(c.header(feature), c)))
         .style(Style::new().add_modifier(Modifier::BOLD));
     let constraints: Vec<Constraint> = shown
         .iter()
@@ -121,11 +124,11 @@ fn cells(e: &ScoredEvent) -> [String; 6] {
 }
 
 /// Each column's width: its widest cell or its header, in [`Column::DRAWN`] order.
-fn widths(rows: &[(bool, [String; 6])]) -> Vec<usize> {
+fn widths(rows: &[(bool, [String; 6])], feature: &str) -> Vec<usize> {
     let widest = |i: usize| {
         rows.iter()
             .map(|(_, cells)| cells[i].chars().count())
-            .chain([Column::DRAWN[i].header().len()])
+            .chain([Column::DRAWN[i].header(feature).chars().count()])
             .max()
             .unwrap_or(0)
     };

@@ -4,7 +4,7 @@
 //! ```text
 //!  salary-stream
 //! broker ADDRESS (STATE)  brokers UP/KNOWN, N leader changes  SECURITY  group GROUP
-//!   metrics ADDRESS/metrics                                                      broker_line
+//!   metrics ADDRESS/metrics  registry URL (FORMAT, schema N | UNREACHABLE: WHY)  broker_line
 //! topics INPUT → OUTPUT  output not writable: WHY  dead letters → DLQ
 //!   DELIVERY: N transactions, M aborted  (NOTE)
 //!   or, while topics are missing: topics MISSING A, B: waiting for them (…)      topics_line
@@ -70,7 +70,32 @@ fn broker_line(app: &App) -> Vec<Field<'static>> {
             Some(address) => vec!["  metrics ".dim(), Span::raw(format!("{address}/metrics"))],
             None => vec![],
         }),
+        registry(app),
     ]
+}
+
+/// The Schema Registry framed records are decoded through, if any: its URL and the latest
+/// framed record's format, or that it cannot be reached (red), the reason first to go.
+fn registry(app: &App) -> Field<'static> {
+    let Some(r) = app.registry() else {
+        return Field::new(vec![]);
+    };
+    let url = Span::raw(r.url.clone());
+    match (&r.unreachable, &r.input) {
+        (Some(why), _) => Field::new(vec![
+            "  registry ".dim(),
+            url,
+            Span::styled(format!(" UNREACHABLE: {why}"), red()),
+        ])
+        .or(vec![Span::styled("  registry UNREACHABLE", red())]),
+        (None, Some(input)) => Field::new(vec![
+            "  registry ".dim(),
+            url,
+            Span::raw(format!(" ({input})")),
+        ])
+        .or(vec![Span::raw(format!("  {input}"))]),
+        (None, None) => Field::new(vec!["  registry ".dim(), url]),
+    }
 }
 
 /// Brokers up of known and the leader changes seen, for a cluster or while a broker is down;

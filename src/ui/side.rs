@@ -197,7 +197,10 @@ fn render_salaries(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let inner = panel(
         frame,
         area,
-        &[" predicted salary ".to_owned()],
+        &[
+            format!(" predicted {} ", app.setup().axes.y),
+            " predicted ".to_owned(),
+        ],
         Style::new(),
     );
     let values: Vec<u64> = v.predictions.iter().copied().collect();

@@ -1,0 +1,275 @@
+//! The serving form of an artifact: what the scorer, the backtest and `predict` run for each
+//! event. A linear model is its coefficients (a line of two numbers for the salary demo); an ONNX
+//! model is its loaded graph.
+
+use std::sync::Arc;
+
+use super::artifact::{Artifact, FeatureRange, ModelKind, DEMO_FEATURE_FIELD, DEMO_LABEL_FIELD};
+use super::onnx::OnnxPredictor;
+
+/// How a [`Predictor`] computes.
+#[derive(Debug, Clone)]
+enum Form {
+    /// `intercept + Σ coefficient × feature`.
+    Linear {
+        coefficients: Vec<f64>,
+        intercept: f64,
+    },
+    /// A loaded ONNX graph.
+    Onnx(Arc<OnnxPredictor>),
+    /// An artifact whose model is not loaded (an ONNX artifact deserialized from text, not
+    /// loaded from its file): every prediction is NaN, so every record would go to the
+    /// dead-letter topic; the serving commands refuse such an artifact at start
+    /// ([`Artifact::check_servable`]).
+    Absent,
+}
+
+/// A model ready to predict, with the names and ranges of what it reads.
+#[derive(Debug, Clone)]
+pub struct Predictor {
+    /// The artifact version.
+    pub version: String,
+    /// Training range of each feature, in the features' order.
+    pub ranges: Vec<FeatureRange>,
+    /// The JSON field of each feature, in order.
+    pub fields: Vec<String>,
+    /// The JSON field of the label.
+    pub label: String,
+    /// The feature the dashboard plots: a linear model's most influential (the largest
+    /// coefficient times the feature's spread in training), else the first.
+    pub plotted: usize,
+    form: Form,
+}
+
+impl PartialEq for Predictor {
+    fn eq(&self, other: &Self) -> bool {
+        let same_form = match (&self.form, &other.form) {
+            (
+                Form::Linear {
+                    coefficients: a,
+                    intercept: b,
+                },
+                Form::Linear {
+                    coefficients: c,
+                    intercept: d,
+                },
+            ) => a == c && b == d,
+            (Form::Onnx(a), Form::Onnx(b)) => Arc::ptr_eq(a, b),
+            (Form::Absent, Form::Absent) => true,
+            _ => false,
+        };
+        same_form
+            && self.version == other.version
+            && self.ranges == other.ranges
+            && self.fields == other.fields
+            && self.label == other.label
+            && self.plotted == other.plotted
+    }
+}
+
+impl Predictor {
+    /// The salary demo's shape: `salary = intercept + slope × years_experience`, trained on
+    /// `range`.
+    pub fn line(version: &str, intercept: f64, slope: f64, range: FeatureRange) -> Self {
+        Predictor {
+            version: version.to_owned(),
+            ranges: vec![range],
+            fields: vec![DEMO_FEATURE_FIELD.to_owned()],
+            label: DEMO_LABEL_FIELD.to_owned(),
+            plotted: 0,
+            form: Form::Linear {
+                coefficients: vec![slope],
+                intercept,
+            },
+        }
+    }
+
+    /// The prediction for one row of feature values, in the features' order; NaN for a row of
+    /// the wrong width.
+    #[inline]
+    pub fn predict(&self, row: &[f64]) -> f64 {
+        match &self.form {
+            Form::Linear {
+                coefficients,
+                intercept,
+            } => {
+                if let ([c], [x]) = (coefficients.as_slice(), row) {
+                    // The demo's one feature: one multiply and one add.
+                    return intercept + c * x;
+                }
+                if coefficients.len() != row.len() {
+                    return f64::NAN;
+                }
+                coefficients
+                    .iter()
+                    .zip(row)
+                    .fold(*intercept, |sum, (c, x)| sum + c * x)
+            }
+            Form::Onnx(model) => model.predict_one(row).unwrap_or(f64::NAN),
+            Form::Absent => f64::NAN,
+        }
+    }
+
+    /// Whether any value of `row` lies outside its feature's training range.
+    #[inline]
+    pub fn extrapolated(&self, row: &[f64]) -> bool {
+        self.ranges.iter().zip(row).any(|(r, &x)| !r.contains(x))
+    }
+
+    /// `(slope, intercept)` of a one-feature linear model: what the dashboard draws as a line.
+    pub fn slope_intercept(&self) -> Option<(f64, f64)> {
+        match &self.form {
+            Form::Linear {
+                coefficients,
+                intercept,
+            } if coefficients.len() == 1 => Some((coefficients[0], *intercept)),
+            _ => None,
+        }
+    }
+
+    /// The model as text: `salary = 25792.20 + 9449.96 × years` for the demo,
+    /// `price = 10.00 + 2.50 × rooms` for another line, `progression ~ linear, 10 features` or
+    /// `price ~ onnx TreeEnsembleRegressor` otherwise.
+    pub fn formula(&self) -> String {
+        match (&self.form, self.fields.as_slice()) {
+            (
+                Form::Linear {
+                    coefficients,
+                    intercept,
+                },
+                [field],
+            ) => {
+                let feature = if field == DEMO_FEATURE_FIELD {
+                    "years"
+                } else {
+                    field
+                };
+                format!(
+                    "{} = {intercept:.2} + {:.2} × {feature}",
+                    self.label, coefficients[0]
+                )
+            }
+            (Form::Linear { .. }, fields) => {
+                format!("{} ~ linear, {} features", self.label, fields.len())
+            }
+            (Form::Onnx(model), _) => {
+                let op = model
+                    .op_types()
+                    .iter()
+                    .find(|op| op.as_str() != "Cast" && op.as_str() != "Identity")
+                    .map_or("graph", String::as_str);
+                format!("{} ~ onnx {op}", self.label)
+            }
+            (Form::Absent, _) => format!("{} ~ not loaded", self.label),
+        }
+    }
+
+    /// The same model under an ONNX graph loaded from its file.
+    pub fn with_onnx(mut self, model: Arc<OnnxPredictor>) -> Self {
+        self.form = Form::Onnx(model);
+        self
+    }
+}
+
+impl From<&Artifact> for Predictor {
+    /// A linear artifact predicts with its coefficients; an ONNX artifact with the graph
+    /// [`Artifact::load`] read beside it, and NaN if it was never loaded (see
+    /// [`Artifact::check_servable`]).
+    fn from(a: &Artifact) -> Self {
+        Predictor {
+            version: a.version.clone(),
+            ranges: a.features.iter().map(|f| f.range).collect(),
+            fields: a.features.iter().map(|f| f.field.clone()).collect(),
+            label: a.target.field.clone(),
+            plotted: most_influential(a),
+            form: match &a.kind {
+                ModelKind::Linear(m) => Form::Linear {
+                    coefficients: m.coefficients.clone(),
+                    intercept: m.intercept,
+                },
+                ModelKind::Onnx(m) => match &m.loaded {
+                    Some(loaded) => Form::Onnx(Arc::clone(&loaded.predictor)),
+                    None => Form::Absent,
+                },
+            },
+        }
+    }
+}
+
+/// The index of `a`'s most influential feature: for a linear model, the largest |coefficient|
+/// times the feature's training spread (its standard deviation, else its range); else 0.
+fn most_influential(a: &Artifact) -> usize {
+    let ModelKind::Linear(m) = &a.kind else {
+        return 0;
+    };
+    let weight = |i: usize| {
+        let f = &a.features[i];
+        let spread = f.std.unwrap_or(f.range.max - f.range.min);
+        (m.coefficients.get(i).copied().unwrap_or(0.0) * spread).abs()
+    };
+    (0..a.features.len())
+        .max_by(|&i, &j| weight(i).total_cmp(&weight(j)))
+        .unwrap_or(0)
+}
+
+/// The reference model (scikit-learn's fit of data/Salary_Data.csv) as the built-in artifact
+/// serves it, for unit tests.
+#[cfg(test)]
+pub(crate) fn reference_predictor() -> Predictor {
+    Predictor::line(
+        "6c25318e",
+        25792.20019866869,
+        9449.962321455077,
+        FeatureRange {
+            min: 1.1,
+            max: 10.5,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plane() -> Predictor {
+        Predictor {
+            version: "v".into(),
+            ranges: vec![FeatureRange { min: 0.0, max: 1.0 }; 2],
+            fields: vec!["a".into(), "b".into()],
+            label: "y".into(),
+            plotted: 1,
+            form: Form::Linear {
+                coefficients: vec![2.0, -3.0],
+                intercept: 0.5,
+            },
+        }
+    }
+
+    #[test]
+    fn a_line_and_a_plane_predict_exactly() {
+        let line = reference_predictor();
+        assert_eq!(
+            line.predict(&[5.3]),
+            25792.20019866869 + 9449.962321455077 * 5.3
+        );
+        assert_eq!(format!("{:.2}", line.predict(&[5.3])), "75877.00");
+        assert_eq!(line.formula(), "salary = 25792.20 + 9449.96 × years");
+        assert_eq!(
+            line.slope_intercept(),
+            Some((9449.962321455077, 25792.20019866869))
+        );
+        let plane = plane();
+        assert_eq!(plane.predict(&[1.0, 2.0]), 0.5 + 2.0 - 6.0);
+        assert!(plane.predict(&[1.0]).is_nan());
+        assert_eq!(plane.formula(), "y ~ linear, 2 features");
+        assert_eq!(plane.slope_intercept(), None);
+    }
+
+    #[test]
+    fn any_feature_outside_its_range_is_an_extrapolation() {
+        let plane = plane();
+        assert!(!plane.extrapolated(&[0.0, 1.0]));
+        assert!(plane.extrapolated(&[0.5, 1.5]));
+        assert!(plane.extrapolated(&[-0.1, 0.5]));
+    }
+}
