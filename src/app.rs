@@ -318,8 +318,8 @@ pub struct App {
     missing_topics: Vec<String>,
     /// Labeled events the accuracy figures cover.
     accuracy_window: usize,
-    /// The watched group's members (`--watch-group`).
-    members: Vec<crate::observe::watch::GroupMember>,
+    /// The watched group's members (`--watch-group`), once the broker told them.
+    members: Option<Vec<crate::observe::watch::GroupMember>>,
     /// Exactly-once: transactions `(committed, aborted)` so far.
     transactions: Option<(u64, u64)>,
     /// Input partitions this instance owns.
@@ -364,7 +364,7 @@ impl App {
             force_quit: false,
             missing_topics: Vec::new(),
             accuracy_window: crate::observe::quality::Quality::WINDOW,
-            members: Vec::new(),
+            members: None,
             transactions: None,
             assigned: Vec::new(),
             drift_on: false,
@@ -445,9 +445,10 @@ impl App {
         self.accuracy_window
     }
 
-    /// The watched group's members (`--watch-group`).
-    pub fn members(&self) -> &[crate::observe::watch::GroupMember] {
-        &self.members
+    /// The watched group's members (`--watch-group`), once the broker told them: an empty list
+    /// is a group with no members; `None` is a dashboard that scores, or a broker yet to tell.
+    pub fn members(&self) -> Option<&[crate::observe::watch::GroupMember]> {
+        self.members.as_deref()
     }
 
     /// Exactly-once: transactions `(committed, aborted)` so far.
@@ -559,9 +560,12 @@ impl App {
                 self.live.absorb(report, self.now_ms)
             }
             EngineEvent::Lag(lag) => {
-                self.live
-                    .lag_history
-                    .push(u64::try_from(lag.total()).unwrap_or(0));
+                // Before any partition is assigned there is no lag to chart, not a lag of 0.
+                if !lag.partitions.is_empty() {
+                    self.live
+                        .lag_history
+                        .push(u64::try_from(lag.total()).unwrap_or(0));
+                }
                 self.live.lag = lag;
             }
             EngineEvent::Assigned(partitions) => self.assigned = partitions,
@@ -572,7 +576,7 @@ impl App {
             }
             EngineEvent::Failed(reason) => self.failure = Some(reason),
             EngineEvent::Topics(missing) => self.missing_topics = missing,
-            EngineEvent::Members(members) => self.members = members,
+            EngineEvent::Members(members) => self.members = Some(members),
             EngineEvent::Cluster(health) => self.cluster = Some(health),
             EngineEvent::OutputBlocked(why) => self.output_blocked = why,
             EngineEvent::ProducerFailed(reason) => {
@@ -642,6 +646,7 @@ mod tests {
             years,
             predicted: 25792.200199 + 9449.962321 * years,
             salary: None,
+            challenger: None,
             latency_ms: Some(1.0),
             extrapolated: years > 10.5,
         }
@@ -865,6 +870,22 @@ mod tests {
         assert_eq!(app.view().recent.len(), 0);
         assert_eq!(app.view().throughput.total(), 0);
         assert_eq!(app.view().lag.total(), 4);
+    }
+
+    #[test]
+    fn lag_is_charted_only_once_a_partition_has_some() {
+        let mut app = App::new(setup(), 0);
+        app.update(Message::Engine(EngineEvent::Lag(LagByPartition::default())));
+        app.update(Message::Engine(EngineEvent::Lag(LagByPartition::default())));
+        assert!(app.view().lag_history.is_empty());
+        app.update(Message::Engine(EngineEvent::Lag(LagByPartition {
+            partitions: vec![(0, 4), (1, 3)],
+            behind_ms: vec![],
+        })));
+        assert_eq!(
+            app.view().lag_history.iter().copied().collect::<Vec<_>>(),
+            [7]
+        );
     }
 
     #[test]

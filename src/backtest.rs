@@ -56,7 +56,12 @@ struct ModelReport<'a> {
 /// Runs `backtest`.
 pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
     let bounds = bounds(&args.offsets, args.until)?;
-    let properties = args.parsed_properties()?;
+    let (registry_settings, properties) =
+        crate::runtime::split_registry_settings(args.parsed_properties()?);
+    let registry = crate::runtime::registry_client_for(
+        args.registry.schema_registry.as_ref(),
+        &registry_settings,
+    )?;
     let (entries, shape) = models(&args)?;
     let kafka = KafkaOptions {
         bootstrap: args.brokers.trim().to_owned(),
@@ -70,6 +75,7 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
         bounds,
         entries.iter().map(|e| e.predictor.clone()).collect(),
         shape,
+        registry,
     )?;
     let text = if args.json {
         let report = Report {

@@ -242,6 +242,32 @@ pub struct DashArgs {
     /// Challenger and promotion options.
     #[command(flatten)]
     pub models: ModelArgs,
+    /// How predictions are written to the output topic.
+    #[arg(long, value_enum, default_value_t)]
+    pub output_format: OutputFormat,
+}
+
+/// How predictions are written to the output topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// One JSON object a record.
+    #[default]
+    Json,
+    /// Avro framed for the Schema Registry (-r): the prediction's schema is registered under
+    /// <output-topic>-value at start, and each record carries its id.
+    Avro,
+}
+
+/// How `produce` writes its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum EventFormat {
+    /// One JSON object a record.
+    #[default]
+    Json,
+    /// Avro framed for the Schema Registry (-r), the schema registered under <topic>-value.
+    Avro,
+    /// Protobuf framed for the Schema Registry (-r), the schema registered under <topic>-value.
+    Protobuf,
 }
 
 /// Where the Schema Registry is, for values framed for one.
@@ -438,6 +464,10 @@ pub struct ProduceArgs {
     /// Seed for a reproducible stream.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// How events are written: JSON, or Avro or Protobuf for the Schema Registry given with -r
+    /// (flat records: id, the model's features, ts_ms, the label).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: EventFormat,
 }
 
 /// `score` options.
@@ -458,6 +488,9 @@ pub struct ScoreArgs {
     /// Challenger and promotion options.
     #[command(flatten)]
     pub models: ModelArgs,
+    /// How predictions are written to the output topic.
+    #[arg(long, value_enum, default_value_t)]
+    pub output_format: OutputFormat,
 }
 
 /// `backtest` options.
@@ -504,6 +537,9 @@ pub struct BacktestArgs {
     /// One JSON object on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Schema Registry options: framed records are read through it, as `score` reads them.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 impl BacktestArgs {

@@ -35,6 +35,8 @@ pub struct ScoredEvent {
     pub predicted: f64,
     /// Ground-truth label, when the event carried one.
     pub salary: Option<f64>,
+    /// The challenger's prediction, when one was loaded.
+    pub challenger: Option<f64>,
     /// Milliseconds from the event's time to its scoring.
     pub latency_ms: Option<f64>,
     /// Outside the model's training range.

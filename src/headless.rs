@@ -7,23 +7,26 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::cli::{BrokerArgs, KafkaArgs, ProduceArgs, ScoreArgs};
+use crate::cli::{BrokerArgs, EventFormat, KafkaArgs, ProduceArgs, ScoreArgs};
 use crate::engine::{
     BrokerHealth, EngineEvent, EventSink, ModelEvent, ProducerStatus, ScoreReport, Totals,
     EMBEDDED_INPUT_PARTITIONS,
 };
+use crate::formats::event_schema::EventSchema;
+use crate::formats::registry::SchemaKind;
 use crate::kafka::broker::EmbeddedBroker;
 use crate::kafka::topics::missing_line;
 use crate::model::Artifact;
 use crate::observe::metrics::Metrics;
 use crate::runtime::{
     connect, create_topics, cut_reason, load_challenger, load_model, metered, pad_malloc_heaps,
-    registry_client, scorer_config, scorer_topics, shutdown_signal, start_metrics, within_bound,
-    Connection, Ending,
+    registry_client, scorer_config, scorer_registry, scorer_topics, shutdown_signal, start_metrics,
+    within_bound, Connection, Ending,
 };
 use crate::serving::producer::{self, ProducerConfig, Synthetic};
 use crate::serving::scorer::ScorerConfig;
 use crate::serving::scorer::{self, BoxedWriter, PredictionWriter, ScorerSummary};
+use crate::serving::synthetic::ModelEvents;
 
 /// A line on stderr. A closed stderr is no reason to stop (`eprintln!` would panic on it).
 macro_rules! say {
@@ -200,7 +203,7 @@ impl PredictionWriter for NdjsonStdout {
 pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
     pad_malloc_heaps();
     let model = load_model(args.kafka.model.as_deref())?;
-    let challenger = load_challenger(&args.models)?;
+    let challenger = load_challenger(&args.models, &model.artifact)?;
     let connection = connect(&args.kafka, EMBEDDED_INPUT_PARTITIONS)?;
     say_embedded(&connection);
     for line in create_topics(&args.kafka, &connection, &scorer_topics(&args.kafka))? {
@@ -214,9 +217,16 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
     let mode = delivery_mode(&args.kafka, connection.embedded.is_some());
     let (stats, events) = StatsPrinter::start(tally.clone(), scored_line(mode));
     let writer = (!args.quiet).then(|| Box::new(NdjsonStdout::default()) as BoxedWriter);
-    let registry = registry_client(&args.kafka, &connection)?;
+    let (registry, output) = scorer_registry(
+        &args.kafka,
+        args.output_format,
+        !args.no_output,
+        &connection,
+        &model.artifact,
+    )?;
     let scorer = scorer::spawn_with_registry(
         ScorerConfig {
+            output,
             metrics: metrics.clone(),
             challenger,
             policy: args.models.policy(),
@@ -369,12 +379,10 @@ fn report_scored(summary: &ScorerSummary, exactly_once: bool) -> anyhow::Result<
 pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     pad_malloc_heaps();
     let model = load_model(args.kafka.model.as_deref())?;
-    if args.kafka.registry.schema_registry.is_some() {
-        bail!("-r is where score and dash read framed values from; produce writes JSON");
-    }
     let connection = connect(&args.kafka, EMBEDDED_INPUT_PARTITIONS)?;
     say_embedded(&connection);
     let a = &model.artifact;
+    let framed = event_schema(&args, &connection, a)?;
     let tally = Arc::new(SharedTally::new(
         &args.kafka.topic,
         &connection.kafka.bootstrap,
@@ -386,7 +394,7 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     let metrics = start_metrics_said(&args.kafka, &a.version, false)?;
     let (stats, events) = StatsPrinter::start(tally.clone(), produced_line());
     let handle = producer::spawn(
-        producer_config(&args, &connection, a),
+        producer_config(&args, &connection, a, framed),
         crate::runtime::explained(metered(events, metrics.as_ref()), &connection.kafka),
     )?;
     let waited = wait(&tally, &connection.kafka, || handle.is_finished());
@@ -432,18 +440,80 @@ fn produced_line() -> impl FnMut(&Tally, f64) -> Option<String> + Send + 'static
     }
 }
 
-/// The producer's settings from `produce`'s command line, with labels from the artifact `a`.
-fn producer_config(args: &ProduceArgs, connection: &Connection, a: &Artifact) -> ProducerConfig {
+/// `produce --format avro|protobuf -r URL`: the schema of `a`'s events, registered under
+/// `<topic>-value` now; `None` for JSON. Refused in one line: a format without a registry, a
+/// registry without a format, a registry that does not take the schema.
+fn event_schema(
+    args: &ProduceArgs,
+    connection: &Connection,
+    a: &Artifact,
+) -> anyhow::Result<Option<EventSchema>> {
+    let kind = match args.format {
+        EventFormat::Json => None,
+        EventFormat::Avro => Some(SchemaKind::Avro),
+        EventFormat::Protobuf => Some(SchemaKind::Protobuf),
+    };
+    let registry = registry_client(&args.kafka, connection)?;
+    let (kind, client) = match (kind, registry) {
+        (None, None) => return Ok(None),
+        (None, Some(_)) => {
+            bail!("-r is for --format avro or protobuf; produce writes JSON without")
+        }
+        (Some(kind), None) => {
+            bail!("--format {kind} writes events for a Schema Registry: give it with -r URL")
+        }
+        (Some(kind), Some(client)) => (kind, client),
+    };
+    let shape = crate::serving::scoring::event_shape(a)
+        .unwrap_or_else(|_| crate::formats::shape::EventShape::salary().clone());
+    let features: Vec<&str> = shape.features().iter().map(|f| f.field.as_str()).collect();
+    let schema = EventSchema::new(kind, &features, shape.label())?;
+    let subject = format!("{}-value", args.kafka.topic);
+    let id = client
+        .register(&subject, kind, schema.text())
+        .map_err(|e| {
+            anyhow::anyhow!("cannot register the events' {kind} schema under {subject}: {e}")
+        })?;
+    // A registry may file a schema under the type its subject began with (Apicurio keeps a
+    // Protobuf schema registered under an Avro subject as Avro): the scorer would misread it.
+    let held = client.schema(id)?;
+    if held.kind != kind {
+        bail!(
+            "the registry keeps schema {id} under {subject} as {}, not {kind}: the subject \
+             holds {} schemas; produce {kind} events to another topic",
+            held.kind,
+            held.kind
+        );
+    }
+    say!(
+        "{kind} events, schema {id} under {subject} (registry {})",
+        client.url()
+    );
+    Ok(Some(schema.with_id(id)))
+}
+
+/// The producer's settings from `produce`'s command line, with labels from the artifact `a`,
+/// written in `framed` when given.
+fn producer_config(
+    args: &ProduceArgs,
+    connection: &Connection,
+    a: &Artifact,
+    framed: Option<EventSchema>,
+) -> ProducerConfig {
+    let (labels, drift) = (
+        args.labels || args.drift,
+        if args.drift { 1.2 } else { 1.0 },
+    );
     ProducerConfig {
         kafka: connection.kafka.clone(),
         topic: args.kafka.topic.clone(),
         rate: args.rate,
         count: args.count,
-        events: Synthetic::for_artifact(
-            a,
-            args.labels || args.drift,
-            if args.drift { 1.2 } else { 1.0 },
-        ),
+        events: match framed {
+            // Framed events are drawn as any model's are, the demo's too.
+            Some(schema) => Synthetic::Model(ModelEvents::new(a, labels, drift).framed(schema)),
+            None => Synthetic::for_artifact(a, labels, drift),
+        },
         seed: args.seed,
         start_running: true,
         require_topic_on: connection

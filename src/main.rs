@@ -42,6 +42,7 @@ fn main() -> ExitCode {
                 no_output: false,
                 quiet: false,
                 models: cli.dash.models,
+                output_format: cli.dash.output_format,
             })
         }
         Some(Command::Train(args)) => train(&args),

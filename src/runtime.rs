@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::cli::{KafkaArgs, DEFAULT_MODEL};
+use crate::cli::{KafkaArgs, OutputFormat, RegistryUrl, DEFAULT_MODEL};
 use crate::engine::{BrokerHealth, EngineEvent};
 use crate::formats::registry_client::RegistryClient;
 use crate::formats::registry_config::RegistryConfig;
@@ -16,6 +16,7 @@ use crate::kafka::config::KafkaOptions;
 use crate::model::Artifact;
 use crate::observe::metrics::{MeteredSink, Metrics};
 use crate::serving::scorer::ScorerConfig;
+use crate::serving::scorer_setup::{AvroOutput, PredictionOutput};
 
 /// The artifact committed in assets/, built in so the binary works from any directory.
 const BUILT_IN_MODEL: &str = include_str!("../assets/model.json");
@@ -86,13 +87,30 @@ pub fn pad_malloc_heaps() {
     }
 }
 
-/// The `--challenger` artifact, if one is given.
-pub fn load_challenger(args: &crate::cli::ModelArgs) -> anyhow::Result<Option<Artifact>> {
+/// The `--challenger` artifact, if one is given: a model of `serving`'s features and label.
+pub fn load_challenger(
+    args: &crate::cli::ModelArgs,
+    serving: &Artifact,
+) -> anyhow::Result<Option<Artifact>> {
     let Some(path) = &args.challenger else {
         return Ok(None);
     };
     let artifact = Artifact::load(path).context("--challenger")?;
     artifact.check_servable(&format!("--challenger {}", path.display()))?;
+    let shape = crate::serving::scoring::event_shape;
+    if shape(&artifact).ok() != shape(serving).ok() {
+        let fields = |a: &Artifact| {
+            let names: Vec<&str> = a.features.iter().map(|f| f.field.as_str()).collect();
+            format!("{} for {}", names.join(", "), a.target.field)
+        };
+        anyhow::bail!(
+            "--challenger {} reads {}, the serving model {}: a challenger reads the serving \
+             model's features",
+            path.display(),
+            fields(&artifact),
+            fields(serving)
+        );
+    }
     Ok(Some(artifact))
 }
 
@@ -111,10 +129,7 @@ pub struct Connection {
 
 /// Uses `--brokers` when given, else starts an embedded broker with the three topics.
 pub fn connect(args: &KafkaArgs, input_partitions: i32) -> anyhow::Result<Connection> {
-    let (registry_settings, properties): (Vec<_>, Vec<_>) = args
-        .parsed_properties()?
-        .into_iter()
-        .partition(|(key, _)| key.starts_with(REGISTRY_PREFIX));
+    let (registry_settings, properties) = split_registry_settings(args.parsed_properties()?);
     match &args.brokers {
         Some(brokers) if !brokers.trim().is_empty() => {
             let kafka = KafkaOptions {
@@ -165,14 +180,36 @@ pub fn registry_client(
     args: &KafkaArgs,
     connection: &Connection,
 ) -> anyhow::Result<Option<Arc<RegistryClient>>> {
-    let Some(url) = &args.registry.schema_registry else {
-        if let Some((key, _)) = connection.registry_settings.first() {
+    registry_client_for(
+        args.registry.schema_registry.as_ref(),
+        &connection.registry_settings,
+    )
+}
+
+/// Client properties, `key=value`.
+pub type Properties = Vec<(String, String)>;
+
+/// The client properties split into the `schema.registry.*` ones and librdkafka's.
+pub fn split_registry_settings(properties: Properties) -> (Properties, Properties) {
+    properties
+        .into_iter()
+        .partition(|(key, _)| key.starts_with(REGISTRY_PREFIX))
+}
+
+/// The registry client for `url` with the `schema.registry.*` `settings`, as
+/// [`registry_client`] makes it.
+pub fn registry_client_for(
+    url: Option<&RegistryUrl>,
+    settings: &[(String, String)],
+) -> anyhow::Result<Option<Arc<RegistryClient>>> {
+    let Some(url) = url else {
+        if let Some((key, _)) = settings.first() {
             anyhow::bail!("{key} is a Schema Registry setting: give the registry with -r URL");
         }
         return Ok(None);
     };
     let mut config = RegistryConfig::new(&url.0)?;
-    for (key, value) in &connection.registry_settings {
+    for (key, value) in settings {
         if key == "schema.registry.ssl.ca.location" {
             let pem = std::fs::read(value)
                 .with_context(|| format!("{key}: cannot read the CA file {value}"))?;
@@ -218,7 +255,39 @@ pub fn scorer_config(
         start_uncommitted_at: args.offset,
         // The rest of the bound is for the final commit and leaving the group.
         shutdown_flush: args.shutdown_timeout.mul_f64(0.6),
+        output: PredictionOutput::Json,
     }
+}
+
+/// A scorer's `-r` and `--output-format`: the registry client (see [`registry_client`]), and
+/// how predictions are written. With `avro` and an output topic (`publish`), the prediction
+/// schema of `model` is registered under `<output-topic>-value` now: a registry that does not
+/// take it stops the command here, in one line.
+pub fn scorer_registry(
+    args: &KafkaArgs,
+    format: OutputFormat,
+    publish: bool,
+    connection: &Connection,
+    model: &Artifact,
+) -> anyhow::Result<(Option<Arc<RegistryClient>>, PredictionOutput)> {
+    let registry = registry_client(args, connection)?;
+    if format == OutputFormat::Json || !publish {
+        return Ok((registry, PredictionOutput::Json));
+    }
+    let Some(client) = &registry else {
+        anyhow::bail!(
+            "--output-format avro writes predictions for a Schema Registry: give it with -r URL"
+        );
+    };
+    let shape = crate::serving::scoring::event_shape(model)
+        .unwrap_or_else(|_| crate::formats::shape::EventShape::salary().clone());
+    let avro = AvroOutput::register(client.clone(), &args.output_topic, &shape).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot register the predictions' Avro schema under {}-value: {e}",
+            args.output_topic
+        )
+    })?;
+    Ok((registry, PredictionOutput::Avro(Arc::new(avro))))
 }
 
 /// This machine's name: the default instance id, stable across restarts.

@@ -240,7 +240,7 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
     cap_malloc_arenas();
     init_logging(&args)?;
     let model = load_model(args.kafka.model.as_deref())?;
-    let challenger = load_challenger(&args.models)?;
+    let challenger = load_challenger(&args.models, &model.artifact)?;
     let connection = connect(&args.kafka, crate::engine::EMBEDDED_INPUT_PARTITIONS)?;
     let created = create_topics(&args.kafka, &connection, &scorer_topics(&args.kafka))?;
     let metrics = start_metrics(&args.kafka, &model.artifact.version, true)?;
@@ -349,12 +349,22 @@ fn start_engine(
             },
             sink.clone(),
         )?),
-        None => Reading::Scorer(scorer::spawn_with_registry(
-            config,
-            crate::runtime::registry_client(&args.kafka, connection)?,
-            sink.clone(),
-            None,
-        )?),
+        None => {
+            let (registry, output) = crate::runtime::scorer_registry(
+                &args.kafka,
+                args.output_format,
+                true,
+                connection,
+                artifact,
+            )?;
+            let config = ScorerConfig { output, ..config };
+            Reading::Scorer(scorer::spawn_with_registry(
+                config,
+                registry,
+                sink.clone(),
+                None,
+            )?)
+        }
     };
     let producer = producer::spawn(
         ProducerConfig {

@@ -162,3 +162,108 @@ fn a_candidate_of_other_features_is_refused_by_backtest() {
          models of the same features"
     );
 }
+
+/// Models from scikit-learn through ONNX (made by scripts/onnx-models), imported and served by
+/// `score` on the embedded broker: the first 50 rows of the diabetes data, as events, are
+/// predicted as onnxruntime predicted them (float32: 1e-4 relative), and the output names the
+/// imported version.
+#[test]
+fn onnx_models_from_scikit_learn_are_scored_as_onnxruntime_scores_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, b) = broker_process(1);
+    let data = common::root().join("data/diabetes.csv");
+    let mut offset = 0;
+    for name in ["gbr", "mlp", "forest"] {
+        let reference: Value = serde_json::from_str(
+            &std::fs::read_to_string(common::root().join(format!("tests/onnx/{name}.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        let out = dir.path().join(format!("{name}.json"));
+        let onnx = common::root().join(format!("tests/onnx/{name}.onnx"));
+        let (code, _, stderr) = run(&[
+            "import",
+            onnx.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--target",
+            "progression",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        let artifact: Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let features: Vec<&str> = reference["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        let events: Vec<Option<Vec<u8>>> = reference["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let mut event = serde_json::Map::new();
+                event.insert("id".into(), i.into());
+                for (f, x) in features.iter().zip(row.as_array().unwrap()) {
+                    event.insert((*f).into(), x.clone());
+                }
+                Some(serde_json::to_vec(&event).unwrap())
+            })
+            .collect();
+        common::produce_all(&b, "experience-events", &events);
+        offset += events.len();
+        // A fresh group reads from the start: skip what earlier models' rounds wrote.
+        let group = format!("onnx-{name}");
+        let (code, stdout, stderr) = run(&[
+            "score",
+            "-b",
+            &b,
+            "-g",
+            &group,
+            "--model",
+            out.to_str().unwrap(),
+            "--count",
+            &offset.to_string(),
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        let want = reference["predictions"].as_array().unwrap();
+        let lines: Vec<Value> = stdout.lines().map(json).skip(offset - 50).collect();
+        assert_eq!(lines.len(), 50, "{name}");
+        for v in &lines {
+            let id = v["id"].as_u64().unwrap() as usize;
+            let got = v["predicted_progression"].as_f64().unwrap();
+            let expected = want[id].as_f64().unwrap();
+            assert!(
+                ((got - expected) / expected).abs() < 1e-4,
+                "{name} row {id}: {got} vs onnxruntime {expected}"
+            );
+            assert_eq!(v["model"], artifact["version"], "{name}");
+        }
+    }
+}
+
+#[test]
+fn a_challenger_of_other_features_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, _) = diabetes(dir.path());
+    let (code, _, stderr) = run(&[
+        "score",
+        "-b",
+        "127.0.0.1:1",
+        "--model",
+        &model,
+        "--challenger",
+        "assets/model.json",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "salary-stream: --challenger assets/model.json reads years_experience for salary, the \
+         serving model age, sex, bmi, bp, s1, s2, s3, s4, s5, s6 for progression: a challenger \
+         reads the serving model's features"
+    );
+}

@@ -683,8 +683,8 @@ fn assert_stopped_after_three_aborts(score: &mut Child) {
     );
 }
 
-/// Makes the dead-letter topic refuse records over 1,000 bytes.
-fn refuse_large_dead_letters(b: &str) {
+/// Makes `topic` refuse record batches over 1,000 bytes.
+fn refuse_large_records(b: &str, topic: &str) {
     ApacheKafka::tool(
         "kafka.admin.ConfigCommand",
         &[
@@ -694,12 +694,19 @@ fn refuse_large_dead_letters(b: &str) {
             "--entity-type",
             "topics",
             "--entity-name",
-            "experience-events.dlq",
+            topic,
             "--add-config",
             "max.message.bytes=1000",
         ],
         None,
     );
+}
+
+/// An event whose prediction, which carries its id, is larger than an output topic that refuses
+/// records over 1,000 bytes takes: its transaction can never commit.
+fn an_event_with_a_long_id() -> Option<Vec<u8>> {
+    let id = "x".repeat(1500);
+    Some(format!(r#"{{"id":"{id}","years_experience":2.5}}"#).into_bytes())
 }
 
 /// Exactly-once from `-o end`: a partition that started at the end and whose first transaction
@@ -710,7 +717,7 @@ fn refuse_large_dead_letters(b: &str) {
 fn apache_kafka_exactly_once_from_the_end_rewinds_to_where_it_started() {
     let kafka = ApacheKafka::start(&[]);
     let b = kafka.address.as_str();
-    refuse_large_dead_letters(b);
+    refuse_large_records(b, "salary-predictions");
     let events = |ids: std::ops::Range<u64>| -> Vec<Option<Vec<u8>>> {
         ids.map(|i| Some(format!(r#"{{"id":{i},"years_experience":2.5}}"#).into_bytes()))
             .collect()
@@ -732,8 +739,8 @@ fn apache_kafka_exactly_once_from_the_end_rewinds_to_where_it_started() {
         err.iter().any(|l| l.starts_with("assigned partitions: ["))
     });
     let mut after = events(1000..1010);
-    // Not JSON, and larger than the dead-letter topic takes.
-    after.push(Some(vec![b'x'; 1500]));
+    // Its prediction is larger than the output topic takes.
+    after.push(an_event_with_a_long_id());
     // One key: one partition and one batch, so that the good records and the refused one are
     // handled in the same transaction (on three partitions a commit could fall between them).
     common::produce_all_with_key(b, "experience-events", "one", &after);
@@ -746,15 +753,14 @@ fn apache_kafka_exactly_once_from_the_end_rewinds_to_where_it_started() {
     );
 }
 
-/// A dead letter the broker refuses (larger than the dead-letter topic takes) fails its
-/// transaction: the transaction is aborted and the consumer rewound, so nothing of it is seen;
-/// the same record fails again, and after three aborts in a row the scorer stops with the reason.
-/// What was committed before stays exactly once.
+/// A prediction the broker refuses (larger than the output topic takes) fails its transaction:
+/// the transaction is aborted and the consumer rewound, so nothing of it is seen; the same record
+/// fails again, and after three aborts in a row the scorer stops with the reason. What was
+/// committed before stays exactly once.
 #[test]
 fn apache_kafka_exactly_once_aborts_and_rewinds_a_transaction_the_broker_refuses() {
     let kafka = ApacheKafka::start(&[]);
     let b = kafka.address.as_str();
-    refuse_large_dead_letters(b);
     let good = |from: u64| -> Vec<Option<Vec<u8>>> {
         (from..from + 300)
             .map(|i| Some(format!(r#"{{"id":{i},"years_experience":2.5}}"#).into_bytes()))
@@ -763,8 +769,15 @@ fn apache_kafka_exactly_once_aborts_and_rewinds_a_transaction_the_broker_refuses
     common::produce_all(b, "experience-events", &good(0));
     let mut score = Child::spawn(&["score", "-b", b, "-q", "--exactly-once"]);
     wait_for_committed_ids(b, 300);
-    // Not JSON, and larger than the dead-letter topic takes.
-    common::produce_all(b, "experience-events", &[Some(vec![b'x'; 1500])]);
+    // Only now: the limit is on a whole batch, which the 300 predictions would pass.
+    refuse_large_records(b, "salary-predictions");
+    // Its prediction is larger than the output topic takes; and a dead letter beside it.
+    common::produce_all_with_key(
+        b,
+        "experience-events",
+        "one",
+        &[Some(b"not json".to_vec()), an_event_with_a_long_id()],
+    );
     assert_stopped_after_three_aborts(&mut score);
     // Nothing of the aborted transactions is visible, and the 300 are there once each.
     exactly_once_each(
@@ -776,6 +789,43 @@ fn apache_kafka_exactly_once_aborts_and_rewinds_a_transaction_the_broker_refuses
     assert_eq!(
         dead.len(),
         0,
-        "the refused dead letter never became visible"
+        "the dead letter of the aborted transactions never became visible"
     );
+}
+
+/// A dead letter larger than the dead-letter topic takes is stored cut to fit, with a header
+/// giving its original length: scoring goes on, exactly once, and counts it once.
+#[test]
+fn apache_kafka_a_dead_letter_larger_than_its_topic_takes_is_stored_cut() {
+    let kafka = ApacheKafka::start(&[]);
+    let b = kafka.address.as_str();
+    refuse_large_records(b, "experience-events.dlq");
+    let mut events: Vec<Option<Vec<u8>>> = (0..300)
+        .map(|i| Some(format!(r#"{{"id":{i},"years_experience":2.5}}"#).into_bytes()))
+        .collect();
+    // Not JSON, and larger than the dead-letter topic takes; amid the good ones, on their
+    // partition, so in their transaction.
+    events.insert(150, Some(vec![b'x'; 1500]));
+    common::produce_all_with_key(b, "experience-events", "one", &events);
+    let (code, _, stderr) = run(&["score", "-b", b, "-q", "--exactly-once", "--count", "301"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stderr.lines().find(|l| l.starts_with("done: ")),
+        Some("done: scored 300  bad 1  delivery errors 0"),
+        "{stderr}"
+    );
+    exactly_once_each(
+        &committed_id_counts(b, "salary-predictions", Duration::from_secs(60)),
+        300,
+    );
+    let dead = common::read_committed_to_end(b, "experience-events.dlq", Duration::from_secs(30));
+    assert_eq!(dead.len(), 1);
+    let value = dead[0].value.clone().unwrap_or_default();
+    assert_eq!(dead[0].headers["truncated"], "1500");
+    assert!(
+        !value.is_empty() && value.len() < 1000 && value.iter().all(|&b| b == b'x'),
+        "{} bytes",
+        value.len()
+    );
+    assert!(dead[0].headers["error"].starts_with("not JSON: "));
 }

@@ -35,6 +35,7 @@ fn config(bootstrap: &str, dlq: &str, group: &str, max_records: Option<u64>) -> 
         max_records,
         start_uncommitted_at: None,
         shutdown_flush: scorer::FLUSH_TIMEOUT,
+        output: Default::default(),
     }
 }
 

@@ -307,7 +307,7 @@ fn confluents_own_deserializer_reads_our_avro_predictions() {
         .register("salary-predictions-value", SchemaKind::Avro, schema.text())
         .expect("registers the prediction schema");
     let ids = [EventId::Str("a1".into()), EventId::Int(7)];
-    let mut lines = String::new();
+    let mut values = Vec::new();
     for (n, event_id) in [Some(&ids[0]), Some(&ids[1]), None].into_iter().enumerate() {
         let mut value = Vec::new();
         schema
@@ -317,33 +317,9 @@ fn confluents_own_deserializer_reads_our_avro_predictions() {
                 &mut value,
             )
             .expect("encodes");
-        lines.extend(value.iter().map(|b| format!("{b:02x}")));
-        lines.push('\n');
+        values.push(value);
     }
-    let mut reader = Command::new(root().join("scripts/registry-vectors"))
-        .args(["read-avro", &registry.url])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("scripts/registry-vectors");
-    reader
-        .stdin
-        .take()
-        .expect("a stdin pipe")
-        .write_all(lines.as_bytes())
-        .expect("hex lines written");
-    let mut out = String::new();
-    reader
-        .stdout
-        .take()
-        .expect("a stdout pipe")
-        .read_to_string(&mut out)
-        .expect("its output");
-    assert!(reader.wait().expect("exits").success(), "read-avro failed");
-    let read: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
+    let read = confluent_avro(&registry.url, &values);
     assert_eq!(
         read,
         [
@@ -368,6 +344,39 @@ fn confluents_own_deserializer_reads_our_avro_predictions() {
             }),
         ]
     );
+}
+
+/// `values` (framed Avro) as Confluent's Python AvroDeserializer reads them through the registry
+/// at `url` (`scripts/registry-vectors read-avro`): one JSON value each.
+fn confluent_avro(url: &str, values: &[Vec<u8>]) -> Vec<serde_json::Value> {
+    let mut lines = String::new();
+    for value in values {
+        lines.extend(value.iter().map(|b| format!("{b:02x}")));
+        lines.push('\n');
+    }
+    let mut reader = Command::new(root().join("scripts/registry-vectors"))
+        .args(["read-avro", url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("scripts/registry-vectors");
+    reader
+        .stdin
+        .take()
+        .expect("a stdin pipe")
+        .write_all(lines.as_bytes())
+        .expect("hex lines written");
+    let mut out = String::new();
+    reader
+        .stdout
+        .take()
+        .expect("a stdout pipe")
+        .read_to_string(&mut out)
+        .expect("its output");
+    assert!(reader.wait().expect("exits").success(), "read-avro failed");
+    out.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
 }
 
 /// A loopback HTTP server answering each request with the next of `answers` (status, body),
@@ -1170,4 +1179,435 @@ fn the_header_names_the_registry_and_the_input_format_and_says_when_it_is_unreac
         header(&app, 80),
         "broker kafka-1:9092 (connecting)  group salary-stream  registry UNREACHABLE"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// `--output-format avro` and `produce --format avro|protobuf`, end to end.
+
+fn have_python() -> bool {
+    let ok = Command::new("python3").arg("--version").output().is_ok();
+    if !ok {
+        eprintln!("skipped: no python3 for confluent-kafka's deserializer");
+    }
+    ok
+}
+
+/// A prediction's JSON (stdout) as its Avro record reads: every optional field the JSON leaves
+/// out (`id`, `ts_ms`, the label, `residual`, `challenger` and its `residual`) is null there.
+fn with_nulls(mut json: serde_json::Value, label: &str) -> serde_json::Value {
+    let object = json.as_object_mut().expect("an object");
+    for field in ["id", "ts_ms", label, "residual", "challenger"] {
+        object.entry(field).or_insert(serde_json::Value::Null);
+    }
+    if let Some(challenger) = object["challenger"].as_object_mut() {
+        challenger
+            .entry("residual")
+            .or_insert(serde_json::Value::Null);
+    }
+    json
+}
+
+/// The published predictions of `topic` (`n` of them), each framed with schema `id`, as
+/// Confluent's deserializer reads them, by input offset.
+fn published_avro(
+    b: &str,
+    url: &str,
+    topic: &str,
+    n: usize,
+    id: SchemaId,
+) -> std::collections::BTreeMap<i64, serde_json::Value> {
+    let values: Vec<Vec<u8>> = common::read_n(b, topic, n, Duration::from_secs(30))
+        .into_iter()
+        .map(|r| r.value.expect("a value"))
+        .collect();
+    assert_eq!(values.len(), n);
+    for value in &values {
+        assert_eq!(split_header(value).expect("framed").0, id);
+    }
+    confluent_avro(url, &values)
+        .into_iter()
+        .map(|v| (v["offset"].as_i64().expect("an offset"), v))
+        .collect()
+}
+
+/// Stdout's NDJSON predictions by input offset.
+fn by_offset(stdout: &str) -> std::collections::BTreeMap<i64, serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| {
+            let v = common::json(l);
+            (v["offset"].as_i64().expect("an offset"), v)
+        })
+        .collect()
+}
+
+#[test]
+fn score_writes_avro_predictions_that_confluents_deserializer_reads_back_exactly() {
+    if !have_python() {
+        return;
+    }
+    let registry = Registry::start(&[]);
+    let url = registry.url.clone();
+    let (_broker, b) = common::broker_process(1);
+    let inputs: [&[u8]; 5] = [
+        br#"{"id": "a1", "years_experience": 5.3, "ts_ms": 1764748800000, "salary": 76000}"#,
+        br#"{"id": 7, "years_experience": 0}"#,
+        b"not json",
+        br#"{"years_experience": 12.25, "ts_ms": 1764748800001}"#,
+        br#"{"id": "z\"q", "YearsExperience": 40}"#,
+    ];
+    let values: Vec<Option<Vec<u8>>> = inputs.iter().map(|v| Some(v.to_vec())).collect();
+    common::produce_all(&b, "experience-events", &values);
+    let (code, stdout, stderr) = common::run(&[
+        "score",
+        "-b",
+        &b,
+        "-r",
+        &url,
+        "--output-format",
+        "avro",
+        "--challenger",
+        "assets/model.json",
+        "--count",
+        "5",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("done: scored 4  bad 1  delivery errors 0"),
+        "{stderr}"
+    );
+    // No input schema was looked up: the prediction's schema is the first this registry has.
+    assert!(
+        stderr.contains(&format!("registry {url}: 0 schema look-ups")),
+        "{stderr}"
+    );
+    let printed = by_offset(&stdout);
+    let read = published_avro(&b, &url, "salary-predictions", 4, SchemaId(1));
+    assert_eq!(read.len(), 4);
+    for (offset, json) in &printed {
+        let years = json["years_experience"].as_f64().expect("years");
+        assert_eq!(json["predicted_salary"].as_f64(), Some(salary(years)));
+        assert_eq!(read[offset], with_nulls(json.clone(), "salary"), "{offset}");
+    }
+    assert_eq!(read[&0]["id"], "a1");
+    assert_eq!(read[&0]["residual"], 76000.0 - salary(5.3));
+    assert_eq!(read[&1]["id"], 7);
+    assert_eq!(read[&3]["id"], serde_json::Value::Null);
+    assert_eq!(read[&4]["id"], "z\"q");
+    assert_eq!(read[&4]["extrapolated"], true);
+    assert_eq!(
+        read[&0]["challenger"]["predicted_salary"],
+        read[&0]["predicted_salary"]
+    );
+    // The dead letter keeps the original bytes.
+    let dead = common::read_n(&b, "experience-events.dlq", 1, Duration::from_secs(30));
+    assert_eq!(dead[0].value.as_deref(), Some(&b"not json"[..]));
+
+    // Without -r, avro output is refused in one line.
+    let (code, _, stderr) = common::run(&["score", "-b", &b, "--output-format", "avro"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(
+            "--output-format avro writes predictions for a Schema Registry: give it with -r URL"
+        ),
+        "{stderr}"
+    );
+}
+
+/// The diabetes model trained by `train` into `dir`: its path and the artifact as JSON.
+fn diabetes(dir: &std::path::Path) -> (String, serde_json::Value) {
+    let out = dir
+        .join("diabetes.json")
+        .to_str()
+        .expect("utf-8")
+        .to_owned();
+    let data = root().join("data/diabetes.csv");
+    let (code, _, stderr) = common::run(&[
+        "train",
+        "--data",
+        data.to_str().expect("utf-8"),
+        "--target",
+        "progression",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let artifact =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("the artifact")).expect("JSON");
+    (out, artifact)
+}
+
+/// A linear artifact's prediction for `record`: the intercept, then each coefficient times its
+/// feature, in the features' order (as the scorer sums).
+fn linear(artifact: &serde_json::Value, record: &serde_json::Value) -> f64 {
+    let kind = &artifact["kind"];
+    let features = artifact["features"].as_array().expect("features");
+    features
+        .iter()
+        .zip(kind["coefficients"].as_array().expect("coefficients"))
+        .fold(
+            kind["intercept"].as_f64().expect("an intercept"),
+            |sum, (f, c)| {
+                let field = f["field"].as_str().expect("a field");
+                sum + c.as_f64().expect("a number") * record[field].as_f64().expect("a feature")
+            },
+        )
+}
+
+#[test]
+fn produced_avro_and_protobuf_events_of_any_model_are_all_scored_exactly() {
+    let python = have_python();
+    let registry = Registry::start(&[]);
+    let url = registry.url.clone();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (diabetes_model, artifact) = diabetes(dir.path());
+    let n = 40;
+    let count = n.to_string();
+    for (format, model) in [
+        ("avro", None),
+        ("protobuf", None),
+        ("avro", Some(diabetes_model.as_str())),
+        ("protobuf", Some(diabetes_model.as_str())),
+    ] {
+        let case = format!("{format} {}", model.unwrap_or("salary"));
+        let (_broker, b) = common::broker_process(1);
+        // A topic (so a subject) for each case: a registry may keep a subject to one type.
+        let topic = format!(
+            "events-{format}-{}",
+            if model.is_some() {
+                "diabetes"
+            } else {
+                "salary"
+            }
+        );
+        let with_model = |mut args: Vec<&'static str>| -> Vec<String> {
+            let mut args: Vec<String> = args.drain(..).map(str::to_owned).collect();
+            args.extend(["-b".into(), b.clone(), "-r".into(), url.clone()]);
+            args.extend(["-t".into(), topic.clone()]);
+            if let Some(m) = model {
+                args.extend(["--model".into(), m.to_owned()]);
+            }
+            args
+        };
+        let args = with_model(vec!["produce", "--labels", "--seed", "5", "--rate", "max"]);
+        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+        args.extend(["--format", format, "--count", &count]);
+        let (code, _, stderr) = common::run(&args);
+        assert_eq!(code, 0, "{case}: {stderr}");
+        assert!(
+            stderr.contains(&format!("done: sent {n}  acked {n}  failed 0")),
+            "{case}: {stderr}"
+        );
+        let subject_line = format!("{format} events, schema ");
+        assert!(stderr.contains(&subject_line), "{case}: {stderr}");
+        assert!(
+            stderr.contains(&format!(" under {topic}-value ")),
+            "{case}: {stderr}"
+        );
+
+        // Scored with the predictions written as Avro: Confluent's reader checks them too.
+        let avro_out = python && model.is_some();
+        let args = with_model(vec!["score"]);
+        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+        args.extend(["--count", &count]);
+        if avro_out {
+            args.extend(["--output-format", "avro"]);
+        }
+        let (code, stdout, stderr) = common::run(&args);
+        assert_eq!(code, 0, "{case}: {stderr}");
+        assert!(
+            stderr.contains(&format!("done: scored {n}  bad 0  delivery errors 0")),
+            "{case}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("registry {url}: 1 schema look-up\n")),
+            "{case}: {stderr}"
+        );
+        // By id: the topic the producer made has partitions of its own, each from offset 0.
+        let printed: std::collections::BTreeMap<i64, serde_json::Value> = stdout
+            .lines()
+            .map(|l| {
+                let v = common::json(l);
+                (v["id"].as_i64().expect("an id"), v)
+            })
+            .collect();
+        assert_eq!(
+            printed.keys().copied().collect::<Vec<_>>(),
+            (0..n as i64).collect::<Vec<_>>(),
+            "{case}"
+        );
+        for v in printed.values() {
+            let (field, want) = match model {
+                None => {
+                    let years = v["years_experience"].as_f64().expect("years");
+                    ("predicted_salary", salary(years))
+                }
+                Some(_) => ("predicted_progression", linear(&artifact, v)),
+            };
+            assert_eq!(v[field].as_f64(), Some(want), "{case}: {v}");
+            assert!(v["ts_ms"].as_i64().is_some(), "{case}: {v}");
+            let label = if model.is_some() {
+                "progression"
+            } else {
+                "salary"
+            };
+            assert!(v[label].as_f64().is_some(), "{case}: labeled: {v}");
+        }
+        if avro_out {
+            let values: Vec<Vec<u8>> =
+                common::read_n(&b, "salary-predictions", n, Duration::from_secs(30))
+                    .into_iter()
+                    .map(|r| r.value.expect("a value"))
+                    .collect();
+            let read: std::collections::BTreeMap<i64, serde_json::Value> =
+                confluent_avro(&url, &values)
+                    .into_iter()
+                    .map(|v| (v["id"].as_i64().expect("an id"), v))
+                    .collect();
+            for (id, json) in &printed {
+                let avro = &read[id];
+                assert_eq!(*avro, with_nulls(json.clone(), "progression"), "{case}");
+                assert_eq!(
+                    avro["predicted_progression"].as_f64(),
+                    Some(linear(&artifact, avro)),
+                    "{case}"
+                );
+            }
+        }
+    }
+
+    // Apicurio files a new Protobuf schema under a subject of Avro ones as Avro: refused, not
+    // misread. (A model of its own names, so that its schema is new to the registry.)
+    let pay = dir.path().join("pay.json");
+    let (code, _, stderr) = common::run(&[
+        "train",
+        "--target",
+        "Salary=pay",
+        "--feature",
+        "YearsExperience=years",
+        "--out",
+        pay.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let (_broker, b) = common::broker_process(1);
+    let (code, _, stderr) = common::run(&[
+        "produce",
+        "-b",
+        &b,
+        "-r",
+        &url,
+        "-t",
+        "events-avro-salary",
+        "--model",
+        pay.to_str().expect("utf-8"),
+        "--format",
+        "protobuf",
+        "--count",
+        "1",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "under events-avro-salary-value as avro, not protobuf: the subject holds \
+             avro schemas; produce protobuf events to another topic"
+        ),
+        "{stderr}"
+    );
+    // A format needs a registry, and a registry a format.
+    let (code, _, stderr) = common::run(&["produce", "-b", &b, "--format", "avro", "--count", "1"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("--format avro writes events for a Schema Registry: give it with -r URL"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = common::run(&["produce", "-b", &b, "-r", &url, "--count", "1"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("-r is for --format avro or protobuf; produce writes JSON without"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn backtest_reads_framed_records_through_the_registry_as_it_reads_the_same_events_in_json() {
+    let registry = Registry::start(&[]);
+    let url = registry.url.clone();
+    let (_framed_broker, a) = common::broker_process(1);
+    let (_json_broker, b) = common::broker_process(1);
+    let n = 60;
+    let (code, _, stderr) = common::run(&[
+        "produce",
+        "-b",
+        &a,
+        "-r",
+        &url,
+        "--format",
+        "avro",
+        "--labels",
+        "--seed",
+        "9",
+        "--rate",
+        "max",
+        "--count",
+        &n.to_string(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    // The same events as JSON, in the same order, from what the scorer read of them.
+    let (code, stdout, stderr) = common::run(&[
+        "score",
+        "-b",
+        &a,
+        "-r",
+        &url,
+        "--no-output",
+        "--count",
+        &n.to_string(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut unknown = Vec::new();
+    write_header(SchemaId(999), &mut unknown);
+    unknown.extend_from_slice(&avro_datum("u1", 1.0));
+    let mut json: Vec<Option<Vec<u8>>> = by_offset(&stdout)
+        .values()
+        .map(|v| {
+            Some(
+                serde_json::json!({
+                    "id": v["id"], "years_experience": v["years_experience"],
+                    "ts_ms": v["ts_ms"], "salary": v["salary"],
+                })
+                .to_string()
+                .into_bytes(),
+            )
+        })
+        .collect();
+    assert_eq!(json.len(), n);
+    json.push(Some(unknown.clone()));
+    common::produce_all(&b, "experience-events", &json);
+    common::produce_all(&a, "experience-events", &[Some(unknown)]);
+
+    let backtest = |broker: &str, registry: bool| -> serde_json::Value {
+        let mut args = vec![
+            "backtest",
+            "-b",
+            broker,
+            "--candidate",
+            "assets/model.json",
+            "--json",
+        ];
+        if registry {
+            args.extend(["-r", &url]);
+        }
+        let (code, stdout, stderr) = common::run(&args);
+        assert_eq!(code, 0, "{stderr}");
+        common::json(stdout.trim())
+    };
+    let framed = backtest(&a, true);
+    let plain = backtest(&b, false);
+    assert_eq!(framed["records"], n as u64 + 1);
+    assert_eq!(framed["bad"], 1);
+    assert_eq!(framed["models"][0]["labeled"], n as u64);
+    assert_eq!(framed["models"], plain["models"]);
+    // Without -r, framed records are bad ones.
+    let unread = backtest(&a, false);
+    assert_eq!(unread["bad"], n as u64 + 1);
 }

@@ -48,6 +48,7 @@ fn known_app() -> App {
                     years: y,
                     predicted: INTERCEPT + SLOPE * y,
                     salary: (i % 2 == 0).then_some(INTERCEPT + SLOPE * y + 1000.0),
+                    challenger: None,
                     latency_ms: Some(1.5 + i as f64),
                     extrapolated: y > 10.5,
                 }
@@ -109,7 +110,8 @@ fn known_app() -> App {
     app
 }
 
-/// `app` with a challenger loaded and compared with the serving model on 240 labeled events.
+/// `app` with a challenger loaded, four events scored by both models, and the two compared on
+/// 240 labeled events.
 fn challenged(mut app: App) -> App {
     use salary_stream::engine::{ModelEvent, ModelLine};
     use salary_stream::observe::quality::Comparison;
@@ -121,6 +123,26 @@ fn challenged(mut app: App) -> App {
             intercept: 30950.4,
         }),
     ))));
+    let recent = [4.0, 6.5, 8.2, 11.0]
+        .iter()
+        .enumerate()
+        .map(|(i, &y)| ScoredEvent {
+            partition: 1,
+            offset: 14 + i as i64,
+            event_ms: Some(1_764_000_005_000 + i as i64 * 125),
+            years: y,
+            predicted: INTERCEPT + SLOPE * y,
+            salary: (i % 2 == 1).then_some(30950.4 + 11339.95 * y + 500.0),
+            challenger: Some(30950.4 + 11339.95 * y),
+            latency_ms: Some(2.0),
+            extrapolated: y > 10.5,
+        })
+        .collect();
+    app.update(Message::Engine(EngineEvent::Scored(ScoreReport {
+        recent,
+        scored: 4,
+        ..Default::default()
+    })));
     app.update(Message::Engine(EngineEvent::Scored(ScoreReport {
         comparison: Some(Comparison {
             n: 240,
@@ -507,6 +529,7 @@ fn a_ten_feature_model_is_named_plotted_and_tabled_by_its_own_fields() {
             years: bmi,
             predicted: label - 10.0,
             salary: Some(label),
+            challenger: None,
             latency_ms: Some(1.0),
             extrapolated: bmi > 42.2,
         })
@@ -529,8 +552,14 @@ fn a_ten_feature_model_is_named_plotted_and_tabled_by_its_own_fields() {
     );
     assert!(has("│300│"), "y axis up to 300: {screen:#?}");
     assert!(has("44│"), "x axis to 44: {screen:#?}");
-    assert!(has(" bmi predicted  ms resid "), "{screen:#?}");
-    assert!(has("44.0*    270.00"), "{screen:#?}");
+    assert!(
+        has("│time (UTC)   p/offset   bmi predicted  ms progression resid      │"),
+        "{screen:#?}"
+    );
+    assert!(
+        has("│16:00:00.002      0/2 44.0*    270.00 1.0      280.00   +10      │"),
+        "{screen:#?}"
+    );
     assert!(has("predicted progression"), "{screen:#?}");
     assert!(!has("salary by") && !has("predicted salary") && !has(" years"));
     for size in [(80, 24), (100, 30), (200, 50)] {
@@ -539,4 +568,295 @@ fn a_ten_feature_model_is_named_plotted_and_tabled_by_its_own_fields() {
             .iter()
             .any(|l| l.contains("NaN") || l.contains("inf")));
     }
+}
+
+/// The characters of `line` from column `from` on.
+fn from_column(line: &str, from: usize) -> String {
+    line.chars().skip(from).collect()
+}
+
+/// At 80x24 the right column has room for three panels: throughput, accuracy and lag, the
+/// spare rows shared among them; predicted values, records and latency go first.
+#[test]
+fn at_80x24_accuracy_stays_and_latency_goes() {
+    let screen = lines(&draw(&known_app(), 80, 24));
+    let right: Vec<String> = screen[5..23].iter().map(|l| from_column(l, 45)).collect();
+    assert_eq!(
+        right,
+        [
+            "┌ throughput (events/s) ──────────┐",
+            "│now 8  avg 8.0  total 40         │",
+            "│█████                            │",
+            "│█████                            │",
+            "│█████                            │",
+            "└─────────────────────────────────┘",
+            "┌ DRIFT ↑ at 16:05:21 ────────────┐",
+            "│RMSE 5602  MAE 4480  R² 0.957    │",
+            "│█                                │",
+            "│█                                │",
+            "│█                                │",
+            "└─────────────────────────────────┘",
+            "┌ consumer lag, partitions 0,1,2 ─┐",
+            "│total 7 records, 1.2 s behind    │",
+            "│p0 2 (1.2 s)  p1 0 (0.0 s)  p2 5 │",
+            "│ █                               │",
+            "│▁██                              │",
+            "└─────────────────────────────────┘",
+        ]
+    );
+    assert!(!screen.iter().any(|l| l.contains("latency")));
+}
+
+/// Before the consumer is assigned a partition, the lag panel says so and draws no bars, though
+/// lag reports (of no partitions) came.
+#[test]
+fn the_lag_panel_draws_no_bars_before_a_partition_is_assigned() {
+    let mut app = App::new(Setup::default(), 0);
+    for _ in 0..3 {
+        app.update(Message::Engine(EngineEvent::Lag(LagByPartition::default())));
+    }
+    let screen = lines(&draw(&app, 120, 40));
+    let top = screen
+        .iter()
+        .position(|l| l.contains("┌ consumer lag "))
+        .expect("a lag panel");
+    let panel: Vec<String> = screen[top..top + 4]
+        .iter()
+        .map(|l| from_column(l, 67))
+        .collect();
+    assert_eq!(
+        panel,
+        [
+            "┌ consumer lag ─────────────────────────────────────┐",
+            "│no partitions assigned yet                         │",
+            "│                                                   │",
+            "│                                                   │",
+        ]
+    );
+    // Once assigned, the bars begin with the first lag of a partition.
+    app.update(Message::Engine(EngineEvent::Assigned(vec![0])));
+    app.update(Message::Engine(EngineEvent::Lag(LagByPartition {
+        partitions: vec![(0, 5)],
+        behind_ms: vec![(0, 0)],
+    })));
+    let screen = lines(&draw(&app, 120, 40));
+    assert_eq!(
+        from_column(&screen[top + 1], 67),
+        "│total 5 records, 0.0 s behind  range 5..5          │"
+    );
+    assert_eq!(
+        from_column(&screen[top + 3], 67),
+        "│█                                                  │"
+    );
+}
+
+/// The help overlay is a box over the dashboard: what lies outside it stays drawn.
+#[test]
+fn the_help_overlay_lies_over_the_dashboard() {
+    let mut app = known_app();
+    app.update(Message::ToggleHelp);
+    let screen = lines(&draw(&app, 100, 30));
+    assert_eq!(
+        screen[1].trim_end(),
+        "broker embedded 127.0.0.1:39093 (up)  group salary-stream"
+    );
+    assert_eq!(
+        screen[7],
+        "│16:00:04.875     0/13   9.6 116511.84 8.5             ││█████                                     │"
+    );
+    assert_eq!(
+        screen[8],
+        "│16:00:04.750┌ keys ───────────────────────────────────────────────────────────────────┐           │"
+    );
+    assert_eq!(
+        screen[16],
+        "│16:00:03.750│ space  freeze / unfreeze the view                                       │ max 3.10  │"
+    );
+    assert_eq!(
+        screen[21],
+        "│    │       └─────────────────────────────────────────────────────────────────────────┘range 3..12│"
+    );
+}
+
+/// With a challenger loaded, the table shows its prediction beside the serving model's, blank
+/// for events scored before it was loaded.
+#[test]
+fn the_events_table_shows_the_challengers_prediction() {
+    let screen = lines(&draw(&challenged(known_app()), 120, 40));
+    let table: Vec<String> = screen[6..10]
+        .iter()
+        .map(|l| l.chars().take(67).collect())
+        .collect();
+    assert_eq!(
+        table,
+        [
+            "│time (UTC)   p/offset years predicted challenger  ms  resid      │",
+            "│16:00:05.375     1/17 11.0* 129741.79  155689.85 2.0 +26448      │",
+            "│16:00:05.250     1/16   8.2 103281.89  123937.99 2.0             │",
+            "│16:00:05.125     1/15   6.5  87216.96  104660.08 2.0 +17943      │",
+        ]
+    );
+    assert!(screen[11].starts_with("│16:00:04.875     0/13   9.6 116511.84            8.5      "));
+    // Without a challenger there is no such column.
+    let screen = lines(&draw(&known_app(), 120, 40));
+    assert!(!screen.iter().any(|l| l.contains("challenger  ms")));
+}
+
+/// At 200x50 the table shows the label beside the prediction (and the challenger's, when one is
+/// loaded), the chart is two fifths of the left column, and the right column's spare rows go to
+/// its panels.
+#[test]
+fn at_200x50_the_space_is_used() {
+    let screen = lines(&draw(&challenged(known_app()), 200, 50));
+    let table: Vec<String> = screen[6..9]
+        .iter()
+        .map(|l| l.chars().take(70).collect::<String>().trim_end().to_owned())
+        .collect();
+    assert_eq!(
+        table,
+        [
+            "│time (UTC)   p/offset years predicted challenger  ms    salary  resid",
+            "│16:00:05.375     1/17 11.0* 129741.79  155689.85 2.0 156189.85 +26448",
+            "│16:00:05.250     1/16   8.2 103281.89  123937.99 2.0",
+        ]
+    );
+    let chart_top = screen
+        .iter()
+        .position(|l| l.starts_with("┌ salary by years"))
+        .expect("a chart");
+    assert_eq!(
+        (chart_top, screen.len() - 1 - chart_top),
+        (32, 17),
+        "17 rows of 44"
+    );
+    let right_tops: Vec<usize> = screen
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| from_column(l, 112).starts_with('┌'))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(right_tops, [5, 13, 20, 28, 35, 43]);
+    assert_eq!(
+        from_column(&screen[45], 112).trim_end(),
+        "│last reason years_experience is a string, expected a number                           │"
+    );
+}
+
+/// Where the overlay's sides fall on a value, the part left outside goes too: no `16` of
+/// `16:00:04.875`, no `bro` of `broker`.
+#[test]
+fn the_help_overlay_leaves_no_fragment_beside_it() {
+    let mut app = known_app();
+    app.update(Message::ToggleHelp);
+    let screen = lines(&draw(&app, 80, 15));
+    assert_eq!(
+        screen[1],
+        "   ┌ keys ───────────────────────────────────────────────────────────────────┐  "
+    );
+    assert_eq!(
+        screen[6],
+        "│  │     P  promote the challenger to serving                                │ │"
+    );
+}
+
+/// A watched group with no members: how old its oldest unread record is, and `no members`; with
+/// members, every one of them or how many.
+#[test]
+fn a_watched_group_shows_its_members_or_that_it_has_none() {
+    use salary_stream::observe::watch::GroupMember;
+    let mut app = App::new(Setup::default(), 0);
+    app.update(Message::Engine(EngineEvent::Lag(LagByPartition {
+        partitions: vec![(0, 4_000), (1, 12)],
+        behind_ms: vec![(0, 94_500), (1, 3_000)],
+    })));
+    app.update(Message::Engine(EngineEvent::Members(vec![])));
+    let lag_panel = |app: &App| {
+        let screen = lines(&draw(app, 120, 40));
+        let top = screen
+            .iter()
+            .position(|l| l.contains("┌ consumer lag "))
+            .expect("a lag panel");
+        screen[top + 1..top + 4]
+            .iter()
+            .map(|l| from_column(l, 67))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        lag_panel(&app),
+        [
+            "│total 4012 records, 94 s behind  range 4012..4012  │",
+            "│p0 4000 (94 s)  p1 12 (3.0 s)                      │",
+            "│no members                                         │",
+        ]
+    );
+    let member = |id: &str, host: &str, partitions: Vec<i32>| GroupMember {
+        client_id: id.into(),
+        host: host.into(),
+        partitions,
+    };
+    app.update(Message::Engine(EngineEvent::Members(vec![
+        member("scorer-a", "10.89.0.5", vec![0]),
+        member("scorer-b", "10.89.0.6", vec![1]),
+    ])));
+    assert_eq!(
+        lag_panel(&app)[2],
+        "│scorer-a@10.89.0.5 0  scorer-b@10.89.0.6 1         │"
+    );
+    app.update(Message::Engine(EngineEvent::Members(vec![
+        member("salary-stream-scorer-a", "10.89.0.5", vec![0]),
+        member("salary-stream-scorer-b", "10.89.0.6", vec![1]),
+    ])));
+    assert_eq!(
+        lag_panel(&app)[2],
+        "│salary-stream-scorer-a 0  salary-stream-scorer-b 1 │",
+        "both without their hosts rather than one with"
+    );
+    app.update(Message::Engine(EngineEvent::Members(vec![
+        member("salary-stream-scorer-a", "10.89.0.5", vec![0]),
+        member("salary-stream-scorer-b", "10.89.0.6", vec![1]),
+        member("salary-stream-scorer-c", "10.89.0.7", vec![]),
+    ])));
+    assert_eq!(
+        lag_panel(&app)[2],
+        "│3 members                                          │"
+    );
+}
+
+/// Without a labeled event in view there is no label column, however wide the table.
+#[test]
+fn an_unlabeled_stream_has_no_label_column() {
+    let mut app = App::new(Setup::default(), 0);
+    app.update(Message::Engine(EngineEvent::Scored(ScoreReport {
+        recent: vec![ScoredEvent {
+            partition: 0,
+            offset: 7,
+            event_ms: Some(1_764_000_000_000),
+            years: 5.3,
+            predicted: 75877.0,
+            salary: None,
+            challenger: None,
+            latency_ms: Some(1.5),
+            extrapolated: false,
+        }],
+        scored: 1,
+        ..Default::default()
+    })));
+    let screen = lines(&draw(&app, 200, 50));
+    let table: Vec<String> = screen[6..8]
+        .iter()
+        .map(|l| {
+            l.chars()
+                .take(111)
+                .collect::<String>()
+                .trim_end()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        table,
+        [
+            "│time (UTC)   p/offset years predicted  ms resid",
+            "│16:00:00.000      0/7   5.3  75877.00 1.5",
+        ]
+    );
 }

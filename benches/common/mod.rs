@@ -30,6 +30,7 @@ pub fn known_app() -> App {
                 salary: Some(60000.0),
                 latency_ms: Some(1.5),
                 extrapolated: i % 15 > 10,
+                challenger: None,
             })
             .collect();
         app.update(Message::Engine(EngineEvent::Scored(ScoreReport {

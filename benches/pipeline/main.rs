@@ -12,7 +12,8 @@
 //! java 17+ and mvn (scripts/kafka fetches Kafka once).
 //!
 //! One module a part: `records` (`write_records`), `producing`, `consuming`, `any_model` (the
-//! full path with a ten-feature model), `latency`
+//! full path with a ten-feature model), `registry` (the full path on Avro records through a
+//! Schema Registry, against the same records as JSON), `latency`
 //! (`latency_at`), `instructions`, `dashboard` (`frame_render_us`, `dashboard_under_load`);
 //! `cluster`, `kafka_tools` and `measure` are what they run on; `throughput` and `report` turn
 //! the runs into the table and the JSON line; `main` runs them in order.
@@ -32,6 +33,7 @@ mod machine;
 mod measure;
 mod producing;
 mod records;
+mod registry;
 mod report;
 mod throughput;
 
@@ -111,6 +113,7 @@ fn main() {
     let consumed = consuming::consuming(&run, kcat_broker, topic, args.eos);
     let throughput = Throughput::new(&run, produced, consumed);
     let ten_features = any_model::ten_features(&run, &dir);
+    let registry = registry::registry_path(&run, &dir);
     let latency = latency::latencies(cluster.external());
     // The rest uses no broker of the bench's: Kafka's cores are free again.
     cluster.stop_apache_kafka();
@@ -130,6 +133,7 @@ fn main() {
         record_bytes,
         throughput,
         ten_features,
+        registry,
         latency,
         instructions,
         frame_us,

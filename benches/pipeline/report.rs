@@ -11,6 +11,7 @@ use crate::instructions::InstructionsPerRecord;
 use crate::latency::{Latencies, Percentiles};
 use crate::machine::Machine;
 use crate::measure::rate;
+use crate::registry::RegistryPath;
 use crate::throughput::{CpuRow, KafkaMedians, Throughput};
 use crate::ROUNDS;
 
@@ -23,6 +24,8 @@ pub struct Figures {
     pub record_bytes: f64,
     pub throughput: Throughput,
     pub ten_features: TenFeatures,
+    /// `None` when the registry part was skipped.
+    pub registry: Option<RegistryPath>,
     pub latency: Latencies,
     /// `None` where valgrind is not installed.
     pub instructions: Option<InstructionsPerRecord>,
@@ -78,6 +81,13 @@ struct Results {
     score_ten_features_per_s: u64,
     ten_features_ratio: f64,
     ten_features_record_bytes: f64,
+    /// `score -r` on Avro records, against the same records as JSON, and its look-ups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score_avro_per_s: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    avro_ratio: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registry_lookups: Option<u64>,
     cpu_s_per_million: BTreeMap<&'static str, CpuFigure>,
     #[serde(skip_serializing_if = "Option::is_none")]
     instructions_per_record: Option<InstructionsPerRecord>,
@@ -212,6 +222,19 @@ pub fn print_table(f: &Figures) {
         ten_per_s / rate(records, t.full),
         ">= 0.90x salary",
     )]);
+    if let Some(r) = &f.registry {
+        let (avro, json) = (rate(r.records, r.avro), rate(r.records, r.json));
+        print_rows(&[(
+            "score -r, output + commits, Avro: vs same as JSON",
+            avro,
+            avro / json,
+            ">= 0.80x JSON",
+        )]);
+        println!(
+            "{:<48} {:>14}             one per schema id ({} records)",
+            "registry look-ups, one score -r run", r.lookups, r.records
+        );
+    }
     print_cpu(&t.cpu_rows);
     print_instructions(f.instructions.as_ref());
     if let Some(kafka) = t.kafka {
@@ -493,6 +516,12 @@ fn results(f: Figures) -> Results {
         score_ten_features_per_s: whole(rate(f.ten_features.records, f.ten_features.full)),
         ten_features_ratio: ratio(rate(f.ten_features.records, f.ten_features.full) / per_s(full)),
         ten_features_record_bytes: places(f.ten_features.record_bytes, 1),
+        score_avro_per_s: f.registry.as_ref().map(|r| whole(rate(r.records, r.avro))),
+        avro_ratio: f
+            .registry
+            .as_ref()
+            .map(|r| ratio(rate(r.records, r.avro) / rate(r.records, r.json))),
+        registry_lookups: f.registry.as_ref().map(|r| r.lookups),
         cpu_s_per_million: cpu_figures(&t.cpu_rows),
         instructions_per_record: f.instructions,
         record_bytes: places(f.record_bytes, 1),

@@ -14,7 +14,7 @@ use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
 
-use super::json::EventId;
+use super::json::{EventId, Prediction};
 use super::record::{FieldValue, RecordError, RecordFields};
 use super::registry::{write_header, RegisteredSchema, SchemaId};
 
@@ -577,6 +577,30 @@ impl PredictionSchema {
                 .zip(values)
                 .collect(),
         )
+    }
+}
+
+impl<'a> AvroPrediction<'a> {
+    /// The Avro side of a prediction the scorer made: the same fields as its JSON.
+    pub fn of(p: &'a Prediction<'a>) -> Self {
+        AvroPrediction {
+            id: p.id,
+            features: p.features,
+            ts_ms: p.ts_ms,
+            label: p.label,
+            predicted: p.predicted,
+            residual: p.residual,
+            extrapolated: p.extrapolated,
+            model: p.model,
+            partition: p.partition,
+            offset: p.offset,
+            latency_ms: p.latency_ms,
+            challenger: p.challenger.map(|c| AvroChallenger {
+                model: c.model,
+                predicted: c.predicted,
+                residual: c.residual,
+            }),
+        }
     }
 }
 

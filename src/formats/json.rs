@@ -39,8 +39,8 @@ impl fmt::Display for EventId<'_> {
     }
 }
 
-/// A record's feature values, in the model's order: inline for models of up to 8 features.
-pub type Features = smallvec::SmallVec<[f64; 8]>;
+/// A record's feature values, in the model's order: inline for models of up to 4 features.
+pub type Features = smallvec::SmallVec<[f64; 4]>;
 
 /// One decoded input event, borrowing from the record value where it can.
 #[derive(Debug, Clone, PartialEq)]
@@ -244,7 +244,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct Wire<'a> {
     /// The model's features, in its order.
-    pub features: smallvec::SmallVec<[Field<'a>; 8]>,
+    pub features: smallvec::SmallVec<[Field<'a>; 4]>,
     pub id: Field<'a>,
     pub ts_ms: Field<'a>,
     pub label: Field<'a>,
@@ -310,11 +310,12 @@ pub fn decode_as<'v>(
             return Err(BadRecord::NotJson(e));
         }
     }
-    let wire: Wire<'_> = match scan::wire(shape, text) {
-        Some(wire) => wire,
-        None => serde_wire(shape, text).map_err(|e| BadRecord::NotJson(e.to_string()))?,
-    };
-    validate(shape, wire)
+    // Filled in place: a record of many fields is large to move.
+    let mut wire = shape.empty_wire();
+    if !scan::fill(shape, text, &mut wire) {
+        wire = serde_wire(shape, text).map_err(|e| BadRecord::NotJson(e.to_string()))?;
+    }
+    validate(shape, &mut wire)
 }
 
 /// The event's fields as serde reads them, the whole text consumed.
@@ -325,7 +326,7 @@ fn serde_wire<'t>(shape: &EventShape, text: &'t str) -> Result<Wire<'t>, serde_j
     Ok(wire)
 }
 
-fn validate<'a>(shape: &EventShape, wire: Wire<'a>) -> Result<ExperienceEvent<'a>, BadRecord> {
+fn validate<'a>(shape: &EventShape, wire: &mut Wire<'a>) -> Result<ExperienceEvent<'a>, BadRecord> {
     let mut features = Features::with_capacity(wire.features.len());
     for (spec, field) in shape.features().iter().zip(&wire.features) {
         let value = match field {
@@ -344,7 +345,7 @@ fn validate<'a>(shape: &EventShape, wire: Wire<'a>) -> Result<ExperienceEvent<'a
         }
         features.push(value);
     }
-    let id = match wire.id {
+    let id = match std::mem::take(&mut wire.id) {
         Field::Absent | Field::Null => None,
         Field::Int(i) => Some(EventId::Int(i)),
         Field::UInt(u) => Some(EventId::UInt(u)),
@@ -357,7 +358,7 @@ fn validate<'a>(shape: &EventShape, wire: Wire<'a>) -> Result<ExperienceEvent<'a
             })
         }
     };
-    let ts_ms = match wire.ts_ms {
+    let ts_ms = match std::mem::take(&mut wire.ts_ms) {
         Field::Absent | Field::Null => None,
         Field::Int(i) if i < 0 => return Err(BadRecord::NegativeTimestamp(i)),
         Field::Int(i) => Some(i),

@@ -5,6 +5,10 @@
 
 /// Avro values decoded with their writer schema; predictions encoded for `--output-format avro`.
 pub mod avro;
+/// A model's events written in Avro or Protobuf for `produce --format`, with their schema.
+pub mod event_schema;
+/// Registry-framed values read as a model's events, each schema compiled once.
+pub mod framed;
 pub mod json;
 /// Protobuf values decoded by descriptors built at run time from the registry's schema text.
 pub mod protobuf;

@@ -190,9 +190,22 @@ fn value(text: &str, at: usize) -> Option<(Field<'_>, usize)> {
 }
 
 /// The record's fields, if it has the common shape.
+#[cfg(test)]
 pub(super) fn wire<'t>(shape: &EventShape, text: &'t str) -> Option<Wire<'t>> {
-    let bytes = text.as_bytes();
     let mut wire = shape.empty_wire();
+    fill(shape, text, &mut wire).then_some(wire)
+}
+
+/// Reads the record's fields into `wire` (empty, of `shape`), in place; false if the text does
+/// not have the common shape, when `wire` holds whatever was read before that was seen.
+#[inline(always)]
+pub(super) fn fill<'t>(shape: &EventShape, text: &'t str, wire: &mut Wire<'t>) -> bool {
+    read(shape, text, wire).is_some()
+}
+
+#[inline(always)]
+fn read<'t>(shape: &EventShape, text: &'t str, wire: &mut Wire<'t>) -> Option<()> {
+    let bytes = text.as_bytes();
     let mut at = blank(bytes, 0);
     if bytes.get(at) != Some(&b'{') {
         return None;
@@ -229,5 +242,5 @@ pub(super) fn wire<'t>(shape: &EventShape, text: &'t str) -> Option<Wire<'t>> {
             }
         }
     }
-    (blank(bytes, at) == bytes.len()).then_some(wire)
+    (blank(bytes, at) == bytes.len()).then_some(())
 }

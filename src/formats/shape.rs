@@ -53,6 +53,8 @@ pub struct EventShape {
     features: Vec<FeatureField>,
     label: String,
     predicted: String,
+    /// The salary demo's names exactly: keys are matched by a `match` of them.
+    demo: bool,
     /// `"field":` of each feature, as written in a prediction.
     feature_keys: Vec<Vec<u8>>,
     /// `,"label":`
@@ -89,7 +91,11 @@ impl EventShape {
             key.push(b':');
             key
         };
+        let demo = label == "salary"
+            && matches!(features.as_slice(), [f] if f.field == "years_experience"
+                && f.alias.as_deref() == Some("YearsExperience"));
         Ok(EventShape {
+            demo,
             feature_keys: features.iter().map(|f| key(&f.field)).collect(),
             label_key: [b",".as_slice(), &key(label)].concat(),
             predicted_key: [b",".as_slice(), &key(&predicted)].concat(),
@@ -144,6 +150,16 @@ impl EventShape {
     /// Where `key` goes, if anywhere.
     #[inline]
     pub(super) fn slot(&self, key: &str) -> Option<Slot> {
+        if self.demo {
+            // The demo's names, matched as one `match` the compiler lays out by length.
+            return match key {
+                "years_experience" | "YearsExperience" => Some(Slot::Feature(0)),
+                "id" => Some(Slot::Id),
+                "ts_ms" => Some(Slot::TsMs),
+                "salary" => Some(Slot::Label),
+                _ => None,
+            };
+        }
         if let Some(i) = self
             .features
             .iter()

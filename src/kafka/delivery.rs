@@ -26,6 +26,41 @@ const POLL_SLICE: Duration = Duration::from_millis(10);
 /// thread frees room continuously (1 ms left the producer idle for a fifth of a full-speed run).
 pub const QUEUE_FULL_WAIT: Duration = Duration::from_micros(100);
 
+/// When a sender stops waiting for room in librdkafka's full local queue: once `flag` is set
+/// (the sender is stopping) and the queue has then stayed full for `patience`. A broker that
+/// takes records makes room within milliseconds; one that is gone or paused never does.
+#[derive(Debug)]
+pub struct GiveUp {
+    flag: Arc<AtomicBool>,
+    patience: Duration,
+    /// When a full queue was first met after `flag` was set.
+    since: std::cell::Cell<Option<Instant>>,
+}
+
+impl GiveUp {
+    /// Gives up once `flag` is set and a full queue has been waited on for `patience` since.
+    pub fn after(flag: Arc<AtomicBool>, patience: Duration) -> Self {
+        GiveUp {
+            flag,
+            patience,
+            since: std::cell::Cell::new(None),
+        }
+    }
+
+    /// Whether to give up now, the queue being full.
+    pub fn now(&self) -> bool {
+        if !self.flag.load(Ordering::Relaxed) {
+            return false;
+        }
+        let since = self.since.get().unwrap_or_else(|| {
+            let now = Instant::now();
+            self.since.set(Some(now));
+            now
+        });
+        since.elapsed() >= self.patience
+    }
+}
+
 /// A producer context that takes its delivery reports a batch at a time: librdkafka hands them
 /// over an event at a time, often hundreds in one, and whatever a context does once per report
 /// (reading the clock, taking a lock) it can then do once per batch.
@@ -80,11 +115,13 @@ impl<C: BatchedDeliveries + 'static> PolledProducer<C> {
         self.producer.clone()
     }
 
-    /// Sends `record`, waiting for room while librdkafka's local queue is full; an error means
-    /// the record was refused for good.
+    /// Sends `record`, waiting for room while librdkafka's local queue is full, until `give_up`
+    /// says to stop waiting; an error means the record was refused for good (`QueueFull` when
+    /// given up).
     pub fn send_waiting<K, P>(
         &self,
         mut record: BaseRecord<'_, K, P, C::DeliveryOpaque>,
+        give_up: Option<&GiveUp>,
     ) -> KafkaResult<()>
     where
         K: ToBytes + ?Sized,
@@ -93,6 +130,11 @@ impl<C: BatchedDeliveries + 'static> PolledProducer<C> {
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
+                Err((e @ KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
+                    if give_up.is_some_and(GiveUp::now) =>
+                {
+                    return Err(e)
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
                     std::thread::sleep(QUEUE_FULL_WAIT);
@@ -251,6 +293,35 @@ fn log_level(level: i32) -> RDKafkaLogLevel {
     }
 }
 
+/// `topic`'s `max.message.bytes` (its own, else the broker's default), from the admin API within
+/// `timeout`: the largest record batch the broker takes for it. `None` when the broker does not
+/// say.
+pub fn max_message_bytes(
+    kafka: &KafkaOptions,
+    topic: &str,
+    timeout: Duration,
+) -> KafkaResult<Option<usize>> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = kafka
+        .client_config(&[("allow.auto.create.topics", "false")])
+        .create()?;
+    let options = AdminOptions::new().request_timeout(Some(timeout));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| KafkaError::AdminOpCreation(e.to_string()))?;
+    let results =
+        runtime.block_on(admin.describe_configs(&[ResourceSpecifier::Topic(topic)], &options))?;
+    Ok(results
+        .into_iter()
+        .flatten()
+        .flat_map(|resource| resource.entries)
+        .find(|entry| entry.name == "max.message.bytes")
+        .and_then(|entry| entry.value)
+        .and_then(|v| v.parse().ok()))
+}
+
 /// librdkafka's "no partition chosen: let the partitioner pick" (`RD_KAFKA_PARTITION_UA`).
 const ANY_PARTITION: i32 = -1;
 
@@ -292,7 +363,7 @@ pub struct TopicBatcher<C: ProducerContext> {
     /// The client the topic handle lives on, held so that it outlives the handle.
     client: Arc<BaseProducer<C>>,
     /// Set by whoever stops the sender: a full local queue is then waited out no longer.
-    give_up: Option<Arc<AtomicBool>>,
+    give_up: Option<GiveUp>,
 }
 
 // SAFETY: librdkafka topic handles may be used from any thread, and the client they live on is
@@ -307,7 +378,13 @@ where
     /// Stops waiting out a full local queue once `flag` is set: the records not yet taken are
     /// returned as refused (`QueueFull`), so a sender whose broker is gone can still stop.
     pub fn give_up_when(&mut self, flag: Arc<AtomicBool>) {
-        self.give_up = Some(flag);
+        self.give_up_after(flag, Duration::ZERO);
+    }
+
+    /// As [`TopicBatcher::give_up_when`], once the full queue has been waited on for `patience`
+    /// after `flag` was set.
+    pub fn give_up_after(&mut self, flag: Arc<AtomicBool>, patience: Duration) {
+        self.give_up = Some(GiveUp::after(flag, patience));
     }
 
     /// A batcher for `topic` on `client`, which it keeps alive for as long as it lives.
@@ -477,10 +554,7 @@ where
                 // Every record after the first refused for a full queue is refused for it
                 // too: send again from there once librdkafka has made room.
                 rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__QUEUE_FULL
-                    if self
-                        .give_up
-                        .as_ref()
-                        .is_some_and(|g| g.load(Ordering::Relaxed)) =>
+                    if self.give_up.as_ref().is_some_and(GiveUp::now) =>
                 {
                     refused.extend(self.opaques[start + i..].iter().map(|&opaque| {
                         (
@@ -634,6 +708,48 @@ mod tests {
         assert!(refused
             .iter()
             .all(|(_, e)| e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull)));
+    }
+
+    #[test]
+    fn a_single_send_gives_up_on_a_full_queue_once_stopping_and_patience_is_out() {
+        // Nothing listens there: nothing leaves the local queue of one record.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = closed.local_addr().unwrap().to_string();
+        drop(closed);
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &address)
+            .set("queue.buffering.max.messages", "1")
+            .set("message.timeout.ms", "60000");
+        let producer = PolledProducer::create(&config, Reports::default()).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let give_up = GiveUp::after(stop.clone(), Duration::from_millis(300));
+        let record = |i: usize| BaseRecord::<(), [u8], usize>::with_opaque_to("t", i).payload(b"x");
+        producer.send_waiting(record(0), Some(&give_up)).unwrap();
+        let stopper = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                stop.store(true, Ordering::Relaxed);
+            })
+        };
+        let started = Instant::now();
+        let refused = producer.send_waiting(record(1), Some(&give_up));
+        stopper.join().unwrap();
+        let took = started.elapsed();
+        assert_eq!(
+            refused.err().and_then(|e| e.rdkafka_error_code()),
+            Some(RDKafkaErrorCode::QueueFull)
+        );
+        // The stop after 200 ms, then 300 ms of patience.
+        assert!(
+            took >= Duration::from_millis(500) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+        // Once given up, at once.
+        let started = Instant::now();
+        assert!(producer.send_waiting(record(2), Some(&give_up)).is_err());
+        assert!(started.elapsed() < Duration::from_millis(100));
     }
 
     #[test]

@@ -166,7 +166,10 @@ pub enum Shift {
 /// A two-sided Page-Hinkley test on residuals scaled by the training RMSE.
 ///
 /// With `x` the scaled residual and `x̄` its running mean, it sums `x - x̄ - δ` (and, for a fall,
-/// `x̄ - x - δ`) and alarms when a sum rises more than `λ` above its lowest point.
+/// `x̄ - x - δ`) and alarms when a sum rises more than `λ` above its lowest point. It is armed from
+/// the first label: `x̄` starts as the training residuals' mean, 0, weighted as
+/// [`PageHinkley::PRIOR`] labels, so a stream drifted from its start is measured against the
+/// model as trained rather than against itself.
 #[derive(Debug, Clone)]
 pub struct PageHinkley {
     scale: f64,
@@ -186,6 +189,10 @@ impl PageHinkley {
     pub const DELTA: f64 = 0.5;
     /// Alarm threshold.
     pub const LAMBDA: f64 = 25.0;
+    /// How many labels the training residuals' mean counts for in the running mean. Enough that
+    /// a shift of 2 RMSEs from the first label sums past `λ` before the mean follows it; few
+    /// enough that a model biased by less than its RMSE never does (at most about 10).
+    pub const PRIOR: f64 = 50.0;
 
     /// A detector for residuals of typical size `rmse`.
     pub fn new(rmse: f64) -> Self {
@@ -211,7 +218,7 @@ impl PageHinkley {
         }
         let x = residual / self.scale;
         self.n += 1;
-        self.mean += (x - self.mean) / self.n as f64;
+        self.mean += (x - self.mean) / (self.n as f64 + Self::PRIOR);
         self.up += x - self.mean - self.delta;
         self.up_min = self.up_min.min(self.up);
         self.down += self.mean - x - self.delta;
@@ -230,8 +237,8 @@ impl PageHinkley {
     }
 }
 
-/// One event's feature values, inline for models of up to 8 features.
-pub type Row = smallvec::SmallVec<[f64; 8]>;
+/// One event's feature values, inline for models of up to 4 features.
+pub type Row = smallvec::SmallVec<[f64; 4]>;
 
 /// The serving model's accuracy and drift, from every labeled event, and the latest labeled
 /// events themselves for a retrain. One scorer thread owns it.
@@ -380,6 +387,59 @@ mod tests {
         assert_eq!(alarm.map(|a| a.0), Some(Shift::Down));
         ph.reset();
         assert_eq!(ph.update(0.0), None);
+    }
+
+    /// A stream whose labels are salaries 20% higher from its first label, with noise of one
+    /// training RMSE alternating in sign: deterministic, so the alarm's count is exact.
+    fn drifted_from_the_start(n: usize, drift: f64) -> impl Iterator<Item = f64> {
+        (0..n).map(move |i| {
+            let years = 1.1 + (i % 10) as f64;
+            let predicted = INTERCEPT + SLOPE * years;
+            let noise = if i % 2 == 0 { RMSE } else { -RMSE };
+            predicted * drift + noise - predicted
+        })
+    }
+
+    #[test]
+    fn a_drift_from_the_first_label_is_flagged() {
+        let mut ph = PageHinkley::new(RMSE);
+        let alarm = drifted_from_the_start(1_000, 1.2).find_map(|r| ph.update(r));
+        assert_eq!(alarm, Some((Shift::Up, 15)));
+        let mut ph = PageHinkley::new(RMSE);
+        let alarm = drifted_from_the_start(1_000, 0.8).find_map(|r| ph.update(r));
+        assert_eq!(alarm, Some((Shift::Down, 16)));
+        let mut ph = PageHinkley::new(RMSE);
+        assert_eq!(
+            drifted_from_the_start(20_000, 1.0).find_map(|r| ph.update(r)),
+            None,
+            "the same stream undrifted"
+        );
+        // Biased by 0.8 RMSE from the start, with the rest of its error as noise: within what
+        // training allowed, so no alarm.
+        for seed in 0..20 {
+            let mut ph = PageHinkley::new(RMSE);
+            let biased = residuals(seed, 20_000, 1.0)
+                .into_iter()
+                .map(|r| 0.8 * RMSE + 0.6 * r);
+            assert_eq!(biased.into_iter().find_map(|r| ph.update(r)), None);
+        }
+    }
+
+    #[test]
+    fn a_drift_from_the_first_label_is_flagged_by_quality() {
+        let mut q = Quality::new(RMSE);
+        for (i, r) in drifted_from_the_start(15, 1.2).enumerate() {
+            assert_eq!(q.alarm(), None, "label {i}");
+            q.observe(&[5.0], 70_000.0 + r, 70_000.0, 42);
+        }
+        assert_eq!(
+            q.alarm(),
+            Some(DriftAlarm {
+                shift: Shift::Up,
+                after: 15,
+                at_ms: 42
+            })
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Watching a whole consumer group without joining it (`dash --watch-group`): every member's
-//! predictions read from the output topic, the group's lag from its committed offsets against the
-//! input partitions' high watermarks, and which member owns which partitions, where the broker
-//! tells.
+//! predictions read from the output topic, and the accuracy and latency they carry (`residual`,
+//! `latency_ms`); the group's lag from its committed offsets against the input partitions' high
+//! watermarks, how old its oldest unread record is, and which member owns which partitions, where
+//! the broker tells.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +19,8 @@ use crate::engine::{
     BrokerHealth, EngineEvent, LagByPartition, ScoreReport, ScoredEvent, SharedSink,
 };
 use crate::kafka::config::KafkaOptions;
+use crate::observe::quality::{Quality, RollingAccuracy};
+use crate::observe::stats::{LatencyWindow, LATENCY_WINDOW_SECONDS};
 
 /// How often lag and members are asked for.
 const GROUP_INTERVAL: Duration = Duration::from_secs(1);
@@ -25,6 +28,9 @@ const GROUP_INTERVAL: Duration = Duration::from_secs(1);
 const REPORT_INTERVAL: Duration = Duration::from_millis(50);
 /// How long one broker request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long reading the oldest unread record of the lagging partitions may take, once a
+/// `GROUP_INTERVAL`: the output's predictions wait meanwhile.
+const PEEK_WAIT: Duration = Duration::from_millis(300);
 
 /// What to watch.
 #[derive(Debug, Clone)]
@@ -86,25 +92,97 @@ pub fn spawn(config: WatchConfig, sink: SharedSink) -> Result<WatchHandle, Kafka
         .client_config(&[("enable.auto.commit", "false")]);
     group_config.set("group.id", &config.group);
     let group: BaseConsumer = group_config.create()?;
+    // Reads the group's oldest unread input records by assignment, for their age; never commits.
+    let mut peek_config = config
+        .kafka
+        .client_config(&[("enable.auto.commit", "false")]);
+    peek_config.set(
+        "group.id",
+        format!("salary-stream-watch-{}-peek", std::process::id()),
+    );
+    let peek: BaseConsumer = peek_config.create()?;
+    let clients = Clients {
+        reader,
+        group,
+        peek,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let stopping = stop.clone();
     let thread = std::thread::Builder::new()
         .name("watch".into())
-        .spawn(move || run(&config, &reader, &group, &sink, &stopping))
+        .spawn(move || run(&config, &clients, &sink, &stopping))
         .map_err(|e| KafkaError::ClientCreation(e.to_string()))?;
     Ok(WatchHandle { stop, thread })
 }
 
-fn run(
-    config: &WatchConfig,
-    reader: &BaseConsumer,
-    group: &BaseConsumer,
-    sink: &SharedSink,
-    stop: &AtomicBool,
-) {
+/// The watcher's clients: none joins the watched group.
+struct Clients {
+    /// Reads the output topic by assignment.
+    reader: BaseConsumer,
+    /// Carries the watched group's id, to ask for its offsets and members.
+    group: BaseConsumer,
+    /// Reads the oldest unread input record of each lagging partition.
+    peek: BaseConsumer,
+}
+
+/// What the group's predictions say of its models: accuracy over the latest that carry a
+/// `residual`, and latency over the last seconds from their `latency_ms` (event to scoring).
+/// Pure; the watcher feeds it every prediction it reads.
+#[derive(Debug)]
+pub struct PredictionQuality {
+    accuracy: RollingAccuracy,
+    latency: LatencyWindow,
+}
+
+impl PredictionQuality {
+    /// Nothing seen yet.
+    pub fn new() -> Self {
+        PredictionQuality {
+            accuracy: RollingAccuracy::new(Quality::WINDOW),
+            latency: LatencyWindow::new(LATENCY_WINDOW_SECONDS),
+        }
+    }
+
+    /// Takes one prediction read at `now_ms`: the value `predicted`, its `residual` (label minus
+    /// prediction) when it has one, and its `latency_ms` when it says.
+    pub fn observe(
+        &mut self,
+        predicted: f64,
+        residual: Option<f64>,
+        latency_ms: Option<f64>,
+        now_ms: f64,
+    ) {
+        if let Some(r) = residual.filter(|r| r.is_finite()) {
+            self.accuracy.push(predicted + r, predicted);
+        }
+        if let Some(ms) = latency_ms.filter(|ms| ms.is_finite()) {
+            self.latency
+                .record_n(now_ms, (ms * 1000.0).max(1.0) as u64, 1);
+        }
+    }
+
+    /// Puts the accuracy and the latency as of `now_ms` into `report`, where there are any.
+    pub fn fill(&self, report: &mut ScoreReport, now_ms: f64) {
+        report.accuracy = self.accuracy.accuracy();
+        report.latency = self.latency.summary(now_ms);
+    }
+}
+
+impl Default for PredictionQuality {
+    fn default() -> Self {
+        PredictionQuality::new()
+    }
+}
+
+fn run(config: &WatchConfig, clients: &Clients, sink: &SharedSink, stop: &AtomicBool) {
+    let Clients {
+        reader,
+        group,
+        peek,
+    } = clients;
     let mut assigned = false;
     let mut report = ScoreReport::default();
-    let mut last_event_ms: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut quality = PredictionQuality::new();
     let mut last_report = Instant::now();
     let mut last_group: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
@@ -113,10 +191,9 @@ fn run(
         }
         match reader.poll(Duration::from_millis(if assigned { 20 } else { 200 })) {
             Some(Ok(message)) => {
-                if let Some(event) = message.payload().and_then(scored_event) {
-                    if let Some(t) = event.event_ms {
-                        last_event_ms.insert(event.partition, t);
-                    }
+                if let Some((event, residual)) = message.payload().and_then(prediction) {
+                    let now_ms = crate::engine::now_ms() as f64;
+                    quality.observe(event.predicted, residual, event.latency_ms, now_ms);
                     report.scored += 1;
                     report.extrapolated += u64::from(event.extrapolated);
                     report.recent.push(event);
@@ -134,17 +211,21 @@ fn run(
                 let mut out = std::mem::take(&mut report);
                 let excess = out.recent.len().saturating_sub(ScoreReport::RECENT);
                 out.recent.drain(..excess);
+                quality.fill(&mut out, crate::engine::now_ms() as f64);
                 sink.emit(EngineEvent::Scored(out));
             }
         }
         if last_group.is_none_or(|t| t.elapsed() >= GROUP_INTERVAL) {
             last_group = Some(Instant::now());
             match group_lag(group, &config.input_topic) {
-                Some(lag) => {
+                Some((lag, unread)) => {
                     sink.emit(EngineEvent::Broker(BrokerHealth::Up));
-                    sink.emit(EngineEvent::Lag(
-                        lag.with_time_behind(&last_event_ms, crate::engine::now_ms()),
-                    ));
+                    let made = timestamps_at(peek, &config.input_topic, &unread);
+                    sink.emit(EngineEvent::Lag(oldest_unread_age(
+                        lag,
+                        &made,
+                        crate::engine::now_ms(),
+                    )));
                 }
                 None => sink.emit(EngineEvent::Broker(BrokerHealth::Unreachable(
                     "no answer to the group's offsets and watermarks".into(),
@@ -183,22 +264,30 @@ fn assign_all_at_end(reader: &BaseConsumer, topic: &str) -> bool {
 /// The prediction an output record carries, as the view shows it (its input partition and
 /// offset, not the output's).
 pub fn scored_event(payload: &[u8]) -> Option<ScoredEvent> {
+    prediction(payload).map(|(event, _)| event)
+}
+
+/// The prediction an output record carries, and its `residual` when it has one.
+fn prediction(payload: &[u8]) -> Option<(ScoredEvent, Option<f64>)> {
     let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
-    Some(ScoredEvent {
+    let event = ScoredEvent {
         partition: i32::try_from(v["partition"].as_i64()?).ok()?,
         offset: v["offset"].as_i64()?,
         event_ms: v["ts_ms"].as_i64(),
         years: v["years_experience"].as_f64()?,
         predicted: v["predicted_salary"].as_f64()?,
         salary: v["salary"].as_f64(),
+        challenger: v["challenger"]["predicted_salary"].as_f64(),
         latency_ms: v["latency_ms"].as_f64(),
         extrapolated: v["extrapolated"].as_bool().unwrap_or(false),
-    })
+    };
+    Some((event, v["residual"].as_f64()))
 }
 
 /// The group's lag on `topic`: each partition's high watermark minus the group's committed
-/// offset (or minus the low watermark where it has committed none).
-fn group_lag(group: &BaseConsumer, topic: &str) -> Option<LagByPartition> {
+/// offset (or minus the low watermark where it has committed none); and, of each partition with
+/// lag, the offset of its oldest unread record.
+fn group_lag(group: &BaseConsumer, topic: &str) -> Option<(LagByPartition, Vec<(i32, i64)>)> {
     let metadata = group.fetch_metadata(Some(topic), REQUEST_TIMEOUT).ok()?;
     let t = metadata.topics().iter().find(|t| t.name() == topic)?;
     let mut list = TopicPartitionList::new();
@@ -207,6 +296,7 @@ fn group_lag(group: &BaseConsumer, topic: &str) -> Option<LagByPartition> {
     }
     let committed = group.committed_offsets(list, REQUEST_TIMEOUT).ok()?;
     let mut partitions = Vec::new();
+    let mut unread = Vec::new();
     for element in committed.elements() {
         let (low, high) = group
             .fetch_watermarks(topic, element.partition(), REQUEST_TIMEOUT)
@@ -216,12 +306,67 @@ fn group_lag(group: &BaseConsumer, topic: &str) -> Option<LagByPartition> {
             _ => low,
         };
         partitions.push((element.partition(), (high - start).max(0)));
+        if high > start {
+            unread.push((element.partition(), start));
+        }
     }
     partitions.sort_unstable();
-    Some(LagByPartition {
-        partitions,
-        behind_ms: Vec::new(),
-    })
+    Some((
+        LagByPartition {
+            partitions,
+            behind_ms: Vec::new(),
+        },
+        unread,
+    ))
+}
+
+/// The Kafka timestamp of the record at each `(partition, offset)` of `topic` (or of the first
+/// after it, where it is gone), of those read within [`PEEK_WAIT`].
+fn timestamps_at(peek: &BaseConsumer, topic: &str, at: &[(i32, i64)]) -> BTreeMap<i32, i64> {
+    let mut made = BTreeMap::new();
+    let mut list = TopicPartitionList::new();
+    for &(p, offset) in at {
+        if list
+            .add_partition_offset(topic, p, Offset::Offset(offset))
+            .is_err()
+        {
+            return made;
+        }
+    }
+    if at.is_empty() || peek.assign(&list).is_err() {
+        return made;
+    }
+    let deadline = Instant::now() + PEEK_WAIT;
+    while made.len() < at.len() && Instant::now() < deadline {
+        if let Some(Ok(message)) = peek.poll(Duration::from_millis(20)) {
+            let asked = at.iter().find(|(p, _)| *p == message.partition());
+            // A record fetched for an earlier assignment is older than the one asked for.
+            let wanted = asked.is_some_and(|&(_, offset)| message.offset() >= offset);
+            if let (true, Some(t)) = (wanted, message.timestamp().to_millis()) {
+                made.entry(message.partition()).or_insert(t);
+            }
+        }
+    }
+    let _ = peek.unassign();
+    made
+}
+
+/// `lag` with how far behind each partition is at `now_ms`: the age of its oldest unread
+/// record, made at `made` (by partition); 0 where nothing is unread, or its age is unknown.
+pub fn oldest_unread_age(
+    lag: LagByPartition,
+    made: &BTreeMap<i32, i64>,
+    now_ms: i64,
+) -> LagByPartition {
+    let behind_ms = lag
+        .partitions
+        .iter()
+        .map(|&(p, l)| {
+            let age = made.get(&p).filter(|_| l > 0).map_or(0, |t| now_ms - t);
+            (p, age.max(0))
+        })
+        .collect();
+    LagByPartition { behind_ms, ..lag }
 }
 
 /// The group's members and the partitions of `topic` each owns, if the broker describes groups.
@@ -315,10 +460,55 @@ mod tests {
                 years: 4.7,
                 predicted: 70207.02,
                 salary: None,
+                challenger: None,
                 latency_ms: Some(2.61),
                 extrapolated: false,
             })
         );
         assert_eq!(scored_event(b"not json"), None);
+    }
+
+    #[test]
+    fn accuracy_and_latency_come_from_the_predictions_read() {
+        let labeled = br#"{"years_experience":5.0,"salary":73000.0,"predicted_salary":73042.01,"residual":-42.01,"partition":0,"offset":3,"latency_ms":2.5}"#;
+        let (event, residual) = prediction(labeled).expect("a prediction");
+        assert_eq!((event.predicted, residual), (73042.01, Some(-42.01)));
+        let mut quality = PredictionQuality::new();
+        let mut report = ScoreReport::default();
+        quality.fill(&mut report, 0.0);
+        assert_eq!((report.accuracy, report.latency), (None, None));
+        // (predicted, residual, latency): one unlabeled.
+        for (predicted, residual, latency) in [
+            (100.0, Some(10.0), 2.0),
+            (200.0, Some(-20.0), 4.0),
+            (300.0, None, 6.0),
+            (400.0, Some(0.0), 8.0),
+        ] {
+            quality.observe(predicted, residual, Some(latency), 1_000.0);
+        }
+        quality.fill(&mut report, 1_500.0);
+        let accuracy = report.accuracy.expect("accuracy of the labeled");
+        assert_eq!(accuracy.n, 3);
+        assert_eq!(accuracy.mae, 10.0);
+        assert_eq!(accuracy.rmse, (500.0f64 / 3.0).sqrt());
+        let latency = report.latency.expect("latency of all four");
+        assert_eq!(latency.count, 4);
+        assert_eq!((latency.p50_ms, latency.max_ms), (4.0, 8.0));
+        // Ten seconds on, the latency is gone and the accuracy stays.
+        quality.fill(&mut report, 11_000.0);
+        assert_eq!(report.latency, None);
+        assert_eq!(report.accuracy.map(|a| a.n), Some(3));
+    }
+
+    #[test]
+    fn a_partition_is_as_far_behind_as_its_oldest_unread_record_is_old() {
+        let lag = LagByPartition {
+            partitions: vec![(0, 4_000), (1, 0), (2, 12)],
+            behind_ms: Vec::new(),
+        };
+        let made = BTreeMap::from([(0, 1_000_000), (1, 1_090_000)]);
+        let behind = oldest_unread_age(lag, &made, 1_094_500);
+        assert_eq!(behind.behind_ms, [(0, 94_500), (1, 0), (2, 0)]);
+        assert_eq!(behind.most_behind_ms(), 94_500);
     }
 }

@@ -16,7 +16,11 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::formats::json::{self, Features};
+use crate::formats::framed::FramedDecoder;
+use crate::formats::json::{self, ExperienceEvent, Features};
+use crate::formats::record::RecordError;
+use crate::formats::registry::is_framed;
+use crate::formats::registry_client::{RegistryClient, RegistryError};
 use crate::formats::shape::EventShape;
 use crate::kafka::config::KafkaOptions;
 use crate::kafka::offset_spec::{self, OffsetSpec, ResolveError};
@@ -32,6 +36,10 @@ const STALL_LIMIT: Duration = Duration::from_secs(30);
 /// Why a backtest could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum BacktestError {
+    /// The registry could not be used (unreachable for longer than the reader waits, or
+    /// refusing it): the figures would leave its framed records out.
+    #[error("{0}; the backtest stops rather than leave framed records out")]
+    Registry(RegistryError),
     /// The consumer could not be created (a bad `-X` property, say).
     #[error("cannot create a Kafka consumer: {0}")]
     Client(KafkaError),
@@ -161,6 +169,10 @@ pub struct Scoreboard {
     bad: u64,
     scored: Vec<u64>,
     labeled: BTreeMap<i32, Vec<(Features, f64)>>,
+    /// Reads registry-framed values (`-r`).
+    framed: Option<FramedDecoder>,
+    /// The registry could not be used for that long: the figures would leave records out.
+    failure: Option<RegistryError>,
 }
 
 impl Scoreboard {
@@ -173,13 +185,37 @@ impl Scoreboard {
             records: 0,
             bad: 0,
             labeled: BTreeMap::new(),
+            framed: None,
+            failure: None,
         }
     }
 
-    /// Takes one record's value from `partition` (records of a partition in offset order).
+    /// The same scoreboard, reading values framed for a Schema Registry through `decoder`.
+    pub fn reading_framed(self, decoder: FramedDecoder) -> Self {
+        Scoreboard {
+            framed: Some(decoder),
+            ..self
+        }
+    }
+
+    /// Takes one record's value from `partition` (records of a partition in offset order). A
+    /// framed value waits for an unreachable registry, up to [`STALL_LIMIT`].
     pub fn observe(&mut self, partition: i32, value: Option<&[u8]>) {
         self.records += 1;
-        let Ok(event) = json::decode_as(&self.shape, value) else {
+        let event = match (self.framed.as_mut(), value) {
+            (Some(_), _) if self.failure.is_some() => Err(()),
+            (Some(decoder), Some(v)) if is_framed(v) => {
+                match decode_waiting(decoder, &self.shape, v) {
+                    Ok(decoded) => decoded.map_err(|_| ()),
+                    Err(e) => {
+                        self.failure = Some(e);
+                        Err(())
+                    }
+                }
+            }
+            _ => json::decode_as(&self.shape, value).map_err(|_| ()),
+        };
+        let Ok(event) = event else {
             self.bad += 1;
             return;
         };
@@ -251,13 +287,36 @@ impl Scoreboard {
     }
 }
 
-/// Reads the window `bounds` gives of `topic` at `kafka` and scores it with `models`.
+/// A framed value's event, asking an unreachable registry again (0.5 s to 5 s apart) until
+/// [`STALL_LIMIT`] has passed.
+fn decode_waiting<'v>(
+    decoder: &mut FramedDecoder,
+    shape: &EventShape,
+    value: &'v [u8],
+) -> Result<Result<ExperienceEvent<'v>, RecordError>, RegistryError> {
+    let started = Instant::now();
+    let mut retry = Duration::from_millis(500);
+    loop {
+        match decoder.decode_event(shape, value) {
+            Err(e) if e.is_retryable() && started.elapsed() + retry < STALL_LIMIT => {
+                tracing::warn!(error = %e, "registry: the backtest waits");
+                std::thread::sleep(retry);
+                retry = (retry * 2).min(Duration::from_secs(5));
+            }
+            decoded => return decoded,
+        }
+    }
+}
+
+/// Reads the window `bounds` gives of `topic` at `kafka` and scores it with `models`; values
+/// framed for a Schema Registry are read through `registry`, when given.
 pub fn run(
     kafka: &KafkaOptions,
     topic: &str,
     bounds: Bounds,
     models: Vec<Predictor>,
     shape: EventShape,
+    registry: Option<std::sync::Arc<RegistryClient>>,
 ) -> Result<Outcome, BacktestError> {
     let mut config = kafka.client_config(&[
         // The end of a partition is also where a window ends when its last offsets hold no
@@ -278,7 +337,13 @@ pub fn run(
     let consumer: BaseConsumer = config.create().map_err(BacktestError::Client)?;
     let planned = plan(&consumer, kafka, topic, bounds)?;
     let mut board = Scoreboard::new(models, shape);
+    if let Some(client) = registry {
+        board = board.reading_framed(FramedDecoder::new(client));
+    }
     let window = read(&consumer, topic, planned, &mut board)?;
+    if let Some(e) = board.failure.take() {
+        return Err(BacktestError::Registry(e));
+    }
     let (records, bad) = board.counts();
     Ok(Outcome {
         models: board.figures(),

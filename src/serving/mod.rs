@@ -3,7 +3,8 @@
 //!
 //! - [`scorer`] runs the loop on its thread; [`scoring`] scores one record with no broker.
 //! - [`scorer_setup`] holds the scorer's configuration and builds its clients from it.
-//! - [`scorer_records`] handles one record: its prediction or dead letter, to the producer.
+//! - [`scorer_records`] handles one record: its prediction or dead letter, to the producer;
+//!   [`dead_letters`] cuts a dead letter to what its topic takes.
 //! - [`scorer_report`] counts what the scorer does and reports it to the sink.
 //! - [`offsets`] tracks predictions until they are acknowledged and says which input offsets may
 //!   be committed; [`transactions`] does the same inside Kafka transactions (exactly-once).
@@ -16,6 +17,7 @@
 //! reports through [`crate::engine`]'s sinks; nothing here draws or knows the terminal.
 
 pub mod backtest;
+pub mod dead_letters;
 pub mod group;
 pub mod offsets;
 pub mod probe;

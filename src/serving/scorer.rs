@@ -59,6 +59,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// How often acknowledged offsets are stored for the next commit.
 const STORE_INTERVAL: Duration = Duration::from_millis(10);
+/// How long a stopping scorer waits for room in librdkafka's full local queue.
+const QUEUE_FULL_PATIENCE: Duration = Duration::from_secs(1);
 /// How long shutdown waits for outstanding deliveries, by default.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -235,6 +237,8 @@ pub(super) struct LoopState {
     pub(super) tally: Tally,
     /// The event time of the last record handled from each partition.
     pub(super) last_event_ms: BTreeMap<i32, i64>,
+    /// How large a dead letter the dead-letter topic takes.
+    pub(super) dead_letters: crate::serving::dead_letters::DeadLetterLimit,
     /// Watches the artifact file; `None` for the built-in artifact.
     watch: Option<ModelWatch>,
     /// When the artifact file was last checked.
@@ -371,7 +375,7 @@ impl Scorer {
         let mut batch = self.records.batch(RECORDS_PER_TAKE);
         while !stop.load(Ordering::Relaxed)
             && !state.outputs.reader_gone()
-            && self.left(&state.tally.summary) > 0
+            && self.left(&mut state.tally) > 0
             && !state.halted
         {
             self.serve_control_events(&mut state);
@@ -384,7 +388,7 @@ impl Scorer {
             #[cfg(debug_assertions)]
             if let Some(after) = self.panic_after {
                 assert!(
-                    state.tally.summary.totals.handled() < after,
+                    state.tally.handled() < after,
                     "test hook: panic after {after} records"
                 );
             }
@@ -408,7 +412,7 @@ impl Scorer {
 
     /// The loop's state at start: the models in their slots, the outputs, nothing counted yet.
     fn start_loop(&self, writer: Option<BoxedWriter>) -> Result<LoopState, ScorerError> {
-        let state = LoopState {
+        let mut state = LoopState {
             slots: Slots::new(
                 self.config.model.clone(),
                 self.config.challenger.clone(),
@@ -422,8 +426,9 @@ impl Scorer {
                 &self.config.kafka,
                 writer,
             )?,
-            tally: Tally::new(),
+            tally: Tally::new(self.transactions.clone()),
             last_event_ms: BTreeMap::new(),
+            dead_letters: Default::default(),
             watch: self.config.model_path.clone().map(ModelWatch::new),
             last_watch: Instant::now(),
             last_store: Instant::now(),
@@ -431,6 +436,9 @@ impl Scorer {
             registry: self.registry.clone().map(RegistryInput::new),
             halted: false,
         };
+        // Once stopping, a queue that stays full is a broker that takes nothing.
+        let patience = QUEUE_FULL_PATIENCE.min(self.config.shutdown_flush);
+        state.outputs.give_up_after(&self.stop, patience);
         if let Some(registry) = &state.registry {
             self.sink.emit(EngineEvent::Registry(registry.status()));
         }
@@ -443,9 +451,9 @@ impl Scorer {
     }
 
     /// Records still to handle before `--count` is reached (`usize::MAX` without one).
-    fn left(&self, summary: &ScorerSummary) -> usize {
+    fn left(&self, tally: &mut Tally) -> usize {
         self.config.max_records.map_or(usize::MAX, |m| {
-            usize::try_from(m.saturating_sub(summary.totals.handled())).unwrap_or(usize::MAX)
+            usize::try_from(m.saturating_sub(tally.handled())).unwrap_or(usize::MAX)
         })
     }
 
@@ -463,7 +471,7 @@ impl Scorer {
             };
             match result {
                 // Past --count it is left unstored, for the next run.
-                Ok(_) if self.left(&state.tally.summary) == 0 => {}
+                Ok(_) if self.left(&mut state.tally) == 0 => {}
                 // Published at once: the next poll may serve a rebalance, which must find
                 // every handled record handed to the producer (and, exactly-once, inside the
                 // transaction it commits).
@@ -532,11 +540,8 @@ impl Scorer {
     /// one, handles them, and hands their predictions to the producer.
     fn score_batch(&self, batch: &mut Batch, state: &mut LoopState) {
         // The consumer's non-empty callback ends this wait when a control event arrives.
-        self.records.take(
-            batch,
-            self.poll_wait(state),
-            self.left(&state.tally.summary),
-        );
+        self.records
+            .take(batch, self.poll_wait(state), self.left(&mut state.tally));
         if batch.is_empty() {
             return;
         }
@@ -591,7 +596,10 @@ impl Scorer {
         match &self.transactions {
             // Offsets go with each transaction, committed once per interval.
             Some(t) => {
-                if now.duration_since(state.last_store) >= t.interval {
+                // At `--count`, at once: an abort then leaves records to score again in this run.
+                if now.duration_since(state.last_store) >= t.interval
+                    || self.left(&mut state.tally) == 0
+                {
                     state.last_store = now;
                     if t.commit(&self.producer, &self.consumer, &self.config.input_topic)
                         .is_err()

@@ -7,9 +7,8 @@
 //! waits on that record, retrying: no good record becomes a dead letter for it, and nothing is
 //! committed past it.
 
-use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,16 +16,19 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::BaseRecord;
 
 use crate::engine::{EngineEvent, RegistryStatus, ScoredEvent};
+use crate::formats::avro::{AvroPrediction, PredictionSchema};
+use crate::formats::framed::FramedDecoder;
 use crate::formats::json::{BadRecord, ExperienceEvent, Prediction};
 use crate::formats::record::{CompiledSchema, RecordError};
 use crate::formats::registry::{is_framed, split_header, SchemaId, SchemaKind};
 use crate::formats::registry_client::{RegistryClient, RegistryError};
 use crate::formats::shape::EventShape;
-use crate::kafka::delivery::{Outgoing, TopicBatcher};
+use crate::kafka::delivery::{GiveUp, Outgoing, TopicBatcher};
 use crate::kafka::intake::Record;
 use crate::model::Predictor;
 use crate::serving::offsets::{lock, pack, unpack, DeliveryContext, ScoringProducer};
 use crate::serving::scorer::{BoxedWriter, LoopState, Scorer};
+use crate::serving::scorer_setup::{AvroOutput, PredictionOutput};
 use crate::serving::scoring::{self, dead_letter_headers, latency_ms, Scored};
 
 /// The first wait before asking an unreachable registry again; each wait doubles, up to
@@ -40,8 +42,7 @@ const WAIT_SLICE: Duration = Duration::from_millis(20);
 /// What the scorer thread keeps of the registry: the client (which fetches each id once), each
 /// id's schema compiled once, and what it last told its sink.
 pub(super) struct RegistryInput {
-    client: Arc<RegistryClient>,
-    compiled: HashMap<SchemaId, Result<Arc<CompiledSchema>, RecordError>>,
+    decoder: FramedDecoder,
     status: RegistryStatus,
     /// The format and schema of the latest framed record.
     latest: Option<(SchemaKind, SchemaId)>,
@@ -56,8 +57,7 @@ impl RegistryInput {
                 input: None,
                 unreachable: None,
             },
-            client,
-            compiled: HashMap::new(),
+            decoder: FramedDecoder::new(client),
             latest: None,
         }
     }
@@ -65,27 +65,6 @@ impl RegistryInput {
     /// What the sink is told: the URL, the latest format, whether it can be reached.
     pub(super) fn status(&self) -> RegistryStatus {
         self.status.clone()
-    }
-
-    /// The compiled schema of `id`, or why a record framed with it is bad (an id the registry
-    /// does not know, a type or schema that cannot be decoded); an error when the registry
-    /// cannot be used now. A schema is compiled once; an unknown id is asked again later (the
-    /// client waits [`crate::formats::registry_client::NOT_FOUND_TTL`] between asks).
-    fn schema(
-        &mut self,
-        id: SchemaId,
-    ) -> Result<Result<Arc<CompiledSchema>, RecordError>, RegistryError> {
-        if let Some(compiled) = self.compiled.get(&id) {
-            return Ok(compiled.clone());
-        }
-        match self.client.schema(id) {
-            Ok(schema) => {
-                let compiled = CompiledSchema::compile(&schema).map(Arc::new);
-                self.compiled.insert(id, compiled.clone());
-                Ok(compiled)
-            }
-            Err(e) => e.record_error().map(Err).ok_or(e),
-        }
     }
 
     /// Notes a framed record of `kind` and `id`; the status to tell when that is news.
@@ -181,10 +160,19 @@ impl Pending {
     }
 }
 
+/// The Avro schema predictions of the serving model are written with, and its id.
+struct AvroEncoding {
+    shape: EventShape,
+    schema: Arc<PredictionSchema>,
+    id: SchemaId,
+}
+
 /// Where the scorer's predictions go: the output topic, in batches, and the prediction writer.
 pub(super) struct Outputs {
-    /// The latest prediction as JSON, when it is not published.
+    /// The latest prediction as JSON, when it is not published as JSON.
     json: Vec<u8>,
+    /// `--output-format avro`: the serving model's prediction schema, once known.
+    avro: Option<AvroEncoding>,
     /// Publishes predictions in batches; `None` without an output topic.
     batcher: Option<TopicBatcher<DeliveryContext>>,
     /// Predictions handled and not yet handed to the producer.
@@ -193,6 +181,8 @@ pub(super) struct Outputs {
     writer: Option<BoxedWriter>,
     /// The writer's reader went away: stop as if asked to.
     reader_gone: bool,
+    /// When a dead letter stops waiting for room in a full local queue.
+    give_up: Option<GiveUp>,
 }
 
 impl Outputs {
@@ -213,11 +203,22 @@ impl Outputs {
         }
         Ok(Outputs {
             json: Vec::with_capacity(256),
+            avro: None,
             batcher,
             pending: Pending::default(),
             writer,
             reader_gone: false,
+            give_up: None,
         })
+    }
+
+    /// Stops waiting for room in a full local queue once `stop` is set and the queue has stayed
+    /// full for `patience`: what is not handed over then is refused, never acknowledged.
+    pub(super) fn give_up_after(&mut self, stop: &Arc<AtomicBool>, patience: Duration) {
+        if let Some(batcher) = self.batcher.as_mut() {
+            batcher.give_up_after(stop.clone(), patience);
+        }
+        self.give_up = Some(GiveUp::after(stop.clone(), patience));
     }
 
     /// Whether the writer's reader went away (`| head`), so that the scorer stops.
@@ -243,6 +244,13 @@ impl Scorer {
         now_ms: f64,
         state: &mut LoopState,
     ) -> ControlFlow<()> {
+        if let PredictionOutput::Avro(avro) = &self.config.output {
+            let shape = state.slots.shape();
+            let known = |a: &AvroEncoding| a.shape == *shape;
+            if state.outputs.batcher.is_some() && !state.outputs.avro.as_ref().is_some_and(known) {
+                self.output_schema_waiting(avro, state)?;
+            }
+        }
         if state.registry.is_some() && record.payload.is_some_and(is_framed) {
             return self.handle_framed(record, now_ms, state);
         }
@@ -311,7 +319,7 @@ impl Scorer {
                     url: String::new(),
                 }));
             };
-            let error = match registry.schema(id) {
+            let error = match registry.decoder.schema(id) {
                 Ok(found) => {
                     if let Some(status) = registry.reached() {
                         self.sink.emit(EngineEvent::Registry(status));
@@ -326,6 +334,45 @@ impl Scorer {
                 // What was scored before this record goes out while it waits.
                 self.publish(&mut state.outputs);
             }
+            self.wait_for_registry(retry, state)?;
+            retry = (retry * 2).min(LAST_RETRY);
+        }
+    }
+
+    /// Makes the serving model's prediction schema the one predictions are written with: the
+    /// one registered at start, or else one registered now, waiting (as for an input schema)
+    /// while the registry cannot take it. Breaks when asked to stop meanwhile.
+    fn output_schema_waiting(&self, avro: &AvroOutput, state: &mut LoopState) -> ControlFlow<()> {
+        let shape = state.slots.shape().clone();
+        if shape == avro.shape {
+            state.outputs.avro = Some(AvroEncoding {
+                shape,
+                schema: avro.schema.clone(),
+                id: avro.id,
+            });
+            return ControlFlow::Continue(());
+        }
+        let mut retry = FIRST_RETRY;
+        loop {
+            match avro.register_another(&shape) {
+                Ok((schema, id)) => {
+                    tracing::info!(%id, subject = %avro.subject, "prediction schema registered");
+                    if let Some(status) = state.registry.as_mut().and_then(RegistryInput::reached) {
+                        self.sink.emit(EngineEvent::Registry(status));
+                    }
+                    state.outputs.avro = Some(AvroEncoding { shape, schema, id });
+                    return ControlFlow::Continue(());
+                }
+                Err(crate::serving::scorer_setup::OutputSchemaError::Registry(error)) => {
+                    if let Some(status) = state.registry.as_mut().and_then(|r| r.lost(&error)) {
+                        tracing::warn!(%error, "registry: predictions wait");
+                        self.sink.emit(EngineEvent::Registry(status));
+                    }
+                }
+                Err(error) => tracing::error!(%error, "predictions wait"),
+            }
+            // What was scored with the previous model goes out while this waits.
+            self.publish(&mut state.outputs);
             self.wait_for_registry(retry, state)?;
             retry = (retry * 2).min(LAST_RETRY);
         }
@@ -402,6 +449,7 @@ impl Scorer {
             years: plotted,
             predicted: scored.predicted,
             salary: scored.event.label,
+            challenger: challenger_predicted,
             latency_ms,
             extrapolated: scored.extrapolated,
         });
@@ -418,7 +466,23 @@ impl Scorer {
         now_ms: f64,
         outputs: &mut Outputs,
     ) {
-        let json: &[u8] = if outputs.batcher.is_some() {
+        let json: &[u8] = if let (Some(_), Some(avro)) = (&outputs.batcher, &outputs.avro) {
+            outputs.pending.push(key, input, |out| {
+                if let Err(e) = avro
+                    .schema
+                    .encode(avro.id, &AvroPrediction::of(prediction), out)
+                {
+                    // Not for a schema of the serving model's fields (`handle` makes sure).
+                    tracing::error!(error = %e, "avro prediction written as JSON");
+                    prediction.write_json(out);
+                }
+            });
+            outputs.json.clear();
+            if outputs.writer.is_some() {
+                prediction.write_json(&mut outputs.json);
+            }
+            &outputs.json
+        } else if outputs.batcher.is_some() {
             // Tracked and published with the rest of the batch, by `publish`.
             outputs.pending.push(key, input, |out| {
                 prediction.write_json(out);
@@ -457,16 +521,30 @@ impl Scorer {
         if let Some(t) = &self.transactions {
             t.handled(partition, offset);
         }
+        let topic = &self.config.dlq_topic;
+        let mut headers = dead_letter_headers(record, &reason);
+        // Cut to what the topic takes, if need be: a refused dead letter would block scoring.
+        let payload = record.payload.map(|value| {
+            let (kept, with) = state.dead_letters.fit(
+                &self.config.kafka,
+                topic,
+                record.key,
+                value,
+                headers.clone(),
+            );
+            headers = with;
+            kept
+        });
         let mut out: BaseRecord<'_, [u8], [u8], usize> =
-            BaseRecord::with_opaque_to(&self.config.dlq_topic, pack(partition, offset))
-                .headers(dead_letter_headers(record, &reason));
-        if let Some(payload) = record.payload {
+            BaseRecord::with_opaque_to(topic, pack(partition, offset)).headers(headers);
+        if let Some(payload) = payload {
             out = out.payload(payload);
         }
         if let Some(key) = record.key {
             out = out.key(key);
         }
-        if let Err(e) = self.producer.send_waiting(out) {
+        let give_up = state.outputs.give_up.as_ref();
+        if let Err(e) = self.producer.send_waiting(out, give_up) {
             self.failed(partition, offset, &e);
         }
         state.tally.bad(class, reason);
@@ -502,6 +580,10 @@ impl Scorer {
             tracing::debug!(%error, partition, offset, "produce");
         } else {
             tracing::error!(%error, partition, offset, "produce");
+        }
+        // Its offset is in the open transaction: committed without it, the record would be lost.
+        if let Some(t) = &self.transactions {
+            t.must_abort(format!("a record was not handed to the producer: {error}"));
         }
         self.failures.fetch_add(1, Ordering::Relaxed);
     }

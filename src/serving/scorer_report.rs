@@ -9,13 +9,19 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::Consumer;
 
 use crate::engine::{EngineEvent, ScoreReport, ScoredEvent};
+use crate::observe::metrics::BadByClass;
 use crate::serving::offsets::{lock, OffsetTracker};
 use crate::serving::scorer::{LoopState, Scorer, ScorerSummary};
+use crate::serving::transactions::Transactions;
 
 /// How often the scorer reports to its sink.
 const REPORT_INTERVAL: Duration = Duration::from_millis(50);
 
 /// What the scorer counted since its last report and since the start, and when it last reported.
+///
+/// Exactly-once, a record counts once its transaction commits: until then its counts are held,
+/// and an aborted transaction's are dropped, so that the records it consumed, scored again after
+/// the rewind, are counted once.
 pub(super) struct Tally {
     /// What happened since the last report.
     report: ScoreReport,
@@ -25,26 +31,55 @@ pub(super) struct Tally {
     reported_failures: u64,
     /// When the last report went out.
     last_report: Instant,
+    /// Exactly-once: the transactions whose outcome settles the held counts.
+    transactions: Option<Arc<Transactions>>,
+    /// Exactly-once: counts of the records handled since the last transaction ended.
+    held: Held,
+    /// The transactions' `(committed, aborted)` when the held counts were last settled.
+    settled_at: (u64, u64),
+}
+
+/// Counts of records whose transaction has not ended yet.
+#[derive(Debug, Default, PartialEq)]
+struct Held {
+    scored: u64,
+    extrapolated: u64,
+    bad: u64,
+    bad_by_class: BadByClass,
 }
 
 impl Tally {
-    /// Nothing counted yet.
-    pub(super) fn new() -> Self {
+    /// Nothing counted yet; exactly-once, counts wait for the outcome of their transaction in
+    /// `transactions`.
+    pub(super) fn new(transactions: Option<Arc<Transactions>>) -> Self {
         Tally {
             report: ScoreReport::default(),
             summary: ScorerSummary::default(),
             reported_failures: 0,
             last_report: Instant::now(),
+            settled_at: transactions.as_ref().map_or((0, 0), |t| t.counts()),
+            transactions,
+            held: Held::default(),
         }
+    }
+
+    /// Records handled so far, those of the open transaction included: what `--count` counts.
+    /// An aborted transaction's no longer count: they are consumed again.
+    pub(super) fn handled(&mut self) -> u64 {
+        self.settle();
+        self.summary.totals.handled() + self.held.scored + self.held.bad
     }
 
     /// Counts a record that scored, and keeps it among the recent ones.
     pub(super) fn scored(&mut self, event: ScoredEvent) {
-        self.summary.totals.scored += 1;
-        self.summary.totals.extrapolated += u64::from(event.extrapolated);
+        let extrapolated = u64::from(event.extrapolated);
+        if self.settle() {
+            self.held.scored += 1;
+            self.held.extrapolated += extrapolated;
+        } else {
+            self.add(1, extrapolated);
+        }
         let report = &mut self.report;
-        report.scored += 1;
-        report.extrapolated += u64::from(event.extrapolated);
         report.recent.push(event);
         if report.recent.len() >= 2 * ScoreReport::RECENT {
             report.recent.drain(..ScoreReport::RECENT);
@@ -58,11 +93,51 @@ impl Tally {
 
     /// Counts a record sent to the dead-letter topic, of `class`, for `reason`.
     pub(super) fn bad(&mut self, class: &'static str, reason: String) {
-        self.summary.totals.bad += 1;
-        let report = &mut self.report;
-        report.bad += 1;
-        *report.bad_by_class.entry(class).or_default() += 1;
-        report.last_bad = Some(reason);
+        if self.settle() {
+            self.held.bad += 1;
+            *self.held.bad_by_class.entry(class).or_default() += 1;
+        } else {
+            self.add_bad(1, &BadByClass::from([(class, 1)]));
+        }
+        self.report.last_bad = Some(reason);
+    }
+
+    /// Exactly-once: if a transaction ended since the last call, counts the held records when it
+    /// committed and drops them when it was aborted (they are consumed and counted again).
+    /// Returns whether counts are held (exactly-once). Every record is counted after its own
+    /// `Transactions::handled` and settles first, and only the scorer thread ends transactions,
+    /// so at most one transaction with records ends between two calls: the held records' own.
+    pub(super) fn settle(&mut self) -> bool {
+        let Some(outcomes) = self.transactions.as_ref().map(|t| t.counts()) else {
+            return false;
+        };
+        if outcomes != self.settled_at {
+            let committed = outcomes.0 > self.settled_at.0;
+            self.settled_at = outcomes;
+            let held = std::mem::take(&mut self.held);
+            if committed {
+                self.add(held.scored, held.extrapolated);
+                self.add_bad(held.bad, &held.bad_by_class);
+            } else if held != Held::default() {
+                tracing::debug!(?held, "an aborted transaction's records are counted again");
+            }
+        }
+        true
+    }
+
+    fn add(&mut self, scored: u64, extrapolated: u64) {
+        self.summary.totals.scored += scored;
+        self.summary.totals.extrapolated += extrapolated;
+        self.report.scored += scored;
+        self.report.extrapolated += extrapolated;
+    }
+
+    fn add_bad(&mut self, bad: u64, by_class: &BadByClass) {
+        self.summary.totals.bad += bad;
+        self.report.bad += bad;
+        for (class, n) in by_class {
+            *self.report.bad_by_class.entry(class).or_default() += n;
+        }
     }
 }
 
@@ -129,6 +204,7 @@ impl Scorer {
             return;
         }
         self.emit_model_events(state.slots.apply_policy(crate::engine::now_ms()));
+        state.tally.settle();
         let failures = self.failures.load(Ordering::Relaxed);
         state.tally.report.delivery_errors = failures - state.tally.reported_failures;
         state.tally.reported_failures = failures;
@@ -145,6 +221,8 @@ impl Scorer {
     pub(super) fn final_report(&self, mut state: LoopState) -> ScorerSummary {
         state.outputs.flush_writer();
         let tally = &mut state.tally;
+        // The shutdown commit has ended the last transaction.
+        tally.settle();
         tally.summary.totals.delivery_errors = self.failures.load(Ordering::Relaxed);
         tally.report.delivery_errors =
             tally.summary.totals.delivery_errors - tally.reported_failures;

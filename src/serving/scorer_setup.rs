@@ -14,6 +14,11 @@ use rdkafka::producer::Producer;
 use rdkafka::Offset;
 
 use crate::engine::SharedSink;
+use crate::formats::avro::PredictionSchema;
+use crate::formats::record::RecordError;
+use crate::formats::registry::{SchemaId, SchemaKind};
+use crate::formats::registry_client::{RegistryClient, RegistryError};
+use crate::formats::shape::EventShape;
 use crate::kafka::config::KafkaOptions;
 use crate::kafka::intake::{RecordQueue, Waker};
 use crate::kafka::offset_spec::OffsetSpec;
@@ -64,6 +69,84 @@ pub struct ScorerConfig {
     /// How long stopping waits for outstanding predictions to be acknowledged; what is not is
     /// consumed again by the next run (whose offsets were not committed past it).
     pub shutdown_flush: Duration,
+    /// How predictions are written to the output topic: JSON, or Avro for a registry.
+    pub output: PredictionOutput,
+}
+
+/// How predictions are written to the output topic (`--output-format`).
+#[derive(Debug, Clone, Default)]
+pub enum PredictionOutput {
+    /// One JSON object a record.
+    #[default]
+    Json,
+    /// Avro framed for the registry, the schema registered at start.
+    Avro(Arc<AvroOutput>),
+}
+
+/// `--output-format avro`: where prediction schemas are registered, and the one registered at
+/// start for the serving model. A model of other fields served later (a reloaded artifact) has
+/// its schema registered under the same subject when its first prediction is written.
+#[derive(Debug)]
+pub struct AvroOutput {
+    /// The registry.
+    pub client: Arc<RegistryClient>,
+    /// `<output-topic>-value` (the TopicNameStrategy).
+    pub subject: String,
+    /// The fields of the model it was registered for.
+    pub shape: EventShape,
+    /// The schema registered for it.
+    pub schema: Arc<PredictionSchema>,
+    /// The id the registry gave it.
+    pub id: SchemaId,
+}
+
+/// Why a prediction schema could not be registered.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputSchemaError {
+    /// The model's fields make no Avro schema.
+    #[error("prediction schema: {0}")]
+    Schema(#[from] RecordError),
+    /// The registry did not take it.
+    #[error("prediction schema: {0}")]
+    Registry(#[from] RegistryError),
+}
+
+impl AvroOutput {
+    /// Registers the prediction schema of `shape` under `<topic>-value`.
+    pub fn register(
+        client: Arc<RegistryClient>,
+        topic: &str,
+        shape: &EventShape,
+    ) -> Result<AvroOutput, OutputSchemaError> {
+        let subject = format!("{topic}-value");
+        let (schema, id) = register_schema(&client, &subject, shape)?;
+        Ok(AvroOutput {
+            client,
+            subject,
+            shape: shape.clone(),
+            schema,
+            id,
+        })
+    }
+
+    /// Registers the prediction schema of another `shape` under the same subject.
+    pub fn register_another(
+        &self,
+        shape: &EventShape,
+    ) -> Result<(Arc<PredictionSchema>, SchemaId), OutputSchemaError> {
+        register_schema(&self.client, &self.subject, shape)
+    }
+}
+
+fn register_schema(
+    client: &RegistryClient,
+    subject: &str,
+    shape: &EventShape,
+) -> Result<(Arc<PredictionSchema>, SchemaId), OutputSchemaError> {
+    let features: Vec<&str> = shape.features().iter().map(|f| f.field.as_str()).collect();
+    let schema = PredictionSchema::new(shape.label(), &features)?;
+    let id = client.register(subject, SchemaKind::Avro, schema.text())?;
+    Ok((Arc::new(schema), id))
 }
 
 /// The scorer's clients, created, and the consumer subscribed.

@@ -7,6 +7,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use rand_distr::{Distribution, Normal, StandardNormal};
 
+use crate::formats::event_schema::EventSchema;
 use crate::model::{Artifact, Predictor};
 
 /// Share of events with one feature drawn beyond its training range.
@@ -43,6 +44,8 @@ pub struct ModelEvents {
     /// `,"label":`
     label_key: Vec<u8>,
     labels: Option<ModelLabels>,
+    /// Writes events for a Schema Registry instead of as JSON (`produce --format`).
+    framed: Option<EventSchema>,
 }
 
 impl ModelEvents {
@@ -75,6 +78,15 @@ impl ModelEvents {
                 noise_sd: artifact.rmse,
                 drift,
             }),
+            framed: None,
+        }
+    }
+
+    /// The same events written in `schema` (Avro or Protobuf, registered) instead of JSON.
+    pub fn framed(self, schema: EventSchema) -> Self {
+        ModelEvents {
+            framed: Some(schema),
+            ..self
         }
     }
 
@@ -101,7 +113,7 @@ impl ModelEvents {
         })
     }
 
-    /// Appends the event `id` of time `ts_ms` as JSON to `buf`, drawn with `rng`; `row` is
+    /// Appends the event `id` of time `ts_ms` as JSON (or framed, see [`ModelEvents::framed`]) to `buf`, drawn with `rng`; `row` is
     /// scratch space.
     pub fn append(
         &self,
@@ -112,6 +124,10 @@ impl ModelEvents {
         ts_ms: i64,
     ) {
         let label = self.draw(rng, row);
+        if let Some(schema) = &self.framed {
+            schema.append(id, row, ts_ms, label, buf);
+            return;
+        }
         let mut digits = itoa::Buffer::new();
         buf.extend_from_slice(br#"{"id":"#);
         buf.extend_from_slice(digits.format(id).as_bytes());

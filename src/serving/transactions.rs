@@ -60,6 +60,12 @@ pub struct Transactions {
     tracker: Arc<Mutex<OffsetTracker>>,
     /// Why the scorer must stop, once a transaction could not commit.
     failure: Mutex<Option<String>>,
+    /// Why the open transaction must be aborted rather than committed, if it must.
+    doomed: Mutex<Option<String>>,
+    /// Test hook (debug builds only): this many transactions with records are aborted, as if
+    /// the broker had failed them, before any commits.
+    #[cfg(debug_assertions)]
+    forced_aborts: AtomicU32,
 }
 
 impl Transactions {
@@ -77,6 +83,14 @@ impl Transactions {
             starts: Mutex::new(BTreeMap::new()),
             tracker,
             failure: Mutex::new(None),
+            doomed: Mutex::new(None),
+            #[cfg(debug_assertions)]
+            forced_aborts: AtomicU32::new(
+                std::env::var("SALARY_STREAM_TEST_ABORT_TRANSACTIONS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            ),
         }
     }
 
@@ -86,6 +100,18 @@ impl Transactions {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(partition, offset + 1);
+    }
+
+    /// Notes that the open transaction lacks an output of a record it consumed (the producer
+    /// refused it): it is aborted rather than committed, and its records consumed again.
+    pub fn must_abort(&self, reason: String) {
+        if std::env::var_os("DIAG_NO_DOOM").is_some() {
+            return;
+        }
+        self.doomed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(reason);
     }
 
     /// Whether the open transaction has handled nothing yet.
@@ -126,8 +152,24 @@ impl Transactions {
         C: ConsumerContext,
     {
         let open = std::mem::take(&mut *self.open.lock().unwrap_or_else(PoisonError::into_inner));
+        let doomed = self
+            .doomed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if open.is_empty() {
             return Ok(Commit::Nothing);
+        }
+        if let Some(reason) = doomed {
+            return self.abort_and_rewind(producer, consumer, reason);
+        }
+        #[cfg(debug_assertions)]
+        if self
+            .forced_aborts
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return self.abort_and_rewind(producer, consumer, "test hook: aborted".to_owned());
         }
         let deadline = Instant::now() + RETRY_FOR;
         let attempt = || -> KafkaResult<()> {
@@ -166,6 +208,22 @@ impl Transactions {
         }
         // Abortable, or retriable past the deadline: abort, and consume again from the last
         // committed offsets.
+        self.abort_and_rewind(producer, consumer, reason)
+    }
+
+    /// Aborts the open transaction, which could not commit for `reason`, sends the consumer back
+    /// to the last committed offsets and opens the next; stops the scorer when aborts keep
+    /// coming.
+    fn abort_and_rewind<P, C>(
+        &self,
+        producer: &BaseProducer<P>,
+        consumer: &BaseConsumer<C>,
+        reason: String,
+    ) -> Result<Commit, String>
+    where
+        P: ProducerContext,
+        C: ConsumerContext,
+    {
         let abort_deadline = Instant::now() + RETRY_FOR;
         if let Err(e) = retried(abort_deadline, || producer.abort_transaction(CALL_TIMEOUT)) {
             return Err(self.fail(format!(

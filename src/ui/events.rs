@@ -1,8 +1,10 @@
 //! The table of recent events, newest first.
 //!
 //! Each column is as wide as its widest cell, so no value is ever cut; when the table is narrower
-//! than all of them, whole columns go, least important first: residual, latency, partition/offset,
-//! time. The plotted feature (years in the demo) and the prediction always stay.
+//! than all of them, whole columns go, least important first: label, residual, latency,
+//! partition/offset, time, challenger. The plotted feature (years in the demo) and the prediction
+//! always stay. The challenger's column is there while one is loaded or its predictions are shown,
+//! the label's while a labeled event is.
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -11,7 +13,7 @@ use ratatui::widgets::{Block, Cell, Row, Table};
 use ratatui::Frame;
 
 use super::fit;
-use crate::app::App;
+use crate::app::{App, Axes};
 use crate::engine::{clock, ScoredEvent};
 
 /// The table's columns, in the order drawn.
@@ -21,25 +23,34 @@ enum Column {
     Offset,
     Years,
     Predicted,
+    Challenger,
     Latency,
+    Label,
     Residual,
 }
 
+/// Cells of one row, in [`Column::DRAWN`] order.
+type Cells = [String; 8];
+
 impl Column {
-    const DRAWN: [Column; 6] = [
+    const DRAWN: [Column; 8] = [
         Column::Time,
         Column::Offset,
         Column::Years,
         Column::Predicted,
+        Column::Challenger,
         Column::Latency,
+        Column::Label,
         Column::Residual,
     ];
     /// The order columns are given up in as the table narrows.
-    const GIVEN_UP: [Column; 4] = [
+    const GIVEN_UP: [Column; 6] = [
+        Column::Label,
         Column::Residual,
         Column::Latency,
         Column::Offset,
         Column::Time,
+        Column::Challenger,
     ];
 
     /// Where the column is in [`Column::DRAWN`], and so in a row's cells.
@@ -47,14 +58,17 @@ impl Column {
         Column::DRAWN.iter().position(|&d| d == self).unwrap_or(0)
     }
 
-    /// The column's heading; `feature` names the plotted feature's (`years` in the demo).
-    fn header(self, feature: &str) -> String {
+    /// The column's heading; `axes` name the plotted feature's and the label's (`years` and
+    /// `salary` in the demo).
+    fn header(self, axes: &Axes) -> String {
         match self {
             Column::Time => "time (UTC)",
             Column::Offset => "p/offset",
-            Column::Years => return feature.to_owned(),
+            Column::Years => return axes.x.clone(),
             Column::Predicted => "predicted",
+            Column::Challenger => "challenger",
             Column::Latency => "ms",
+            Column::Label => return axes.y.clone(),
             Column::Residual => "resid",
         }
         .to_owned()
@@ -65,16 +79,25 @@ impl Column {
 pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let view = app.view();
     let visible = usize::from(area.height.saturating_sub(3));
-    let rows: Vec<(bool, [String; 6])> = view
-        .recent
+    let latest = view.recent.iter().rev().take(visible);
+    let challenged = app.challenger().is_some() || latest.clone().any(|e| e.challenger.is_some());
+    let rows: Vec<(bool, Cells)> = latest.map(|e| (e.extrapolated, cells(e))).collect();
+    let axes = &app.setup().axes;
+    let widths = widths(&rows, axes);
+    let labeled = rows
         .iter()
-        .rev()
-        .take(visible)
-        .map(|e| (e.extrapolated, cells(e)))
-        .collect();
-    let feature = &app.setup().axes.x;
-    let widths = widths(&rows, feature);
-    let shown = shown(&widths, usize::from(area.width.saturating_sub(2)));
+        .any(|(_, cells)| !cells[Column::Label.index()].is_empty());
+    let mut candidates = Column::DRAWN.to_vec();
+    candidates.retain(|&c| match c {
+        Column::Challenger => challenged,
+        Column::Label => labeled,
+        _ => true,
+    });
+    let shown = shown(
+        candidates,
+        &widths,
+        usize::from(area.width.saturating_sub(2)),
+    );
     let table_rows = rows.into_iter().map(|(extrapolated, cells)| {
         let row = Row::new(shown.iter().map(|&c| cell(cells[c.index()].clone(), c)));
         if extrapolated {
@@ -83,7 +106,7 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
             row
         }
     });
-    let header = Row::new(shown.iter().map(|&c| cell(c.header(feature), c)))
+    let header = Row::new(shown.iter().map(|&c| cell(c.header(axes), c)))
         .style(Style::new().add_modifier(Modifier::BOLD));
     let constraints: Vec<Constraint> = shown
         .iter()
@@ -110,35 +133,37 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
 }
 
 /// One event's cells, in [`Column::DRAWN`] order.
-fn cells(e: &ScoredEvent) -> [String; 6] {
+fn cells(e: &ScoredEvent) -> Cells {
     [
         e.event_ms.map_or_else(|| "-".to_owned(), clock),
         format!("{}/{}", e.partition, e.offset),
         format!("{:.1}{}", e.years, if e.extrapolated { "*" } else { "" }),
         format!("{:.2}", e.predicted),
+        e.challenger.map_or_else(String::new, |c| format!("{c:.2}")),
         e.latency_ms
             .map_or_else(|| "-".to_owned(), |l| format!("{l:.1}")),
+        e.salary.map_or_else(String::new, |s| format!("{s:.2}")),
         e.salary
             .map_or_else(String::new, |s| format!("{:+.0}", s - e.predicted)),
     ]
 }
 
 /// Each column's width: its widest cell or its header, in [`Column::DRAWN`] order.
-fn widths(rows: &[(bool, [String; 6])], feature: &str) -> Vec<usize> {
+fn widths(rows: &[(bool, Cells)], axes: &Axes) -> Vec<usize> {
     let widest = |i: usize| {
         rows.iter()
             .map(|(_, cells)| cells[i].chars().count())
-            .chain([Column::DRAWN[i].header(feature).chars().count()])
+            .chain([Column::DRAWN[i].header(axes).chars().count()])
             .max()
             .unwrap_or(0)
     };
     (0..Column::DRAWN.len()).map(widest).collect()
 }
 
-/// The columns that fit `inner` columns of text, whole, giving them up in [`Column::GIVEN_UP`]
-/// order; none if even the last two do not fit.
-fn shown(widths: &[usize], inner: usize) -> Vec<Column> {
-    let mut shown = Column::DRAWN.to_vec();
+/// Of `candidates`, the columns that fit `inner` columns of text, whole, giving them up in
+/// [`Column::GIVEN_UP`] order; none if even the feature and the prediction do not fit.
+fn shown(candidates: Vec<Column>, widths: &[usize], inner: usize) -> Vec<Column> {
+    let mut shown = candidates;
     let needed = |shown: &[Column]| {
         shown.iter().map(|c| widths[c.index()]).sum::<usize>() + shown.len().saturating_sub(1)
     };

@@ -2,9 +2,11 @@
 //! record health.
 //!
 //! Panels keep their order on screen; when the column is too short for all of them, whole panels
-//! go, least important first: predicted salaries, accuracy, records, latency, lag (throughput
-//! stays). Every line is built from whole fields ([`fit`]), and each sparkline is scaled to its
-//! own window's range, which its panel prints.
+//! go, least important first: predicted values, records, latency, lag, accuracy (throughput
+//! stays). Rows beyond what the kept panels need are dealt out among them, one at a time, most
+//! important first, so taller sparklines fill a tall column. Every line is built from whole
+//! fields ([`fit`]), and each sparkline is scaled to its own window's range, which its panel
+//! prints.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style, Stylize};
@@ -39,13 +41,14 @@ impl Panel {
         Panel::Lag,
         Panel::Records,
     ];
-    /// Most important first: the order panels are kept in as the column shortens.
+    /// Most important first: the order panels are kept in as the column shortens. A model
+    /// dashboard without its accuracy is not one: it goes only before throughput.
     const KEPT: [Panel; 6] = [
         Panel::Throughput,
+        Panel::Accuracy,
         Panel::Lag,
         Panel::Latency,
         Panel::Records,
-        Panel::Accuracy,
         Panel::Salaries,
     ];
 
@@ -58,40 +61,36 @@ impl Panel {
     }
 }
 
-/// The panels that fit `height` rows, in the order drawn.
-fn panels_for(height: u16) -> Vec<Panel> {
+/// The panels that fit `height` rows and the rows each gets, in the order drawn: each its own
+/// height, and the rows left over dealt out one at a time in [`Panel::KEPT`] order, so the
+/// column ends where the screen does.
+fn panels_for(height: u16) -> Vec<(Panel, u16)> {
     let mut left = height;
-    let mut kept = Vec::new();
+    let mut kept: Vec<(Panel, u16)> = Vec::new();
     for panel in Panel::KEPT {
         if panel.height() > left {
             break;
         }
         left -= panel.height();
-        kept.push(panel);
+        kept.push((panel, panel.height()));
+    }
+    if !kept.is_empty() {
+        for i in (0..kept.len()).cycle().take(usize::from(left)) {
+            kept[i].1 += 1;
+        }
     }
     Panel::DRAWN
         .into_iter()
-        .filter(|p| kept.contains(p))
+        .filter_map(|p| kept.iter().find(|(k, _)| *k == p).copied())
         .collect()
 }
 
 /// Draws the right column.
 pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let panels = panels_for(area.height);
-    let constraints: Vec<Constraint> = panels
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            // The last panel takes what is left, so the column ends where the screen does.
-            if i + 1 == panels.len() {
-                Constraint::Min(p.height())
-            } else {
-                Constraint::Length(p.height())
-            }
-        })
-        .collect();
+    let constraints = panels.iter().map(|&(_, rows)| Constraint::Length(rows));
     let areas = Layout::vertical(constraints).split(area);
-    for (panel, &rect) in panels.iter().zip(areas.iter()) {
+    for ((panel, _), &rect) in panels.iter().zip(areas.iter()) {
         match panel {
             Panel::Throughput => render_throughput(frame, rect, app),
             Panel::Salaries => render_salaries(frame, rect, app),
@@ -418,18 +417,18 @@ fn seconds(ms: i64) -> String {
 fn render_lag(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let v = app.view();
     let inner = panel(frame, area, &lag_titles(app.assigned()), Style::new());
+    if v.lag.partitions.is_empty() {
+        // No partition, no lag: bars of it would be made up.
+        let waiting = vec![Field::new(vec![label("no partitions assigned yet")])];
+        text_then_chart(frame, inner, vec![waiting], None);
+        return;
+    }
     let history: Vec<u64> = v.lag_history.iter().copied().collect();
     let (bars, max, range) = scaled(&history, inner.width);
-    let lines = if v.lag.partitions.is_empty() {
-        vec![vec![Field::new(vec![label("no partitions assigned yet")])]]
-    } else {
-        let mut lines = vec![lag_summary(&v.lag, range), lag_by_partition(&v.lag)];
-        let members = group_members(app.members());
-        if !members.is_empty() {
-            lines.push(members);
-        }
-        lines
-    };
+    let mut lines = vec![lag_summary(&v.lag, range), lag_by_partition(&v.lag)];
+    if let Some(members) = app.members() {
+        lines.push(group_members(members));
+    }
     text_then_chart(frame, inner, lines, Some((bars, max, Color::Yellow)));
 }
 
@@ -493,32 +492,40 @@ fn lag_by_partition(lag: &LagByPartition) -> Vec<Field<'static>> {
         .collect()
 }
 
-/// The watched group's members and the partitions each owns; without the host when there is
-/// no room.
+/// The watched group's members and the partitions each owns, as one field: every member with
+/// its host, or every member without, or how many there are; never some of them.
 fn group_members(members: &[GroupMember]) -> Vec<Field<'static>> {
-    members
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
+    if members.is_empty() {
+        return vec![Field::new(vec![label("no members")])];
+    }
+    let listed = |with_host: bool| -> Vec<Span<'static>> {
+        let mut spans = Vec::new();
+        for (i, m) in members.iter().enumerate() {
             let owned: Vec<String> = m.partitions.iter().map(i32::to_string).collect();
             let owned = if owned.is_empty() {
                 "-".to_owned()
             } else {
                 owned.join(",")
             };
-            let gap = if i > 0 { "  " } else { "" };
-            Field::new(vec![
-                Span::raw(gap),
-                Span::raw(format!("{}@{} ", m.client_id, m.host)).dim(),
-                Span::raw(owned.clone()),
-            ])
-            .or(vec![
-                Span::raw(gap),
-                Span::raw(format!("{} ", m.client_id)).dim(),
-                Span::raw(owned),
-            ])
-        })
-        .collect()
+            let name = if with_host {
+                format!("{}@{} ", m.client_id, m.host)
+            } else {
+                format!("{} ", m.client_id)
+            };
+            if i > 0 {
+                spans.push(Span::raw("  "));
+            }
+            spans.extend([Span::raw(name).dim(), Span::raw(owned)]);
+        }
+        spans
+    };
+    let count = match members.len() {
+        1 => "1 member".to_owned(),
+        n => format!("{n} members"),
+    };
+    vec![Field::new(listed(true))
+        .or(listed(false))
+        .or(vec![Span::raw(count)])]
 }
 
 fn render_records(frame: &mut Frame<'_>, area: Rect, app: &App) {
@@ -575,4 +582,46 @@ fn wrap_words(text: &str, width: usize) -> Vec<String> {
         }
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accuracy_is_the_last_panel_to_go_but_throughput() {
+        use Panel::*;
+        // 80x24: 18 rows for the column.
+        assert_eq!(
+            panels_for(18),
+            [(Throughput, 6), (Accuracy, 6), (Lag, 6)],
+            "spare rows are dealt out, most important first"
+        );
+        assert_eq!(panels_for(10), [(Throughput, 5), (Accuracy, 5)]);
+        assert_eq!(panels_for(9), [(Throughput, 9)]);
+        assert_eq!(panels_for(4), []);
+        assert_eq!(
+            panels_for(29),
+            [
+                (Throughput, 5),
+                (Salaries, 5),
+                (Accuracy, 5),
+                (Latency, 5),
+                (Lag, 5),
+                (Records, 4)
+            ]
+        );
+        // 200x50: 44 rows, 15 of them spare.
+        assert_eq!(
+            panels_for(44),
+            [
+                (Throughput, 8),
+                (Salaries, 7),
+                (Accuracy, 8),
+                (Latency, 7),
+                (Lag, 8),
+                (Records, 6)
+            ]
+        );
+    }
 }

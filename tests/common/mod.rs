@@ -897,3 +897,19 @@ pub fn published_ids(
 pub fn missing(seen: &std::collections::BTreeSet<u64>, n: u64) -> Vec<u64> {
     (0..n).filter(|i| !seen.contains(i)).collect()
 }
+
+/// Runs the binary to completion with extra environment variables; returns (exit code, stdout,
+/// stderr).
+pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(root())
+        .output()
+        .expect("run salary-stream");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
