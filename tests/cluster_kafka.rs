@@ -179,7 +179,10 @@ fn cluster_at_least_once_scoring_loses_nothing_when_an_output_leader_is_sigkille
 /// transactions around the kill (its stats line stays at `N transactions, 0 aborted` for minutes
 /// while `brokers 3/3` is still shown, so its loop is blocked, not its consumer), and the output
 /// lacks thousands of ids. Seen at this commit with and without the day's exactly-once changes;
-/// six runs of 93bcf41 passed. Run it alone, repeatedly, to see it:
+/// six runs of 93bcf41 passed. A stack of the stuck scorer (gdb, `thread apply all bt`): its
+/// thread waits in librdkafka's `rd_kafka_send_offsets_to_transaction`, in `rd_kafka_txn_op_req0`
+/// with no timeout (`timeout_ms=-1`) for a reply the producer's idle main thread never sends;
+/// `Transactions::commit`'s `CALL_TIMEOUT` never comes into play. Run it alone, repeatedly:
 /// `for i in $(seq 10); do cargo test --test cluster_kafka -- --ignored exactly_once_holds; done`.
 #[test]
 #[ignore = "exactly-once stalls after a leader kill about one run in four: see the comment"]
