@@ -214,7 +214,7 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
         &connection.kafka.bootstrap,
     ));
     let metrics = start_metrics_said(&args.kafka, &model.artifact.version, !args.no_output)?;
-    let mode = delivery_mode(&args.kafka, connection.embedded.is_some());
+    let mode = crate::runtime::delivery_mode(&args.kafka, connection.embedded.is_some());
     let (stats, events) = StatsPrinter::start(tally.clone(), scored_line(mode));
     let writer = (!args.quiet).then(|| Box::new(NdjsonStdout::default()) as BoxedWriter);
     let (registry, output) = scorer_registry(
@@ -290,24 +290,8 @@ fn start_metrics_said(
     Ok(metrics.map(|(m, _)| m))
 }
 
-/// How predictions are delivered, as the stats line names it.
-fn delivery_mode(args: &KafkaArgs, embedded: bool) -> String {
-    if args.exactly_once {
-        format!(
-            "exactly-once every {}{}",
-            crate::runtime::seconds_text(args.transaction_interval),
-            if embedded {
-                " (embedded broker: within this run only)"
-            } else {
-                ""
-            }
-        )
-    } else {
-        "at-least-once".to_owned()
-    }
-}
-
-/// `score`'s stats line, given the seconds since the last one; `mode` is [`delivery_mode`].
+/// `score`'s stats line, given the seconds since the last one; `mode` is
+/// [`crate::runtime::delivery_mode`].
 fn scored_line(mode: String) -> impl FnMut(&Tally, f64) -> Option<String> + Send + 'static {
     let mut previous = 0;
     move |t, secs| {

@@ -146,52 +146,16 @@ fn import(args: &ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What `import` wrapped: the model's file and ops, one line per feature, the fit.
+/// What `import` wrapped: the ONNX file and its ops, one line per feature.
 fn print_onnx(a: &Artifact) {
     let model::ModelKind::Onnx(onnx) = &a.kind else {
         return;
     };
-    let width = a
-        .features
-        .iter()
-        .map(|f| f.column.chars().count() + 2)
-        .fold(10, usize::max);
-    let renamed = a.features.iter().any(|f| f.field != f.column);
-    let row = |label: &str, value: String| println!("{label:<width$}{value}");
-    row("model", a.version.clone());
-    row("rows", a.training_rows.to_string());
-    row(
-        "target",
-        if a.target.field == a.target.column {
-            a.target.column.clone()
-        } else {
-            format!("{} (label field {})", a.target.column, a.target.field)
-        },
-    );
     let ops = onnx
         .loaded
         .as_ref()
         .map_or_else(String::new, |g| g.predictor.op_types().join(", "));
-    row("onnx", format!("{} ({ops})", onnx.file));
-    row(
-        "feature",
-        if renamed {
-            "range              field"
-        } else {
-            "range"
-        }
-        .into(),
-    );
-    for f in &a.features {
-        let range = format!("{} to {}", f.range.min, f.range.max);
-        let field = if renamed { f.field.as_str() } else { "" };
-        row(
-            &f.column,
-            format!("{range:<19}{field}").trim_end().to_owned(),
-        );
-    }
-    row("r2", format!("{:.6}", a.r2));
-    row("rmse", figure(a.rmse));
+    print_features(a, Some(format!("{} ({ops})", onnx.file)), None);
 }
 
 /// What `train` fitted: a line as it always has been, else one line per feature.
@@ -209,7 +173,15 @@ fn print_artifact(a: &Artifact) {
         );
         return;
     }
-    let Some(linear) = a.linear() else { return };
+    if let Some(linear) = a.linear() {
+        print_features(a, None, Some(linear));
+    }
+}
+
+/// An artifact of many features as a table: its version, rows and target, the `onnx` file when
+/// given, a line per feature (its coefficient for a linear model, its range, and its field when
+/// any is renamed), the intercept of a linear model, R² and RMSE.
+fn print_features(a: &Artifact, onnx: Option<String>, linear: Option<&model::LinearModel>) {
     let width = a
         .features
         .iter()
@@ -227,23 +199,35 @@ fn print_artifact(a: &Artifact) {
             format!("{} (label field {})", a.target.column, a.target.field)
         },
     );
-    let header = if renamed {
-        "coefficient    range              field"
-    } else {
-        "coefficient    range"
-    };
-    row("feature", header.into());
-    for (f, c) in a.features.iter().zip(&linear.coefficients) {
+    if let Some(onnx) = onnx {
+        row("onnx", onnx);
+    }
+    let header = format!(
+        "{}range{}",
+        if linear.is_some() {
+            "coefficient    "
+        } else {
+            ""
+        },
+        if renamed { "              field" } else { "" }
+    );
+    row("feature", header);
+    for (i, f) in a.features.iter().enumerate() {
+        let coefficient = linear
+            .and_then(|l| l.coefficients.get(i))
+            .map_or_else(String::new, |c| format!("{:<15}", figure(*c)));
         let range = format!("{} to {}", f.range.min, f.range.max);
         let field = if renamed { f.field.as_str() } else { "" };
         row(
             &f.column,
-            format!("{:<15}{range:<19}{field}", figure(*c))
+            format!("{coefficient}{range:<19}{field}")
                 .trim_end()
                 .to_owned(),
         );
     }
-    row("intercept", figure(linear.intercept));
+    if let Some(linear) = linear {
+        row("intercept", figure(linear.intercept));
+    }
     row("r2", format!("{:.6}", a.r2));
     row("rmse", figure(a.rmse));
 }

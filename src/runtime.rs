@@ -433,6 +433,23 @@ pub fn cut_reason<T>(ending: &Ending<T>, bound: Duration) -> Option<String> {
     }
 }
 
+/// How predictions are delivered, as `score`'s stats line and the dashboard's header name it.
+pub fn delivery_mode(args: &KafkaArgs, embedded: bool) -> String {
+    if args.exactly_once {
+        format!(
+            "exactly-once every {}{}",
+            seconds_text(args.transaction_interval),
+            if embedded {
+                " (embedded broker: within this run only)"
+            } else {
+                ""
+            }
+        )
+    } else {
+        "at-least-once".to_owned()
+    }
+}
+
 /// `5 s`, `0.5 s`.
 pub fn seconds_text(d: Duration) -> String {
     let s = d.as_secs_f64();

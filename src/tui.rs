@@ -436,19 +436,7 @@ fn dash_setup(
             y: artifact.target.field.clone(),
         },
         rate: args.rate,
-        delivery: if args.kafka.exactly_once {
-            format!(
-                "exactly-once every {}{}",
-                seconds_text(args.kafka.transaction_interval),
-                if connection.embedded.is_some() {
-                    " (embedded broker: within this run only)"
-                } else {
-                    ""
-                }
-            )
-        } else {
-            "at-least-once".to_owned()
-        },
+        delivery: crate::runtime::delivery_mode(&args.kafka, connection.embedded.is_some()),
         metrics_address,
         topics_note: (!created.is_empty()).then(|| {
             format!(

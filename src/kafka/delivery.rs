@@ -293,35 +293,6 @@ fn log_level(level: i32) -> RDKafkaLogLevel {
     }
 }
 
-/// `topic`'s `max.message.bytes` (its own, else the broker's default), from the admin API within
-/// `timeout`: the largest record batch the broker takes for it. `None` when the broker does not
-/// say.
-pub fn max_message_bytes(
-    kafka: &KafkaOptions,
-    topic: &str,
-    timeout: Duration,
-) -> KafkaResult<Option<usize>> {
-    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
-    use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = kafka
-        .client_config(&[("allow.auto.create.topics", "false")])
-        .create()?;
-    let options = AdminOptions::new().request_timeout(Some(timeout));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| KafkaError::AdminOpCreation(e.to_string()))?;
-    let results =
-        runtime.block_on(admin.describe_configs(&[ResourceSpecifier::Topic(topic)], &options))?;
-    Ok(results
-        .into_iter()
-        .flatten()
-        .flat_map(|resource| resource.entries)
-        .find(|entry| entry.name == "max.message.bytes")
-        .and_then(|entry| entry.value)
-        .and_then(|v| v.parse().ok()))
-}
-
 /// librdkafka's "no partition chosen: let the partitioner pick" (`RD_KAFKA_PARTITION_UA`).
 const ANY_PARTITION: i32 = -1;
 

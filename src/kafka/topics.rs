@@ -186,26 +186,48 @@ pub fn shrunk_isr<C: ClientContext>(
 
 /// The topic's `min.insync.replicas` (its own, else the broker's default), from the admin API.
 pub fn min_insync_replicas(kafka: &KafkaOptions, topic: &str) -> Result<usize, KafkaError> {
+    let value = topic_config(kafka, topic, "min.insync.replicas", REQUEST_TIMEOUT)?;
+    // A broker that does not say: Kafka's default.
+    Ok(value.and_then(|v| v.parse().ok()).unwrap_or(1))
+}
+
+/// `topic`'s `max.message.bytes` (its own, else the broker's default), from the admin API within
+/// `timeout`: the largest record batch the broker takes for it. `None` when the broker does not
+/// say.
+pub fn max_message_bytes(
+    kafka: &KafkaOptions,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Option<usize>, KafkaError> {
+    let value = topic_config(kafka, topic, "max.message.bytes", timeout)?;
+    Ok(value.and_then(|v| v.parse().ok()))
+}
+
+/// The value of `topic`'s configuration entry `name` (its own, else the broker's default), from
+/// the admin API within `timeout`; `None` when the broker does not say.
+fn topic_config(
+    kafka: &KafkaOptions,
+    topic: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<Option<String>, KafkaError> {
     use rdkafka::admin::ResourceSpecifier;
     let admin: AdminClient<DefaultClientContext> = kafka
         .client_config(&[("allow.auto.create.topics", "false")])
         .create()?;
-    let options = AdminOptions::new().request_timeout(Some(REQUEST_TIMEOUT));
+    let options = AdminOptions::new().request_timeout(Some(timeout));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| KafkaError::AdminOpCreation(e.to_string()))?;
     let results =
         runtime.block_on(admin.describe_configs(&[ResourceSpecifier::Topic(topic)], &options))?;
-    let value = results
+    Ok(results
         .into_iter()
         .flatten()
         .flat_map(|resource| resource.entries)
-        .find(|entry| entry.name == "min.insync.replicas")
-        .and_then(|entry| entry.value)
-        .and_then(|v| v.parse().ok());
-    // A broker that does not say: Kafka's default.
-    Ok(value.unwrap_or(1))
+        .find(|entry| entry.name == name)
+        .and_then(|entry| entry.value))
 }
 
 /// The line that says a topic is missing, and what to do about it.

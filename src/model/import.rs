@@ -7,13 +7,11 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::artifact::{
-    hex, onnx_version_id, Artifact, Feature, FeatureRange, LoadedOnnx, ModelKind, OnnxModel, Target,
-};
+use super::artifact::{hex, onnx_version_id, Artifact, Feature, LoadedOnnx, ModelKind, OnnxModel};
 use super::error::ModelError;
 use super::linear::fit_metrics;
 use super::onnx::{OnnxError, OnnxPredictor};
-use super::train::{read_training_set, TrainSpec};
+use super::train::{described, read_training_set, TrainSpec};
 
 /// What `import` made: the artifact, and what it left out.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,31 +62,7 @@ pub fn import(
     }
     let metrics = fit_metrics(&set.y.to_vec(), predicted);
 
-    let nf = n as f64;
-    let features: Vec<Feature> = set
-        .features
-        .iter()
-        .zip(set.x.columns())
-        .map(|(c, values)| {
-            // As `train` describes its features, so both kinds of artifact read the same.
-            let mean = values.sum() / nf;
-            let variance = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / nf;
-            Feature {
-                column: c.column.clone(),
-                field: c.field.clone(),
-                range: FeatureRange {
-                    min: values.iter().copied().fold(f64::INFINITY, f64::min),
-                    max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-                },
-                mean: Some(mean),
-                std: Some(variance.sqrt()),
-            }
-        })
-        .collect();
-    let target = Target {
-        column: set.target.column.clone(),
-        field: set.target.field.clone(),
-    };
+    let (features, target) = described(&set);
     let file = match out.file_stem().and_then(|s| s.to_str()) {
         Some(stem) if !stem.is_empty() => format!("{stem}.onnx"),
         _ => {

@@ -377,16 +377,11 @@ fn check_fittable(path: &Path, x: &Array2<f64>, features: &[Column]) -> Result<(
     Ok(())
 }
 
-/// Fits ordinary least squares on an in-memory set; `data_sha256` names where the rows came from.
-pub fn train_set(set: &TrainingSet, data_sha256: &str) -> Result<Artifact, ModelError> {
-    let model = fit_ols(&set.x, &set.y)?;
-    let y = set.y.to_vec();
-    let metrics = fit_metrics(
-        &y,
-        set.x.rows().into_iter().map(|r| model.predict(&r.to_vec())),
-    );
+/// The features of `set` as an artifact records them (column, field, range, mean and population
+/// standard deviation), and its target: what `train` and `import` both write.
+pub(super) fn described(set: &TrainingSet) -> (Vec<Feature>, Target) {
     let n = set.y.len() as f64;
-    let features: Vec<Feature> = set
+    let features = set
         .features
         .iter()
         .zip(set.x.columns())
@@ -409,6 +404,18 @@ pub fn train_set(set: &TrainingSet, data_sha256: &str) -> Result<Artifact, Model
         column: set.target.column.clone(),
         field: set.target.field.clone(),
     };
+    (features, target)
+}
+
+/// Fits ordinary least squares on an in-memory set; `data_sha256` names where the rows came from.
+pub fn train_set(set: &TrainingSet, data_sha256: &str) -> Result<Artifact, ModelError> {
+    let model = fit_ols(&set.x, &set.y)?;
+    let y = set.y.to_vec();
+    let metrics = fit_metrics(
+        &y,
+        set.x.rows().into_iter().map(|r| model.predict(&r.to_vec())),
+    );
+    let (features, target) = described(set);
     Ok(Artifact {
         version: version_id(data_sha256, &features, &target, &model),
         features,

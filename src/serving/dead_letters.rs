@@ -44,7 +44,7 @@ impl DeadLetterLimit {
     pub fn bytes(&mut self, kafka: &KafkaOptions, topic: &str) -> usize {
         if self.asked.is_none_or(|at| at.elapsed() >= ASK_EVERY) {
             self.asked = Some(Instant::now());
-            match crate::kafka::delivery::max_message_bytes(kafka, topic, ASK_TIMEOUT) {
+            match crate::kafka::topics::max_message_bytes(kafka, topic, ASK_TIMEOUT) {
                 Ok(found) => self.topic_limit = found,
                 Err(e) => tracing::debug!(error = %e, topic, "max.message.bytes"),
             }

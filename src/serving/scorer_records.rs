@@ -18,14 +18,13 @@ use rdkafka::producer::BaseRecord;
 use crate::engine::{EngineEvent, RegistryStatus, ScoredEvent};
 use crate::formats::avro::{AvroPrediction, PredictionSchema};
 use crate::formats::framed::FramedDecoder;
-use crate::formats::json::{BadRecord, ExperienceEvent, Prediction};
+use crate::formats::json::Prediction;
 use crate::formats::record::{CompiledSchema, RecordError};
 use crate::formats::registry::{is_framed, split_header, SchemaId, SchemaKind};
 use crate::formats::registry_client::{RegistryClient, RegistryError};
 use crate::formats::shape::EventShape;
 use crate::kafka::delivery::{GiveUp, Outgoing, TopicBatcher};
 use crate::kafka::intake::Record;
-use crate::model::Predictor;
 use crate::serving::offsets::{lock, pack, unpack, DeliveryContext, ScoringProducer};
 use crate::serving::scorer::{BoxedWriter, LoopState, Scorer};
 use crate::serving::scorer_setup::{AvroOutput, PredictionOutput};
@@ -94,27 +93,6 @@ impl RegistryInput {
         self.status.unreachable.take()?;
         Some(self.status())
     }
-}
-
-/// Scores a decoded `event` of `record` with `predictor`, as [`scoring::score`] does a JSON one.
-fn score_event<'a>(
-    event: ExperienceEvent<'a>,
-    record: &Record<'a>,
-    predictor: &Predictor,
-    shape: &EventShape,
-) -> Result<Scored<'a>, BadRecord> {
-    let predicted = predictor.predict(&event.features);
-    if !predicted.is_finite() {
-        return Err(BadRecord::NonFinitePrediction(
-            shape.describe(&event.features),
-        ));
-    }
-    Ok(Scored {
-        extrapolated: predictor.extrapolated(&event.features),
-        event_ms: event.ts_ms.or(record.timestamp_ms),
-        predicted,
-        event,
-    })
 }
 
 /// Predictions waiting to be handed to the producer together: their bytes (key, then value) in one
@@ -291,7 +269,7 @@ impl Scorer {
         }
         let shape = state.slots.shape();
         let scored = match schema.decode_event(shape, body) {
-            Ok(event) => score_event(event, &record, state.slots.serving(), shape)
+            Ok(event) => scoring::score_event(event, &record, state.slots.serving(), shape)
                 .map_err(|bad| (bad.class(), bad.to_string())),
             Err(bad) => Err((bad.class(), bad.to_string())),
         };

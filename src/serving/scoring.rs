@@ -44,6 +44,17 @@ pub fn score<'a>(
     shape: &EventShape,
 ) -> Result<Scored<'a>, BadRecord> {
     let event = json::decode_as(shape, record.payload)?;
+    score_event(event, record, predictor, shape)
+}
+
+/// Scores an `event` of `record` already decoded (from JSON, or through a registry's schema)
+/// with `predictor`; a prediction that is not finite says for which values of `shape`.
+pub fn score_event<'a>(
+    event: ExperienceEvent<'a>,
+    record: &Record<'a>,
+    predictor: &Predictor,
+    shape: &EventShape,
+) -> Result<Scored<'a>, BadRecord> {
     let predicted = predictor.predict(&event.features);
     if !predicted.is_finite() {
         return Err(BadRecord::NonFinitePrediction(
