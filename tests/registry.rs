@@ -929,10 +929,13 @@ fn avro_event_named(name: &str) -> String {
     AVRO_EVENT.replace("\"ExperienceEvent\"", &format!("\"{name}\""))
 }
 
-/// Registers the three event schemas, in order: ids 1, 2 and 3 in a fresh registry.
-fn register_three(url: &str) {
+/// Registers the four event schemas, in order: ids 1 to 4 in a fresh registry.
+fn register_four(url: &str) {
     let client = client(url);
-    for (n, name) in ["EventOne", "EventTwo", "EventThree"].iter().enumerate() {
+    for (n, name) in ["EventOne", "EventTwo", "EventThree", "EventFour"]
+        .iter()
+        .enumerate()
+    {
         let id = client
             .register(
                 &format!("{name}-value"),
@@ -979,12 +982,25 @@ fn predicted_ids(scorer: &common::Child) -> Vec<String> {
         .collect()
 }
 
+/// Lines of `scorer`'s stderr that begin with `prefix`.
+fn said(scorer: &common::Child, prefix: &str) -> usize {
+    scorer
+        .stderr_lines()
+        .iter()
+        .filter(|l| l.starts_with(prefix))
+        .count()
+}
+
 #[test]
 fn a_registry_that_goes_away_holds_records_back_without_dead_letters_and_scoring_resumes() {
-    let registry = Registry::start(&[]);
+    // The registry keeps its schemas in a database file, as a production one does: stopped and
+    // started again, it answers for the same ids.
+    let data = tempfile::tempdir().expect("a temp dir");
+    let data = data.path().to_str().expect("a UTF-8 path").to_owned();
+    let registry = Registry::start(&["--data", &data]);
     let url = registry.url.clone();
     let port = registry.port();
-    register_three(&url);
+    register_four(&url);
     let (_broker, b) = common::broker_process(1);
     let scorer = || common::Child::spawn(&["score", "-b", &b, "-r", &url, "-g", "outage"]);
     let mut first = scorer();
@@ -994,10 +1010,9 @@ fn a_registry_that_goes_away_holds_records_back_without_dead_letters_and_scoring
         out.len() == 10
     });
 
-    // The registry stops answering (its JVM paused: an in-memory registry started again would
-    // answer "not found" for the ids until they are registered again, a race with the scorer's
-    // retry): schema 2 cannot be fetched, so its first record waits, and the plain JSON behind
-    // it in the partition waits too. Nothing is dead-lettered.
+    // The registry stops answering (its JVM paused): schema 2 cannot be fetched, so its first
+    // record waits, and the plain JSON behind it in the partition waits too. Nothing is
+    // dead-lettered.
     let jvm = registry.jvm_pid();
     signal("STOP", jvm);
     let (values, ids) = batch(2, 10);
@@ -1020,24 +1035,21 @@ fn a_registry_that_goes_away_holds_records_back_without_dead_letters_and_scoring
         "nothing scored past the waiting record"
     );
 
-    // Back, with the same ids: the same scorer goes on by itself.
+    // Back: the same scorer goes on by itself.
     signal("CONT", jvm);
     first.wait_for("batch 2 scored", Duration::from_secs(60), |out, _| {
         out.len() == 20
     });
-    assert!(
-        first
-            .stderr_lines()
-            .contains(&format!("registry reachable again at {url}")),
-        "{:?}",
-        first.stderr_lines()
+    assert_eq!(
+        said(&first, &format!("registry reachable again at {url}")),
+        1
     );
 
-    // Away again, with batch 3 waiting: a quit while waiting is prompt, and commits nothing
-    // past the waiting record, so the next run scores batch 3.
+    // Stopped for real and started again on its port with its database: the same scorer
+    // scores the batch that waited, by itself.
     registry.stop();
     let (values, ids) = batch(3, 10);
-    want.extend(ids.clone());
+    want.extend(ids);
     common::produce_all(&b, "experience-events", &values);
     first.wait_for("unreachable again", Duration::from_secs(30), |_, err| {
         err.iter()
@@ -1045,6 +1057,34 @@ fn a_registry_that_goes_away_holds_records_back_without_dead_letters_and_scoring
             .count()
             == 2
     });
+    assert_eq!(predicted_ids(&first).len(), 20, "batch 3 waits");
+    let registry = Registry::start(&["--port", &port, "--data", &data]);
+    first.wait_for(
+        "batch 3 scored after the restart",
+        Duration::from_secs(60),
+        |out, _| out.len() == 30,
+    );
+    assert_eq!(
+        said(&first, &format!("registry reachable again at {url}")),
+        2
+    );
+
+    // Away again, with batch 4 waiting: a quit while waiting is prompt, and commits nothing
+    // past the waiting record, so the next run scores batch 4.
+    registry.stop();
+    let (values, ids) = batch(4, 10);
+    want.extend(ids.clone());
+    common::produce_all(&b, "experience-events", &values);
+    first.wait_for(
+        "unreachable a third time",
+        Duration::from_secs(30),
+        |_, err| {
+            err.iter()
+                .filter(|l| l.starts_with("registry UNREACHABLE: "))
+                .count()
+                == 3
+        },
+    );
     let began = Instant::now();
     first.signal("TERM");
     assert!(
@@ -1058,18 +1098,17 @@ fn a_registry_that_goes_away_holds_records_back_without_dead_letters_and_scoring
         began.elapsed()
     );
     let mut seen = predicted_ids(&first);
-    assert_eq!(seen.len(), 20);
+    assert_eq!(seen.len(), 30);
 
-    let _registry = Registry::start(&["--port", &port]);
-    register_three(&url);
+    let _registry = Registry::start(&["--port", &port, "--data", &data]);
     let second = scorer();
-    second.wait_for("batch 3 scored", Duration::from_secs(60), |out, _| {
+    second.wait_for("batch 4 scored", Duration::from_secs(60), |out, _| {
         out.len() >= 10
     });
     let again = predicted_ids(&second);
     assert!(
         ids.iter().all(|id| again.contains(id)),
-        "batch 3 scored by the second run: {again:?}"
+        "batch 4 scored by the second run: {again:?}"
     );
     seen.extend(again);
     seen.sort();
