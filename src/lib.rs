@@ -8,6 +8,7 @@
 pub mod app;
 pub mod backtest;
 pub mod cli;
+pub mod dash_feed;
 pub mod engine;
 pub mod formats;
 pub mod headless;

@@ -9,6 +9,7 @@ use salary_stream::cli::{Cli, Command, ImportArgs, PredictArgs, ScoreArgs, Train
 use salary_stream::kafka::properties::SettingsError;
 use salary_stream::kafka::secrets::redact_text;
 use salary_stream::model::{self, Artifact, ModelError};
+use salary_stream::serving::scorer::ScorerError;
 use salary_stream::{backtest, headless, runtime, tui};
 
 fn main() -> ExitCode {
@@ -87,6 +88,11 @@ fn main() -> ExitCode {
             // A settings file or argument that cannot be used is a usage error, as clap's are.
             if e.downcast_ref::<SettingsError>().is_some() {
                 ExitCode::from(2)
+            } else if let Some(ScorerError::Stuck(_) | ScorerError::Resumable(_)) =
+                e.downcast_ref::<ScorerError>()
+            {
+                // Not a failure of the run's input: a supervisor starts it again.
+                ExitCode::from(salary_stream::serving::call_watch::RESTART_EXIT_CODE)
             } else {
                 ExitCode::FAILURE
             }

@@ -1,7 +1,6 @@
 //! The dashboard runtime: terminal set-up and restore, one event loop merging frames, keys,
 //! engine events and signals, and the effects `App::update` asks for.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,12 +10,12 @@ use ratatui::crossterm::event::{
     Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
 };
 use ratatui::DefaultTerminal;
-use tokio::sync::mpsc;
 
 use crate::app::{App, Effect, Message, Setup};
 use crate::cli::DashArgs;
+use crate::dash_feed::{next_second, slot_from, EngineEvents};
+use crate::engine::EngineEvent;
 use crate::engine::SharedSink;
-use crate::engine::{EngineEvent, EventSink};
 use crate::model::Artifact;
 use crate::observe::metrics::Metrics;
 use crate::observe::watch::{self, WatchConfig, WatchHandle};
@@ -32,8 +31,6 @@ use crate::ui;
 
 /// How long quitting waits for the embedded broker's acknowledgements.
 const EMBEDDED_SHUTDOWN_FLUSH: Duration = Duration::from_millis(100);
-/// Capacity of the engine-to-view channel for per-record samples, in reports.
-const SAMPLE_CAPACITY: usize = 256;
 
 /// Takes the terminal (raw mode, alternate screen) with ratatui's own set-up, whose panic hook
 /// restores it. A panic on an engine thread is that thread's to report (the scorer and the
@@ -50,84 +47,6 @@ fn take_terminal() -> DefaultTerminal {
         }
     }));
     terminal
-}
-
-/// The dashboard's sink. Per-record samples (scoring reports, lag) go through a bounded channel
-/// and what does not fit is counted, never blocked on; every other event is a change of state
-/// (assignment, model, broker health, a stopped thread) and goes through an unbounded one, so it
-/// always arrives.
-/// Each event numbered as emitted, so the two channels are merged back into one order (a report
-/// made before a model swap must not be applied after it).
-struct ChannelSink {
-    samples: mpsc::Sender<(u64, EngineEvent)>,
-    changes: mpsc::UnboundedSender<(u64, EngineEvent)>,
-    dropped: Arc<AtomicU64>,
-    sequence: AtomicU64,
-}
-
-impl EventSink for ChannelSink {
-    fn emit(&self, event: EngineEvent) {
-        let n = self.sequence.fetch_add(1, Ordering::Relaxed);
-        match event {
-            EngineEvent::Scored(_) | EngineEvent::Lag(_) => {
-                if self.samples.try_send((n, event)).is_err() {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            // Fails only once the view is gone, when nobody is left to tell.
-            change => {
-                let _ = self.changes.send((n, change));
-            }
-        }
-    }
-}
-
-/// The receiving ends of [`ChannelSink`], drained once per frame.
-struct EngineEvents {
-    samples: mpsc::Receiver<(u64, EngineEvent)>,
-    changes: mpsc::UnboundedReceiver<(u64, EngineEvent)>,
-    dropped: Arc<AtomicU64>,
-}
-
-impl EngineEvents {
-    fn channel() -> (Arc<ChannelSink>, EngineEvents) {
-        let (samples_tx, samples) = mpsc::channel(SAMPLE_CAPACITY);
-        let (changes_tx, changes) = mpsc::unbounded_channel();
-        let dropped = Arc::new(AtomicU64::new(0));
-        let sink = ChannelSink {
-            samples: samples_tx,
-            changes: changes_tx,
-            dropped: dropped.clone(),
-            sequence: AtomicU64::new(0),
-        };
-        (
-            Arc::new(sink),
-            EngineEvents {
-                samples,
-                changes,
-                dropped,
-            },
-        )
-    }
-
-    /// Every event waiting, as messages, in the order they were emitted.
-    fn drain(&mut self, mut apply: impl FnMut(Message)) {
-        let mut waiting = Vec::new();
-        while let Ok(event) = self.changes.try_recv() {
-            waiting.push(event);
-        }
-        while let Ok(event) = self.samples.try_recv() {
-            waiting.push(event);
-        }
-        waiting.sort_unstable_by_key(|(n, _)| *n);
-        for (_, event) in waiting {
-            apply(Message::Engine(event));
-        }
-        let lost = self.dropped.swap(0, Ordering::Relaxed);
-        if lost > 0 {
-            apply(Message::Dropped(lost));
-        }
-    }
 }
 
 /// Maps a key to a message.
@@ -498,6 +417,9 @@ struct View {
     last_drawn_ms: Option<u64>,
     /// A key changed the state since the last frame.
     dirty: bool,
+    /// The last frame's drain found engine events: until one finds none, frames come at the
+    /// frame rate rather than on an event's arrival, so a busy view wakes once a frame.
+    busy: bool,
 }
 
 impl View {
@@ -516,6 +438,7 @@ impl View {
             frames_drawn: 0,
             last_drawn_ms: None,
             dirty: false,
+            busy: false,
         }
     }
 
@@ -534,18 +457,35 @@ impl View {
         }
     }
 
-    /// Drains the engine's events and draws one frame, if anything can have changed: an event
-    /// came, a key was pressed, or a new second began (the throughput's buckets roll once a
+    /// Drains the engine's events and draws one frame, if anything changed: an event changed the
+    /// state, a key was pressed, or a new second began (the throughput's buckets roll once a
     /// second). An idle dashboard draws once a second, not at the frame rate.
     fn draw(&mut self, engine: Option<&Engine>) -> anyhow::Result<()> {
         let mut messages = Vec::new();
         self.events.drain(|m| messages.push(m));
+        self.busy = !messages.is_empty();
         let now = self.started.elapsed().as_millis() as u64;
         let same_second = self
             .last_drawn_ms
             .is_some_and(|last| last / 1000 == now / 1000);
-        if messages.is_empty() && !self.dirty && same_second {
-            return Ok(());
+        if !self.dirty && same_second {
+            if messages.is_empty() {
+                return Ok(());
+            }
+            // Status reports come whether or not anything changed (the producer's a few times a
+            // second, the probe's every second): a frame only if one changed the state. The
+            // screen is drawn from the state alone, so an unchanged state is an unchanged screen.
+            // Scoring reports always change it, so a busy dashboard never pays for the copy.
+            let scored = |m: &Message| matches!(m, Message::Engine(EngineEvent::Scored(_)));
+            if !messages.iter().any(scored) {
+                let before = self.app.clone();
+                for m in messages.drain(..) {
+                    self.apply(m, engine);
+                }
+                if self.app == before {
+                    return Ok(());
+                }
+            }
         }
         for m in messages {
             self.apply(m, engine);
@@ -559,6 +499,23 @@ impl View {
         Ok(())
     }
 
+    /// When the next frame is due: the first frame slot (`slots` + k frames: the times a fixed
+    /// frame-rate timer would tick) at or after the first moment something can have changed. That
+    /// is now when an event is held, the last frame found some or a key changed the state (or
+    /// before the first frame), else the start of the next second, when the clock, the
+    /// throughput's buckets and the ages move. In between the loop sleeps: an idle dashboard
+    /// wakes once a second and when an event comes, not at the frame rate.
+    fn next_frame(&self, slots: Instant) -> tokio::time::Instant {
+        let now = Instant::now();
+        let due = match self.last_drawn_ms {
+            Some(last) if !self.dirty && !self.busy && !self.events.holds_any() => {
+                next_second(self.started, last).max(now)
+            }
+            _ => now,
+        };
+        tokio::time::Instant::from_std(slot_from(slots, self.frame, due))
+    }
+
     /// Frames, keys and signals until the user quits.
     async fn run_until_quit(&mut self, engine: &Engine) -> anyhow::Result<()> {
         // A deliberate panic for the tests that check the terminal is restored on one.
@@ -566,18 +523,24 @@ impl View {
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
             .map(Duration::from_millis);
-        let mut frames = tokio::time::interval(self.frame);
-        frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let slots = Instant::now();
         let signal = shutdown_signal();
         tokio::pin!(signal);
         while !self.app.should_quit() {
+            let mut wake = self.next_frame(slots);
+            if let Some(after) = panic_after {
+                wake = wake.min(tokio::time::Instant::from_std(self.started + after));
+            }
             tokio::select! {
-                _ = frames.tick() => {
+                _ = tokio::time::sleep_until(wake) => {
                     self.draw(Some(engine))?;
                     if panic_after.is_some_and(|after| self.started.elapsed() >= after) {
                         panic!("SALARY_STREAM_TEST_PANIC_AFTER_MS asked for a panic");
                     }
                 }
+                // Nothing to wait for once one is held, or while busy: the next frame drains
+                // what came with the rest.
+                _ = self.events.arrival(), if !self.busy && !self.events.holds_any() => {}
                 event = self.keys.next() => match event {
                     Some(Ok(Event::Key(key))) => {
                         if let Some(message) = message_for(key, self.app.show_help()) {
@@ -670,44 +633,5 @@ impl View {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::{BrokerHealth, ModelEvent, ScoreReport};
-
-    #[test]
-    fn state_changes_arrive_even_when_samples_overflow() {
-        let (sink, mut events) = EngineEvents::channel();
-        let report = ScoreReport {
-            scored: 1,
-            ..ScoreReport::default()
-        };
-        for _ in 0..SAMPLE_CAPACITY + 40 {
-            sink.emit(EngineEvent::Scored(report.clone()));
-        }
-        sink.emit(EngineEvent::Assigned(vec![0, 2]));
-        sink.emit(EngineEvent::Broker(BrokerHealth::Up));
-        sink.emit(EngineEvent::Model(ModelEvent::Rejected("bad".into())));
-        sink.emit(EngineEvent::Failed("gone".into()));
-        let mut seen = Vec::new();
-        events.drain(|m| seen.push(m));
-        let state: Vec<&Message> = seen
-            .iter()
-            .filter(|m| !matches!(m, Message::Engine(EngineEvent::Scored(_))))
-            .collect();
-        assert_eq!(
-            state,
-            [
-                &Message::Engine(EngineEvent::Assigned(vec![0, 2])),
-                &Message::Engine(EngineEvent::Broker(BrokerHealth::Up)),
-                &Message::Engine(EngineEvent::Model(ModelEvent::Rejected("bad".into()))),
-                &Message::Engine(EngineEvent::Failed("gone".into())),
-                &Message::Dropped(40),
-            ]
-        );
-        assert_eq!(seen.len(), SAMPLE_CAPACITY + 5);
     }
 }

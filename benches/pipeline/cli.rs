@@ -25,6 +25,18 @@ pub struct Args {
     /// Adds `score --exactly-once` beside at-least-once (meant for a real cluster).
     #[arg(long)]
     pub eos: bool,
+    /// Runs only the failover measure (a leader SIGKILLed on a three-node Apache Kafka; about 4
+    /// minutes) and prints its table.
+    #[arg(long)]
+    pub failover: bool,
+    /// Runs only the idle measure (a dashboard and a scorer with nothing flowing; about 2
+    /// minutes) and prints its rows.
+    #[arg(long)]
+    pub idle: bool,
+    /// Another build of salary-stream whose idle cost is measured in the same run, each row
+    /// beside the same row of the build under test (say, a build of the commit before).
+    #[arg(long, value_name = "BIN")]
+    pub idle_against: Vec<String>,
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     pub bench: bool,

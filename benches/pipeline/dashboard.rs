@@ -25,7 +25,7 @@ pub fn frame_render_us() -> (f64, f64) {
 }
 
 /// Runs tmux on the bench's own server `socket`; returns its stdout.
-fn tmux(socket: &str, args: &[&str]) -> String {
+pub fn tmux(socket: &str, args: &[&str]) -> String {
     let out = Command::new("tmux")
         .args(["-L", socket])
         .args(args)
@@ -82,42 +82,44 @@ pub fn dashboard_under_load(events: u64) -> DashboardRun {
 
 /// Starts `dash --produce --rate max --log LOG` in a 120x40 tmux session; returns its pid.
 fn start_dashboard(socket: &str, log: &str) -> String {
-    // Arguments one by one, so tmux runs the dashboard itself rather than a shell around it.
-    tmux(
+    start_pane(
         socket,
-        &[
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-x",
-            "120",
-            "-y",
-            "40",
-            BIN,
-            "dash",
-            "--produce",
-            "--rate",
-            "max",
-            "--log",
-            log,
-        ],
-    );
+        &[BIN, "dash", "--produce", "--rate", "max", "--log", log],
+    )
+}
+
+/// Starts `argv` (a program and its arguments) in a 120x40 session of tmux server `socket`;
+/// returns its pid once the pane runs it.
+pub fn start_pane(socket: &str, argv: &[&str]) -> String {
+    // Arguments one by one, so tmux runs the program itself rather than a shell around it.
+    let mut args = vec![
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-x",
+        "120",
+        "-y",
+        "40",
+    ];
+    args.extend_from_slice(argv);
+    tmux(socket, &args);
     let pid = tmux(socket, &["display-message", "-p", "#{pane_pid}"])
         .trim()
         .to_owned();
-    // The pane's process is the tmux server's fork until it execs the dashboard: on a loaded
-    // machine /proc can show it before the exec ("tmux: server").
+    // The pane's process is the tmux server's fork until it execs the program: on a loaded
+    // machine /proc can show it before the exec ("tmux: server"). The kernel keeps 15 bytes of
+    // its name.
+    let name: String = std::path::Path::new(argv[0])
+        .file_name()
+        .map(|n| n.to_string_lossy().chars().take(15).collect())
+        .unwrap_or_default();
     let comm = || std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while comm().trim() != "salary-stream" && Instant::now() < deadline {
+    while comm().trim() != name && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(
-        comm().trim(),
-        "salary-stream",
-        "the pane runs the dashboard"
-    );
+    assert_eq!(comm().trim(), name, "the pane runs {}", argv[0]);
     pid
 }
 
@@ -187,7 +189,7 @@ fn quit(socket: &str, pid: &str) -> f64 {
 }
 
 /// The frames per second of the dashboard's closing `frames drawn` log line; NaN without one.
-fn logged_fps(log: &std::path::Path) -> f64 {
+pub fn logged_fps(log: &std::path::Path) -> f64 {
     std::fs::read_to_string(log)
         .ok()
         .and_then(|text| {

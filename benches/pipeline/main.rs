@@ -13,8 +13,10 @@
 //!
 //! One module a part: `records` (`write_records`), `producing`, `consuming`, `any_model` (the
 //! full path with a ten-feature model), `registry` (the full path on Avro records through a
-//! Schema Registry, against the same records as JSON), `latency`
-//! (`latency_at`), `instructions`, `dashboard` (`frame_render_us`, `dashboard_under_load`);
+//! Schema Registry, against the same records as JSON), `failover` (`--failover` alone: how long
+//! scoring stalls when a leader of a three-node Apache Kafka dies), `latency`
+//! (`latency_at`), `instructions`, `dashboard` (`frame_render_us`, `dashboard_under_load`),
+//! `idle` (`idle_costs`: a dashboard and a scorer with nothing flowing; `--idle` alone);
 //! `cluster`, `kafka_tools` and `measure` are what they run on; `throughput` and `report` turn
 //! the runs into the table and the JSON line; `main` runs them in order.
 
@@ -26,6 +28,8 @@ mod cli;
 mod cluster;
 mod consuming;
 mod dashboard;
+mod failover;
+mod idle;
 mod instructions;
 mod kafka_tools;
 mod latency;
@@ -90,8 +94,16 @@ fn main() {
     if args.list {
         return;
     }
+    if args.failover {
+        failover::failover();
+        return;
+    }
     let machine = machine::machine();
     report::print_machine(&machine);
+    if args.idle {
+        report::print_idle_rows(&idle::idle_costs(&args.idle_against));
+        return;
+    }
     let mut cluster = Cluster::start(&args);
     let pid = std::process::id();
 
@@ -126,6 +138,7 @@ fn main() {
     let events = args.dashboard_events;
     eprintln!("dashboard with the producer unthrottled until {events} events ...");
     let dashboard = dashboard::dashboard_under_load(events);
+    let idle = idle::idle_costs(&args.idle_against);
 
     let figures = Figures {
         machine,
@@ -138,6 +151,7 @@ fn main() {
         instructions,
         frame_us,
         dashboard,
+        idle,
     };
     report::print_table(&figures);
     report::print_json(figures);

@@ -28,7 +28,7 @@ fn reaped_children_cpu() -> Duration {
 }
 
 /// CPU time (user + system) a running process has used so far, from /proc.
-fn process_cpu(pid: u32) -> Option<Duration> {
+pub fn process_cpu(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();

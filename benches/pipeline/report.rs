@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::any_model::TenFeatures;
 use crate::dashboard::DashboardRun;
+use crate::idle::IdleRow;
 use crate::instructions::InstructionsPerRecord;
 use crate::latency::{Latencies, Percentiles};
 use crate::machine::Machine;
@@ -32,6 +33,8 @@ pub struct Figures {
     /// p99 and mean of one 120x40 frame, in microseconds.
     pub frame_us: (f64, f64),
     pub dashboard: DashboardRun,
+    /// A dashboard and a scorer with nothing flowing.
+    pub idle: Vec<IdleRow>,
 }
 
 /// The JSON line: every figure of the run, rates in records/s, ratios to three places.
@@ -59,6 +62,8 @@ struct Results {
     peak_rss_mb: f64,
     rss_100k_mb: f64,
     rss_second_half_mb: [f64; 2],
+    /// Idle CPU in % of one core, by row (`dash_separate_broker`, ..., `kcat_g`).
+    idle_cpu_pct: BTreeMap<String, f64>,
     score_metered_per_s: u64,
     metrics_ratio: f64,
     score_challenger_per_s: u64,
@@ -242,6 +247,30 @@ pub fn print_table(f: &Figures) {
     }
     print_latency_rows(&f.latency);
     print_screen_rows(f.frame_us, &f.dashboard);
+    print_idle_rows(&f.idle);
+}
+
+/// The idle rows: CPU over the span in % of one core, the busiest threads, a dashboard's frames
+/// per second.
+pub fn print_idle_rows(rows: &[IdleRow]) {
+    println!("idle, nothing flowing (% of one core over 10 s; busiest threads):");
+    for row in rows {
+        let threads: Vec<String> = row
+            .threads
+            .iter()
+            .map(|(name, pct)| format!("{name} {pct:.2}"))
+            .collect();
+        let fps = row
+            .fps
+            .map_or_else(String::new, |fps| format!("; {fps:.1} frames/s"));
+        println!(
+            "{:<48} {:>13.2}% {:>10}  {}{fps}",
+            row.label,
+            row.percent,
+            row.target,
+            threads.join(", ")
+        );
+    }
 }
 
 /// The throughput rows: records/s, and the ratio to kcat (or to the same run without the option,
@@ -503,6 +532,11 @@ fn results(f: Figures) -> Results {
             places(dash.rss_second_half_mb.0, 1),
             places(dash.rss_second_half_mb.1, 1),
         ],
+        idle_cpu_pct: f
+            .idle
+            .iter()
+            .map(|row| (row.key.clone(), places(row.percent, 2)))
+            .collect(),
         score_metered_per_s: whole(per_s(metered)),
         metrics_ratio: ratio(per_s(metered) / per_s(full)),
         score_challenger_per_s: whole(per_s(challenged)),

@@ -19,8 +19,10 @@ use rdkafka_sys as rdsys;
 
 use crate::kafka::config::KafkaOptions;
 
-/// How long one poll of the delivery thread may block: also the longest a stop waits for it.
-const POLL_SLICE: Duration = Duration::from_millis(10);
+/// How long one poll of the delivery thread may block. A stop ends the wait at once (see
+/// [`wake`]), so this is only how often an idle producer's thread wakes: at 10 ms, its 100
+/// wake-ups a second were the largest part of an idle dashboard's CPU (BENCHMARKS.md, "Idle").
+const POLL_SLICE: Duration = Duration::from_secs(1);
 
 /// How long a sender waits for room when librdkafka's local queue is full: short, since the broker
 /// thread frees room continuously (1 ms left the producer idle for a fifth of a full-speed run).
@@ -168,6 +170,7 @@ impl<C: BatchedDeliveries + 'static> Deref for PolledProducer<C> {
 impl<C: BatchedDeliveries + 'static> Drop for PolledProducer<C> {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        wake(&self.producer);
         if let Some(t) = self.thread.take() {
             if let Err(panic) = t.join() {
                 tracing::error!(
@@ -256,6 +259,20 @@ fn serve_deliveries<C: BatchedDeliveries>(producer: &BaseProducer<C>, stop: &Ato
                 _ => {}
             }
         }
+    }
+}
+
+/// Ends the delivery thread's wait on `producer`'s main queue now, or its next one if it is not
+/// waiting: librdkafka keeps the yield until a poll takes it.
+fn wake<C: BatchedDeliveries>(producer: &BaseProducer<C>) {
+    // SAFETY: the client is live (borrowed from `producer`), and the handle is released when
+    // `queue` drops, before the borrow ends.
+    let queue =
+        NonNull::new(unsafe { rdsys::rd_kafka_queue_get_main(producer.client().native_ptr()) })
+            .map(MainQueue);
+    if let Some(queue) = queue {
+        // SAFETY: the queue handle is live (held by `queue`).
+        unsafe { rdsys::rd_kafka_queue_yield(queue.0.as_ptr()) };
     }
 }
 

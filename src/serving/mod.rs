@@ -7,7 +7,8 @@
 //!   [`dead_letters`] cuts a dead letter to what its topic takes.
 //! - [`scorer_report`] counts what the scorer does and reports it to the sink.
 //! - [`offsets`] tracks predictions until they are acknowledged and says which input offsets may
-//!   be committed; [`transactions`] does the same inside Kafka transactions (exactly-once).
+//!   be committed; [`transactions`] does the same inside Kafka transactions (exactly-once),
+//!   each call into librdkafka bounded by [`call_watch`].
 //! - [`group`] serves the consumer group's rebalances; [`probe`] watches the broker's health.
 //! - [`slots`] holds the serving model and the challenger; [`backtest`] scores a window of history.
 //! - [`producer`] is the synthetic producer behind `p` and `salary-stream produce`;
@@ -17,6 +18,7 @@
 //! reports through [`crate::engine`]'s sinks; nothing here draws or knows the terminal.
 
 pub mod backtest;
+pub mod call_watch;
 pub mod dead_letters;
 pub mod group;
 pub mod offsets;

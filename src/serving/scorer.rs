@@ -28,6 +28,7 @@ use crate::formats::registry_client::RegistryClient;
 use crate::kafka::intake::{Batch, Record, RecordQueue};
 use crate::model::ModelWatch;
 pub use crate::observe::stats::LatencySummary;
+use crate::serving::call_watch::RESUME;
 use crate::serving::group::ScoringContext;
 use crate::serving::offsets::{lock, OffsetTracker, ScoringProducer};
 use crate::serving::scorer_records::Outputs;
@@ -76,6 +77,12 @@ pub enum ScorerError {
     /// Exactly-once could not start, or a transaction failed.
     #[error("exactly-once: {0}")]
     Transactions(String),
+    /// A transactional call into librdkafka never returned: a new run resumes.
+    #[error(transparent)]
+    Stuck(#[from] crate::serving::call_watch::StuckCall),
+    /// A transaction could neither commit nor abort, and no other instance fenced this one.
+    #[error("exactly-once: {0}; nothing more is committed by this run: {RESUME}")]
+    Resumable(String),
     /// The scorer thread panicked.
     #[error("the scorer thread panicked: {0}")]
     Panicked(String),
@@ -654,9 +661,6 @@ impl Scorer {
             self.flush_and_commit();
             return Ok(());
         };
-        if let Some(reason) = t.failure() {
-            return Err(ScorerError::Transactions(reason));
-        }
         match t.commit(&self.producer, &self.consumer, &self.config.input_topic) {
             Ok(Commit::Committed | Commit::Nothing) => {
                 self.committed.store(true, Ordering::Relaxed);
@@ -664,7 +668,7 @@ impl Scorer {
             // Nothing of it is visible, and its offsets are not committed: the next run scores
             // it.
             Ok(Commit::Aborted) => {}
-            Err(reason) => return Err(ScorerError::Transactions(reason)),
+            Err(reason) => return Err(t.stopped(reason)),
         }
         Ok(())
     }

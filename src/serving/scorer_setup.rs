@@ -5,7 +5,7 @@
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -23,11 +23,12 @@ use crate::kafka::config::KafkaOptions;
 use crate::kafka::intake::{RecordQueue, Waker};
 use crate::kafka::offset_spec::OffsetSpec;
 use crate::model::Artifact;
+use crate::serving::call_watch::CallWatch;
 use crate::serving::group::{reset_position, ScoringContext};
 use crate::serving::offsets::{DeliveryContext, OffsetTracker, ScoringProducer};
 use crate::serving::scorer::ScorerError;
 use crate::serving::slots::Policy;
-use crate::serving::transactions::Transactions;
+use crate::serving::transactions::{retried, Transactions, CALL_TIMEOUT, RETRY_FOR};
 
 /// Predictions handed to librdkafka and not yet acknowledged, at most, on the embedded broker.
 const EMBEDDED_IN_FLIGHT: &str = "10000";
@@ -282,7 +283,7 @@ fn consumer_config(config: &ScorerConfig) -> ClientConfig {
 /// `interval`; partitions without a committed offset start at `start_at`.
 fn begin_transactions(
     config: &ScorerConfig,
-    producer: &ScoringProducer,
+    producer: &Arc<ScoringProducer>,
     interval: Duration,
     start_at: Option<OffsetSpec>,
     tracker: &Arc<Mutex<OffsetTracker>>,
@@ -304,9 +305,21 @@ fn begin_transactions(
             )));
         }
     }
-    producer
-        .init_transactions(crate::serving::transactions::CALL_TIMEOUT)
-        .map_err(refuse)?;
+    let calls = CallWatch::start().map_err(ScorerError::Spawn)?;
+    // A cluster still settling after a lost node (its transaction coordinator moving) answers
+    // retriably for a while: a restart right after one waits for it as a commit would.
+    retried(Instant::now() + RETRY_FOR, || {
+        let p = producer.clone();
+        calls
+            .run("init_transactions", CALL_TIMEOUT, move || {
+                p.init_transactions(CALL_TIMEOUT)
+            })
+            .unwrap_or(Err(KafkaError::Canceled))
+    })
+    .map_err(|e| match calls.stuck() {
+        Some(stuck) => ScorerError::Stuck(stuck),
+        None => refuse(e),
+    })?;
     producer.begin_transaction().map_err(refuse)?;
     Ok(Arc::new(Transactions::new(
         interval,
@@ -314,6 +327,7 @@ fn begin_transactions(
             .and_then(OffsetSpec::logical)
             .unwrap_or(Offset::Beginning),
         tracker.clone(),
+        calls,
     )))
 }
 

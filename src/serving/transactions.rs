@@ -9,18 +9,24 @@
 //! no gap, no repeat. A fatal error (the producer was fenced by a newer instance with the same
 //! `transactional.id`), a broker without transactions, or aborts that keep coming stop the
 //! scorer; the next run starts where the last committed transaction ended.
+//!
+//! Each call into librdkafka's transactions runs under a [`CallWatch`]: one that does not
+//! return within its timeout and a margin (librdkafka can wait forever, see there)
+//! stops the scorer too, with nothing more committed.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
+use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::serving::offsets::{lock, OffsetTracker};
+use crate::serving::call_watch::{CallWatch, StuckCall};
+use crate::serving::offsets::{lock, OffsetTracker, ScoringProducer};
+use crate::serving::scorer::ScorerError;
 
 /// How long one transactional call may wait for the broker.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,8 +66,13 @@ pub struct Transactions {
     tracker: Arc<Mutex<OffsetTracker>>,
     /// Why the scorer must stop, once a transaction could not commit.
     failure: Mutex<Option<String>>,
+    /// Whether that failure is one a new run gets past: the producer cannot go on, and nothing
+    /// says another instance took its `transactional.id` over.
+    resumable: AtomicBool,
     /// Why the open transaction must be aborted rather than committed, if it must.
     doomed: Mutex<Option<String>>,
+    /// Where each call into librdkafka's transactions runs, waited for at most its bound.
+    calls: CallWatch,
     /// Test hook (debug builds only): this many transactions with records are aborted, as if
     /// the broker had failed them, before any commits.
     #[cfg(debug_assertions)]
@@ -69,10 +80,15 @@ pub struct Transactions {
 }
 
 impl Transactions {
-    /// Transactions committed every `interval`; after an abort, a partition without a committed
-    /// offset starts again at `reset` (the consumer's `auto.offset.reset`), and `tracker` forgets
-    /// the aborted outputs.
-    pub fn new(interval: Duration, reset: Offset, tracker: Arc<Mutex<OffsetTracker>>) -> Self {
+    /// Transactions committed every `interval`, their calls made through `calls`; after an
+    /// abort, a partition without a committed offset starts again at `reset` (the consumer's
+    /// `auto.offset.reset`), and `tracker` forgets the aborted outputs.
+    pub fn new(
+        interval: Duration,
+        reset: Offset,
+        tracker: Arc<Mutex<OffsetTracker>>,
+        calls: CallWatch,
+    ) -> Self {
         Transactions {
             interval,
             open: Mutex::new(BTreeMap::new()),
@@ -83,7 +99,9 @@ impl Transactions {
             starts: Mutex::new(BTreeMap::new()),
             tracker,
             failure: Mutex::new(None),
+            resumable: AtomicBool::new(false),
             doomed: Mutex::new(None),
+            calls,
             #[cfg(debug_assertions)]
             forced_aborts: AtomicU32::new(
                 std::env::var("SALARY_STREAM_TEST_ABORT_TRANSACTIONS")
@@ -138,19 +156,47 @@ impl Transactions {
             .clone()
     }
 
+    /// The error the scorer stops with for `reason`: the stuck call's own, when a call got stuck.
+    pub fn stopped(&self, reason: String) -> ScorerError {
+        match self.calls.stuck() {
+            Some(stuck) => ScorerError::Stuck(stuck),
+            None if self.resumable.load(Ordering::Relaxed) => ScorerError::Resumable(reason),
+            None => ScorerError::Transactions(reason),
+        }
+    }
+
+    /// Runs librdkafka's transactional call `name` through the watch; a call that got stuck
+    /// comes back as an error no retry takes up (what it is, [`Transactions::commit`] says).
+    fn call(
+        &self,
+        name: &'static str,
+        timeout: Duration,
+        call: impl FnOnce() -> KafkaResult<()> + Send + 'static,
+    ) -> KafkaResult<()> {
+        self.calls
+            .run(name, timeout, call)
+            .unwrap_or(Err(KafkaError::Canceled))
+    }
+
+    /// Fails the scorer with the stuck call's line, if a call got stuck.
+    fn stuck(&self) -> Option<String> {
+        let stuck: StuckCall = self.calls.stuck()?;
+        Some(self.fail(stuck.to_string()))
+    }
+
     /// Commits the open transaction with the input offsets it consumed, and opens the next. A
     /// transaction that cannot commit is aborted and the consumer rewound ([`Commit::Aborted`]);
-    /// when the scorer must stop instead, this records why and returns the reason.
-    pub fn commit<P, C>(
+    /// when the scorer must stop instead, this records why and returns the reason. Once the
+    /// scorer must stop, nothing is committed.
+    pub fn commit<C: ConsumerContext>(
         &self,
-        producer: &BaseProducer<P>,
+        producer: &Arc<ScoringProducer>,
         consumer: &BaseConsumer<C>,
         topic: &str,
-    ) -> Result<Commit, String>
-    where
-        P: ProducerContext,
-        C: ConsumerContext,
-    {
+    ) -> Result<Commit, String> {
+        if let Some(reason) = self.failure() {
+            return Err(reason);
+        }
         let open = std::mem::take(&mut *self.open.lock().unwrap_or_else(PoisonError::into_inner));
         let doomed = self
             .doomed
@@ -177,13 +223,23 @@ impl Transactions {
             for (&partition, &next) in &open {
                 offsets.add_partition_offset(topic, partition, Offset::Offset(next))?;
             }
-            let group = consumer.group_metadata().ok_or_else(|| {
+            let offsets = Arc::new(offsets);
+            let group = Arc::new(consumer.group_metadata().ok_or_else(|| {
                 KafkaError::Subscription("the consumer has no group metadata".into())
+            })?);
+            retried(deadline, || {
+                let (p, offsets, group) = (producer.clone(), offsets.clone(), group.clone());
+                self.call("send_offsets_to_transaction", CALL_TIMEOUT, move || {
+                    p.send_offsets_to_transaction(&offsets, &group, CALL_TIMEOUT)
+                })
             })?;
             retried(deadline, || {
-                producer.send_offsets_to_transaction(&offsets, &group, CALL_TIMEOUT)
-            })?;
-            retried(deadline, || producer.commit_transaction(CALL_TIMEOUT))
+                let p = producer.clone();
+                // rust-rdkafka flushes first, with the same timeout: two waits.
+                self.call("commit_transaction", CALL_TIMEOUT * 2, move || {
+                    p.commit_transaction(CALL_TIMEOUT)
+                })
+            })
         };
         let error = match attempt() {
             Ok(()) => {
@@ -193,6 +249,11 @@ impl Transactions {
             }
             Err(e) => e,
         };
+        // A call that never returned: its transaction stays open, uncommitted, until the
+        // coordinator aborts it or a new producer with this transactional.id fences this one.
+        if let Some(line) = self.stuck() {
+            return Err(line);
+        }
         let reason = error.to_string();
         if unsupported(&error) {
             self.abort_quietly(producer);
@@ -214,18 +275,27 @@ impl Transactions {
     /// Aborts the open transaction, which could not commit for `reason`, sends the consumer back
     /// to the last committed offsets and opens the next; stops the scorer when aborts keep
     /// coming.
-    fn abort_and_rewind<P, C>(
+    fn abort_and_rewind<C: ConsumerContext>(
         &self,
-        producer: &BaseProducer<P>,
+        producer: &Arc<ScoringProducer>,
         consumer: &BaseConsumer<C>,
         reason: String,
-    ) -> Result<Commit, String>
-    where
-        P: ProducerContext,
-        C: ConsumerContext,
-    {
+    ) -> Result<Commit, String> {
         let abort_deadline = Instant::now() + RETRY_FOR;
-        if let Err(e) = retried(abort_deadline, || producer.abort_transaction(CALL_TIMEOUT)) {
+        if let Err(e) = retried(abort_deadline, || {
+            let p = producer.clone();
+            self.call("abort_transaction", CALL_TIMEOUT, move || {
+                p.abort_transaction(CALL_TIMEOUT)
+            })
+        }) {
+            if let Some(line) = self.stuck() {
+                return Err(line);
+            }
+            // Seen when the coordinator had already aborted it (past transaction.timeout.ms
+            // while a leader was lost): a new producer with this transactional.id goes on.
+            if self.failure().is_none() && !fenced(&e) {
+                self.resumable.store(true, Ordering::Relaxed);
+            }
             return Err(self.fail(format!(
                 "a transaction could not commit ({reason}) nor abort: {e}"
             )));
@@ -261,14 +331,17 @@ impl Transactions {
             .insert(partition, offset);
     }
 
-    fn begin<P: ProducerContext>(&self, producer: &BaseProducer<P>) -> Result<(), String> {
+    fn begin(&self, producer: &ScoringProducer) -> Result<(), String> {
         producer
             .begin_transaction()
             .map_err(|e| self.fail(format!("cannot begin a transaction: {e}")))
     }
 
-    fn abort_quietly<P: ProducerContext>(&self, producer: &BaseProducer<P>) {
-        if let Err(e) = producer.abort_transaction(CALL_TIMEOUT) {
+    fn abort_quietly(&self, producer: &Arc<ScoringProducer>) {
+        let p = producer.clone();
+        if let Err(e) = self.call("abort_transaction", CALL_TIMEOUT, move || {
+            p.abort_transaction(CALL_TIMEOUT)
+        }) {
             tracing::debug!(error = %e, "abort_transaction");
         }
         self.aborted.fetch_add(1, Ordering::Relaxed);
@@ -284,7 +357,10 @@ impl Transactions {
 }
 
 /// Runs `call` again while it fails with an error librdkafka calls retriable, until `deadline`.
-fn retried(deadline: Instant, mut call: impl FnMut() -> KafkaResult<()>) -> KafkaResult<()> {
+pub(crate) fn retried(
+    deadline: Instant,
+    mut call: impl FnMut() -> KafkaResult<()>,
+) -> KafkaResult<()> {
     loop {
         match call() {
             Err(e) if is_retriable(&e) && Instant::now() < deadline => {
@@ -312,6 +388,12 @@ fn is_retriable(error: &KafkaError) -> bool {
             other.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::OperationTimedOut)
         }
     }
+}
+
+/// Another producer with this `transactional.id` took over: this one must not come back.
+fn fenced(error: &KafkaError) -> bool {
+    use rdkafka::error::RDKafkaErrorCode::{InvalidProducerEpoch, ProducerFenced};
+    matches!(error, KafkaError::Transaction(e) if matches!(e.code(), ProducerFenced | InvalidProducerEpoch))
 }
 
 fn is_fatal(error: &KafkaError) -> bool {
@@ -362,6 +444,7 @@ mod tests {
             Duration::from_millis(100),
             Offset::Beginning,
             Arc::default(),
+            CallWatch::start().unwrap(),
         );
         t.handled(0, 4);
         t.handled(2, 9);
