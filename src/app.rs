@@ -643,7 +643,7 @@ mod tests {
             partition: 0,
             offset,
             event_ms: Some(0),
-            years,
+            features: crate::engine::FeatureRow::years(years),
             predicted: 25792.200199 + 9449.962321 * years,
             salary: None,
             challenger: None,

@@ -29,8 +29,9 @@ pub struct ScoredEvent {
     pub offset: i64,
     /// Event time, ms since the Unix epoch (`ts_ms`, else the Kafka timestamp).
     pub event_ms: Option<i64>,
-    /// Years of experience.
-    pub years: f64,
+    /// The event's features as the view shows them, most influential first (years of
+    /// experience in the demo).
+    pub features: FeatureRow,
     /// Predicted salary.
     pub predicted: f64,
     /// Ground-truth label, when the event carried one.
@@ -41,6 +42,92 @@ pub struct ScoredEvent {
     pub latency_ms: Option<f64>,
     /// Outside the model's training range.
     pub extrapolated: bool,
+}
+
+/// The features a model's events are shown by, most influential first: each one's index in the
+/// model's row of values and its JSON field (`Predictor::shown`).
+pub type FeatureColumns = Arc<[(usize, String)]>;
+
+/// The first [`FeatureRow::CAPACITY`] features of one event as the view shows them, most
+/// influential first, and their names. Made for every record scored, so it copies no name and
+/// allocates nothing: the names are its model's, shared.
+#[derive(Debug, Clone)]
+pub struct FeatureRow {
+    columns: FeatureColumns,
+    values: [f64; FeatureRow::CAPACITY],
+    len: usize,
+}
+
+impl FeatureRow {
+    /// Most features a row carries: more than the widest table shows.
+    pub const CAPACITY: usize = 12;
+
+    /// `row`, values in the model's order, as `columns` show it.
+    #[inline]
+    pub fn new(row: &[f64], columns: &FeatureColumns) -> FeatureRow {
+        let mut values = [0.0; FeatureRow::CAPACITY];
+        let mut len = 0;
+        for (value, &(i, _)) in values.iter_mut().zip(columns.iter()) {
+            *value = row.get(i).copied().unwrap_or(f64::NAN);
+            len += 1;
+        }
+        FeatureRow {
+            columns: Arc::clone(columns),
+            values,
+            len,
+        }
+    }
+
+    /// The salary demo's one feature, `years_experience`.
+    pub fn years(years: f64) -> FeatureRow {
+        static YEARS: std::sync::OnceLock<FeatureColumns> = std::sync::OnceLock::new();
+        let columns = YEARS.get_or_init(|| Arc::from([(0, "years_experience".to_owned())]));
+        FeatureRow::new(&[years], columns)
+    }
+
+    /// `(field, value)` pairs, most influential first: for tests and for rows read back by name.
+    pub fn named(pairs: &[(&str, f64)]) -> FeatureRow {
+        let columns: FeatureColumns = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (field, _))| (i, (*field).to_owned()))
+            .collect();
+        let values: Vec<f64> = pairs.iter().map(|&(_, v)| v).collect();
+        FeatureRow::new(&values, &columns)
+    }
+
+    /// The values, most influential first.
+    pub fn values(&self) -> &[f64] {
+        &self.values[..self.len]
+    }
+
+    /// The fields of [`Self::values`], in their order.
+    pub fn fields(&self) -> impl Iterator<Item = &str> + '_ {
+        self.columns[..self.len].iter().map(|(_, f)| f.as_str())
+    }
+
+    /// The most influential feature's value (the one plotted); NaN for a row of none.
+    pub fn plotted(&self) -> f64 {
+        self.values().first().copied().unwrap_or(f64::NAN)
+    }
+
+    /// The value of `field`, if the row has it.
+    pub fn value_of(&self, field: &str) -> Option<f64> {
+        self.fields()
+            .position(|f| f == field)
+            .map(|i| self.values[i])
+    }
+
+    /// Whether `other` shows the same features in the same order (a row of the same model).
+    pub fn same_fields(&self, other: &FeatureRow) -> bool {
+        Arc::ptr_eq(&self.columns, &other.columns) || self.fields().eq(other.fields())
+    }
+}
+
+impl PartialEq for FeatureRow {
+    fn eq(&self, other: &Self) -> bool {
+        self.values() == other.values() && self.fields().eq(other.fields())
+    }
 }
 
 /// What the scorer did since its last report: at most [`ScoreReport::RECENT`] of the latest events,

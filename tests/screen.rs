@@ -5,8 +5,8 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use salary_stream::app::{App, Message, Setup};
 use salary_stream::engine::{
-    BrokerHealth, DriftAlarm, EngineEvent, LagByPartition, ProducerStatus, Rate, ScoreReport,
-    ScoredEvent,
+    BrokerHealth, DriftAlarm, EngineEvent, FeatureRow, LagByPartition, ProducerStatus, Rate,
+    ScoreReport, ScoredEvent,
 };
 use salary_stream::observe::quality::{Accuracy, Shift};
 use salary_stream::observe::stats::LatencySummary;
@@ -45,7 +45,7 @@ fn known_app() -> App {
                     partition: (n % 3) as i32,
                     offset: n / 3,
                     event_ms: Some(base_ms + n * 125),
-                    years: y,
+                    features: FeatureRow::years(y),
                     predicted: INTERCEPT + SLOPE * y,
                     salary: (i % 2 == 0).then_some(INTERCEPT + SLOPE * y + 1000.0),
                     challenger: None,
@@ -130,7 +130,7 @@ fn challenged(mut app: App) -> App {
             partition: 1,
             offset: 14 + i as i64,
             event_ms: Some(1_764_000_005_000 + i as i64 * 125),
-            years: y,
+            features: FeatureRow::years(y),
             predicted: INTERCEPT + SLOPE * y,
             salary: (i % 2 == 1).then_some(30950.4 + 11339.95 * y + 500.0),
             challenger: Some(30950.4 + 11339.95 * y),
@@ -291,19 +291,32 @@ fn numbers(screen: &[String]) -> Vec<String> {
     out
 }
 
-/// Whole values: those of the full-size screen, with the help overlay and without.
-fn whole_values() -> &'static std::collections::BTreeSet<String> {
-    static WHOLE: std::sync::OnceLock<std::collections::BTreeSet<String>> =
+/// The apps the property is tried on: the demo, the demo challenged, a ten-feature model.
+fn app_of(which: usize) -> App {
+    match which {
+        0 => known_app(),
+        1 => challenged(known_app()),
+        _ => diabetes_app(),
+    }
+}
+
+/// Whole values of [`app_of`] `which`: those of its full-size screen, with the help overlay and
+/// without.
+fn whole_values(which: usize) -> &'static std::collections::BTreeSet<String> {
+    static WHOLE: std::sync::OnceLock<Vec<std::collections::BTreeSet<String>>> =
         std::sync::OnceLock::new();
-    WHOLE.get_or_init(|| {
-        let mut all = std::collections::BTreeSet::new();
-        for mut app in [known_app(), challenged(known_app())] {
-            all.extend(numbers(&lines(&draw(&app, 250, 80))));
-            app.update(Message::ToggleHelp);
-            all.extend(numbers(&lines(&draw(&app, 250, 80))));
-        }
-        all
-    })
+    &WHOLE.get_or_init(|| {
+        (0..3)
+            .map(|which| {
+                let mut app = app_of(which);
+                let mut all = std::collections::BTreeSet::new();
+                all.extend(numbers(&lines(&draw(&app, 250, 80))));
+                app.update(Message::ToggleHelp);
+                all.extend(numbers(&lines(&draw(&app, 250, 80))));
+                all
+            })
+            .collect()
+    })[which]
 }
 
 proptest::proptest! {
@@ -316,13 +329,13 @@ proptest::proptest! {
         width in 0u16..=250,
         height in 0u16..=80,
         help: bool,
-        challenger: bool,
+        which in 0..3usize,
     ) {
-        let mut app = if challenger { challenged(known_app()) } else { known_app() };
+        let mut app = app_of(which);
         if help {
             app.update(Message::ToggleHelp);
         }
-        let full = whole_values();
+        let full = whole_values(which);
         let screen = lines(&draw(&app, width, height));
         let small = width < salary_stream::ui::MIN_WIDTH || height < salary_stream::ui::MIN_HEIGHT;
         for n in numbers(&screen) {
@@ -497,10 +510,15 @@ fn a_cluster_losing_a_broker_and_an_output_short_of_replicas_are_in_the_header()
     assert!(!screen[2].contains("not writable"), "{}", screen[2]);
 }
 
-/// A model of ten features (the diabetes data): the header names it, the table its most
-/// influential feature, and the chart plots the label against that feature with no line.
-#[test]
-fn a_ten_feature_model_is_named_plotted_and_tabled_by_its_own_fields() {
+/// The diabetes model's features, most influential first (|coefficient| times standard deviation
+/// of `train --data data/diabetes.csv --target progression`).
+const DIABETES_FIELDS: [&str; 10] = [
+    "s1", "s5", "bmi", "s2", "bp", "sex", "s4", "s3", "s6", "age",
+];
+
+/// A dashboard serving the ten-feature diabetes model, with the data's first three rows scored
+/// (in [`DIABETES_FIELDS`] order; the third's s1 beyond its training range, 97 to 301).
+fn diabetes_app() -> App {
     let mut app = App::new(
         Setup {
             broker: "embedded 127.0.0.1:39093".into(),
@@ -509,29 +527,46 @@ fn a_ten_feature_model_is_named_plotted_and_tabled_by_its_own_fields() {
             line: salary_stream::app::ServingLine {
                 slope: f64::NAN,
                 intercept: f64::NAN,
-                range_max: 42.2,
+                range_max: 301.0,
             },
             axes: salary_stream::app::Axes {
-                x: "bmi".into(),
+                x: "s1".into(),
                 y: "progression".into(),
             },
             ..Setup::default()
         },
         0,
     );
-    let recent = [(21.6, 75.0), (32.1, 151.0), (44.0, 280.0)]
+    let rows: [([f64; 10], f64); 3] = [
+        (
+            [157.0, 4.8598, 32.1, 93.2, 101.0, 2.0, 4.0, 38.0, 87.0, 59.0],
+            151.0,
+        ),
+        (
+            [183.0, 3.8918, 21.6, 103.2, 87.0, 1.0, 3.0, 70.0, 69.0, 48.0],
+            75.0,
+        ),
+        (
+            [310.0, 4.6728, 30.5, 93.6, 93.0, 2.0, 4.0, 41.0, 85.0, 72.0],
+            141.0,
+        ),
+    ];
+    let recent = rows
         .iter()
         .enumerate()
-        .map(|(i, &(bmi, label))| ScoredEvent {
-            partition: 0,
-            offset: i as i64,
-            event_ms: Some(1_764_000_000_000 + i as i64),
-            years: bmi,
-            predicted: label - 10.0,
-            salary: Some(label),
-            challenger: None,
-            latency_ms: Some(1.0),
-            extrapolated: bmi > 42.2,
+        .map(|(i, (values, label))| {
+            let named: Vec<(&str, f64)> = DIABETES_FIELDS.into_iter().zip(*values).collect();
+            ScoredEvent {
+                partition: 0,
+                offset: i as i64,
+                event_ms: Some(1_764_000_000_000 + i as i64),
+                features: FeatureRow::named(&named),
+                predicted: label - 10.0,
+                salary: Some(*label),
+                challenger: None,
+                latency_ms: Some(1.0),
+                extrapolated: values[0] > 301.0,
+            }
         })
         .collect();
     app.update(Message::Engine(EngineEvent::Scored(ScoreReport {
@@ -540,6 +575,15 @@ fn a_ten_feature_model_is_named_plotted_and_tabled_by_its_own_fields() {
         extrapolated: 1,
         ..Default::default()
     })));
+    app
+}
+
+/// A model of ten features (the diabetes data): the header names it, the table its most
+/// influential features by their fields, as many as fit, and the chart plots the label against
+/// the most influential with no line.
+#[test]
+fn a_ten_feature_model_is_named_plotted_and_tabled_by_its_own_fields() {
+    let app = diabetes_app();
     let screen = lines(&draw(&app, 120, 40));
     let has = |text: &str| screen.iter().any(|l| l.contains(text));
     assert_eq!(
@@ -547,17 +591,23 @@ fn a_ten_feature_model_is_named_plotted_and_tabled_by_its_own_fields() {
         "model e2f71670  progression ~ linear, 10 features"
     );
     assert!(
-        has("┌ progression by bmi: labels where known, else predictions "),
+        has("┌ progression by s1: labels where known, else predictions "),
         "{screen:#?}"
     );
-    assert!(has("│300│"), "y axis up to 300: {screen:#?}");
-    assert!(has("44│"), "x axis to 44: {screen:#?}");
-    assert!(
-        has("│time (UTC)   p/offset   bmi predicted  ms progression resid      │"),
-        "{screen:#?}"
-    );
-    assert!(
-        has("│16:00:00.002      0/2 44.0*    270.00 1.0      280.00   +10      │"),
+    assert!(has("│200│"), "y axis up to 200: {screen:#?}");
+    assert!(has("310│"), "x axis to 310: {screen:#?}");
+    let table: Vec<String> = screen[6..10]
+        .iter()
+        .map(|l| l.chars().take(67).collect())
+        .collect();
+    assert_eq!(
+        table,
+        [
+            "│time (UTC)   p/offset     s1   s5 predicted  ms progression resid│",
+            "│16:00:00.002      0/2 310.0* 4.67    131.00 1.0      141.00   +10│",
+            "│16:00:00.001      0/1  183.0 3.89     65.00 1.0       75.00   +10│",
+            "│16:00:00.000      0/0  157.0 4.86    141.00 1.0      151.00   +10│",
+        ],
         "{screen:#?}"
     );
     assert!(has("predicted progression"), "{screen:#?}");
@@ -568,6 +618,44 @@ fn a_ten_feature_model_is_named_plotted_and_tabled_by_its_own_fields() {
             .iter()
             .any(|l| l.contains("NaN") || l.contains("inf")));
     }
+}
+
+/// At 200x50 a ten-feature model's table fills its width with features, most influential first;
+/// narrower, the least influential go first, and the first feature and the prediction stay.
+#[test]
+fn a_wide_table_shows_as_many_features_as_fit() {
+    let app = diabetes_app();
+    let table = |width: u16, height: u16| -> Vec<String> {
+        let screen = lines(&draw(&app, width, height));
+        screen[6..9]
+            .iter()
+            .map(|l| l.split('│').nth(1).unwrap_or("").trim_end().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        table(200, 50),
+        [
+            "time (UTC)   p/offset     s1   s5  bmi    s2    bp sex  s4   s3   s6  age predicted  ms progression resid",
+            "16:00:00.002      0/2 310.0* 4.67 30.5  93.6  93.0 2.0 4.0 41.0 85.0 72.0    131.00 1.0      141.00   +10",
+            "16:00:00.001      0/1  183.0 3.89 21.6 103.2  87.0 1.0 3.0 70.0 69.0 48.0     65.00 1.0       75.00   +10",
+        ]
+    );
+    assert_eq!(
+        table(100, 30),
+        [
+            "time (UTC)   p/offset     s1   s5 predicted  ms resid",
+            "16:00:00.002      0/2 310.0* 4.67    131.00 1.0   +10",
+            "16:00:00.001      0/1  183.0 3.89     65.00 1.0   +10",
+        ]
+    );
+    assert_eq!(
+        table(80, 24),
+        [
+            "time (UTC)   p/offset     s1 predicted  ms",
+            "16:00:00.002      0/2 310.0*    131.00 1.0",
+            "16:00:00.001      0/1  183.0     65.00 1.0",
+        ]
+    );
 }
 
 /// The characters of `line` from column `from` on.
@@ -831,7 +919,7 @@ fn an_unlabeled_stream_has_no_label_column() {
             partition: 0,
             offset: 7,
             event_ms: Some(1_764_000_000_000),
-            years: 5.3,
+            features: FeatureRow::years(5.3),
             predicted: 75877.0,
             salary: None,
             challenger: None,

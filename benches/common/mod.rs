@@ -1,7 +1,7 @@
 //! What the benches share: a dashboard state with every panel filled.
 
 use salary_stream::app::{App, Message, Setup};
-use salary_stream::engine::{EngineEvent, LagByPartition, ScoreReport, ScoredEvent};
+use salary_stream::engine::{EngineEvent, FeatureRow, LagByPartition, ScoreReport, ScoredEvent};
 
 /// A dashboard after 60 seconds of 64 events a second, with lag and a bad record: every panel
 /// has something to draw.
@@ -25,7 +25,7 @@ pub fn known_app() -> App {
                 partition: i % 3,
                 offset: second as i64 * 64 + i64::from(i),
                 event_ms: Some(1_764_000_000_000 + second as i64 * 1000),
-                years: f64::from(i % 15),
+                features: FeatureRow::years(f64::from(i % 15)),
                 predicted: 25792.2 + 9449.96 * f64::from(i % 15),
                 salary: Some(60000.0),
                 latency_ms: Some(1.5),

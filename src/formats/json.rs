@@ -39,11 +39,14 @@ impl fmt::Display for EventId<'_> {
     }
 }
 
-/// A record's feature values, in the model's order: inline for models of up to 4 features.
-pub type Features = smallvec::SmallVec<[f64; 4]>;
+/// A record's feature values, in the model's order: inline for models of up to 16 features (a
+/// row on the heap is an allocation and a free a record).
+pub type Features = smallvec::SmallVec<[f64; 16]>;
 
-/// One decoded input event, borrowing from the record value where it can.
-#[derive(Debug, Clone, PartialEq)]
+/// One decoded input event, borrowing from the record value where it can. Two events are equal
+/// when their values are: how the record was written ([`ExperienceEvent::verbatim`]) is not
+/// compared.
+#[derive(Debug, Clone)]
 pub struct ExperienceEvent<'a> {
     /// The model's features, each finite (and not negative where the shape says so).
     pub features: Features,
@@ -53,6 +56,46 @@ pub struct ExperienceEvent<'a> {
     pub ts_ms: Option<i64>,
     /// The ground truth (the demo's `salary`), when the producer knows it.
     pub label: Option<f64>,
+    /// The record's text from its `{` to before its closing `}`, when that is exactly what a
+    /// prediction writes for these fields (see [`Prediction::verbatim`]).
+    pub(crate) verbatim: Option<&'a [u8]>,
+}
+
+impl PartialEq for ExperienceEvent<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.features == other.features
+            && self.id == other.id
+            && self.ts_ms == other.ts_ms
+            && self.label == other.label
+    }
+}
+
+impl<'a> ExperienceEvent<'a> {
+    /// An event of these values.
+    pub fn new(
+        features: Features,
+        id: Option<EventId<'a>>,
+        ts_ms: Option<i64>,
+        label: Option<f64>,
+    ) -> Self {
+        ExperienceEvent {
+            features,
+            id,
+            ts_ms,
+            label,
+            verbatim: None,
+        }
+    }
+
+    /// The record's text from its `{` to before its closing `}`, when a prediction writes
+    /// exactly that for the event's fields: the record has `id` (an integer, or a string with
+    /// no escape) first if at all, then each feature under its field's name in the model's
+    /// order, `ts_ms` and the label last if at all, nothing else, no blank between, and each
+    /// number written as serde_json writes the `f64` it is read as (`60.7115`, `5.0`, not `5`
+    /// or `5.50`). What the producer writes is so; the prediction copies it.
+    pub fn verbatim(&self) -> Option<&'a [u8]> {
+        self.verbatim
+    }
 }
 
 /// The JSON type of a value, for error messages.
@@ -293,6 +336,19 @@ pub fn decode_as<'v>(
     if bytes.len() > MAX_VALUE_BYTES {
         return Err(BadRecord::TooLarge(bytes.len()));
     }
+    // Only valid UTF-8 is read as an event in order, so it need not be checked first.
+    if let Some(event) = scan::ordered(shape, bytes) {
+        return Ok(event);
+    }
+    decode_unordered(shape, bytes)
+}
+
+/// Decodes a record value that is not an event written in order ([`scan::ordered`]): by the
+/// scanner if it has the common shape, else by serde.
+fn decode_unordered<'v>(
+    shape: &EventShape,
+    bytes: &'v [u8],
+) -> Result<ExperienceEvent<'v>, BadRecord> {
     let text = std::str::from_utf8(bytes).map_err(|e| BadRecord::NotUtf8(e.valid_up_to()))?;
     match leading_kind(text) {
         Some(JsonKind::Object) => {}
@@ -382,12 +438,7 @@ fn validate<'a>(shape: &EventShape, wire: &mut Wire<'a>) -> Result<ExperienceEve
             expected: "a number",
         })?),
     };
-    Ok(ExperienceEvent {
-        features,
-        id,
-        ts_ms,
-        label,
-    })
+    Ok(ExperienceEvent::new(features, id, ts_ms, label))
 }
 
 /// One prediction as published to the output topic: the input's fields (its id, features, time
@@ -404,6 +455,10 @@ pub struct Prediction<'a> {
     pub ts_ms: Option<i64>,
     /// The input's label.
     pub label: Option<f64>,
+    /// The input's record from its `{` to before its closing `}`, when that is exactly what is
+    /// written for `id`, `features`, `ts_ms` and `label` ([`ExperienceEvent::verbatim`]): copied
+    /// rather than each number formatted again.
+    pub verbatim: Option<&'a [u8]>,
     /// The model's prediction.
     pub predicted: f64,
     /// `label - predicted`, when labeled.
@@ -433,53 +488,51 @@ pub struct ChallengerPrediction<'a> {
     pub residual: Option<f64>,
 }
 
+/// Appends `v` as serde_json writes it.
+fn value<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    // Serializing plain numbers and strings into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, v);
+}
+
+/// Appends `text` as a JSON string; a model version is a few hex digits, which need no escape.
+fn plain(out: &mut Vec<u8>, text: &str) {
+    if text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        value(out, text);
+    }
+}
+
+/// Appends the integer `v`.
+fn integer(out: &mut Vec<u8>, v: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
 impl Prediction<'_> {
     /// Appends this prediction as one JSON object to `out`, as serde_json writes it (the same
     /// number formatting and string escapes), with the keys written from the shape's bytes
     /// rather than escaped one character at a time (a tenth of the scorer's time). The salary
     /// demo's bytes are those of the struct it had before any model could be served (tested).
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        fn value<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
-            // Serializing plain numbers and strings into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *out, v);
-        }
-        // A model version is a few hex digits: nothing in it needs escaping.
-        fn plain(out: &mut Vec<u8>, text: &str) {
-            if text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-            {
-                out.push(b'"');
-                out.extend_from_slice(text.as_bytes());
-                out.push(b'"');
-            } else {
-                value(out, text);
-            }
-        }
-        fn integer(out: &mut Vec<u8>, v: impl itoa::Integer) {
-            out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-        }
         let shape = self.shape;
-        out.push(b'{');
-        if let Some(id) = self.id {
-            out.extend_from_slice(b"\"id\":");
-            value(out, id);
-            out.push(b',');
-        }
-        for (i, x) in self.features.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
+        match self.verbatim {
+            Some(fields) => {
+                debug_assert_eq!(
+                    String::from_utf8_lossy(fields),
+                    String::from_utf8_lossy(&{
+                        let mut written = Vec::new();
+                        self.write_fields(&mut written);
+                        written
+                    })
+                );
+                out.extend_from_slice(fields);
             }
-            out.extend_from_slice(shape.feature_key(i));
-            value(out, x);
-        }
-        if let Some(ts) = self.ts_ms {
-            out.extend_from_slice(b",\"ts_ms\":");
-            integer(out, ts);
-        }
-        if let Some(label) = self.label {
-            out.extend_from_slice(shape.label_key());
-            value(out, &label);
+            None => self.write_fields(out),
         }
         out.extend_from_slice(shape.predicted_key());
         value(out, &self.predicted);
@@ -511,6 +564,29 @@ impl Prediction<'_> {
             out.push(b'}');
         }
         out.push(b'}');
+    }
+
+    /// Writes `{` and the input's fields (`id`, the features, `ts_ms`, the label).
+    fn write_fields(&self, out: &mut Vec<u8>) {
+        let shape = self.shape;
+        out.push(b'{');
+        if let Some(id) = self.id {
+            out.extend_from_slice(b"\"id\":");
+            value(out, id);
+            out.push(b',');
+        }
+        for (key, x) in shape.feature_members().iter().zip(self.features) {
+            out.extend_from_slice(key.bytes());
+            value(out, x);
+        }
+        if let Some(ts) = self.ts_ms {
+            out.extend_from_slice(b",\"ts_ms\":");
+            integer(out, ts);
+        }
+        if let Some(label) = self.label {
+            out.extend_from_slice(shape.label_member().bytes());
+            value(out, &label);
+        }
     }
 }
 
@@ -554,12 +630,7 @@ mod tests {
         ts_ms: Option<i64>,
         label: Option<f64>,
     ) -> ExperienceEvent<'static> {
-        ExperienceEvent {
-            features: Features::from_slice(features),
-            id,
-            ts_ms,
-            label,
-        }
+        ExperienceEvent::new(Features::from_slice(features), id, ts_ms, label)
     }
 
     #[test]
@@ -692,6 +763,96 @@ mod tests {
             proptest::prop_assert!(scanned.is_some(), "{}", text);
             proptest::prop_assert_eq!(Ok(scanned.unwrap()), serde);
         }
+
+        /// On records written in a prediction's order or nearly (members missing, swapped or
+        /// spaced, values of every type, numbers written every way): whatever is read in order
+        /// is what the scanner and serde read, and where its text is kept to be copied, that
+        /// text is what a prediction writes for the event.
+        #[test]
+        fn what_is_read_in_order_is_read_as_serde_reads_it_and_written_as_serde_writes_it(
+            members in proptest::collection::vec(
+                (
+                    proptest::prop_oneof![
+                        4 => proptest::strategy::Just("keep"),
+                        1 => proptest::strategy::Just("drop"),
+                        1 => proptest::strategy::Just("space"),
+                    ],
+                    proptest::prop_oneof![
+                        6 => number_text(),
+                        1 => proptest::strategy::Just("null".to_owned()),
+                        1 => proptest::strategy::Just("\"x\"".to_owned()),
+                        1 => proptest::strategy::Just("true".to_owned()),
+                        1 => "\"[a-z\\\\\"é\u{1}]{0,3}\"",
+                    ],
+                ),
+                6,
+            ),
+            swap in proptest::bool::weighted(0.1),
+        ) {
+            let shape = diabetes();
+            let keys = ["id", "bmi", "bp", "s5", "ts_ms", "progression"];
+            let mut written: Vec<String> = members
+                .iter()
+                .zip(keys)
+                .filter(|((how, _), _)| *how != "drop")
+                .map(|((how, value), key)| match *how {
+                    "space" => format!("\"{key}\": {value}"),
+                    _ => format!("\"{key}\":{value}"),
+                })
+                .collect();
+            if swap && written.len() > 2 {
+                written.swap(1, 2);
+            }
+            let text = format!("{{{}}}", written.join(","));
+            let Some(event) = scan::ordered(&shape, text.as_bytes()) else {
+                return Ok(());
+            };
+            let unordered = decode_unordered(&shape, text.as_bytes());
+            proptest::prop_assert_eq!(Ok(&event), unordered.as_ref(), "{}", text);
+            if let Some(verbatim) = event.verbatim() {
+                let prediction = Prediction {
+                    shape: &shape,
+                    id: event.id.as_ref(),
+                    features: &event.features,
+                    ts_ms: event.ts_ms,
+                    label: event.label,
+                    verbatim: None,
+                    predicted: 1.0,
+                    residual: None,
+                    extrapolated: false,
+                    model: "m",
+                    partition: 0,
+                    offset: 0,
+                    latency_ms: 0.0,
+                    challenger: None,
+                };
+                let mut fields = Vec::new();
+                prediction.write_fields(&mut fields);
+                proptest::prop_assert_eq!(
+                    String::from_utf8_lossy(verbatim),
+                    String::from_utf8_lossy(&fields)
+                );
+            }
+        }
+    }
+
+    /// A number written any of the ways producers write one: as serde_json and Rust write an
+    /// f64, as a decimal of a few digits (trailing zeros too), an integer, with an exponent,
+    /// negative zero, long.
+    fn number_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::strategy::Strategy;
+        proptest::prop_oneof![
+            proptest::num::f64::NORMAL.prop_map(|x| serde_json::to_string(&x).unwrap()),
+            proptest::num::f64::NORMAL.prop_map(|x| x.to_string()),
+            (-1e6f64..1e6).prop_map(|x| serde_json::to_string(&x).unwrap()),
+            (0u32..6, -1e4f64..1e4).prop_map(|(d, x)| format!("{x:.*}", d as usize)),
+            "-?(0|[1-9][0-9]{0,17})(\\.[0-9]{1,17})?([eE][+-]?[0-9]{1,3})?",
+            "-?0\\.0{0,6}[1-9]{1,3}",
+            proptest::strategy::Just("-0".to_owned()),
+            proptest::strategy::Just("-0.0".to_owned()),
+            proptest::strategy::Just("01".to_owned()),
+            proptest::strategy::Just("1.".to_owned()),
+        ]
     }
 
     /// The salary demo's prediction as it was written before any model could be served: its
@@ -747,6 +908,7 @@ mod tests {
                 features: &[years],
                 ts_ms: (i != 2).then_some(1_764_000_000_000 + i as i64),
                 label: labeled.then_some(80000.5),
+                verbatim: None,
                 predicted: 75877.00019866869 + i as f64,
                 residual: labeled.then_some(4123.4998),
                 extrapolated: i == 3,
@@ -830,6 +992,7 @@ mod tests {
             features: &[32.1, 101.0, 4.5],
             ts_ms: Some(5),
             label: Some(151.0),
+            verbatim: None,
             predicted: 150.25,
             residual: Some(0.75),
             extrapolated: true,
@@ -849,6 +1012,70 @@ mod tests {
             String::from_utf8(out).unwrap(),
             r#"{"bmi":32.1,"bp":101.0,"s5":4.5,"ts_ms":5,"progression":151.0,"predicted_progression":150.25,"residual":0.75,"extrapolated":true,"model":"0a1b2c3d","partition":1,"offset":9,"latency_ms":0.5,"challenger":{"model":"ffff0000","predicted_progression":149.0,"residual":2.0}}"#
         );
+    }
+
+    #[test]
+    fn a_record_written_in_order_is_copied_into_its_prediction() {
+        let shape = diabetes();
+        let text =
+            br#"{"id":"e-3","bmi":32.1,"bp":101.0,"s5":0.00045,"ts_ms":5,"progression":151.25}"#;
+        let read = decode_as(&shape, Some(text)).unwrap();
+        assert_eq!(read.verbatim(), Some(&text[..text.len() - 1]));
+        assert_eq!(
+            read,
+            event(
+                &[32.1, 101.0, 0.00045],
+                Some(EventId::Str("e-3".into())),
+                Some(5),
+                Some(151.25)
+            )
+        );
+        let prediction = |verbatim| Prediction {
+            shape: &shape,
+            id: read.id.as_ref(),
+            features: &read.features,
+            ts_ms: read.ts_ms,
+            label: read.label,
+            verbatim,
+            predicted: 150.5,
+            residual: Some(0.75),
+            extrapolated: false,
+            model: "0a1b2c3d",
+            partition: 1,
+            offset: 9,
+            latency_ms: 0.5,
+            challenger: None,
+        };
+        let (mut copied, mut formatted) = (Vec::new(), Vec::new());
+        prediction(read.verbatim()).write_json(&mut copied);
+        prediction(None).write_json(&mut formatted);
+        assert_eq!(
+            String::from_utf8(copied).unwrap(),
+            String::from_utf8(formatted).unwrap()
+        );
+        // Read in order, but not as a prediction writes it: an integer (written `32.0`), a
+        // trailing zero, an id of null (not written), 1e-6 (written `1e-6`).
+        for text in [
+            r#"{"id":3,"bmi":32,"bp":1.5,"s5":4.5}"#,
+            r#"{"bmi":32.10,"bp":1.5,"s5":4.5}"#,
+            r#"{"id":null,"bmi":1.5,"bp":1.5,"s5":4.5}"#,
+            r#"{"bmi":0.000001,"bp":1.5,"s5":4.5}"#,
+            r#"{"bmi":1.5,"bp":1.5,"s5":4.5,"progression":null}"#,
+        ] {
+            let event = scan::ordered(&shape, text.as_bytes()).expect(text);
+            assert_eq!(event.verbatim(), None, "{text}");
+        }
+        // Not in order: read as before.
+        for text in [
+            r#"{"bp":1.5,"bmi":1.5,"s5":4.5}"#,
+            r#"{"bmi": 1.5,"bp":1.5,"s5":4.5}"#,
+            r#"{"bmi":1.5,"bp":1.5,"s5":4.5,"other":1}"#,
+            r#" {"bmi":1.5,"bp":1.5,"s5":4.5}"#,
+        ] {
+            assert_eq!(scan::ordered(&shape, text.as_bytes()), None, "{text}");
+            let event = decode_as(&shape, Some(text.as_bytes())).unwrap();
+            assert_eq!((event.features.len(), event.verbatim()), (3, None));
+        }
     }
 
     fn reason(value: &[u8]) -> String {
@@ -1019,6 +1246,7 @@ mod tests {
             features: &[5.3],
             ts_ms: Some(1000),
             label: Some(80000.0),
+            verbatim: None,
             predicted: 75877.0,
             residual: Some(4123.0),
             extrapolated: false,

@@ -367,12 +367,7 @@ pub fn experience_event<'v>(
     } else {
         None
     };
-    Ok(ExperienceEvent {
-        features,
-        id,
-        ts_ms,
-        label,
-    })
+    Ok(ExperienceEvent::new(features, id, ts_ms, label))
 }
 
 /// One feature's value: from its field, else its alias; refused under the field's name.
@@ -619,12 +614,12 @@ mod tests {
 
     #[test]
     fn the_salary_demo_reads_the_same_event_from_every_format() {
-        let want = ExperienceEvent {
-            features: smallvec::smallvec![5.3],
-            id: None,
-            ts_ms: Some(1_764_748_800_000),
-            label: Some(75877.0),
-        };
+        let want = ExperienceEvent::new(
+            smallvec::smallvec![5.3],
+            None,
+            Some(1_764_748_800_000),
+            Some(75877.0),
+        );
         for name in ["avro_full", "protobuf_full", "json_full"] {
             let v = vector(name);
             let value = v.value();

@@ -3,13 +3,15 @@
 //! else (an escape, a key of the shape twice, a boolean, a nested value, a number serde reads
 //! otherwise, malformed text) is left to serde, which also words the errors; what this accepts,
 //! it reads as serde does (tested against it).
-//! On the bench's records `decode` retires about 1,400 instructions a record this way, against
-//! about 1,950 through serde (BENCHMARKS.md).
+//!
+//! Before that, [`ordered`] reads in one pass an event written in a prediction's order (what the
+//! producer writes), and notes when its text is what a prediction writes for its fields, to be
+//! copied rather than formatted again. What each path costs is in BENCHMARKS.md (issue 24).
 
 use std::borrow::Cow;
 
-use super::json::{Field, Wire};
-use super::shape::EventShape;
+use super::json::{EventId, ExperienceEvent, Features, Field, Wire};
+use super::shape::{id_member, ts_member, EventShape};
 
 /// Powers of ten a float of at most 15 significant digits is divided or multiplied by
 /// exactly (each is exact as an f64).
@@ -41,6 +43,19 @@ fn string(text: &str, at: usize) -> Option<(&str, usize)> {
     }
     // Both ends sit next to ASCII quotes, so they are character boundaries.
     Some((text.get(at + 1..at + 1 + len)?, at + len + 2))
+}
+
+/// A string at `at` (its opening quote) of UTF-8 with no escape and no control character: its
+/// text and where it ends.
+fn plain_string(bytes: &[u8], at: usize) -> Option<(&str, usize)> {
+    let body = bytes.get(at + 1..)?;
+    let len = body
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    if body[len] != b'"' {
+        return None;
+    }
+    Some((std::str::from_utf8(&body[..len]).ok()?, at + len + 2))
 }
 
 /// A number at `at` in JSON's grammar, read as serde_json reads it: an integer that fits
@@ -180,6 +195,122 @@ fn float(text: &str, start: usize, n: &Scanned) -> Option<Field<'static>> {
     }
 }
 
+/// Powers of ten to 1e15 as integers.
+const POW10_INT: [u64; 16] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+    10_000_000_000,
+    100_000_000_000,
+    1_000_000_000_000,
+    10_000_000_000_000,
+    100_000_000_000_000,
+    1_000_000_000_000_000,
+];
+
+/// The run of digits at `at`: its value (which wraps past 19 digits) and where it ends.
+#[inline(always)]
+fn digits(bytes: &[u8], at: usize) -> (u64, usize) {
+    let mut end = at;
+    let mut value = 0u64;
+    while let Some(digit) = bytes
+        .get(end)
+        .map(|b| b.wrapping_sub(b'0'))
+        .filter(|&d| d <= 9)
+    {
+        value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+        end += 1;
+    }
+    (value, end)
+}
+
+/// The integer at `at` if it has 15 digits or fewer and is no float to serde_json (no fraction,
+/// no exponent, not -0), with where it ends; `None` for anything else, and what is not JSON.
+#[inline(always)]
+fn short_integer(bytes: &[u8], at: usize) -> Option<(i64, usize)> {
+    let negative = bytes.get(at) == Some(&b'-');
+    let start = at + usize::from(negative);
+    let (value, end) = digits(bytes, start);
+    let len = end - start;
+    if len == 0 || len > 15 || (len > 1 && bytes[start] == b'0') || (negative && value == 0) {
+        return None;
+    }
+    if let Some(b'.' | b'e' | b'E') = bytes.get(end) {
+        return None;
+    }
+    let value = value as i64;
+    Some((if negative { -value } else { value }, end))
+}
+
+/// The number at `at` as an `f64` (an integer converted, as an event's features and label
+/// are), where it ends, and whether serde_json writes this very text for that `f64`: a fraction
+/// with at most 15 digits, no exponent, no trailing zero but the one of `5.0`, and at most four
+/// zeros after the point of a number below one (serde_json writes `0.00001`, then `1e-6`).
+/// Fifteen digits or fewer are the only digits of their length that read as that `f64`, so
+/// the shortest that do: what serde_json writes. `None` for what is not a number.
+#[inline(always)]
+fn decimal(bytes: &[u8], at: usize) -> Option<(f64, usize, bool)> {
+    let negative = bytes.get(at) == Some(&b'-');
+    let int_start = at + usize::from(negative);
+    let (int_value, int_end) = digits(bytes, int_start);
+    let int_digits = int_end - int_start;
+    // The common numbers are read here in one pass; the rest (exponents, long numbers, -0,
+    // and what is not JSON) as `number` reads them.
+    if int_digits == 0 || int_digits > 15 || (int_digits > 1 && bytes[int_start] == b'0') {
+        return decimal_slowly(bytes, at);
+    }
+    match bytes.get(int_end) {
+        Some(b'.') => {}
+        Some(b'e' | b'E') => return decimal_slowly(bytes, at),
+        _ if negative && int_value == 0 => return decimal_slowly(bytes, at),
+        _ => {
+            let value = int_value as f64;
+            return Some((if negative { -value } else { value }, int_end, false));
+        }
+    }
+    let (fraction, end) = digits(bytes, int_end + 1);
+    let scale = end - int_end - 1;
+    if scale == 0 || int_digits + scale > 15 || matches!(bytes.get(end), Some(b'e' | b'E')) {
+        return decimal_slowly(bytes, at);
+    }
+    let mantissa = int_value * POW10_INT[scale] + fraction;
+    // Both exact as f64, so the one division rounds correctly, as a full parse would.
+    let value = mantissa as f64 / POW10[scale];
+    let as_written = (bytes[end - 1] != b'0' || scale == 1)
+        && (int_value != 0 || fraction == 0 || scale <= 4 || fraction >= POW10_INT[scale - 5]);
+    Some((if negative { -value } else { value }, end, as_written))
+}
+
+/// A number [`decimal`] does not read in one pass, read by [`number`], as an `f64`.
+#[cold]
+#[inline(never)]
+fn decimal_slowly(bytes: &[u8], at: usize) -> Option<(f64, usize, bool)> {
+    let (field, end) = number_slowly(bytes, at)?;
+    Some((field.as_f64()?, end, false))
+}
+
+/// The number at `at` as [`number`] reads it, from bytes.
+#[cold]
+#[inline(never)]
+fn number_slowly(bytes: &[u8], at: usize) -> Option<(Field<'static>, usize)> {
+    let n = scan_number(bytes, at)?;
+    // A number is ASCII: the one check of its bytes is cheap.
+    let text = std::str::from_utf8(&bytes[..n.end]).ok()?;
+    let field = if n.float {
+        float(text, at, &n)?
+    } else {
+        integer(text, at, &n)?
+    };
+    Some((field, n.end))
+}
+
 fn value(text: &str, at: usize) -> Option<(Field<'_>, usize)> {
     match text.as_bytes().get(at)? {
         b'"' => string(text, at).map(|(s, end)| (Field::Str(Cow::Borrowed(s)), end)),
@@ -187,6 +318,99 @@ fn value(text: &str, at: usize) -> Option<(Field<'_>, usize)> {
         b'n' if text[at..].starts_with("null") => Some((Field::Null, at + 4)),
         _ => None,
     }
+}
+
+/// The event of a record written in a prediction's order: `{`, `"id":` and its value if any,
+/// each feature of `shape` under its field's name in the model's order, `"ts_ms"` and the label
+/// if any, `}`, with no blank inside; what the producer writes. It is read in one pass, each key
+/// compared with the one expected there, with no look-up. `None` for any other record, and for
+/// one that is not a valid event: [`fill`] and serde read those, and word the errors.
+#[inline]
+pub(super) fn ordered<'t>(shape: &EventShape, bytes: &'t [u8]) -> Option<ExperienceEvent<'t>> {
+    if bytes.first() != Some(&b'{') {
+        return None;
+    }
+    let mut at = 1;
+    // Whether the text up to the closing brace is what a prediction writes for these fields.
+    let mut as_written = true;
+    let mut id = None;
+    let id_key = id_member();
+    if id_key.is_at(bytes, at) {
+        at += id_key.bytes().len();
+        let (field, end) = match bytes.get(at) {
+            Some(b'"') => {
+                let (s, end) = plain_string(bytes, at)?;
+                (Field::Str(Cow::Borrowed(s)), end)
+            }
+            Some(b'n') if bytes[at..].starts_with(b"null") => (Field::Null, at + 4),
+            _ => match short_integer(bytes, at) {
+                Some((i, end)) => (Field::Int(i), end),
+                None => number_slowly(bytes, at)?,
+            },
+        };
+        id = match field {
+            Field::Int(i) => Some(EventId::Int(i)),
+            Field::UInt(u) => Some(EventId::UInt(u)),
+            Field::Str(s) => Some(EventId::Str(s)),
+            Field::Null => {
+                as_written = false;
+                None
+            }
+            _ => return None,
+        };
+        if bytes.get(end) != Some(&b',') {
+            return None;
+        }
+        at = end + 1;
+    }
+    let specs = shape.features();
+    let mut features = Features::with_capacity(specs.len());
+    for (spec, key) in specs.iter().zip(shape.feature_members()) {
+        if !key.is_at(bytes, at) {
+            return None;
+        }
+        let (x, end, exact) = decimal(bytes, at + key.bytes().len())?;
+        if spec.non_negative && x < 0.0 {
+            return None;
+        }
+        as_written &= exact;
+        features.push(x);
+        at = end;
+    }
+    let mut ts_ms = None;
+    let ts_key = ts_member();
+    if ts_key.is_at(bytes, at) {
+        at += ts_key.bytes().len();
+        if bytes[at..].starts_with(b"null") {
+            as_written = false;
+            at += 4;
+        } else {
+            // Anything but a short integer not below zero is read as before, which may refuse it.
+            let (t, end) = short_integer(bytes, at).filter(|&(t, _)| t >= 0)?;
+            ts_ms = Some(t);
+            at = end;
+        }
+    }
+    let mut label = None;
+    let label_key = shape.label_member();
+    if label_key.is_at(bytes, at) {
+        at += label_key.bytes().len();
+        if bytes[at..].starts_with(b"null") {
+            as_written = false;
+            at += 4;
+        } else {
+            let (x, end, exact) = decimal(bytes, at)?;
+            label = Some(x);
+            as_written &= exact;
+            at = end;
+        }
+    }
+    if bytes.get(at) != Some(&b'}') || blank(bytes, at + 1) != bytes.len() {
+        return None;
+    }
+    let mut event = ExperienceEvent::new(features, id, ts_ms, label);
+    event.verbatim = as_written.then(|| &bytes[..at]);
+    Some(event)
 }
 
 /// The record's fields, if it has the common shape.
@@ -243,4 +467,89 @@ fn read<'t>(shape: &EventShape, text: &'t str, wire: &mut Wire<'t>) -> Option<()
         }
     }
     (blank(bytes, at) == bytes.len()).then_some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::strategy::Strategy;
+
+    use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20000))]
+
+        /// Every number is read as `number` reads it, and one said to be written as serde_json
+        /// writes its f64 is exactly that.
+        #[test]
+        fn numbers_are_read_as_serde_reads_them_and_known_when_written_as_it_writes_them(
+            text in proptest::prop_oneof![
+                proptest::num::f64::NORMAL.prop_map(|x| serde_json::to_string(&x).unwrap()),
+                proptest::num::f64::ANY.prop_map(|x| x.to_string()),
+                (-1e6f64..1e6).prop_map(|x| serde_json::to_string(&x).unwrap()),
+                (0u32..8, -1e4f64..1e4).prop_map(|(d, x)| format!("{x:.*}", d as usize)),
+                proptest::num::i64::ANY.prop_map(|i| i.to_string()),
+                "-?(0|[1-9][0-9]{0,20})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?",
+                "-?0\\.0{0,7}[0-9]{1,4}",
+                "-?[0-9]{1,3}(\\.[0-9]{0,3})?[a-z,}.]?",
+            ],
+            tail in proptest::prop_oneof![
+                proptest::strategy::Just(""),
+                proptest::strategy::Just(","),
+                proptest::strategy::Just("}"),
+                proptest::strategy::Just(",\"bp\":1}"),
+            ],
+        ) {
+            let record = format!("{text}{tail}");
+            let theirs = number(&record, 0);
+            let read = decimal(record.as_bytes(), 0);
+            proptest::prop_assert_eq!(
+                read.map(|(x, end, _)| (x.to_bits(), end)),
+                theirs.as_ref().and_then(|(f, end)| Some((f.as_f64()?.to_bits(), *end))),
+                "{}", record
+            );
+            if let Some((x, end, true)) = read {
+                proptest::prop_assert_eq!(serde_json::to_string(&x).unwrap(), &record[..end]);
+            }
+            if let Some((i, end)) = short_integer(record.as_bytes(), 0) {
+                proptest::prop_assert_eq!(Some((Field::Int(i), end)), theirs, "{}", record);
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_written_as_serde_writes_them_are_known() {
+        let written = |text: &str| decimal(text.as_bytes(), 0).map(|(_, _, w)| w);
+        for text in [
+            "60.7115",
+            "5.0",
+            "-0.0",
+            "0.0",
+            "10.0",
+            "0.00001",
+            "-3.25",
+            "123456.789",
+        ] {
+            assert_eq!(written(text), Some(true), "{text}");
+        }
+        for text in [
+            "5",
+            "5.50",
+            "0.000001",
+            "1e3",
+            "1.5e0",
+            "0.00",
+            "1234567890.1234567",
+        ] {
+            assert_eq!(written(text), Some(false), "{text}");
+        }
+        // serde_json reads -0 as a float: left to it.
+        assert_eq!(written("-0"), None);
+        assert_eq!(
+            short_integer(b"1796308097555,", 0),
+            Some((1796308097555, 13))
+        );
+        for text in ["1.0", "-0", "1e2", "01", "1234567890123456", "x"] {
+            assert_eq!(short_integer(text.as_bytes(), 0), None, "{text}");
+        }
+    }
 }

@@ -55,12 +55,82 @@ pub struct EventShape {
     predicted: String,
     /// The salary demo's names exactly: keys are matched by a `match` of them.
     demo: bool,
-    /// `"field":` of each feature, as written in a prediction.
-    feature_keys: Vec<Vec<u8>>,
+    /// `"field":` of each feature, with a comma before it but the first, as a prediction writes
+    /// them.
+    feature_keys: Vec<Member>,
     /// `,"label":`
-    label_key: Vec<u8>,
+    label_key: Member,
     /// `,"predicted_label":`
     predicted_key: Vec<u8>,
+}
+
+/// The bytes that start a member of an event as a prediction writes it (`,"bmi":`), its first
+/// sixteen also as two words with a mask each, to compare with a record's text eight bytes at a
+/// time rather than through `memcmp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Member {
+    bytes: Vec<u8>,
+    words: [u64; 2],
+    masks: [u64; 2],
+}
+
+impl Member {
+    fn new(bytes: Vec<u8>) -> Member {
+        let mut words = [0u64; 2];
+        let mut masks = [0u64; 2];
+        for (i, &b) in bytes.iter().take(16).enumerate() {
+            words[i / 8] |= u64::from(b) << (8 * (i % 8));
+            masks[i / 8] |= 0xff << (8 * (i % 8));
+        }
+        Member {
+            bytes,
+            words,
+            masks,
+        }
+    }
+
+    /// `,"name":` (`"name":` without `comma`).
+    fn named(name: &str, comma: bool) -> Member {
+        let mut key = if comma { vec![b','] } else { Vec::new() };
+        key.extend(serde_json::to_vec(name).unwrap_or_default());
+        key.push(b':');
+        Member::new(key)
+    }
+
+    /// The bytes.
+    #[inline]
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Whether `text` has these bytes at `at`.
+    #[inline(always)]
+    pub(super) fn is_at(&self, text: &[u8], at: usize) -> bool {
+        if self.bytes.len() <= 16 {
+            if let Some(chunk) = text.get(at..at + 16) {
+                let word = |i: usize| {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(&chunk[8 * i..8 * i + 8]);
+                    u64::from_le_bytes(w)
+                };
+                return (word(0) ^ self.words[0]) & self.masks[0] == 0
+                    && (word(1) ^ self.words[1]) & self.masks[1] == 0;
+            }
+        }
+        text.get(at..).is_some_and(|t| t.starts_with(&self.bytes))
+    }
+}
+
+/// `"id":`, the first member of an event that has an id.
+pub(super) fn id_member() -> &'static Member {
+    static ID: OnceLock<Member> = OnceLock::new();
+    ID.get_or_init(|| Member::named("id", false))
+}
+
+/// `,"ts_ms":`
+pub(super) fn ts_member() -> &'static Member {
+    static TS: OnceLock<Member> = OnceLock::new();
+    TS.get_or_init(|| Member::named("ts_ms", true))
 }
 
 impl EventShape {
@@ -86,19 +156,18 @@ impl EventShape {
                 return Err(format!("field {name} is named twice"));
             }
         }
-        let key = |name: &str| {
-            let mut key = serde_json::to_vec(name).unwrap_or_default();
-            key.push(b':');
-            key
-        };
         let demo = label == "salary"
             && matches!(features.as_slice(), [f] if f.field == "years_experience"
                 && f.alias.as_deref() == Some("YearsExperience"));
         Ok(EventShape {
             demo,
-            feature_keys: features.iter().map(|f| key(&f.field)).collect(),
-            label_key: [b",".as_slice(), &key(label)].concat(),
-            predicted_key: [b",".as_slice(), &key(&predicted)].concat(),
+            feature_keys: features
+                .iter()
+                .enumerate()
+                .map(|(i, f)| Member::named(&f.field, i > 0))
+                .collect(),
+            label_key: Member::named(label, true),
+            predicted_key: Member::named(&predicted, true).bytes,
             features,
             label: label.to_owned(),
             predicted,
@@ -185,14 +254,19 @@ impl EventShape {
         }
     }
 
-    pub(super) fn feature_key(&self, i: usize) -> &[u8] {
-        &self.feature_keys[i]
+    /// `"field":` of each feature, with a comma before it unless it is the first.
+    #[inline]
+    pub(super) fn feature_members(&self) -> &[Member] {
+        &self.feature_keys
     }
 
-    pub(super) fn label_key(&self) -> &[u8] {
+    /// `,"label":`
+    #[inline]
+    pub(super) fn label_member(&self) -> &Member {
         &self.label_key
     }
 
+    /// `,"predicted_label":`
     pub(super) fn predicted_key(&self) -> &[u8] {
         &self.predicted_key
     }

@@ -35,9 +35,14 @@ pub struct Predictor {
     pub fields: Vec<String>,
     /// The JSON field of the label.
     pub label: String,
-    /// The feature the dashboard plots: a linear model's most influential (the largest
-    /// coefficient times the feature's spread in training), else the first.
+    /// The feature the dashboard plots: the most influential (a linear model's largest
+    /// coefficient times the feature's spread in training; an ONNX model's by how far the
+    /// feature moves its prediction).
     pub plotted: usize,
+    /// The features the dashboard's table shows, most influential first (the plotted one
+    /// first, the rest by the same weight, ties in the model's order): each one's index in a row
+    /// and its JSON field. Shared, so that each scored event names its values without a copy.
+    pub shown: Arc<[(usize, String)]>,
     form: Form,
 }
 
@@ -77,6 +82,7 @@ impl Predictor {
             fields: vec![DEMO_FEATURE_FIELD.to_owned()],
             label: DEMO_LABEL_FIELD.to_owned(),
             plotted: 0,
+            shown: Arc::from([(0, DEMO_FEATURE_FIELD.to_owned())]),
             form: Form::Linear {
                 coefficients: vec![slope],
                 intercept,
@@ -176,12 +182,17 @@ impl From<&Artifact> for Predictor {
     /// [`Artifact::load`] read beside it, and NaN if it was never loaded (see
     /// [`Artifact::check_servable`]).
     fn from(a: &Artifact) -> Self {
+        let order = by_influence(a);
         Predictor {
             version: a.version.clone(),
             ranges: a.features.iter().map(|f| f.range).collect(),
             fields: a.features.iter().map(|f| f.field.clone()).collect(),
             label: a.target.field.clone(),
-            plotted: most_influential(a),
+            plotted: order.first().copied().unwrap_or(0),
+            shown: order
+                .iter()
+                .map(|&i| (i, a.features[i].field.clone()))
+                .collect(),
             form: match &a.kind {
                 ModelKind::Linear(m) => Form::Linear {
                     coefficients: m.coefficients.clone(),
@@ -196,20 +207,71 @@ impl From<&Artifact> for Predictor {
     }
 }
 
-/// The index of `a`'s most influential feature: for a linear model, the largest |coefficient|
-/// times the feature's training spread (its standard deviation, else its range); else 0.
-fn most_influential(a: &Artifact) -> usize {
-    let ModelKind::Linear(m) = &a.kind else {
-        return 0;
+/// `a`'s features, most influential first ([`influences`]; ties in the model's order). The first
+/// is the one the dashboard plots: for a linear model the last of equal largest, as ever; for
+/// another the first, and the model's first feature when none moves it (one not loaded).
+fn by_influence(a: &Artifact) -> Vec<usize> {
+    let weights = influences(a);
+    if weights.is_empty() {
+        return Vec::new();
+    }
+    let first = if let ModelKind::Linear(_) = a.kind {
+        (0..weights.len())
+            .max_by(|&i, &j| weights[i].total_cmp(&weights[j]))
+            .unwrap_or(0)
+    } else {
+        (0..weights.len())
+            .filter(|&i| weights[i] > 0.0)
+            .fold(None, |best: Option<usize>, i| match best {
+                Some(b) if weights[b] >= weights[i] => Some(b),
+                _ => Some(i),
+            })
+            .unwrap_or(0)
     };
-    let weight = |i: usize| {
+    let mut rest: Vec<usize> = (0..weights.len()).filter(|&i| i != first).collect();
+    rest.sort_by(|&i, &j| weights[j].total_cmp(&weights[i]));
+    std::iter::once(first).chain(rest).collect()
+}
+
+/// How much each feature of `a` moves its prediction. A linear model: |coefficient| times the
+/// feature's training spread (its standard deviation, else its range). An ONNX model: how far
+/// its prediction moves as the feature goes from one standard deviation below its training
+/// mean to one above (within its range), the others at their means; 0 where it cannot predict.
+fn influences(a: &Artifact) -> Vec<f64> {
+    let spread = |i: usize| {
         let f = &a.features[i];
-        let spread = f.std.unwrap_or(f.range.max - f.range.min);
-        (m.coefficients.get(i).copied().unwrap_or(0.0) * spread).abs()
+        f.std.unwrap_or(f.range.max - f.range.min)
     };
-    (0..a.features.len())
-        .max_by(|&i, &j| weight(i).total_cmp(&weight(j)))
-        .unwrap_or(0)
+    match &a.kind {
+        ModelKind::Linear(m) => (0..a.features.len())
+            .map(|i| (m.coefficients.get(i).copied().unwrap_or(0.0) * spread(i)).abs())
+            .collect(),
+        ModelKind::Onnx(m) => {
+            let Some(loaded) = &m.loaded else {
+                return vec![0.0; a.features.len()];
+            };
+            let middle = |i: usize| {
+                let f = &a.features[i];
+                f.mean.unwrap_or((f.range.min + f.range.max) / 2.0)
+            };
+            let base: Vec<f64> = (0..a.features.len()).map(middle).collect();
+            let at = |i: usize, x: f64| {
+                let mut row = base.clone();
+                row[i] = x.clamp(a.features[i].range.min, a.features[i].range.max);
+                loaded.predictor.predict_one(&row).unwrap_or(f64::NAN)
+            };
+            (0..a.features.len())
+                .map(|i| {
+                    let moved = (at(i, base[i] + spread(i)) - at(i, base[i] - spread(i))).abs();
+                    if moved.is_finite() {
+                        moved
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        }
+    }
 }
 
 /// The reference model (scikit-learn's fit of data/Salary_Data.csv) as the built-in artifact
@@ -238,6 +300,7 @@ mod tests {
             fields: vec!["a".into(), "b".into()],
             label: "y".into(),
             plotted: 1,
+            shown: Arc::from([(1, "b".to_owned()), (0, "a".to_owned())]),
             form: Form::Linear {
                 coefficients: vec![2.0, -3.0],
                 intercept: 0.5,
@@ -263,6 +326,40 @@ mod tests {
         assert!(plane.predict(&[1.0]).is_nan());
         assert_eq!(plane.formula(), "y ~ linear, 2 features");
         assert_eq!(plane.slope_intercept(), None);
+    }
+
+    /// The diabetes model's features as the dashboard shows them: a linear fit's by |coefficient|
+    /// times standard deviation, gradient-boosted trees' by how far each moves the prediction.
+    #[test]
+    fn features_are_shown_most_influential_first() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let data = root.join("data/diabetes.csv");
+        let spec = crate::model::train::TrainSpec {
+            target: Some("progression".parse().unwrap()),
+            features: Vec::new(),
+        };
+        let names = |p: &Predictor| {
+            let names: Vec<String> = p.shown.iter().map(|(_, f)| f.clone()).collect();
+            (p.plotted, names.join(" "))
+        };
+        let linear = crate::model::train::train(&data, &spec).unwrap().artifact;
+        assert_eq!(
+            names(&Predictor::from(&linear)),
+            (4, "s1 s5 bmi s2 bp sex s4 s3 s6 age".to_owned())
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let gbr = crate::model::import::import(
+            &root.join("tests/onnx/gbr.onnx"),
+            &data,
+            &spec,
+            &dir.path().join("gbr.json"),
+        )
+        .unwrap()
+        .artifact;
+        assert_eq!(
+            names(&Predictor::from(&gbr)),
+            (8, "s5 s3 bmi sex bp s4 age s6 s2 s1".to_owned())
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::engine::{
-    BrokerHealth, EngineEvent, LagByPartition, ScoreReport, ScoredEvent, SharedSink,
+    BrokerHealth, EngineEvent, FeatureRow, LagByPartition, ScoreReport, ScoredEvent, SharedSink,
 };
 use crate::kafka::config::KafkaOptions;
 use crate::observe::quality::{Quality, RollingAccuracy};
@@ -274,7 +274,7 @@ fn prediction(payload: &[u8]) -> Option<(ScoredEvent, Option<f64>)> {
         partition: i32::try_from(v["partition"].as_i64()?).ok()?,
         offset: v["offset"].as_i64()?,
         event_ms: v["ts_ms"].as_i64(),
-        years: v["years_experience"].as_f64()?,
+        features: FeatureRow::years(v["years_experience"].as_f64()?),
         predicted: v["predicted_salary"].as_f64()?,
         salary: v["salary"].as_f64(),
         challenger: v["challenger"]["predicted_salary"].as_f64(),
@@ -457,7 +457,7 @@ mod tests {
                 partition: 2,
                 offset: 17,
                 event_ms: Some(1_795_625_081_368),
-                years: 4.7,
+                features: FeatureRow::years(4.7),
                 predicted: 70207.02,
                 salary: None,
                 challenger: None,

@@ -410,7 +410,6 @@ impl Scorer {
             &mut state.outputs,
         );
         // After the prediction is out: it borrows the slots (the versions it names).
-        let plotted = scored.event.features[state.slots.serving().plotted];
         if let Some(label) = scored.event.label {
             state.slots.observe(
                 &scored.event.features,
@@ -424,7 +423,10 @@ impl Scorer {
             partition,
             offset,
             event_ms,
-            years: plotted,
+            features: crate::engine::FeatureRow::new(
+                &scored.event.features,
+                &state.slots.serving().shown,
+            ),
             predicted: scored.predicted,
             salary: scored.event.label,
             challenger: challenger_predicted,

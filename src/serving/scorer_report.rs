@@ -37,6 +37,9 @@ pub(super) struct Tally {
     held: Held,
     /// The transactions' `(committed, aborted)` when the held counts were last settled.
     settled_at: (u64, u64),
+    /// Where the next scored event goes in `report.recent` once it holds
+    /// [`ScoreReport::RECENT`]: a ring, so that an event is moved once, not shifted.
+    next_recent: usize,
 }
 
 /// Counts of records whose transaction has not ended yet.
@@ -60,6 +63,7 @@ impl Tally {
             settled_at: transactions.as_ref().map_or((0, 0), |t| t.counts()),
             transactions,
             held: Held::default(),
+            next_recent: 0,
         }
     }
 
@@ -79,11 +83,28 @@ impl Tally {
         } else {
             self.add(1, extrapolated);
         }
-        let report = &mut self.report;
-        report.recent.push(event);
-        if report.recent.len() >= 2 * ScoreReport::RECENT {
-            report.recent.drain(..ScoreReport::RECENT);
+        let recent = &mut self.report.recent;
+        if recent.len() < ScoreReport::RECENT {
+            recent.push(event);
+        } else {
+            recent[self.next_recent] = event;
+            self.next_recent = (self.next_recent + 1) % ScoreReport::RECENT;
         }
+    }
+
+    /// What happened since the last report, the recent events oldest first; the next report
+    /// starts empty.
+    fn take_report(&mut self) -> ScoreReport {
+        let mut out = std::mem::replace(
+            &mut self.report,
+            ScoreReport {
+                recent: Vec::with_capacity(ScoreReport::RECENT),
+                ..ScoreReport::default()
+            },
+        );
+        out.recent
+            .rotate_left(std::mem::take(&mut self.next_recent));
+        out
     }
 
     /// Whether nothing happened since the last report.
@@ -240,9 +261,7 @@ impl Scorer {
         if state.tally.report.is_empty() {
             return;
         }
-        let mut out = std::mem::take(&mut state.tally.report);
-        let excess = out.recent.len().saturating_sub(ScoreReport::RECENT);
-        out.recent.drain(..excess);
+        let mut out = state.tally.take_report();
         out.latency = lock(&self.tracker).recent_latency(crate::engine::now_ms_precise());
         out.transactions = self.transactions.as_ref().map(|t| t.counts());
         out.accuracy = state.slots.accuracy();
@@ -263,6 +282,39 @@ fn forget(last_event_ms: &mut std::collections::BTreeMap<i32, i64>, revoked: &[i
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_report_keeps_the_latest_events_oldest_first() {
+        let event = |offset| ScoredEvent {
+            partition: 0,
+            offset,
+            event_ms: None,
+            features: crate::engine::FeatureRow::years(1.0),
+            predicted: 0.0,
+            salary: None,
+            challenger: None,
+            latency_ms: None,
+            extrapolated: false,
+        };
+        let mut tally = Tally::new(None);
+        for offset in 0..150 {
+            tally.scored(event(offset));
+        }
+        let offsets =
+            |report: ScoreReport| -> Vec<i64> { report.recent.iter().map(|e| e.offset).collect() };
+        let want: Vec<i64> = (86..150).collect();
+        assert_eq!(offsets(tally.take_report()), want);
+        assert_eq!(
+            tally.take_report().scored,
+            0,
+            "the next report starts empty"
+        );
+        for offset in 150..160 {
+            tally.scored(event(offset));
+        }
+        let want: Vec<i64> = (150..160).collect();
+        assert_eq!(offsets(tally.take_report()), want);
+    }
 
     #[test]
     fn revoked_partitions_lose_their_last_event_times() {

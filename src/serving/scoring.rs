@@ -101,6 +101,7 @@ impl Scored<'_> {
             features: &self.event.features,
             ts_ms: self.event.ts_ms,
             label: self.event.label,
+            verbatim: self.event.verbatim(),
             predicted: self.predicted,
             residual: self.event.label.map(|s| s - self.predicted),
             extrapolated: self.extrapolated,

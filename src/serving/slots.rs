@@ -205,6 +205,14 @@ impl Slots {
     /// A new artifact in the watched file: it serves from now on, and `r` goes back to the one it
     /// replaced.
     pub fn reload(&mut self, artifact: Artifact, now_ms: i64) -> Vec<ModelEvent> {
+        // Names a record cannot carry (a prediction's own, twice the same) are refused here as
+        // at start; the serving model goes on.
+        if let Err(e) = event_shape(&artifact) {
+            return vec![ModelEvent::Rejected(format!(
+                "model {} not loaded: {e}",
+                artifact.version
+            ))];
+        }
         let mut unrecorded = Vec::new();
         for artifact in [&self.serving.artifact, &artifact] {
             if let Err(e) = self.keep(artifact) {
@@ -441,6 +449,28 @@ mod tests {
             ModelEvent::Swapped { line, reason } => Some((line.version.as_str(), reason)),
             _ => None,
         })
+    }
+
+    #[test]
+    fn a_reloaded_model_whose_field_a_record_cannot_carry_is_refused_and_serving_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = slots(dir.path(), Policy::default());
+        let mut bad = reference();
+        bad.features[0].field = "model".into();
+        bad.version = "badnames".into();
+        let events = s.reload(bad, 1);
+        let [ModelEvent::Rejected(reason)] = &events[..] else {
+            panic!("{events:?}");
+        };
+        assert!(
+            reason.starts_with("model badnames not loaded: "),
+            "{reason}"
+        );
+        assert_eq!(s.serving().version, reference().version);
+        assert_eq!(
+            s.serving().predict(&[2.0]),
+            Predictor::from(&reference()).predict(&[2.0])
+        );
     }
 
     #[test]

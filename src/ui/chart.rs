@@ -33,7 +33,7 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let points: Vec<(f64, f64)> = v
         .recent
         .iter()
-        .map(|e| (e.years, e.salary.unwrap_or(e.predicted)))
+        .map(|e| (e.features.plotted(), e.salary.unwrap_or(e.predicted)))
         .collect();
     let x_min = points.iter().map(|p| p.0).fold(0.0, f64::min).floor();
     let x_max = points

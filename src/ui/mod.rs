@@ -7,10 +7,10 @@
 //! model VERSION  challenger VERSION  salary = A + B × years  (note)
 //! producer state and rate  sent N acked N
 //! ┌ recent events (N shown, * beyond range) ─┐┌ throughput (events/s, last 60 s) ┐
-//! │time p/offset years predicted [challenger]││now · avg · total, sparkline      │
-//! │  ms salary resid ([…] while one's loaded)│└──────────────────────────────────┘
-//! │…                                         │┌ predicted salary ────────────────┐
-//! │                                          │└ last · min · max, sparkline ─────┘
+//! │time p/offset years (features, most       ││now · avg · total, sparkline      │
+//! │influential first, as many as fit)        │└──────────────────────────────────┘
+//! │predicted [challenger] ms salary resid    │┌ predicted salary ────────────────┐
+//! │…                                         │└ last · min · max, sparkline ─────┘
 //! │                                          │┌ accuracy | DRIFT | vs challenger ┐
 //! └──────────────────────────────────────────┘└ RMSE · MAE · R² (of both), closer┘
 //! ┌ salary by years over the fitted line ────┐┌ latency ms, event to ack, 10 s ──┐
@@ -23,8 +23,8 @@
 //! ```
 //!
 //! Every number on screen is whole or absent. As the terminal shrinks, whole parts go, least
-//! important first: the table's columns (label, residual, latency, partition/offset, time,
-//! challenger), the right column's panels (predicted values, records, latency, lag, accuracy;
+//! important first: the table's columns (features beyond the most influential, least
+//! influential first; label, residual, latency, partition/offset, time, challenger), the right column's panels (predicted values, records, latency, lag, accuracy;
 //! rows beyond what those kept need are shared among them), the chart (below 20 rows for the
 //! left column), the right column (below [`SIDE_MIN_WIDTH`] columns). The help overlay blanks
 //! the part of a value its sides would cut, and is not drawn where it does not fit. Below
