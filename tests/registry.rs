@@ -4,10 +4,10 @@
 //! the API). Also Confluent's own Avro deserializer (Python, through `scripts/registry-vectors
 //! read-avro`) reading back predictions our encoder wrote.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -23,80 +23,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Apicurio Registry started by `scripts/registry`; stopped (SIGTERM) when dropped.
-struct Registry {
-    child: Child,
-    url: String,
-}
-
-impl Registry {
-    fn start(args: &[&str]) -> Registry {
-        let mut child = Command::new(root().join("scripts/registry"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("scripts/registry");
-        let stdout = child.stdout.take().expect("a stdout pipe");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line.trim().to_owned());
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(300))
-            .expect("scripts/registry printed no URL within 300 s");
-        assert!(
-            url.starts_with("http://127.0.0.1:") && url.ends_with("/apis/ccompat/v7"),
-            "scripts/registry failed: {url:?}"
-        );
-        Registry { child, url }
-    }
-
-    fn port(&self) -> String {
-        let rest = self.url.trim_start_matches("http://127.0.0.1:");
-        rest[..rest.find('/').unwrap_or(rest.len())].to_owned()
-    }
-
-    /// Stops the registry and waits until the script has exited (143 after SIGTERM).
-    fn stop(mut self) {
-        signal("TERM", self.child.id());
-        let status = self.child.wait().expect("scripts/registry exits");
-        assert_eq!(status.code(), Some(143));
-    }
-
-    /// The registry's JVM (the script's child).
-    fn jvm_pid(&self) -> u32 {
-        let children =
-            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.child.id()))
-                .unwrap_or_default();
-        children
-            .split_whitespace()
-            .filter_map(|p| p.parse::<u32>().ok())
-            .find(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("apicurio-registry-app"))
-            })
-            .expect("the registry's JVM")
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            signal("TERM", self.child.id());
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn signal(name: &str, pid: u32) {
-    let _ = Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .stderr(Stdio::null())
-        .status();
-}
+use common::registry::{signal, Registry};
 
 fn client(url: &str) -> RegistryClient {
     let config = RegistryConfig::new(url)

@@ -7,12 +7,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
+use common::registry::Registry;
 use common::tmux::{assert_restored, start_dashboard_sized};
 use serde_json::Value;
 
@@ -235,45 +233,6 @@ fn an_onnx_model_from_scikit_learn_is_named_by_its_op_and_its_features_tabled() 
     );
 }
 
-/// Apicurio Registry started by `scripts/registry`: its process and the base URL of its
-/// Confluent-compatible API. Stopped (SIGTERM) when dropped.
-struct Registry {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let mut child = Command::new(common::root().join("scripts/registry"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("scripts/registry");
-        let stdout = child.stdout.take().expect("a stdout pipe");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line.trim().to_owned());
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(300))
-            .expect("scripts/registry printed no URL within 300 s");
-        assert!(
-            url.ends_with("/apis/ccompat/v7"),
-            "scripts/registry: {url:?}"
-        );
-        Registry { child, url }
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        common::kill("TERM", self.child.id());
-        let _ = self.child.wait();
-    }
-}
-
 /// The throughput panel's total.
 fn total(screen: &str) -> Option<u64> {
     screen
@@ -287,7 +246,7 @@ fn total(screen: &str) -> Option<u64> {
 
 #[test]
 fn an_avro_topic_is_scored_through_the_registry_the_header_names() {
-    let registry = Registry::start();
+    let registry = Registry::start(&[]);
     let url = &registry.url;
     let (_broker, b) = common::broker_process(3);
     let n = 300;

@@ -99,15 +99,19 @@ impl Nodes {
         }
     }
 
-    fn leader(&self, topic: &str, partition: i32) -> i32 {
+    /// The partitions of `topic` as the cluster describes them now.
+    fn describe(&self, topic: &str) -> rdkafka::metadata::Metadata {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
             .create()
             .expect("a metadata client");
-        let metadata = consumer
+        consumer
             .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .expect("metadata");
-        metadata.topics()[0]
+            .expect("metadata")
+    }
+
+    fn leader(&self, topic: &str, partition: i32) -> i32 {
+        self.describe(topic).topics()[0]
             .partitions()
             .iter()
             .find(|p| p.id() == partition)
@@ -116,14 +120,7 @@ impl Nodes {
     }
 
     fn partitions(&self, topic: &str) -> i32 {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .create()
-            .expect("a metadata client");
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .expect("metadata");
-        metadata.topics()[0].partitions().len() as i32
+        self.describe(topic).topics()[0].partitions().len() as i32
     }
 
     fn kill(&self, node: i32) {
