@@ -277,7 +277,11 @@ impl CompiledSchema {
             return Ok(json::decode_as(shape, Some(body))?);
         }
         for feature in shape.features() {
-            self.require_field(body, &names(feature))?;
+            // No list built a record: a feature has its field and at most one alias.
+            match &feature.alias {
+                None => self.require_field(body, &[feature.field.as_str()])?,
+                Some(alias) => self.require_field(body, &[feature.field.as_str(), alias])?,
+            }
         }
         if let CompiledSchema::Avro(schema) = self {
             // The demo's fields are read without a value tree when the datum allows.
@@ -289,13 +293,6 @@ impl CompiledSchema {
         }
         experience_event(shape, &self.decode(body)?)
     }
-}
-
-/// The names a feature is read by: its field, then its alias.
-fn names(feature: &FeatureField) -> Vec<&str> {
-    std::iter::once(feature.field.as_str())
-        .chain(feature.alias.as_deref())
-        .collect()
 }
 
 /// Reads a number at `path` (a model's feature): an int, long, float or double, or a union of
@@ -373,8 +370,8 @@ pub fn experience_event<'v>(
 /// One feature's value: from its field, else its alias; refused under the field's name.
 fn read_feature(feature: &FeatureField, record: &impl RecordFields) -> Result<f64, RecordError> {
     let field = feature.field.as_str();
-    let name = names(feature)
-        .into_iter()
+    let name = std::iter::once(field)
+        .chain(feature.alias.as_deref())
         .find(|name| !matches!(record.field(name), FieldValue::Missing))
         .ok_or_else(|| RecordError::MissingField(field.to_owned()))?;
     let value = read_number(record, name).map_err(|e| match e {
