@@ -68,6 +68,9 @@ fn unreachable_line(kafka: &crate::kafka::config::KafkaOptions, why: Option<Stri
     )
 }
 
+/// How long after the start, and after the last record handled, [`wait`] looks every 5 ms.
+const QUICK_LOOKS_FOR: Duration = Duration::from_secs(2);
+
 /// Waits until `finished()` or a signal; checks the broker was reached within
 /// [`CONNECT_TIMEOUT`]. Returns the signal's name if one came.
 fn wait(
@@ -82,12 +85,17 @@ fn wait(
         let started = Instant::now();
         let signal = shutdown_signal();
         tokio::pin!(signal);
-        // Briefly until the broker is first reached (a refusal is said at once), then ten times
-        // a second: at 5 ms this loop was most of an idle `score`'s CPU. A signal ends the wait
-        // at once either way.
+        // Every 5 ms while anything moves (a run that ends by itself, `--count`, is seen to end
+        // within 5 ms: whole-process timings depend on it), in the first seconds and until the
+        // broker is first reached (a refusal is said at once); ten times a second once idle: at
+        // 5 ms this loop was most of an idle `score`'s CPU. A signal ends the wait at once.
         let mut reached_once = false;
+        let mut moved = (0, Instant::now());
         loop {
-            let pause = Duration::from_millis(if reached_once { 100 } else { 5 });
+            let quick = !reached_once
+                || started.elapsed() < QUICK_LOOKS_FOR
+                || moved.1.elapsed() < QUICK_LOOKS_FOR;
+            let pause = Duration::from_millis(if quick { 5 } else { 100 });
             tokio::select! {
                 sig = &mut signal => return Ok(Some(sig?)),
                 _ = tokio::time::sleep(pause) => {}
@@ -95,14 +103,19 @@ fn wait(
             if finished() {
                 return Ok(None);
             }
-            let (reached, why, refused) = tally.with(|t| {
+            let (reached, why, refused, handled) = tally.with(|t| {
                 let refused = match &t.health {
                     BrokerHealth::Refused(line) => Some(line.clone()),
                     _ => None,
                 };
-                (t.reached, t.unreachable.clone(), refused)
+                let handled =
+                    t.totals.scored + t.totals.bad + t.producer.as_ref().map_or(0, |p| p.sent);
+                (t.reached, t.unreachable.clone(), refused, handled)
             });
             reached_once |= reached;
+            if handled != moved.0 {
+                moved = (handled, Instant::now());
+            }
             // A refusal does not pass by itself: say it now, the TLS problem found by a
             // handshake of our own when there is one to name.
             if let Some(line) = refused {
