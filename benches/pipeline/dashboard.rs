@@ -172,17 +172,7 @@ fn sample_until(socket: &str, pid: &str, events: u64) -> Sampled {
 fn quit(socket: &str, pid: &str) -> f64 {
     let started = Instant::now();
     tmux(socket, &["send-keys", "q"]);
-    // Exited means gone or a zombie: tmux reaps its pane's process late under load.
-    let running = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|stat| {
-                stat.rsplit_once(") ")
-                    .map(|(_, rest)| !rest.starts_with('Z'))
-            })
-            .unwrap_or(false)
-    };
-    while running() && started.elapsed() < Duration::from_secs(30) {
+    while running(pid) && started.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(2));
     }
     started.elapsed().as_secs_f64() * 1000.0
@@ -201,4 +191,16 @@ pub fn logged_fps(log: &std::path::Path) -> f64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(f64::NAN)
+}
+
+/// Whether process `pid` still runs. Exited means gone or a zombie: tmux reaps its pane's
+/// process late under load.
+pub fn running(pid: impl std::fmt::Display) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(") ")
+                .map(|(_, rest)| !rest.starts_with('Z'))
+        })
+        .unwrap_or(false)
 }

@@ -265,16 +265,7 @@ fn stop(child: &mut std::process::Child) {
 /// Waits until `pid` is gone or a zombie, at most `bound`.
 fn wait_gone(pid: u32, bound: Duration) {
     let deadline = Instant::now() + bound;
-    let running = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|stat| {
-                stat.rsplit_once(") ")
-                    .map(|(_, rest)| !rest.starts_with('Z'))
-            })
-            .unwrap_or(false)
-    };
-    while running() && Instant::now() < deadline {
+    while crate::dashboard::running(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
 }

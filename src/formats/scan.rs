@@ -27,6 +27,16 @@ fn blank(bytes: &[u8], mut at: usize) -> usize {
     at
 }
 
+/// The length of a string's body up to its closing quote, if it has no escape and no control
+/// character before it.
+#[inline]
+fn plain_len(body: &[u8]) -> Option<usize> {
+    let len = body
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    (body[len] == b'"').then_some(len)
+}
+
 /// A string at `at` (its opening quote) with no escape and no control character: its text
 /// and where it ends.
 fn string(text: &str, at: usize) -> Option<(&str, usize)> {
@@ -34,13 +44,7 @@ fn string(text: &str, at: usize) -> Option<(&str, usize)> {
     if bytes.get(at) != Some(&b'"') {
         return None;
     }
-    let body = bytes.get(at + 1..)?;
-    let len = body
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-    if body[len] != b'"' {
-        return None;
-    }
+    let len = plain_len(bytes.get(at + 1..)?)?;
     // Both ends sit next to ASCII quotes, so they are character boundaries.
     Some((text.get(at + 1..at + 1 + len)?, at + len + 2))
 }
@@ -49,12 +53,7 @@ fn string(text: &str, at: usize) -> Option<(&str, usize)> {
 /// text and where it ends.
 fn plain_string(bytes: &[u8], at: usize) -> Option<(&str, usize)> {
     let body = bytes.get(at + 1..)?;
-    let len = body
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-    if body[len] != b'"' {
-        return None;
-    }
+    let len = plain_len(body)?;
     Some((std::str::from_utf8(&body[..len]).ok()?, at + len + 2))
 }
 
