@@ -142,6 +142,20 @@ impl KafkaOptions {
         }
     }
 
+    /// How the scorer's predictions and dead letters are compressed. Against a real broker, lz4:
+    /// a prediction is some 190 bytes that repeat the event's fields and the model's name, and
+    /// Apache Kafka's work per record is set by the bytes it validates and writes (on Apache
+    /// Kafka 4.1 lz4 cut the broker's CPU for the full path by half and its wall time by a
+    /// quarter, at no measurable cost to ours: BENCHMARKS.md, issue 26). The embedded broker
+    /// keeps the bytes as they come, so there compression would only cost our own CPU.
+    pub fn output_compression(&self) -> &'static str {
+        if self.embedded {
+            "none"
+        } else {
+            "lz4"
+        }
+    }
+
     /// Whether the user chose how librdkafka partitions records (`-X partitioner=...` or
     /// `-X sticky.partitioning.linger.ms=...`): then librdkafka chooses for keyless records too.
     pub fn partitions_chosen_by_user(&self) -> bool {
@@ -166,9 +180,25 @@ impl KafkaOptions {
             config.set(*k, *v);
         }
         for (k, v) in &self.properties {
+            // librdkafka takes either name of a pair of aliases; a default under the other
+            // name would compete with the user's choice in an unordered map.
+            if let Some(other) = alias_of(k.trim()) {
+                config.remove(other);
+            }
             config.set(k, v);
         }
         config
+    }
+}
+
+/// The other name librdkafka gives the same property, for the properties our defaults set.
+fn alias_of(key: &str) -> Option<&'static str> {
+    match key {
+        "compression.type" => Some("compression.codec"),
+        "compression.codec" => Some("compression.type"),
+        "linger.ms" => Some("queue.buffering.max.ms"),
+        "queue.buffering.max.ms" => Some("linger.ms"),
+        _ => None,
     }
 }
 
@@ -290,6 +320,31 @@ mod tests {
         assert_eq!(opts.producer_batch_bytes(), "131072");
         opts.embedded = false;
         assert_eq!(opts.producer_batch_bytes(), "1000000");
+    }
+
+    #[test]
+    fn predictions_are_compressed_with_lz4_for_a_real_broker_and_the_users_alias_wins() {
+        let mut opts = KafkaOptions {
+            bootstrap: "127.0.0.1:9092".into(),
+            properties: vec![],
+            embedded: true,
+        };
+        assert_eq!(opts.output_compression(), "none");
+        opts.embedded = false;
+        assert_eq!(opts.output_compression(), "lz4");
+        let defaults = [("compression.type", opts.output_compression())];
+        assert_eq!(
+            opts.client_config(&defaults).get("compression.type"),
+            Some("lz4")
+        );
+        opts.properties = vec![("compression.codec".into(), "none".into())];
+        let config = opts.client_config(&defaults);
+        assert_eq!(config.get("compression.type"), None);
+        assert_eq!(config.get("compression.codec"), Some("none"));
+        opts.properties = vec![("queue.buffering.max.ms".into(), "0".into())];
+        let config = opts.client_config(&[("linger.ms", "5")]);
+        assert_eq!(config.get("linger.ms"), None);
+        assert_eq!(config.get("queue.buffering.max.ms"), Some("0"));
     }
 
     #[test]

@@ -215,6 +215,7 @@ fn producer_defaults(config: &ScorerConfig) -> Vec<(&'static str, &str)> {
     let mut producer_defaults = vec![
         ("linger.ms", "5"),
         ("batch.size", config.kafka.producer_batch_bytes()),
+        ("compression.type", config.kafka.output_compression()),
     ];
     if config.kafka.embedded {
         // In-process, predictions waiting for the broker's acknowledgement are our memory:
