@@ -591,6 +591,44 @@ pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "no message".to_owned())
 }
 
+/// What is left of `deadline` now: zero once it has passed. Each step of a stop takes this much
+/// at most, so that the steps together never outlast the one deadline.
+pub fn time_left(deadline: std::time::Instant) -> std::time::Duration {
+    deadline.saturating_duration_since(std::time::Instant::now())
+}
+
+/// When a stopping engine must be done: one instant, fixed when the stop begins (`q`, Ctrl-C, a
+/// signal, `--count` reached, an error) from `--shutdown-timeout`, and shared by every thread that
+/// takes part in the stop. Each step (flushing, the final commit or abort, leaving the group) takes
+/// what is left of it, so the whole stop is bounded by that one figure whatever the broker does.
+#[derive(Debug, Clone, Default)]
+pub struct StopDeadline(Arc<std::sync::OnceLock<std::time::Instant>>);
+
+impl StopDeadline {
+    /// Fixes the deadline at `at`, unless a stop fixed it already; returns the one fixed.
+    pub fn fix(&self, at: std::time::Instant) -> std::time::Instant {
+        *self.0.get_or_init(|| at)
+    }
+
+    /// The deadline, once a stop has fixed it.
+    pub fn get(&self) -> Option<std::time::Instant> {
+        self.0.get().copied()
+    }
+
+    /// How long a step may wait that would wait `limit` if nothing were stopping: `limit`, or
+    /// what is left of the deadline if that is less.
+    pub fn cap(&self, limit: std::time::Duration) -> std::time::Duration {
+        self.get()
+            .map_or(limit, |deadline| limit.min(time_left(deadline)))
+    }
+
+    /// Whether a stop has begun and its deadline has passed.
+    pub fn passed(&self) -> bool {
+        self.get()
+            .is_some_and(|deadline| std::time::Instant::now() >= deadline)
+    }
+}
+
 /// Formats ms since the epoch as `HH:MM:SS.mmm` (UTC).
 pub fn clock(ms: i64) -> String {
     let day_ms = ms.rem_euclid(86_400_000);
@@ -626,6 +664,31 @@ mod tests {
         assert_eq!(clock(0), "00:00:00.000");
         assert_eq!(clock(1_700_000_000_123), "22:13:20.123");
         assert_eq!(clock(86_399_999), "23:59:59.999");
+    }
+
+    #[test]
+    fn a_step_of_a_stop_gets_what_is_left_of_the_one_deadline_and_none_once_it_passed() {
+        use std::time::{Duration, Instant};
+        let stop = StopDeadline::default();
+        // Before a stop, a step waits its own limit.
+        assert_eq!(stop.cap(Duration::from_secs(10)), Duration::from_secs(10));
+        assert!(!stop.passed());
+        let expired = Instant::now() - Duration::from_secs(1);
+        assert_eq!(stop.fix(expired), expired);
+        // Fixed once: a later stop (a second quit, the loop's own end) keeps the first deadline.
+        assert_eq!(
+            stop.clone().fix(Instant::now() + Duration::from_secs(60)),
+            expired
+        );
+        assert_eq!(stop.get(), Some(expired));
+        assert_eq!(time_left(expired), Duration::ZERO);
+        assert_eq!(stop.cap(Duration::from_secs(10)), Duration::ZERO);
+        assert!(stop.passed());
+        let later = StopDeadline::default();
+        later.fix(Instant::now() + Duration::from_secs(3600));
+        assert_eq!(later.cap(Duration::from_secs(10)), Duration::from_secs(10));
+        assert!(later.cap(Duration::from_secs(7200)) <= Duration::from_secs(3600));
+        assert!(later.cap(Duration::from_secs(7200)) > Duration::from_secs(3590));
     }
 
     #[test]

@@ -262,10 +262,13 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
         writer,
     )?;
     let waited = wait(&tally, &connection.kafka, || scorer.is_finished());
-    scorer.stop();
-    let unfinished = scorer.unfinished();
+    // One deadline for the whole stop: the scorer's steps take what is left of it, and the wait
+    // for them ends there.
     let bound = args.kafka.shutdown_timeout;
-    let ending = within_bound(bound, move || scorer.join())?;
+    let deadline = Instant::now() + bound;
+    scorer.stop_by(deadline);
+    let unfinished = scorer.unfinished();
+    let ending = within_bound(crate::engine::time_left(deadline), move || scorer.join())?;
     stats.stop();
     let summary = match ending {
         Ending::Finished(summary) => summary,

@@ -253,8 +253,10 @@ pub fn scorer_config(
         }),
         max_records,
         start_uncommitted_at: args.offset,
-        // The rest of the bound is for the final commit and leaving the group.
-        shutdown_flush: args.shutdown_timeout.mul_f64(0.6),
+        // One deadline: the flush, the final commit and leaving the group each take what is
+        // left of it, so the flush is not given a share of its own.
+        shutdown_timeout: args.shutdown_timeout,
+        shutdown_flush: args.shutdown_timeout,
         output: PredictionOutput::Json,
     }
 }

@@ -14,8 +14,8 @@ use ratatui::DefaultTerminal;
 use crate::app::{App, Effect, Message, Setup};
 use crate::cli::DashArgs;
 use crate::dash_feed::{next_second, slot_from, EngineEvents};
-use crate::engine::EngineEvent;
 use crate::engine::SharedSink;
+use crate::engine::{time_left, EngineEvent};
 use crate::model::Artifact;
 use crate::observe::metrics::Metrics;
 use crate::observe::watch::{self, WatchConfig, WatchHandle};
@@ -25,11 +25,11 @@ use crate::runtime::{
 };
 use crate::serving::producer::{self, ProducerConfig, ProducerHandle, Synthetic};
 use crate::serving::scorer;
-use crate::serving::scorer::{ScorerConfig, ScorerHandle, Unfinished};
+use crate::serving::scorer::{ScorerConfig, ScorerError, ScorerHandle, Unfinished};
 use crate::serving::slots::ModelCommand;
 use crate::ui;
 
-/// How long quitting waits for the embedded broker's acknowledgements.
+/// The most quitting waits for the embedded broker's acknowledgements, within the quit's deadline.
 const EMBEDDED_SHUTDOWN_FLUSH: Duration = Duration::from_millis(100);
 
 /// Takes the terminal (raw mode, alternate screen) with ratatui's own set-up, whose panic hook
@@ -113,39 +113,42 @@ enum Reading {
 struct Engine {
     producer: ProducerHandle,
     reading: Reading,
-    /// How long stopping the producer waits for its acknowledgements.
+    /// The most stopping the producer waits for its acknowledgements, within the quit's deadline.
     producer_flush: Duration,
 }
 
 impl Engine {
-    /// Stops the engine on a thread of its own; the receiver gets what reading the stream ended
-    /// with, or why the scorer stopped.
+    /// Stops the engine by `deadline` on a thread of its own; the receiver gets what reading the
+    /// stream ended with, or why the scorer stopped.
     fn stop_on_thread(
         self,
-    ) -> std::io::Result<tokio::sync::oneshot::Receiver<Result<String, String>>> {
+        deadline: Instant,
+    ) -> std::io::Result<tokio::sync::oneshot::Receiver<Result<String, ScorerError>>> {
         let (tx, done) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name("shutdown".into())
             .spawn(move || {
-                let _ = tx.send(self.stop());
+                let _ = tx.send(self.stop(deadline));
             })?;
         Ok(done)
     }
 
-    /// Stops the producer and what reads the stream, and waits for both.
-    fn stop(self) -> Result<String, String> {
-        // Told first, so a producer slow to stop never keeps the scorer from committing.
+    /// Stops the producer and what reads the stream, each taking what is left of `deadline`, and
+    /// waits for both. A scorer's error comes back as itself, so that the exit says it as
+    /// `score` does (with its status: 75 for a stuck transactional call).
+    fn stop(self, deadline: Instant) -> Result<String, ScorerError> {
+        // Told first, so a producer slow to stop never keeps the scorer from committing: the two
+        // stop side by side, against the same deadline.
         match &self.reading {
-            Reading::Scorer(scorer) => scorer.stop(),
+            Reading::Scorer(scorer) => scorer.stop_by(deadline),
             Reading::Watcher(watcher) => watcher.stop(),
         }
-        let producer = self.producer.shutdown(self.producer_flush);
+        let producer = self
+            .producer
+            .shutdown(self.producer_flush.min(time_left(deadline)));
         tracing::info!(?producer, "producer stopped");
         match self.reading {
-            Reading::Scorer(scorer) => scorer
-                .join()
-                .map(|summary| format!("{summary:?}"))
-                .map_err(|e| format!("the scorer stopped: {e}")),
+            Reading::Scorer(scorer) => scorer.join().map(|summary| format!("{summary:?}")),
             Reading::Watcher(watcher) => {
                 watcher.join();
                 Ok("watcher stopped".to_owned())
@@ -255,9 +258,7 @@ fn start_engine(
     watched: Option<&str>,
     sink: SharedSink,
 ) -> anyhow::Result<Engine> {
-    let producer_flush = config
-        .shutdown_flush
-        .min(args.kafka.shutdown_timeout.mul_f64(0.3));
+    let producer_flush = config.shutdown_flush;
     let reading = match watched {
         Some(group) => Reading::Watcher(watch::spawn(
             WatchConfig {
@@ -367,7 +368,8 @@ fn dash_setup(
     }
 }
 
-/// Stops the engine within `bound` and gives the screen back; `result` is the run's own.
+/// Stops the engine within `bound` of now, one deadline for every step, and gives the screen back;
+/// `result` is the run's own.
 fn quit(
     runtime: &tokio::runtime::Runtime,
     mut view: View,
@@ -380,7 +382,7 @@ fn quit(
     let quitting = Instant::now();
     // Stop the producer, then the scorer (which flushes and commits), then give the screen back;
     // the screen stays live meanwhile, and a second q, Ctrl-C or signal ends the wait.
-    let cut_short = runtime.block_on(view.shut_down(engine, bound));
+    let cut_short = runtime.block_on(view.shut_down(engine, quitting + bound, bound));
     ratatui::restore();
     tracing::info!(
         ms = quitting.elapsed().as_millis(),
@@ -393,11 +395,11 @@ fn quit(
         fps = view.frames_drawn as f64 / secs.max(f64::MIN_POSITIVE),
         "frames drawn"
     );
-    if let Some(line) = cut_short {
+    if let Some(error) = cut_short {
         // An abandoned engine thread may still use the embedded broker: leave it to the exit.
         std::mem::forget(connection);
         result?;
-        anyhow::bail!("{line}");
+        return Err(error);
     }
     drop(connection);
     tracing::info!(ms = quitting.elapsed().as_millis(), "leaving");
@@ -566,9 +568,15 @@ impl View {
         Ok(())
     }
 
-    /// Stops the engine within `bound`, drawing meanwhile. Returns the line that says what was
-    /// left undone if the bound, a second quit or a signal cut it short.
-    async fn shut_down(&mut self, engine: Engine, bound: Duration) -> Option<String> {
+    /// Stops the engine by `deadline` (`bound` after the quit began), drawing meanwhile. Returns
+    /// the error the run ends with: the line that says what was left undone if the deadline, a
+    /// second quit or a signal cut it short, or the scorer's own error if it stopped on one.
+    async fn shut_down(
+        &mut self,
+        engine: Engine,
+        deadline: Instant,
+        bound: Duration,
+    ) -> Option<anyhow::Error> {
         // The view says it is stopping, whatever ended the run (a key, a signal, the engine).
         if !self.app.should_quit() {
             self.app.update(Message::Quit);
@@ -578,15 +586,17 @@ impl View {
             Reading::Scorer(scorer) => Some(scorer.unfinished()),
             Reading::Watcher(_) => None,
         };
-        let cut_short = move |how: &str| match &unfinished {
-            Some(u) => u.cut_short_line(how),
-            None => format!("shutdown cut short ({how})"),
+        let cut_short = move |how: &str| {
+            anyhow::anyhow!(match &unfinished {
+                Some(u) => u.cut_short_line(how),
+                None => format!("shutdown cut short ({how})"),
+            })
         };
-        let mut done = match engine.stop_on_thread() {
+        let mut done = match engine.stop_on_thread(deadline) {
             Ok(done) => done,
-            Err(e) => return Some(format!("cannot start the shutdown thread: {e}")),
+            Err(e) => return Some(anyhow::anyhow!("cannot start the shutdown thread: {e}")),
         };
-        let deadline = tokio::time::sleep(bound);
+        let deadline = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
         tokio::pin!(deadline);
         // A terminal that has gone away ends its key stream or fails it: stop listening then.
         let mut terminal_alive = true;
@@ -600,7 +610,7 @@ impl View {
                     tracing::info!(?read, "reading stopped");
                     // A scorer that had stopped on its own makes the exit say so, as `score` does.
                     return match read {
-                        Ok(Err(failure)) => Some(failure),
+                        Ok(Err(failure)) => Some(anyhow::Error::new(failure)),
                         _ => None,
                     };
                 }

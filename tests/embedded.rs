@@ -34,6 +34,7 @@ fn config(bootstrap: &str, dlq: &str, group: &str, max_records: Option<u64>) -> 
         exactly_once: None,
         max_records,
         start_uncommitted_at: None,
+        shutdown_timeout: scorer::FLUSH_TIMEOUT,
         shutdown_flush: scorer::FLUSH_TIMEOUT,
         output: Default::default(),
     }

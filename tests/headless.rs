@@ -615,6 +615,40 @@ fn an_aborted_transaction_s_records_are_counted_once_when_scored_again() {
     // the output holds once each is tested against Apache Kafka.)
 }
 
+/// A transactional call that never returns ends `score` with the watch's one line and exit status
+/// 75 (`EX_TEMPFAIL`), for a supervisor to run it again. A test hook makes
+/// `send_offsets_to_transaction` hang, as librdkafka 2.12.1's does when the coordinator's node is
+/// lost; the watch gives it its timeout (10 s) and 5 s.
+#[test]
+fn a_transactional_call_that_never_returns_ends_score_with_status_75_and_one_line() {
+    let (_broker, b) = broker_process(3);
+    let (code, _, stderr) = run(&["produce", "-b", &b, "--count", "20", "--rate", "max"]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut score = Child::spawn_with_env(
+        &["score", "-b", &b, "--exactly-once", "-q"],
+        &[("SALARY_STREAM_TEST_HANG_SEND_OFFSETS", "1")],
+    );
+    let status = score.wait(Duration::from_secs(60));
+    let stderr = score.stderr_lines();
+    assert_eq!(status.code(), Some(75), "{stderr:?}");
+    assert_eq!(
+        stderr.last().map(String::as_str),
+        Some(
+            "salary-stream: exactly-once: librdkafka's send_offsets_to_transaction has not \
+             returned after 15 s (a known librdkafka hang when the coordinator's broker leaves \
+             the cluster: librdkafka issues #5511 and #5456); the open transaction is left \
+             uncommitted, and nothing more is committed by this run: run again with the same \
+             --instance-id to resume from the last committed transaction"
+        ),
+        "{stderr:?}"
+    );
+    // Nothing was committed: no `done:` line counts what the stuck transaction held.
+    assert!(
+        !stderr.iter().any(|l| l.starts_with("done: ")),
+        "{stderr:?}"
+    );
+}
+
 #[test]
 fn score_with_a_challenger_publishes_both_predictions() {
     let (_broker, b) = broker_process(3);

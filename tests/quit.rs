@@ -151,6 +151,41 @@ fn a_scorer_that_panics_is_shown_in_the_header_and_q_still_quits() {
     assert_restored(&t);
 }
 
+/// The dashboard ends as `score` does when a transactional call never returns: once quit, the
+/// terminal restored, with the watch's one line and exit status 75 (`EX_TEMPFAIL`). A test hook
+/// makes `send_offsets_to_transaction` hang, as librdkafka 2.12.1's does when the coordinator's
+/// node is lost; the watch gives it its timeout (10 s) and 5 s.
+#[test]
+fn a_stuck_transactional_call_ends_the_dashboard_with_status_75_and_one_line() {
+    let out = tempfile::tempdir().unwrap();
+    let stderr = out.path().join("stderr");
+    let (t, _dir) = start_dashboard_with(
+        "stuck-call",
+        "SALARY_STREAM_TEST_HANG_SEND_OFFSETS=1",
+        &format!("--exactly-once --produce 2>{}", stderr.display()),
+    );
+    t.wait_for("the stopped scorer in the header", |s| {
+        s.contains("scorer stopped")
+    });
+    t.keys(&["q"]);
+    t.wait_for("the shell prompt back", |s| {
+        s.lines().filter(|l| l.starts_with("READY$")).count() >= 2
+    });
+    assert_eq!(shell_status(&t), 75, "{}", t.screen());
+    assert_restored(&t);
+    let written = std::fs::read_to_string(&stderr).unwrap();
+    assert_eq!(
+        written.lines().collect::<Vec<_>>(),
+        [
+            "salary-stream: exactly-once: librdkafka's send_offsets_to_transaction has not \
+             returned after 15 s (a known librdkafka hang when the coordinator's broker leaves \
+             the cluster: librdkafka issues #5511 and #5456); the open transaction is left \
+             uncommitted, and nothing more is committed by this run: run again with the same \
+             --instance-id to resume from the last committed transaction"
+        ],
+    );
+}
+
 #[test]
 fn a_scorer_that_panics_ends_score_with_status_1_and_the_reason() {
     let (_broker, address) = common::broker_process(3);

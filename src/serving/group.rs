@@ -13,7 +13,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use crate::engine::{EngineEvent, LagByPartition, SharedSink};
+use crate::engine::{EngineEvent, LagByPartition, SharedSink, StopDeadline};
 use crate::kafka::intake::RecordQueue;
 use crate::kafka::offset_spec::{self, OffsetSpec};
 use crate::serving::offsets::{lock, OffsetTracker, ScoringProducer};
@@ -45,6 +45,9 @@ pub struct ScoringContext {
     cluster: Mutex<crate::observe::cluster::ClusterWatch>,
     /// Partitions revoked since the scorer last asked: it forgets their last event times.
     revoked: Mutex<Vec<i32>>,
+    /// When the scorer's stop must be done, once it stops: the revocation of leaving the group
+    /// takes what is left of it.
+    stopping: StopDeadline,
 }
 
 /// The position `auto.offset.reset` names, if it names one (`error` does not).
@@ -70,6 +73,7 @@ impl ScoringContext {
         transactions: Option<Arc<Transactions>>,
     ) -> Self {
         ScoringContext {
+            stopping: StopDeadline::default(),
             cluster: Mutex::default(),
             revoked: Mutex::default(),
             revoke_flush,
@@ -82,6 +86,12 @@ impl ScoringContext {
             last_event_ms: Mutex::new(BTreeMap::new()),
             transactions,
         }
+    }
+
+    /// The same context, whose revocations take at most what is left of `stopping` once a stop
+    /// fixes it.
+    pub fn stopping_by(self, stopping: StopDeadline) -> Self {
+        ScoringContext { stopping, ..self }
     }
 
     /// Routes assigned partitions' records to `records` from now on.
@@ -313,9 +323,14 @@ impl ConsumerContext for ScoringContext {
                     let _ = transactions.commit(&self.producer, consumer, &self.topic);
                 }
                 None => {
-                    self.producer.flush_within(self.revoke_flush);
+                    self.producer
+                        .flush_within(self.stopping.cap(self.revoke_flush));
                     self.store_ready(consumer);
-                    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                    // Past the stop's deadline there is no time left to commit: the next owner
+                    // scores again what is not committed.
+                    if self.stopping.passed() {
+                        tracing::debug!("no commit on revoke: the stop's deadline has passed");
+                    } else if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
                         tracing::debug!(error = %e, "commit on revoke");
                     }
                 }

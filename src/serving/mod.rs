@@ -5,7 +5,8 @@
 //! - [`scorer_setup`] holds the scorer's configuration and builds its clients from it.
 //! - [`scorer_records`] handles one record: its prediction or dead letter, to the producer;
 //!   [`dead_letters`] cuts a dead letter to what its topic takes.
-//! - [`scorer_report`] counts what the scorer does and reports it to the sink.
+//! - [`scorer_report`] counts what the scorer does and reports it to the sink;
+//!   [`scorer_stop`] stops it within one deadline: the shutdown commit, leaving the group.
 //! - [`offsets`] tracks predictions until they are acknowledged and says which input offsets may
 //!   be committed; [`transactions`] does the same inside Kafka transactions (exactly-once),
 //!   each call into librdkafka bounded by [`call_watch`].
@@ -28,6 +29,7 @@ pub mod scorer;
 pub mod scorer_records;
 pub mod scorer_report;
 pub mod scorer_setup;
+pub mod scorer_stop;
 pub mod scoring;
 pub mod slots;
 pub mod synthetic;

@@ -11,7 +11,8 @@
 //! accuracy, and [`crate::model`] retrains and watches the artifact file. An input offset is
 //! stored for commit only after its prediction (or dead letter) is acknowledged, and only once
 //! every earlier offset of its partition is too. On shutdown the producer is flushed and the
-//! stored offsets are committed synchronously, within the shutdown bound.
+//! stored offsets are committed synchronously, then the group left: each step takes what is left
+//! of one deadline ([`StopDeadline`]), fixed when the stop begins.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -20,10 +21,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-use crate::engine::{EngineEvent, ModelEvent, SharedSink, Totals};
+use crate::engine::{EngineEvent, ModelEvent, SharedSink, StopDeadline, Totals};
 use crate::formats::registry_client::RegistryClient;
 use crate::kafka::intake::{Batch, Record, RecordQueue};
 use crate::model::ModelWatch;
@@ -38,7 +39,7 @@ pub use crate::serving::scorer_report::Unfinished;
 use crate::serving::scorer_setup::Clients;
 pub use crate::serving::scorer_setup::ScorerConfig;
 use crate::serving::slots::{ModelCommand, Slots};
-use crate::serving::transactions::{Commit, Transactions};
+use crate::serving::transactions::Transactions;
 
 /// How long the loop waits for a record when none is queued, while something is in flight
 /// (predictions to acknowledge and store, a transaction to commit, a report to send).
@@ -54,15 +55,14 @@ const RECORDS_PER_TAKE: usize = 256;
 /// Most control events served between two batches (so that a flood of them, such as librdkafka's
 /// debug log, cannot starve scoring).
 const CONTROL_EVENTS_PER_TURN: usize = 64;
-/// How long shutdown waits, in all, for the consumer to leave its group.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the artifact file is checked for a new version.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// How often acknowledged offsets are stored for the next commit.
 const STORE_INTERVAL: Duration = Duration::from_millis(10);
 /// How long a stopping scorer waits for room in librdkafka's full local queue.
 const QUEUE_FULL_PATIENCE: Duration = Duration::from_secs(1);
-/// How long shutdown waits for outstanding deliveries, by default.
+/// A bound for a stop and its flush that users of the library may take; the commands take
+/// `--shutdown-timeout`.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the scorer stopped with an error.
@@ -90,6 +90,10 @@ pub enum ScorerError {
     /// output. Nothing was committed past what was acknowledged.
     #[error("{0}")]
     Refused(String),
+    /// The stop's deadline passed before everything was acknowledged, committed and the group
+    /// left: the line says what was left ([`Unfinished::cut_short_line`]).
+    #[error("{0}")]
+    CutShort(String),
 }
 
 /// Counts at the end of a run.
@@ -107,6 +111,10 @@ pub struct ScorerHandle {
     handled: Arc<AtomicU64>,
     commands: Commands,
     unfinished: Unfinished,
+    /// When the stop must be done, once asked for.
+    pub(super) stopping: StopDeadline,
+    /// How long a stop may take in all (`--shutdown-timeout`).
+    bound: Duration,
     thread: JoinHandle<Result<ScorerSummary, ScorerError>>,
 }
 
@@ -126,8 +134,16 @@ impl ScorerHandle {
         self.unfinished.clone()
     }
 
-    /// Asks the scorer to finish: flush, commit, leave the group.
+    /// Asks the scorer to finish (flush, commit, leave the group) within its configured
+    /// `shutdown_timeout` from now.
     pub fn stop(&self) {
+        self.stop_by(Instant::now() + self.bound);
+    }
+
+    /// Asks the scorer to finish by `deadline`: flushing, the final commit or abort and leaving
+    /// the group each take what is left of it. The first deadline fixed stands.
+    pub fn stop_by(&self, deadline: Instant) {
+        self.stopping.fix(deadline);
         self.stop.store(true, Ordering::Relaxed);
     }
 
@@ -180,6 +196,8 @@ pub fn spawn_with_registry(
     let handled = scorer.handled.clone();
     let commands = scorer.commands.clone();
     let unfinished = Unfinished::new(scorer.tracker.clone(), scorer.committed.clone());
+    let stopping = scorer.stopping.clone();
+    let bound = scorer.config.shutdown_timeout;
     let flag = stop.clone();
     let thread = std::thread::Builder::new()
         .name("scorer".into())
@@ -188,9 +206,12 @@ pub fn spawn_with_registry(
                 scorer.run(&flag, writer)
             }))
             .unwrap_or_else(|panic| Err(ScorerError::Panicked(crate::engine::panic_text(&*panic))));
-            // Stopping because asked to is no news; stopping on its own always is.
+            // Stopping because asked to is no news, nor is a stop cut short (its line ends the
+            // run); stopping on its own always is.
             if let Err(e) = &result {
-                sink.emit(EngineEvent::Failed(e.to_string()));
+                if !matches!(e, ScorerError::CutShort(_)) {
+                    sink.emit(EngineEvent::Failed(e.to_string()));
+                }
             }
             result
         })
@@ -200,6 +221,8 @@ pub fn spawn_with_registry(
         handled,
         commands,
         unfinished,
+        stopping,
+        bound,
         thread,
     })
 }
@@ -282,13 +305,16 @@ pub(super) struct Scorer {
     /// Deliveries that failed so far.
     pub(super) failures: Arc<AtomicU64>,
     /// Set once the final offset commit went through.
-    committed: Arc<AtomicBool>,
+    pub(super) committed: Arc<AtomicBool>,
     /// Exactly-once: the transactions; `None` for at-least-once.
     pub(super) transactions: Option<Arc<Transactions>>,
     /// The registry framed values are decoded through, if any.
     registry: Option<Arc<RegistryClient>>,
     /// Set by [`ScorerHandle::stop`]; read by the loop and by waits inside a record.
     pub(super) stop: Arc<AtomicBool>,
+    /// When the stop must be done: fixed by [`ScorerHandle::stop_by`], else when the loop ends
+    /// by itself; shared with the consumer's context and the transactions.
+    pub(super) stopping: StopDeadline,
     /// Test hook (debug builds only): panic once this many records are handled.
     #[cfg(debug_assertions)]
     panic_after: Option<u64>,
@@ -308,6 +334,7 @@ impl Scorer {
             tracker,
             failures,
             transactions,
+            stopping,
         } = Clients::build(&config, &sink)?;
         Ok(Scorer {
             handled: Arc::new(AtomicU64::new(0)),
@@ -323,6 +350,7 @@ impl Scorer {
             transactions,
             registry,
             stop: Arc::new(AtomicBool::new(false)),
+            stopping,
             #[cfg(debug_assertions)]
             panic_after: std::env::var("SALARY_STREAM_TEST_SCORER_PANIC_AFTER")
                 .ok()
@@ -350,24 +378,10 @@ impl Scorer {
         )
         .map_err(ScorerError::Spawn)?;
         let result = self.score_until_stopped(stop, writer);
-        self.leave_group();
-        result
-    }
-
-    /// Leaves the consumer group now, serving the revocation, so that dropping the consumer does
-    /// not: rust-rdkafka's drop waits for the close in polls of 100 ms, and the last one always
-    /// runs to its end.
-    fn leave_group(&self) {
-        if let Err(e) = self.consumer.close_queue() {
-            tracing::debug!(error = %e, "close");
-            return;
-        }
-        let started = Instant::now();
-        let bound = CLOSE_TIMEOUT.min(self.config.shutdown_flush);
-        while !self.consumer.closed() && started.elapsed() < bound {
-            if let Some(Err(e)) = self.consumer.poll(Duration::from_millis(1)) {
-                tracing::debug!(error = %e, "while closing");
-            }
+        let left = self.leave_group(self.deadline());
+        match result {
+            Ok(_) if !left => Err(self.cut_short()),
+            result => result,
         }
     }
 
@@ -407,10 +421,12 @@ impl Scorer {
             self.reload_artifact_if_changed(now, &mut state);
             self.report_if_due(now, &mut state);
         }
+        // Fixed before anything of the stop is done: every step below takes what is left of it.
+        let deadline = self.deadline();
         // Every loop turn ends with nothing pending; a stop must not leave a handled record
         // unpublished whatever the loop becomes.
         self.publish(&mut state.outputs);
-        self.commit_on_shutdown()?;
+        self.commit_on_shutdown(deadline)?;
         if let Some(line) = self.refusal(&state) {
             return Err(ScorerError::Refused(line));
         }
@@ -650,42 +666,6 @@ impl Scorer {
     pub(super) fn emit_model_events(&self, events: Vec<ModelEvent>) {
         for event in events {
             self.sink.emit(EngineEvent::Model(event));
-        }
-    }
-
-    /// The shutdown commit, once the loop has ended. Exactly-once: the open transaction commits
-    /// (its outputs and offsets together), or, after a failure, nothing more does.
-    /// At-least-once: what is in flight is delivered, and the acknowledged offsets committed.
-    fn commit_on_shutdown(&self) -> Result<(), ScorerError> {
-        let Some(t) = &self.transactions else {
-            self.flush_and_commit();
-            return Ok(());
-        };
-        match t.commit(&self.producer, &self.consumer, &self.config.input_topic) {
-            Ok(Commit::Committed | Commit::Nothing) => {
-                self.committed.store(true, Ordering::Relaxed);
-            }
-            // Nothing of it is visible, and its offsets are not committed: the next run scores
-            // it.
-            Ok(Commit::Aborted) => {}
-            Err(reason) => return Err(t.stopped(reason)),
-        }
-        Ok(())
-    }
-
-    /// At-least-once shutdown: delivers what is in flight, within the shutdown bound, then stores
-    /// and commits the acknowledged offsets synchronously.
-    fn flush_and_commit(&self) {
-        let left = self.producer.flush_within(self.config.shutdown_flush);
-        if left > 0 {
-            tracing::warn!(left, "deliveries outstanding after the shutdown flush");
-        }
-        self.consumer.context().store_ready(&self.consumer);
-        match self.consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
-                self.committed.store(true, Ordering::Relaxed);
-            }
-            Err(e) => tracing::warn!(error = %e, "commit on shutdown"),
         }
     }
 }

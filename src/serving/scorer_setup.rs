@@ -13,7 +13,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
 use rdkafka::Offset;
 
-use crate::engine::SharedSink;
+use crate::engine::{SharedSink, StopDeadline};
 use crate::formats::avro::PredictionSchema;
 use crate::formats::record::RecordError;
 use crate::formats::registry::{SchemaId, SchemaKind};
@@ -67,8 +67,13 @@ pub struct ScorerConfig {
     pub max_records: Option<u64>,
     /// Where partitions without a committed offset start (`-o`); `None`: `auto.offset.reset`.
     pub start_uncommitted_at: Option<OffsetSpec>,
-    /// How long stopping waits for outstanding predictions to be acknowledged; what is not is
-    /// consumed again by the next run (whose offsets were not committed past it).
+    /// How long stopping may take in all (`--shutdown-timeout`): the one deadline, fixed when the
+    /// stop begins, whose rest each step takes (flushing, the final commit or abort, leaving the
+    /// group); the scorer's own end (`--count`, an error) fixes it too.
+    pub shutdown_timeout: Duration,
+    /// The most that stopping, within that deadline, and a revocation wait for outstanding
+    /// predictions to be acknowledged: what is not is consumed again by the next run (whose
+    /// offsets were not committed past it).
     pub shutdown_flush: Duration,
     /// How predictions are written to the output topic: JSON, or Avro for a registry.
     pub output: PredictionOutput,
@@ -164,6 +169,9 @@ pub(super) struct Clients {
     pub(super) failures: Arc<AtomicU64>,
     /// Exactly-once: the transactions, the first one begun; `None` for at-least-once.
     pub(super) transactions: Option<Arc<Transactions>>,
+    /// When the stop must be done, once it begins: shared by the consumer's context and the
+    /// transactions, which take part in it.
+    pub(super) stopping: StopDeadline,
 }
 
 impl Clients {
@@ -183,9 +191,10 @@ impl Clients {
         let start_at = config
             .start_uncommitted_at
             .or_else(|| reset_position(consumer_config.get("auto.offset.reset")));
+        let stopping = StopDeadline::default();
         let transactions = match &config.exactly_once {
             Some((_, interval)) => Some(begin_transactions(
-                config, &producer, *interval, start_at, &tracker,
+                config, &producer, *interval, start_at, &tracker, &stopping,
             )?),
             None => None,
         };
@@ -197,7 +206,8 @@ impl Clients {
             producer.clone(),
             start_at,
             transactions.clone(),
-        );
+        )
+        .stopping_by(stopping.clone());
         let (consumer, records) = subscribe(config, &consumer_config, context)?;
         Ok(Clients {
             records,
@@ -206,6 +216,7 @@ impl Clients {
             tracker,
             failures,
             transactions,
+            stopping,
         })
     }
 }
@@ -281,13 +292,15 @@ fn consumer_config(config: &ScorerConfig) -> ClientConfig {
 }
 
 /// Exactly-once: readies `producer` for transactions and begins the first, committed every
-/// `interval`; partitions without a committed offset start at `start_at`.
+/// `interval`; partitions without a committed offset start at `start_at`; once `stopping` is
+/// fixed, its calls take what is left of it.
 fn begin_transactions(
     config: &ScorerConfig,
     producer: &Arc<ScoringProducer>,
     interval: Duration,
     start_at: Option<OffsetSpec>,
     tracker: &Arc<Mutex<OffsetTracker>>,
+    stopping: &StopDeadline,
 ) -> Result<Arc<Transactions>, ScorerError> {
     let refuse = |e: KafkaError| {
         ScorerError::Transactions(format!(
@@ -329,6 +342,7 @@ fn begin_transactions(
             .unwrap_or(Offset::Beginning),
         tracker.clone(),
         calls,
+        stopping.clone(),
     )))
 }
 

@@ -13,6 +13,10 @@
 //! Each call into librdkafka's transactions runs under a [`CallWatch`]: one that does not
 //! return within its timeout and a margin (librdkafka can wait forever, see there)
 //! stops the scorer too, with nothing more committed.
+//!
+//! Once the scorer stops, its [`StopDeadline`] bounds every call and retry: each takes what is
+//! left of it, and a transaction still open when it passes is neither committed nor aborted
+//! (the broker aborts it), so the stop ends on time.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -24,6 +28,7 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::engine::StopDeadline;
 use crate::serving::call_watch::{CallWatch, StuckCall};
 use crate::serving::offsets::{lock, OffsetTracker, ScoringProducer};
 use crate::serving::scorer::ScorerError;
@@ -73,21 +78,29 @@ pub struct Transactions {
     doomed: Mutex<Option<String>>,
     /// Where each call into librdkafka's transactions runs, waited for at most its bound.
     calls: CallWatch,
+    /// When the scorer's stop must be done, once it stops: calls and retries take what is left.
+    stopping: StopDeadline,
     /// Test hook (debug builds only): this many transactions with records are aborted, as if
     /// the broker had failed them, before any commits.
     #[cfg(debug_assertions)]
     forced_aborts: AtomicU32,
+    /// Test hook (debug builds only): `send_offsets_to_transaction` never returns, as
+    /// librdkafka's can when the coordinator's node is lost ([`crate::serving::call_watch`]).
+    #[cfg(debug_assertions)]
+    hang_send_offsets: bool,
 }
 
 impl Transactions {
     /// Transactions committed every `interval`, their calls made through `calls`; after an
     /// abort, a partition without a committed offset starts again at `reset` (the consumer's
-    /// `auto.offset.reset`), and `tracker` forgets the aborted outputs.
+    /// `auto.offset.reset`), and `tracker` forgets the aborted outputs. Once `stopping` is
+    /// fixed, each call and retry takes at most what is left of it.
     pub fn new(
         interval: Duration,
         reset: Offset,
         tracker: Arc<Mutex<OffsetTracker>>,
         calls: CallWatch,
+        stopping: StopDeadline,
     ) -> Self {
         Transactions {
             interval,
@@ -102,6 +115,7 @@ impl Transactions {
             resumable: AtomicBool::new(false),
             doomed: Mutex::new(None),
             calls,
+            stopping,
             #[cfg(debug_assertions)]
             forced_aborts: AtomicU32::new(
                 std::env::var("SALARY_STREAM_TEST_ABORT_TRANSACTIONS")
@@ -109,6 +123,8 @@ impl Transactions {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0),
             ),
+            #[cfg(debug_assertions)]
+            hang_send_offsets: std::env::var_os("SALARY_STREAM_TEST_HANG_SEND_OFFSETS").is_some(),
         }
     }
 
@@ -123,9 +139,6 @@ impl Transactions {
     /// Notes that the open transaction lacks an output of a record it consumed (the producer
     /// refused it): it is aborted rather than committed, and its records consumed again.
     pub fn must_abort(&self, reason: String) {
-        if std::env::var_os("DIAG_NO_DOOM").is_some() {
-            return;
-        }
         self.doomed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -165,17 +178,50 @@ impl Transactions {
         }
     }
 
-    /// Runs librdkafka's transactional call `name` through the watch; a call that got stuck
-    /// comes back as an error no retry takes up (what it is, [`Transactions::commit`] says).
+    /// Runs librdkafka's transactional call `name` through the watch, given its own timeout for
+    /// each of its `waits` (rust-rdkafka's commit flushes first, with the same one: two):
+    /// [`CALL_TIMEOUT`], or its share of what is left of the stop's deadline. A call that got
+    /// stuck, or one the deadline left no time for, comes back as an error no retry takes up (what
+    /// it is, [`Transactions::commit`] says).
     fn call(
         &self,
         name: &'static str,
-        timeout: Duration,
-        call: impl FnOnce() -> KafkaResult<()> + Send + 'static,
+        waits: u32,
+        call: impl FnOnce(Duration) -> KafkaResult<()> + Send + 'static,
     ) -> KafkaResult<()> {
+        // Stopping, the call's waits share what is left of the deadline, so that it ends by then.
+        let timeout = match self.stopping.get() {
+            Some(deadline) => CALL_TIMEOUT.min(crate::engine::time_left(deadline) / waits),
+            None => CALL_TIMEOUT,
+        };
+        if timeout.is_zero() {
+            return Err(KafkaError::Canceled);
+        }
         self.calls
-            .run(name, timeout, call)
+            .run(name, timeout * waits, move || call(timeout))
             .unwrap_or(Err(KafkaError::Canceled))
+    }
+
+    /// Until when a commit or an abort begun now retries: [`RETRY_FOR`], or the stop's deadline
+    /// if that comes first.
+    fn retry_until(&self) -> Instant {
+        let own = Instant::now() + RETRY_FOR;
+        self.stopping
+            .get()
+            .map_or(own, |deadline| deadline.min(own))
+    }
+
+    /// Fails the scorer because the stop's deadline passed with the open transaction neither
+    /// committed nor aborted, if it did.
+    fn out_of_time(&self, reason: &str) -> Option<String> {
+        if !self.stopping.passed() {
+            return None;
+        }
+        Some(self.fail(format!(
+            "the shutdown deadline passed before the open transaction could commit ({reason}); it \
+             is left open for the broker to abort, nothing of it is visible, and the next run \
+             scores its records again"
+        )))
     }
 
     /// Fails the scorer with the stuck call's line, if a call got stuck.
@@ -217,7 +263,7 @@ impl Transactions {
         {
             return self.abort_and_rewind(producer, consumer, "test hook: aborted".to_owned());
         }
-        let deadline = Instant::now() + RETRY_FOR;
+        let deadline = self.retry_until();
         let attempt = || -> KafkaResult<()> {
             let mut offsets = TopicPartitionList::with_capacity(open.len());
             for (&partition, &next) in &open {
@@ -229,15 +275,23 @@ impl Transactions {
             })?);
             retried(deadline, || {
                 let (p, offsets, group) = (producer.clone(), offsets.clone(), group.clone());
-                self.call("send_offsets_to_transaction", CALL_TIMEOUT, move || {
-                    p.send_offsets_to_transaction(&offsets, &group, CALL_TIMEOUT)
+                #[cfg(debug_assertions)]
+                let hang = self.hang_send_offsets;
+                self.call("send_offsets_to_transaction", 1, move |timeout| {
+                    #[cfg(debug_assertions)]
+                    if hang {
+                        loop {
+                            std::thread::park();
+                        }
+                    }
+                    p.send_offsets_to_transaction(&offsets, &group, timeout)
                 })
             })?;
             retried(deadline, || {
                 let p = producer.clone();
                 // rust-rdkafka flushes first, with the same timeout: two waits.
-                self.call("commit_transaction", CALL_TIMEOUT * 2, move || {
-                    p.commit_transaction(CALL_TIMEOUT)
+                self.call("commit_transaction", 2, move |timeout| {
+                    p.commit_transaction(timeout)
                 })
             })
         };
@@ -255,6 +309,9 @@ impl Transactions {
             return Err(line);
         }
         let reason = error.to_string();
+        if let Some(line) = self.out_of_time(&reason) {
+            return Err(line);
+        }
         if unsupported(&error) {
             self.abort_quietly(producer);
             return Err(self.fail(format!(
@@ -281,14 +338,17 @@ impl Transactions {
         consumer: &BaseConsumer<C>,
         reason: String,
     ) -> Result<Commit, String> {
-        let abort_deadline = Instant::now() + RETRY_FOR;
+        let abort_deadline = self.retry_until();
         if let Err(e) = retried(abort_deadline, || {
             let p = producer.clone();
-            self.call("abort_transaction", CALL_TIMEOUT, move || {
-                p.abort_transaction(CALL_TIMEOUT)
+            self.call("abort_transaction", 1, move |timeout| {
+                p.abort_transaction(timeout)
             })
         }) {
             if let Some(line) = self.stuck() {
+                return Err(line);
+            }
+            if let Some(line) = self.out_of_time(&reason) {
                 return Err(line);
             }
             // Seen when the coordinator had already aborted it (past transaction.timeout.ms
@@ -313,7 +373,12 @@ impl Transactions {
         tracing::warn!(%reason, "transaction aborted; consuming again from the last commit");
         if let Err(e) = retried(abort_deadline, || {
             let starts = self.starts.lock().unwrap_or_else(PoisonError::into_inner);
-            rewind(consumer, self.reset, &starts)
+            rewind(
+                consumer,
+                self.reset,
+                &starts,
+                self.stopping.cap(CALL_TIMEOUT),
+            )
         }) {
             return Err(self.fail(format!(
                 "after an aborted transaction, the consumer could not go back to the last \
@@ -339,8 +404,8 @@ impl Transactions {
 
     fn abort_quietly(&self, producer: &Arc<ScoringProducer>) {
         let p = producer.clone();
-        if let Err(e) = self.call("abort_transaction", CALL_TIMEOUT, move || {
-            p.abort_transaction(CALL_TIMEOUT)
+        if let Err(e) = self.call("abort_transaction", 1, move |timeout| {
+            p.abort_transaction(timeout)
         }) {
             tracing::debug!(error = %e, "abort_transaction");
         }
@@ -401,13 +466,15 @@ fn is_fatal(error: &KafkaError) -> bool {
 }
 
 /// Sends every assigned partition back to its last committed offset (where it has none, where it
-/// started, else `reset`), so that what an aborted transaction consumed is consumed again.
+/// started, else `reset`), so that what an aborted transaction consumed is consumed again; each
+/// of its two requests waits at most `timeout`.
 fn rewind<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     reset: Offset,
     starts: &BTreeMap<i32, Offset>,
+    timeout: Duration,
 ) -> KafkaResult<()> {
-    let committed = consumer.committed(CALL_TIMEOUT)?;
+    let committed = consumer.committed(timeout)?;
     let mut positions = TopicPartitionList::with_capacity(committed.count());
     for p in committed.elements() {
         let offset = match p.offset() {
@@ -419,10 +486,7 @@ fn rewind<C: ConsumerContext>(
     if positions.count() == 0 {
         return Ok(());
     }
-    for p in consumer
-        .seek_partitions(positions, CALL_TIMEOUT)?
-        .elements()
-    {
+    for p in consumer.seek_partitions(positions, timeout)?.elements() {
         p.error()?;
     }
     Ok(())
@@ -445,6 +509,7 @@ mod tests {
             Offset::Beginning,
             Arc::default(),
             CallWatch::start().unwrap(),
+            StopDeadline::default(),
         );
         t.handled(0, 4);
         t.handled(2, 9);
@@ -453,5 +518,53 @@ mod tests {
         assert_eq!(open, BTreeMap::from([(0, 6), (2, 10)]));
         assert_eq!(t.counts(), (0, 0));
         assert_eq!(transactional_id("g", "host-1"), "salary-stream-g-host-1");
+    }
+
+    #[test]
+    fn once_the_stop_s_deadline_passed_no_call_is_made_and_the_open_transaction_is_left() {
+        let stopping = StopDeadline::default();
+        let t = Transactions::new(
+            Duration::from_millis(100),
+            Offset::Beginning,
+            Arc::default(),
+            CallWatch::start().unwrap(),
+            stopping.clone(),
+        );
+        // Before a stop, a call gets the whole of its own timeout.
+        assert_eq!(
+            t.call("send_offsets_to_transaction", 1, |timeout| {
+                assert_eq!(timeout, CALL_TIMEOUT);
+                Ok(())
+            }),
+            Ok(())
+        );
+        assert!(t.retry_until() > Instant::now() + RETRY_FOR - Duration::from_secs(1));
+        assert_eq!(t.out_of_time("any"), None);
+        stopping.fix(Instant::now() - Duration::from_millis(1));
+        // An expired deadline leaves a call no time at all: it is not made.
+        let made = Arc::new(AtomicBool::new(false));
+        let making = made.clone();
+        assert!(matches!(
+            t.call("commit_transaction", 2, move |_| {
+                making.store(true, Ordering::Relaxed);
+                Ok(())
+            }),
+            Err(KafkaError::Canceled)
+        ));
+        assert!(!made.load(Ordering::Relaxed));
+        assert!(t.retry_until() <= Instant::now());
+        let line = t.out_of_time("Operation timed out").unwrap();
+        assert_eq!(
+            line,
+            "the shutdown deadline passed before the open transaction could commit (Operation \
+             timed out); it is left open for the broker to abort, nothing of it is visible, and \
+             the next run scores its records again"
+        );
+        // The scorer stops with it, and nothing more is committed.
+        assert_eq!(t.failure(), Some(line));
+        assert!(matches!(
+            t.stopped("x".into()),
+            ScorerError::Transactions(_)
+        ));
     }
 }

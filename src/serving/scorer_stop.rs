@@ -1,0 +1,96 @@
+//! How the scorer stops: the one deadline fixed when the stop begins ([`StopDeadline`]), and
+//! the steps that take what is left of it once the loop has ended: the shutdown commit
+//! (exactly-once: the open transaction's; at-least-once: a flush, then the acknowledged
+//! offsets), and leaving the consumer group.
+//!
+//! [`StopDeadline`]: crate::engine::StopDeadline
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use crate::engine::time_left;
+use crate::serving::scorer::{Scorer, ScorerError};
+use crate::serving::scorer_report::Unfinished;
+use crate::serving::transactions::Commit;
+
+impl Scorer {
+    /// When the stop must be done: as [`ScorerHandle::stop_by`](crate::serving::scorer::ScorerHandle::stop_by) fixed it, else (the loop ended by
+    /// itself: `--count`, an error, the reader gone) `shutdown_timeout` from now, fixed now.
+    pub(super) fn deadline(&self) -> Instant {
+        self.stopping
+            .fix(Instant::now() + self.config.shutdown_timeout)
+    }
+
+    /// The error of a stop whose deadline passed first, with the line saying what was left.
+    pub(super) fn cut_short(&self) -> ScorerError {
+        let unfinished = Unfinished::new(self.tracker.clone(), self.committed.clone());
+        // `2 s`, `0.5 s`: as the edge says a bound.
+        let bound = self.config.shutdown_timeout.as_secs_f64();
+        ScorerError::CutShort(unfinished.cut_short_line(&format!("after {bound} s")))
+    }
+
+    /// Leaves the consumer group now, serving the revocation, so that dropping the consumer does
+    /// not: rust-rdkafka's drop waits for the close in polls of 100 ms, and the last one always
+    /// runs to its end. Takes what is left of `deadline`; returns whether the group was left.
+    pub(super) fn leave_group(&self, deadline: Instant) -> bool {
+        if let Err(e) = self.consumer.close_queue() {
+            tracing::debug!(error = %e, "close");
+            return true;
+        }
+        while !self.consumer.closed() {
+            if time_left(deadline).is_zero() {
+                return false;
+            }
+            if let Some(Err(e)) = self.consumer.poll(Duration::from_millis(1)) {
+                tracing::debug!(error = %e, "while closing");
+            }
+        }
+        true
+    }
+
+    /// The shutdown commit, once the loop has ended. Exactly-once: the open transaction commits
+    /// (its outputs and offsets together), or, after a failure, nothing more does.
+    /// At-least-once: what is in flight is delivered, and the acknowledged offsets committed.
+    /// Either takes what is left of `deadline` (the transactions through the shared
+    /// [`StopDeadline`]).
+    pub(super) fn commit_on_shutdown(&self, deadline: Instant) -> Result<(), ScorerError> {
+        let Some(t) = &self.transactions else {
+            return self.flush_and_commit(deadline);
+        };
+        match t.commit(&self.producer, &self.consumer, &self.config.input_topic) {
+            Ok(Commit::Committed | Commit::Nothing) => {
+                self.committed.store(true, Ordering::Relaxed);
+            }
+            // Nothing of it is visible, and its offsets are not committed: the next run scores
+            // it.
+            Ok(Commit::Aborted) => {}
+            Err(reason) => return Err(t.stopped(reason)),
+        }
+        Ok(())
+    }
+
+    /// At-least-once shutdown: delivers what is in flight, for what is left of `deadline` (at
+    /// most `shutdown_flush`), then stores and commits the acknowledged offsets synchronously.
+    /// Once the deadline has passed no commit is begun: the stop is cut short.
+    pub(super) fn flush_and_commit(&self, deadline: Instant) -> Result<(), ScorerError> {
+        let flush = self.config.shutdown_flush.min(time_left(deadline));
+        let left = self.producer.flush_within(flush);
+        if left > 0 {
+            tracing::warn!(left, "deliveries outstanding after the shutdown flush");
+        }
+        self.consumer.context().store_ready(&self.consumer);
+        if time_left(deadline).is_zero() {
+            return Err(self.cut_short());
+        }
+        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
+                self.committed.store(true, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "commit on shutdown"),
+        }
+        Ok(())
+    }
+}
