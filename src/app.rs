@@ -65,7 +65,8 @@ impl<T> History<T> {
     }
 }
 
-/// What the header says about the setup; fixed for a run.
+/// What the header says about the setup; fixed for a run but for the serving model's version,
+/// formula and axes, which a swap changes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Setup {
     /// Broker description, e.g. `embedded 127.0.0.1:40123` or `kafka-1:9092`.
@@ -221,6 +222,19 @@ pub struct Axes {
     pub x: String,
     /// The label: `salary` for the demo.
     pub y: String,
+}
+
+impl Axes {
+    /// The axes of a model plotted by the feature read from `plotted` and labeled `label`:
+    /// `years` and `salary` for the demo's line (`line`: a linear model of one feature), else
+    /// the fields themselves.
+    pub fn of_model(plotted: &str, label: &str, line: bool) -> Self {
+        let demo = line && plotted == "years_experience" && label == "salary";
+        Axes {
+            x: if demo { "years" } else { plotted }.to_owned(),
+            y: label.to_owned(),
+        }
+    }
 }
 
 impl Default for Axes {
@@ -597,6 +611,14 @@ impl App {
                 }
                 self.line.slope = line.slope;
                 self.line.intercept = line.intercept;
+                // A model of other features is plotted and tabled by its own names.
+                if !line.plotted.is_empty() {
+                    let is_line = line.slope.is_finite() && line.intercept.is_finite();
+                    self.setup.axes = Axes::of_model(&line.plotted, &line.label, is_line);
+                }
+                if line.range_max.is_finite() {
+                    self.line.range_max = line.range_max;
+                }
                 self.setup.model_version = line.version;
                 self.setup.formula = line.formula;
                 // The alarm, the accuracy and the comparison were about the old model.
@@ -788,6 +810,9 @@ mod tests {
             formula: "salary = 1.00 + 2.00 × years".into(),
             slope: 2.0,
             intercept: 1.0,
+            plotted: "years_experience".into(),
+            label: "salary".into(),
+            range_max: 12.5,
         };
         app.update(Message::Engine(EngineEvent::Model(ModelEvent::Fitted {
             rows: 500,
@@ -820,7 +845,19 @@ mod tests {
                 auto: None,
             },
         })));
-        assert_eq!((app.line.slope, app.line.intercept), (2.0, 1.0));
+        assert_eq!(
+            app.line,
+            ServingLine {
+                slope: 2.0,
+                intercept: 1.0,
+                range_max: 12.5
+            }
+        );
+        assert_eq!(
+            app.setup.axes,
+            Axes::default(),
+            "the demo's years and salary"
+        );
         assert_eq!(app.setup.model_version, "9f00aa11");
         assert_eq!(app.setup.formula, "salary = 1.00 + 2.00 × years");
         assert_eq!(app.challenger, None);
@@ -849,6 +886,66 @@ mod tests {
         assert_eq!(
             app.model_note.as_deref(),
             Some("dropped challenger 77aa0011")
+        );
+    }
+
+    #[test]
+    fn a_reload_to_a_model_of_other_features_is_plotted_by_its_names() {
+        let mut app = App::new(setup(), 0);
+        app.update(Message::Engine(EngineEvent::Model(ModelEvent::Swapped {
+            line: ModelLine {
+                version: "e2f71670".into(),
+                formula: "progression ~ linear, 10 features".into(),
+                slope: f64::NAN,
+                intercept: f64::NAN,
+                plotted: "s1".into(),
+                label: "progression".into(),
+                range_max: 301.0,
+            },
+            reason: SwapReason::Reloaded {
+                replaced: "0123abcd".into(),
+            },
+        })));
+        assert_eq!(
+            app.setup.axes,
+            Axes {
+                x: "s1".into(),
+                y: "progression".into()
+            }
+        );
+        assert_eq!(app.line.range_max, 301.0);
+        assert_eq!(app.setup.formula, "progression ~ linear, 10 features");
+        // Back to a line of years: the demo's names again. A line of another feature is named
+        // by its field.
+        let line = |plotted: &str, label: &str| ModelLine {
+            version: "0123abcd".into(),
+            formula: String::new(),
+            slope: 9449.96,
+            intercept: 25792.2,
+            plotted: plotted.into(),
+            label: label.into(),
+            range_max: 10.5,
+        };
+        app.update(Message::Engine(EngineEvent::Model(ModelEvent::Swapped {
+            line: line("years_experience", "salary"),
+            reason: SwapReason::RolledBack {
+                from: "e2f71670".into(),
+            },
+        })));
+        assert_eq!(app.setup.axes, Axes::default());
+        assert_eq!(app.line.range_max, 10.5);
+        app.update(Message::Engine(EngineEvent::Model(ModelEvent::Swapped {
+            line: line("rooms", "price"),
+            reason: SwapReason::Reloaded {
+                replaced: "0123abcd".into(),
+            },
+        })));
+        assert_eq!(
+            app.setup.axes,
+            Axes {
+                x: "rooms".into(),
+                y: "price".into()
+            }
         );
     }
 

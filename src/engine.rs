@@ -372,7 +372,8 @@ pub struct RegistryStatus {
     pub unreachable: Option<String>,
 }
 
-/// A model's fitted line and the version that names it.
+/// A model's fitted line and the version that names it, and what the view plots it by: a model
+/// that serves from a swap may read other features than the one before it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelLine {
     /// Its version id.
@@ -383,6 +384,12 @@ pub struct ModelLine {
     pub slope: f64,
     /// Its intercept.
     pub intercept: f64,
+    /// The JSON field of the feature the chart plots (its most influential).
+    pub plotted: String,
+    /// The JSON field of its label.
+    pub label: String,
+    /// The largest value of the plotted feature in training: where the chart's x axis reaches.
+    pub range_max: f64,
 }
 
 /// Why another model serves.

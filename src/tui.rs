@@ -266,6 +266,10 @@ fn start_engine(
                 input_topic: args.kafka.topic.clone(),
                 output_topic: args.kafka.output_topic.clone(),
                 group: group.to_owned(),
+                fields: watch::PredictionFields::new(
+                    &artifact.target.field,
+                    crate::model::Predictor::from(artifact).shown,
+                ),
             },
             sink.clone(),
         )?),

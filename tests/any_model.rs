@@ -114,10 +114,7 @@ fn a_ten_feature_model_is_produced_for_scored_and_backtested_exactly() {
     let dead = common::read_n(&b, "experience-events.dlq", 2, Duration::from_secs(30));
     let mut reasons: Vec<&str> = dead.iter().map(|d| d.headers["error"].as_str()).collect();
     reasons.sort_unstable();
-    assert_eq!(
-        reasons,
-        ["bmi is a string, expected a number", "missing field bmi"]
-    );
+    assert_eq!(reasons, ["missing field bmi", "wrong type for bmi: string"]);
 
     let (code, stdout, stderr) = run(&[
         "backtest",

@@ -602,20 +602,24 @@ fn tls_to_a_plaintext_port_fails_tls_not_as_unreachable() {
 
 mod common;
 
-/// One vector of tests/registry/vectors.json, written by Confluent's Python serializers.
+/// One vector of a file scripts/registry-vectors wrote with Confluent's Python serializers
+/// (tests/registry/vectors.json, tests/registry/diabetes-vectors.json).
 struct Vector {
     name: String,
+    format: String,
     subject: String,
     schema_id: u32,
     schema_type: Option<String>,
     schema: String,
     value: Vec<u8>,
+    /// What a decoder must read from the value.
+    expect: serde_json::Value,
 }
 
-fn vectors() -> Vec<Vector> {
-    let text = std::fs::read_to_string(root().join("tests/registry/vectors.json"))
-        .expect("tests/registry/vectors.json");
-    let doc: serde_json::Value = serde_json::from_str(&text).expect("vectors.json parses");
+/// The vectors of `file` (a path from the crate's root).
+fn vectors(file: &str) -> Vec<Vector> {
+    let text = std::fs::read_to_string(root().join(file)).expect(file);
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("a vector file parses");
     let text_of = |v: &serde_json::Value, key: &str| v[key].as_str().map(str::to_owned);
     doc["vectors"]
         .as_array()
@@ -625,6 +629,7 @@ fn vectors() -> Vec<Vector> {
             let hex = text_of(v, "value_hex").expect("value_hex");
             Vector {
                 name: text_of(v, "name").expect("a name"),
+                format: text_of(v, "format").expect("a format"),
                 subject: text_of(v, "subject").expect("a subject"),
                 schema_id: v["schema_id"].as_u64().expect("an id") as u32,
                 schema_type: text_of(v, "schema_type"),
@@ -633,6 +638,7 @@ fn vectors() -> Vec<Vector> {
                     .step_by(2)
                     .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
                     .collect(),
+                expect: v["expect"].clone(),
             }
         })
         .collect()
@@ -675,7 +681,7 @@ fn salary(years: f64) -> f64 {
 fn score_reads_avro_protobuf_and_json_schema_beside_plain_json_and_dead_letters_bad_input() {
     let registry = Registry::start(&[]);
     let url = registry.url.clone();
-    let vectors = vectors();
+    let vectors = vectors("tests/registry/vectors.json");
     let ids = register_vectors(&client(&url), &vectors);
     let by_name = |name: &str| -> Vec<u8> {
         let v = vectors.iter().find(|v| v.name == name).expect("a vector");
@@ -740,7 +746,7 @@ fn score_reads_avro_protobuf_and_json_schema_beside_plain_json_and_dead_letters_
         ),
         (
             by_name("avro_union_null"),
-            Err("years_experience is null, expected a number".into()),
+            Err("wrong type for years_experience: null".into()),
         ),
         (
             by_name("json_no_years"),
@@ -1493,6 +1499,130 @@ fn produced_avro_and_protobuf_events_of_any_model_are_all_scored_exactly() {
     assert!(
         stderr.contains("-r is for --format avro or protobuf; produce writes JSON without"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn confluents_avro_protobuf_and_json_schema_events_of_a_ten_feature_model_are_scored_exactly() {
+    let registry = Registry::start(&[]);
+    let url = registry.url.clone();
+    let vectors = vectors("tests/registry/diabetes-vectors.json");
+    let ids = register_vectors(&client(&url), &vectors);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (model, artifact) = diabetes(dir.path());
+    let mut fields: Vec<&str> = artifact["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|f| f["field"].as_str().expect("a field"))
+        .collect();
+    assert_eq!(fields.len(), 10);
+
+    // What the vectors hold: one schema a format, every format, events with the label and
+    // without in each, and every event carrying each field the model reads (by its name there).
+    assert_eq!(ids.len(), 3);
+    for format in ["avro", "protobuf", "json"] {
+        let labeled = |with: bool| {
+            vectors
+                .iter()
+                .filter(|v| v.format == format && v.expect["progression"].is_number() == with)
+                .count()
+        };
+        assert_eq!((labeled(true), labeled(false)), (2, 2), "{format}");
+    }
+    fields.sort_unstable();
+    for v in &vectors {
+        let mut carried: Vec<&str> = v.expect["features"]
+            .as_object()
+            .expect("features")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        carried.sort_unstable();
+        assert_eq!(carried, fields, "{}", v.name);
+    }
+
+    let (_broker, b) = common::broker_process(1);
+    let values: Vec<Option<Vec<u8>>> = vectors
+        .iter()
+        .map(|v| Some(reframed(&v.value, ids[&v.schema_id])))
+        .collect();
+    common::produce_all(&b, "experience-events", &values);
+    let n = vectors.len();
+    let (code, stdout, stderr) = common::run(&[
+        "score",
+        "-b",
+        &b,
+        "-r",
+        &url,
+        "--model",
+        &model,
+        "--count",
+        &n.to_string(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stderr.lines().find(|l| l.starts_with("done: ")),
+        Some(format!("done: scored {n}  bad 0  delivery errors 0").as_str()),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("registry {url}: 3 schema look-ups")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "input: avro, schema {} (registry {url})",
+            ids[&vectors[0].schema_id]
+        )),
+        "{stderr}"
+    );
+
+    let printed = by_offset(&stdout);
+    assert_eq!(
+        printed.keys().copied().collect::<Vec<_>>(),
+        (0..n as i64).collect::<Vec<_>>()
+    );
+    for (offset, v) in vectors.iter().enumerate() {
+        let (got, want) = (&printed[&(offset as i64)], &v.expect);
+        let features = &want["features"];
+        for field in &fields {
+            assert_eq!(
+                got[*field].as_f64(),
+                features[*field].as_f64(),
+                "{} {field}",
+                v.name
+            );
+        }
+        let predicted = linear(&artifact, features);
+        assert_eq!(
+            got["predicted_progression"].as_f64(),
+            Some(predicted),
+            "{}",
+            v.name
+        );
+        assert_eq!(got["id"], want["id"], "{}", v.name);
+        assert_eq!(got["ts_ms"], want["ts_ms"], "{}", v.name);
+        match want["progression"].as_f64() {
+            Some(label) => {
+                assert_eq!(got["progression"].as_f64(), Some(label), "{}", v.name);
+                assert_eq!(
+                    got["residual"].as_f64(),
+                    Some(label - predicted),
+                    "{}",
+                    v.name
+                );
+            }
+            None => assert!(
+                got.get("progression").is_none() && got.get("residual").is_none(),
+                "{}: {got}",
+                v.name
+            ),
+        }
+    }
+    assert!(
+        common::nonempty_partitions(&b, "experience-events.dlq", 1).is_empty(),
+        "nothing dead-lettered"
     );
 }
 

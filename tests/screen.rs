@@ -59,8 +59,7 @@ fn known_app() -> App {
             scored: 8,
             extrapolated: 1,
             bad: u64::from(second == 2),
-            last_bad: (second == 2)
-                .then(|| "years_experience is a string, expected a number".into()),
+            last_bad: (second == 2).then(|| "wrong type for years_experience: string".into()),
             delivery_errors: 0,
             ..Default::default()
         })));
@@ -121,6 +120,9 @@ fn challenged(mut app: App) -> App {
             formula: "salary = 30950.40 + 11339.95 × years".into(),
             slope: 11339.95,
             intercept: 30950.4,
+            plotted: "years_experience".into(),
+            label: "salary".into(),
+            range_max: 10.5,
         }),
     ))));
     let recent = [4.0, 6.5, 8.2, 11.0]
@@ -620,6 +622,81 @@ fn a_ten_feature_model_is_named_plotted_and_tabled_by_its_own_fields() {
     }
 }
 
+/// A hot reload from the salary demo to the ten-feature model: the chart is titled, scaled and
+/// plotted by the new model's most influential feature and label, and the table's columns are
+/// named by its fields; the demo's events before the reload keep their rows, with no value
+/// under the new features.
+#[test]
+fn a_reload_to_a_model_of_other_features_renames_the_chart_and_the_table() {
+    use salary_stream::engine::{ModelEvent, ModelLine, SwapReason};
+    let mut app = known_app();
+    app.update(Message::Engine(EngineEvent::Model(ModelEvent::Swapped {
+        line: ModelLine {
+            version: "e2f71670".into(),
+            formula: "progression ~ linear, 10 features".into(),
+            slope: f64::NAN,
+            intercept: f64::NAN,
+            plotted: "s1".into(),
+            label: "progression".into(),
+            range_max: 301.0,
+        },
+        reason: SwapReason::Reloaded {
+            replaced: "6c25318e".into(),
+        },
+    })));
+    let diabetes = diabetes_app();
+    app.update(Message::Engine(EngineEvent::Scored(ScoreReport {
+        recent: diabetes.view().recent.iter().cloned().collect(),
+        scored: 3,
+        ..Default::default()
+    })));
+    let screen = lines(&draw(&app, 120, 40));
+    assert_eq!(
+        screen[3].trim_end(),
+        "model e2f71670  progression ~ linear, 10 features  (serving e2f71670 from the model file, replacing 6c25318e)"
+    );
+    let table: Vec<String> = screen[6..11]
+        .iter()
+        .map(|l| l.chars().take(67).collect())
+        .collect();
+    assert_eq!(
+        table,
+        [
+            "│time (UTC)   p/offset     s1   s5 predicted  ms progression resid│",
+            "│16:00:00.002      0/2 310.0* 4.67    131.00 1.0      141.00   +10│",
+            "│16:00:00.001      0/1  183.0 3.89     65.00 1.0       75.00   +10│",
+            "│16:00:00.000      0/0  157.0 4.86    141.00 1.0      151.00   +10│",
+            "│16:00:04.875     0/13             116511.84 8.5                  │",
+        ],
+        "{screen:#?}"
+    );
+    let chart_top = screen
+        .iter()
+        .position(|l| l.contains("┌ progression by s1"))
+        .unwrap_or_else(|| panic!("the chart titled by the new model: {screen:#?}"));
+    assert_eq!(
+        screen[chart_top].chars().take(67).collect::<String>(),
+        "┌ progression by s1: labels where known, else predictions ────────┐"
+    );
+    assert!(
+        screen[chart_top + 1].starts_with("│200│"),
+        "the y axis of the new labels alone, not the demo's salaries: {screen:#?}"
+    );
+    assert!(
+        screen.iter().any(|l| l.contains("310│")),
+        "the x axis to 310: {screen:#?}"
+    );
+    // The table and the chart: below the header (the topics' names), left of the side panels
+    // (whose last reason is the demo's).
+    let demo_names: Vec<String> = screen
+        .iter()
+        .skip(5)
+        .map(|l| l.chars().take(66).collect::<String>())
+        .filter(|l| l.contains("salary") || l.contains("years"))
+        .collect();
+    assert_eq!(demo_names, Vec::<String>::new());
+}
+
 /// At 200x50 a ten-feature model's table fills its width with features, most influential first;
 /// narrower, the least influential go first, and the first feature and the prediction stay.
 #[test]
@@ -826,7 +903,7 @@ fn at_200x50_the_space_is_used() {
     assert_eq!(right_tops, [5, 13, 20, 28, 35, 43]);
     assert_eq!(
         from_column(&screen[45], 112).trim_end(),
-        "│last reason years_experience is a string, expected a number                           │"
+        "│last reason wrong type for years_experience: string                                   │"
     );
 }
 

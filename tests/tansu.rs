@@ -77,7 +77,7 @@ fn n_inputs_give_n_exact_outputs_and_bad_records_are_dead_lettered() {
     );
     assert_eq!(
         dead[0].headers["error"],
-        "years_experience is a string, expected a number"
+        "wrong type for years_experience: string"
     );
     assert_eq!(dead[0].headers["source_topic"], "experience-events");
 }

@@ -2,7 +2,8 @@
 //! trained by `train`, gradient-boosted trees from scikit-learn imported from ONNX, and an Avro
 //! topic read through a real Schema Registry (Apicurio, `scripts/registry`). Each screen is read
 //! back line by line: the header exactly, the table's columns by name, and every number of every
-//! row against the prediction the dashboard published for that record.
+//! row against the prediction the dashboard published for that record. Also the ten-feature model
+//! reloaded over the demo's file, and a dashboard of it watching a group that scores with it.
 
 mod common;
 
@@ -297,6 +298,270 @@ fn an_avro_topic_is_scored_through_the_registry_the_header_names() {
     assert!(
         screen.contains("│bad 0  beyond range "),
         "no record dead-lettered:\n{screen}"
+    );
+    t.keys(&["q"]);
+    assert_restored(&t);
+}
+
+/// The diabetes data's first `n` rows as events: each feature by its field, the label as
+/// `progression`, `id` the row's index.
+fn diabetes_events(n: usize) -> Vec<serde_json::Map<String, Value>> {
+    let text = std::fs::read_to_string(common::root().join("data/diabetes.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    lines
+        .take(n)
+        .enumerate()
+        .map(|(i, line)| {
+            let mut event = serde_json::Map::new();
+            event.insert("id".into(), i.into());
+            for (name, cell) in header.iter().zip(line.split(',')) {
+                event.insert((*name).into(), cell.parse::<f64>().unwrap().into());
+            }
+            event
+        })
+        .collect()
+}
+
+/// The text of `screen`'s right-hand column from `start` to the end of its panel's row.
+fn panel_text<'s>(screen: &'s str, start: &str) -> Option<&'s str> {
+    let line = screen.lines().find(|l| l.contains(start))?;
+    let from = &line[line.find(start)?..];
+    Some(from.split('│').next()?.trim_end())
+}
+
+/// The latency panel's `ms`: two decimals below 10 ms, one below 100, whole above.
+fn latency_cell(value: f64) -> String {
+    if value < 10.0 {
+        format!("{value:.2}")
+    } else if value < 100.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.0}")
+    }
+}
+
+/// A dashboard of the ten-feature model watching a group that scores with it: the table headed
+/// by the model's features, every row the prediction published, the accuracy panel from the
+/// `residual` of each labeled prediction and the latency panel from each one's `latency_ms`.
+#[test]
+fn a_watching_dashboard_of_a_ten_feature_model_tables_its_predictions_and_their_accuracy() {
+    const LABELED: usize = 30;
+    let dir = tempfile::tempdir().unwrap();
+    let model = train_diabetes(dir.path());
+    let (_broker, b) = common::broker_process(3);
+    let member =
+        common::Child::spawn(&["score", "-b", &b, "-g", "watched", "--model", &model, "-q"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while common::assignment(&member).is_none_or(|a| a.len() != 3) {
+        assert!(std::time::Instant::now() < deadline, "never assigned");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (t, _log) = start_dashboard_sized(
+        "watch-ten",
+        "",
+        &format!("-b {b} --model {model} --watch-group watched"),
+        WIDE,
+    );
+    let lines: Vec<String> = t.screen().lines().map(str::to_owned).collect();
+    assert_eq!(
+        lines[3].trim_end(),
+        "model e2f71670  progression ~ linear, 10 features",
+        "{}",
+        lines.join("\n")
+    );
+    // The watcher reads the output from its end: unlabeled events, one at a time, until one
+    // of their predictions is seen; from then on it sees every prediction.
+    let rows = diabetes_events(LABELED + 40);
+    let seen_one = || total(&t.screen()).is_some_and(|n| n > 0);
+    let mut markers = 0;
+    'marking: loop {
+        assert!(markers < 40, "no prediction ever seen:\n{}", t.screen());
+        let mut marker = rows[LABELED + markers].clone();
+        marker.remove("progression");
+        marker.insert("id".into(), (1000 + markers).into());
+        let value = serde_json::to_vec(&marker).unwrap();
+        common::produce_all(&b, "experience-events", &[Some(value)]);
+        markers += 1;
+        let until = std::time::Instant::now() + Duration::from_secs(3);
+        while std::time::Instant::now() < until {
+            if seen_one() {
+                break 'marking;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // A minute old: their latency is theirs alone, well above the markers'.
+    let made = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 60_000;
+    let labeled: Vec<Option<Vec<u8>>> = rows[..LABELED]
+        .iter()
+        .map(|event| {
+            let mut event = event.clone();
+            event.insert("ts_ms".into(), made.into());
+            Some(serde_json::to_vec(&event).unwrap())
+        })
+        .collect();
+    common::produce_all(&b, "experience-events", &labeled);
+    let n_field = format!("  n {LABELED}  ");
+    let screen = t.wait_for("the accuracy of every labeled prediction", |s| {
+        s.contains(&n_field)
+    });
+    let seen = total(&screen).unwrap() as usize - LABELED;
+    assert!(
+        (1..=markers).contains(&seen),
+        "{seen} of {markers} markers\n{screen}"
+    );
+
+    // What the group published for the labeled events, as the watcher read it.
+    let mut published = BTreeMap::new();
+    common::read_until(&b, "salary-predictions", Duration::from_secs(60), |r| {
+        let v = common::json(std::str::from_utf8(r.value.as_deref().unwrap()).unwrap());
+        if let Some(id) = v["id"].as_u64().filter(|&id| id < LABELED as u64) {
+            published.insert(id, v);
+        }
+        published.len() == LABELED
+    });
+    assert_eq!(published.len(), LABELED);
+    let pairs: Vec<(f64, f64)> = published
+        .values()
+        .map(|v| {
+            let predicted = v["predicted_progression"].as_f64().unwrap();
+            let residual = v["residual"].as_f64().unwrap();
+            assert_eq!(
+                residual,
+                v["progression"].as_f64().unwrap() - predicted,
+                "{v}"
+            );
+            (predicted + residual, predicted)
+        })
+        .collect();
+    let n = LABELED as f64;
+    let mean = pairs.iter().map(|(y, _)| y).sum::<f64>() / n;
+    let mae = pairs.iter().map(|(y, p)| (y - p).abs()).sum::<f64>() / n;
+    let sq = pairs.iter().map(|(y, p)| (y - p) * (y - p)).sum::<f64>();
+    let tot = pairs
+        .iter()
+        .map(|(y, _)| (y - mean) * (y - mean))
+        .sum::<f64>();
+    assert_eq!(
+        panel_text(&screen, "RMSE ").and_then(|t| t.split("  RMSE range").next()),
+        Some(
+            format!(
+                "RMSE {:.0}  MAE {mae:.0}  R² {:.3}  n {LABELED}",
+                (sq / n).sqrt(),
+                1.0 - sq / tot
+            )
+            .as_str()
+        ),
+        "{screen}"
+    );
+    // Latency as the panel keeps it: µs at two significant figures, each bucket's lowest
+    // value; the markers seen are far below every labeled event's.
+    let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 2).unwrap();
+    for v in published.values() {
+        let ms = v["latency_ms"].as_f64().unwrap();
+        assert!((60_000.0..70_000.0).contains(&ms), "{v}");
+        h.record((ms * 1000.0) as u64).unwrap();
+    }
+    h.record_n(1, seen as u64).unwrap();
+    let at = |q: f64| latency_cell(h.lowest_equivalent(h.value_at_quantile(q)) as f64 / 1000.0);
+    let max = latency_cell(h.lowest_equivalent(h.max()) as f64 / 1000.0);
+    assert_eq!(
+        panel_text(&screen, "p50 "),
+        Some(
+            format!(
+                "p50 {}  p99 {}  p99.9 {}  max {max}",
+                at(0.5),
+                at(0.99),
+                at(0.999)
+            )
+            .as_str()
+        ),
+        "{screen}"
+    );
+    assert_eq!(
+        heading(&screen),
+        expected_heading(&LINEAR_ORDER, Some("progression")),
+        "{screen}"
+    );
+    let shown = event_rows(&screen).len();
+    assert_eq!(
+        assert_rows_are_published(&screen, &b, &LINEAR_ORDER, "progression"),
+        shown.min(LABELED),
+        "the newest rows are the labeled events:\n{screen}"
+    );
+    assert!(
+        screen.contains("group watched (watching, not joined)"),
+        "{screen}"
+    );
+    t.keys(&["q"]);
+    assert_restored(&t);
+}
+
+/// A dashboard serving the salary demo from a file that is then replaced by the ten-feature
+/// model: once it serves, its events are tabled by its features and label, and the chart plots
+/// its label by its most influential feature.
+#[test]
+fn a_hot_reload_to_a_model_of_other_features_renames_the_table_and_the_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let diabetes = train_diabetes(dir.path());
+    let model = dir.path().join("model.json");
+    std::fs::copy(common::root().join("assets/model.json"), &model).unwrap();
+    let (_broker, b) = common::broker_process(3);
+    let (t, _log) = start_dashboard_sized(
+        "reload-ten",
+        "",
+        &format!("-b {b} --model {}", model.display()),
+        WIDE,
+    );
+    let salary: Vec<Option<Vec<u8>>> = (0..5)
+        .map(|i| Some(format!(r#"{{"id": {i}, "years_experience": 5.3}}"#).into_bytes()))
+        .collect();
+    common::produce_all(&b, "experience-events", &salary);
+    let screen = t.wait_for("the demo's events", |s| total(s) == Some(5));
+    assert_eq!(
+        heading(&screen),
+        expected_heading(&["years"], None),
+        "{screen}"
+    );
+    // Written beside, then renamed over: the watcher never reads half a file.
+    let beside = dir.path().join("next.json");
+    std::fs::copy(&diabetes, &beside).unwrap();
+    std::fs::rename(&beside, &model).unwrap();
+    let serving = "model e2f71670  progression ~ linear, 10 features  (serving e2f71670 from the \
+                   model file, replacing 6c25318e)";
+    t.wait_for("the ten-feature model serving", |s| {
+        s.lines().nth(3).is_some_and(|l| l.trim_end() == serving)
+    });
+    let events: Vec<Option<Vec<u8>>> = diabetes_events(40)
+        .into_iter()
+        .map(|event| Some(serde_json::to_vec(&event).unwrap()))
+        .collect();
+    common::produce_all(&b, "experience-events", &events);
+    let screen = t.wait_for("the ten-feature model's events", |s| total(s) == Some(45));
+    assert_eq!(
+        heading(&screen),
+        expected_heading(&LINEAR_ORDER, Some("progression")),
+        "{screen}"
+    );
+    let rows = event_rows(&screen).len();
+    assert!(rows >= 20, "{screen}");
+    assert_eq!(
+        assert_rows_are_published(&screen, &b, &LINEAR_ORDER, "progression"),
+        rows,
+        "{screen}"
+    );
+    assert!(
+        screen.contains("┌ progression by s1: labels where known, else predictions "),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("salary by") && !screen.contains("years"),
+        "{screen}"
     );
     t.keys(&["q"]);
     assert_restored(&t);

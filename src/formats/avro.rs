@@ -793,7 +793,7 @@ mod tests {
             experience_event(EventShape::salary(), &record)
                 .unwrap_err()
                 .to_string(),
-            "years_experience is a string, expected a number"
+            "wrong type for years_experience: string"
         );
         assert_eq!(
             read_number(&record, "ts_ms"),
@@ -873,6 +873,14 @@ mod tests {
         assert_eq!(number("predicted_salary"), Ok(75_877.0));
         assert_eq!(number("residual"), Ok(123.0));
         assert_eq!(record.field("extrapolated"), FieldValue::Other("a boolean"));
+        assert_eq!(
+            number("extrapolated").unwrap_err().to_string(),
+            "wrong type for extrapolated: boolean"
+        );
+        assert_eq!(
+            number("challenger").unwrap_err().to_string(),
+            "wrong type for challenger: record"
+        );
         assert_eq!(record.field("model"), FieldValue::Str("lr-3f9c2a".into()));
         assert_eq!(record.field("partition"), FieldValue::Int(2));
         assert_eq!(record.field("offset"), FieldValue::Int(41));

@@ -115,6 +115,21 @@ pub enum JsonKind {
     Object,
 }
 
+impl JsonKind {
+    /// The type's bare name, as a wrong type's reason gives it: `string`, `boolean`, `null`,
+    /// `object`, `array`, `number`.
+    pub fn name(self) -> &'static str {
+        match self {
+            JsonKind::Null => "null",
+            JsonKind::Bool => "boolean",
+            JsonKind::Number => "number",
+            JsonKind::String => "string",
+            JsonKind::Array => "array",
+            JsonKind::Object => "object",
+        }
+    }
+}
+
 impl fmt::Display for JsonKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -153,7 +168,16 @@ pub enum BadRecord {
     /// The object lacks one of the model's features (the demo's `years_experience`).
     #[error("missing field {0}")]
     MissingField(String),
-    /// A field has the wrong JSON type.
+    /// A feature or the label holds something other than a number (`wrong type for bmi:
+    /// string`).
+    #[error("wrong type for {field}: {}", found.name())]
+    NotANumber {
+        /// The field name.
+        field: String,
+        /// The type found.
+        found: JsonKind,
+    },
+    /// `id` or `ts_ms` has the wrong JSON type.
     #[error("{field} is {found}, expected {expected}")]
     WrongType {
         /// The field name.
@@ -191,7 +215,7 @@ impl BadRecord {
             BadRecord::NotJson(_) => "not_json",
             BadRecord::NotObject(_) => "not_an_object",
             BadRecord::MissingField(_) => "missing_field",
-            BadRecord::WrongType { .. } => "wrong_type",
+            BadRecord::NotANumber { .. } | BadRecord::WrongType { .. } => "wrong_type",
             BadRecord::Negative { .. } | BadRecord::NegativeTimestamp(_) => "negative",
             BadRecord::NonFinitePrediction(_) => "non_finite_prediction",
         }
@@ -387,10 +411,9 @@ fn validate<'a>(shape: &EventShape, wire: &mut Wire<'a>) -> Result<ExperienceEve
     for (spec, field) in shape.features().iter().zip(&wire.features) {
         let value = match field {
             Field::Absent => return Err(BadRecord::MissingField(spec.field.clone())),
-            f => f.as_f64().ok_or_else(|| BadRecord::WrongType {
+            f => f.as_f64().ok_or_else(|| BadRecord::NotANumber {
                 field: spec.field.clone(),
                 found: f.kind(),
-                expected: "a number",
             })?,
         };
         if spec.non_negative && value < 0.0 {
@@ -432,10 +455,9 @@ fn validate<'a>(shape: &EventShape, wire: &mut Wire<'a>) -> Result<ExperienceEve
     };
     let label = match &wire.label {
         Field::Absent | Field::Null => None,
-        f => Some(f.as_f64().ok_or_else(|| BadRecord::WrongType {
+        f => Some(f.as_f64().ok_or_else(|| BadRecord::NotANumber {
             field: shape.label().to_owned(),
             found: f.kind(),
-            expected: "a number",
         })?),
     };
     Ok(ExperienceEvent::new(features, id, ts_ms, label))
@@ -972,11 +994,11 @@ mod tests {
         );
         assert_eq!(
             refused(r#"{"bmi":1,"bp":"high","s5":2}"#).to_string(),
-            "bp is a string, expected a number"
+            "wrong type for bp: string"
         );
         assert_eq!(
             refused(r#"{"bmi":1,"bp":2,"s5":2,"progression":"x"}"#).to_string(),
-            "progression is a string, expected a number"
+            "wrong type for progression: string"
         );
         assert_eq!(
             refused(r#"{"bmi":1,"bp":2,"s5":2,"bp":3}"#).to_string(),
@@ -1146,23 +1168,23 @@ mod tests {
             (b"{\"years\": 3}", "missing field years_experience"),
             (
                 b"{\"years_experience\": \"5\"}",
-                "years_experience is a string, expected a number",
+                "wrong type for years_experience: string",
             ),
             (
                 b"{\"years_experience\": true}",
-                "years_experience is a boolean, expected a number",
+                "wrong type for years_experience: boolean",
             ),
             (
                 b"{\"years_experience\": null}",
-                "years_experience is null, expected a number",
+                "wrong type for years_experience: null",
             ),
             (
                 b"{\"years_experience\": {}}",
-                "years_experience is an object, expected a number",
+                "wrong type for years_experience: object",
             ),
             (
                 b"{\"years_experience\": []}",
-                "years_experience is an array, expected a number",
+                "wrong type for years_experience: array",
             ),
             (
                 b"{\"years_experience\": -1}",
@@ -1210,7 +1232,7 @@ mod tests {
             ),
             (
                 b"{\"years_experience\": 1, \"salary\": \"high\"}",
-                "salary is a string, expected a number",
+                "wrong type for salary: string",
             ),
             (
                 b"{\"years_experience\": 1",

@@ -318,7 +318,7 @@ message Applicant {
         assert_eq!(record.field("id"), FieldValue::Str(Cow::Borrowed("q1")));
         assert_eq!(
             read_number(&record, "active").unwrap_err().to_string(),
-            "active is a boolean, expected a number"
+            "wrong type for active: boolean"
         );
         // An optional field left unset is missing; a nested message left unset is too.
         assert_eq!(record.field("profile.salary"), FieldValue::Missing);

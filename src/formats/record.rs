@@ -56,6 +56,15 @@ impl FieldValue<'_> {
             FieldValue::Other(kind) => kind,
         }
     }
+
+    /// The value's type without its article, as a wrong type's reason gives it (`string`,
+    /// `boolean`, `null`, `record`, ...).
+    pub fn type_name(&self) -> &'static str {
+        let kind = self.kind();
+        kind.strip_prefix("an ")
+            .or_else(|| kind.strip_prefix("a "))
+            .unwrap_or(kind)
+    }
 }
 
 /// A decoded record whose fields can be read by name.
@@ -114,7 +123,16 @@ pub enum RecordError {
     /// The schema allows the field but this record has none.
     #[error("missing field {0}")]
     MissingField(String),
-    /// A field holds the wrong type (worded as plain JSON's reason).
+    /// A feature or the label holds something other than a number, worded as plain JSON's
+    /// (`wrong type for bmi: string`).
+    #[error("wrong type for {field}: {found}")]
+    NotANumber {
+        /// The field.
+        field: String,
+        /// What it holds, without an article: `string`, `boolean`, `null`, `record`, ...
+        found: &'static str,
+    },
+    /// `id` or `ts_ms` holds the wrong type (worded as plain JSON's reason).
     #[error("{field} is {found}, expected {expected}")]
     WrongType {
         /// The field.
@@ -160,7 +178,7 @@ impl RecordError {
             RecordError::Protobuf(_) => "protobuf",
             RecordError::NoField { .. } => "schema_without_field",
             RecordError::MissingField(_) => "missing_field",
-            RecordError::WrongType { .. } => "wrong_type",
+            RecordError::NotANumber { .. } | RecordError::WrongType { .. } => "wrong_type",
             RecordError::NotFinite { .. } => "non_finite",
             RecordError::Negative { .. } | RecordError::NegativeTimestamp(_) => "negative",
             RecordError::Json(bad) => bad.class(),
@@ -302,10 +320,9 @@ pub fn read_number(record: &impl RecordFields, path: &str) -> Result<f64, Record
     match record.field(path) {
         FieldValue::Missing => Err(RecordError::MissingField(path.to_owned())),
         value => {
-            let number = value.as_f64().ok_or_else(|| RecordError::WrongType {
+            let number = value.as_f64().ok_or_else(|| RecordError::NotANumber {
                 field: path.to_owned(),
-                found: value.kind(),
-                expected: "a number",
+                found: value.type_name(),
             })?;
             if number.is_finite() {
                 Ok(number)
@@ -376,12 +393,9 @@ fn read_feature(feature: &FeatureField, record: &impl RecordFields) -> Result<f6
         .ok_or_else(|| RecordError::MissingField(field.to_owned()))?;
     let value = read_number(record, name).map_err(|e| match e {
         // Reported under the feature's field name, whichever spelling the record used.
-        RecordError::WrongType {
-            found, expected, ..
-        } => RecordError::WrongType {
+        RecordError::NotANumber { found, .. } => RecordError::NotANumber {
             field: field.to_owned(),
             found,
-            expected,
         },
         RecordError::NotFinite { value, .. } => RecordError::NotFinite {
             field: field.to_owned(),
@@ -759,10 +773,7 @@ mod tests {
         let e = schema
             .decode_event(EventShape::salary(), body(&value))
             .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "years_experience is a string, expected a number"
-        );
+        assert_eq!(e.to_string(), "wrong type for years_experience: string");
         assert_eq!(e.class(), "wrong_type");
     }
 
@@ -775,7 +786,7 @@ mod tests {
         assert!(!record.carries("n"));
         assert_eq!(
             read_number(&record, "n").unwrap_err().to_string(),
-            "n is null, expected a number"
+            "wrong type for n: null"
         );
         assert_eq!(
             read_number(&record, "bmi").unwrap_err().to_string(),
@@ -783,7 +794,7 @@ mod tests {
         );
         assert_eq!(
             read_number(&record, "a").unwrap_err().to_string(),
-            "a is an object, expected a number"
+            "wrong type for a: object"
         );
     }
 }

@@ -404,6 +404,9 @@ mod tests {
             formula: String::new(),
             slope,
             intercept: 0.0,
+            plotted: "years_experience".into(),
+            label: "salary".into(),
+            range_max: 10.5,
         }
     }
     use crate::engine::{LagByPartition, ProducerStatus, Rate, ScoreReport};

@@ -1,5 +1,6 @@
 //! Watching a whole consumer group without joining it (`dash --watch-group`): every member's
-//! predictions read from the output topic, and the accuracy and latency they carry (`residual`,
+//! predictions read from the output topic by the names of the dashboard's model (its
+//! `predicted_<label>`, features and label), and the accuracy and latency they carry (`residual`,
 //! `latency_ms`); the group's lag from its committed offsets against the input partitions' high
 //! watermarks, how old its oldest unread record is, and which member owns which partitions, where
 //! the broker tells.
@@ -16,7 +17,8 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::engine::{
-    BrokerHealth, EngineEvent, FeatureRow, LagByPartition, ScoreReport, ScoredEvent, SharedSink,
+    BrokerHealth, EngineEvent, FeatureColumns, FeatureRow, LagByPartition, ScoreReport,
+    ScoredEvent, SharedSink,
 };
 use crate::kafka::config::KafkaOptions;
 use crate::observe::quality::{Quality, RollingAccuracy};
@@ -43,6 +45,56 @@ pub struct WatchConfig {
     pub output_topic: String,
     /// The group watched.
     pub group: String,
+    /// The names its predictions are read by: the dashboard's model's.
+    pub fields: PredictionFields,
+}
+
+/// The names of a model's fields in the predictions it publishes: what the watcher reads each
+/// output record by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictionFields {
+    /// The prediction's field: `predicted_` and the label's (`predicted_salary`).
+    pub predicted: String,
+    /// The label's field (`salary`, `progression`), carried when the event carried it.
+    pub label: String,
+    /// The features the table shows, most influential first: each one's index in the model's
+    /// row and its JSON field, as the scorer names its own rows (`Predictor::shown`).
+    pub shown: FeatureColumns,
+}
+
+impl PredictionFields {
+    /// The fields of a model labeled `label` whose table shows `shown`.
+    pub fn new(label: &str, shown: FeatureColumns) -> Self {
+        PredictionFields {
+            predicted: format!("predicted_{label}"),
+            label: label.to_owned(),
+            shown,
+        }
+    }
+
+    /// The prediction an output record carries, and its `residual` when it has one; `None`
+    /// for a record that is not JSON, names no input position or carries no prediction by
+    /// these names. A feature the record lacks is NaN: the table leaves its cell empty.
+    fn read(&self, payload: &[u8]) -> Option<(ScoredEvent, Option<f64>)> {
+        let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+        let width = self.shown.iter().map(|&(i, _)| i + 1).max().unwrap_or(0);
+        let mut row = vec![f64::NAN; width];
+        for (i, field) in self.shown.iter() {
+            row[*i] = v[field].as_f64().unwrap_or(f64::NAN);
+        }
+        let event = ScoredEvent {
+            partition: i32::try_from(v["partition"].as_i64()?).ok()?,
+            offset: v["offset"].as_i64()?,
+            event_ms: v["ts_ms"].as_i64(),
+            features: FeatureRow::new(&row, &self.shown),
+            predicted: v[&self.predicted].as_f64()?,
+            salary: v[&self.label].as_f64(),
+            challenger: v["challenger"][&self.predicted].as_f64(),
+            latency_ms: v["latency_ms"].as_f64(),
+            extrapolated: v["extrapolated"].as_bool().unwrap_or(false),
+        };
+        Some((event, v["residual"].as_f64()))
+    }
 }
 
 /// One member of the watched group.
@@ -191,7 +243,8 @@ fn run(config: &WatchConfig, clients: &Clients, sink: &SharedSink, stop: &Atomic
         }
         match reader.poll(Duration::from_millis(if assigned { 20 } else { 200 })) {
             Some(Ok(message)) => {
-                if let Some((event, residual)) = message.payload().and_then(prediction) {
+                let read = message.payload().and_then(|p| config.fields.read(p));
+                if let Some((event, residual)) = read {
                     let now_ms = crate::engine::now_ms() as f64;
                     quality.observe(event.predicted, residual, event.latency_ms, now_ms);
                     report.scored += 1;
@@ -261,27 +314,10 @@ fn assign_all_at_end(reader: &BaseConsumer, topic: &str) -> bool {
     reader.assign(&list).is_ok()
 }
 
-/// The prediction an output record carries, as the view shows it (its input partition and
-/// offset, not the output's).
-pub fn scored_event(payload: &[u8]) -> Option<ScoredEvent> {
-    prediction(payload).map(|(event, _)| event)
-}
-
-/// The prediction an output record carries, and its `residual` when it has one.
-fn prediction(payload: &[u8]) -> Option<(ScoredEvent, Option<f64>)> {
-    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
-    let event = ScoredEvent {
-        partition: i32::try_from(v["partition"].as_i64()?).ok()?,
-        offset: v["offset"].as_i64()?,
-        event_ms: v["ts_ms"].as_i64(),
-        features: FeatureRow::years(v["years_experience"].as_f64()?),
-        predicted: v["predicted_salary"].as_f64()?,
-        salary: v["salary"].as_f64(),
-        challenger: v["challenger"]["predicted_salary"].as_f64(),
-        latency_ms: v["latency_ms"].as_f64(),
-        extrapolated: v["extrapolated"].as_bool().unwrap_or(false),
-    };
-    Some((event, v["residual"].as_f64()))
+/// The prediction an output record of a model named by `fields` carries, as the view shows it
+/// (its input partition and offset, not the output's).
+pub fn scored_event(payload: &[u8], fields: &PredictionFields) -> Option<ScoredEvent> {
+    fields.read(payload).map(|(event, _)| event)
 }
 
 /// The group's lag on `topic`: each partition's high watermark minus the group's committed
@@ -448,11 +484,32 @@ mod tests {
         );
     }
 
+    /// The salary demo's names.
+    fn salary() -> PredictionFields {
+        PredictionFields::new("salary", Arc::from([(0, "years_experience".to_owned())]))
+    }
+
+    /// A ten-feature diabetes model's names: `shown` most influential first, each with its
+    /// index in the model's row (age, sex, bmi, bp, s1..s6).
+    fn diabetes() -> PredictionFields {
+        let order = [
+            "s1", "s5", "bmi", "s2", "bp", "sex", "s4", "s3", "s6", "age",
+        ];
+        let row = [
+            "age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6",
+        ];
+        let shown: FeatureColumns = order
+            .iter()
+            .map(|f| (row.iter().position(|r| r == f).unwrap(), (*f).to_owned()))
+            .collect();
+        PredictionFields::new("progression", shown)
+    }
+
     #[test]
     fn output_records_become_the_events_they_scored() {
         let line = br#"{"id":4,"years_experience":4.7,"ts_ms":1795625081368,"predicted_salary":70207.02,"extrapolated":false,"model":"6c25318e","partition":2,"offset":17,"latency_ms":2.61}"#;
         assert_eq!(
-            scored_event(line),
+            scored_event(line, &salary()),
             Some(ScoredEvent {
                 partition: 2,
                 offset: 17,
@@ -465,13 +522,64 @@ mod tests {
                 extrapolated: false,
             })
         );
-        assert_eq!(scored_event(b"not json"), None);
+        assert_eq!(scored_event(b"not json", &salary()), None);
+        assert_eq!(
+            scored_event(line, &diabetes()),
+            None,
+            "not a prediction of this model"
+        );
+    }
+
+    #[test]
+    fn any_models_predictions_are_read_by_its_own_names() {
+        let line = br#"{"id":7,"age":0.0381,"sex":0.0507,"bmi":0.0617,"bp":0.0219,"s1":-0.0442,"s2":-0.0348,"s3":-0.0434,"s4":-0.0026,"s5":0.0199,"s6":-0.0176,"ts_ms":1795625081368,"progression":151.0,"predicted_progression":206.12,"residual":-55.12,"extrapolated":true,"model":"e2f71670","partition":1,"offset":9,"latency_ms":3.25,"challenger":{"model":"lr-1","predicted_progression":201.5,"residual":-50.5}}"#;
+        let (event, residual) = diabetes().read(line).expect("a prediction");
+        assert_eq!(
+            event,
+            ScoredEvent {
+                partition: 1,
+                offset: 9,
+                event_ms: Some(1_795_625_081_368),
+                features: FeatureRow::named(&[
+                    ("s1", -0.0442),
+                    ("s5", 0.0199),
+                    ("bmi", 0.0617),
+                    ("s2", -0.0348),
+                    ("bp", 0.0219),
+                    ("sex", 0.0507),
+                    ("s4", -0.0026),
+                    ("s3", -0.0434),
+                    ("s6", -0.0176),
+                    ("age", 0.0381),
+                ]),
+                predicted: 206.12,
+                salary: Some(151.0),
+                challenger: Some(201.5),
+                latency_ms: Some(3.25),
+                extrapolated: true,
+            }
+        );
+        assert_eq!(residual, Some(-55.12));
+        // A feature the record lacks leaves its value empty; the prediction is still read.
+        let short = br#"{"bmi":0.05,"predicted_progression":140.5,"partition":0,"offset":1}"#;
+        let (event, residual) = diabetes().read(short).expect("a prediction");
+        assert_eq!(event.predicted, 140.5);
+        assert_eq!(event.features.value_of("bmi"), Some(0.05));
+        assert!(event.features.value_of("s1").is_some_and(f64::is_nan));
+        assert_eq!(
+            (event.salary, residual, event.latency_ms),
+            (None, None, None)
+        );
+        // The demo's prediction is no prediction of this model.
+        let salary_line =
+            br#"{"years_experience":4.7,"predicted_salary":70207.02,"partition":2,"offset":17}"#;
+        assert_eq!(diabetes().read(salary_line), None);
     }
 
     #[test]
     fn accuracy_and_latency_come_from_the_predictions_read() {
         let labeled = br#"{"years_experience":5.0,"salary":73000.0,"predicted_salary":73042.01,"residual":-42.01,"partition":0,"offset":3,"latency_ms":2.5}"#;
-        let (event, residual) = prediction(labeled).expect("a prediction");
+        let (event, residual) = salary().read(labeled).expect("a prediction");
         assert_eq!((event.predicted, residual), (73042.01, Some(-42.01)));
         let mut quality = PredictionQuality::new();
         let mut report = ScoreReport::default();

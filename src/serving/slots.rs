@@ -88,6 +88,16 @@ pub fn model_line(predictor: &Predictor) -> ModelLine {
         formula: predictor.formula(),
         slope,
         intercept,
+        plotted: predictor
+            .fields
+            .get(predictor.plotted)
+            .cloned()
+            .unwrap_or_default(),
+        label: predictor.label.clone(),
+        range_max: predictor
+            .ranges
+            .get(predictor.plotted)
+            .map_or(f64::NAN, |r| r.max),
     }
 }
 

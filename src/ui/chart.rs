@@ -1,6 +1,8 @@
 //! Recent (feature, label) points over the fitted line: labels where events carry them, else the
 //! predictions themselves. The demo plots salary by years; another model its label by its most
-//! influential feature, with its line when it is one.
+//! influential feature, with its line when it is one. Only the events plotted by the newest
+//! event's feature are drawn: after a swap to a model of other features, the older ones are of
+//! another axis.
 
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Style};
@@ -26,13 +28,22 @@ fn y_top(y_max: f64) -> f64 {
     (y_max / step).ceil() * step
 }
 
+/// The field of the feature `event` is plotted by: its most influential.
+fn plotted_field(event: &crate::engine::ScoredEvent) -> Option<&str> {
+    event.features.fields().next()
+}
+
 /// Draws the chart.
 pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let v = app.view();
     let axes = &app.setup().axes;
+    // After a swap to a model of other features, only the events plotted by the newest's
+    // feature share its x axis.
+    let newest = v.recent.back().and_then(plotted_field);
     let points: Vec<(f64, f64)> = v
         .recent
         .iter()
+        .filter(|e| plotted_field(e) == newest)
         .map(|e| (e.features.plotted(), e.salary.unwrap_or(e.predicted)))
         .collect();
     let x_min = points.iter().map(|p| p.0).fold(0.0, f64::min).floor();
