@@ -116,6 +116,34 @@ impl Predictor {
         }
     }
 
+    /// Whether the model is run a batch of rows at a time: an ONNX graph, which
+    /// [`Predictor::predict_rows`] runs once for them all. A linear model predicts row by row.
+    #[inline]
+    pub fn runs_batches(&self) -> bool {
+        matches!(self.form, Form::Onnx(_))
+    }
+
+    /// The predictions for `rows`, in order, each what [`Predictor::predict`] gives it. An ONNX
+    /// model's graph is run once for them all (`[N, F]` in, N predictions out), which gives each
+    /// row's prediction to the bit as a run of that row alone does (tests/onnx.rs checks each
+    /// model there); should rows of the wrong width be among them, or the run fail, each row is
+    /// run alone, so that only a row the graph cannot take is NaN.
+    pub fn predict_rows(&self, rows: &[&[f64]]) -> Vec<f64> {
+        if let Form::Onnx(model) = &self.form {
+            let width = model.width();
+            if rows.iter().all(|row| row.len() == width) {
+                let narrowed: Vec<f32> = rows
+                    .iter()
+                    .flat_map(|row| row.iter().map(|&x| x as f32))
+                    .collect();
+                if let Ok(predictions) = model.predict_batch(&narrowed, rows.len()) {
+                    return predictions;
+                }
+            }
+        }
+        rows.iter().map(|row| self.predict(row)).collect()
+    }
+
     /// Whether any value of `row` lies outside its feature's training range.
     #[inline]
     pub fn extrapolated(&self, row: &[f64]) -> bool {

@@ -570,9 +570,10 @@ impl Scorer {
         }
         // One clock reading serves the batch: it is handled within a fraction of a ms.
         let now_ms = crate::engine::now_ms_precise();
+        let mut ahead = self.score_ahead(batch, state);
         for record in batch.records() {
             let handled = match record {
-                Ok(record) => self.handle(record, now_ms, state),
+                Ok(record) => self.handle_ahead(record, now_ms, state, &mut ahead),
                 Err(e) => {
                     self.note_consume_error(&e, state);
                     ControlFlow::Continue(())

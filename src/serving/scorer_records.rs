@@ -2,6 +2,11 @@
 //! (in batches) and the prediction writer, or its dead letter to the dead-letter topic; in either
 //! case the offset tracker learns of it before the producer does.
 //!
+//! When the serving model or the challenger runs batches (an ONNX graph), the records of a poll
+//! batch are scored together before they are handled ([`Ahead`]): one run of the graph for
+//! them all. Each is then handled, in order, as if scored on its own; a linear model scores
+//! each record as it is handled.
+//!
 //! A value framed for a Schema Registry (a zero byte first) is decoded by its schema, fetched
 //! and compiled once per id ([`RegistryInput`]). While the registry cannot be reached the scorer
 //! waits on that record, retrying: no good record becomes a dead letter for it, and nothing is
@@ -24,11 +29,12 @@ use crate::formats::registry::{is_framed, split_header, SchemaId, SchemaKind};
 use crate::formats::registry_client::{RegistryClient, RegistryError};
 use crate::formats::shape::EventShape;
 use crate::kafka::delivery::{GiveUp, Outgoing, TopicBatcher};
-use crate::kafka::intake::Record;
+use crate::kafka::intake::{Batch, Record};
+use crate::model::Predictor;
 use crate::serving::offsets::{lock, pack, unpack, DeliveryContext, ScoringProducer};
 use crate::serving::scorer::{BoxedWriter, LoopState, Scorer};
 use crate::serving::scorer_setup::{AvroOutput, PredictionOutput};
-use crate::serving::scoring::{self, dead_letter_headers, latency_ms, Scored};
+use crate::serving::scoring::{self, dead_letter_headers, latency_ms, Scored, ScoredAhead};
 
 /// The first wait before asking an unreachable registry again; each wait doubles, up to
 /// [`LAST_RETRY`].
@@ -92,6 +98,39 @@ impl RegistryInput {
     fn reached(&mut self) -> Option<RegistryStatus> {
         self.status.unreachable.take()?;
         Some(self.status())
+    }
+}
+
+/// The records of one poll batch scored together before they are handled, by the models in the
+/// slots at a count of changes ([`crate::serving::slots::Slots::changes`]); none when neither
+/// model runs batches. A record handled after the models changed is scored as it is handled.
+pub(super) struct Ahead<'a> {
+    changes: u64,
+    scored: std::vec::IntoIter<ScoredAhead<'a>>,
+}
+
+impl<'a> Ahead<'a> {
+    /// No record scored ahead.
+    fn none() -> Self {
+        Ahead {
+            changes: 0,
+            scored: Vec::new().into_iter(),
+        }
+    }
+
+    /// `record`'s scores, if it is the next one scored ahead and the models have not changed
+    /// since (`changes`: the slots' count now).
+    #[inline]
+    fn take(&mut self, record: &Record<'_>, changes: u64) -> Option<ScoredAhead<'a>> {
+        let next = self.scored.as_slice().first()?;
+        if changes != self.changes {
+            self.scored = Vec::new().into_iter();
+            return None;
+        }
+        if (next.partition, next.offset) != (record.partition, record.offset) {
+            return None;
+        }
+        self.scored.next()
     }
 }
 
@@ -214,6 +253,28 @@ impl Outputs {
 }
 
 impl Scorer {
+    /// Scores the records of `batch` together ([`scoring::score_together`]) when the serving
+    /// model or the challenger runs batches; else scores none ahead. A value framed for the
+    /// registry is left to be scored as it is handled (its schema may have to be waited for).
+    pub(super) fn score_ahead<'a>(&self, batch: &'a Batch, state: &LoopState) -> Ahead<'a> {
+        let slots = &state.slots;
+        let challenger = slots.challenger();
+        if !slots.serving().runs_batches() && !challenger.is_some_and(Predictor::runs_batches) {
+            return Ahead::none();
+        }
+        let framed = |r: &Record<'_>| state.registry.is_some() && r.payload.is_some_and(is_framed);
+        let records: Vec<Record<'a>> = batch
+            .records()
+            .filter_map(Result::ok)
+            .filter(|r| !framed(r))
+            .collect();
+        let scored = scoring::score_together(&records, slots.serving(), challenger, slots.shape());
+        Ahead {
+            changes: slots.changes(),
+            scored: scored.into_iter(),
+        }
+    }
+
     /// Scores one record and hands its prediction or dead letter to the producer. Breaks when
     /// asked to stop while it waited for the registry: the record is left unhandled.
     pub(super) fn handle(
@@ -221,6 +282,18 @@ impl Scorer {
         record: Record<'_>,
         now_ms: f64,
         state: &mut LoopState,
+    ) -> ControlFlow<()> {
+        self.handle_ahead(record, now_ms, state, &mut Ahead::none())
+    }
+
+    /// Handles one record as [`Scorer::handle`] does, with its scores from `ahead` when they
+    /// are there ([`Scorer::score_ahead`]).
+    pub(super) fn handle_ahead<'a>(
+        &self,
+        record: Record<'a>,
+        now_ms: f64,
+        state: &mut LoopState,
+        ahead: &mut Ahead<'a>,
     ) -> ControlFlow<()> {
         if let PredictionOutput::Avro(avro) = &self.config.output {
             let shape = state.slots.shape();
@@ -232,8 +305,15 @@ impl Scorer {
         if state.registry.is_some() && record.payload.is_some_and(is_framed) {
             return self.handle_framed(record, now_ms, state);
         }
-        match scoring::score(&record, state.slots.serving(), state.slots.shape()) {
-            Ok(scored) => self.handle_scored(&record, &scored, now_ms, state),
+        let (scored, challenger) = match ahead.take(&record, state.slots.changes()) {
+            Some(ahead) => (ahead.scored, ahead.challenger),
+            None => (
+                scoring::score(&record, state.slots.serving(), state.slots.shape()),
+                None,
+            ),
+        };
+        match scored {
+            Ok(scored) => self.handle_scored(&record, &scored, challenger, now_ms, state),
             Err(bad) => self.dead_letter(&record, bad.class(), bad.to_string(), state),
         }
         ControlFlow::Continue(())
@@ -274,7 +354,7 @@ impl Scorer {
             Err(bad) => Err((bad.class(), bad.to_string())),
         };
         match scored {
-            Ok(scored) => self.handle_scored(&record, &scored, now_ms, state),
+            Ok(scored) => self.handle_scored(&record, &scored, None, now_ms, state),
             Err((class, reason)) => self.dead_letter(&record, class, reason, state),
         }
         ControlFlow::Continue(())
@@ -376,11 +456,13 @@ impl Scorer {
     }
 
     /// Sends the prediction of a record that scored, shows it to the quality watch if it was
-    /// labeled, and counts it.
+    /// labeled, and counts it. The challenger's prediction is `challenger` when it was made
+    /// ahead, else made here.
     fn handle_scored(
         &self,
         record: &Record<'_>,
         scored: &Scored<'_>,
+        challenger: Option<f64>,
         now_ms: f64,
         state: &mut LoopState,
     ) {
@@ -393,7 +475,10 @@ impl Scorer {
         if let Some(t) = &self.transactions {
             t.handled(partition, offset);
         }
-        let challenge = state.slots.challenger().and_then(|c| scored.challenge(c));
+        let challenge = state.slots.challenger().and_then(|c| match challenger {
+            Some(predicted) => scored.challenged_by(c, predicted),
+            None => scored.challenge(c),
+        });
         let challenger_predicted = challenge.map(|c| c.predicted);
         let prediction = scored.prediction(
             state.slots.shape(),
@@ -566,5 +651,64 @@ impl Scorer {
             t.must_abort(format!("a record was not handed to the producer: {error}"));
         }
         self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::json::BadRecord;
+
+    fn record(partition: i32, offset: i64) -> Record<'static> {
+        Record {
+            topic: "experience-events",
+            partition,
+            offset,
+            payload: None,
+            key: None,
+            timestamp_ms: None,
+        }
+    }
+
+    fn ahead(changes: u64, records: &[(i32, i64)]) -> Ahead<'static> {
+        let scored: Vec<ScoredAhead<'static>> = records
+            .iter()
+            .map(|&(partition, offset)| ScoredAhead {
+                partition,
+                offset,
+                scored: Err(BadRecord::Tombstone),
+                challenger: None,
+            })
+            .collect();
+        Ahead {
+            changes,
+            scored: scored.into_iter(),
+        }
+    }
+
+    fn taken(a: &mut Ahead<'_>, partition: i32, offset: i64, changes: u64) -> Option<(i32, i64)> {
+        a.take(&record(partition, offset), changes)
+            .map(|s| (s.partition, s.offset))
+    }
+
+    #[test]
+    fn records_scored_ahead_are_taken_in_order_and_only_for_their_own_record() {
+        let mut a = ahead(3, &[(0, 10), (1, 4), (0, 11)]);
+        assert_eq!(taken(&mut a, 0, 10, 3), Some((0, 10)));
+        // A record not scored ahead (a framed one) is scored as it is handled.
+        assert_eq!(taken(&mut a, 2, 7, 3), None);
+        assert_eq!(taken(&mut a, 1, 4, 3), Some((1, 4)));
+        assert_eq!(taken(&mut a, 0, 11, 3), Some((0, 11)));
+        assert_eq!(taken(&mut a, 0, 12, 3), None);
+        assert_eq!(taken(&mut Ahead::none(), 0, 0, 0), None);
+    }
+
+    #[test]
+    fn once_the_models_change_nothing_scored_ahead_is_taken() {
+        let mut a = ahead(3, &[(0, 10), (0, 11), (0, 12)]);
+        assert_eq!(taken(&mut a, 0, 10, 3), Some((0, 10)));
+        assert_eq!(taken(&mut a, 0, 11, 4), None);
+        // Scored by the models before: not taken even were the count to come back.
+        assert_eq!(taken(&mut a, 0, 12, 3), None);
     }
 }

@@ -1,5 +1,6 @@
 //! Scoring one record, with no broker and no clock: the prediction to publish for it, or the
-//! reason it goes to the dead-letter topic and the headers that say so.
+//! reason it goes to the dead-letter topic and the headers that say so. The records of a poll
+//! batch may be scored together ([`score_together`]): what an ONNX model runs once for them all.
 
 use rdkafka::message::{Header, OwnedHeaders};
 
@@ -56,6 +57,77 @@ pub fn score_event<'a>(
     shape: &EventShape,
 ) -> Result<Scored<'a>, BadRecord> {
     let predicted = predictor.predict(&event.features);
+    scored_as(event, record, predicted, predictor, shape)
+}
+
+/// A record of a poll batch scored with the others ([`score_together`]), before it is handled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredAhead<'a> {
+    /// The record's partition.
+    pub partition: i32,
+    /// The record's offset.
+    pub offset: i64,
+    /// What [`score`] gives the record.
+    pub scored: Result<Scored<'a>, BadRecord>,
+    /// The challenger's prediction for the record's event (finite or not), when a challenger
+    /// was given and the event decoded.
+    pub challenger: Option<f64>,
+}
+
+/// Scores `records` as [`score`] scores each, in order, but predicts together: each record is
+/// decoded as an event of `shape`, and the events that decoded (a record that did not is left
+/// out of the batch: it goes to the dead-letter topic as ever) are predicted by `predictor` in
+/// one batch ([`Predictor::predict_rows`]: one run of an ONNX graph), and by `challenger`, if
+/// given, in another.
+pub fn score_together<'a>(
+    records: &[Record<'a>],
+    predictor: &Predictor,
+    challenger: Option<&Predictor>,
+    shape: &EventShape,
+) -> Vec<ScoredAhead<'a>> {
+    let decoded: Vec<Result<ExperienceEvent<'a>, BadRecord>> = records
+        .iter()
+        .map(|record| json::decode_as(shape, record.payload))
+        .collect();
+    let rows: Vec<&[f64]> = decoded
+        .iter()
+        .filter_map(|event| event.as_ref().ok().map(|e| e.features.as_slice()))
+        .collect();
+    let mut predicted = predictor.predict_rows(&rows).into_iter();
+    let mut challenged = challenger.map(|c| c.predict_rows(&rows).into_iter());
+    records
+        .iter()
+        .zip(decoded)
+        .map(|(record, event)| {
+            let (scored, challenger) = match event {
+                Ok(event) => {
+                    // One prediction a decoded event, in order.
+                    let value = predicted.next().unwrap_or(f64::NAN);
+                    let challenger = challenged.as_mut().and_then(Iterator::next);
+                    let scored = scored_as(event, record, value, predictor, shape);
+                    (scored, challenger)
+                }
+                Err(bad) => (Err(bad), None),
+            };
+            ScoredAhead {
+                partition: record.partition,
+                offset: record.offset,
+                scored,
+                challenger,
+            }
+        })
+        .collect()
+}
+
+/// `event` of `record` scored `predicted` by `predictor`; a prediction that is not finite says
+/// for which values of `shape`.
+fn scored_as<'a>(
+    event: ExperienceEvent<'a>,
+    record: &Record<'a>,
+    predicted: f64,
+    predictor: &Predictor,
+    shape: &EventShape,
+) -> Result<Scored<'a>, BadRecord> {
     if !predicted.is_finite() {
         return Err(BadRecord::NonFinitePrediction(
             shape.describe(&event.features),
@@ -77,7 +149,16 @@ pub fn latency_ms(event_ms: Option<i64>, now_ms: f64) -> Option<f64> {
 impl Scored<'_> {
     /// The `challenger`'s prediction for this event, if it is finite.
     pub fn challenge<'c>(&self, challenger: &'c Predictor) -> Option<ChallengerPrediction<'c>> {
-        let predicted = challenger.predict(&self.event.features);
+        self.challenged_by(challenger, challenger.predict(&self.event.features))
+    }
+
+    /// The `challenger`'s prediction for this event, `predicted` already ([`score_together`]),
+    /// if it is finite.
+    pub fn challenged_by<'c>(
+        &self,
+        challenger: &'c Predictor,
+        predicted: f64,
+    ) -> Option<ChallengerPrediction<'c>> {
         predicted.is_finite().then(|| ChallengerPrediction {
             model: &challenger.version,
             predicted,
@@ -246,6 +327,126 @@ mod tests {
             bad,
             BadRecord::NonFinitePrediction(format!("years_experience {}", 1e300))
         );
+    }
+
+    /// `tests/onnx/NAME.onnx` imported on the diabetes data, loaded as it serves.
+    fn onnx(name: &str) -> (Predictor, EventShape) {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = tempfile::tempdir().unwrap();
+        let spec = crate::model::TrainSpec {
+            target: Some("progression".parse().unwrap()),
+            features: Vec::new(),
+        };
+        let imported = crate::model::import(
+            &root.join(format!("tests/onnx/{name}.onnx")),
+            &root.join("data/diabetes.csv"),
+            &spec,
+            &dir.path().join(format!("{name}.json")),
+        )
+        .unwrap();
+        let shape = event_shape(&imported.artifact).unwrap();
+        (Predictor::from(&imported.artifact), shape)
+    }
+
+    /// The first `n` rows of data/diabetes.csv as events, the label included.
+    fn diabetes_events(n: usize) -> Vec<Vec<u8>> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let csv = std::fs::read_to_string(root.join("data/diabetes.csv")).unwrap();
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        lines
+            .take(n)
+            .map(|row| {
+                let fields: Vec<String> = header
+                    .iter()
+                    .zip(row.split(','))
+                    .map(|(name, cell)| format!("\"{name}\":{cell}"))
+                    .collect();
+                format!("{{{}}}", fields.join(",")).into_bytes()
+            })
+            .collect()
+    }
+
+    /// Each record scored together as `score` and `challenge` score it alone, to the bit.
+    fn assert_scored_as_alone(
+        records: &[Record<'_>],
+        serving: &Predictor,
+        challenger: Option<&Predictor>,
+        shape: &EventShape,
+    ) -> Vec<&'static str> {
+        let together = score_together(records, serving, challenger, shape);
+        assert_eq!(together.len(), records.len());
+        let mut classes = Vec::new();
+        for (record, ahead) in records.iter().zip(together) {
+            assert_eq!(
+                (ahead.partition, ahead.offset),
+                (record.partition, record.offset)
+            );
+            let alone = score(record, serving, shape);
+            match (&ahead.scored, &alone) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a.predicted.to_bits(), b.predicted.to_bits(), "{a:?}");
+                    assert_eq!(a, b);
+                    let alone = challenger.map(|c| c.predict(&b.event.features).to_bits());
+                    assert_eq!(ahead.challenger.map(f64::to_bits), alone);
+                    classes.push("scored");
+                }
+                (Err(a), Err(b)) => {
+                    assert_eq!(a, b);
+                    classes.push(a.class());
+                }
+                _ => panic!("{:?} together, {alone:?} alone", ahead.scored),
+            }
+        }
+        classes
+    }
+
+    #[test]
+    fn records_scored_together_by_onnx_models_score_as_each_alone_bad_ones_left_out() {
+        let (mlp, shape) = onnx("mlp");
+        let (forest, _) = onnx("forest");
+        let (gbr, _) = onnx("gbr");
+        assert!(mlp.runs_batches() && !reference().runs_batches());
+        let good = diabetes_events(40);
+        let bad: [Option<&[u8]>; 4] = [
+            None,
+            Some(b"not json"),
+            Some(br#"{"age": 50, "sex": 1}"#),
+            Some(br#"{"age": 50, "sex": 1, "bmi": "high", "bp": 90, "s1": 1, "s2": 1, "s3": 1, "s4": 1, "s5": 4, "s6": 80}"#),
+        ];
+        let mut payloads: Vec<Option<&[u8]>> = good.iter().map(|g| Some(g.as_slice())).collect();
+        for (i, b) in bad.into_iter().enumerate() {
+            payloads.insert(3 + 9 * i, b);
+        }
+        let records: Vec<Record<'_>> = payloads
+            .iter()
+            .enumerate()
+            .map(|(i, &payload)| Record {
+                offset: i as i64,
+                partition: (i % 3) as i32,
+                ..record(payload)
+            })
+            .collect();
+        let classes = assert_scored_as_alone(&records, &mlp, Some(&forest), &shape);
+        let dead: Vec<(usize, &str)> = classes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c != "scored")
+            .map(|(i, c)| (i, *c))
+            .collect();
+        assert_eq!(
+            dead,
+            [
+                (3, "tombstone"),
+                (12, "not_json"),
+                (21, "missing_field"),
+                (30, "wrong_type")
+            ]
+        );
+        assert_scored_as_alone(&records, &gbr, None, &shape);
+        assert_scored_as_alone(&records[..1], &forest, Some(&gbr), &shape);
+        assert_scored_as_alone(&records[3..4], &forest, Some(&gbr), &shape);
+        assert!(score_together(&[], &mlp, Some(&gbr), &shape).is_empty());
     }
 
     #[test]

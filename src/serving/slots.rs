@@ -117,6 +117,8 @@ pub struct Slots {
     models_dir: PathBuf,
     /// The input topic, for lineage.
     topic: String,
+    /// Times the serving model or the challenger changed.
+    changes: u64,
 }
 
 impl Slots {
@@ -138,6 +140,7 @@ impl Slots {
             policy,
             models_dir,
             topic,
+            changes: 0,
         }
     }
 
@@ -157,6 +160,14 @@ impl Slots {
     #[inline]
     pub fn challenger(&self) -> Option<&Predictor> {
         self.challenger.as_ref().map(|c| &c.predictor)
+    }
+
+    /// How many times the serving model or the challenger has changed (served, promoted, rolled
+    /// back, fitted, dropped): records scored ahead by the models of one count are scored
+    /// again, one at a time, once it moves on.
+    #[inline]
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// The challenger's line, for the view at start.
@@ -204,6 +215,7 @@ impl Slots {
             ModelCommand::RollBack => self.roll_back(now_ms),
             ModelCommand::DropChallenger => match self.challenger.take() {
                 Some(_) => {
+                    self.changes += 1;
                     self.duel.clear();
                     vec![ModelEvent::Challenger(None)]
                 }
@@ -310,6 +322,7 @@ impl Slots {
             path,
         };
         self.challenger = Some(Slot::new(artifact));
+        self.changes += 1;
         self.duel.clear();
         vec![fitted, ModelEvent::Challenger(self.challenger_line())]
     }
@@ -356,6 +369,7 @@ impl Slots {
         let kept = self.keep(&previous);
         self.quality = Quality::new(previous.rmse);
         self.serving = Slot::new(previous);
+        self.changes += 1;
         self.duel.clear();
         self.auto_fitted = false;
         let mut events = vec![ModelEvent::Swapped {
@@ -373,6 +387,7 @@ impl Slots {
     fn serve(&mut self, artifact: Artifact) -> String {
         self.quality = Quality::new(artifact.rmse);
         let old = std::mem::replace(&mut self.serving, Slot::new(artifact));
+        self.changes += 1;
         self.duel.clear();
         self.auto_fitted = false;
         let version = old.predictor.version.clone();
@@ -495,6 +510,7 @@ mod tests {
             s.command(ModelCommand::RollBack, 1)[..],
             [ModelEvent::Rejected(_)]
         ));
+        assert_eq!(s.changes(), 0, "a refused command changes no model");
         // Without a drift alarm, `t` fits on every labeled event of the window.
         for i in 0..60 {
             let years = f64::from(i % 20) / 2.0;
@@ -506,10 +522,12 @@ mod tests {
             matches!(&events[0], ModelEvent::Fitted { rows: 60, .. }),
             "{events:?}"
         );
+        assert_eq!(s.changes(), 1);
         assert_eq!(
             s.command(ModelCommand::DropChallenger, 600),
             [ModelEvent::Challenger(None)]
         );
+        assert_eq!(s.changes(), 2);
 
         // After one, on the events since it.
         feed(&mut s, 100);
@@ -553,6 +571,7 @@ mod tests {
         );
         assert_eq!(s.serving().version, version);
         assert!(s.challenger().is_none() && s.comparison().is_none());
+        assert_eq!(s.changes(), 4, "fitted, dropped, fitted, promoted");
         assert_eq!(
             s.accuracy(),
             None,
@@ -604,6 +623,7 @@ mod tests {
             ));
         s.command(ModelCommand::RollBack, 3_600);
         assert_eq!(s.serving().version, "6c25318e");
+        assert_eq!(s.changes(), 7, "rolled back, reloaded, rolled back");
 
         feed(&mut s, 100);
         s.command(ModelCommand::FitChallenger, 4_000);
