@@ -183,7 +183,10 @@ impl Clients {
         )));
         let failures = Arc::new(AtomicU64::new(0));
         let producer = ScoringProducer::create(
-            &config.kafka.client_config(&producer_defaults(config)),
+            &config.kafka.client_config(&producer_defaults(
+                &config.kafka,
+                config.exactly_once.as_ref().map(|(id, _)| id.as_str()),
+            )),
             DeliveryContext::new(tracker.clone(), failures.clone()),
         )?;
         let producer = Arc::new(producer);
@@ -221,21 +224,29 @@ impl Clients {
     }
 }
 
-/// The producer's defaults for the scorer (`-X` wins over them).
-fn producer_defaults(config: &ScorerConfig) -> Vec<(&'static str, &str)> {
+/// The producer's defaults for the scorer (`-X` wins over them), exactly-once with its
+/// `transactional_id`.
+fn producer_defaults<'a>(
+    kafka: &KafkaOptions,
+    transactional_id: Option<&'a str>,
+) -> Vec<(&'static str, &'a str)> {
     let mut producer_defaults = vec![
         ("linger.ms", "5"),
-        ("batch.size", config.kafka.producer_batch_bytes()),
-        ("compression.type", config.kafka.output_compression()),
+        ("batch.size", kafka.producer_batch_bytes()),
+        ("compression.type", kafka.output_compression()),
+        // A prediction the broker took but whose acknowledgement was lost is resent once, not
+        // written twice, and a partition's predictions keep their order through retries (as
+        // `produce` does, issue 27). Measured on Apache Kafka: no cost to the full path's rate.
+        ("enable.idempotence", "true"),
     ];
-    if config.kafka.embedded {
+    if kafka.embedded {
         // In-process, predictions waiting for the broker's acknowledgement are our memory:
         // at most 10,000 of them (some 4 MB), not librdkafka's 100,000, which an unthrottled
         // dashboard filled whenever the broker's thread fell behind (peak RSS up to 90 MB).
         producer_defaults.push(("queue.buffering.max.messages", EMBEDDED_IN_FLIGHT));
     }
-    if let Some((id, _)) = &config.exactly_once {
-        producer_defaults.push(("transactional.id", id.as_str()));
+    if let Some(id) = transactional_id {
+        producer_defaults.push(("transactional.id", id));
         // A crashed instance that never comes back holds its partitions' committed reads
         // back until its open transaction times out: 10 s, not librdkafka's 60 s.
         producer_defaults.push(("transaction.timeout.ms", "10000"));
@@ -364,4 +375,44 @@ fn subscribe(
     consumer.context().route_to(&records);
     consumer.subscribe(&[&config.input_topic])?;
     Ok((consumer, records))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(embedded: bool) -> KafkaOptions {
+        KafkaOptions {
+            bootstrap: "127.0.0.1:9092".into(),
+            properties: vec![],
+            embedded,
+        }
+    }
+
+    #[test]
+    fn predictions_are_written_idempotently_compressed_for_a_real_broker() {
+        let real = options(false);
+        let config = real.client_config(&producer_defaults(&real, None));
+        assert_eq!(config.get("enable.idempotence"), Some("true"));
+        assert_eq!(config.get("compression.type"), Some("lz4"));
+        assert_eq!(config.get("linger.ms"), Some("5"));
+        assert_eq!(config.get("batch.size"), Some("1000000"));
+        assert_eq!(config.get("transactional.id"), None);
+        let embedded = options(true);
+        let config = embedded.client_config(&producer_defaults(&embedded, Some("scorer-1")));
+        assert_eq!(config.get("enable.idempotence"), Some("true"));
+        assert_eq!(config.get("compression.type"), Some("none"));
+        assert_eq!(
+            config.get("queue.buffering.max.messages"),
+            Some(EMBEDDED_IN_FLIGHT)
+        );
+        assert_eq!(config.get("transactional.id"), Some("scorer-1"));
+        assert_eq!(config.get("transaction.timeout.ms"), Some("10000"));
+        let mine = KafkaOptions {
+            properties: vec![("enable.idempotence".into(), "false".into())],
+            ..options(false)
+        };
+        let config = mine.client_config(&producer_defaults(&mine, None));
+        assert_eq!(config.get("enable.idempotence"), Some("false"), "-X wins");
+    }
 }
