@@ -19,6 +19,15 @@ pub struct Args {
     /// tools, and adds the scorer over its SSL and SASL_SSL listeners beside plaintext.
     #[arg(long, conflicts_with = "brokers")]
     pub apache_kafka: bool,
+    /// With --brokers: the broker's JVM on this machine (a one-node cluster), whose CPU
+    /// (/proc/PID/stat) each throughput measure then reports beside ours.
+    #[arg(long, value_name = "PID", requires = "brokers")]
+    pub broker_pid: Option<u32>,
+    /// With --brokers: the broker's JMX server (no authentication), whose request and byte
+    /// counters each throughput measure then reports (read with Kafka's JmxTool; needs java and
+    /// mvn as --kafka-tools does). A one-node cluster: the counters are that broker's.
+    #[arg(long, value_name = "HOST:PORT", requires = "brokers")]
+    pub broker_jmx: Option<String>,
     /// Adds Kafka's own perf tools against the cluster given with --brokers.
     #[arg(long)]
     pub kafka_tools: bool,
@@ -33,6 +42,10 @@ pub struct Args {
     /// minutes) and prints its rows.
     #[arg(long)]
     pub idle: bool,
+    /// Runs only the latency part (a warm-up measure, then 1,000 and 10,000 events/s; with
+    /// --apache-kafka or --brokers on that cluster) and prints its rows.
+    #[arg(long)]
+    pub latency: bool,
     /// Another build of salary-stream whose idle cost is measured in the same run, each row
     /// beside the same row of the build under test (say, a build of the commit before).
     #[arg(long, value_name = "BIN")]

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::Args;
 use crate::kafka_tools::KafkaTools;
+use crate::watch;
 use crate::{BIN, THROUGHPUT_PARTITIONS};
 
 /// the bench was pointed at.
@@ -164,16 +165,22 @@ struct ApacheKafka {
     child: std::process::Child,
     address: String,
     secure: SecureListeners,
+    /// The broker's JVM (a child of the script), for its CPU.
+    jvm: Option<u32>,
+    /// Its JMX server, `127.0.0.1:PORT` (`KAFKA_JMX_PORT`), for its request counts.
+    jmx: String,
 }
 
 impl ApacheKafka {
     fn start() -> ApacheKafka {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka");
         let started = Instant::now();
+        let jmx = format!("127.0.0.1:{}", watch::free_port());
         // Its progress (and errors) go to the bench's stderr; on stdout the address, then the
         // secure listeners as key=value lines up to `ready`.
         let mut child = Command::new(script)
             .env("KAFKA_JVM_OPTS", broker_jvm_opts())
+            .env("KAFKA_JMX_PORT", jmx.rsplit(':').next().unwrap_or_default())
             .args([
                 "--security",
                 "--partitions",
@@ -203,10 +210,13 @@ impl ApacheKafka {
             secure.sasl_ssl,
             started.elapsed().as_secs_f64()
         );
+        let jvm = watch::kafka_jvm_of(child.id());
         ApacheKafka {
             child,
             address,
             secure,
+            jvm,
+            jmx,
         }
     }
 
@@ -269,13 +279,45 @@ impl Cluster {
             );
             KafkaTools::new()
         });
+        // The broker's JVM for its CPU, and its JMX for its request counts: the bench's Apache
+        // Kafka, or what --broker-pid and --broker-jmx name.
+        let jvm = apache_kafka
+            .as_ref()
+            .and_then(|k| k.jvm)
+            .or(args.broker_pid);
+        let jmx = apache_kafka
+            .as_ref()
+            .map(|k| k.jmx.clone())
+            .or(args.broker_jmx.clone());
+        if jvm.is_some() || jmx.is_some() {
+            assert!(
+                external.is_some(),
+                "--broker-pid and --broker-jmx need --brokers host:port"
+            );
+            let classpath = jmx.as_ref().map(|_| match &tools {
+                Some(t) => t.classpath().to_owned(),
+                None => KafkaTools::new().classpath().to_owned(),
+            });
+            watch::watch(jvm, jmx.as_deref().zip(classpath.as_deref()));
+        }
+        let watched = match (jvm, &jmx) {
+            (None, None) => String::new(),
+            (pid, jmx) => format!(
+                "; broker JVM {}, its request counters over JMX {}",
+                pid.map_or_else(
+                    || "not known (no broker CPU)".to_owned(),
+                    |p| format!("pid {p}")
+                ),
+                jmx.as_deref().unwrap_or("not read")
+            ),
+        };
         let text = match (&apache_kafka, external) {
             (Some(k), _) => format!(
-                "Apache Kafka at {} (scripts/kafka, KAFKA_JVM_OPTS {})",
+                "Apache Kafka at {} (scripts/kafka, KAFKA_JVM_OPTS {}){watched}",
                 k.address,
                 broker_jvm_opts()
             ),
-            (None, Some(b)) => b.to_owned(),
+            (None, Some(b)) => format!("{b}{watched}"),
             (None, None) => "salary-stream broker processes (librdkafka's mock cluster)".to_owned(),
         };
         println!("broker: {text}");
@@ -309,8 +351,9 @@ impl Cluster {
         self.apache_kafka.as_ref().map(|k| &k.secure)
     }
 
-    /// Stops Apache Kafka if the bench started it.
+    /// Stops watching the broker, and stops Apache Kafka if the bench started it.
     pub fn stop_apache_kafka(&mut self) {
+        watch::unwatch();
         if let Some(k) = self.apache_kafka.as_mut() {
             k.stop();
         }

@@ -36,6 +36,11 @@ impl KafkaTools {
         KafkaTools { classpath }
     }
 
+    /// The classpath of Kafka's broker and tools.
+    pub fn classpath(&self) -> &str {
+        &self.classpath
+    }
+
     /// Runs one of Kafka's tools to completion; returns its wall time (JVM start-up included)
     /// and its stdout.
     fn run(&self, class: &str, args: &[&str]) -> (Duration, String) {

@@ -6,7 +6,6 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::cluster::{create_topic, Broker};
-use crate::measure::timed;
 use crate::BIN;
 
 /// Partitions of the latency topic: those of the embedded broker's input topic.
@@ -15,62 +14,97 @@ const LATENCY_PARTITIONS: u32 = 3;
 /// `(p50, p99, p99.9)` in milliseconds.
 pub type Percentiles = (f64, f64, f64);
 
-/// The three latency measures of the run.
-pub struct Latencies {
-    /// 1,000 events/s, no producer linger.
-    pub at_1k: Percentiles,
-    /// 1,000 events/s, 1 ms linger.
-    pub at_1k_linger1: Percentiles,
-    /// 10,000 events/s, 1 ms linger.
-    pub at_10k: Percentiles,
+/// One latency measure: its percentiles, and what shows a stall at its start.
+#[derive(Clone, Copy)]
+pub struct LatencyRun {
+    pub percentiles: Percentiles,
+    /// The slowest event, in milliseconds.
+    pub max: f64,
+    /// p50 and max of the first second (the scorer's first stats line), in milliseconds.
+    pub first_second: (f64, f64),
+    /// librdkafka's "Failed to acquire idempotence PID" warnings of the producer and the
+    /// scorer: each a retry of InitProducerId, 500 ms later.
+    pub pid_retries: usize,
 }
 
-/// Latency at 1,000 and 10,000 events/s, on a fresh broker each (or on `external`).
+/// The latency measures of the run.
+pub struct Latencies {
+    /// The first measure, as `at_1k`, run to warm the broker (and discarded from the figures).
+    pub warm_up: LatencyRun,
+    /// 1,000 events/s, no producer linger.
+    pub at_1k: LatencyRun,
+    /// 1,000 events/s, 1 ms linger.
+    pub at_1k_linger1: LatencyRun,
+    /// 10,000 events/s, 1 ms linger.
+    pub at_10k: LatencyRun,
+}
+
+/// A warm-up measure (discarded), then latency at 1,000 and 10,000 events/s, on a fresh broker
+/// each (or on `external`).
 pub fn latencies(external: Option<&str>) -> Latencies {
-    eprintln!("latency at 1,000 and 10,000 events/s ...");
-    // Both clients: a 1 ms fetch wait (the mock cluster holds an empty fetch for all of it), and
-    // no producer linger at 1,000/s. At 10,000/s one-record batches are more than the mock
-    // cluster can serve (it returns one batch a partition per fetch), so there linger is 1 ms;
-    // 1,000/s is measured with it too.
-    let at_1k = latency_at(
-        1_000,
-        10,
-        &["-X", "fetch.wait.max.ms=1", "-X", "linger.ms=0"],
-        external,
-    );
-    let at_1k_linger1 = latency_at(
-        1_000,
-        10,
-        &["-X", "fetch.wait.max.ms=1", "-X", "linger.ms=1"],
-        external,
-    );
-    let at_10k = latency_at(
-        10_000,
-        10,
-        &["-X", "fetch.wait.max.ms=1", "-X", "linger.ms=1"],
-        external,
-    );
+    eprintln!("latency: a warm-up measure (discarded), then at 1,000 and 10,000 events/s ...");
+    // Both clients: no producer linger at 1,000/s. At 10,000/s one-record batches are more than
+    // the mock cluster can serve (it returns one batch a partition per fetch), so there linger
+    // is 1 ms; 1,000/s is measured with it too. On the mock cluster a 1 ms fetch wait, since it
+    // holds an empty fetch for all of it; a real broker answers a fetch as soon as a record
+    // arrives, and a fetch every millisecond made Apache Kafka's collector pause every 1-2 s
+    // (BENCHMARKS.md, "The latency tail on Apache Kafka"): there the scorer's own wait.
+    let (linger_0, linger_1): (&[&str], &[&str]) = match external {
+        None => (
+            &["-X", "fetch.wait.max.ms=1", "-X", "linger.ms=0"],
+            &["-X", "fetch.wait.max.ms=1", "-X", "linger.ms=1"],
+        ),
+        Some(_) => (&["-X", "linger.ms=0"], &["-X", "linger.ms=1"]),
+    };
+    // The first measure on a broker met a stall its later ones did not (BENCHMARKS.md, "Where
+    // the full path's time goes on Apache Kafka"): it is run twice, the first time discarded.
+    let warm_up = latency_at(1_000, 10, linger_0, external);
+    let at_1k = latency_at(1_000, 10, linger_0, external);
+    let at_1k_linger1 = latency_at(1_000, 10, linger_1, external);
+    let at_10k = latency_at(10_000, 10, linger_1, external);
     Latencies {
+        warm_up,
         at_1k,
         at_1k_linger1,
         at_10k,
     }
 }
 
-/// `(p50, p99, p99.9)` from score's closing latency line.
-fn latency_line(stderr: &str) -> Percentiles {
-    let line = stderr
+/// `name`'s value in a line of `name value` pairs (`p50 1.23`), NaN if missing.
+fn field_of(line: &str, name: &str) -> f64 {
+    line.split(name)
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// The measure from score's stderr (its closing latency line, its first stats line) and the
+/// producer's.
+fn latency_run(scorer: &str, producer: &str) -> LatencyRun {
+    let line = scorer
         .lines()
         .find(|l| l.starts_with("latency ms"))
-        .unwrap_or_else(|| panic!("no latency line in:\n{stderr}"));
-    let field = |name: &str| -> f64 {
-        line.split(name)
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(f64::NAN)
+        .unwrap_or_else(|| panic!("no latency line in:\n{scorer}"));
+    let first = scorer
+        .lines()
+        .find(|l| l.starts_with("scored "))
+        .unwrap_or(line);
+    let retries = |text: &str| {
+        text.lines()
+            .filter(|l| l.contains("Failed to acquire idempotence PID"))
+            .count()
     };
-    (field("p50 "), field("p99 "), field("p99.9 "))
+    LatencyRun {
+        percentiles: (
+            field_of(line, "p50 "),
+            field_of(line, "p99 "),
+            field_of(line, "p99.9 "),
+        ),
+        max: field_of(line, "max "),
+        first_second: (field_of(first, "p50 "), field_of(first, "max ")),
+        pid_retries: retries(scorer) + retries(producer),
+    }
 }
 
 /// End-to-end latency at `rate_per_s` for `seconds`: a scorer that owns every partition before
@@ -80,13 +114,14 @@ fn latency_at(
     seconds: u64,
     settings: &[&str],
     external: Option<&str>,
-) -> Percentiles {
+) -> LatencyRun {
     let broker = Broker::start(LATENCY_PARTITIONS, external);
     let b = broker.address.as_str();
     let count = (rate_per_s * seconds).to_string();
     // A fresh broker has the default topic; a real cluster gets a topic of this measure's own,
     // made beforehand (the scorer waits for a missing topic, and `produce -b` refuses one).
     static MEASURE: AtomicU32 = AtomicU32::new(0);
+    static GROUPS: AtomicU32 = AtomicU32::new(0);
     let topic = match external {
         None => salary_stream::engine::DEFAULT_INPUT_TOPIC.to_owned(),
         Some(_) => {
@@ -99,12 +134,19 @@ fn latency_at(
             topic
         }
     };
-    let group = format!("latency-{rate_per_s}-{}", settings.join(""));
+    // A group of the measure's own: the warm-up and the next measure have the same settings.
+    let group = format!(
+        "latency-{rate_per_s}-{}-{}",
+        GROUPS.fetch_add(1, Ordering::Relaxed),
+        settings.join("")
+    );
     let mut score_args = vec![
         "score", "-b", b, "-t", &topic, "-g", &group, "--quiet", "--count", &count,
     ];
     score_args.extend_from_slice(settings);
+    // librdkafka's warnings on (they are off by default): a failed InitProducerId shows there.
     let mut scorer = Command::new(BIN)
+        .env("SALARY_STREAM_LOG", "warn")
         .args(&score_args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -125,12 +167,19 @@ fn latency_at(
     let r = rate_per_s.to_string();
     produce_args.extend_from_slice(&["--rate", &r]);
     produce_args.extend_from_slice(settings);
-    timed(BIN, &produce_args);
+    let produced = Command::new(BIN)
+        .env("SALARY_STREAM_LOG", "warn")
+        .args(&produce_args)
+        .stdout(Stdio::null())
+        .output()
+        .expect("produce");
+    let producer = String::from_utf8_lossy(&produced.stderr);
+    assert!(produced.status.success(), "produce failed:\n{producer}");
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).expect("scorer stderr");
     assert!(
         scorer.wait().expect("score").success(),
         "score failed:\n{rest}"
     );
-    latency_line(&rest)
+    latency_run(&rest, &producer)
 }

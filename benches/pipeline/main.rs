@@ -17,7 +17,8 @@
 //! scoring stalls when a leader of a three-node Apache Kafka dies), `latency`
 //! (`latency_at`), `instructions`, `dashboard` (`frame_render_us`, `dashboard_under_load`),
 //! `idle` (`idle_costs`: a dashboard and a scorer with nothing flowing; `--idle` alone);
-//! `cluster`, `kafka_tools` and `measure` are what they run on; `throughput` and `report` turn
+//! `cluster`, `kafka_tools`, `measure` and `watch` (the broker JVM's CPU and its request counts
+//! over JMX, on Apache Kafka) are what they run on; `throughput` and `report` turn
 //! the runs into the table and the JSON line; `main` runs them in order.
 
 #[path = "../common/mod.rs"]
@@ -39,7 +40,9 @@ mod producing;
 mod records;
 mod registry;
 mod report;
+mod report_kafka_tools;
 mod throughput;
+mod watch;
 
 use clap::Parser;
 
@@ -105,6 +108,12 @@ fn main() {
         return;
     }
     let mut cluster = Cluster::start(&args);
+    if args.latency {
+        eprintln!("{}", cluster.text);
+        report::print_latency_rows(&latency::latencies(cluster.external()));
+        cluster.stop_apache_kafka();
+        return;
+    }
     let pid = std::process::id();
 
     // The same records for every tool, as the synthetic producer writes them.

@@ -5,12 +5,36 @@ use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// process used over the same span (when the broker is a process of the bench's).
+use crate::watch::{self, Requests};
+
+/// What a measured command took: its wall time, its CPU (user + system), the CPU the broker
+/// process used over the same span (when the broker is a process of the bench's, or the
+/// watched JVM of Apache Kafka), and the requests the broker counted (when its JMX is read).
 #[derive(Debug, Clone, Copy)]
 pub struct Timed {
     pub wall: Duration,
     pub cpu: Duration,
     pub broker_cpu: Option<Duration>,
+    pub requests: Option<Requests>,
+    /// How busy the machine's cores were over the span, every process counted (/proc/stat), as
+    /// a fraction: other work on the machine shows here and not in `cpu` or `broker_cpu`.
+    pub machine_busy: Option<f64>,
+}
+
+/// The machine's CPU time so far, all cores, from /proc/stat's `cpu` line: (busy, total) in
+/// clock ticks, busy being all but idle and iowait.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = ticks.iter().sum();
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    Some((total - idle, total))
 }
 
 /// CPU time (user + system) of every child process this one has reaped so far.
@@ -38,9 +62,14 @@ pub fn process_cpu(pid: u32) -> Option<Duration> {
     Some(Duration::from_nanos(ticks * 1_000_000_000 / per_s))
 }
 
-/// Measures `run`: its wall time, the CPU of the child processes it reaps, and `broker`'s CPU.
+/// Measures `run`: its wall time, the CPU of the child processes it reaps, `broker`'s CPU (or
+/// the watched broker JVM's) and, where the broker's JMX is read, its request counts (read
+/// before and after the span, outside it).
 fn measured<T>(broker: Option<u32>, run: impl FnOnce() -> T) -> (Timed, T) {
+    let broker = broker.or_else(watch::broker_pid);
+    let counters_before = watch::counters();
     let (cpu_before, broker_before) = (reaped_children_cpu(), broker.and_then(process_cpu));
+    let machine_before = machine_ticks();
     let started = Instant::now();
     let out = run();
     let wall = started.elapsed();
@@ -48,17 +77,28 @@ fn measured<T>(broker: Option<u32>, run: impl FnOnce() -> T) -> (Timed, T) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
         _ => None,
     };
+    let machine_busy = match (machine_before, machine_ticks()) {
+        (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => Some((b1 - b0) as f64 / (t1 - t0) as f64),
+        _ => None,
+    };
+    let cpu = reaped_children_cpu().saturating_sub(cpu_before);
+    let requests = counters_before
+        .and_then(|before| Some(watch::requests_between(&before, &watch::counters()?)));
     let timed = Timed {
         wall,
-        cpu: reaped_children_cpu().saturating_sub(cpu_before),
+        cpu,
         broker_cpu,
+        requests,
+        machine_busy,
     };
     (timed, out)
 }
 
-/// Runs a command to completion; returns its wall time.
+/// Runs a command to completion; returns its wall time (no CPU or broker figures).
 pub fn timed(program: &str, args: &[&str]) -> Duration {
-    timed_on(None, program, args).wall
+    let started = Instant::now();
+    run_to_end(program, args);
+    started.elapsed()
 }
 
 /// Runs a command to completion, with the broker process `broker`; returns what it took.

@@ -13,7 +13,9 @@ use crate::latency::{Latencies, Percentiles};
 use crate::machine::Machine;
 use crate::measure::rate;
 use crate::registry::RegistryPath;
-use crate::throughput::{CpuRow, KafkaMedians, Throughput};
+use crate::report_kafka_tools::{kafka_figures, print_kafka_rows, KafkaFigures};
+use crate::throughput::{CpuRow, Throughput};
+use crate::watch::Requests;
 use crate::ROUNDS;
 
 /// Everything the run measured, for the table and the JSON line.
@@ -55,6 +57,15 @@ struct Results {
     latency_1k_ms: [f64; 3],
     latency_1k_linger1_ms: [f64; 3],
     latency_10k_ms: [f64; 3],
+    /// The warm-up latency measure (1,000/s, linger 0), run first and left out of the three
+    /// above: its percentiles, max, and first second's p50 and max.
+    latency_warm_up_ms: [f64; 3],
+    latency_warm_up_max_ms: f64,
+    latency_warm_up_first_second_ms: [f64; 2],
+    /// The max of the three measures, in their order.
+    latency_max_ms: [f64; 3],
+    /// InitProducerId retries seen (warm-up, then the three).
+    latency_pid_retries: [usize; 4],
     frame_p99_us: u64,
     dashboard_fps: f64,
     quit_ms: u64,
@@ -94,6 +105,9 @@ struct Results {
     #[serde(skip_serializing_if = "Option::is_none")]
     registry_lookups: Option<u64>,
     cpu_s_per_million: BTreeMap<&'static str, CpuFigure>,
+    /// The broker's request counts by measure (where its JMX was read).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    broker_requests: BTreeMap<&'static str, RequestFigure>,
     #[serde(skip_serializing_if = "Option::is_none")]
     instructions_per_record: Option<InstructionsPerRecord>,
     record_bytes: f64,
@@ -108,53 +122,118 @@ struct Results {
 struct CpuFigure {
     own: f64,
     broker: Option<f64>,
-}
-
-/// Against Apache Kafka's own perf tools (`--apache-kafka`, `--kafka-tools`).
-#[derive(Serialize)]
-struct KafkaFigures {
-    kafka_consumer_perf_per_s: u64,
-    kafka_consumer_perf_mb_per_s: f64,
-    kafka_consumer_perf_fetch_per_s: u64,
-    kafka_consumer_perf_wall_per_s: u64,
-    score_bare_kafka_ratio: f64,
-    score_full_kafka_ratio: f64,
-    score_bare_kafka_wall_ratio: f64,
-    score_full_kafka_wall_ratio: f64,
-    kafka_producer_perf_per_s: u64,
-    kafka_producer_perf_wall_per_s: u64,
-    produce_kafka_ratio: f64,
-    produce_kafka_wall_ratio: f64,
+    /// (ours + the broker's CPU) / wall time / cores, in percent (where the broker's is read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    busy_pct: Option<f64>,
+    /// The cores busy over the span, every process on the machine counted, in percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    machine_busy_pct: Option<f64>,
 }
 
 /// `value` to `places` decimal places, for the JSON line.
-fn places(value: f64, places: i32) -> f64 {
+pub(crate) fn places(value: f64, places: i32) -> f64 {
     let scale = 10f64.powi(places);
     (value * scale).round() / scale
 }
 
 /// One row of the table: what, its value, its ratio to the reference, the target or a note.
-type Row<'a, T> = (&'a str, f64, f64, T);
+pub(crate) type Row<'a, T> = (&'a str, f64, f64, T);
 
-fn print_rows<T: std::fmt::Display>(rows: &[Row<'_, T>]) {
+pub(crate) fn print_rows<T: std::fmt::Display>(rows: &[Row<'_, T>]) {
     for (name, value, ratio, note) in rows {
         println!("{name:<48} {value:>14.0} {ratio:>9.2}x  {note}");
     }
 }
 
 fn print_cpu(rows: &[CpuRow]) {
-    println!("CPU seconds per million records (user + system; ratio to the tool's; broker apart):");
+    println!(
+        "CPU seconds per million records (user + system; ratio to the tool's; broker apart; both \
+         over wall time and cores):"
+    );
     let own_of = |key: &str| {
         rows.iter()
             .find(|row| row.0 == key)
-            .map_or(f64::NAN, |row| row.2 .0)
+            .map_or(f64::NAN, |row| row.2.own)
     };
-    for (_, name, (own, broker), reference) in rows {
-        let broker = broker.map_or_else(|| "-".to_owned(), |b| format!("{b:.2}"));
+    for (_, name, cost, reference) in rows {
+        let broker = cost
+            .broker
+            .map_or_else(|| "-".to_owned(), |b| format!("{b:.2}"));
+        let busy = cost
+            .busy_pct
+            .map_or_else(String::new, |b| format!("  cores busy {b:.0}%"));
+        let machine = cost
+            .machine_busy_pct
+            .map_or_else(String::new, |b| format!(" (all processes {b:.0}%)"));
         println!(
-            "{name:<48} {own:>14.2} {:>9.2}x  broker {broker}",
-            own / own_of(reference)
+            "{name:<48} {:>14.2} {:>9.2}x  broker {broker}{busy}{machine}",
+            cost.own,
+            cost.own / own_of(reference)
         );
+    }
+    print_requests(rows);
+}
+
+/// The broker's request counts per measure (where its JMX was read): requests of each kind over
+/// the measure's span, records per produce request, bytes in and out per record.
+fn print_requests(rows: &[CpuRow]) {
+    if rows.iter().all(|row| row.2.requests.is_none()) {
+        return;
+    }
+    println!(
+        "requests the broker counted per measure (JMX, read before and after each; medians of \
+         {ROUNDS} rounds):"
+    );
+    println!(
+        "{:<48} {:>8} {:>9} {:>8} {:>8} {:>6} {:>8} {:>9}",
+        "measure", "produce", "rec/prod", "fetch", "commits", "other", "in B/rec", "out B/rec"
+    );
+    for (_, name, cost, _) in rows {
+        let Some(r) = cost.requests else { continue };
+        let f = request_figure(cost.records, r);
+        let per_produce = f
+            .records_per_produce
+            .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+        println!(
+            "{name:<48} {:>8} {per_produce:>9} {:>8} {:>8} {:>6} {:>8.1} {:>9.1}",
+            r.produce,
+            r.fetch,
+            r.offset_commit,
+            r.other,
+            f.bytes_in_per_record,
+            f.bytes_out_per_record
+        );
+    }
+}
+
+/// A measure's request counts as the JSON line gives them.
+#[derive(Serialize, Clone, Copy)]
+struct RequestFigure {
+    produce: u64,
+    fetch: u64,
+    offset_commit: u64,
+    other: u64,
+    /// Records the broker took in (predictions, for the full path), per produce request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    records_per_produce: Option<f64>,
+    records_in: u64,
+    /// Bytes of record batches taken in, and of records fetched, per record of the measure.
+    bytes_in_per_record: f64,
+    bytes_out_per_record: f64,
+}
+
+fn request_figure(records: u64, r: Requests) -> RequestFigure {
+    let per_record = |bytes: u64| places(bytes as f64 / records.max(1) as f64, 1);
+    RequestFigure {
+        produce: r.produce,
+        fetch: r.fetch,
+        offset_commit: r.offset_commit,
+        other: r.other,
+        records_per_produce: (r.produce > 0)
+            .then(|| places(r.messages_in as f64 / r.produce as f64, 1)),
+        records_in: r.messages_in,
+        bytes_in_per_record: per_record(r.bytes_in),
+        bytes_out_per_record: per_record(r.bytes_out),
     }
 }
 
@@ -365,88 +444,43 @@ fn throughput_rows(t: &Throughput) -> Vec<Row<'static, &'static str>> {
     rows
 }
 
-/// Against Kafka's tools: the ratio is to the tool's own figure, which leaves out its JVM
-/// start-up (and, producing, reading the payload file), while ours is the whole process; the
-/// ratio to its whole process is in the last column.
-fn print_kafka_rows(t: &Throughput, kafka: KafkaMedians) {
-    let per_s = |d: Duration| rate(t.consumed, d);
-    let (produced, bare, full, ours_p) = (t.produced, t.bare, t.full, t.ours_p);
-    let KafkaMedians {
-        c_wall,
-        c_own,
-        c_mb,
-        c_fetch,
-        p_wall,
-        p_own,
-    } = kafka;
-    let wall = |ours: f64, theirs: f64| format!("whole process: {:.2}x", ours / theirs);
-    let kafka_rows = [
+/// The latency rows: p50/p99/p99.9 in milliseconds, the warm-up first (discarded); each with
+/// its max, its first second and its InitProducerId retries.
+pub fn print_latency_rows(latency: &Latencies) {
+    let ms = |l: Percentiles| format!("{:.2}/{:.2}/{:.2}", l.0, l.1, l.2);
+    let rows = [
         (
-            "consume: kafka-consumer-perf-test, own nMsg.sec",
-            c_own,
-            1.0,
-            format!("reference ({c_mb:.1} MB/s; {c_fetch:.0}/s less group join)"),
+            "latency warm-up, discarded: 1,000/s, linger 0 (ms)",
+            latency.warm_up,
+            "",
         ),
         (
-            "consume: kafka-consumer-perf-test, whole process",
-            c_wall,
-            c_wall / c_own,
-            "JVM start-up included".to_owned(),
+            "latency p50/p99/p99.9 at 1,000/s, linger 0 (ms)",
+            latency.at_1k,
+            "p99 <= 5 ms",
         ),
         (
-            "score --quiet --no-output, vs Kafka's consumer",
-            per_s(bare),
-            per_s(bare) / c_own,
-            wall(per_s(bare), c_wall),
+            "latency p50/p99/p99.9 at 1,000/s, linger 1 (ms)",
+            latency.at_1k_linger1,
+            "",
         ),
         (
-            "score --quiet, output + commits, vs Kafka's",
-            per_s(full),
-            per_s(full) / c_own,
-            wall(per_s(full), c_wall),
-        ),
-        (
-            "produce: kafka-producer-perf-test, own rate",
-            p_own,
-            1.0,
-            "reference".to_owned(),
-        ),
-        (
-            "produce: kafka-producer-perf-test, whole process",
-            p_wall,
-            p_wall / p_own,
-            "JVM start-up, payload file included".to_owned(),
-        ),
-        (
-            "produce --rate max, vs Kafka's producer",
-            rate(produced, ours_p),
-            rate(produced, ours_p) / p_own,
-            wall(rate(produced, ours_p), p_wall),
+            "latency p50/p99/p99.9 at 10,000/s, linger 1 (ms)",
+            latency.at_10k,
+            "",
         ),
     ];
-    println!("against Apache Kafka's own tools (records/s; ratio to the tool's own figure):");
-    print_rows(&kafka_rows);
-}
-
-/// The latency rows: p50/p99/p99.9 in milliseconds.
-fn print_latency_rows(latency: &Latencies) {
-    let (l1k, l1k_linger, l10k) = (latency.at_1k, latency.at_1k_linger1, latency.at_10k);
-    let ms = |l: Percentiles| format!("{:.2}/{:.2}/{:.2}", l.0, l.1, l.2);
-    println!(
-        "{:<48} {:>14}            p99 <= 5 ms",
-        "latency p50/p99/p99.9 at 1,000/s, linger 0 (ms)",
-        ms(l1k)
-    );
-    println!(
-        "{:<48} {:>14}",
-        "latency p50/p99/p99.9 at 1,000/s, linger 1 (ms)",
-        ms(l1k_linger)
-    );
-    println!(
-        "{:<48} {:>14}",
-        "latency p50/p99/p99.9 at 10,000/s, linger 1 (ms)",
-        ms(l10k)
-    );
+    for (name, run, target) in rows {
+        println!(
+            "{name:<48} {:>14}  {target:<11} max {:.2}; first second p50 {:.2}, max {:.2}; \
+             PID retries {}",
+            ms(run.percentiles),
+            run.max,
+            run.first_second.0,
+            run.first_second.1,
+            run.pid_retries
+        );
+    }
 }
 
 /// The screen rows: frame render time, and the dashboard under load.
@@ -500,7 +534,17 @@ fn results(f: Figures) -> Results {
     let (produced, records) = (t.produced, t.consumed);
     let (kcat_plain, kcat_tuned, bare, full) = (t.kcat_plain, t.kcat_tuned, t.bare, t.full);
     let (metered, challenged, kcat_p, ours_p) = (t.metered, t.challenged, t.kcat_p, t.ours_p);
-    let (l1k, l1k_linger, l10k) = (f.latency.at_1k, f.latency.at_1k_linger1, f.latency.at_10k);
+    let (l1k, l1k_linger, l10k) = (
+        f.latency.at_1k.percentiles,
+        f.latency.at_1k_linger1.percentiles,
+        f.latency.at_10k.percentiles,
+    );
+    let warm_up = f.latency.warm_up;
+    let (l1k_max, l1k_linger_max, l10k_max) = (
+        f.latency.at_1k.max,
+        f.latency.at_1k_linger1.max,
+        f.latency.at_10k.max,
+    );
     let dash = &f.dashboard;
     let per_s = |t: Duration| rate(records, t);
     let whole = |v: f64| v.round() as u64;
@@ -522,6 +566,19 @@ fn results(f: Figures) -> Results {
         latency_1k_ms: ms3(l1k),
         latency_1k_linger1_ms: ms3(l1k_linger),
         latency_10k_ms: ms3(l10k),
+        latency_warm_up_ms: ms3(warm_up.percentiles),
+        latency_warm_up_max_ms: places(warm_up.max, 3),
+        latency_warm_up_first_second_ms: [
+            places(warm_up.first_second.0, 3),
+            places(warm_up.first_second.1, 3),
+        ],
+        latency_max_ms: [l1k_max, l1k_linger_max, l10k_max].map(|v| places(v, 3)),
+        latency_pid_retries: [
+            warm_up.pid_retries,
+            f.latency.at_1k.pid_retries,
+            f.latency.at_1k_linger1.pid_retries,
+            f.latency.at_10k.pid_retries,
+        ],
         frame_p99_us: whole(f.frame_us.0),
         dashboard_fps: places(dash.fps, 1),
         quit_ms: whole(dash.quit_ms),
@@ -557,6 +614,13 @@ fn results(f: Figures) -> Results {
             .map(|r| ratio(rate(r.records, r.avro) / rate(r.records, r.json))),
         registry_lookups: f.registry.as_ref().map(|r| r.lookups),
         cpu_s_per_million: cpu_figures(&t.cpu_rows),
+        broker_requests: t
+            .cpu_rows
+            .iter()
+            .filter_map(|&(key, _, cost, _)| {
+                Some((key, request_figure(cost.records, cost.requests?)))
+            })
+            .collect(),
         instructions_per_record: f.instructions,
         record_bytes: places(f.record_bytes, 1),
         kafka: t.kafka.map(|k| kafka_figures(t, k)),
@@ -568,43 +632,14 @@ fn results(f: Figures) -> Results {
 /// The CPU rows by JSON key, to three places.
 fn cpu_figures(rows: &[CpuRow]) -> BTreeMap<&'static str, CpuFigure> {
     rows.iter()
-        .map(|&(key, _, (own, broker), _)| {
+        .map(|&(key, _, cost, _)| {
             let figure = CpuFigure {
-                own: places(own, 3),
-                broker: broker.map(|b| places(b, 3)),
+                own: places(cost.own, 3),
+                broker: cost.broker.map(|b| places(b, 3)),
+                busy_pct: cost.busy_pct.map(|b| places(b, 1)),
+                machine_busy_pct: cost.machine_busy_pct.map(|b| places(b, 1)),
             };
             (key, figure)
         })
         .collect()
-}
-
-/// The figures against Kafka's tools, rounded for the JSON line.
-fn kafka_figures(t: &Throughput, kafka: KafkaMedians) -> KafkaFigures {
-    let per_s = |d: Duration| rate(t.consumed, d);
-    let whole = |v: f64| v.round() as u64;
-    let ratio = |v: f64| places(v, 3);
-    let (bare, full) = (t.bare, t.full);
-    let KafkaMedians {
-        c_wall,
-        c_own,
-        c_mb,
-        c_fetch,
-        p_wall,
-        p_own,
-    } = kafka;
-    let ours_p = rate(t.produced, t.ours_p);
-    KafkaFigures {
-        kafka_consumer_perf_per_s: whole(c_own),
-        kafka_consumer_perf_mb_per_s: places(c_mb, 2),
-        kafka_consumer_perf_fetch_per_s: whole(c_fetch),
-        kafka_consumer_perf_wall_per_s: whole(c_wall),
-        score_bare_kafka_ratio: ratio(per_s(bare) / c_own),
-        score_full_kafka_ratio: ratio(per_s(full) / c_own),
-        score_bare_kafka_wall_ratio: ratio(per_s(bare) / c_wall),
-        score_full_kafka_wall_ratio: ratio(per_s(full) / c_wall),
-        kafka_producer_perf_per_s: whole(p_own),
-        kafka_producer_perf_wall_per_s: whole(p_wall),
-        produce_kafka_ratio: ratio(ours_p / p_own),
-        produce_kafka_wall_ratio: ratio(ours_p / p_wall),
-    }
 }

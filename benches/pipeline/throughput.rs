@@ -6,10 +6,28 @@ use std::time::Duration;
 use crate::consuming::Consumed;
 use crate::measure::{median, median_f64, rate, Timed};
 use crate::producing::Produced;
+use crate::watch::Requests;
 use crate::Run;
 
-/// A CPU row: JSON key, table name, (own, broker, ...) figures, the row it is compared with.
-pub type CpuRow = (&'static str, &'static str, (f64, Option<f64>), &'static str);
+/// A CPU row: JSON key, table name, what a record cost, the row it is compared with.
+pub type CpuRow = (&'static str, &'static str, Cost, &'static str);
+
+/// What one measure's records cost, medians of its rounds: CPU seconds per million records of
+/// the process under test and of the broker (where the bench can read the broker's CPU), how
+/// busy both kept the machine's cores, and what the broker counted (where its JMX is read).
+#[derive(Clone, Copy)]
+pub struct Cost {
+    /// The records the measure handled.
+    pub records: u64,
+    pub own: f64,
+    pub broker: Option<f64>,
+    /// (ours + the broker's CPU seconds) / wall seconds / cores, in percent.
+    pub busy_pct: Option<f64>,
+    /// The machine's cores busy over the span, every process counted (/proc/stat), in percent.
+    pub machine_busy_pct: Option<f64>,
+    /// The broker's counts over the measure's span, each the median of the rounds.
+    pub requests: Option<Requests>,
+}
 
 /// The throughput part's medians (of `ROUNDS` rounds each).
 pub struct Throughput {
@@ -96,15 +114,54 @@ impl Throughput {
     }
 }
 
-/// CPU seconds per million records: medians, the process under test and the broker apart.
-fn cpu_of(runs: &[Timed], n: u64) -> (f64, Option<f64>) {
+/// What `runs` of `n` records each cost: medians of the rounds, the process under test and the
+/// broker apart.
+fn cpu_of(runs: &[Timed], n: u64) -> Cost {
     let per_million = |cpu: Duration| cpu.as_secs_f64() * 1e6 / n as f64;
     let own = median_f64(runs.iter().map(|t| per_million(t.cpu)).collect());
-    let broker: Vec<f64> = runs
-        .iter()
-        .filter_map(|t| t.broker_cpu.map(per_million))
-        .collect();
-    (own, (!broker.is_empty()).then(|| median_f64(broker)))
+    let median_of = |values: Vec<f64>| (!values.is_empty()).then(|| median_f64(values));
+    let broker = median_of(
+        runs.iter()
+            .filter_map(|t| t.broker_cpu.map(per_million))
+            .collect(),
+    );
+    let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+    let busy_pct = median_of(
+        runs.iter()
+            .filter_map(|t| {
+                let both = t.cpu + t.broker_cpu?;
+                Some(100.0 * both.as_secs_f64() / t.wall.as_secs_f64() / cores)
+            })
+            .collect(),
+    );
+    let machine_busy_pct = median_of(
+        runs.iter()
+            .filter_map(|t| t.machine_busy.map(|b| 100.0 * b))
+            .collect(),
+    );
+    let counted: Vec<Requests> = runs.iter().filter_map(|t| t.requests).collect();
+    let requests = (!counted.is_empty()).then(|| {
+        let field = |f: fn(&Requests) -> u64| {
+            median_f64(counted.iter().map(|r| f(r) as f64).collect()).round() as u64
+        };
+        Requests {
+            produce: field(|r| r.produce),
+            fetch: field(|r| r.fetch),
+            offset_commit: field(|r| r.offset_commit),
+            other: field(|r| r.other),
+            bytes_in: field(|r| r.bytes_in),
+            bytes_out: field(|r| r.bytes_out),
+            messages_in: field(|r| r.messages_in),
+        }
+    });
+    Cost {
+        records: n,
+        own,
+        broker,
+        busy_pct,
+        machine_busy_pct,
+        requests,
+    }
 }
 
 /// The CPU rows of the table and the JSON line, consuming first, then producing; the rows over
