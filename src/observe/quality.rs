@@ -272,10 +272,21 @@ impl Quality {
     /// `now_ms` dates an alarm this raises.
     pub fn observe(&mut self, features: &[f64], label: f64, predicted: f64, now_ms: i64) {
         self.accuracy.push(label, predicted);
-        if self.labeled.len() == Self::WINDOW {
-            self.labeled.pop_front();
-        }
-        self.labeled.push_back((Row::from_slice(features), label));
+        let oldest = match self.labeled.len() {
+            Self::WINDOW => self.labeled.pop_front(),
+            _ => None,
+        };
+        // A row of more than four features is on the heap: the oldest one's storage takes the
+        // new values rather than one allocated for each event.
+        let row = match oldest {
+            Some((mut row, _)) if row.spilled() => {
+                row.clear();
+                row.extend_from_slice(features);
+                row
+            }
+            _ => Row::from_slice(features),
+        };
+        self.labeled.push_back((row, label));
         if self.alarm.is_none() {
             if let Some((shift, after)) = self.detector.update(label - predicted) {
                 self.alarm = Some(DriftAlarm {
@@ -512,5 +523,24 @@ mod tests {
             q.labeled(10_000).1.len(),
             (300 + n + 9).min(Quality::WINDOW)
         );
+    }
+
+    #[test]
+    fn the_window_keeps_the_latest_rows_of_many_features() {
+        let mut q = Quality::new(RMSE);
+        let row = |i: usize| -> Vec<f64> { (0..10).map(|j| (i * 10 + j) as f64).collect() };
+        let n = Quality::WINDOW + 7;
+        for i in 0..n {
+            q.observe(&row(i), i as f64, 0.0, 0);
+        }
+        let (features, labels) = q.labeled(n);
+        let first = n - Quality::WINDOW;
+        assert_eq!(labels, (first..n).map(|i| i as f64).collect::<Vec<_>>());
+        assert_eq!(features, (first..n).flat_map(row).collect::<Vec<_>>());
+        // A model of fewer features after: the row that takes a ten-feature row's storage is two.
+        q.observe(&[-1.0, -2.0], 1.0, 0.0, 0);
+        let mut latest = row(n - 1);
+        latest.extend([-1.0, -2.0]);
+        assert_eq!(q.labeled(2).0, latest);
     }
 }
