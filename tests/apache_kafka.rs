@@ -703,9 +703,20 @@ fn refuse_large_records(b: &str, topic: &str) {
 }
 
 /// An event whose prediction, which carries its id, is larger than an output topic that refuses
-/// records over 1,000 bytes takes: its transaction can never commit.
+/// records over 1,000 bytes takes: its transaction can never commit. The id is 1,500 characters
+/// drawn from 64 (xorshift, a fixed seed): the scorer writes its predictions lz4-compressed, and
+/// an id of one repeated character would compress to a few bytes and be taken.
 fn an_event_with_a_long_id() -> Option<Vec<u8>> {
-    let id = "x".repeat(1500);
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let id: String = (0..1500)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(ALPHABET[(x % 64) as usize])
+        })
+        .collect();
     Some(format!(r#"{{"id":"{id}","years_experience":2.5}}"#).into_bytes())
 }
 

@@ -15,6 +15,9 @@ pub struct Consumed {
     pub records: u64,
     pub kcat_plain: Vec<Timed>,
     pub kcat_tuned: Vec<Timed>,
+    /// kcat -C (tuned) piped into kcat -P: the full path's work (read, then write each record
+    /// to another topic) done by kcat, the reference the full path is compared with too.
+    pub kcat_relay: Vec<Timed>,
     pub bare: Vec<Timed>,
     pub full: Vec<Timed>,
     pub metered: Vec<Timed>,
@@ -62,9 +65,11 @@ fn measures(run: &Run<'_>, eos_too: bool) -> Vec<&'static str> {
     // "challenged": the full path with `--challenger`, for what a second model costs.
     // "eos" (with --eos): the full path in exactly-once mode (transactions every 0.1 s), for what
     // that costs; meant for a real cluster, since the mock cluster serves transactions slowly.
+    // "kcat relay": kcat -C piped into kcat -P, for the full path's own reference.
     let mut measures = vec![
         "kcat",
         "kcat tuned",
+        "kcat relay",
         "bare",
         "full",
         "metered",
@@ -92,6 +97,40 @@ fn kcat_read(broker: &Broker, topic: &str, extra: &[&str]) -> (Timed, u64) {
     a.extend_from_slice(&FETCH_WAIT);
     a.extend_from_slice(extra);
     timed_lines(broker.pid(), "kcat", &a)
+}
+
+/// kcat -C -e (tuned) on `topic` piped into kcat -P writing every record to another topic (on a
+/// cluster a fresh one of 32 partitions, made before the clock starts): what reading and
+/// writing each record once costs without scoring it. Timed as the shell running both.
+fn kcat_relay(run: &Run<'_>, broker: &Broker, topic: &str, round: usize) -> Timed {
+    let k = broker.address.as_str();
+    let output = match run.external {
+        Some(_) => {
+            let output = format!("bench-relay-{round}-{}", run.pid);
+            create_topic(k, &output, THROUGHPUT_PARTITIONS);
+            output
+        }
+        None => salary_stream::engine::DEFAULT_OUTPUT_TOPIC.to_owned(),
+    };
+    let mut read = vec![
+        "kcat",
+        "-b",
+        k,
+        "-C",
+        "-t",
+        topic,
+        "-o",
+        "beginning",
+        "-e",
+        "-q",
+    ];
+    read.extend_from_slice(&FETCH_WAIT);
+    read.extend_from_slice(&KCAT_AS_OURS);
+    let pipeline = format!(
+        "set -o pipefail; {} | kcat -b {k} -P -t {output}",
+        read.join(" ")
+    );
+    timed_on(broker.pid(), "bash", &["-c", &pipeline])
 }
 
 /// One `score --count n` run of `measure` ("bare", "full", "metered", "challenged", "eos",
@@ -191,6 +230,7 @@ impl Consumed {
                 );
                 self.kcat_tuned.push(t);
             }
+            "kcat relay" => self.kcat_relay.push(kcat_relay(run, broker, topic, round)),
             "kafka" => {
                 let group = format!("bench-kafka-{round}-{}", run.pid);
                 let kafka = run.tools.as_ref().expect("Kafka's tools");

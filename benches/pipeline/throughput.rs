@@ -37,6 +37,8 @@ pub struct Throughput {
     pub consumed: u64,
     pub kcat_plain: Duration,
     pub kcat_tuned: Duration,
+    /// kcat -C piped into kcat -P.
+    pub kcat_relay: Duration,
     pub bare: Duration,
     pub full: Duration,
     pub metered: Duration,
@@ -99,6 +101,7 @@ impl Throughput {
             consumed: records,
             kcat_plain: wall(consumed.kcat_plain),
             kcat_tuned: wall(consumed.kcat_tuned),
+            kcat_relay: wall(consumed.kcat_relay.clone()),
             bare: wall(consumed.bare),
             full: wall(consumed.full),
             metered: wall(consumed.metered),
@@ -175,6 +178,12 @@ fn cpu_rows(consumed: &Consumed, kcat_p: &[Timed], ours_p: &[Timed], produced: u
             "kcat_consume",
             "consume: kcat -C -e, tuned as ours",
             cpu_of(&consumed.kcat_tuned, records),
+            "kcat_consume",
+        ),
+        (
+            "kcat_relay",
+            "kcat -C | kcat -P, tuned as ours",
+            cpu_of(&consumed.kcat_relay, records),
             "kcat_consume",
         ),
         (
