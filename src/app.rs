@@ -89,7 +89,8 @@ pub struct Setup {
     pub challenger: Option<ModelLine>,
     /// The serving line at start, for the chart.
     pub line: ServingLine,
-    /// What the chart plots against what, and the events table's feature column.
+    /// What the serving model plots against what: the names the chart and the events table give
+    /// its events once one is shown ([`StreamView::plot`]).
     pub axes: Axes,
     /// The producer's rate at start.
     pub rate: Rate,
@@ -152,10 +153,12 @@ pub struct StreamView {
     pub drift: Option<DriftAlarm>,
     /// The serving model against the challenger on the same labeled events.
     pub comparison: Option<Comparison>,
+    /// What the chart and the events table name and draw these events by.
+    pub plot: Plot,
 }
 
 impl StreamView {
-    fn new(now_ms: u64) -> Self {
+    fn new(now_ms: u64, plot: Plot) -> Self {
         StreamView {
             recent: VecDeque::with_capacity(RECENT_CAPACITY),
             predictions: VecDeque::with_capacity(PREDICTION_HISTORY),
@@ -170,10 +173,15 @@ impl StreamView {
             lag_history: History::new(THROUGHPUT_SECONDS),
             drift: None,
             comparison: None,
+            plot,
         }
     }
 
-    fn absorb(&mut self, report: ScoreReport, now_ms: u64) {
+    /// Takes in `report`'s counts and events; the first event of another model than the newest
+    /// shown (or the first of all) brings the serving model's `axes` and `line`: the events
+    /// before it keep the names of the model that scored them, even in a report that came after
+    /// the swap.
+    fn absorb(&mut self, report: ScoreReport, now_ms: u64, axes: &Axes, line: ServingLine) {
         self.throughput.record(report.scored, now_ms);
         self.totals.absorb(&report);
         if report.last_bad.is_some() {
@@ -191,6 +199,10 @@ impl StreamView {
             self.latency = Some(l);
         }
         for event in report.recent {
+            let newest = self.recent.back().map(|e| &e.features);
+            if newest.is_none_or(|newest| !newest.same_model(&event.features)) {
+                self.plot = Plot::of(axes, line);
+            }
             if self.predictions.len() == PREDICTION_HISTORY {
                 self.predictions.pop_front();
             }
@@ -213,6 +225,27 @@ pub struct ServingLine {
     pub intercept: f64,
     /// Largest training value of years.
     pub range_max: f64,
+}
+
+/// What the chart and the events table name and draw the events in view by: the axes and the line
+/// of the model that scored the newest of them. A swap changes it only when that model's first
+/// event is shown (at once while none is), so the names over the values are always theirs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plot {
+    /// The names of the plotted feature and the label.
+    pub axes: Axes,
+    /// The model's line and training range.
+    pub line: ServingLine,
+}
+
+impl Plot {
+    /// A model's `axes` and `line`.
+    fn of(axes: &Axes, line: ServingLine) -> Plot {
+        Plot {
+            axes: axes.clone(),
+            line,
+        }
+    }
 }
 
 /// The names the chart and the events table give the plotted feature and the prediction.
@@ -358,7 +391,7 @@ impl App {
         App {
             line: setup.line,
             challenger: setup.challenger.clone(),
-            live: StreamView::new(now_ms),
+            live: StreamView::new(now_ms, Plot::of(&setup.axes, setup.line)),
             frozen: None,
             producer: ProducerStatus {
                 running: false,
@@ -485,7 +518,8 @@ impl App {
         self.model_note.as_deref()
     }
 
-    /// The serving line, for the chart.
+    /// The serving line (the chart draws the view's [`Plot`]: the line of the model that scored
+    /// the events it shows).
     pub fn line(&self) -> ServingLine {
         self.line
     }
@@ -498,6 +532,11 @@ impl App {
     /// The Schema Registry as last reported, when framed records are decoded through one.
     pub fn registry(&self) -> Option<&RegistryStatus> {
         self.registry.as_ref()
+    }
+
+    /// The serving model's axes and line: what its events are drawn by.
+    fn serving_plot(&self) -> Plot {
+        Plot::of(&self.setup.axes, self.line)
     }
 
     /// What to draw: the frozen copy while frozen, else the live state.
@@ -549,7 +588,7 @@ impl App {
             }
             Message::Clear => {
                 let lag = std::mem::take(&mut self.live.lag);
-                self.live = StreamView::new(self.now_ms);
+                self.live = StreamView::new(self.now_ms, self.serving_plot());
                 self.live.lag = lag;
                 if self.frozen.is_some() {
                     self.frozen = Some(self.live.clone());
@@ -571,7 +610,8 @@ impl App {
                 if report.transactions.is_some() {
                     self.transactions = report.transactions;
                 }
-                self.live.absorb(report, self.now_ms)
+                self.live
+                    .absorb(report, self.now_ms, &self.setup.axes, self.line)
             }
             EngineEvent::Lag(lag) => {
                 // Before any partition is assigned there is no lag to chart, not a lag of 0.
@@ -621,6 +661,10 @@ impl App {
                 }
                 self.setup.model_version = line.version;
                 self.setup.formula = line.formula;
+                // With no event in view, no name stands over an old model's values.
+                if self.live.recent.is_empty() {
+                    self.live.plot = self.serving_plot();
+                }
                 // The alarm, the accuracy and the comparison were about the old model.
                 self.live.drift = None;
                 self.live.accuracy = None;
@@ -947,6 +991,128 @@ mod tests {
                 y: "price".into()
             }
         );
+    }
+
+    /// A swap renames what is drawn only with the new model's first event: the events before it,
+    /// even those reported after the swap, keep the names and the line of the model that scored
+    /// them, and so does a frozen view.
+    #[test]
+    fn a_swap_renames_the_view_with_the_new_models_first_event() {
+        let diabetes = ModelLine {
+            version: "e2f71670".into(),
+            formula: "progression ~ linear, 10 features".into(),
+            slope: f64::NAN,
+            intercept: f64::NAN,
+            plotted: "s1".into(),
+            label: "progression".into(),
+            range_max: 301.0,
+        };
+        let swap = Message::Engine(EngineEvent::Model(ModelEvent::Swapped {
+            line: diabetes,
+            reason: SwapReason::Reloaded {
+                replaced: "0123abcd".into(),
+            },
+        }));
+        let demo = Plot {
+            axes: Axes::default(),
+            line: ServingLine::default(),
+        };
+        let mut app = App::new(setup(), 0);
+        app.update(Message::Engine(EngineEvent::Scored(report(0..2, 0))));
+        app.update(Message::ToggleFreeze);
+        app.update(swap.clone());
+        assert_eq!(app.view().plot, demo, "frozen");
+        app.update(Message::ToggleFreeze);
+        assert_eq!(app.view().plot, demo, "no event of the new model yet");
+        // Scored by the old model before the swap, reported after it.
+        app.update(Message::Engine(EngineEvent::Scored(report(2..3, 0))));
+        assert_eq!(app.view().plot, demo, "an old model's event");
+        app.update(Message::ToggleFreeze);
+        let mut r = report(3..4, 0);
+        r.recent[0].features = crate::engine::FeatureRow::named(&[("s1", 157.0), ("s5", 4.86)]);
+        app.update(Message::Engine(EngineEvent::Scored(r)));
+        let new = Plot {
+            axes: Axes {
+                x: "s1".into(),
+                y: "progression".into(),
+            },
+            line: ServingLine {
+                slope: f64::NAN,
+                intercept: f64::NAN,
+                range_max: 301.0,
+            },
+        };
+        // NaN is not equal to itself: compared as text.
+        assert_eq!(
+            format!("{:?}", app.view().plot),
+            format!("{demo:?}"),
+            "frozen"
+        );
+        app.update(Message::ToggleFreeze);
+        assert_eq!(format!("{:?}", app.view().plot), format!("{new:?}"));
+        // With no event in view, a swap renames at once.
+        app.update(Message::Clear);
+        assert_eq!(format!("{:?}", app.view().plot), format!("{new:?}"));
+        app.update(swap_back());
+        assert_eq!(app.view().plot, demo);
+    }
+
+    /// A model of the same features that names its label otherwise: its events are told from
+    /// the old model's by the model that made them, not by their fields.
+    #[test]
+    fn a_model_of_the_same_features_renames_the_label_with_its_first_event() {
+        let mut app = App::new(setup(), 0);
+        app.update(Message::Engine(EngineEvent::Scored(report(0..2, 0))));
+        app.update(Message::Engine(EngineEvent::Model(ModelEvent::Swapped {
+            line: ModelLine {
+                version: "5a1e0001".into(),
+                formula: "pay = 1.00 + 2.00 × years_experience".into(),
+                slope: 2.0,
+                intercept: 1.0,
+                plotted: "years_experience".into(),
+                label: "pay".into(),
+                range_max: 10.0,
+            },
+            reason: SwapReason::Reloaded {
+                replaced: "0123abcd".into(),
+            },
+        })));
+        app.update(Message::Engine(EngineEvent::Scored(report(2..3, 0))));
+        assert_eq!(app.view().plot.axes, Axes::default());
+        let mut r = report(3..4, 0);
+        r.recent[0].features = crate::engine::FeatureRow::named(&[("years_experience", 5.0)]);
+        app.update(Message::Engine(EngineEvent::Scored(r)));
+        assert_eq!(
+            app.view().plot,
+            Plot {
+                axes: Axes {
+                    x: "years_experience".into(),
+                    y: "pay".into()
+                },
+                line: ServingLine {
+                    slope: 2.0,
+                    intercept: 1.0,
+                    range_max: 10.0
+                }
+            }
+        );
+    }
+
+    fn swap_back() -> Message {
+        Message::Engine(EngineEvent::Model(ModelEvent::Swapped {
+            line: ModelLine {
+                version: "0123abcd".into(),
+                formula: String::new(),
+                slope: 0.0,
+                intercept: 0.0,
+                plotted: "years_experience".into(),
+                label: "salary".into(),
+                range_max: 10.0,
+            },
+            reason: SwapReason::RolledBack {
+                from: "e2f71670".into(),
+            },
+        }))
     }
 
     #[test]

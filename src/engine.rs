@@ -118,6 +118,12 @@ impl FeatureRow {
             .map(|i| self.values[i])
     }
 
+    /// Whether `other` was made by the same loaded model: it shares this row's columns. A model
+    /// loaded again (a reload, a promotion, a roll-back) is another, even of the same features.
+    pub fn same_model(&self, other: &FeatureRow) -> bool {
+        Arc::ptr_eq(&self.columns, &other.columns)
+    }
+
     /// Whether `other` shows the same features in the same order (a row of the same model).
     pub fn same_fields(&self, other: &FeatureRow) -> bool {
         Arc::ptr_eq(&self.columns, &other.columns) || self.fields().eq(other.fields())
@@ -604,10 +610,29 @@ pub fn time_left(deadline: std::time::Instant) -> std::time::Duration {
     deadline.saturating_duration_since(std::time::Instant::now())
 }
 
+/// How much sooner than the edge's deadline the engine's own steps must end: the edge (`score`'s
+/// main thread, the dashboard's quit) waits for the engine until the deadline itself, and the
+/// engine's steps end [`STOP_MARGIN`] before it ([`steps_deadline`]), so that a stop whose last
+/// step ends near the deadline is still seen to end cleanly (or with the engine's own line, such
+/// as a stuck transactional call's) rather than taken for one cut short by the edge. A step that
+/// runs past the engine's deadline anyway is what the edge's wait cuts short.
+pub const STOP_MARGIN: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The deadline for the engine's steps of a stop the edge waits for until `deadline`, the stop
+/// beginning `now`: [`STOP_MARGIN`] sooner, but never before `now` (a bound shorter than the
+/// margin leaves the steps no time, not less than none).
+pub fn steps_deadline(deadline: std::time::Instant, now: std::time::Instant) -> std::time::Instant {
+    deadline
+        .checked_sub(STOP_MARGIN)
+        .map_or(now, |steps| steps.max(now))
+}
+
 /// When a stopping engine must be done: one instant, fixed when the stop begins (`q`, Ctrl-C, a
 /// signal, `--count` reached, an error) from `--shutdown-timeout`, and shared by every thread that
 /// takes part in the stop. Each step (flushing, the final commit or abort, leaving the group) takes
 /// what is left of it, so the whole stop is bounded by that one figure whatever the broker does.
+/// A stop the edge began ends its steps [`STOP_MARGIN`] before the edge's own deadline
+/// ([`steps_deadline`]).
 #[derive(Debug, Clone, Default)]
 pub struct StopDeadline(Arc<std::sync::OnceLock<std::time::Instant>>);
 
@@ -696,6 +721,20 @@ mod tests {
         assert_eq!(later.cap(Duration::from_secs(10)), Duration::from_secs(10));
         assert!(later.cap(Duration::from_secs(7200)) <= Duration::from_secs(3600));
         assert!(later.cap(Duration::from_secs(7200)) > Duration::from_secs(3590));
+    }
+
+    #[test]
+    fn the_engine_s_steps_end_a_margin_before_the_edge_s_deadline_and_never_before_now() {
+        use std::time::{Duration, Instant};
+        let now = Instant::now();
+        assert_eq!(
+            steps_deadline(now + Duration::from_secs(5), now),
+            now + Duration::from_secs(5) - STOP_MARGIN
+        );
+        assert_eq!(steps_deadline(now + STOP_MARGIN, now), now);
+        // A bound shorter than the margin, or none: no time for the steps, not less than none.
+        assert_eq!(steps_deadline(now + STOP_MARGIN / 2, now), now);
+        assert_eq!(steps_deadline(now, now), now);
     }
 
     #[test]

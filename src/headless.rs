@@ -262,11 +262,13 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
         writer,
     )?;
     let waited = wait(&tally, &connection.kafka, || scorer.is_finished());
-    // One deadline for the whole stop: the scorer's steps take what is left of it, and the wait
+    // One deadline for the whole stop: the scorer's steps take what is left of it, ending a
+    // margin before it (so that one ending near it is not taken for cut short), and the wait
     // for them ends there.
     let bound = args.kafka.shutdown_timeout;
-    let deadline = Instant::now() + bound;
-    scorer.stop_by(deadline);
+    let now = Instant::now();
+    let deadline = now + bound;
+    scorer.stop_by(crate::engine::steps_deadline(deadline, now));
     let unfinished = scorer.unfinished();
     let ending = within_bound(crate::engine::time_left(deadline), move || scorer.join())?;
     stats.stop();

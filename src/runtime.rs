@@ -254,7 +254,9 @@ pub fn scorer_config(
         max_records,
         start_uncommitted_at: args.offset,
         // One deadline: the flush, the final commit and leaving the group each take what is
-        // left of it, so the flush is not given a share of its own.
+        // left of it, so a stop's flush is not given a share of its own. An ordinary
+        // rebalance is not a stop: its revocation flushes for a share of this (3 s of the
+        // default 5, `REBALANCE_FLUSH_SHARE` in serving/group.rs).
         shutdown_timeout: args.shutdown_timeout,
         shutdown_flush: args.shutdown_timeout,
         output: PredictionOutput::Json,

@@ -15,7 +15,7 @@ use crate::app::{App, Effect, Message, Setup};
 use crate::cli::DashArgs;
 use crate::dash_feed::{next_second, slot_from, EngineEvents};
 use crate::engine::SharedSink;
-use crate::engine::{time_left, EngineEvent};
+use crate::engine::{steps_deadline, time_left, EngineEvent};
 use crate::model::Artifact;
 use crate::observe::metrics::Metrics;
 use crate::observe::watch::{self, WatchConfig, WatchHandle};
@@ -137,15 +137,18 @@ impl Engine {
     /// waits for both. A scorer's error comes back as itself, so that the exit says it as
     /// `score` does (with its status: 75 for a stuck transactional call).
     fn stop(self, deadline: Instant) -> Result<String, ScorerError> {
+        // The steps end a margin before the deadline the view waits until, so that one ending
+        // near it is not taken for cut short.
+        let steps = steps_deadline(deadline, Instant::now());
         // Told first, so a producer slow to stop never keeps the scorer from committing: the two
         // stop side by side, against the same deadline.
         match &self.reading {
-            Reading::Scorer(scorer) => scorer.stop_by(deadline),
+            Reading::Scorer(scorer) => scorer.stop_by(steps),
             Reading::Watcher(watcher) => watcher.stop(),
         }
         let producer = self
             .producer
-            .shutdown(self.producer_flush.min(time_left(deadline)));
+            .shutdown(self.producer_flush.min(time_left(steps)));
         tracing::info!(?producer, "producer stopped");
         match self.reading {
             Reading::Scorer(scorer) => scorer.join().map(|summary| format!("{summary:?}")),
@@ -351,14 +354,11 @@ fn dash_setup(
             intercept: artifact.intercept(),
             range_max: plotted.range.max,
         },
-        axes: crate::app::Axes {
-            x: if artifact.is_salary_shaped() {
-                "years".into()
-            } else {
-                plotted.field.clone()
-            },
-            y: artifact.target.field.clone(),
-        },
+        axes: crate::app::Axes::of_model(
+            &plotted.field,
+            &artifact.target.field,
+            predictor.slope_intercept().is_some(),
+        ),
         rate: args.rate,
         delivery: crate::runtime::delivery_mode(&args.kafka, connection.embedded.is_some()),
         metrics_address,
@@ -449,8 +449,21 @@ impl View {
     }
 
     fn apply(&mut self, message: Message, engine: Option<&Engine>) {
+        // The producer reports a few times a second: while it sends, the scorer keeps fetching
+        // (on the embedded broker an idle scorer stops, and would take up to a look's interval to
+        // see the first record after a pause).
+        if let (Message::Engine(EngineEvent::Producer(status)), Some(e)) = (&message, engine) {
+            if let (true, Reading::Scorer(scorer)) = (status.running, &e.reading) {
+                scorer.wake();
+            }
+        }
         match (self.app.update(message), engine) {
-            (Some(Effect::Producer(command)), Some(e)) => e.producer.command(command),
+            (Some(Effect::Producer(command)), Some(e)) => {
+                e.producer.command(command);
+                if let Reading::Scorer(scorer) = &e.reading {
+                    scorer.wake();
+                }
+            }
             (Some(Effect::Model(command)), Some(e)) => match &e.reading {
                 Reading::Scorer(scorer) => scorer.command(command),
                 Reading::Watcher(_) => {

@@ -437,3 +437,83 @@ fn t_fits_a_challenger_that_rides_along_p_promotes_it_r_rolls_back_and_a_bad_art
     let summary = scorer.join().unwrap();
     assert_eq!(summary.totals.scored, 400);
 }
+
+/// Waits (up to a minute: a bound for a stuck test, not a measure) until `done`.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// On the embedded broker a scorer with nothing to read stops fetching (the mock cluster held
+/// an empty fetch 200 times a second: issue 26), and records another client writes while it is
+/// paused are still scored, each exactly once, whether it had read nothing yet or had read
+/// records before; a paused scorer still reports every partition's lag.
+#[test]
+fn an_idle_scorer_stops_fetching_and_still_scores_what_another_client_writes() {
+    let broker = EmbeddedBroker::start(&[("in", 3), ("out", 3), ("dlq", 1)]).unwrap();
+    let bootstrap = broker.bootstrap_servers().to_owned();
+    let values = |ids: std::ops::Range<u64>| -> Vec<Option<Vec<u8>>> {
+        ids.map(|i| Some(format!(r#"{{"id": {i}, "years_experience": 4.5}}"#).into_bytes()))
+            .collect()
+    };
+    let lags = Arc::new(Mutex::new(Vec::new()));
+    let seen = lags.clone();
+    let sink: SharedSink = Arc::new(move |e: EngineEvent| {
+        if let EngineEvent::Lag(lag) = e {
+            seen.lock().unwrap().push(lag.partitions);
+        }
+    });
+    let scorer = scorer::spawn(config(&bootstrap, "dlq", "idle", Some(60)), sink, None).unwrap();
+    let handled = scorer.handled();
+    let handled = || handled.load(std::sync::atomic::Ordering::Relaxed);
+
+    // Nothing written yet: it pauses before reading anything.
+    wait_until("paused with nothing read", || scorer.fetch_paused());
+    assert_eq!(handled(), 0);
+
+    common::produce_all(&bootstrap, "in", &values(0..30));
+    wait_until("the first 30 scored", || handled() == 30);
+    // Idle again after reading: it pauses again, at the offsets it has read up to, and still
+    // reports the lag of every partition it has read from (none behind).
+    wait_until("paused after reading", || scorer.fetch_paused());
+    lags.lock().unwrap().clear();
+    wait_until("a lag report while paused", || {
+        !lags.lock().unwrap().is_empty()
+    });
+    let read_from: Vec<(i32, i64)> = common::nonempty_partitions(&bootstrap, "in", 3)
+        .iter()
+        .map(|p| (p.parse().unwrap(), 0))
+        .collect();
+    assert_eq!(read_from.len(), 3, "30 keys spread over the 3 partitions");
+    assert_eq!(lags.lock().unwrap()[0], read_from);
+    assert_eq!(handled(), 30);
+
+    common::produce_all(&bootstrap, "in", &values(30..60));
+    let summary = scorer.join().unwrap();
+    assert_eq!(
+        (summary.totals.scored, summary.totals.bad),
+        (60, 0),
+        "stopped at --count 60"
+    );
+    let outputs = common::read_n(&bootstrap, "out", 60, Duration::from_secs(60));
+    let ids: Vec<u64> = {
+        let mut ids: Vec<u64> = outputs
+            .iter()
+            .map(|r| {
+                let v: serde_json::Value =
+                    serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+                assert_eq!(
+                    v["predicted_salary"].as_f64().unwrap(),
+                    predictor().predict(&[4.5])
+                );
+                v["id"].as_u64().unwrap()
+            })
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    assert_eq!(ids, (0..60).collect::<Vec<_>>(), "each record scored once");
+}

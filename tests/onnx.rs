@@ -257,6 +257,41 @@ fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
     run_in(&common::root(), args, stdin)
 }
 
+/// Runs the binary from the repository's root with the scorer's closing debug line on stderr:
+/// `scored together batches=B predictions=P`, the poll batches scored together (one model run
+/// each) and the predictions handled from them.
+fn run_logging_batches(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(common::bin())
+        .args(args)
+        .current_dir(common::root())
+        .env(
+            "SALARY_STREAM_LOG",
+            "warn,librdkafka=off,rdkafka=off,salary_stream::serving::scorer_report=debug",
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("run binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `(batches, predictions)` of the scorer's `scored together` line in `stderr`.
+fn scored_together(stderr: &str) -> Option<(u64, u64)> {
+    let line = stderr.lines().find(|l| l.contains("scored together"))?;
+    let value = |name: &str| -> Option<u64> {
+        let from = line.find(&format!("{name}="))? + name.len() + 1;
+        let digits: String = line[from..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    };
+    Some((value("batches")?, value("predictions")?))
+}
+
 /// `import tests/onnx/NAME.onnx` of data/diabetes.csv predicting progression, into `out`.
 fn import(name: &str, out: &Path) -> (i32, String, String) {
     let model = format!("tests/onnx/{name}.onnx");
@@ -883,7 +918,8 @@ fn a_batch_of_rows_predicts_each_row_to_the_bit_as_a_run_of_it_alone() {
 /// The scorer hands an ONNX model the records of a poll batch together, and an ONNX challenger
 /// likewise: with bad records among them (left out of the batch, dead-lettered in order), each
 /// prediction written and published is the one the model gives its event alone, to the bit, at
-/// the record's own offset.
+/// the record's own offset. The scorer's closing debug line shows the batch path ran: all 44
+/// records came in one poll batch, whose 40 good ones were predicted together.
 #[test]
 fn a_poll_batch_scored_together_writes_what_each_record_scores_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -902,25 +938,28 @@ fn a_poll_batch_scored_together_writes_what_each_record_scores_alone() {
         values.insert(at, value.map(<[u8]>::to_vec));
     }
     let (_broker, b) = common::broker_process(1);
-    // One key: one partition, one fetch, so the scorer takes them in one poll batch.
+    // One key: one partition, one fetch, so the scorer takes them in one poll batch (checked
+    // below by the scorer's count of batches).
     common::produce_all_with_key(&b, "experience-events", "k", &values);
     let model = dir.path().join("gbr.json");
     let challenger = dir.path().join("mlp.json");
-    let (code, stdout, stderr) = run(
-        &[
-            "score",
-            "-b",
-            &b,
-            "--model",
-            model.to_str().unwrap(),
-            "--challenger",
-            challenger.to_str().unwrap(),
-            "--count",
-            "44",
-        ],
-        "",
-    );
+    let (code, stdout, stderr) = run_logging_batches(&[
+        "score",
+        "-b",
+        &b,
+        "--model",
+        model.to_str().unwrap(),
+        "--challenger",
+        challenger.to_str().unwrap(),
+        "--count",
+        "44",
+    ]);
     assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        scored_together(&stderr),
+        Some((1, 40)),
+        "one poll batch, its 40 good records predicted together: {stderr}"
+    );
     let lines: Vec<Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("NDJSON"))

@@ -186,6 +186,57 @@ fn a_stuck_transactional_call_ends_the_dashboard_with_status_75_and_one_line() {
     );
 }
 
+/// A transactional call that hangs during the stop (the final commit's) ends `score` by the
+/// stop's deadline with the stuck call's line and exit status 75, as one that hangs while
+/// scoring does: not cut short by the edge's wait (exit 1), nor after the call's own 15 s. No
+/// commit comes before the stop (a 600 s interval), so the final commit is the first.
+#[test]
+fn a_transactional_call_stuck_in_the_final_commit_ends_score_by_the_deadline_with_status_75() {
+    let (_broker, address) = common::broker_process(3);
+    let (code, _, stderr) =
+        common::run(&["produce", "-b", &address, "--count", "20", "--rate", "max"]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut score = Child::spawn_with_env(
+        &[
+            "score",
+            "-b",
+            &address,
+            "--exactly-once",
+            "-q",
+            "--transaction-interval",
+            "600",
+            "--shutdown-timeout",
+            "2",
+        ],
+        &[("SALARY_STREAM_TEST_HANG_SEND_OFFSETS", "1")],
+    );
+    wait_until_it_catches_sigterm(score.child.id());
+    // Exactly-once counts what is committed, and nothing is: the lag says every record was
+    // consumed, into the open transaction.
+    score.wait_for(
+        "every record consumed",
+        Duration::from_secs(30),
+        |_, err| err.iter().any(|l| l.contains("  lag 0 (")),
+    );
+    score.signal("TERM");
+    // The deadline (2 s) and the test's slack: the call's own limit would be 15 s.
+    let status = score.wait(Duration::from_secs(2) + MARGIN);
+    let stderr = score.stderr_lines();
+    assert_eq!(status.code(), Some(75), "{stderr:?}");
+    assert_eq!(
+        stderr.last().map(String::as_str),
+        Some(
+            "salary-stream: exactly-once: librdkafka's send_offsets_to_transaction had not \
+             returned when the shutdown deadline passed (possibly a known librdkafka hang when \
+             the coordinator's broker leaves the cluster: librdkafka issues #5511 and #5456); \
+             the open transaction is left uncommitted, and nothing more is committed by this \
+             run: run again with the same --instance-id to resume from the last committed \
+             transaction"
+        ),
+        "{stderr:?}"
+    );
+}
+
 #[test]
 fn a_scorer_that_panics_ends_score_with_status_1_and_the_reason() {
     let (_broker, address) = common::broker_process(3);

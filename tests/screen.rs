@@ -625,12 +625,13 @@ fn a_ten_feature_model_is_named_plotted_and_tabled_by_its_own_fields() {
 /// A hot reload from the salary demo to the ten-feature model: the chart is titled, scaled and
 /// plotted by the new model's most influential feature and label, and the table's columns are
 /// named by its fields; the demo's events before the reload keep their rows, with no value
-/// under the new features.
+/// under the new features. The names change with the new model's first event, not before:
+/// until it comes (no traffic yet, or the view frozen) the demo's names stay over the demo's
+/// values, and only the header tells of the reload.
 #[test]
 fn a_reload_to_a_model_of_other_features_renames_the_chart_and_the_table() {
     use salary_stream::engine::{ModelEvent, ModelLine, SwapReason};
-    let mut app = known_app();
-    app.update(Message::Engine(EngineEvent::Model(ModelEvent::Swapped {
+    let reload = Message::Engine(EngineEvent::Model(ModelEvent::Swapped {
         line: ModelLine {
             version: "e2f71670".into(),
             formula: "progression ~ linear, 10 features".into(),
@@ -643,58 +644,101 @@ fn a_reload_to_a_model_of_other_features_renames_the_chart_and_the_table() {
         reason: SwapReason::Reloaded {
             replaced: "6c25318e".into(),
         },
-    })));
+    }));
     let diabetes = diabetes_app();
-    app.update(Message::Engine(EngineEvent::Scored(ScoreReport {
+    let first_events = Message::Engine(EngineEvent::Scored(ScoreReport {
         recent: diabetes.view().recent.iter().cloned().collect(),
         scored: 3,
         ..Default::default()
-    })));
+    }));
+    let header = "model e2f71670  progression ~ linear, 10 features  (serving e2f71670 from the model file, replacing 6c25318e)";
+    // The table and the chart: below the header, left of the side panels.
+    let left = |screen: &[String]| -> Vec<String> {
+        screen[5..39]
+            .iter()
+            .map(|l| l.chars().take(67).collect())
+            .collect()
+    };
+    let demo = left(&lines(&draw(&known_app(), 120, 40)));
+    let demo_named = |screen: &[String], what: &str| {
+        assert_eq!(
+            left(screen),
+            demo,
+            "{what}: the table and the chart as before the reload"
+        );
+        assert_eq!(
+            [&demo[1], &demo[2], &demo[21], &demo[32]],
+            [
+                "│time (UTC)   p/offset years predicted  ms    salary resid        │",
+                "│16:00:04.875     0/13   9.6 116511.84 8.5                        │",
+                "┌ salary by years over the fitted line ───────────────────────────┐",
+                "│    0                                                        12 y│",
+            ]
+        );
+    };
+
+    // The reload, no event of the new model yet.
+    let mut app = known_app();
+    app.update(reload.clone());
     let screen = lines(&draw(&app, 120, 40));
-    assert_eq!(
-        screen[3].trim_end(),
-        "model e2f71670  progression ~ linear, 10 features  (serving e2f71670 from the model file, replacing 6c25318e)"
-    );
-    let table: Vec<String> = screen[6..11]
-        .iter()
-        .map(|l| l.chars().take(67).collect())
-        .collect();
-    assert_eq!(
-        table,
-        [
-            "│time (UTC)   p/offset     s1   s5 predicted  ms progression resid│",
-            "│16:00:00.002      0/2 310.0* 4.67    131.00 1.0      141.00   +10│",
-            "│16:00:00.001      0/1  183.0 3.89     65.00 1.0       75.00   +10│",
-            "│16:00:00.000      0/0  157.0 4.86    141.00 1.0      151.00   +10│",
-            "│16:00:04.875     0/13             116511.84 8.5                  │",
-        ],
-        "{screen:#?}"
-    );
-    let chart_top = screen
-        .iter()
-        .position(|l| l.contains("┌ progression by s1"))
-        .unwrap_or_else(|| panic!("the chart titled by the new model: {screen:#?}"));
-    assert_eq!(
-        screen[chart_top].chars().take(67).collect::<String>(),
-        "┌ progression by s1: labels where known, else predictions ────────┐"
-    );
-    assert!(
-        screen[chart_top + 1].starts_with("│200│"),
-        "the y axis of the new labels alone, not the demo's salaries: {screen:#?}"
-    );
-    assert!(
-        screen.iter().any(|l| l.contains("310│")),
-        "the x axis to 310: {screen:#?}"
-    );
-    // The table and the chart: below the header (the topics' names), left of the side panels
-    // (whose last reason is the demo's).
-    let demo_names: Vec<String> = screen
-        .iter()
-        .skip(5)
-        .map(|l| l.chars().take(66).collect::<String>())
-        .filter(|l| l.contains("salary") || l.contains("years"))
-        .collect();
-    assert_eq!(demo_names, Vec::<String>::new());
+    assert_eq!(screen[3].trim_end(), header);
+    demo_named(&screen, "no event of the new model");
+
+    // Frozen before the reload: its events and names, whatever came since.
+    let mut frozen = known_app();
+    frozen.update(Message::ToggleFreeze);
+    frozen.update(reload);
+    frozen.update(first_events.clone());
+    let screen = lines(&draw(&frozen, 120, 40));
+    assert_eq!(screen[3].trim_end(), header);
+    demo_named(&screen, "frozen");
+    frozen.update(Message::ToggleFreeze);
+
+    app.update(first_events);
+    for app in [app, frozen] {
+        let screen = lines(&draw(&app, 120, 40));
+        assert_eq!(screen[3].trim_end(), header);
+        let table: Vec<String> = screen[6..11]
+            .iter()
+            .map(|l| l.chars().take(67).collect())
+            .collect();
+        assert_eq!(
+            table,
+            [
+                "│time (UTC)   p/offset     s1   s5 predicted  ms progression resid│",
+                "│16:00:00.002      0/2 310.0* 4.67    131.00 1.0      141.00   +10│",
+                "│16:00:00.001      0/1  183.0 3.89     65.00 1.0       75.00   +10│",
+                "│16:00:00.000      0/0  157.0 4.86    141.00 1.0      151.00   +10│",
+                "│16:00:04.875     0/13             116511.84 8.5                  │",
+            ],
+            "{screen:#?}"
+        );
+        let chart_top = screen
+            .iter()
+            .position(|l| l.contains("┌ progression by s1"))
+            .unwrap_or_else(|| panic!("the chart titled by the new model: {screen:#?}"));
+        assert_eq!(
+            screen[chart_top].chars().take(67).collect::<String>(),
+            "┌ progression by s1: labels where known, else predictions ────────┐"
+        );
+        assert!(
+            screen[chart_top + 1].starts_with("│200│"),
+            "the y axis of the new labels alone, not the demo's salaries: {screen:#?}"
+        );
+        assert!(
+            screen.iter().any(|l| l.contains("310│")),
+            "the x axis to 310: {screen:#?}"
+        );
+        // The table and the chart: below the header (the topics' names), left of the side
+        // panels (whose last reason is the demo's).
+        let demo_names: Vec<String> = screen
+            .iter()
+            .skip(5)
+            .map(|l| l.chars().take(66).collect::<String>())
+            .filter(|l| l.contains("salary") || l.contains("years"))
+            .collect();
+        assert_eq!(demo_names, Vec::<String>::new());
+    }
 }
 
 /// At 200x50 a ten-feature model's table fills its width with features, most influential first;

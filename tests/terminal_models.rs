@@ -503,8 +503,9 @@ fn a_watching_dashboard_of_a_ten_feature_model_tables_its_predictions_and_their_
 }
 
 /// A dashboard serving the salary demo from a file that is then replaced by the ten-feature
-/// model: once it serves, its events are tabled by its features and label, and the chart plots
-/// its label by its most influential feature.
+/// model: until its first event the demo's events keep the demo's names; then its events are
+/// tabled by its features and label, and the chart plots its label by its most influential
+/// feature.
 #[test]
 fn a_hot_reload_to_a_model_of_other_features_renames_the_table_and_the_chart() {
     let dir = tempfile::tempdir().unwrap();
@@ -534,9 +535,19 @@ fn a_hot_reload_to_a_model_of_other_features_renames_the_table_and_the_chart() {
     std::fs::rename(&beside, &model).unwrap();
     let serving = "model e2f71670  progression ~ linear, 10 features  (serving e2f71670 from the \
                    model file, replacing 6c25318e)";
-    t.wait_for("the ten-feature model serving", |s| {
+    let screen = t.wait_for("the ten-feature model serving", |s| {
         s.lines().nth(3).is_some_and(|l| l.trim_end() == serving)
     });
+    // Before its first event, the demo's events keep the demo's names.
+    assert_eq!(
+        heading(&screen),
+        expected_heading(&["years"], None),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("┌ salary by years over the fitted line "),
+        "{screen}"
+    );
     let events: Vec<Option<Vec<u8>>> = diabetes_events(40)
         .into_iter()
         .map(|event| Some(serde_json::to_vec(&event).unwrap()))

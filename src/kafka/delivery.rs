@@ -37,6 +37,8 @@ pub struct GiveUp {
     patience: Duration,
     /// When a full queue was first met after `flag` was set.
     since: std::cell::Cell<Option<Instant>>,
+    /// A stop's deadline, which ends the patience early ([`GiveUp::within`]).
+    deadline: Option<crate::engine::StopDeadline>,
 }
 
 impl GiveUp {
@@ -46,6 +48,16 @@ impl GiveUp {
             flag,
             patience,
             since: std::cell::Cell::new(None),
+            deadline: None,
+        }
+    }
+
+    /// As it was, but giving up at once when `deadline` (a stop's, once fixed) has passed: the
+    /// patience is capped by what is left of the stop.
+    pub fn within(self, deadline: crate::engine::StopDeadline) -> Self {
+        GiveUp {
+            deadline: Some(deadline),
+            ..self
         }
     }
 
@@ -60,6 +72,10 @@ impl GiveUp {
             now
         });
         since.elapsed() >= self.patience
+            || self
+                .deadline
+                .as_ref()
+                .is_some_and(crate::engine::StopDeadline::passed)
     }
 }
 
@@ -372,7 +388,12 @@ where
     /// As [`TopicBatcher::give_up_when`], once the full queue has been waited on for `patience`
     /// after `flag` was set.
     pub fn give_up_after(&mut self, flag: Arc<AtomicBool>, patience: Duration) {
-        self.give_up = Some(GiveUp::after(flag, patience));
+        self.give_up_with(GiveUp::after(flag, patience));
+    }
+
+    /// Stops waiting out a full local queue when `give_up` says so.
+    pub fn give_up_with(&mut self, give_up: GiveUp) {
+        self.give_up = Some(give_up);
     }
 
     /// A batcher for `topic` on `client`, which it keeps alive for as long as it lives.

@@ -9,10 +9,12 @@
 
 use std::any::Any;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::{Offset, TopicPartitionList};
 use rdkafka_sys as rdsys;
 
 /// One consumed record, borrowed from librdkafka for as long as its batch lives.
@@ -67,14 +69,17 @@ impl Waker {
 
     /// The function that wakes the queue.
     pub fn callback(&self) -> impl Fn() + Send + Sync + 'static {
-        let target = self.0.clone();
-        move || {
-            let target = target.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(QueueHandle(queue)) = target.as_ref() {
-                // SAFETY: the queue is live while it is in the slot (drop empties the slot, under
-                // this lock, before destroying it).
-                unsafe { rdsys::rd_kafka_queue_yield(queue.as_ptr()) };
-            }
+        let waker = self.clone();
+        move || waker.wake()
+    }
+
+    /// Ends a wait for records now (or the next one, if none is under way).
+    pub fn wake(&self) {
+        let target = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(QueueHandle(queue)) = target.as_ref() {
+            // SAFETY: the queue is live while it is in the slot (drop empties the slot, under
+            // this lock, before destroying it).
+            unsafe { rdsys::rd_kafka_queue_yield(queue.as_ptr()) };
         }
     }
 }
@@ -124,6 +129,11 @@ impl RecordQueue {
             },
             consumer,
         })
+    }
+
+    /// What wakes a wait for this queue's records.
+    pub fn waker(&self) -> Waker {
+        self.waker.clone()
     }
 
     /// Control events (rebalances, statistics, errors, logs) waiting on the consumer's queue.
@@ -288,5 +298,398 @@ impl Batch {
 impl Drop for Batch {
     fn drop(&mut self) {
         self.clear();
+    }
+}
+
+/// After how long with nothing to do an idle-paused intake stops fetching ([`IdleFetch`]).
+pub const PAUSE_AFTER: Duration = Duration::from_secs(2);
+/// How often a paused intake asks the broker for its partitions' end offsets: the most a record
+/// written by another process waits before fetching resumes (plus one fetch).
+pub const LOOK_EVERY: Duration = Duration::from_millis(200);
+
+/// What an idle-paused intake does next ([`IdleFetch::step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleStep {
+    /// Nothing: fetch on (or stay paused).
+    Nothing,
+    /// Idle long enough: pause fetching the assigned partitions.
+    Pause,
+    /// Paused, and a look is due: ask for the partitions' end offsets.
+    Look,
+    /// Paused, and there is work again: resume fetching.
+    Resume,
+}
+
+/// When a consumer stops fetching while nothing arrives, and resumes. librdkafka's mock cluster
+/// holds an empty fetch for the whole `fetch.wait.max.ms`, which the embedded broker keeps short
+/// for latency: an idle scorer there fetched 200 times a second, 1.7% of a core between the
+/// mock's thread and the consumer's. After [`PAUSE_AFTER`] with nothing to do, fetching pauses;
+/// every [`LOOK_EVERY`] the end offsets are asked for in one request, and fetching resumes as
+/// soon as one of them is past where reading stood when it paused, or when anything else wakes
+/// the scorer (a record, work in flight, a rebalance, the dashboard's own producer).
+#[derive(Debug)]
+pub struct IdleFetch {
+    enabled: bool,
+    /// When there was last something to do.
+    last_active: Instant,
+    /// While paused: when the end offsets were last looked at, and the offset of each paused
+    /// partition that, once written, means there is something to read.
+    paused: Option<(Instant, Vec<(i32, i64)>)>,
+}
+
+impl IdleFetch {
+    /// Pausing on (`enabled`) or never; nothing done yet at `now`.
+    pub fn new(enabled: bool, now: Instant) -> Self {
+        IdleFetch {
+            enabled,
+            last_active: now,
+            paused: None,
+        }
+    }
+
+    /// Whether fetching is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused.is_some()
+    }
+
+    /// The partitions paused, each with the offset whose arrival resumes it.
+    pub fn paused_partitions(&self) -> &[(i32, i64)] {
+        self.paused.as_ref().map_or(&[], |(_, p)| p.as_slice())
+    }
+
+    /// While paused, how long from `now` until the next look is due (zero if it is).
+    pub fn until_look(&self, now: Instant) -> Option<Duration> {
+        let (looked, _) = self.paused.as_ref()?;
+        Some((*looked + LOOK_EVERY).saturating_duration_since(now))
+    }
+
+    /// One turn of the loop at `now`; `active`: it found something to do.
+    pub fn step(&mut self, now: Instant, active: bool) -> IdleStep {
+        if !self.enabled {
+            return IdleStep::Nothing;
+        }
+        if active {
+            self.last_active = now;
+            return if self.paused.is_some() {
+                IdleStep::Resume
+            } else {
+                IdleStep::Nothing
+            };
+        }
+        match &self.paused {
+            Some((looked, _)) if now.duration_since(*looked) >= LOOK_EVERY => IdleStep::Look,
+            Some(_) => IdleStep::Nothing,
+            None if now.duration_since(self.last_active) >= PAUSE_AFTER => IdleStep::Pause,
+            None => IdleStep::Nothing,
+        }
+    }
+
+    /// Fetching was paused at `now` for `from`: each partition with the first offset not read.
+    pub fn paused_at(&mut self, now: Instant, from: Vec<(i32, i64)>) {
+        self.paused = Some((now, from));
+    }
+
+    /// Pausing was not possible (nothing assigned, a position not known yet): tried again after
+    /// another [`PAUSE_AFTER`].
+    pub fn not_paused(&mut self, now: Instant) {
+        self.last_active = now;
+    }
+
+    /// The end offsets looked at `now` (`None`: the look failed); true when fetching must resume:
+    /// a paused partition has a record at or past its first unread offset, or its end is unknown.
+    pub fn looked(&mut self, now: Instant, ends: Option<&[(i32, i64)]>) -> bool {
+        let Some((looked, from)) = &mut self.paused else {
+            return false;
+        };
+        *looked = now;
+        let Some(ends) = ends else {
+            return true;
+        };
+        from.iter().any(|(partition, first_unread)| {
+            ends.iter()
+                .find(|(p, _)| p == partition)
+                .is_none_or(|(_, end)| end > first_unread)
+        })
+    }
+
+    /// Fetching resumed at `now`.
+    pub fn resumed(&mut self, now: Instant) {
+        self.paused = None;
+        self.last_active = now;
+    }
+}
+
+/// The longest a look at the end offsets may take (the embedded broker is in-process: an answer
+/// takes well under a millisecond). A look that fails resumes fetching.
+const LOOK_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// What a consumer's owner shares with the thread that fetches: "records are on their way" (a
+/// nudge, from the dashboard whose own producer sends), and whether fetching is paused.
+pub struct IdleSignal {
+    nudged: AtomicBool,
+    paused: AtomicBool,
+    waker: Waker,
+}
+
+impl IdleSignal {
+    /// A signal whose nudges wake waits for records through `waker`.
+    pub fn new(waker: Waker) -> Arc<Self> {
+        Arc::new(IdleSignal {
+            nudged: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
+            waker,
+        })
+    }
+
+    /// Records are on their way: a paused intake resumes at once, a fetching one goes on.
+    /// Cheap: a flag and, only when it was not set yet, a wake of the wait for records.
+    pub fn nudge(&self) {
+        if !self.nudged.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
+
+    /// Ends the current wait for records (for a stop or a command, which a paused intake would
+    /// otherwise serve only at its next look).
+    pub fn wake(&self) {
+        self.waker.wake();
+    }
+
+    /// Whether fetching is paused for want of records.
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+
+    fn take_nudge(&self) -> bool {
+        self.nudged.load(Ordering::Relaxed) && self.nudged.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// [`IdleFetch`] applied to a consumer: pauses its assigned partitions, looks at their end
+/// offsets, resumes them.
+pub struct IdleIntake {
+    fetch: IdleFetch,
+    signal: Arc<IdleSignal>,
+    /// The consumer's rebalances seen so far: one resumes a paused intake.
+    rebalances: u64,
+}
+
+impl IdleIntake {
+    /// Pausing on (`enabled`) or never, telling and told through `signal`.
+    pub fn new(enabled: bool, signal: Arc<IdleSignal>) -> Self {
+        IdleIntake {
+            fetch: IdleFetch::new(enabled, Instant::now()),
+            signal,
+            rebalances: 0,
+        }
+    }
+
+    /// While paused, how long until the next look is due.
+    pub fn until_look(&self) -> Option<Duration> {
+        self.fetch.until_look(Instant::now())
+    }
+
+    /// One turn of the consumer's loop: `busy` when it took records or has work in flight;
+    /// `rebalances` served so far. Pauses, looks and resumes the partitions of `topic` on
+    /// `consumer` as [`IdleFetch`] decides. While records flow, a clock reading a turn.
+    pub fn turn<C: ConsumerContext>(
+        &mut self,
+        busy: bool,
+        rebalances: u64,
+        consumer: &BaseConsumer<C>,
+        topic: &str,
+    ) {
+        let rebalanced = std::mem::replace(&mut self.rebalances, rebalances) != rebalances;
+        let active = busy || rebalanced || self.signal.take_nudge();
+        let now = Instant::now();
+        match self.fetch.step(now, active) {
+            IdleStep::Nothing => return,
+            IdleStep::Pause => match pause_assigned(consumer) {
+                Some(from) => {
+                    tracing::debug!(?from, "idle: fetching paused");
+                    self.fetch.paused_at(now, from);
+                }
+                None => self.fetch.not_paused(now),
+            },
+            IdleStep::Look => {
+                let ends = end_offsets(consumer, topic, self.fetch.paused_partitions());
+                if self.fetch.looked(now, ends.as_deref()) {
+                    tracing::debug!(?ends, "idle: records arrived");
+                    resume(consumer, topic, self.fetch.paused_partitions());
+                    self.fetch.resumed(now);
+                }
+            }
+            IdleStep::Resume => {
+                resume(consumer, topic, self.fetch.paused_partitions());
+                self.fetch.resumed(now);
+            }
+        }
+        self.signal
+            .paused
+            .store(self.fetch.is_paused(), Ordering::Relaxed);
+    }
+}
+
+/// Pauses fetching of every assigned partition; returns each with its first unread offset (its
+/// position, else, before anything was read from it, the first offset the broker keeps as the
+/// client last learnt it). `None`, nothing paused, when nothing is assigned or an offset is not
+/// known yet.
+fn pause_assigned<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Option<Vec<(i32, i64)>> {
+    let positions = consumer.position().ok()?;
+    if positions.count() == 0 {
+        return None;
+    }
+    let mut from = Vec::with_capacity(positions.count());
+    for p in positions.elements() {
+        let first_unread = match p.offset() {
+            Offset::Offset(n) => n,
+            _ => cached_low_watermark(consumer, p.topic(), p.partition())?,
+        };
+        from.push((p.partition(), first_unread));
+    }
+    consumer.pause(&positions).ok()?;
+    Some(from)
+}
+
+/// The low watermark of `topic`/`partition` as the client last learnt it (from its last fetch
+/// response), without asking the broker; `None` if it knows none yet.
+fn cached_low_watermark<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let name = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1_i64, -1_i64);
+    // SAFETY: the client is live for the call, `name` outlives it, and both outputs are valid
+    // places to write to.
+    let err = unsafe {
+        rdsys::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            name.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && low >= 0).then_some(low)
+}
+
+/// The end offsets of `partitions` of `topic` (the last stable offsets for a read_committed
+/// consumer), in one request; `None` if the broker did not answer.
+fn end_offsets<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partitions: &[(i32, i64)],
+) -> Option<Vec<(i32, i64)>> {
+    let mut ask = TopicPartitionList::with_capacity(partitions.len());
+    for (partition, _) in partitions {
+        // Offset::End is the timestamp -1: the latest offset.
+        ask.add_partition_offset(topic, *partition, Offset::End)
+            .ok()?;
+    }
+    let ends = consumer.offsets_for_times(ask, LOOK_TIMEOUT).ok()?;
+    Some(
+        ends.elements()
+            .iter()
+            .filter_map(|e| match (e.error(), e.offset()) {
+                (Ok(()), Offset::Offset(end)) => Some((e.partition(), end)),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+/// Resumes fetching of `partitions` of `topic` (those no longer assigned are no matter).
+fn resume<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str, partitions: &[(i32, i64)]) {
+    let mut list = TopicPartitionList::with_capacity(partitions.len());
+    for (partition, _) in partitions {
+        list.add_partition(topic, *partition);
+    }
+    if let Err(e) = consumer.resume(&list) {
+        tracing::debug!(error = %e, "idle: resume");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_only_after_a_quiet_while_and_resumes_on_work() {
+        let t0 = Instant::now();
+        let mut idle = IdleFetch::new(true, t0);
+        assert_eq!(
+            idle.step(t0 + Duration::from_millis(1999), false),
+            IdleStep::Nothing
+        );
+        assert_eq!(
+            idle.step(t0 + Duration::from_millis(1999), true),
+            IdleStep::Nothing
+        );
+        // Work restarts the quiet while.
+        assert_eq!(
+            idle.step(t0 + Duration::from_millis(3000), false),
+            IdleStep::Nothing
+        );
+        let t1 = t0 + Duration::from_millis(3999);
+        assert_eq!(idle.step(t1, false), IdleStep::Pause);
+        idle.paused_at(t1, vec![(0, 5), (1, 0)]);
+        assert!(idle.is_paused());
+        assert_eq!(idle.paused_partitions(), &[(0, 5), (1, 0)]);
+        assert_eq!(
+            idle.until_look(t1 + LOOK_EVERY / 4),
+            Some(LOOK_EVERY * 3 / 4)
+        );
+        assert_eq!(
+            idle.step(t1 + LOOK_EVERY - Duration::from_millis(1), false),
+            IdleStep::Nothing
+        );
+        assert_eq!(idle.step(t1 + LOOK_EVERY, false), IdleStep::Look);
+        // Work while paused (a record, a rebalance, the producer's nudge) resumes at once.
+        assert_eq!(
+            idle.step(t1 + Duration::from_millis(1), true),
+            IdleStep::Resume
+        );
+        idle.resumed(t1 + Duration::from_millis(1));
+        assert!(!idle.is_paused());
+        assert_eq!(idle.until_look(t1 + LOOK_EVERY), None);
+        assert_eq!(
+            idle.step(t1 + Duration::from_millis(2000), false),
+            IdleStep::Nothing
+        );
+        assert_eq!(
+            idle.step(t1 + Duration::from_millis(2001), false),
+            IdleStep::Pause
+        );
+    }
+
+    #[test]
+    fn a_look_resumes_when_an_end_moves_past_the_first_unread_offset() {
+        let t0 = Instant::now();
+        let mut idle = IdleFetch::new(true, t0);
+        idle.paused_at(t0, vec![(0, 5), (1, 0)]);
+        let later = t0 + LOOK_EVERY;
+        // Ends where reading stopped: stay paused, and the next look is a while off.
+        assert!(!idle.looked(later, Some(&[(0, 5), (1, 0)])));
+        assert_eq!(idle.step(later + LOOK_EVERY / 2, false), IdleStep::Nothing);
+        assert_eq!(idle.step(later + LOOK_EVERY, false), IdleStep::Look);
+        // One record written to partition 1 by another client.
+        assert!(idle.looked(later, Some(&[(0, 5), (1, 1)])));
+        // A partition whose end is unknown, or a failed look, resumes too.
+        assert!(idle.looked(later, Some(&[(0, 5)])));
+        assert!(idle.looked(later, None));
+        // An end below the first unread offset (records pruned, or never read) is no news.
+        assert!(!idle.looked(later, Some(&[(0, 4), (1, 0)])));
+    }
+
+    #[test]
+    fn disabled_never_pauses() {
+        let t0 = Instant::now();
+        let mut idle = IdleFetch::new(false, t0);
+        assert_eq!(
+            idle.step(t0 + Duration::from_secs(60), false),
+            IdleStep::Nothing
+        );
+        assert!(!idle.looked(t0, None));
     }
 }

@@ -5,6 +5,7 @@
 //! ([`crate::engine`]) and rdkafka. [`crate::serving`] builds the scoring loop on top of it.
 
 pub mod broker;
+pub mod commit;
 pub mod config;
 pub mod delivery;
 pub mod diagnose;

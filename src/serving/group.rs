@@ -2,18 +2,18 @@
 //! a partition goes to another member, and the lag the client's statistics report.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
-};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::engine::{EngineEvent, LagByPartition, SharedSink, StopDeadline};
+use crate::kafka::commit::{commit_within, CommitWait, COMMIT_WAIT};
 use crate::kafka::intake::RecordQueue;
 use crate::kafka::offset_spec::{self, OffsetSpec};
 use crate::serving::offsets::{lock, OffsetTracker, ScoringProducer};
@@ -23,9 +23,15 @@ use crate::serving::transactions::Transactions;
 /// librdkafka.
 const COMMITTED_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The share of `revoke_flush` (the stop's bound, `--shutdown-timeout`) that an ordinary
+/// rebalance's revocation waits for outstanding deliveries: 3 s of the default 5, as before the
+/// one stop deadline gave a stop's flush the whole bound.
+const REBALANCE_FLUSH_SHARE: f64 = 0.6;
+
 /// The consumer side: rebalances, statistics and errors.
 pub struct ScoringContext {
-    /// How long a revocation waits for outstanding deliveries.
+    /// The most a stop's revocation waits for outstanding deliveries (an ordinary rebalance's
+    /// waits [`REBALANCE_FLUSH_SHARE`] of it).
     revoke_flush: Duration,
     sink: SharedSink,
     topic: String,
@@ -45,6 +51,8 @@ pub struct ScoringContext {
     cluster: Mutex<crate::observe::cluster::ClusterWatch>,
     /// Partitions revoked since the scorer last asked: it forgets their last event times.
     revoked: Mutex<Vec<i32>>,
+    /// Rebalances served so far: one resumes an intake paused while idle.
+    rebalances: AtomicU64,
     /// When the scorer's stop must be done, once it stops: the revocation of leaving the group
     /// takes what is left of it.
     stopping: StopDeadline,
@@ -76,6 +84,7 @@ impl ScoringContext {
             stopping: StopDeadline::default(),
             cluster: Mutex::default(),
             revoked: Mutex::default(),
+            rebalances: AtomicU64::new(0),
             revoke_flush,
             sink,
             topic,
@@ -97,6 +106,11 @@ impl ScoringContext {
     /// Routes assigned partitions' records to `records` from now on.
     pub fn route_to(&self, records: &Arc<RecordQueue>) {
         let _ = self.records.set(Arc::downgrade(records));
+    }
+
+    /// How many rebalances (assignments, revocations, errors) were served so far.
+    pub fn rebalances(&self) -> u64 {
+        self.rebalances.load(Ordering::Relaxed)
     }
 
     /// The partitions revoked since the last call.
@@ -213,6 +227,16 @@ impl ScoringContext {
     }
 }
 
+/// How long a revocation waits for outstanding deliveries. Stopping: at most `revoke_flush`,
+/// within what is left of the stop's deadline. An ordinary rebalance is not a stop, and the
+/// partitions' next owner waits meanwhile: [`REBALANCE_FLUSH_SHARE`] of it.
+fn revoke_flush_bound(revoke_flush: Duration, stopping: &StopDeadline) -> Duration {
+    match stopping.get() {
+        Some(_) => stopping.cap(revoke_flush),
+        None => revoke_flush.mul_f64(REBALANCE_FLUSH_SHARE),
+    }
+}
+
 impl ClientContext for ScoringContext {
     fn stats(&self, statistics: Statistics) {
         let cluster = self
@@ -285,6 +309,7 @@ impl ConsumerContext for ScoringContext {
     }
 
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.rebalances.fetch_add(1, Ordering::Relaxed);
         let mut partitions: Vec<i32> = match rebalance {
             Rebalance::Assign(tpl) => tpl.elements().iter().map(|e| e.partition()).collect(),
             Rebalance::Revoke(tpl) => {
@@ -324,14 +349,24 @@ impl ConsumerContext for ScoringContext {
                 }
                 None => {
                     self.producer
-                        .flush_within(self.stopping.cap(self.revoke_flush));
+                        .flush_within(revoke_flush_bound(self.revoke_flush, &self.stopping));
                     self.store_ready(consumer);
-                    // Past the stop's deadline there is no time left to commit: the next owner
-                    // scores again what is not committed.
-                    if self.stopping.passed() {
+                    // Past the stop's deadline there is no time left to commit, and a commit
+                    // waits for its answer at most what is left of it: the next owner scores
+                    // again what is not committed.
+                    let wait = self.stopping.cap(COMMIT_WAIT);
+                    if wait.is_zero() {
                         tracing::debug!("no commit on revoke: the stop's deadline has passed");
-                    } else if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-                        tracing::debug!(error = %e, "commit on revoke");
+                    } else {
+                        match commit_within(consumer, wait) {
+                            CommitWait::Committed => {}
+                            CommitWait::Unanswered => {
+                                tracing::debug!("commit on revoke: no answer")
+                            }
+                            CommitWait::Failed(e) => {
+                                tracing::debug!(error = %e, "commit on revoke")
+                            }
+                        }
                     }
                 }
             }
@@ -346,6 +381,20 @@ impl ConsumerContext for ScoringContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ordinary_rebalance_flushes_for_a_share_of_the_bound_and_a_stop_s_for_what_is_left() {
+        use std::time::Instant;
+        let bound = Duration::from_secs(5);
+        let ordinary = StopDeadline::default();
+        assert_eq!(revoke_flush_bound(bound, &ordinary), Duration::from_secs(3));
+        let passed = StopDeadline::default();
+        passed.fix(Instant::now());
+        assert_eq!(revoke_flush_bound(bound, &passed), Duration::ZERO);
+        let far = StopDeadline::default();
+        far.fix(Instant::now() + Duration::from_secs(3600));
+        assert_eq!(revoke_flush_bound(bound, &far), bound);
+    }
 
     #[test]
     fn reset_settings_name_positions() {

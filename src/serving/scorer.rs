@@ -26,7 +26,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::engine::{EngineEvent, ModelEvent, SharedSink, StopDeadline, Totals};
 use crate::formats::registry_client::RegistryClient;
-use crate::kafka::intake::{Batch, Record, RecordQueue};
+use crate::kafka::intake::{Batch, IdleIntake, IdleSignal, Record, RecordQueue};
 use crate::model::ModelWatch;
 pub use crate::observe::stats::LatencySummary;
 use crate::serving::call_watch::RESUME;
@@ -36,8 +36,8 @@ use crate::serving::scorer_records::Outputs;
 use crate::serving::scorer_records::RegistryInput;
 use crate::serving::scorer_report::Tally;
 pub use crate::serving::scorer_report::Unfinished;
-use crate::serving::scorer_setup::Clients;
 pub use crate::serving::scorer_setup::ScorerConfig;
+use crate::serving::scorer_setup::{Clients, Commands};
 use crate::serving::slots::{ModelCommand, Slots};
 use crate::serving::transactions::Transactions;
 
@@ -108,6 +108,7 @@ pub struct ScorerSummary {
 /// A running scorer.
 pub struct ScorerHandle {
     stop: Arc<AtomicBool>,
+    idle: Arc<IdleSignal>,
     handled: Arc<AtomicU64>,
     commands: Commands,
     unfinished: Unfinished,
@@ -122,6 +123,21 @@ impl ScorerHandle {
     /// Asks the scorer to fit, promote, roll back or drop a model; served before its next batch.
     pub fn command(&self, command: ModelCommand) {
         self.commands.send(command);
+        // A paused scorer waits for records up to a look's interval: served now, not then.
+        self.idle.wake();
+    }
+
+    /// Tells the scorer that records are on their way (the dashboard's own producer is sending):
+    /// one that stopped fetching while idle ([`IdleIntake`]) resumes at once, and one that fetches
+    /// goes on. Cheap: a flag and, only when it was not set yet, a wake of the loop's wait.
+    pub fn wake(&self) {
+        self.idle.nudge();
+    }
+
+    /// Whether the scorer has stopped fetching for want of records (the embedded broker only):
+    /// it then looks at its partitions' end offsets a few times a second instead.
+    pub fn fetch_paused(&self) -> bool {
+        self.idle.paused()
     }
 
     /// Records handled so far (scored or dead-lettered), updated as each one is.
@@ -145,6 +161,7 @@ impl ScorerHandle {
     pub fn stop_by(&self, deadline: Instant) {
         self.stopping.fix(deadline);
         self.stop.store(true, Ordering::Relaxed);
+        self.idle.wake();
     }
 
     /// Whether the scorer thread has ended.
@@ -193,6 +210,7 @@ pub fn spawn_with_registry(
 ) -> Result<ScorerHandle, ScorerError> {
     let scorer = Scorer::new(config, registry, sink.clone())?;
     let stop = scorer.stop.clone();
+    let idle = scorer.idle.clone();
     let handled = scorer.handled.clone();
     let commands = scorer.commands.clone();
     let unfinished = Unfinished::new(scorer.tracker.clone(), scorer.committed.clone());
@@ -218,6 +236,7 @@ pub fn spawn_with_registry(
         .map_err(ScorerError::Spawn)?;
     Ok(ScorerHandle {
         stop,
+        idle,
         handled,
         commands,
         unfinished,
@@ -225,36 +244,6 @@ pub fn spawn_with_registry(
         bound,
         thread,
     })
-}
-
-/// Model commands on their way to the scorer thread.
-#[derive(Clone, Default)]
-struct Commands {
-    queue: Arc<Mutex<Vec<ModelCommand>>>,
-    /// Whether the queue holds any: one relaxed load a loop turn when it does not.
-    pending: Arc<AtomicBool>,
-}
-
-impl Commands {
-    fn send(&self, command: ModelCommand) {
-        self.queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(command);
-        self.pending.store(true, Ordering::Release);
-    }
-
-    fn take(&self) -> Vec<ModelCommand> {
-        if !self.pending.swap(false, Ordering::Acquire) {
-            return Vec::new();
-        }
-        std::mem::take(
-            &mut *self
-                .queue
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
-    }
 }
 
 /// What the scoring loop carries from one turn to the next, owned by the scorer thread.
@@ -282,6 +271,8 @@ pub(super) struct LoopState {
     /// A record was left unhandled (stopped while waiting for the registry): nothing after it
     /// may be handled, so the loop ends.
     halted: bool,
+    /// Whether fetching is paused for want of records, and when it resumes.
+    idle: IdleIntake,
 }
 
 /// The scorer thread's clients and what it shares with its [`ScorerHandle`].
@@ -290,6 +281,8 @@ pub(super) struct Scorer {
     pub(super) handled: Arc<AtomicU64>,
     /// Sent by [`ScorerHandle::command`]; served by the scoring loop.
     commands: Commands,
+    /// Nudges from [`ScorerHandle::wake`]; whether fetching is paused while idle.
+    idle: Arc<IdleSignal>,
     /// What the scorer was started with.
     pub(super) config: ScorerConfig,
     /// Where the scorer reports.
@@ -339,6 +332,7 @@ impl Scorer {
         Ok(Scorer {
             handled: Arc::new(AtomicU64::new(0)),
             commands: Commands::default(),
+            idle: IdleSignal::new(records.waker()),
             config,
             sink,
             records,
@@ -400,7 +394,10 @@ impl Scorer {
             && !state.halted
         {
             self.serve_control_events(&mut state);
-            self.score_batch(&mut batch, &mut state);
+            let busy = self.score_batch(&mut batch, &mut state) || !self.nothing_in_flight(&state);
+            let rebalances = self.consumer.context().rebalances();
+            let topic = &self.config.input_topic;
+            (state.idle).turn(busy, rebalances, &self.consumer, topic);
             if let Some(line) = self.refusal(&state) {
                 // Whatever was acknowledged stays stored; nothing past it is committed.
                 self.publish(&mut state.outputs);
@@ -458,10 +455,15 @@ impl Scorer {
             refused: None,
             registry: self.registry.clone().map(RegistryInput::new),
             halted: false,
+            // Only the embedded broker: a real one answers a fetch as soon as records arrive,
+            // and an idle fetch there waits half a second.
+            idle: IdleIntake::new(self.config.kafka.embedded, self.idle.clone()),
         };
         // Once stopping, a queue that stays full is a broker that takes nothing.
         let patience = QUEUE_FULL_PATIENCE.min(self.config.shutdown_flush);
-        state.outputs.give_up_after(&self.stop, patience);
+        state
+            .outputs
+            .give_up_after(&self.stop, patience, &self.stopping);
         if let Some(registry) = &state.registry {
             self.sink.emit(EngineEvent::Registry(registry.status()));
         }
@@ -560,13 +562,14 @@ impl Scorer {
     }
 
     /// The poll step: takes a batch of records from the queue, waiting [`POLL_WAIT`] at most for
-    /// one, handles them, and hands their predictions to the producer.
-    fn score_batch(&self, batch: &mut Batch, state: &mut LoopState) {
+    /// one, handles them, and hands their predictions to the producer. Returns whether it took
+    /// any.
+    fn score_batch(&self, batch: &mut Batch, state: &mut LoopState) -> bool {
         // The consumer's non-empty callback ends this wait when a control event arrives.
         self.records
             .take(batch, self.poll_wait(state), self.left(&mut state.tally));
         if batch.is_empty() {
-            return;
+            return false;
         }
         // One clock reading serves the batch: it is handled within a fraction of a ms.
         let now_ms = crate::engine::now_ms_precise();
@@ -587,19 +590,28 @@ impl Scorer {
         }
         batch.clear();
         self.publish(&mut state.outputs);
+        true
     }
 
     /// How long the poll step may wait: [`IDLE_POLL_WAIT`] when nothing is in flight, else
-    /// [`POLL_WAIT`].
+    /// [`POLL_WAIT`]; paused while idle, until the next look at the end offsets (a stop, a
+    /// model command or a nudge ends the wait at once).
     fn poll_wait(&self, state: &LoopState) -> Duration {
-        let idle = state.tally.nothing_to_report()
-            && lock(&self.tracker).in_flight() == 0
-            && self.transactions.as_ref().is_none_or(|t| t.nothing_open());
-        if idle {
+        if let Some(wait) = state.idle.until_look() {
+            return wait;
+        }
+        if self.nothing_in_flight(state) {
             IDLE_POLL_WAIT
         } else {
             POLL_WAIT
         }
+    }
+
+    /// Whether nothing waits to be acknowledged, committed or reported.
+    fn nothing_in_flight(&self, state: &LoopState) -> bool {
+        state.tally.nothing_to_report()
+            && lock(&self.tracker).in_flight() == 0
+            && self.transactions.as_ref().is_none_or(|t| t.nothing_open())
     }
 
     /// The model-command step: serves the commands sent since the last turn.

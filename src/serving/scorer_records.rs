@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::BaseRecord;
 
-use crate::engine::{EngineEvent, RegistryStatus, ScoredEvent};
+use crate::engine::{EngineEvent, RegistryStatus, ScoredEvent, StopDeadline};
 use crate::formats::avro::{AvroPrediction, PredictionSchema};
 use crate::formats::framed::FramedDecoder;
 use crate::formats::json::Prediction;
@@ -107,6 +107,9 @@ impl RegistryInput {
 pub(super) struct Ahead<'a> {
     changes: u64,
     scored: std::vec::IntoIter<ScoredAhead<'a>>,
+    /// Whether a record's scores were taken yet: the batch is then counted
+    /// ([`crate::serving::scorer_report::Together`]).
+    taken: bool,
 }
 
 impl<'a> Ahead<'a> {
@@ -115,6 +118,7 @@ impl<'a> Ahead<'a> {
         Ahead {
             changes: 0,
             scored: Vec::new().into_iter(),
+            taken: false,
         }
     }
 
@@ -230,12 +234,19 @@ impl Outputs {
     }
 
     /// Stops waiting for room in a full local queue once `stop` is set and the queue has stayed
-    /// full for `patience`: what is not handed over then is refused, never acknowledged.
-    pub(super) fn give_up_after(&mut self, stop: &Arc<AtomicBool>, patience: Duration) {
+    /// full for `patience`, or the stop's deadline (`stopping`) has passed: what is not handed
+    /// over then is refused, never acknowledged.
+    pub(super) fn give_up_after(
+        &mut self,
+        stop: &Arc<AtomicBool>,
+        patience: Duration,
+        stopping: &StopDeadline,
+    ) {
+        let give_up = || GiveUp::after(stop.clone(), patience).within(stopping.clone());
         if let Some(batcher) = self.batcher.as_mut() {
-            batcher.give_up_after(stop.clone(), patience);
+            batcher.give_up_with(give_up());
         }
-        self.give_up = Some(GiveUp::after(stop.clone(), patience));
+        self.give_up = Some(give_up());
     }
 
     /// Whether the writer's reader went away (`| head`), so that the scorer stops.
@@ -272,6 +283,7 @@ impl Scorer {
         Ahead {
             changes: slots.changes(),
             scored: scored.into_iter(),
+            taken: false,
         }
     }
 
@@ -306,7 +318,12 @@ impl Scorer {
             return self.handle_framed(record, now_ms, state);
         }
         let (scored, challenger) = match ahead.take(&record, state.slots.changes()) {
-            Some(ahead) => (ahead.scored, ahead.challenger),
+            Some(taken) => {
+                let together = &mut state.tally.together;
+                together.batches += u64::from(!std::mem::replace(&mut ahead.taken, true));
+                together.predictions += u64::from(taken.scored.is_ok());
+                (taken.scored, taken.challenger)
+            }
             None => (
                 scoring::score(&record, state.slots.serving(), state.slots.shape()),
                 None,
@@ -683,6 +700,7 @@ mod tests {
         Ahead {
             changes,
             scored: scored.into_iter(),
+            taken: false,
         }
     }
 

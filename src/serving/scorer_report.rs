@@ -40,6 +40,20 @@ pub(super) struct Tally {
     /// Where the next scored event goes in `report.recent` once it holds
     /// [`ScoreReport::RECENT`]: a ring, so that an event is moved once, not shifted.
     next_recent: usize,
+    /// Poll batches scored together, and the predictions handled from them.
+    pub(super) together: Together,
+}
+
+/// What the batch path did in a run: the poll batches whose records were scored together (one
+/// model run each, and one of the challenger's) and whose scores were then handled, and how many
+/// predictions those were. Written at the end as a debug line: what shows, without timing, that
+/// a model which runs batches was run a batch at a time.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Together {
+    /// Poll batches scored together of which at least one record's scores were handled.
+    pub(super) batches: u64,
+    /// Records handled with a prediction from such a batch.
+    pub(super) predictions: u64,
 }
 
 /// Counts of records whose transaction has not ended yet.
@@ -64,6 +78,7 @@ impl Tally {
             transactions,
             held: Held::default(),
             next_recent: 0,
+            together: Together::default(),
         }
     }
 
@@ -253,6 +268,12 @@ impl Scorer {
         if left > 0 {
             tracing::warn!(left, "records still unacknowledged at shutdown");
         }
+        let together = state.tally.together;
+        tracing::debug!(
+            batches = together.batches,
+            predictions = together.predictions,
+            "scored together"
+        );
         state.tally.summary
     }
 

@@ -2,8 +2,9 @@
 //! dead letters, the consumer of the input topic with its record queue, and, exactly-once, the
 //! transactions. Everything here runs before the scorer thread starts, so that configuration
 //! errors surface from [`spawn`](crate::serving::scorer::spawn).
+//! The queue of model commands on their way to the scorer thread lives here too.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,7 @@ use crate::serving::call_watch::CallWatch;
 use crate::serving::group::{reset_position, ScoringContext};
 use crate::serving::offsets::{DeliveryContext, OffsetTracker, ScoringProducer};
 use crate::serving::scorer::ScorerError;
-use crate::serving::slots::Policy;
+use crate::serving::slots::{ModelCommand, Policy};
 use crate::serving::transactions::{retried, Transactions, CALL_TIMEOUT, RETRY_FOR};
 
 /// Predictions handed to librdkafka and not yet acknowledged, at most, on the embedded broker.
@@ -153,6 +154,36 @@ fn register_schema(
     let schema = PredictionSchema::new(shape.label(), &features)?;
     let id = client.register(subject, SchemaKind::Avro, schema.text())?;
     Ok((Arc::new(schema), id))
+}
+
+/// Model commands on their way to the scorer thread.
+#[derive(Clone, Default)]
+pub(super) struct Commands {
+    queue: Arc<Mutex<Vec<ModelCommand>>>,
+    /// Whether the queue holds any: one relaxed load a loop turn when it does not.
+    pending: Arc<AtomicBool>,
+}
+
+impl Commands {
+    pub(super) fn send(&self, command: ModelCommand) {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(command);
+        self.pending.store(true, Ordering::Release);
+    }
+
+    pub(super) fn take(&self) -> Vec<ModelCommand> {
+        if !self.pending.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
+        std::mem::take(
+            &mut *self
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
 }
 
 /// The scorer's clients, created, and the consumer subscribed.

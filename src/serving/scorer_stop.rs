@@ -6,20 +6,24 @@
 //! [`StopDeadline`]: crate::engine::StopDeadline
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::consumer::Consumer;
 
 use crate::engine::time_left;
+use crate::kafka::commit::{commit_within, CommitWait, COMMIT_WAIT};
 use crate::serving::scorer::{Scorer, ScorerError};
 use crate::serving::scorer_report::Unfinished;
 use crate::serving::transactions::Commit;
 
 impl Scorer {
     /// When the stop must be done: as [`ScorerHandle::stop_by`](crate::serving::scorer::ScorerHandle::stop_by) fixed it, else (the loop ended by
-    /// itself: `--count`, an error, the reader gone) `shutdown_timeout` from now, fixed now.
+    /// itself: `--count`, an error, the reader gone) `shutdown_timeout` from now, fixed now. From
+    /// then on the scorer is stopping, whatever ended the loop: a full local queue met by the
+    /// last sends is waited on only as a stop's is.
     pub(super) fn deadline(&self) -> Instant {
+        self.stop.store(true, Ordering::Relaxed);
         self.stopping
             .fix(Instant::now() + self.config.shutdown_timeout)
     }
@@ -42,6 +46,11 @@ impl Scorer {
         }
         while !self.consumer.closed() {
             if time_left(deadline).is_zero() {
+                // Given up at the deadline: the consumer is never dropped, since rust-rdkafka's
+                // drop would poll until the close completes, with no bound, on this thread past
+                // the deadline. One reference is leaked so that the last never goes; the process
+                // ends soon (as the edge leaves an abandoned engine's clients to the exit).
+                std::mem::forget(Arc::clone(&self.consumer));
                 return false;
             }
             if let Some(Err(e)) = self.consumer.poll(Duration::from_millis(1)) {
@@ -73,8 +82,9 @@ impl Scorer {
     }
 
     /// At-least-once shutdown: delivers what is in flight, for what is left of `deadline` (at
-    /// most `shutdown_flush`), then stores and commits the acknowledged offsets synchronously.
-    /// Once the deadline has passed no commit is begun: the stop is cut short.
+    /// most `shutdown_flush`), then stores and commits the acknowledged offsets, waiting for the
+    /// answer at most what is left. Once the deadline has passed no commit is begun, and one not
+    /// answered by then is not waited for: the stop is cut short.
     pub(super) fn flush_and_commit(&self, deadline: Instant) -> Result<(), ScorerError> {
         let flush = self.config.shutdown_flush.min(time_left(deadline));
         let left = self.producer.flush_within(flush);
@@ -82,14 +92,17 @@ impl Scorer {
             tracing::warn!(left, "deliveries outstanding after the shutdown flush");
         }
         self.consumer.context().store_ready(&self.consumer);
-        if time_left(deadline).is_zero() {
+        let wait = time_left(deadline).min(COMMIT_WAIT);
+        if wait.is_zero() {
             return Err(self.cut_short());
         }
-        match self.consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
-                self.committed.store(true, Ordering::Relaxed);
-            }
-            Err(e) => tracing::warn!(error = %e, "commit on shutdown"),
+        match commit_within(&self.consumer, wait) {
+            CommitWait::Committed => self.committed.store(true, Ordering::Relaxed),
+            // The deadline, not the commit's own wait, ended it: decided by the wait it was
+            // given, not by the clock a moment later.
+            CommitWait::Unanswered if wait < COMMIT_WAIT => return Err(self.cut_short()),
+            CommitWait::Unanswered => tracing::warn!("commit on shutdown: no answer"),
+            CommitWait::Failed(e) => tracing::warn!(error = %e, "commit on shutdown"),
         }
         Ok(())
     }

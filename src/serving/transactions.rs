@@ -11,8 +11,8 @@
 //! scorer; the next run starts where the last committed transaction ended.
 //!
 //! Each call into librdkafka's transactions runs under a [`CallWatch`]: one that does not
-//! return within its timeout and a margin (librdkafka can wait forever, see there)
-//! stops the scorer too, with nothing more committed.
+//! return within its timeout and a margin (librdkafka can wait forever, see there), or once
+//! stopping by the stop's deadline, stops the scorer too, with nothing more committed.
 //!
 //! Once the scorer stops, its [`StopDeadline`] bounds every call and retry: each takes what is
 //! left of it, and a transaction still open when it passes is neither committed nor aborted
@@ -80,6 +80,9 @@ pub struct Transactions {
     calls: CallWatch,
     /// When the scorer's stop must be done, once it stops: calls and retries take what is left.
     stopping: StopDeadline,
+    /// Set once a call was refused because its share of what was left of the deadline was
+    /// nothing: the stop is out of time from then on, whatever the clock says a moment later.
+    ran_out: AtomicBool,
     /// Test hook (debug builds only): this many transactions with records are aborted, as if
     /// the broker had failed them, before any commits.
     #[cfg(debug_assertions)]
@@ -116,6 +119,7 @@ impl Transactions {
             doomed: Mutex::new(None),
             calls,
             stopping,
+            ran_out: AtomicBool::new(false),
             #[cfg(debug_assertions)]
             forced_aborts: AtomicU32::new(
                 std::env::var("SALARY_STREAM_TEST_ABORT_TRANSACTIONS")
@@ -195,10 +199,13 @@ impl Transactions {
             None => CALL_TIMEOUT,
         };
         if timeout.is_zero() {
+            // Decided here, once: a share that rounds to nothing is out of time, though the
+            // deadline itself may be a few nanoseconds off ([`Transactions::out_of_time`]).
+            self.ran_out.store(true, Ordering::Relaxed);
             return Err(KafkaError::Canceled);
         }
         self.calls
-            .run(name, timeout * waits, move || call(timeout))
+            .run_within(name, timeout * waits, &self.stopping, move || call(timeout))
             .unwrap_or(Err(KafkaError::Canceled))
     }
 
@@ -211,16 +218,17 @@ impl Transactions {
             .map_or(own, |deadline| deadline.min(own))
     }
 
-    /// Fails the scorer because the stop's deadline passed with the open transaction neither
-    /// committed nor aborted, if it did.
+    /// Fails the scorer because the stop's deadline passed (or left a call no time) with the
+    /// open transaction neither seen to commit nor to abort, if it did. A commit that timed out
+    /// may still complete at the broker (its EndTxn may have got there): the line says either.
     fn out_of_time(&self, reason: &str) -> Option<String> {
-        if !self.stopping.passed() {
+        if !self.ran_out.load(Ordering::Relaxed) && !self.stopping.passed() {
             return None;
         }
         Some(self.fail(format!(
-            "the shutdown deadline passed before the open transaction could commit ({reason}); it \
-             is left open for the broker to abort, nothing of it is visible, and the next run \
-             scores its records again"
+            "the shutdown deadline passed before the open transaction was seen to commit \
+             ({reason}); the broker aborts it unless its commit had already reached it, and the \
+             next run starts after the last transaction that committed"
         )))
     }
 
@@ -556,9 +564,9 @@ mod tests {
         let line = t.out_of_time("Operation timed out").unwrap();
         assert_eq!(
             line,
-            "the shutdown deadline passed before the open transaction could commit (Operation \
-             timed out); it is left open for the broker to abort, nothing of it is visible, and \
-             the next run scores its records again"
+            "the shutdown deadline passed before the open transaction was seen to commit \
+             (Operation timed out); the broker aborts it unless its commit had already reached \
+             it, and the next run starts after the last transaction that committed"
         );
         // The scorer stops with it, and nothing more is committed.
         assert_eq!(t.failure(), Some(line));
@@ -566,5 +574,42 @@ mod tests {
             t.stopped("x".into()),
             ScorerError::Transactions(_)
         ));
+    }
+
+    #[test]
+    fn a_call_refused_for_want_of_time_makes_the_stop_out_of_time_though_the_clock_says_not() {
+        let stopping = StopDeadline::default();
+        let t = Transactions::new(
+            Duration::from_millis(100),
+            Offset::Beginning,
+            Arc::default(),
+            CallWatch::start().unwrap(),
+            stopping.clone(),
+        );
+        // An hour left: not out of time.
+        stopping.fix(Instant::now() + Duration::from_secs(3600));
+        assert_eq!(t.out_of_time("any"), None);
+        // As when what was left, shared by a call's waits, rounded to nothing a few nanoseconds
+        // before the deadline: the Canceled that came of it is the stop out of time, not a
+        // failure (which could make the run resumable, exit 75).
+        t.ran_out.store(true, Ordering::Relaxed);
+        assert!(t.out_of_time("Operation was canceled").is_some());
+        assert!(!t.resumable.load(Ordering::Relaxed));
+        // The refusal itself is what marks it.
+        let late = StopDeadline::default();
+        late.fix(Instant::now());
+        let u = Transactions::new(
+            Duration::from_millis(100),
+            Offset::Beginning,
+            Arc::default(),
+            CallWatch::start().unwrap(),
+            late,
+        );
+        assert!(!u.ran_out.load(Ordering::Relaxed));
+        assert!(matches!(
+            u.call("commit_transaction", 2, |_| Ok(())),
+            Err(KafkaError::Canceled)
+        ));
+        assert!(u.ran_out.load(Ordering::Relaxed));
     }
 }

@@ -2,7 +2,8 @@
 //! predictions themselves. The demo plots salary by years; another model its label by its most
 //! influential feature, with its line when it is one. Only the events plotted by the newest
 //! event's feature are drawn: after a swap to a model of other features, the older ones are of
-//! another axis.
+//! another axis. The title, the x range and the line are those of the model that scored the
+//! newest event shown, so a swap renames the chart with its first event, not before.
 
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Style};
@@ -36,7 +37,10 @@ fn plotted_field(event: &crate::engine::ScoredEvent) -> Option<&str> {
 /// Draws the chart.
 pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let v = app.view();
-    let axes = &app.setup().axes;
+    // Named, scaled and lined by the model that scored the newest event, which may no longer
+    // serve: a swap renames the chart with that model's first event.
+    let axes = &v.plot.axes;
+    let fitted = v.plot.line;
     // After a swap to a model of other features, only the events plotted by the newest's
     // feature share its x axis.
     let newest = v.recent.back().and_then(plotted_field);
@@ -50,13 +54,12 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let x_max = points
         .iter()
         .map(|p| p.0)
-        .fold(app.line().range_max, f64::max)
+        .fold(fitted.range_max, f64::max)
         .ceil();
     // A model that is not one line (many features, ONNX) has no line to draw.
-    let serving = app.line();
-    let line = (serving.slope.is_finite() && serving.intercept.is_finite()).then_some([
-        (x_min, serving.intercept + serving.slope * x_min),
-        (x_max, serving.intercept + serving.slope * x_max),
+    let line = (fitted.slope.is_finite() && fitted.intercept.is_finite()).then_some([
+        (x_min, fitted.intercept + fitted.slope * x_min),
+        (x_max, fitted.intercept + fitted.slope * x_max),
     ]);
     let challenger = app
         .challenger()

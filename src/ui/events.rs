@@ -158,7 +158,8 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let challenged = app.challenger().is_some() || latest.iter().any(|e| e.challenger.is_some());
     let labeled = latest.iter().any(|e| e.salary.is_some());
     let features = TableFeatures::of(&view.recent);
-    let axes = &app.setup().axes;
+    // Named by the model that scored the newest event, which may no longer serve.
+    let axes = &view.plot.axes;
     let mut candidates = Column::drawn(features.count());
     candidates.retain(|&c| match c {
         Column::Challenger => challenged,

@@ -197,7 +197,7 @@ fn render_salaries(frame: &mut Frame<'_>, area: Rect, app: &App) {
         frame,
         area,
         &[
-            format!(" predicted {} ", app.setup().axes.y),
+            format!(" predicted {} ", v.plot.axes.y),
             " predicted ".to_owned(),
         ],
         Style::new(),
