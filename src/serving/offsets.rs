@@ -267,9 +267,13 @@ impl DeliveryContext {
 }
 
 impl ClientContext for DeliveryContext {
-    // The consumer's context reports broker outages; the producer sees the same ones.
+    // The consumer's context reports broker outages; the producer sees the same ones. But a
+    // refusal is the producer's own: an idempotent producer whose principal may write no topic
+    // is refused its producer id (CLUSTER_AUTHORIZATION_FAILED, a fatal error) before any
+    // delivery, and every later one fails only as "fatal".
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!(%error, reason, "producer");
+        self.note_refusal(&error);
     }
 }
 

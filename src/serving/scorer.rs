@@ -262,10 +262,13 @@ pub(super) struct LoopState {
     watch: Option<ModelWatch>,
     /// When the artifact file was last checked.
     last_watch: Instant,
+    /// When the loop began: a producer refused its id at the start waits a moment for the
+    /// consumer's own refusal.
+    pub(super) began: Instant,
     /// When offsets were last stored (exactly-once: the last transaction committed).
     last_store: Instant,
     /// What the broker refused this client, if it did: scoring stops with it.
-    refused: Option<String>,
+    pub(super) refused: Option<String>,
     /// Framed values' schemas, when a registry is given.
     pub(super) registry: Option<RegistryInput>,
     /// A record was left unhandled (stopped while waiting for the registry): nothing after it
@@ -451,6 +454,7 @@ impl Scorer {
             dead_letters: Default::default(),
             watch: self.config.model_path.clone().map(ModelWatch::new),
             last_watch: Instant::now(),
+            began: Instant::now(),
             last_store: Instant::now(),
             refused: None,
             registry: self.registry.clone().map(RegistryInput::new),
@@ -530,35 +534,6 @@ impl Scorer {
         state
             .refused
             .get_or_insert_with(|| self.not_authorized(&what));
-    }
-
-    /// `not authorized to WHAT as USER`.
-    fn not_authorized(&self, what: &str) -> String {
-        match self.config.kafka.sasl_user() {
-            Some(user) => format!("not authorized to {what} as {user}"),
-            None => format!("not authorized to {what}"),
-        }
-    }
-
-    /// What the broker refused, if anything: the consumer's refusal, else a delivery refused
-    /// for want of a permission (predictions and dead letters share a producer; the output
-    /// topic is named when there is one).
-    fn refusal(&self, state: &LoopState) -> Option<String> {
-        if let Some(line) = &state.refused {
-            return Some(line.clone());
-        }
-        let code = rdkafka::producer::Producer::context(&**self.producer).refused()?;
-        let topic = self
-            .config
-            .output_topic
-            .as_deref()
-            .unwrap_or(&self.config.dlq_topic);
-        Some(match code {
-            RDKafkaErrorCode::TopicAuthorizationFailed => {
-                self.not_authorized(&format!("write topic {topic}"))
-            }
-            other => self.not_authorized(&format!("write topic {topic} ({other})")),
-        })
     }
 
     /// The poll step: takes a batch of records from the queue, waiting [`POLL_WAIT`] at most for

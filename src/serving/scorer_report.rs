@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
+use rdkafka::error::RDKafkaErrorCode;
 
 use crate::engine::{EngineEvent, ScoreReport, ScoredEvent};
 use crate::observe::metrics::BadByClass;
@@ -297,6 +298,53 @@ impl Scorer {
 fn forget(last_event_ms: &mut std::collections::BTreeMap<i32, i64>, revoked: &[i32]) {
     for p in revoked {
         last_event_ms.remove(p);
+    }
+}
+
+/// How long a refusal to write noted at the start waits for the consumer's own refusal, unless
+/// partitions are assigned first.
+const READ_REFUSAL_GRACE: Duration = Duration::from_secs(5);
+
+/// What the broker refused this scorer, said as one line.
+impl Scorer {
+    /// `not authorized to WHAT as USER`.
+    pub(super) fn not_authorized(&self, what: &str) -> String {
+        match self.config.kafka.sasl_user() {
+            Some(user) => format!("not authorized to {what} as {user}"),
+            None => format!("not authorized to {what}"),
+        }
+    }
+
+    /// What the broker refused, if anything: the consumer's refusal, else a delivery refused
+    /// for want of a permission (predictions and dead letters share a producer; the output
+    /// topic is named when there is one).
+    pub(super) fn refusal(&self, state: &LoopState) -> Option<String> {
+        if let Some(line) = &state.refused {
+            return Some(line.clone());
+        }
+        let code = rdkafka::producer::Producer::context(&**self.producer).refused()?;
+        // An idempotent producer is refused its id at the start, before the consumer has heard
+        // whether it may read: a refusal to read says more, and comes within a moment (or the
+        // partitions are assigned, and reading is allowed).
+        if state.began.elapsed() < READ_REFUSAL_GRACE
+            && self.consumer.assignment().map_or(true, |a| a.count() == 0)
+        {
+            return None;
+        }
+        let topic = self
+            .config
+            .output_topic
+            .as_deref()
+            .unwrap_or(&self.config.dlq_topic);
+        Some(match code {
+            // An idempotent producer is refused its producer id (cluster authorization) when
+            // its principal may write no topic at all, the output topic among them.
+            RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed => {
+                self.not_authorized(&format!("write topic {topic}"))
+            }
+            other => self.not_authorized(&format!("write topic {topic} ({other})")),
+        })
     }
 }
 
