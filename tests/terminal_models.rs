@@ -407,14 +407,9 @@ fn a_watching_dashboard_of_a_ten_feature_model_tables_its_predictions_and_their_
         .collect();
     common::produce_all(&b, "experience-events", &labeled);
     let n_field = format!("  n {LABELED}  ");
-    let screen = t.wait_for("the accuracy of every labeled prediction", |s| {
+    t.wait_for("the accuracy of every labeled prediction", |s| {
         s.contains(&n_field)
     });
-    let seen = total(&screen).unwrap() as usize - LABELED;
-    assert!(
-        (1..=markers).contains(&seen),
-        "{seen} of {markers} markers\n{screen}"
-    );
 
     // What the group published for the labeled events, as the watcher read it.
     let mut published = BTreeMap::new();
@@ -447,6 +442,13 @@ fn a_watching_dashboard_of_a_ten_feature_model_tables_its_predictions_and_their_
         .iter()
         .map(|(y, _)| (y - mean) * (y - mean))
         .sum::<f64>();
+    // A capture of a frame half written pairs new lines with old ones: only a settled one.
+    let screen = t.wait_for_settled("a whole frame", |s| s.contains(&n_field));
+    let seen = total(&screen).unwrap() as usize - LABELED;
+    assert!(
+        (1..=markers).contains(&seen),
+        "{seen} of {markers} markers\n{screen}"
+    );
     assert_eq!(
         panel_text(&screen, "RMSE ").and_then(|t| t.split("  RMSE range").next()),
         Some(

@@ -91,6 +91,26 @@ impl Tmux {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+
+    /// Like `wait_for`, but only a screen that two captures 100 ms apart agree on: tmux 3.3
+    /// shows a frame while it is being written (it does not hold back synchronized output),
+    /// so one capture can pair the new top of the screen with the old bottom.
+    pub fn wait_for_settled(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let screen = self.screen();
+            if screen == last && ok(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            last = screen;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 impl Drop for Tmux {
