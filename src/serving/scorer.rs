@@ -213,7 +213,7 @@ pub fn spawn_with_registry(
     let idle = scorer.idle.clone();
     let handled = scorer.handled.clone();
     let commands = scorer.commands.clone();
-    let unfinished = Unfinished::new(scorer.tracker.clone(), scorer.committed.clone());
+    let unfinished = scorer.unfinished();
     let stopping = scorer.stopping.clone();
     let bound = scorer.config.shutdown_timeout;
     let flag = stop.clone();

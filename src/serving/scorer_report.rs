@@ -184,13 +184,23 @@ impl Tally {
 pub struct Unfinished {
     tracker: Arc<Mutex<OffsetTracker>>,
     committed: Arc<AtomicBool>,
+    /// Whether predictions go out in transactions (what is left is then an open one).
+    exactly_once: bool,
 }
 
 impl Unfinished {
-    /// What is left of the scorer whose offsets `tracker` tracks, and whose final commit sets
-    /// `committed`.
-    pub(super) fn new(tracker: Arc<Mutex<OffsetTracker>>, committed: Arc<AtomicBool>) -> Self {
-        Unfinished { tracker, committed }
+    /// What is left of the scorer whose offsets `tracker` tracks, whose final commit sets
+    /// `committed`, and which writes in transactions if `exactly_once`.
+    pub(super) fn new(
+        tracker: Arc<Mutex<OffsetTracker>>,
+        committed: Arc<AtomicBool>,
+        exactly_once: bool,
+    ) -> Self {
+        Unfinished {
+            tracker,
+            committed,
+            exactly_once,
+        }
     }
 
     /// Predictions and dead letters not acknowledged yet; `None` if that cannot be read now.
@@ -207,6 +217,13 @@ impl Unfinished {
     pub fn cut_short_line(&self, how: &str) -> String {
         const AGAIN: &str =
             "the next run scores them again (at-least-once: nothing is lost, some may repeat)";
+        if self.exactly_once && !self.committed() {
+            return format!(
+                "shutdown cut short ({how}): the open transaction was not committed; the broker \
+                 aborts it (at once when a run with the same --instance-id starts) and the next \
+                 run scores its records again: read_committed readers see each prediction once"
+            );
+        }
         let left = match (self.unacknowledged(), self.committed()) {
             (Some(0) | None, true) => {
                 return format!(
@@ -383,6 +400,39 @@ mod tests {
         }
         let want: Vec<i64> = (150..160).collect();
         assert_eq!(offsets(tally.take_report()), want);
+    }
+
+    #[test]
+    fn a_stop_cut_short_says_what_its_delivery_mode_leaves() {
+        let line = |exactly_once: bool, committed: bool| {
+            let mut tracker = OffsetTracker::default();
+            if !committed {
+                tracker.track(0, 7, None);
+            }
+            let unfinished = Unfinished::new(
+                Arc::new(Mutex::new(tracker)),
+                Arc::new(AtomicBool::new(committed)),
+                exactly_once,
+            );
+            unfinished.cut_short_line("after 2 s")
+        };
+        assert_eq!(
+            line(false, false),
+            "shutdown cut short (after 2 s): 1 prediction or dead letter not acknowledged, and \
+             its input offset not committed; the next run scores them again (at-least-once: \
+             nothing is lost, some may repeat)"
+        );
+        assert_eq!(
+            line(true, false),
+            "shutdown cut short (after 2 s): the open transaction was not committed; the broker \
+             aborts it (at once when a run with the same --instance-id starts) and the next run \
+             scores its records again: read_committed readers see each prediction once"
+        );
+        assert!(
+            line(true, true).ends_with("while leaving the group: every offset was committed; the group rebalances once the session times out"),
+            "{}",
+            line(true, true)
+        );
     }
 
     #[test]

@@ -28,9 +28,18 @@ impl Scorer {
             .fix(Instant::now() + self.config.shutdown_timeout)
     }
 
+    /// What this scorer has not finished, for a line about a stop cut short.
+    pub(super) fn unfinished(&self) -> Unfinished {
+        Unfinished::new(
+            self.tracker.clone(),
+            self.committed.clone(),
+            self.transactions.is_some(),
+        )
+    }
+
     /// The error of a stop whose deadline passed first, with the line saying what was left.
     pub(super) fn cut_short(&self) -> ScorerError {
-        let unfinished = Unfinished::new(self.tracker.clone(), self.committed.clone());
+        let unfinished = self.unfinished();
         // `2 s`, `0.5 s`: as the edge says a bound.
         let bound = self.config.shutdown_timeout.as_secs_f64();
         ScorerError::CutShort(unfinished.cut_short_line(&format!("after {bound} s")))
