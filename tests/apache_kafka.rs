@@ -7,6 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use common::supervised::Supervised;
 use common::{
     committed_id_counts, exact_prediction, exactly_once_each, json, run, scored, ApacheKafka, Child,
 };
@@ -460,24 +461,39 @@ fn apache_kafka_the_dashboard_in_tmux_scores_its_own_stream() {
         "",
         &format!("-b {} --produce --rate 100", kafka.address),
     );
-    let screen = t.wait_for("exact predictions on screen", |s| {
+    // The event rows as (years, predicted) cells; a row being rewritten when the screen was
+    // captured (tmux 3.3 shows a frame half written) may not parse, or pair new and old digits.
+    let rows = |s: &str| -> Vec<(Option<f64>, Option<f64>)> {
         s.lines()
-            .filter(|l| l.starts_with('│') && l.contains('/') && l.contains(':'))
-            .count()
-            >= 5
+            .map(|line| line.trim_start_matches('│').split_whitespace().collect())
+            .filter(|cells: &Vec<&str>| {
+                cells.len() >= 4 && cells[0].contains(':') && cells[1].contains('/')
+            })
+            .map(|cells| {
+                (
+                    cells[2].trim_end_matches('*').parse().ok(),
+                    cells[3].parse().ok(),
+                )
+            })
+            .collect()
+    };
+    let exact = |(years, predicted): (Option<f64>, Option<f64>)| {
+        years.zip(predicted).is_some_and(|(years, predicted)| {
+            format!("{predicted:.2}") == format!("{:.2}", exact_prediction(years))
+        })
+    };
+    let screen = t.wait_for("five exact predictions on screen", |s| {
+        let rows = rows(s);
+        rows.len() >= 5 && rows.into_iter().all(exact)
     });
     let mut checked = 0;
-    for line in screen.lines() {
-        let cells: Vec<&str> = line.trim_start_matches('│').split_whitespace().collect();
-        if cells.len() >= 4 && cells[0].contains(':') && cells[1].contains('/') {
-            let years: f64 = cells[2].trim_end_matches('*').parse().unwrap();
-            let predicted: f64 = cells[3].parse().unwrap();
-            assert_eq!(
-                format!("{predicted:.2}"),
-                format!("{:.2}", exact_prediction(years))
-            );
-            checked += 1;
-        }
+    for (years, predicted) in rows(&screen) {
+        let (years, predicted) = (years.unwrap(), predicted.unwrap());
+        assert_eq!(
+            format!("{predicted:.2}"),
+            format!("{:.2}", exact_prediction(years))
+        );
+        checked += 1;
     }
     assert!(checked >= 5, "{screen}");
     assert!(
@@ -488,8 +504,9 @@ fn apache_kafka_the_dashboard_in_tmux_scores_its_own_stream() {
     common::tmux::assert_restored(&t);
 }
 
-/// Waits (up to 120 s) until predictions of `want` different ids are committed.
-fn wait_for_committed_ids(address: &str, want: usize) {
+/// Waits (up to 120 s) until predictions of `want` different ids are committed; else fails
+/// with what the scorer said.
+fn wait_for_committed_ids(address: &str, want: usize, scorer: &Child) {
     let mut ids = BTreeSet::new();
     common::read_committed_until(
         address,
@@ -501,7 +518,18 @@ fn wait_for_committed_ids(address: &str, want: usize) {
             ids.len() >= want
         },
     );
-    assert_eq!(ids.len(), want, "committed predictions of {want} ids");
+    assert_eq!(
+        ids.len(),
+        want,
+        "committed predictions of {want} ids; the scorer's last lines: {:?}",
+        scorer
+            .stderr_lines()
+            .iter()
+            .rev()
+            .take(40)
+            .rev()
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -547,7 +575,7 @@ fn apache_kafka_exactly_once_through_a_sigkill_and_a_restart() {
     );
     let mut second = Child::spawn(&args);
     assert_eq!(produce.wait(Duration::from_secs(60)).code(), Some(0));
-    wait_for_committed_ids(b, 5000);
+    wait_for_committed_ids(b, 5000, &second);
     second.signal("TERM");
     assert_eq!(
         second.wait(Duration::from_secs(15)).code(),
@@ -610,10 +638,12 @@ fn apache_kafka_exactly_once_in_a_group_of_two_when_one_is_sigkilled() {
     assert!(counts.values().all(|c| *c == 1), "none twice");
 }
 
+/// One broker restarted under an exactly-once scorer. Its group coordinator goes away with it,
+/// and librdkafka's send_offsets_to_transaction can then wait forever (issues #5511, #5456): the
+/// scorer's watch ends such a run with exit status 75, and a supervisor starts it again with the
+/// same instance id, which fences the stuck one and resumes. About one run in five under load
+/// meets it here.
 #[test]
-#[ignore = "quarantined 2026-12-03: in 2 of 4 full runs of this suite (not alone: 4 of 4 passed) the \
-            scorer committed no more after the broker's restart (1982 and 1992 of 6000 ids); \
-            run it with: cargo test --test apache_kafka -- --ignored through_a_broker_restart"]
 fn apache_kafka_exactly_once_through_a_broker_restart() {
     let data = std::env::temp_dir().join(format!("salary-stream-restart-{}", std::process::id()));
     let data_arg = data.to_str().unwrap().to_owned();
@@ -621,23 +651,17 @@ fn apache_kafka_exactly_once_through_a_broker_restart() {
     let b = kafka.address.clone();
     // Input flows before, during and after the restart; the scorer holds a transaction open
     // every 0.1 s, so the broker goes away with records in one. The input producer is
-    // idempotent: a plain one may write a record twice when its acknowledgement is lost in the
-    // restart, and the twice-written input would rightly be scored twice.
-    let mut produce = Child::spawn(&[
-        "produce",
-        "-b",
-        &b,
-        "--count",
-        "6000",
-        "--rate",
-        "500",
-        "-X",
-        "enable.idempotence=true",
-    ]);
-    let mut score = Child::spawn(&["score", "-b", &b, "-q", "--exactly-once"]);
+    // idempotent (the default): a plain one may write a record twice when its acknowledgement
+    // is lost in the restart, and the twice-written input would rightly be scored twice.
+    let mut produce = Child::spawn(&["produce", "-b", &b, "--count", "6000", "--rate", "500"]);
+    let mut score = Supervised::start(&b, "restarted");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while scored(&score) < 1500 {
-        assert!(Instant::now() < deadline, "{:?}", score.stderr_lines());
+    while scored(&score.scorer) < 1500 {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            score.scorer.stderr_lines()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     drop(kafka);
@@ -649,11 +673,10 @@ fn apache_kafka_exactly_once_through_a_broker_restart() {
         "{:?}",
         produce.stderr_lines()
     );
-    wait_for_committed_ids(&b, 6000);
-    score.signal("TERM");
     // A restart that outlasts the records' delivery timeout fails the open transaction: it is
     // aborted and done again (the stats line then counts the aborts), and the run still ends 0.
-    let status = score.wait(Duration::from_secs(15));
+    let counts = score.until_ids(6000, Duration::from_secs(120));
+    score.assert_stuck_runs_said_why();
     // Each id went in once (the producer's retries wrote no duplicate) ...
     let mut inputs = std::collections::BTreeMap::new();
     for r in common::read_committed_to_end(&b, "experience-events", Duration::from_secs(60)) {
@@ -662,11 +685,7 @@ fn apache_kafka_exactly_once_through_a_broker_restart() {
     }
     exactly_once_each(&inputs, 6000);
     // ... and came out once.
-    exactly_once_each(
-        &committed_id_counts(&b, "salary-predictions", Duration::from_secs(60)),
-        6000,
-    );
-    assert_eq!(status.code(), Some(0), "{:?}", score.stderr_lines());
+    exactly_once_each(&counts, 6000);
     drop(kafka);
     let _ = std::fs::remove_dir_all(&data);
 }
@@ -782,7 +801,7 @@ fn apache_kafka_exactly_once_aborts_and_rewinds_a_transaction_the_broker_refuses
     };
     common::produce_all(b, "experience-events", &good(0));
     let mut score = Child::spawn(&["score", "-b", b, "-q", "--exactly-once"]);
-    wait_for_committed_ids(b, 300);
+    wait_for_committed_ids(b, 300, &score);
     // Only now: the limit is on a whole batch, which the 300 predictions would pass.
     refuse_large_records(b, "salary-predictions");
     // Its prediction is larger than the output topic takes; and a dead letter beside it.

@@ -88,7 +88,9 @@ fn a_watching_dashboard_sees_a_killed_member_lag_and_recover_with_nothing_lost()
         lag_of(s, victim).is_some_and(|l| l <= 40)
     });
     t.keys(&["p"]);
-    let screen = t.wait_for("every sent event acknowledged", |s| {
+    // Settled: a capture of the producer line half rewritten can pair `producer off` with the
+    // counts of an earlier frame.
+    let screen = t.wait_for_settled("every sent event acknowledged", |s| {
         s.contains("producer off") && sent_acked(s).is_some_and(|(sent, acked)| sent == acked)
     });
     let (_, acked) = sent_acked(&screen).unwrap();

@@ -522,7 +522,7 @@ fn secure_kafka_the_dashboard_names_the_security_and_never_logs_the_password() {
         &format!("-b {sasl} -F {} --produce --rate 100", file.display()),
         (140, 30),
     );
-    let screen = t.wait_for("exact predictions on screen", |s| {
+    let screen = t.wait_for("five scored events on screen", |s| {
         s.lines()
             .filter(|l| l.starts_with('│') && l.contains('/') && l.contains(':'))
             .count()

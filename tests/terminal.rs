@@ -24,6 +24,21 @@ fn event_rows(screen: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Whether every event row of `screen` shows the demo model's prediction for its years, to the
+/// cent. A capture can pair the left of a row being rewritten with the right of the row it
+/// replaces (tmux 3.3 shows a frame half written), so waits take the screen where this holds and
+/// the assertions then say which row is wrong.
+fn rows_exact(screen: &str) -> bool {
+    event_rows(screen)
+        .iter()
+        .all(|&(years, predicted)| format!("{predicted:.2}") == exact_cell(years))
+}
+
+/// The demo model's prediction for `years`, as a row shows it.
+fn exact_cell(years: f64) -> String {
+    format!("{:.2}", common::exact_prediction(years))
+}
+
 /// The "now N" figure of the throughput panel.
 fn rate_now(screen: &str) -> Option<u64> {
     let at = screen.find("now ")?;
@@ -40,15 +55,17 @@ fn press_p_see_predictions_press_q() {
         "{screen}"
     );
     t.keys(&["p"]);
-    let screen = t.wait_for("predictions and a non-zero rate", |s| {
-        event_rows(s).len() >= 10 && rate_now(s).is_some_and(|r| r > 0)
+    let screen = t.wait_for("10 predictions, each exact", |s| {
+        event_rows(s).len() >= 10 && rows_exact(s)
     });
     assert!(screen.contains("producer ON 50/s"), "{screen}");
     for (years, predicted) in event_rows(&screen) {
         let want = format!("{:.2}", 25792.20019866869 + 9449.962321455077 * years);
         assert_eq!(format!("{predicted:.2}"), want, "row for {years} years");
     }
-    let rate = rate_now(&screen).unwrap();
+    // The rate as two captures agree on it: it moves once a second, and a capture can catch it
+    // half rewritten (`100` going to `50` read as `500`).
+    let (_, rate) = t.wait_for_reading("a non-zero rate", rate_now, |a, b| a == b && b > 0);
     // Never above the set rate's bucket (one second of tokens on top of the rate), however
     // loaded the machine; below it is only the machine being slow.
     assert!(
@@ -238,21 +255,28 @@ fn drive_at(size: (u16, u16)) {
     );
     // At 80x24 the right column keeps throughput, accuracy and lag; latency goes first.
     let latency_shown = size.1 >= 30;
-    let screen = t.wait_for("predictions, live accuracy, latency and lag in time", |s| {
-        event_rows(s).len() >= 5
-            && s.contains("RMSE ")
-            && (s.contains("p99 ") || !latency_shown)
-            && (s.contains(" s behind") || s.contains(" s)"))
-    });
+    let screen = t.wait_for(
+        "exact predictions, live accuracy, latency and lag in time",
+        |s| {
+            event_rows(s).len() >= 5
+                && rows_exact(s)
+                && s.contains("RMSE ")
+                && (s.contains("p99 ") || !latency_shown)
+                && (s.contains(" s behind") || s.contains(" s)"))
+        },
+    );
     for (years, predicted) in event_rows(&screen) {
-        assert_eq!(
-            format!("{predicted:.2}"),
-            format!("{:.2}", common::exact_prediction(years)),
-            "{screen}"
-        );
+        assert_eq!(format!("{predicted:.2}"), exact_cell(years), "{screen}");
     }
     t.keys(&["?"]);
-    let help = t.wait_for("the help overlay", |s| s.contains("┌ keys "));
+    // Every line, not its top border alone: a capture can show the overlay half drawn.
+    let lines: Vec<String> = salary_stream::ui::help(500)
+        .iter()
+        .map(|(k, what)| format!("{k:>6}  {what}"))
+        .collect();
+    let help = t.wait_for("the help overlay whole", |s| {
+        s.contains("┌ keys ") && lines.iter().all(|l| s.contains(l.as_str()))
+    });
     for (k, what) in salary_stream::ui::help(500) {
         assert!(help.contains(&format!("{k:>6}  {what}")), "{k}: {help}");
     }
@@ -385,8 +409,15 @@ fn d_t_p_r_a_challenger_fitted_on_drifted_labels_wins_is_promoted_and_rolled_bac
     // Enough labeled events since the alarm for a fit on them alone (30 or more; 200/s).
     std::thread::sleep(Duration::from_millis(500));
     t.keys(&["t"]);
-    let screen = t.wait_for("a challenger compared on 100 events", |s| {
+    t.wait_for("a challenger compared on 100 events", |s| {
         closer(s).is_some_and(|(_, n)| n >= 100)
+    });
+    // Every event moves the comparison, and a capture can catch its figures half rewritten
+    // (`closer 99 of 140` going to `closer 100 of 141` read as `closer 19 of 140`): read it
+    // from a settled screen, the producer stopped, and start the producer again after.
+    t.keys(&["p"]);
+    let screen = t.wait_for_settled("the comparison, the producer stopped", |s| {
+        s.contains("producer off") && closer(s).is_some_and(|(_, n)| n >= 100)
     });
     let kept: Vec<String> = std::fs::read_dir(models.path())
         .unwrap()
@@ -406,6 +437,8 @@ fn d_t_p_r_a_challenger_fitted_on_drifted_labels_wins_is_promoted_and_rolled_bac
         "fitted on drifted labels, it wins on drifted traffic: MAE {challenger} against \
          {serving}, closer on {closer_n} of {n}\n{screen}"
     );
+    t.keys(&["p"]);
+    t.wait_for("the producer on again", |s| s.contains("producer ON 200/s"));
     // P: the challenger serves, and the predictions published say so.
     t.keys(&["P"]);
     t.wait_for("the challenger serving", |s| {
@@ -453,7 +486,11 @@ fn with_auto_challenger_and_auto_promote_d_alone_shows_drift_a_challenger_and_it
     );
     wait_for_a_baseline(&t);
     t.keys(&["d"]);
-    let screen = t.wait_for("the automatic promotion", |s| s.contains("auto-promoted "));
+    // The note whole: a capture can show the model line half rewritten.
+    let screen = t.wait_for("the automatic promotion", |s| {
+        s.lines()
+            .any(|l| l.contains("auto-promoted ") && l.contains(", replacing 6c25318e"))
+    });
     let kept: Vec<String> = std::fs::read_dir(models.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -536,12 +573,14 @@ fn a_watching_dashboard_shows_accuracy_latency_and_the_age_of_a_stalled_groups_l
         &format!("-b {b} --watch-group watched --produce --rate 100"),
         (120, 40),
     );
-    let screen = t.wait_for("the oldest unread record's age", |s| {
-        behind_s(s).is_some_and(|b| b >= 2.0)
+    // Two readings 100 ms apart that agree as a clock does: one capture can catch the age half
+    // rewritten (`9.9` going to `10.0` read as `109`), and a baseline read too high would never
+    // be passed.
+    let (_, first) = t.wait_for_reading("the oldest unread record's age", behind_s, |a, b| {
+        a >= 2.0 && (a..=a + 1.0).contains(&b)
     });
-    let first = behind_s(&screen).unwrap();
-    t.wait_for("the age growing", |s| {
-        behind_s(s).is_some_and(|b| b >= first + 1.0)
+    t.wait_for_reading("the age growing", behind_s, |a, b| {
+        a >= first + 1.0 && (a..=a + 1.0).contains(&b)
     });
     t.keys(&["q"]);
     assert_restored(&t);

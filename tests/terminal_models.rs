@@ -177,18 +177,26 @@ fn drive(name: &str, model: &str, model_line: &str, fields: &[&str]) {
     let lines: Vec<String> = t.screen().lines().map(str::to_owned).collect();
     assert_eq!(lines[3].trim_end(), model_line, "{}", lines.join("\n"));
     t.keys(&["p"]);
-    let screen = t.wait_for("20 rows, some labeled", |s| {
+    let twenty = |s: &str| {
         let rows = event_rows(s);
         rows.len() >= 20 && rows.iter().any(|r| r.len() == fields.len() + 6)
+    };
+    let screen = t.wait_for("20 rows, some labeled", twenty);
+    assert!(
+        screen.contains("producer ON 50/s"),
+        "the producer makes this model's events:\n{screen}"
+    );
+    // Each event rewrites every row, and a capture can pair the left of a row with the right of
+    // the one it replaces (tmux 3.3 shows a frame half written): the rows are read from a
+    // settled screen, the producer stopped.
+    t.keys(&["p"]);
+    let screen = t.wait_for_settled("20 rows, some labeled, the producer stopped", |s| {
+        s.contains("producer off") && twenty(s)
     });
     assert_eq!(
         heading(&screen),
         expected_heading(fields, Some("progression")),
         "{screen}"
-    );
-    assert!(
-        screen.contains("producer ON 50/s"),
-        "the producer makes this model's events:\n{screen}"
     );
     let labeled = assert_rows_are_published(&screen, &b, fields, "progression");
     assert!(labeled > 0, "{screen}");
@@ -279,7 +287,8 @@ fn an_avro_topic_is_scored_through_the_registry_the_header_names() {
         "{stderr}"
     );
     let (t, _log) = start_dashboard_sized("avro", "", &format!("-b {b} -r {url}"), (200, 50));
-    let screen = t.wait_for("every record scored", |s| total(s) == Some(n));
+    // Settled: the rows and the records panel are drawn below the total.
+    let screen = t.wait_for_settled("every record scored", |s| total(s) == Some(n));
     let lines: Vec<&str> = screen.lines().collect();
     assert_eq!(
         lines[1].trim_end(),
@@ -537,7 +546,8 @@ fn a_hot_reload_to_a_model_of_other_features_renames_the_table_and_the_chart() {
     std::fs::rename(&beside, &model).unwrap();
     let serving = "model e2f71670  progression ~ linear, 10 features  (serving e2f71670 from the \
                    model file, replacing 6c25318e)";
-    let screen = t.wait_for("the ten-feature model serving", |s| {
+    // Settled: the heading and the chart below the model line are read as that frame left them.
+    let screen = t.wait_for_settled("the ten-feature model serving", |s| {
         s.lines().nth(3).is_some_and(|l| l.trim_end() == serving)
     });
     // Before its first event, the demo's events keep the demo's names.
@@ -555,7 +565,8 @@ fn a_hot_reload_to_a_model_of_other_features_renames_the_table_and_the_chart() {
         .map(|event| Some(serde_json::to_vec(&event).unwrap()))
         .collect();
     common::produce_all(&b, "experience-events", &events);
-    let screen = t.wait_for("the ten-feature model's events", |s| total(s) == Some(45));
+    // Settled: the rows and the chart are drawn below the total.
+    let screen = t.wait_for_settled("the ten-feature model's events", |s| total(s) == Some(45));
     assert_eq!(
         heading(&screen),
         expected_heading(&LINEAR_ORDER, Some("progression")),

@@ -89,12 +89,28 @@ fn measures(run: &Run<'_>, eos_too: bool) -> Vec<&'static str> {
     measures
 }
 
+/// kcat's arguments to read `topic` at `address` from the beginning to the end, quietly, each
+/// fetch waiting as the scorer's does.
+pub fn kcat_to_end<'a>(address: &'a str, topic: &'a str) -> Vec<&'a str> {
+    let mut a = vec![
+        "-b",
+        address,
+        "-C",
+        "-t",
+        topic,
+        "-o",
+        "beginning",
+        "-e",
+        "-q",
+    ];
+    a.extend_from_slice(&FETCH_WAIT);
+    a
+}
+
 /// kcat -C -e on `topic` from the beginning, with `extra` settings; returns what it took and the
 /// records it read.
 fn kcat_read(broker: &Broker, topic: &str, extra: &[&str]) -> (Timed, u64) {
-    let k = broker.address.as_str();
-    let mut a = vec!["-b", k, "-C", "-t", topic, "-o", "beginning", "-e", "-q"];
-    a.extend_from_slice(&FETCH_WAIT);
+    let mut a = kcat_to_end(&broker.address, topic);
     a.extend_from_slice(extra);
     timed_lines(broker.pid(), "kcat", &a)
 }
@@ -112,19 +128,8 @@ fn kcat_relay(run: &Run<'_>, broker: &Broker, topic: &str, round: usize) -> Time
         }
         None => salary_stream::engine::DEFAULT_OUTPUT_TOPIC.to_owned(),
     };
-    let mut read = vec![
-        "kcat",
-        "-b",
-        k,
-        "-C",
-        "-t",
-        topic,
-        "-o",
-        "beginning",
-        "-e",
-        "-q",
-    ];
-    read.extend_from_slice(&FETCH_WAIT);
+    let mut read = vec!["kcat"];
+    read.extend(kcat_to_end(k, topic));
     read.extend_from_slice(&KCAT_AS_OURS);
     let pipeline = format!(
         "set -o pipefail; {} | kcat -b {k} -P -t {output}",

@@ -17,6 +17,7 @@ use salary_stream::serving::producer::{EventGenerator, Synthetic};
 use salary_stream::serving::synthetic::ModelEvents;
 
 use crate::cluster::Broker;
+use crate::consuming::kcat_to_end;
 use crate::measure::{median, timed, timed_lines, timed_on};
 use crate::{Run, BIN, FETCH_WAIT, ROUNDS, THROUGHPUT_PARTITIONS};
 
@@ -131,21 +132,7 @@ pub fn registry_path(run: &Run<'_>, dir: &Path) -> Option<RegistryPath> {
     // lesser count, so each run handles the same number of records.
     let kept = [&json_broker, &avro_broker]
         .iter()
-        .map(|broker| {
-            let mut read = vec![
-                "-b",
-                &broker.address,
-                "-C",
-                "-t",
-                topic,
-                "-o",
-                "beginning",
-                "-e",
-                "-q",
-            ];
-            read.extend_from_slice(&FETCH_WAIT);
-            timed_lines(broker.pid(), "kcat", &read).1
-        })
+        .map(|broker| timed_lines(broker.pid(), "kcat", &kcat_to_end(&broker.address, topic)).1)
         .min()
         .unwrap_or(0);
     let count = kept.to_string();

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod registry;
+pub mod supervised;
 pub mod tmux;
 
 use std::collections::HashMap;
