@@ -249,10 +249,15 @@ struct AckCounter {
 impl AckCounter {
     /// Counts a failed event, noting a refusal for want of a permission; says whether it was one.
     fn fail(&self, error: &KafkaError) -> bool {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        self.note_refusal(error)
+    }
+
+    /// Notes `error` if it is a refusal for want of a permission; says whether it was.
+    fn note_refusal(&self, error: &KafkaError) -> bool {
         use rdkafka::error::RDKafkaErrorCode::{
             ClusterAuthorizationFailed, TopicAuthorizationFailed,
         };
-        self.failed.fetch_add(1, Ordering::Relaxed);
         match error.rdkafka_error_code() {
             Some(code @ (TopicAuthorizationFailed | ClusterAuthorizationFailed)) => {
                 let _ = self.refused.set(code);
@@ -270,9 +275,14 @@ struct CountingContext {
 }
 
 impl ClientContext for CountingContext {
+    // An idempotent producer whose principal may write no topic is refused its producer id
+    // (CLUSTER_AUTHORIZATION_FAILED, a fatal error) here, and its events may then fail only as
+    // "fatal": the refusal is noted from whichever comes first.
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!(%error, reason, "producer");
-        crate::engine::report_outage(self.sink.as_ref(), &error, reason);
+        if !self.counter.note_refusal(&error) {
+            crate::engine::report_outage(self.sink.as_ref(), &error, reason);
+        }
     }
 }
 
@@ -656,6 +666,13 @@ impl ProducerRun {
     /// error if events are still unacknowledged.
     fn finish(mut self, flush_within: Duration) -> Result<ProducerStatus, ProducerError> {
         let unflushed = self.producer.flush_within(flush_within);
+        // A refused producer id can fail the events as "fatal" before the refusal itself is
+        // heard: the client keeps the first fatal error and its code.
+        if let Some((code, _)) = self.producer.client().fatal_error() {
+            let _ = self
+                .counter
+                .note_refusal(&KafkaError::MessageProduction(code));
+        }
         if self.counter.refused.get().is_some() {
             let topic = &self.config.topic;
             return Err(ProducerError::Refused(
