@@ -552,7 +552,11 @@ fn report_produced(status: &ProducerStatus) -> anyhow::Result<()> {
         status.failed
     );
     if status.failed > 0 {
-        bail!("{} events were not delivered", status.failed);
+        let n = status.failed;
+        bail!(
+            "{n} event{} not delivered",
+            if n == 1 { " was" } else { "s were" }
+        );
     }
     Ok(())
 }

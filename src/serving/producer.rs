@@ -322,7 +322,7 @@ pub enum ProducerError {
     #[error("{0}")]
     Refused(String),
     /// Events were still unacknowledged when the flush timed out.
-    #[error("{0} events were not acknowledged by the broker")]
+    #[error("{0} event{s} not acknowledged by the broker", s = if *.0 == 1 { " was" } else { "s were" })]
     Unacknowledged(u64),
 }
 
