@@ -198,9 +198,9 @@ fn a_predictor_can_be_shared_across_threads() {
     shareable::<OnnxPredictor>();
 }
 
-/// Not a timed test: prints records/s of `predict_batch` on 10,000 rows, for the report and
-/// until the pipeline bench measures ONNX models. `cargo test --release --test onnx -- --ignored
-/// --nocapture`.
+/// Not a timed test: prints records/s of `predict_batch` on 10,000 rows, the model alone (the
+/// pipeline bench measures the models end to end). `cargo test --release --test onnx --
+/// --ignored --nocapture`.
 #[test]
 #[ignore]
 fn measure_predict_batch_records_per_second() {
@@ -749,105 +749,6 @@ fn measure_per_record_predictions_per_second() {
         });
         let stack = rate(&|row: &[f64]| predictor.predict(row));
         println!("{name}: per record: {stack:.0} predictions/s (a batch of one from the heap: {heap:.0})");
-    }
-}
-
-/// Not a timed test: prints records/s of `score --model` with output (the full path on the
-/// embedded broker: decode, predict, publish, commit) for the ten-feature OLS fit and the ONNX
-/// models, and each one's rate against the OLS fit's of the same round.
-/// `cargo test --release --test onnx -- --ignored --nocapture measure_scored`.
-#[test]
-#[ignore]
-fn measure_scored_records_per_second() {
-    const RECORDS: usize = 150_000;
-    const ROUNDS: usize = 3;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = common::root().join("data/diabetes.csv");
-    let path = |name: &str| dir.path().join(format!("{name}.json"));
-    let trained = run(
-        &[
-            "train",
-            "--data",
-            data.to_str().unwrap(),
-            "--target",
-            "progression",
-            "--out",
-            path("ols").to_str().unwrap(),
-        ],
-        "",
-    );
-    assert_eq!(trained.0, 0, "{}", trained.2);
-    for name in ["mlp", "gbr", "forest"] {
-        assert_eq!(import(name, &path(name)).0, 0, "{name}");
-    }
-    let csv = std::fs::read_to_string(&data).expect("data");
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
-    let rows: Vec<&str> = lines.collect();
-    let events: Vec<Option<Vec<u8>>> = (0..RECORDS)
-        .map(|i| {
-            let fields: Vec<String> = header
-                .iter()
-                .zip(rows[i % rows.len()].split(','))
-                .map(|(name, cell)| format!("\"{name}\":{cell}"))
-                .collect();
-            Some(format!("{{\"id\":{i},{}}}", fields.join(",")).into_bytes())
-        })
-        .collect();
-    let (_broker, b) = common::broker_process(16);
-    common::produce_all(&b, "experience-events", &events);
-    let count = RECORDS.to_string();
-    let models: [(&str, &str, Option<&str>); 5] = [
-        ("ols", "ols", None),
-        ("mlp", "mlp", None),
-        ("gbr", "gbr", None),
-        ("forest", "forest", None),
-        ("forest, mlp challenging", "forest", Some("mlp")),
-    ];
-    let mut rates = vec![Vec::new(); models.len()];
-    for round in 0..ROUNDS {
-        for (i, (label, model, challenger)) in models.iter().enumerate() {
-            let group = format!("measure-{round}-{i}");
-            let model = path(model);
-            let mut args = vec![
-                "score",
-                "-b",
-                &b,
-                "-g",
-                &group,
-                "--quiet",
-                "--count",
-                &count,
-                "--model",
-                model.to_str().unwrap(),
-            ];
-            let challenger = challenger.map(path);
-            if let Some(c) = &challenger {
-                args.extend(["--challenger", c.to_str().unwrap()]);
-            }
-            let started = Instant::now();
-            let (code, _, stderr) = run(&args, "");
-            let seconds = started.elapsed().as_secs_f64();
-            assert_eq!(code, 0, "{label}: {stderr}");
-            rates[i].push(RECORDS as f64 / seconds);
-        }
-    }
-    let median = |r: &[f64]| {
-        let mut r = r.to_vec();
-        r.sort_by(f64::total_cmp);
-        r[r.len() / 2]
-    };
-    let ols = median(&rates[0]);
-    for ((label, _, _), r) in models.iter().zip(&rates) {
-        let rate = median(r);
-        println!(
-            "{label}: {rate:.0} records/s with output ({:.2}x the OLS fit; rounds {})",
-            rate / ols,
-            r.iter()
-                .map(|x| format!("{x:.0}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
     }
 }
 

@@ -2,6 +2,10 @@
 //! trained by `train`, its events drawn by the producer's own generator for that model (seed 1,
 //! labeled), `score --model` with output and commits on them. Its rate is compared with the
 //! salary model's full path of the same run: what serving a many-feature model costs.
+//!
+//! Then the ONNX models of tests/onnx (an MLP, gradient-boosted trees, a random forest, made by
+//! scripts/onnx-models from the same data), imported by `import`, scored on the same topic with
+//! output and commits, each against the ten-feature OLS on the same records in the same rounds.
 
 use std::path::Path;
 use std::time::Duration;
@@ -17,13 +21,64 @@ use crate::{Run, BIN, FETCH_WAIT, ROUNDS, THROUGHPUT_PARTITIONS};
 /// (about 5 MB each) keep them all.
 const MAX_RECORDS: u64 = 400_000;
 
+/// The ONNX rows read at most this many of the ten-feature topic's records a round (whichever
+/// the scorer reads first): five measures of five rounds, each slower than the OLS fit's.
+const ONNX_RECORDS: u64 = 100_000;
+
 /// The ten-feature full path: the records it read and its median time.
 pub struct TenFeatures {
     pub records: u64,
     pub full: Duration,
     /// The records' average size in bytes.
     pub record_bytes: f64,
+    pub onnx: OnnxRows,
 }
+
+/// The ONNX models' full path on the ten-feature topic, and its reference.
+pub struct OnnxRows {
+    /// Records each round read: the ten-feature row's, at most `ONNX_RECORDS`.
+    pub records: u64,
+    /// The ten-feature OLS fit on those records, in the same rounds: the reference.
+    pub ols: Duration,
+    /// Each ONNX measure (`ONNX_MEASURES`, in order) and its median time.
+    pub models: Vec<(&'static OnnxMeasure, Duration)>,
+}
+
+/// One ONNX measure: its JSON key, its row's name, the serving model and the challenger (files
+/// tests/onnx/NAME.onnx).
+pub struct OnnxMeasure {
+    pub key: &'static str,
+    pub name: &'static str,
+    model: &'static str,
+    challenger: Option<&'static str>,
+}
+
+const ONNX_MEASURES: [OnnxMeasure; 4] = [
+    OnnxMeasure {
+        key: "mlp",
+        name: "score, ONNX MLP: vs 10-feature OLS",
+        model: "mlp",
+        challenger: None,
+    },
+    OnnxMeasure {
+        key: "gbr",
+        name: "score, ONNX boosted trees: vs 10-feature OLS",
+        model: "gbr",
+        challenger: None,
+    },
+    OnnxMeasure {
+        key: "forest",
+        name: "score, ONNX random forest: vs 10-feature OLS",
+        model: "forest",
+        challenger: None,
+    },
+    OnnxMeasure {
+        key: "forest_mlp_challenger",
+        name: "score, ONNX forest + MLP challenger: vs OLS",
+        model: "forest",
+        challenger: Some("mlp"),
+    },
+];
 
 /// Trains the diabetes model in `dir`, writes its events, produces them with kcat into a broker
 /// of their own, and times `score --model` on them `ROUNDS` times.
@@ -77,26 +132,97 @@ pub fn ten_features(run: &Run<'_>, dir: &Path) -> TenFeatures {
     read.extend_from_slice(&FETCH_WAIT);
     let (_, records) = timed_lines(broker.pid(), "kcat", &read);
     eprintln!("scoring {records} ten-feature records ({ROUNDS} rounds) ...");
-    let count = records.to_string();
+    let scoring = Scoring {
+        run,
+        broker: &broker,
+        topic: &topic,
+    };
     let runs = (0..ROUNDS)
-        .map(|round| {
-            let group = format!("bench-diabetes-{round}-{}", run.pid);
-            let output = format!("bench-diabetes-predictions-{round}-{}", run.pid);
-            let mut a = vec![
-                "score", "-b", k, "-t", &topic, "-g", &group, "--quiet", "--count", &count,
-                "--model", model,
-            ];
-            if run.external.is_some() {
-                create_topic(k, &output, THROUGHPUT_PARTITIONS);
-                a.extend_from_slice(&["--output-topic", &output]);
-            }
-            a.extend_from_slice(&FETCH_WAIT);
-            timed_on(broker.pid(), BIN, &a).wall
-        })
+        .map(|round| scoring.score(&format!("diabetes-{round}"), records, model, None))
         .collect();
+    let full = median(runs);
+    let onnx = onnx_rows(&scoring, dir, model, records);
     TenFeatures {
         records,
-        full: median(runs),
+        full,
         record_bytes,
+        onnx,
+    }
+}
+
+/// Where the ten-feature records are: the run, their broker and their topic.
+struct Scoring<'a> {
+    run: &'a Run<'a>,
+    broker: &'a Broker,
+    topic: &'a str,
+}
+
+impl Scoring<'_> {
+    /// Times `score --model MODEL [--challenger C]` with output and commits on `records` records
+    /// of the topic, in a new group (`name` makes it and the output topic unique).
+    fn score(&self, name: &str, records: u64, model: &str, challenger: Option<&str>) -> Duration {
+        let (k, pid) = (self.broker.address.as_str(), self.run.pid);
+        let group = format!("bench-{name}-{pid}");
+        let output = format!("bench-{name}-predictions-{pid}");
+        let count = records.to_string();
+        let mut a = vec![
+            "score", "-b", k, "-t", self.topic, "-g", &group, "--quiet", "--count", &count,
+            "--model", model,
+        ];
+        if let Some(c) = challenger {
+            a.extend_from_slice(&["--challenger", c]);
+        }
+        if self.run.external.is_some() {
+            create_topic(k, &output, THROUGHPUT_PARTITIONS);
+            a.extend_from_slice(&["--output-topic", &output]);
+        }
+        a.extend_from_slice(&FETCH_WAIT);
+        timed_on(self.broker.pid(), BIN, &a).wall
+    }
+}
+
+/// Imports tests/onnx's MLP, boosted trees and forest on data/diabetes.csv into `dir`, and times
+/// each `ONNX_MEASURES` row and the OLS fit `ols` on the same records of the topic (at most
+/// `ONNX_RECORDS` of the `records` there), `ROUNDS` rounds, the order rotating each round.
+fn onnx_rows(scoring: &Scoring<'_>, dir: &Path, ols: &str, records: u64) -> OnnxRows {
+    let path = |name: &str| {
+        let path = dir.join(format!("{name}.json"));
+        path.to_str().expect("a UTF-8 temp dir").to_owned()
+    };
+    for name in ["mlp", "gbr", "forest"] {
+        let onnx = format!("tests/onnx/{name}.onnx");
+        let imported = std::process::Command::new(BIN)
+            .args(["import", &onnx, "--data", "data/diabetes.csv"])
+            .args(["--target", "progression", "--out", &path(name)])
+            .output()
+            .expect("salary-stream import");
+        assert!(
+            imported.status.success(),
+            "import {onnx}: {}",
+            String::from_utf8_lossy(&imported.stderr)
+        );
+    }
+    let n = records.min(ONNX_RECORDS);
+    eprintln!("scoring {n} ten-feature records with ONNX models ({ROUNDS} rounds) ...");
+    // The OLS fit first, then each ONNX measure.
+    let measures = ONNX_MEASURES.len() + 1;
+    let mut times = vec![Vec::new(); measures];
+    for round in 0..ROUNDS {
+        for i in (0..measures).map(|i| (i + round) % measures) {
+            let name = format!("onnx-{i}-{round}");
+            times[i].push(match i.checked_sub(1).map(|m| &ONNX_MEASURES[m]) {
+                None => scoring.score(&name, n, ols, None),
+                Some(m) => {
+                    let challenger = m.challenger.map(path);
+                    scoring.score(&name, n, &path(m.model), challenger.as_deref())
+                }
+            });
+        }
+    }
+    let mut medians = times.into_iter().map(median);
+    OnnxRows {
+        records: n,
+        ols: medians.next().expect("the OLS fit's"),
+        models: ONNX_MEASURES.iter().zip(medians).collect(),
     }
 }

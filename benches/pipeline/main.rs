@@ -12,11 +12,12 @@
 //! java 17+ and mvn (scripts/kafka fetches Kafka once).
 //!
 //! One module a part: `records` (`write_records`), `producing`, `consuming`, `any_model` (the
-//! full path with a ten-feature model), `registry` (the full path on Avro records through a
-//! Schema Registry, against the same records as JSON), `failover` (`--failover` alone: how long
-//! scoring stalls when a leader of a three-node Apache Kafka dies), `latency`
-//! (`latency_at`), `instructions`, `dashboard` (`frame_render_us`, `dashboard_under_load`),
-//! `idle` (`idle_costs`: a dashboard and a scorer with nothing flowing; `--idle` alone);
+//! full path with a ten-feature model, and ONNX models against it), `registry` (the full path on
+//! Avro records through a Schema Registry, against the same records as JSON), `failover`
+//! (`--failover` alone: how long scoring stalls when a leader of a three-node Apache Kafka dies),
+//! `latency` (`latency_at`), `instructions`, `dashboard` (`frame_render_us`,
+//! `dashboard_under_load`), `idle` (`idle_costs`: a dashboard and a scorer with nothing flowing;
+//! `--idle` alone);
 //! `cluster`, `kafka_tools`, `measure` and `watch` (the broker JVM's CPU and its request counts
 //! over JMX, on Apache Kafka) are what they run on; `throughput` and `report` turn
 //! the runs into the table and the JSON line; `main` runs them in order.
