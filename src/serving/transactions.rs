@@ -454,12 +454,22 @@ fn is_retriable(error: &KafkaError) -> bool {
     if unsupported(error) {
         return false;
     }
+    use rdkafka::error::RDKafkaErrorCode::{
+        CoordinatorLoadInProgress, CoordinatorNotAvailable, NotCoordinator, OperationTimedOut,
+    };
     match error {
         KafkaError::Transaction(e) => e.is_retriable(),
-        // A seek or a committed-offsets lookup that timed out.
-        other => {
-            other.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::OperationTimedOut)
-        }
+        // A seek or a committed-offsets lookup that timed out, or whose group coordinator is
+        // moving to another node (its own was lost or paused): the next asks the new one.
+        other => matches!(
+            other.rdkafka_error_code(),
+            Some(
+                OperationTimedOut
+                    | NotCoordinator
+                    | CoordinatorNotAvailable
+                    | CoordinatorLoadInProgress
+            )
+        ),
     }
 }
 
@@ -509,6 +519,37 @@ pub fn transactional_id(group: &str, instance: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rewind_is_tried_again_while_the_group_coordinator_moves_and_not_on_other_errors() {
+        use rdkafka::error::RDKafkaErrorCode::{
+            CoordinatorLoadInProgress, CoordinatorNotAvailable, NotCoordinator, OperationTimedOut,
+            UnknownTopicOrPartition,
+        };
+        // As the committed-offsets lookup of a rewind failed on three nodes, a paused node the
+        // group's coordinator.
+        let lookup = |code| KafkaError::MetadataFetch(code);
+        for code in [
+            NotCoordinator,
+            CoordinatorNotAvailable,
+            CoordinatorLoadInProgress,
+            OperationTimedOut,
+        ] {
+            assert!(is_retriable(&lookup(code)), "{code:?}");
+        }
+        assert!(!is_retriable(&lookup(UnknownTopicOrPartition)));
+        assert!(!is_retriable(&KafkaError::Seek("bad offset".into())));
+        let mut calls = 0;
+        let result = retried(Instant::now() + Duration::from_secs(5), || {
+            calls += 1;
+            if calls < 3 {
+                Err(lookup(NotCoordinator))
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!((result.is_ok(), calls), (true, 3));
+    }
 
     #[test]
     fn the_open_transaction_keeps_the_next_offset_of_each_partition() {
