@@ -24,16 +24,6 @@ fn event_rows(screen: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Whether every event row of `screen` shows the demo model's prediction for its years, to the
-/// cent. A capture can pair the left of a row being rewritten with the right of the row it
-/// replaces (tmux 3.3 shows a frame half written), so waits take the screen where this holds and
-/// the assertions then say which row is wrong.
-fn rows_exact(screen: &str) -> bool {
-    event_rows(screen)
-        .iter()
-        .all(|&(years, predicted)| format!("{predicted:.2}") == exact_cell(years))
-}
-
 /// The demo model's prediction for `years`, as a row shows it.
 fn exact_cell(years: f64) -> String {
     format!("{:.2}", common::exact_prediction(years))
@@ -55,14 +45,8 @@ fn press_p_see_predictions_press_q() {
         "{screen}"
     );
     t.keys(&["p"]);
-    let screen = t.wait_for("10 predictions, each exact", |s| {
-        event_rows(s).len() >= 10 && rows_exact(s)
-    });
+    let screen = t.wait_for("10 predictions", |s| event_rows(s).len() >= 10);
     assert!(screen.contains("producer ON 50/s"), "{screen}");
-    for (years, predicted) in event_rows(&screen) {
-        let want = format!("{:.2}", 25792.20019866869 + 9449.962321455077 * years);
-        assert_eq!(format!("{predicted:.2}"), want, "row for {years} years");
-    }
     // The rate as two captures agree on it: it moves once a second, and a capture can catch it
     // half rewritten (`100` going to `50` read as `500`).
     let (_, rate) = t.wait_for_reading("a non-zero rate", rate_now, |a, b| a == b && b > 0);
@@ -72,8 +56,21 @@ fn press_p_see_predictions_press_q() {
         (1..=100).contains(&rate),
         "at most 50 events/s and a burst, saw {rate}"
     );
+    // The rows as the last frame left them, the producer stopped: a capture while events flow
+    // can pair the left of a row being rewritten with the right of the one it replaces (tmux
+    // 3.3 shows a frame half written).
+    t.keys(&["p"]);
+    let screen = t.wait_for_settled("10 predictions, the producer stopped", |s| {
+        s.contains("producer off") && event_rows(s).len() >= 10
+    });
+    for (years, predicted) in event_rows(&screen) {
+        let want = format!("{:.2}", 25792.20019866869 + 9449.962321455077 * years);
+        assert_eq!(format!("{predicted:.2}"), want, "row for {years} years");
+    }
     t.keys(&["+"]);
-    t.wait_for("the doubled rate", |s| s.contains("producer ON 100/s"));
+    t.wait_for("the doubled rate", |s| {
+        s.contains("producer off (100/s, press p)")
+    });
     t.keys(&["q"]);
     assert_restored(&t);
 }
@@ -255,31 +252,33 @@ fn drive_at(size: (u16, u16)) {
     );
     // At 80x24 the right column keeps throughput, accuracy and lag; latency goes first.
     let latency_shown = size.1 >= 30;
-    let screen = t.wait_for(
-        "exact predictions, live accuracy, latency and lag in time",
-        |s| {
-            event_rows(s).len() >= 5
-                && rows_exact(s)
-                && s.contains("RMSE ")
-                && (s.contains("p99 ") || !latency_shown)
-                && (s.contains(" s behind") || s.contains(" s)"))
-        },
-    );
+    t.wait_for("predictions, live accuracy, latency and lag in time", |s| {
+        event_rows(s).len() >= 5
+            && s.contains("RMSE ")
+            && (s.contains("p99 ") || !latency_shown)
+            && (s.contains(" s behind") || s.contains(" s)"))
+    });
+    // The rows as the last frame left them, the producer stopped (a capture while events flow
+    // can show a row half rewritten); then on again.
+    t.keys(&["p"]);
+    let screen = t.wait_for_settled("5 predictions, the producer stopped", |s| {
+        s.contains("producer off") && event_rows(s).len() >= 5
+    });
     for (years, predicted) in event_rows(&screen) {
         assert_eq!(format!("{predicted:.2}"), exact_cell(years), "{screen}");
     }
+    t.keys(&["p"]);
+    t.wait_for("the producer on again", |s| s.contains("producer ON 200/s"));
     t.keys(&["?"]);
-    // Every line, not its top border alone: a capture can show the overlay half drawn.
+    // Every line of the overlay, not its top border alone: a capture can show it half drawn;
+    // no later frame changes it, so each line shows within the wait or the test fails.
     let lines: Vec<String> = salary_stream::ui::help(500)
         .iter()
         .map(|(k, what)| format!("{k:>6}  {what}"))
         .collect();
-    let help = t.wait_for("the help overlay whole", |s| {
+    t.wait_for("every line of the help overlay", |s| {
         s.contains("┌ keys ") && lines.iter().all(|l| s.contains(l.as_str()))
     });
-    for (k, what) in salary_stream::ui::help(500) {
-        assert!(help.contains(&format!("{k:>6}  {what}")), "{k}: {help}");
-    }
     t.keys(&["?"]);
     t.wait_for("enough labeled events to refit", |s| {
         s.lines()

@@ -14,6 +14,7 @@ use salary_stream::model::Artifact;
 use salary_stream::serving::producer::{EventGenerator, Synthetic};
 
 use crate::cluster::{create_topic, Broker};
+use crate::consuming::kcat_to_end;
 use crate::measure::{median, timed, timed_lines, timed_on};
 use crate::{Run, BIN, FETCH_WAIT, ROUNDS, THROUGHPUT_PARTITIONS};
 
@@ -128,9 +129,7 @@ pub fn ten_features(run: &Run<'_>, dir: &Path) -> TenFeatures {
     };
     let file = file.to_str().expect("a UTF-8 temp dir");
     timed("kcat", &["-b", k, "-P", "-t", &topic, "-l", file]);
-    let mut read = vec!["-b", k, "-C", "-t", &topic, "-o", "beginning", "-e", "-q"];
-    read.extend_from_slice(&FETCH_WAIT);
-    let (_, records) = timed_lines(broker.pid(), "kcat", &read);
+    let (_, records) = timed_lines(broker.pid(), "kcat", &kcat_to_end(k, &topic));
     eprintln!("scoring {records} ten-feature records ({ROUNDS} rounds) ...");
     let scoring = Scoring {
         run,

@@ -18,6 +18,7 @@
 //! `latency` (`latency_at`), `instructions`, `dashboard` (`frame_render_us`,
 //! `dashboard_under_load`), `idle` (`idle_costs`: a dashboard and a scorer with nothing flowing;
 //! `--idle` alone);
+//! `report_onnx` and `report_kafka_tools` add their rows to `report`'s table;
 //! `cluster`, `kafka_tools`, `measure` and `watch` (the broker JVM's CPU and its request counts
 //! over JMX, on Apache Kafka) are what they run on; `throughput` and `report` turn
 //! the runs into the table and the JSON line; `main` runs them in order.
@@ -42,6 +43,7 @@ mod records;
 mod registry;
 mod report;
 mod report_kafka_tools;
+mod report_onnx;
 mod throughput;
 mod watch;
 

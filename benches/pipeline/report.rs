@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::any_model::{OnnxRows, TenFeatures};
+use crate::any_model::TenFeatures;
 use crate::dashboard::DashboardRun;
 use crate::idle::IdleRow;
 use crate::instructions::InstructionsPerRecord;
@@ -313,7 +313,7 @@ pub fn print_table(f: &Figures) {
         ten_per_s / rate(records, t.full),
         ">= 0.90x salary",
     )]);
-    print_onnx_rows(&ten.onnx);
+    crate::report_onnx::print_onnx_rows(&ten.onnx);
     if let Some(r) = &f.registry {
         let (avro, json) = (rate(r.records, r.avro), rate(r.records, r.json));
         print_rows(&[(
@@ -335,55 +335,6 @@ pub fn print_table(f: &Figures) {
     print_latency_rows(&f.latency);
     print_screen_rows(f.frame_us, &f.dashboard);
     print_idle_rows(&f.idle);
-}
-
-/// The ONNX rows: records/s with output and commits on records of the ten-feature topic (at
-/// most 100,000), each against the ten-feature OLS fit on as many records in the same rounds.
-fn print_onnx_rows(onnx: &OnnxRows) {
-    let n = onnx.records;
-    let reference = rate(n, onnx.ols);
-    let reference_name = format!("score, 10-feature OLS on {n} records");
-    let mut rows = vec![(
-        reference_name.as_str(),
-        reference,
-        1.0,
-        "reference for the ONNX rows; all output + commits",
-    )];
-    rows.extend(onnx.models.iter().map(|(m, took)| {
-        (
-            m.name,
-            rate(n, *took),
-            rate(n, *took) / reference,
-            "reported",
-        )
-    }));
-    print_rows(&rows);
-}
-
-/// The ONNX rows' JSON fields: `onnx_records`, `score_onnx_ols_per_s`, and for each model
-/// `score_onnx_KEY_per_s` and `onnx_KEY_ratio` (to the OLS fit on the same records).
-fn onnx_figures(onnx: &OnnxRows) -> BTreeMap<String, serde_json::Value> {
-    let n = onnx.records;
-    let reference = rate(n, onnx.ols);
-    let mut figures = BTreeMap::from([
-        ("onnx_records".to_owned(), n.into()),
-        (
-            "score_onnx_ols_per_s".to_owned(),
-            (reference.round() as u64).into(),
-        ),
-    ]);
-    for (m, took) in &onnx.models {
-        let per_s = rate(n, *took);
-        figures.insert(
-            format!("score_onnx_{}_per_s", m.key),
-            (per_s.round() as u64).into(),
-        );
-        figures.insert(
-            format!("onnx_{}_ratio", m.key),
-            places(per_s / reference, 3).into(),
-        );
-    }
-    figures
 }
 
 /// The idle rows: CPU over the span in % of one core, the busiest threads, a dashboard's frames
@@ -678,7 +629,7 @@ fn results(f: Figures) -> Results {
         score_ten_features_per_s: whole(rate(f.ten_features.records, f.ten_features.full)),
         ten_features_ratio: ratio(rate(f.ten_features.records, f.ten_features.full) / per_s(full)),
         ten_features_record_bytes: places(f.ten_features.record_bytes, 1),
-        onnx: onnx_figures(&f.ten_features.onnx),
+        onnx: crate::report_onnx::onnx_figures(&f.ten_features.onnx),
         score_avro_per_s: f.registry.as_ref().map(|r| whole(rate(r.records, r.avro))),
         avro_ratio: f
             .registry

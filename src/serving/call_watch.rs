@@ -3,8 +3,9 @@
 //! librdkafka 2.12.1's `rd_kafka_send_offsets_to_transaction` waits for its reply with no
 //! timeout of its own, and the reply can never come: the request to the group coordinator waits
 //! for a broker state change that, once the coordinator's broker has been dropped from the
-//! cluster's metadata (a SIGKILLed node), never happens (librdkafka issues #5511, whose fix is
-//! not released, and #5456, the request's own timeout never checked). No call into librdkafka
+//! cluster's metadata (a SIGKILLed node) or has gone and come back (a lone broker restarted:
+//! now and then), never happens (librdkafka issues #5511, whose fix is not released, and #5456,
+//! the request's own timeout never checked). No call into librdkafka
 //! can end such a wait, so each transactional call runs on a thread of the watch's own while the
 //! scorer thread waits for it, at most its own timeout and [`MARGIN`], and once the scorer stops,
 //! at most until the stop's deadline ([`StopDeadline`]). A call that overruns either leaves the

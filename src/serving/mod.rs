@@ -25,6 +25,7 @@ pub mod group;
 pub mod offsets;
 pub mod probe;
 pub mod producer;
+mod producer_acks;
 pub mod scorer;
 pub mod scorer_records;
 pub mod scorer_report;

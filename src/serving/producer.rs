@@ -12,13 +12,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::Producer;
 
-use crate::kafka::delivery::{
-    deliver_one, BatchedDeliveries, Outgoing, PolledProducer, TopicBatcher,
-};
-use rdkafka::ClientContext;
+use crate::kafka::delivery::{Outgoing, PolledProducer, TopicBatcher};
 
+use super::producer_acks::{AckCounter, CountingContext};
 use super::synthetic::ModelEvents;
 use crate::engine::{now_ms, EngineEvent, ProducerStatus, Rate, SharedSink};
 use crate::kafka::config::KafkaOptions;
@@ -235,72 +233,6 @@ fn write_fixed(buf: &mut Vec<u8>, scaled: i64, places: u32) {
     let fraction = digits.format(magnitude % unit);
     buf.extend(std::iter::repeat_n(b'0', places as usize - fraction.len()));
     buf.extend_from_slice(fraction.as_bytes());
-}
-
-/// Counts failures. Acknowledgements are not reported one by one (librdkafka sends delivery
-/// reports for errors only): whatever left the out-queue without failing was acknowledged.
-#[derive(Default)]
-struct AckCounter {
-    failed: AtomicU64,
-    /// The first send the broker refused for want of a permission: the producer stops on it.
-    refused: std::sync::OnceLock<rdkafka::error::RDKafkaErrorCode>,
-}
-
-impl AckCounter {
-    /// Counts a failed event, noting a refusal for want of a permission; says whether it was one.
-    fn fail(&self, error: &KafkaError) -> bool {
-        self.failed.fetch_add(1, Ordering::Relaxed);
-        self.note_refusal(error)
-    }
-
-    /// Notes `error` if it is a refusal for want of a permission; says whether it was.
-    fn note_refusal(&self, error: &KafkaError) -> bool {
-        use rdkafka::error::RDKafkaErrorCode::{
-            ClusterAuthorizationFailed, TopicAuthorizationFailed,
-        };
-        match error.rdkafka_error_code() {
-            Some(code @ (TopicAuthorizationFailed | ClusterAuthorizationFailed)) => {
-                let _ = self.refused.set(code);
-                true
-            }
-            _ => false,
-        }
-    }
-}
-
-struct CountingContext {
-    counter: Arc<AckCounter>,
-    sink: SharedSink,
-    reasons: crate::engine::FailureReasons,
-}
-
-impl ClientContext for CountingContext {
-    // An idempotent producer whose principal may write no topic is refused its producer id
-    // (CLUSTER_AUTHORIZATION_FAILED, a fatal error) here, and its events may then fail only as
-    // "fatal": the refusal is noted from whichever comes first.
-    fn error(&self, error: KafkaError, reason: &str) {
-        tracing::debug!(%error, reason, "producer");
-        if !self.counter.note_refusal(&error) {
-            crate::engine::report_outage(self.sink.as_ref(), &error, reason);
-        }
-    }
-}
-
-impl ProducerContext for CountingContext {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, opaque: ()) {
-        deliver_one(self, result, opaque);
-    }
-}
-
-impl BatchedDeliveries for CountingContext {
-    fn delivered(&self, reports: &[((), Option<KafkaError>)]) {
-        for e in reports.iter().filter_map(|(_, error)| error.as_ref()) {
-            let _ = self.counter.fail(e);
-            self.reasons
-                .note(e, || "synthetic event not delivered".to_owned());
-        }
-    }
 }
 
 /// Why the producer failed.
@@ -551,10 +483,26 @@ impl ProducerRun {
                 return FLUSH_TIMEOUT;
             }
             if last_status.elapsed() >= STATUS_INTERVAL {
+                // Failed deliveries may say only "fatal".
+                if self.counter.failed.load(Ordering::Relaxed) > 0 && self.refused_as_fatal() {
+                    return FLUSH_TIMEOUT;
+                }
                 self.report();
                 last_status = Instant::now();
             }
         }
+    }
+
+    /// Whether the client's fatal error, if it has one, is a refusal for want of a permission
+    /// (then noted): a refused producer id fails every later event only as "fatal".
+    fn refused_as_fatal(&self) -> bool {
+        self.producer
+            .client()
+            .fatal_error()
+            .is_some_and(|(code, _)| {
+                self.counter
+                    .note_refusal(&KafkaError::MessageProduction(code))
+            })
     }
 
     /// Whether the count, if there is one, is sent.
@@ -642,7 +590,7 @@ impl ProducerRun {
             // batcher fills one partition at a time (batches of thousands, not dozens).
             for ((), e) in self.batcher.send(&self.events, &self.bounds) {
                 // A refusal stops the producer with one line; others are logged each.
-                if !self.counter.fail(&e) {
+                if !self.counter.fail(&e) && !self.refused_as_fatal() {
                     tracing::error!(error = %e, "produce");
                 }
             }
@@ -666,14 +614,7 @@ impl ProducerRun {
     /// error if events are still unacknowledged.
     fn finish(mut self, flush_within: Duration) -> Result<ProducerStatus, ProducerError> {
         let unflushed = self.producer.flush_within(flush_within);
-        // A refused producer id can fail the events as "fatal" before the refusal itself is
-        // heard: the client keeps the first fatal error and its code.
-        if let Some((code, _)) = self.producer.client().fatal_error() {
-            let _ = self
-                .counter
-                .note_refusal(&KafkaError::MessageProduction(code));
-        }
-        if self.counter.refused.get().is_some() {
+        if self.refused_as_fatal() || self.counter.refused.get().is_some() {
             let topic = &self.config.topic;
             return Err(ProducerError::Refused(
                 match self.config.kafka.sasl_user() {

@@ -219,9 +219,10 @@ impl Unfinished {
             "the next run scores them again (at-least-once: nothing is lost, some may repeat)";
         if self.exactly_once && !self.committed() {
             return format!(
-                "shutdown cut short ({how}): the open transaction was not committed; the broker \
-                 aborts it (at once when a run with the same --instance-id starts) and the next \
-                 run scores its records again: read_committed readers see each prediction once"
+                "shutdown cut short ({how}): what was scored since the last committed \
+                 transaction is not committed (a transaction left open is aborted by the broker, \
+                 at once when a run with the same --instance-id starts); the next run scores it \
+                 again, and read_committed readers see each prediction once"
             );
         }
         let left = match (self.unacknowledged(), self.committed()) {
@@ -424,9 +425,10 @@ mod tests {
         );
         assert_eq!(
             line(true, false),
-            "shutdown cut short (after 2 s): the open transaction was not committed; the broker \
-             aborts it (at once when a run with the same --instance-id starts) and the next run \
-             scores its records again: read_committed readers see each prediction once"
+            "shutdown cut short (after 2 s): what was scored since the last committed \
+             transaction is not committed (a transaction left open is aborted by the broker, at \
+             once when a run with the same --instance-id starts); the next run scores it again, \
+             and read_committed readers see each prediction once"
         );
         assert!(
             line(true, true).ends_with("while leaving the group: every offset was committed; the group rebalances once the session times out"),

@@ -92,15 +92,18 @@ impl Tmux {
         }
     }
 
-    /// Like `wait_for`, but only a screen that two captures 100 ms apart agree on: tmux 3.3
+    /// Like `wait_for`, but only a screen that three captures 100 ms apart agree on: tmux 3.3
     /// shows a frame while it is being written (it does not hold back synchronized output),
-    /// so one capture can pair the new top of the screen with the old bottom.
+    /// so one capture can pair the new top of the screen with the old bottom; a frame left half
+    /// written for 200 ms would take the dashboard stalled mid-write that long.
     pub fn wait_for_settled(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
         let mut last = String::new();
+        let mut same = 0;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let screen = self.screen();
-            if screen == last && ok(&screen) {
+            same = if screen == last { same + 1 } else { 0 };
+            if same >= 2 && ok(&screen) {
                 return screen;
             }
             assert!(
