@@ -41,12 +41,36 @@ fn take_terminal() -> DefaultTerminal {
     let restore_and_report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if std::thread::current().name() == Some("main") {
+            // A panic while a frame is drawn leaves its synchronized output open.
+            let _ = crossterm::execute!(
+                std::io::stdout(),
+                crossterm::terminal::EndSynchronizedUpdate
+            );
             restore_and_report(info);
         } else {
             tracing::error!(%info, "panic");
         }
     }));
     terminal
+}
+
+/// Draws one frame between the marks of synchronized output (DEC private mode 2026: begin
+/// before, end after), so that a terminal that honours them (kitty, WezTerm, iTerm2, foot,
+/// Windows Terminal, tmux 3.4 and later among them) shows each frame whole, never half written;
+/// one that does not ignores the mode.
+fn draw_whole<W: std::io::Write>(
+    terminal: &mut ratatui::Terminal<ratatui::backend::CrosstermBackend<W>>,
+    render: impl FnOnce(&mut ratatui::Frame),
+) -> std::io::Result<()> {
+    crossterm::queue!(
+        terminal.backend_mut(),
+        crossterm::terminal::BeginSynchronizedUpdate
+    )?;
+    terminal.draw(render)?;
+    crossterm::execute!(
+        terminal.backend_mut(),
+        crossterm::terminal::EndSynchronizedUpdate
+    )
 }
 
 /// Maps a key to a message.
@@ -513,7 +537,7 @@ impl View {
         self.last_drawn_ms = Some(now);
         self.dirty = false;
         let app = &self.app;
-        self.terminal.draw(|f| ui::render(f, app))?;
+        draw_whole(&mut self.terminal, |f| ui::render(f, app))?;
         self.frames_drawn += 1;
         Ok(())
     }
@@ -659,6 +683,53 @@ impl View {
                     return Some(cut_short(&format!("on {name}")));
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::backend::CrosstermBackend;
+    use ratatui::layout::Rect;
+    use ratatui::{Terminal, TerminalOptions, Viewport};
+    use std::sync::{Arc, Mutex};
+
+    /// What a terminal was sent.
+    #[derive(Clone, Default)]
+    struct Sent(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sent {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_frame_is_written_between_the_marks_of_synchronized_output() {
+        let sent = Sent::default();
+        let viewport = Viewport::Fixed(Rect::new(0, 0, 12, 2));
+        let mut terminal = Terminal::with_options(
+            CrosstermBackend::new(sent.clone()),
+            TerminalOptions { viewport },
+        )
+        .unwrap();
+        // Each frame writes only the cells that changed: the second, every one of them.
+        for text in ["salary", "STREAM"] {
+            sent.0.lock().unwrap().clear();
+            draw_whole(&mut terminal, |f| {
+                f.render_widget(ratatui::widgets::Paragraph::new(text), f.area());
+            })
+            .unwrap();
+            let written = String::from_utf8(sent.0.lock().unwrap().clone()).unwrap();
+            assert!(written.starts_with("\x1b[?2026h"), "{written:?}");
+            assert!(written.ends_with("\x1b[?2026l"), "{written:?}");
+            assert!(written.contains(text), "{written:?}");
+            assert_eq!(written.matches("\x1b[?2026").count(), 2, "{written:?}");
         }
     }
 }
