@@ -55,8 +55,8 @@ fn take_terminal() -> DefaultTerminal {
 }
 
 /// Draws one frame between the marks of synchronized output (DEC private mode 2026: begin
-/// before, end after), so that a terminal that honours them (kitty, WezTerm, iTerm2, foot,
-/// Windows Terminal, tmux 3.4 and later among them) shows each frame whole, never half written;
+/// before, end after), so that a terminal that honours them (iTerm2, WezTerm, foot, Windows
+/// Terminal and recent tmux among them) shows each frame whole, never half written;
 /// one that does not ignores the mode.
 fn draw_whole<W: std::io::Write>(
     terminal: &mut ratatui::Terminal<ratatui::backend::CrosstermBackend<W>>,
