@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::supervised::Supervised;
+use common::tmux::salary_rows;
 use common::{
     committed_id_counts, exact_prediction, exactly_once_each, json, run, scored, ApacheKafka, Child,
 };
@@ -461,31 +462,16 @@ fn apache_kafka_the_dashboard_in_tmux_scores_its_own_stream() {
         "",
         &format!("-b {} --produce --rate 100", kafka.address),
     );
-    // The event rows as (years, predicted) cells.
-    let rows = |s: &str| -> Vec<(f64, f64)> {
-        s.lines()
-            .map(|line| line.trim_start_matches('│').split_whitespace().collect())
-            .filter(|cells: &Vec<&str>| {
-                cells.len() >= 4 && cells[0].contains(':') && cells[1].contains('/')
-            })
-            .filter_map(|cells| {
-                Some((
-                    cells[2].trim_end_matches('*').parse().ok()?,
-                    cells[3].parse().ok()?,
-                ))
-            })
-            .collect()
-    };
-    t.wait_for("five scored events", |s| rows(s).len() >= 5);
+    t.wait_for("five scored events", |s| salary_rows(s).len() >= 5);
     // Read as the last frame left them, the producer stopped: a capture while events flow can
     // pair the left of a row being rewritten with the right of the one it replaces (tmux 3.3
     // shows a frame half written).
     t.keys(&["p"]);
     let screen = t.wait_for_settled("five events, the producer stopped", |s| {
-        s.contains("producer off") && rows(s).len() >= 5
+        s.contains("producer off") && salary_rows(s).len() >= 5
     });
     let mut checked = 0;
-    for (years, predicted) in rows(&screen) {
+    for (years, predicted) in salary_rows(&screen) {
         assert_eq!(
             format!("{predicted:.2}"),
             format!("{:.2}", exact_prediction(years)),

@@ -534,10 +534,7 @@ fn secure_kafka_the_dashboard_names_the_security_and_never_logs_the_password() {
         (140, 30),
     );
     let screen = t.wait_for("five scored events on screen", |s| {
-        s.lines()
-            .filter(|l| l.starts_with('│') && l.contains('/') && l.contains(':'))
-            .count()
-            >= 5
+        common::tmux::salary_rows(s).len() >= 5
     });
     assert!(
         screen.contains(&format!(

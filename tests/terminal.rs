@@ -3,26 +3,10 @@
 
 mod common;
 
-use common::tmux::{assert_restored, start_dashboard, start_dashboard_with, Tmux};
+use common::tmux::{assert_restored, salary_rows, start_dashboard, start_dashboard_with, Tmux};
 
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// `(years, predicted)` of each event row on the screen.
-fn event_rows(screen: &str) -> Vec<(f64, f64)> {
-    screen
-        .lines()
-        .filter_map(|line| {
-            let cells: Vec<&str> = line.trim_start_matches('│').split_whitespace().collect();
-            if cells.len() < 5 || !cells[0].contains(':') || !cells[1].contains('/') {
-                return None;
-            }
-            let years = cells[2].trim_end_matches('*').parse().ok()?;
-            let predicted = cells[3].parse().ok()?;
-            Some((years, predicted))
-        })
-        .collect()
-}
 
 /// The demo model's prediction for `years`, as a row shows it.
 fn exact_cell(years: f64) -> String {
@@ -45,7 +29,7 @@ fn press_p_see_predictions_press_q() {
         "{screen}"
     );
     t.keys(&["p"]);
-    let screen = t.wait_for("10 predictions", |s| event_rows(s).len() >= 10);
+    let screen = t.wait_for("10 predictions", |s| salary_rows(s).len() >= 10);
     assert!(screen.contains("producer ON 50/s"), "{screen}");
     // The rate as two captures agree on it: it moves once a second, and a capture can catch it
     // half rewritten (`100` going to `50` read as `500`).
@@ -61,9 +45,9 @@ fn press_p_see_predictions_press_q() {
     // 3.3 shows a frame half written).
     t.keys(&["p"]);
     let screen = t.wait_for_settled("10 predictions, the producer stopped", |s| {
-        s.contains("producer off") && event_rows(s).len() >= 10
+        s.contains("producer off") && salary_rows(s).len() >= 10
     });
-    for (years, predicted) in event_rows(&screen) {
+    for (years, predicted) in salary_rows(&screen) {
         let want = format!("{:.2}", 25792.20019866869 + 9449.962321455077 * years);
         assert_eq!(format!("{predicted:.2}"), want, "row for {years} years");
     }
@@ -230,7 +214,7 @@ fn a_broker_unreachable_from_the_start_is_shown_and_retried_until_it_comes() {
         s.contains(&format!("broker 127.0.0.1:{port} (up)"))
     });
     t.keys(&["p"]);
-    t.wait_for("predictions", |s| event_rows(s).len() >= 5);
+    t.wait_for("predictions", |s| salary_rows(s).len() >= 5);
     t.keys(&["q"]);
     assert_restored(&t);
 }
@@ -253,7 +237,7 @@ fn drive_at(size: (u16, u16)) {
     // At 80x24 the right column keeps throughput, accuracy and lag; latency goes first.
     let latency_shown = size.1 >= 30;
     t.wait_for("predictions, live accuracy, latency and lag in time", |s| {
-        event_rows(s).len() >= 5
+        salary_rows(s).len() >= 5
             && s.contains("RMSE ")
             && (s.contains("p99 ") || !latency_shown)
             && (s.contains(" s behind") || s.contains(" s)"))
@@ -262,9 +246,9 @@ fn drive_at(size: (u16, u16)) {
     // can show a row half rewritten); then on again.
     t.keys(&["p"]);
     let screen = t.wait_for_settled("5 predictions, the producer stopped", |s| {
-        s.contains("producer off") && event_rows(s).len() >= 5
+        s.contains("producer off") && salary_rows(s).len() >= 5
     });
-    for (years, predicted) in event_rows(&screen) {
+    for (years, predicted) in salary_rows(&screen) {
         assert_eq!(format!("{predicted:.2}"), exact_cell(years), "{screen}");
     }
     t.keys(&["p"]);

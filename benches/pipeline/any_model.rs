@@ -178,6 +178,37 @@ impl Scoring<'_> {
         a.extend_from_slice(&FETCH_WAIT);
         timed_on(self.broker.pid(), BIN, &a).wall
     }
+
+    /// Checks that `model` scores the topic's records rather than dead-letters them (a row that
+    /// timed dead letters would still exit 0): 1,000 of them, none bad, before any is timed.
+    fn check_scores(&self, name: &str, model: &str) {
+        let group = format!("bench-check-{name}-{}", self.run.pid);
+        let out = std::process::Command::new(BIN)
+            .args([
+                "score",
+                "-b",
+                &self.broker.address,
+                "-t",
+                self.topic,
+                "-g",
+                &group,
+            ])
+            .args([
+                "--quiet",
+                "--count",
+                "1000",
+                "--no-output",
+                "--model",
+                model,
+            ])
+            .output()
+            .expect("salary-stream score");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.contains("done: scored 1000  bad 0 "),
+            "{name} on the ten-feature records: {stderr}"
+        );
+    }
 }
 
 /// Imports tests/onnx's MLP, boosted trees and forest on data/diabetes.csv into `dir`, and times
@@ -200,6 +231,9 @@ fn onnx_rows(scoring: &Scoring<'_>, dir: &Path, ols: &str, records: u64) -> Onnx
             "import {onnx}: {}",
             String::from_utf8_lossy(&imported.stderr)
         );
+    }
+    for name in ["mlp", "gbr", "forest"] {
+        scoring.check_scores(name, &path(name));
     }
     let n = records.min(ONNX_RECORDS);
     eprintln!("scoring {n} ten-feature records with ONNX models ({ROUNDS} rounds) ...");

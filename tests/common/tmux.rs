@@ -207,3 +207,20 @@ pub fn assert_restored(t: &Tmux) {
         "dashboard gone:\n{screen}"
     );
 }
+
+/// `(years, predicted)` of each row of the demo's events table on `screen`: a row whose first
+/// cell is a time and second a partition/offset, with both numbers whole.
+pub fn salary_rows(screen: &str) -> Vec<(f64, f64)> {
+    screen
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.trim_start_matches('│').split_whitespace().collect();
+            if cells.len() < 4 || !cells[0].contains(':') || !cells[1].contains('/') {
+                return None;
+            }
+            let years = cells[2].trim_end_matches('*').parse().ok()?;
+            let predicted = cells[3].parse().ok()?;
+            Some((years, predicted))
+        })
+        .collect()
+}
