@@ -15,7 +15,7 @@ use salary_stream::serving::producer::{EventGenerator, Synthetic};
 
 use crate::cluster::{create_topic, Broker};
 use crate::consuming::kcat_to_end;
-use crate::measure::{median, timed, timed_lines, timed_on};
+use crate::measure::{median, run_to_end, timed, timed_lines, timed_on};
 use crate::{Run, BIN, FETCH_WAIT, ROUNDS, THROUGHPUT_PARTITIONS};
 
 /// Diabetes events at most: about 190 bytes each, so that 32 partitions of the embedded broker
@@ -86,22 +86,14 @@ const ONNX_MEASURES: [OnnxMeasure; 4] = [
 pub fn ten_features(run: &Run<'_>, dir: &Path) -> TenFeatures {
     let model = dir.join("diabetes.json");
     let model = model.to_str().expect("a UTF-8 temp dir");
-    let trained = std::process::Command::new(BIN)
-        .args([
-            "train",
-            "--data",
-            "data/diabetes.csv",
-            "--target",
-            "progression",
-        ])
-        .args(["--out", model])
-        .output()
-        .expect("salary-stream train");
-    assert!(
-        trained.status.success(),
-        "train: {}",
-        String::from_utf8_lossy(&trained.stderr)
-    );
+    let train = [
+        "train",
+        "--data",
+        "data/diabetes.csv",
+        "--target",
+        "progression",
+    ];
+    run_to_end(BIN, &[&train[..], &["--out", model]].concat());
     let artifact = Artifact::load(Path::new(model)).expect("the diabetes artifact");
     let n = run.records.min(MAX_RECORDS);
     let file = dir.join("diabetes.ndjson");
@@ -183,8 +175,9 @@ impl Scoring<'_> {
     /// timed dead letters would still exit 0): 1,000 of them, none bad, before any is timed.
     fn check_scores(&self, name: &str, model: &str) {
         let group = format!("bench-check-{name}-{}", self.run.pid);
-        let out = std::process::Command::new(BIN)
-            .args([
+        let stderr = run_to_end(
+            BIN,
+            &[
                 "score",
                 "-b",
                 &self.broker.address,
@@ -192,20 +185,16 @@ impl Scoring<'_> {
                 self.topic,
                 "-g",
                 &group,
-            ])
-            .args([
                 "--quiet",
                 "--count",
                 "1000",
                 "--no-output",
                 "--model",
                 model,
-            ])
-            .output()
-            .expect("salary-stream score");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+            ],
+        );
         assert!(
-            out.status.success() && stderr.contains("done: scored 1000  bad 0 "),
+            stderr.contains("done: scored 1000  bad 0 "),
             "{name} on the ten-feature records: {stderr}"
         );
     }
@@ -220,20 +209,13 @@ fn onnx_rows(scoring: &Scoring<'_>, dir: &Path, ols: &str, records: u64) -> Onnx
         path.to_str().expect("a UTF-8 temp dir").to_owned()
     };
     for name in ["mlp", "gbr", "forest"] {
-        let onnx = format!("tests/onnx/{name}.onnx");
-        let imported = std::process::Command::new(BIN)
-            .args(["import", &onnx, "--data", "data/diabetes.csv"])
-            .args(["--target", "progression", "--out", &path(name)])
-            .output()
-            .expect("salary-stream import");
-        assert!(
-            imported.status.success(),
-            "import {onnx}: {}",
-            String::from_utf8_lossy(&imported.stderr)
+        let (onnx, model) = (format!("tests/onnx/{name}.onnx"), path(name));
+        let data = ["--data", "data/diabetes.csv", "--target", "progression"];
+        run_to_end(
+            BIN,
+            &[&["import", &onnx][..], &data, &["--out", &model]].concat(),
         );
-    }
-    for name in ["mlp", "gbr", "forest"] {
-        scoring.check_scores(name, &path(name));
+        scoring.check_scores(name, &model);
     }
     let n = records.min(ONNX_RECORDS);
     eprintln!("scoring {n} ten-feature records with ONNX models ({ROUNDS} rounds) ...");

@@ -97,17 +97,21 @@ fn measured<T>(broker: Option<u32>, run: impl FnOnce() -> T) -> (Timed, T) {
 /// Runs a command to completion; returns its wall time (no CPU or broker figures).
 pub fn timed(program: &str, args: &[&str]) -> Duration {
     let started = Instant::now();
-    run_to_end(program, args);
+    let _ = run_to_end(program, args);
     started.elapsed()
 }
 
 /// Runs a command to completion, with the broker process `broker`; returns what it took.
 pub fn timed_on(broker: Option<u32>, program: &str, args: &[&str]) -> Timed {
-    measured(broker, || run_to_end(program, args)).0
+    measured(broker, || {
+        let _ = run_to_end(program, args);
+    })
+    .0
 }
 
-/// Runs a command to completion, its stdout dropped; panics with its stderr if it fails.
-fn run_to_end(program: &str, args: &[&str]) {
+/// Runs a command to completion, its stdout dropped; panics with its stderr if it fails, else
+/// returns it.
+pub fn run_to_end(program: &str, args: &[&str]) -> String {
     let out = Command::new(program)
         .args(args)
         .stdout(Stdio::null())
@@ -119,6 +123,7 @@ fn run_to_end(program: &str, args: &[&str]) {
         "{program} {args:?} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Runs a command to completion counting its stdout lines, with the broker process `broker`;
