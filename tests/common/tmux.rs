@@ -77,7 +77,9 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
-    pub fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    /// The first screen `ok` holds for, captured every 100 ms for up to 30 s; else the test
+    /// fails with the last one. `ok` sees every capture in turn.
+    pub fn wait_for(&self, what: &str, mut ok: impl FnMut(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let screen = self.screen();
@@ -99,20 +101,11 @@ impl Tmux {
     pub fn wait_for_settled(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
         let mut last = String::new();
         let mut same = 0;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let screen = self.screen();
+        self.wait_for(what, |screen| {
             same = if screen == last { same + 1 } else { 0 };
-            if same >= 2 && ok(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{screen}"
-            );
-            last = screen;
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            last = screen.to_owned();
+            same >= 2 && ok(screen)
+        })
     }
 
     /// The first figure `read` takes from the screen that the capture 100 ms before agrees with
@@ -126,22 +119,17 @@ impl Tmux {
         agree: impl Fn(T, T) -> bool,
     ) -> (String, T) {
         let mut before = None;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let screen = self.screen();
-            let now = read(&screen);
-            if let (Some(a), Some(b)) = (before, now) {
-                if agree(a, b) {
-                    return (screen, b);
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{screen}"
-            );
+        let mut agreed = None;
+        let screen = self.wait_for(what, |screen| {
+            let now = read(screen);
+            agreed = before
+                .zip(now)
+                .filter(|&(a, b)| agree(a, b))
+                .map(|(_, b)| b);
             before = now;
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            agreed.is_some()
+        });
+        (screen, agreed.expect("the wait ends on an agreed reading"))
     }
 }
 
