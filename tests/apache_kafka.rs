@@ -845,3 +845,88 @@ fn apache_kafka_a_dead_letter_larger_than_its_topic_takes_is_stored_cut() {
     );
     assert!(dead[0].headers["error"].starts_with("not JSON: "));
 }
+
+/// Predictions reach Apache Kafka in lz4 batches (its own DumpLogSegments reads the codec off
+/// the log), while `salary-stream broker`, librdkafka's mock cluster, is told apart and gets
+/// them uncompressed: it keeps the bytes as they come, so compressing them would only cost us.
+#[test]
+fn apache_kafka_gets_lz4_predictions_and_the_mock_cluster_is_told_apart() {
+    use salary_stream::kafka::config::KafkaOptions;
+    use salary_stream::kafka::mock_cluster;
+
+    let data = std::env::temp_dir().join(format!("salary-stream-codec-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let data_arg = data.to_str().unwrap().to_owned();
+    let kafka = ApacheKafka::start_with(&["--data", &data_arg], &[]);
+    let b = kafka.address.as_str();
+    let options = |bootstrap: &str| KafkaOptions {
+        bootstrap: bootstrap.to_owned(),
+        properties: vec![],
+        embedded: false,
+    };
+    assert!(!mock_cluster::serves(&options(b)), "Apache Kafka is real");
+    let (mock, mock_address) = common::broker_process(1);
+    assert!(mock_cluster::serves(&options(&mock_address)));
+    drop(mock);
+
+    let (code, _, stderr) = run(&["produce", "-b", b, "--count", "300", "--rate", "max"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = run(&["score", "-b", b, "--count", "300"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), 300, "{stderr}");
+    let logs: Vec<String> = walk(&data)
+        .into_iter()
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "log")
+                && p.parent()
+                    .and_then(|d| d.file_name())
+                    .is_some_and(|d| d.to_string_lossy().starts_with("salary-predictions-"))
+        })
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !logs.is_empty(),
+        "no log of salary-predictions under {data:?}"
+    );
+    let mut args = vec!["--files"];
+    let files = logs.join(",");
+    args.push(&files);
+    let dump = ApacheKafka::tool("kafka.tools.DumpLogSegments", &args, None);
+    let batches: Vec<&str> = dump
+        .lines()
+        .filter(|l| l.starts_with("baseOffset:"))
+        .collect();
+    assert!(!batches.is_empty(), "{dump}");
+    let records: usize = batches
+        .iter()
+        .map(|l| field(l, "count:").parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(records, 300, "{dump}");
+    for batch in &batches {
+        assert_eq!(field(batch, "compresscodec:"), "lz4", "{batch}");
+    }
+    drop(kafka);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// The word after `name` in a DumpLogSegments line (`... count: 7 ... compresscodec: lz4 ...`).
+fn field<'a>(line: &'a str, name: &str) -> &'a str {
+    let (_, rest) = line
+        .split_once(name)
+        .unwrap_or_else(|| panic!("{name} in {line}"));
+    rest.split_whitespace().next().unwrap_or_default()
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

@@ -1,7 +1,9 @@
 //! The full path with a model of ten features: scikit-learn's diabetes data (data/diabetes.csv)
 //! trained by `train`, its events drawn by the producer's own generator for that model (seed 1,
-//! labeled), `score --model` with output and commits on them. Its rate is compared with the
-//! salary model's full path of the same run: what serving a many-feature model costs.
+//! labeled), `score --model` with output and commits on them. Its reference is the salary
+//! model's full path on as many of the bench's salary records, on a broker of its own, the two
+//! alternating in the same rounds: what serving a many-feature model costs, with the start-up
+//! and group join of each run weighing the same on both.
 //!
 //! Then the ONNX models of tests/onnx (an MLP, gradient-boosted trees, a random forest, made by
 //! scripts/onnx-models from the same data), imported by `import`, scored on the same topic with
@@ -26,10 +28,12 @@ const MAX_RECORDS: u64 = 400_000;
 /// the scorer reads first): five measures of five rounds, each slower than the OLS fit's.
 const ONNX_RECORDS: u64 = 100_000;
 
-/// The ten-feature full path: the records it read and its median time.
+/// The ten-feature full path: the records it read and its median time, and the salary model's on
+/// as many records in the same rounds.
 pub struct TenFeatures {
     pub records: u64,
     pub full: Duration,
+    pub salary: Duration,
     /// The records' average size in bytes.
     pub record_bytes: f64,
     pub onnx: OnnxRows,
@@ -82,8 +86,9 @@ const ONNX_MEASURES: [OnnxMeasure; 4] = [
 ];
 
 /// Trains the diabetes model in `dir`, writes its events, produces them with kcat into a broker
-/// of their own, and times `score --model` on them `ROUNDS` times.
-pub fn ten_features(run: &Run<'_>, dir: &Path) -> TenFeatures {
+/// of their own, as many of `salary_records` (the bench's file) into another, and times `score
+/// --model` on the first and `score` on the second `ROUNDS` times, alternating.
+pub fn ten_features(run: &Run<'_>, dir: &Path, salary_records: &str) -> TenFeatures {
     let model = dir.join("diabetes.json");
     let model = model.to_str().expect("a UTF-8 temp dir");
     let train = [
@@ -109,39 +114,91 @@ pub fn ten_features(run: &Run<'_>, dir: &Path) -> TenFeatures {
     std::fs::write(&file, &text).expect("diabetes records");
     let record_bytes = text.len() as f64 / n as f64 - 1.0;
 
-    let broker = Broker::start(THROUGHPUT_PARTITIONS, run.external);
-    let k = broker.address.as_str();
-    let topic = match run.external {
-        None => salary_stream::engine::DEFAULT_INPUT_TOPIC.to_owned(),
-        Some(_) => {
-            let name = format!("bench-diabetes-{}", run.pid);
-            create_topic(k, &name, THROUGHPUT_PARTITIONS);
-            name
-        }
-    };
     let file = file.to_str().expect("a UTF-8 temp dir");
-    timed("kcat", &["-b", k, "-P", "-t", &topic, "-l", file]);
-    let (_, records) = timed_lines(broker.pid(), "kcat", &kcat_to_end(k, &topic));
-    eprintln!("scoring {records} ten-feature records ({ROUNDS} rounds) ...");
+    let (broker, topic) = topic_of(run, "diabetes", file);
+    let (_, records) = timed_lines(broker.pid(), "kcat", &kcat_to_end(&broker.address, &topic));
     let scoring = Scoring {
         run,
         broker: &broker,
         topic: &topic,
     };
-    let runs = (0..ROUNDS)
-        .map(|round| scoring.score(&format!("diabetes-{round}"), records, model, None))
-        .collect();
-    let full = median(runs);
+    let (full, salary) = {
+        let (salary_broker, salary_topic) = salary_topic(run, dir, salary_records, records);
+        let salary = Scoring {
+            run,
+            broker: &salary_broker,
+            topic: &salary_topic,
+        };
+        alternating(&scoring, &salary, records, model)
+    };
     let onnx = onnx_rows(&scoring, dir, model, records);
     TenFeatures {
         records,
         full,
+        salary,
         record_bytes,
         onnx,
     }
 }
 
-/// Where the ten-feature records are: the run, their broker and their topic.
+/// The first `records` of the bench's salary records (`salary_records`) in a broker of their own
+/// (it keeps them all: they are a third of the ten-feature records' bytes), and their topic.
+fn salary_topic(run: &Run<'_>, dir: &Path, salary_records: &str, records: u64) -> (Broker, String) {
+    let file = dir.join("salary-reference.ndjson");
+    let text = std::fs::read_to_string(salary_records).expect("the salary records");
+    let lines: Vec<&str> = text.lines().take(records as usize).collect();
+    std::fs::write(&file, lines.join("\n") + "\n").expect("salary reference records");
+    topic_of(
+        run,
+        "salary-reference",
+        file.to_str().expect("a UTF-8 temp dir"),
+    )
+}
+
+/// Times the ten-feature model `model` on `ten` and the salary model on `salary`, `records` of
+/// each, `ROUNDS` rounds, which goes first alternating; their medians.
+fn alternating(
+    ten: &Scoring<'_>,
+    salary: &Scoring<'_>,
+    records: u64,
+    model: &str,
+) -> (Duration, Duration) {
+    eprintln!("scoring {records} ten-feature and as many salary records ({ROUNDS} rounds) ...");
+    let (mut tens, mut salaries) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let timed_ten = || ten.score(&format!("diabetes-{round}"), records, Some(model), None);
+        let timed_salary = || salary.score(&format!("salary-{round}"), records, None, None);
+        if round % 2 == 0 {
+            tens.push(timed_ten());
+            salaries.push(timed_salary());
+        } else {
+            salaries.push(timed_salary());
+            tens.push(timed_ten());
+        }
+    }
+    (median(tens), median(salaries))
+}
+
+/// A broker of its own for the records of `file` (`salary-stream broker`, or a new topic `bench-NAME-PID`
+/// on the cluster the bench runs on), and their topic, the file produced into it by kcat.
+fn topic_of(run: &Run<'_>, name: &str, file: &str) -> (Broker, String) {
+    let broker = Broker::start(THROUGHPUT_PARTITIONS, run.external);
+    let topic = match run.external {
+        None => salary_stream::engine::DEFAULT_INPUT_TOPIC.to_owned(),
+        Some(_) => {
+            let topic = format!("bench-{name}-{}", run.pid);
+            create_topic(&broker.address, &topic, THROUGHPUT_PARTITIONS);
+            topic
+        }
+    };
+    timed(
+        "kcat",
+        &["-b", &broker.address, "-P", "-t", &topic, "-l", file],
+    );
+    (broker, topic)
+}
+
+/// Where the records are: the run, their broker and their topic.
 struct Scoring<'a> {
     run: &'a Run<'a>,
     broker: &'a Broker,
@@ -149,17 +206,25 @@ struct Scoring<'a> {
 }
 
 impl Scoring<'_> {
-    /// Times `score --model MODEL [--challenger C]` with output and commits on `records` records
-    /// of the topic, in a new group (`name` makes it and the output topic unique).
-    fn score(&self, name: &str, records: u64, model: &str, challenger: Option<&str>) -> Duration {
+    /// Times `score [--model MODEL] [--challenger C]` with output and commits on `records`
+    /// records of the topic, in a new group (`name` makes it and the output topic unique).
+    fn score(
+        &self,
+        name: &str,
+        records: u64,
+        model: Option<&str>,
+        challenger: Option<&str>,
+    ) -> Duration {
         let (k, pid) = (self.broker.address.as_str(), self.run.pid);
         let group = format!("bench-{name}-{pid}");
         let output = format!("bench-{name}-predictions-{pid}");
         let count = records.to_string();
         let mut a = vec![
             "score", "-b", k, "-t", self.topic, "-g", &group, "--quiet", "--count", &count,
-            "--model", model,
         ];
+        if let Some(m) = model {
+            a.extend_from_slice(&["--model", m]);
+        }
         if let Some(c) = challenger {
             a.extend_from_slice(&["--challenger", c]);
         }
@@ -226,10 +291,10 @@ fn onnx_rows(scoring: &Scoring<'_>, dir: &Path, ols: &str, records: u64) -> Onnx
         for i in (0..measures).map(|i| (i + round) % measures) {
             let name = format!("onnx-{i}-{round}");
             times[i].push(match i.checked_sub(1).map(|m| &ONNX_MEASURES[m]) {
-                None => scoring.score(&name, n, ols, None),
+                None => scoring.score(&name, n, Some(ols), None),
                 Some(m) => {
                     let challenger = m.challenger.map(path);
-                    scoring.score(&name, n, &path(m.model), challenger.as_deref())
+                    scoring.score(&name, n, Some(&path(m.model)), challenger.as_deref())
                 }
             });
         }

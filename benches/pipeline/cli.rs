@@ -42,6 +42,10 @@ pub struct Args {
     /// minutes) and prints its rows.
     #[arg(long)]
     pub idle: bool,
+    /// Runs only the ten-feature and ONNX rows (the any-model part, on `salary-stream broker`
+    /// processes, or with --apache-kafka or --brokers on that cluster) and prints them.
+    #[arg(long)]
+    pub any_model: bool,
     /// Runs only the latency part (a warm-up measure, then 1,000 and 10,000 events/s; with
     /// --apache-kafka or --brokers on that cluster) and prints its rows.
     #[arg(long)]

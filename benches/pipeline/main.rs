@@ -132,11 +132,18 @@ fn main() {
         secure: cluster.secure(),
         pid,
     };
+    if args.any_model {
+        eprintln!("{}", cluster.text);
+        report::print_ten_feature_rows(&any_model::ten_features(&run, &dir, &file));
+        cluster.stop_apache_kafka();
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     let produced = producing::producing(&run, &file);
     let (kcat_broker, topic) = &produced.kept;
     let consumed = consuming::consuming(&run, kcat_broker, topic, args.eos);
     let throughput = Throughput::new(&run, produced, consumed);
-    let ten_features = any_model::ten_features(&run, &dir);
+    let ten_features = any_model::ten_features(&run, &dir, &file);
     let registry = registry::registry_path(&run, &dir);
     let latency = latency::latencies(cluster.external());
     // The rest uses no broker of the bench's: Kafka's cores are free again.

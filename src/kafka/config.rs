@@ -146,10 +146,12 @@ impl KafkaOptions {
     /// a prediction is some 190 bytes that repeat the event's fields and the model's name, and
     /// Apache Kafka's work per record is set by the bytes it validates and writes (on Apache
     /// Kafka 4.1 lz4 cut the broker's CPU for the full path by half and its wall time by a
-    /// quarter, at no measurable cost to ours: BENCHMARKS.md, issue 26). The embedded broker
-    /// keeps the bytes as they come, so there compression would only cost our own CPU.
-    pub fn output_compression(&self) -> &'static str {
-        if self.embedded {
+    /// quarter, at no measurable cost to ours: BENCHMARKS.md, issue 26). librdkafka's mock
+    /// cluster (`mock_cluster`: the embedded broker, or `salary-stream broker`, see
+    /// [`super::mock_cluster`]) keeps the bytes as they come, so there compression would only
+    /// cost our own CPU.
+    pub fn output_compression(&self, mock_cluster: bool) -> &'static str {
+        if mock_cluster {
             "none"
         } else {
             "lz4"
@@ -327,12 +329,11 @@ mod tests {
         let mut opts = KafkaOptions {
             bootstrap: "127.0.0.1:9092".into(),
             properties: vec![],
-            embedded: true,
+            embedded: false,
         };
-        assert_eq!(opts.output_compression(), "none");
-        opts.embedded = false;
-        assert_eq!(opts.output_compression(), "lz4");
-        let defaults = [("compression.type", opts.output_compression())];
+        assert_eq!(opts.output_compression(true), "none", "the mock cluster");
+        assert_eq!(opts.output_compression(false), "lz4");
+        let defaults = [("compression.type", opts.output_compression(false))];
         assert_eq!(
             opts.client_config(&defaults).get("compression.type"),
             Some("lz4")

@@ -48,7 +48,9 @@ pub fn wrong_address(kafka: &KafkaOptions) -> Option<String> {
 
 /// The first address of `bootstrap` as given, its host and where it resolves; `Err` with the line
 /// for a host that does not resolve.
-fn first_address(bootstrap: &str) -> Option<Result<(String, String, SocketAddr), String>> {
+pub(super) fn first_address(
+    bootstrap: &str,
+) -> Option<Result<(String, String, SocketAddr), String>> {
     let first = bootstrap.split(',').next()?.trim();
     let first = first
         .split_once("://")

@@ -216,6 +216,7 @@ impl Clients {
         let producer = ScoringProducer::create(
             &config.kafka.client_config(&producer_defaults(
                 &config.kafka,
+                mock_cluster(&config.kafka),
                 config.exactly_once.as_ref().map(|(id, _)| id.as_str()),
             )),
             DeliveryContext::new(tracker.clone(), failures.clone()),
@@ -255,16 +256,26 @@ impl Clients {
     }
 }
 
-/// The producer's defaults for the scorer (`-X` wins over them), exactly-once with its
-/// `transactional_id`.
+/// Whether the scorer writes to librdkafka's mock cluster, which is asked only when the user
+/// chose no compression (what `-X` says wins over the default either way).
+fn mock_cluster(kafka: &KafkaOptions) -> bool {
+    let chosen = ["compression.type", "compression.codec"]
+        .iter()
+        .any(|key| kafka.property(key).is_some());
+    !chosen && crate::kafka::mock_cluster::serves(kafka)
+}
+
+/// The producer's defaults for the scorer (`-X` wins over them) on a real broker or on
+/// librdkafka's `mock_cluster`, exactly-once with its `transactional_id`.
 fn producer_defaults<'a>(
     kafka: &KafkaOptions,
+    mock_cluster: bool,
     transactional_id: Option<&'a str>,
 ) -> Vec<(&'static str, &'a str)> {
     let mut producer_defaults = vec![
         ("linger.ms", "5"),
         ("batch.size", kafka.producer_batch_bytes()),
-        ("compression.type", kafka.output_compression()),
+        ("compression.type", kafka.output_compression(mock_cluster)),
         // A prediction the broker took but whose acknowledgement was lost is resent once, not
         // written twice, and a partition's predictions keep their order through retries (as
         // `produce` does, issue 27). Measured on Apache Kafka: no cost to the full path's rate.
@@ -423,14 +434,14 @@ mod tests {
     #[test]
     fn predictions_are_written_idempotently_compressed_for_a_real_broker() {
         let real = options(false);
-        let config = real.client_config(&producer_defaults(&real, None));
+        let config = real.client_config(&producer_defaults(&real, false, None));
         assert_eq!(config.get("enable.idempotence"), Some("true"));
         assert_eq!(config.get("compression.type"), Some("lz4"));
         assert_eq!(config.get("linger.ms"), Some("5"));
         assert_eq!(config.get("batch.size"), Some("1000000"));
         assert_eq!(config.get("transactional.id"), None);
         let embedded = options(true);
-        let config = embedded.client_config(&producer_defaults(&embedded, Some("scorer-1")));
+        let config = embedded.client_config(&producer_defaults(&embedded, true, Some("scorer-1")));
         assert_eq!(config.get("enable.idempotence"), Some("true"));
         assert_eq!(config.get("compression.type"), Some("none"));
         assert_eq!(
@@ -443,7 +454,14 @@ mod tests {
             properties: vec![("enable.idempotence".into(), "false".into())],
             ..options(false)
         };
-        let config = mine.client_config(&producer_defaults(&mine, None));
+        let config = mine.client_config(&producer_defaults(&mine, false, None));
+        assert!(
+            !mock_cluster(&KafkaOptions {
+                properties: vec![("compression.codec".into(), "none".into())],
+                ..options(true)
+            }),
+            "not asked when -X chose"
+        );
         assert_eq!(config.get("enable.idempotence"), Some("false"), "-X wins");
     }
 }
