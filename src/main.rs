@@ -279,8 +279,15 @@ fn predict(args: &PredictArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Rows an ONNX model is run on at once by `predict --model`: what a poll batch of the scorer
+/// gives it at most, for the same gain (tract's cost a run, not a row, was most of an MLP's).
+const PREDICT_BATCH: usize = 256;
+
 /// One prediction a line for the JSON events on stdin, one a line; the first that cannot be
-/// scored ends it, named by its line.
+/// scored ends it, named by its line, after the predictions of the lines before it. An ONNX model
+/// is run on the lines already read, up to [`PREDICT_BATCH`] at once; before any read that may
+/// wait, what was read is predicted and written out, so a line typed or piped slowly is answered
+/// at once.
 fn predict_events(artifact: &Artifact) -> anyhow::Result<()> {
     use std::io::{BufRead, Write};
     let stdin = std::io::stdin();
@@ -296,26 +303,46 @@ fn predict_events(artifact: &Artifact) -> anyhow::Result<()> {
         );
     }
     let predictor = model::Predictor::from(artifact);
+    let batch = if predictor.runs_batches() {
+        PREDICT_BATCH
+    } else {
+        1
+    };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut input = std::io::BufReader::with_capacity(1 << 16, stdin.lock());
+    // The rows read and not yet predicted, with their line numbers.
+    let mut pending: Vec<(usize, Vec<f64>)> = Vec::with_capacity(batch);
     let mut scored = || -> anyhow::Result<()> {
-        for (i, line) in stdin.lock().lines().enumerate() {
-            let n = i + 1;
-            let line = line.map_err(|e| anyhow::anyhow!("stdin:{n}: {e}"))?;
-            if line.trim().is_empty() {
+        let mut line = String::new();
+        for n in 1.. {
+            let waits = !input.buffer().contains(&b'\n');
+            if pending.len() >= batch || (waits && !pending.is_empty()) {
+                write_predictions(&predictor, &mut pending, &mut out)?;
+            }
+            if waits {
+                out.flush()?;
+            }
+            line.clear();
+            let read = input
+                .read_line(&mut line)
+                .map_err(|e| anyhow::anyhow!("stdin:{n}: {e}"))?;
+            if read == 0 {
+                break;
+            }
+            let text = line.strip_suffix('\n').unwrap_or(&line);
+            let text = text.strip_suffix('\r').unwrap_or(text);
+            if text.trim().is_empty() {
                 continue;
             }
-            let event: serde_json::Value = serde_json::from_str(&line)
-                .map_err(|e| anyhow::anyhow!("stdin:{n}: not JSON: {e}"))?;
-            let row = artifact
-                .feature_values(&event)
-                .map_err(|e| anyhow::anyhow!("stdin:{n}: {e}"))?;
-            let p = predictor.predict(&row);
-            if !p.is_finite() {
-                anyhow::bail!("stdin:{n}: the prediction is not finite");
+            match event_row(artifact, text) {
+                Ok(row) => pending.push((n, row)),
+                Err(e) => {
+                    write_predictions(&predictor, &mut pending, &mut out)?;
+                    anyhow::bail!("stdin:{n}: {e}");
+                }
             }
-            writeln!(out, "{p}")?;
         }
-        Ok(())
+        write_predictions(&predictor, &mut pending, &mut out)
     };
     let result = scored().and_then(|()| out.flush().map_err(anyhow::Error::from));
     let _ = out.flush();
@@ -329,4 +356,30 @@ fn predict_events(artifact: &Artifact) -> anyhow::Result<()> {
         }
         other => other,
     }
+}
+
+/// The feature row of one JSON event line, or why it has none.
+fn event_row(artifact: &Artifact, line: &str) -> Result<Vec<f64>, String> {
+    let event: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    artifact.feature_values(&event).map_err(|e| e.to_string())
+}
+
+/// Predicts the `pending` rows (at once for an ONNX model) and writes one line each, in order;
+/// a prediction that is not finite ends it, named by its line, after the ones before it.
+fn write_predictions(
+    predictor: &model::Predictor,
+    pending: &mut Vec<(usize, Vec<f64>)>,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    let rows: Vec<&[f64]> = pending.iter().map(|(_, row)| row.as_slice()).collect();
+    let predictions = predictor.predict_rows(&rows);
+    for ((n, _), p) in pending.iter().zip(predictions) {
+        if !p.is_finite() {
+            anyhow::bail!("stdin:{n}: the prediction is not finite");
+        }
+        writeln!(out, "{p}")?;
+    }
+    pending.clear();
+    Ok(())
 }

@@ -910,3 +910,81 @@ fn a_poll_batch_scored_together_writes_what_each_record_scores_alone() {
         ]
     );
 }
+
+/// `predict --model` runs an ONNX model on the lines it has read, up to 256 at once: 600 lines
+/// (the first 50 rows twelve times) give each line what a run of its row alone gives, to the bit,
+/// and a bad line ends it after the predictions of every line before it.
+#[test]
+fn predict_runs_an_onnx_model_on_the_lines_read_and_answers_each_as_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("mlp.json");
+    assert_eq!(import("mlp", &out).0, 0);
+    let artifact = Artifact::load(&out).expect("loads");
+    let predictor = Predictor::from(&artifact);
+    let rows = events(50);
+    let input: Vec<&str> = rows.lines().cycle().take(600).collect();
+    let alone: Vec<String> = input
+        .iter()
+        .map(|line| {
+            let event: Value = serde_json::from_str(line).unwrap();
+            let row = artifact.feature_values(&event).unwrap();
+            predictor.predict(&row).to_string()
+        })
+        .collect();
+    let model = out.to_str().unwrap();
+    let (code, stdout, stderr) = run(&["predict", "--model", model], &input.join("\n"));
+    assert_eq!((code, stderr.as_str()), (0, ""));
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), alone);
+    let predicted: Vec<f64> = stdout
+        .lines()
+        .take(50)
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_as_onnxruntime("mlp", &predicted, &reference("mlp").predictions);
+
+    let mut bad = input.clone();
+    let missing = input[299].replace("\"bmi\":", "\"BMI\":");
+    bad[299] = &missing;
+    let (code, stdout, stderr) = run(&["predict", "--model", model], &bad.join("\n"));
+    assert_eq!(code, 1);
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), alone[..299]);
+    assert_eq!(stderr, "salary-stream: stdin:300: missing field bmi\n");
+}
+
+/// A line given to `predict --model` is answered before the next one comes: what was read is
+/// predicted and written out before any read that may wait (a person typing, a slow pipe).
+#[test]
+fn predict_answers_each_line_before_the_next_arrives() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("gbr.json");
+    assert_eq!(import("gbr", &out).0, 0);
+    let mut child = Command::new(common::bin())
+        .args(["predict", "--model", out.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("predict");
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let rows = events(3);
+    let want = reference("gbr").predictions;
+    for (i, row) in rows.lines().enumerate() {
+        writeln!(stdin, "{row}").unwrap();
+        stdin.flush().unwrap();
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("line {} unanswered while stdin stays open: {e}", i + 1));
+        let p: f64 = line.parse().unwrap();
+        assert_as_onnxruntime("gbr", &[p], &want[i..=i]);
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
