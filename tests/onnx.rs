@@ -309,6 +309,16 @@ fn import(name: &str, out: &Path) -> (i32, String, String) {
     run(&args, "")
 }
 
+/// tests/onnx's NAME.onnx imported on data/diabetes.csv into a fresh directory, as NAME.json;
+/// the directory (removed when dropped) and the artifact's path.
+fn imported(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join(format!("{name}.json"));
+    let (code, _, stderr) = import(name, &out);
+    assert_eq!(code, 0, "import {name}: {stderr}");
+    (dir, out)
+}
+
 /// The first `n` rows of data/diabetes.csv as JSON events, each number as the file writes it.
 fn events(n: usize) -> String {
     let csv = std::fs::read_to_string(common::root().join("data/diabetes.csv")).expect("data");
@@ -398,9 +408,7 @@ fn imported_models_predict_from_json_events_as_onnxruntime_does() {
 
 #[test]
 fn an_imported_artifact_records_the_model_and_the_data_and_serves_once_loaded() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("gbr.json");
-    assert_eq!(import("gbr", &out).0, 0);
+    let (dir, out) = imported("gbr");
     let a = Artifact::load(&out).expect("loads");
     let ModelKind::Onnx(m) = &a.kind else {
         panic!("{:?}", a.kind)
@@ -468,9 +476,7 @@ fn an_imported_artifact_records_the_model_and_the_data_and_serves_once_loaded() 
 
 #[test]
 fn the_linear_model_imported_fits_as_well_as_least_squares_on_the_same_data() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("linear.json");
-    assert_eq!(import("linear", &out).0, 0);
+    let (_dir, out) = imported("linear");
     let imported = Artifact::load(&out).expect("loads");
     let spec = TrainSpec {
         target: Some("progression".parse::<ColumnChoice>().unwrap()),
@@ -571,9 +577,7 @@ fn a_model_nothing_here_serves_is_refused_at_import_in_one_line() {
 
 #[test]
 fn an_onnx_file_changed_since_its_import_is_refused_at_load() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("mlp.json");
-    assert_eq!(import("mlp", &out).0, 0);
+    let (dir, out) = imported("mlp");
     let onnx = dir.path().join("mlp.onnx");
     let mut bytes = std::fs::read(&onnx).unwrap();
     bytes.push(0);
@@ -606,9 +610,7 @@ fn an_onnx_file_changed_since_its_import_is_refused_at_load() {
 
 #[test]
 fn every_command_refuses_an_onnx_model_changed_since_its_import_at_start() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("gbr.json");
-    assert_eq!(import("gbr", &out).0, 0);
+    let (dir, out) = imported("gbr");
     let onnx = dir.path().join("gbr.onnx");
     let mut bytes = std::fs::read(&onnx).unwrap();
     bytes.push(0);
@@ -916,9 +918,7 @@ fn a_poll_batch_scored_together_writes_what_each_record_scores_alone() {
 /// and a bad line ends it after the predictions of every line before it.
 #[test]
 fn predict_runs_an_onnx_model_on_the_lines_read_and_answers_each_as_alone() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("mlp.json");
-    assert_eq!(import("mlp", &out).0, 0);
+    let (_dir, out) = imported("mlp");
     let artifact = Artifact::load(&out).expect("loads");
     let predictor = Predictor::from(&artifact);
     let rows = events(50);
@@ -956,9 +956,7 @@ fn predict_runs_an_onnx_model_on_the_lines_read_and_answers_each_as_alone() {
 #[test]
 fn predict_answers_each_line_before_the_next_arrives() {
     use std::io::BufRead;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("gbr.json");
-    assert_eq!(import("gbr", &out).0, 0);
+    let (_dir, out) = imported("gbr");
     let mut child = Command::new(common::bin())
         .args(["predict", "--model", out.to_str().unwrap()])
         .stdin(Stdio::piped())
@@ -987,4 +985,82 @@ fn predict_answers_each_line_before_the_next_arrives() {
     }
     drop(stdin);
     assert!(child.wait().unwrap().success());
+}
+
+/// A backtest's scoreboard runs an ONNX model 256 records at a time, and its figures are those
+/// of each record run alone: 600 labeled diabetes events on two partitions, the MLP against the
+/// ten-feature OLS fit, each model's records, labeled count, MAE, RMSE, R² and wins exact.
+#[test]
+fn a_backtest_runs_onnx_models_in_batches_with_the_figures_of_rows_alone() {
+    use salary_stream::observe::quality::Accuracy;
+    use salary_stream::serving::backtest::Scoreboard;
+
+    let (_dir, out) = imported("mlp");
+    let mlp = Artifact::load(&out).expect("loads");
+    let csv = common::root().join("data/diabetes.csv");
+    let spec = TrainSpec {
+        target: Some("progression".parse::<ColumnChoice>().unwrap()),
+        features: vec![],
+    };
+    let ols = model::train(&csv, &spec).expect("trains").artifact;
+    let models = [Predictor::from(&mlp), Predictor::from(&ols)];
+    let shape = salary_stream::serving::scoring::event_shape(&mlp).unwrap();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|c| c.parse().unwrap()).collect())
+        .collect();
+    let label_at = header.iter().position(|h| *h == "progression").unwrap();
+    // 600 events: the CSV's rows in turn, on partitions 0 and 1 alternately.
+    let events: Vec<(i32, Vec<f64>, f64, String)> = (0..600)
+        .map(|i| {
+            let row = &rows[i % rows.len()];
+            let fields: Vec<String> = header
+                .iter()
+                .zip(row)
+                .map(|(h, v)| format!("\"{h}\":{v}"))
+                .collect();
+            let features: Vec<f64> = (0..row.len())
+                .filter(|&j| j != label_at)
+                .map(|j| row[j])
+                .collect();
+            let json = format!("{{{}}}", fields.join(","));
+            ((i % 2) as i32, features, row[label_at], json)
+        })
+        .collect();
+    let mut board = Scoreboard::new(models.to_vec(), shape);
+    for (partition, _, _, json) in &events {
+        board.observe(*partition, Some(json.as_bytes()));
+    }
+    assert_eq!(board.counts(), (600, 0));
+    let figures = board.figures();
+
+    // Row by row, in the board's order: partition 0's events, then partition 1's.
+    let mut ordered: Vec<&(i32, Vec<f64>, f64, String)> = events.iter().collect();
+    ordered.sort_by_key(|e| e.0);
+    let alone: Vec<Vec<f64>> = models
+        .iter()
+        .map(|m| ordered.iter().map(|e| m.predict(&e.1)).collect())
+        .collect();
+    let mut wins = [0u64; 2];
+    for (i, e) in ordered.iter().enumerate() {
+        let (a, b) = ((e.2 - alone[0][i]).abs(), (e.2 - alone[1][i]).abs());
+        if a < b {
+            wins[0] += 1;
+        } else if b < a {
+            wins[1] += 1;
+        }
+    }
+    for (m, f) in figures.iter().enumerate() {
+        let accuracy = Accuracy::of(ordered.iter().zip(&alone[m]).map(|(e, &p)| (e.2, p))).unwrap();
+        assert_eq!(f.version, models[m].version);
+        assert_eq!((f.records, f.labeled, f.wins), (600, 600, wins[m]), "{m}");
+        assert_eq!(
+            (f.mae, f.rmse, f.r2),
+            (Some(accuracy.mae), Some(accuracy.rmse), Some(accuracy.r2)),
+            "{m}"
+        );
+    }
+    assert!(wins[0] > 0 && wins[1] > 0, "{wins:?}");
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use salary_stream::model::Artifact;
 use salary_stream::serving::producer::{EventGenerator, Synthetic};
 
-use crate::cluster::{create_topic, Broker};
+use crate::cluster::{create_topic, fresh_topic, Broker};
 use crate::consuming::kcat_to_end;
 use crate::measure::{median, run_to_end, timed, timed_lines, timed_on};
 use crate::{Run, BIN, FETCH_WAIT, ROUNDS, THROUGHPUT_PARTITIONS};
@@ -182,15 +182,7 @@ fn alternating(
 /// A broker of its own for the records of `file` (`salary-stream broker`, or a new topic `bench-NAME-PID`
 /// on the cluster the bench runs on), and their topic, the file produced into it by kcat.
 fn topic_of(run: &Run<'_>, name: &str, file: &str) -> (Broker, String) {
-    let broker = Broker::start(THROUGHPUT_PARTITIONS, run.external);
-    let topic = match run.external {
-        None => salary_stream::engine::DEFAULT_INPUT_TOPIC.to_owned(),
-        Some(_) => {
-            let topic = format!("bench-{name}-{}", run.pid);
-            create_topic(&broker.address, &topic, THROUGHPUT_PARTITIONS);
-            topic
-        }
-    };
+    let (broker, topic) = fresh_topic(run.external, name, run.pid);
     timed(
         "kcat",
         &["-b", &broker.address, "-P", "-t", &topic, "-l", file],

@@ -57,6 +57,22 @@ impl Drop for Broker {
     }
 }
 
+/// Where a part writes records of its own: a fresh `salary-stream broker` of
+/// `THROUGHPUT_PARTITIONS` (its default input topic), or a fresh topic `bench-NAME-PID` of as many
+/// partitions on the cluster `external`.
+pub fn fresh_topic(external: Option<&str>, name: &str, pid: u32) -> (Broker, String) {
+    let broker = Broker::start(THROUGHPUT_PARTITIONS, external);
+    let topic = match external {
+        None => salary_stream::engine::DEFAULT_INPUT_TOPIC.to_owned(),
+        Some(_) => {
+            let topic = format!("bench-{name}-{pid}");
+            create_topic(&broker.address, &topic, THROUGHPUT_PARTITIONS);
+            topic
+        }
+    };
+    (broker, topic)
+}
+
 /// Creates `topic` with `partitions` (the broker's default replication) unless it exists, and
 /// waits until each of its partitions has a leader, so no producer or consumer timed later
 /// waits for it. Used on a real cluster only: a fresh `salary-stream broker` has its topics.

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use crate::cluster::{create_topic, Broker};
+use crate::cluster::{fresh_topic, Broker};
 use crate::measure::{timed_on, Timed};
-use crate::{Run, BIN, ROUNDS, THROUGHPUT_PARTITIONS};
+use crate::{Run, BIN, ROUNDS};
 
 /// The producing part: each tool's runs, and the last round's kcat broker and topic, kept for
 /// the consuming part.
@@ -17,19 +17,9 @@ pub struct Produced {
     pub kept: (Broker, String),
 }
 
-/// Where one tool produces in one round: a fresh `salary-stream broker` (its default topic),
-/// or a fresh topic of 32 partitions on the cluster.
+/// Where one tool produces in one round: a fresh broker or topic (`cluster::fresh_topic`).
 fn fresh(run: &Run<'_>, tool: &str, round: usize) -> (Broker, String) {
-    let broker = Broker::start(THROUGHPUT_PARTITIONS, run.external);
-    let topic = match run.external {
-        None => salary_stream::engine::DEFAULT_INPUT_TOPIC.to_owned(),
-        Some(_) => {
-            let name = format!("bench-{tool}-{round}-{}", run.pid);
-            create_topic(&broker.address, &name, THROUGHPUT_PARTITIONS);
-            name
-        }
-    };
-    (broker, topic)
+    fresh_topic(run.external, &format!("{tool}-{round}"), run.pid)
 }
 
 /// kcat -P, `produce --rate max` and (with Kafka's tools) ProducerPerformance, each into a fresh

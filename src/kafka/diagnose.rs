@@ -176,17 +176,27 @@ pub fn missing_transaction_apis(kafka: &KafkaOptions) -> Option<Vec<&'static str
 }
 
 /// The API keys a broker serves, from its ApiVersions v0 answer on `stream`.
-fn api_keys(mut stream: impl Read + Write) -> Option<Vec<i16>> {
-    stream.write_all(&api_versions_request()).ok()?;
+fn api_keys(stream: impl Read + Write) -> Option<Vec<i16>> {
+    parse_api_versions(&answer(stream, &api_versions_request(), 10)?)
+}
+
+/// Sends `request` on `stream` and reads the answer's body (after its size), which must be
+/// `min_size` bytes to 1 MB; `None` when the broker hangs up, is silent or says something else.
+pub(super) fn answer(
+    mut stream: impl Read + Write,
+    request: &[u8],
+    min_size: usize,
+) -> Option<Vec<u8>> {
+    stream.write_all(request).ok()?;
     let mut size = [0u8; 4];
     stream.read_exact(&mut size).ok()?;
     let size = usize::try_from(i32::from_be_bytes(size)).ok()?;
-    if !(10..=1 << 20).contains(&size) {
+    if !(min_size..=1 << 20).contains(&size) {
         return None;
     }
     let mut body = vec![0u8; size];
     stream.read_exact(&mut body).ok()?;
-    parse_api_versions(&body)
+    Some(body)
 }
 
 /// The API keys of an ApiVersions v0 response body (after its size): correlation id, error
@@ -285,15 +295,21 @@ fn broker_address(reason: &str) -> Option<String> {
 /// The client id ends in a line break, so that a line-based server (HTTP) answers it too, where
 /// it would otherwise wait for the rest of a line; Kafka takes any client id.
 fn api_versions_request() -> Vec<u8> {
-    let client_id = b"salary-stream\r\n";
-    let mut body = Vec::new();
-    body.extend_from_slice(&18i16.to_be_bytes());
-    body.extend_from_slice(&0i16.to_be_bytes());
-    body.extend_from_slice(&1i32.to_be_bytes());
-    body.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
-    body.extend_from_slice(client_id);
-    let mut request = (body.len() as i32).to_be_bytes().to_vec();
-    request.extend_from_slice(&body);
+    request(18, 0, b"salary-stream\r\n", &[])
+}
+
+/// A request of `api_key` at `version` with correlation id 1, `client_id` and `body`, its size
+/// first (request header v1).
+pub(super) fn request(api_key: i16, version: i16, client_id: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut request = Vec::with_capacity(14 + client_id.len() + body.len());
+    let size = 10 + client_id.len() + body.len();
+    request.extend_from_slice(&(size as i32).to_be_bytes());
+    request.extend_from_slice(&api_key.to_be_bytes());
+    request.extend_from_slice(&version.to_be_bytes());
+    request.extend_from_slice(&1i32.to_be_bytes());
+    request.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
+    request.extend_from_slice(client_id);
+    request.extend_from_slice(body);
     request
 }
 

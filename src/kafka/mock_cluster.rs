@@ -8,12 +8,11 @@
 //! read from one Metadata answer of the first bootstrap broker. Only a plaintext listener is
 //! asked: the mock speaks nothing else, and a TLS or SASL handshake is not worth a guess.
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use super::config::KafkaOptions;
-use super::diagnose::first_address;
+use super::diagnose::{answer, first_address, request};
 
 /// How long the question waits to connect, and then for its answer: a broker that does not
 /// answer by then is taken for a real one (the scorer's start waits no longer for it).
@@ -37,35 +36,16 @@ pub fn serves(kafka: &KafkaOptions) -> bool {
 /// The cluster id the first bootstrap broker gives in a Metadata answer (version 2, no topics).
 fn cluster_id(bootstrap: &str) -> Option<String> {
     let (_, _, address) = first_address(bootstrap)?.ok()?;
-    let mut stream = TcpStream::connect_timeout(&address, WAIT).ok()?;
+    let stream = TcpStream::connect_timeout(&address, WAIT).ok()?;
     stream.set_read_timeout(Some(WAIT)).ok()?;
     stream.set_write_timeout(Some(WAIT)).ok()?;
-    stream.write_all(&metadata_request()).ok()?;
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).ok()?;
-    let size = usize::try_from(i32::from_be_bytes(size)).ok()?;
-    if !(4..=1 << 20).contains(&size) {
-        return None;
-    }
-    let mut body = vec![0u8; size];
-    stream.read_exact(&mut body).ok()?;
-    parse_cluster_id(&body)
+    parse_cluster_id(&answer(stream, &metadata_request(), 4)?)
 }
 
 /// A Metadata request, version 2, correlation id 1, for no topic (an empty list; a null one
 /// would ask for every topic).
 fn metadata_request() -> Vec<u8> {
-    let client_id = b"salary-stream";
-    let mut body = Vec::new();
-    body.extend_from_slice(&3i16.to_be_bytes());
-    body.extend_from_slice(&2i16.to_be_bytes());
-    body.extend_from_slice(&1i32.to_be_bytes());
-    body.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
-    body.extend_from_slice(client_id);
-    body.extend_from_slice(&0i32.to_be_bytes());
-    let mut request = (body.len() as i32).to_be_bytes().to_vec();
-    request.extend_from_slice(&body);
-    request
+    request(3, 2, b"salary-stream", &0i32.to_be_bytes())
 }
 
 /// The cluster id of a Metadata v2 answer's body (after its size): correlation id, the brokers

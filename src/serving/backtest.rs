@@ -33,6 +33,9 @@ pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// window's records all exist when it starts, so a silence this long is a broker not serving.
 const STALL_LIMIT: Duration = Duration::from_secs(30);
 
+/// Rows a model that runs batches (ONNX) is run on at once: as the scorer's poll batch.
+const BATCH_ROWS: usize = 256;
+
 /// Why a backtest could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum BacktestError {
@@ -169,6 +172,11 @@ pub struct Scoreboard {
     bad: u64,
     scored: Vec<u64>,
     labeled: BTreeMap<i32, Vec<(Features, f64)>>,
+    /// Whether a model runs batches (ONNX): then records wait in `pending` to be counted as
+    /// scored, and every model is run on [`BATCH_ROWS`] of them at once.
+    batches: bool,
+    /// Decoded records not yet run for the `scored` counts (only when `batches`).
+    pending: Vec<Features>,
     /// Reads registry-framed values (`-r`).
     framed: Option<FramedDecoder>,
     /// The registry could not be used for that long: the figures would leave records out.
@@ -180,6 +188,8 @@ impl Scoreboard {
     pub fn new(models: Vec<Predictor>, shape: EventShape) -> Self {
         Scoreboard {
             scored: vec![0; models.len()],
+            batches: models.iter().any(Predictor::runs_batches),
+            pending: Vec::new(),
             models,
             shape,
             records: 0,
@@ -219,9 +229,16 @@ impl Scoreboard {
             self.bad += 1;
             return;
         };
-        for (model, scored) in self.models.iter().zip(&mut self.scored) {
-            if model.predict(&event.features).is_finite() {
-                *scored += 1;
+        if self.batches {
+            self.pending.push(event.features.clone());
+            if self.pending.len() >= BATCH_ROWS {
+                self.count_pending();
+            }
+        } else {
+            for (model, scored) in self.models.iter().zip(&mut self.scored) {
+                if model.predict(&event.features).is_finite() {
+                    *scored += 1;
+                }
             }
         }
         if let Some(label) = event.label {
@@ -237,20 +254,43 @@ impl Scoreboard {
         (self.records, self.bad)
     }
 
-    /// Each model's figures over everything taken.
-    pub fn figures(&self) -> Vec<ModelFigures> {
-        let labeled = || {
-            self.labeled
-                .values()
-                .flatten()
-                .map(|(x, y)| (x.as_slice(), *y))
-        };
+    /// Runs every model on the `pending` records at once and counts the finite predictions.
+    fn count_pending(&mut self) {
+        let rows: Vec<&[f64]> = self.pending.iter().map(|f| f.as_slice()).collect();
+        for (model, scored) in self.models.iter().zip(&mut self.scored) {
+            let predictions = model.predict_rows(&rows);
+            *scored += predictions.iter().filter(|p| p.is_finite()).count() as u64;
+        }
+        self.pending.clear();
+    }
+
+    /// Each model's figures over everything taken. Each model is run once on each labeled
+    /// record, [`BATCH_ROWS`] at a time (one run for them all when it runs batches).
+    pub fn figures(&mut self) -> Vec<ModelFigures> {
+        if !self.pending.is_empty() {
+            self.count_pending();
+        }
+        let (rows, labels): (Vec<&[f64]>, Vec<f64>) = self
+            .labeled
+            .values()
+            .flatten()
+            .map(|(x, y)| (x.as_slice(), *y))
+            .unzip();
+        let predictions: Vec<Vec<f64>> = self
+            .models
+            .iter()
+            .map(|m| {
+                rows.chunks(BATCH_ROWS)
+                    .flat_map(|chunk| m.predict_rows(chunk))
+                    .collect()
+            })
+            .collect();
         let mut wins = vec![0; self.models.len()];
         let mut errors = Vec::with_capacity(self.models.len());
-        for (years, label) in labeled() {
+        for (i, label) in labels.iter().enumerate() {
             errors.clear();
-            errors.extend(self.models.iter().map(|m| {
-                let p = m.predict(years);
+            errors.extend(predictions.iter().map(|ps| {
+                let p = ps[i];
                 p.is_finite().then(|| (label - p).abs())
             }));
             let best = errors
@@ -267,11 +307,13 @@ impl Scoreboard {
             .iter()
             .zip(&self.scored)
             .zip(wins)
-            .map(|((model, &records), wins)| {
-                let pairs = labeled().filter_map(|(years, label)| {
-                    let p = model.predict(years);
-                    p.is_finite().then_some((label, p))
-                });
+            .zip(&predictions)
+            .map(|(((model, &records), wins), ps)| {
+                let pairs = labels
+                    .iter()
+                    .zip(ps)
+                    .filter(|(_, p)| p.is_finite())
+                    .map(|(&label, &p)| (label, p));
                 let accuracy = Accuracy::of(pairs);
                 ModelFigures {
                     version: model.version.clone(),
@@ -645,7 +687,7 @@ mod tests {
 
     #[test]
     fn an_empty_window_has_counts_of_zero_and_no_accuracy() {
-        let board = Scoreboard::new(vec![model("a", 1.0, 1.0)], EventShape::salary().clone());
+        let mut board = Scoreboard::new(vec![model("a", 1.0, 1.0)], EventShape::salary().clone());
         assert_eq!(board.counts(), (0, 0));
         assert_eq!(
             board.figures(),
