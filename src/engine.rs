@@ -661,6 +661,16 @@ impl StopDeadline {
     }
 }
 
+/// `n` and its noun, singular for one: `counted(1, "event was", "events were")` is `1 event was`,
+/// `counted(3, ...)` is `3 events were`.
+pub fn counted(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 /// Formats ms since the epoch as `HH:MM:SS.mmm` (UTC).
 pub fn clock(ms: i64) -> String {
     let day_ms = ms.rem_euclid(86_400_000);
@@ -690,6 +700,16 @@ pub fn now_ms_precise() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_is_counted_in_the_singular_and_every_other_number_in_the_plural() {
+        assert_eq!(counted(1, "event was", "events were"), "1 event was");
+        assert_eq!(counted(0, "event was", "events were"), "0 events were");
+        assert_eq!(
+            counted(14, "schema look-up", "schema look-ups"),
+            "14 schema look-ups"
+        );
+    }
 
     #[test]
     fn clock_formats_utc_time_of_day() {

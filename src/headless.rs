@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 
 use crate::cli::{BrokerArgs, EventFormat, KafkaArgs, ProduceArgs, ScoreArgs};
 use crate::engine::{
-    BrokerHealth, EngineEvent, EventSink, ModelEvent, ProducerStatus, ScoreReport, Totals,
+    counted, BrokerHealth, EngineEvent, EventSink, ModelEvent, ProducerStatus, ScoreReport, Totals,
     EMBEDDED_INPUT_PARTITIONS,
 };
 use crate::formats::event_schema::EventSchema;
@@ -285,10 +285,9 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
     waited?;
     if let Some(registry) = &registry {
         say!(
-            "registry {}: {} schema look-up{}",
+            "registry {}: {}",
             registry.url(),
-            registry.lookups(),
-            if registry.lookups() == 1 { "" } else { "s" }
+            counted(registry.lookups(), "schema look-up", "schema look-ups")
         );
     }
     report_scored(&summary?, args.kafka.exactly_once)
@@ -374,8 +373,8 @@ fn report_scored(summary: &ScorerSummary, exactly_once: bool) -> anyhow::Result<
         // A failed delivery fails its transaction, which is aborted and done again from the
         // last commit (or the run ends with the reason): nothing is missing from the output.
         say!(
-            "exactly-once: {failed} failed deliver{} in aborted transactions, produced again",
-            if failed == 1 { "y was" } else { "ies were" }
+            "exactly-once: {} in aborted transactions, produced again",
+            counted(failed, "failed delivery was", "failed deliveries were")
         );
     } else if failed > 0 {
         bail!("{failed} deliveries failed; their records will be consumed again");
@@ -420,9 +419,9 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
             waited?;
             let n = outstanding.count();
             bail!(
-                "shutdown cut short ({}): {n} event{} not acknowledged by the broker",
+                "shutdown cut short ({}): {} not acknowledged by the broker",
                 cut_reason(&cut, bound).unwrap_or_default(),
-                if n == 1 { " was" } else { "s were" }
+                counted(n as u64, "event was", "events were")
             );
         }
     };
@@ -552,10 +551,9 @@ fn report_produced(status: &ProducerStatus) -> anyhow::Result<()> {
         status.failed
     );
     if status.failed > 0 {
-        let n = status.failed;
         bail!(
-            "{n} event{} not delivered",
-            if n == 1 { " was" } else { "s were" }
+            "{} not delivered",
+            counted(status.failed, "event was", "events were")
         );
     }
     Ok(())

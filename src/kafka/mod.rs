@@ -14,6 +14,7 @@ pub mod intake;
 pub mod mock_cluster;
 pub mod offset_spec;
 pub mod properties;
+pub mod refusal;
 pub mod secrets;
 pub mod timestamp;
 pub mod topics;

@@ -230,7 +230,7 @@ pub struct DeliveryContext {
     failures: Arc<AtomicU64>,
     reasons: crate::engine::FailureReasons,
     /// The first delivery the broker refused for want of a permission.
-    refused: std::sync::OnceLock<RDKafkaErrorCode>,
+    refused: crate::kafka::refusal::Refusal,
 }
 
 impl DeliveryContext {
@@ -240,29 +240,19 @@ impl DeliveryContext {
             tracker,
             failures,
             reasons: crate::engine::FailureReasons::default(),
-            refused: std::sync::OnceLock::new(),
+            refused: Default::default(),
         }
     }
 
     /// The first delivery refused for want of a permission (authorization), if one was: the
     /// scorer stops on it rather than consume what it cannot publish.
     pub fn refused(&self) -> Option<RDKafkaErrorCode> {
-        self.refused.get().copied()
+        self.refused.get()
     }
 
     /// Notes `error` if it is a refusal for want of a permission; says whether it was.
     pub fn note_refusal(&self, error: &KafkaError) -> bool {
-        match error.rdkafka_error_code() {
-            Some(
-                code @ (RDKafkaErrorCode::TopicAuthorizationFailed
-                | RDKafkaErrorCode::ClusterAuthorizationFailed
-                | RDKafkaErrorCode::TransactionalIdAuthorizationFailed),
-            ) => {
-                let _ = self.refused.set(code);
-                true
-            }
-            _ => false,
-        }
+        self.refused.note(error)
     }
 }
 

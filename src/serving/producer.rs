@@ -254,7 +254,7 @@ pub enum ProducerError {
     #[error("{0}")]
     Refused(String),
     /// Events were still unacknowledged when the flush timed out.
-    #[error("{0} event{s} not acknowledged by the broker", s = if *.0 == 1 { " was" } else { "s were" })]
+    #[error("{} not acknowledged by the broker", crate::engine::counted(*.0, "event was", "events were"))]
     Unacknowledged(u64),
 }
 

@@ -18,7 +18,7 @@ pub(super) struct AckCounter {
     /// Events that failed.
     pub(super) failed: AtomicU64,
     /// The first send the broker refused for want of a permission: the producer stops on it.
-    pub(super) refused: std::sync::OnceLock<rdkafka::error::RDKafkaErrorCode>,
+    pub(super) refused: crate::kafka::refusal::Refusal,
 }
 
 impl AckCounter {
@@ -30,16 +30,7 @@ impl AckCounter {
 
     /// Notes `error` if it is a refusal for want of a permission; says whether it was.
     pub(super) fn note_refusal(&self, error: &KafkaError) -> bool {
-        use rdkafka::error::RDKafkaErrorCode::{
-            ClusterAuthorizationFailed, TopicAuthorizationFailed,
-        };
-        match error.rdkafka_error_code() {
-            Some(code @ (TopicAuthorizationFailed | ClusterAuthorizationFailed)) => {
-                let _ = self.refused.set(code);
-                true
-            }
-            _ => false,
-        }
+        self.refused.note(error)
     }
 }
 
