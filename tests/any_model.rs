@@ -6,30 +6,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
 
 use common::{broker_process, json, run};
 use serde_json::Value;
-
-/// Trains the diabetes model into `dir`; returns its path and the artifact as JSON.
-fn diabetes(dir: &Path) -> (String, Value) {
-    let out = dir.join("diabetes.json");
-    let out = out.to_str().unwrap().to_owned();
-    let data = common::root().join("data/diabetes.csv");
-    let (code, _, stderr) = run(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--target",
-        "progression",
-        "--out",
-        &out,
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    let artifact: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    (out, artifact)
-}
 
 /// The artifact's prediction for `event`, summed as the scorer sums: the intercept, then each
 /// coefficient times its feature, in the features' order.
@@ -56,7 +36,7 @@ fn extrapolated(artifact: &Value, event: &Value) -> bool {
 #[test]
 fn a_ten_feature_model_is_produced_for_scored_and_backtested_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let (model, artifact) = diabetes(dir.path());
+    let (model, artifact) = common::diabetes::trained(dir.path());
     let fields: Vec<&str> = artifact["features"]
         .as_array()
         .unwrap()
@@ -139,7 +119,7 @@ fn a_ten_feature_model_is_produced_for_scored_and_backtested_exactly() {
 #[test]
 fn a_candidate_of_other_features_is_refused_by_backtest() {
     let dir = tempfile::tempdir().unwrap();
-    let (model, _) = diabetes(dir.path());
+    let (model, _) = common::diabetes::trained(dir.path());
     let (code, _, stderr) = run(&[
         "backtest",
         "-b",
@@ -246,7 +226,7 @@ fn onnx_models_from_scikit_learn_are_scored_as_onnxruntime_scores_them() {
 #[test]
 fn a_challenger_of_other_features_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    let (model, _) = diabetes(dir.path());
+    let (model, _) = common::diabetes::trained(dir.path());
     let (code, _, stderr) = run(&[
         "score",
         "-b",

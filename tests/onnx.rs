@@ -321,19 +321,12 @@ fn imported(name: &str) -> (tempfile::TempDir, PathBuf) {
 
 /// The first `n` rows of data/diabetes.csv as JSON events, each number as the file writes it.
 fn events(n: usize) -> String {
-    let csv = std::fs::read_to_string(common::root().join("data/diabetes.csv")).expect("data");
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
-    let events: Vec<String> = lines
-        .take(n)
-        .map(|row| {
-            let fields: Vec<String> = header
-                .iter()
-                .zip(row.split(','))
-                .filter(|(name, _)| **name != "progression")
-                .map(|(name, cell)| format!("\"{name}\":{cell}"))
-                .collect();
-            format!("{{{}}}", fields.join(","))
+    let events: Vec<String> = common::diabetes::events(n)
+        .into_iter()
+        .map(|mut event| {
+            event.remove("id");
+            event.remove("progression");
+            Value::Object(event).to_string()
         })
         .collect();
     events.join("\n")
@@ -997,36 +990,25 @@ fn a_backtest_runs_onnx_models_in_batches_with_the_figures_of_rows_alone() {
 
     let (_dir, out) = imported("mlp");
     let mlp = Artifact::load(&out).expect("loads");
-    let csv = common::root().join("data/diabetes.csv");
     let spec = TrainSpec {
         target: Some("progression".parse::<ColumnChoice>().unwrap()),
         features: vec![],
     };
+    let csv = common::root().join("data/diabetes.csv");
     let ols = model::train(&csv, &spec).expect("trains").artifact;
     let models = [Predictor::from(&mlp), Predictor::from(&ols)];
     let shape = salary_stream::serving::scoring::event_shape(&mlp).unwrap();
-    let text = std::fs::read_to_string(&csv).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let rows: Vec<Vec<f64>> = lines
-        .map(|l| l.split(',').map(|c| c.parse().unwrap()).collect())
-        .collect();
-    let label_at = header.iter().position(|h| *h == "progression").unwrap();
-    // 600 events: the CSV's rows in turn, on partitions 0 and 1 alternately.
+    let rows = common::diabetes::events(usize::MAX);
+    // 600 events: the CSV's rows in turn, on partitions 0 and 1 alternately; with their
+    // features in the model's order and their label.
+    let names: Vec<&str> = mlp.features.iter().map(|f| f.field.as_str()).collect();
     let events: Vec<(i32, Vec<f64>, f64, String)> = (0..600)
         .map(|i| {
-            let row = &rows[i % rows.len()];
-            let fields: Vec<String> = header
-                .iter()
-                .zip(row)
-                .map(|(h, v)| format!("\"{h}\":{v}"))
-                .collect();
-            let features: Vec<f64> = (0..row.len())
-                .filter(|&j| j != label_at)
-                .map(|j| row[j])
-                .collect();
-            let json = format!("{{{}}}", fields.join(","));
-            ((i % 2) as i32, features, row[label_at], json)
+            let event = &rows[i % rows.len()];
+            let number = |name: &str| event[name].as_f64().unwrap();
+            let features = names.iter().map(|n| number(n)).collect();
+            let json = Value::Object(event.clone()).to_string();
+            ((i % 2) as i32, features, number("progression"), json)
         })
         .collect();
     let mut board = Scoreboard::new(models.to_vec(), shape);

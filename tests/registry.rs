@@ -1288,29 +1288,6 @@ fn score_writes_avro_predictions_that_confluents_deserializer_reads_back_exactly
     );
 }
 
-/// The diabetes model trained by `train` into `dir`: its path and the artifact as JSON.
-fn diabetes(dir: &std::path::Path) -> (String, serde_json::Value) {
-    let out = dir
-        .join("diabetes.json")
-        .to_str()
-        .expect("utf-8")
-        .to_owned();
-    let data = root().join("data/diabetes.csv");
-    let (code, _, stderr) = common::run(&[
-        "train",
-        "--data",
-        data.to_str().expect("utf-8"),
-        "--target",
-        "progression",
-        "--out",
-        &out,
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    let artifact =
-        serde_json::from_str(&std::fs::read_to_string(&out).expect("the artifact")).expect("JSON");
-    (out, artifact)
-}
-
 /// A linear artifact's prediction for `record`: the intercept, then each coefficient times its
 /// feature, in the features' order (as the scorer sums).
 fn linear(artifact: &serde_json::Value, record: &serde_json::Value) -> f64 {
@@ -1334,7 +1311,7 @@ fn produced_avro_and_protobuf_events_of_any_model_are_all_scored_exactly() {
     let registry = Registry::start(&[]);
     let url = registry.url.clone();
     let dir = tempfile::tempdir().expect("a temp dir");
-    let (diabetes_model, artifact) = diabetes(dir.path());
+    let (diabetes_model, artifact) = common::diabetes::trained(dir.path());
     let n = 40;
     let count = n.to_string();
     for (format, model) in [
@@ -1509,7 +1486,7 @@ fn confluents_avro_protobuf_and_json_schema_events_of_a_ten_feature_model_are_sc
     let vectors = vectors("tests/registry/diabetes-vectors.json");
     let ids = register_vectors(&client(&url), &vectors);
     let dir = tempfile::tempdir().expect("a temp dir");
-    let (model, artifact) = diabetes(dir.path());
+    let (model, artifact) = common::diabetes::trained(dir.path());
     let mut fields: Vec<&str> = artifact["features"]
         .as_array()
         .expect("features")

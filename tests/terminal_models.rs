@@ -312,26 +312,6 @@ fn an_avro_topic_is_scored_through_the_registry_the_header_names() {
     assert_restored(&t);
 }
 
-/// The diabetes data's first `n` rows as events: each feature by its field, the label as
-/// `progression`, `id` the row's index.
-fn diabetes_events(n: usize) -> Vec<serde_json::Map<String, Value>> {
-    let text = std::fs::read_to_string(common::root().join("data/diabetes.csv")).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    lines
-        .take(n)
-        .enumerate()
-        .map(|(i, line)| {
-            let mut event = serde_json::Map::new();
-            event.insert("id".into(), i.into());
-            for (name, cell) in header.iter().zip(line.split(',')) {
-                event.insert((*name).into(), cell.parse::<f64>().unwrap().into());
-            }
-            event
-        })
-        .collect()
-}
-
 /// The text of `screen`'s right-hand column from `start` to the end of its panel's row.
 fn panel_text<'s>(screen: &'s str, start: &str) -> Option<&'s str> {
     let line = screen.lines().find(|l| l.contains(start))?;
@@ -381,7 +361,7 @@ fn a_watching_dashboard_of_a_ten_feature_model_tables_its_predictions_and_their_
     );
     // The watcher reads the output from its end: unlabeled events, one at a time, until one
     // of their predictions is seen; from then on it sees every prediction.
-    let rows = diabetes_events(LABELED + 40);
+    let rows = common::diabetes::events(LABELED + 40);
     let seen_one = || total(&t.screen()).is_some_and(|n| n > 0);
     let mut markers = 0;
     'marking: loop {
@@ -560,7 +540,7 @@ fn a_hot_reload_to_a_model_of_other_features_renames_the_table_and_the_chart() {
         screen.contains("┌ salary by years over the fitted line "),
         "{screen}"
     );
-    let events: Vec<Option<Vec<u8>>> = diabetes_events(40)
+    let events: Vec<Option<Vec<u8>>> = common::diabetes::events(40)
         .into_iter()
         .map(|event| Some(serde_json::to_vec(&event).unwrap()))
         .collect();

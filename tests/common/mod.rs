@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod diabetes;
 pub mod registry;
 pub mod supervised;
 pub mod tmux;
