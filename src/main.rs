@@ -279,13 +279,9 @@ fn predict(args: &PredictArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Rows an ONNX model is run on at once by `predict --model`: what a poll batch of the scorer
-/// gives it at most, for the same gain (tract's cost a run, not a row, was most of an MLP's).
-const PREDICT_BATCH: usize = 256;
-
 /// One prediction a line for the JSON events on stdin, one a line; the first that cannot be
 /// scored ends it, named by its line, after the predictions of the lines before it. An ONNX model
-/// is run on the lines already read, up to [`PREDICT_BATCH`] at once; before any read that may
+/// is run on the lines already read, up to [`model::BATCH_ROWS`] at once; before any read that may
 /// wait, what was read is predicted and written out, so a line typed or piped slowly is answered
 /// at once.
 fn predict_events(artifact: &Artifact) -> anyhow::Result<()> {
@@ -304,7 +300,7 @@ fn predict_events(artifact: &Artifact) -> anyhow::Result<()> {
     }
     let predictor = model::Predictor::from(artifact);
     let batch = if predictor.runs_batches() {
-        PREDICT_BATCH
+        model::BATCH_ROWS
     } else {
         1
     };
@@ -323,11 +319,13 @@ fn predict_events(artifact: &Artifact) -> anyhow::Result<()> {
                 out.flush()?;
             }
             line.clear();
-            let read = input
-                .read_line(&mut line)
-                .map_err(|e| anyhow::anyhow!("stdin:{n}: {e}"))?;
-            if read == 0 {
-                break;
+            match input.read_line(&mut line) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    write_predictions(&predictor, &mut pending, &mut out)?;
+                    anyhow::bail!("stdin:{n}: {e}");
+                }
             }
             let text = line.strip_suffix('\n').unwrap_or(&line);
             let text = text.strip_suffix('\r').unwrap_or(text);

@@ -482,10 +482,9 @@ pub fn create_topics(
         .into_iter()
         .map(|(topic, partitions)| {
             format!(
-                "created topic {topic} on {} ({partitions} partition{}, the broker's default \
-                 replication)",
+                "created topic {topic} on {} ({}, the broker's default replication)",
                 connection.kafka.bootstrap,
-                if partitions == 1 { "" } else { "s" }
+                crate::engine::counted(partitions as u64, "partition", "partitions")
             )
         })
         .collect())

@@ -388,9 +388,8 @@ fn dash_setup(
         metrics_address,
         topics_note: (!created.is_empty()).then(|| {
             format!(
-                "created {} missing topic{}",
-                created.len(),
-                if created.len() == 1 { "" } else { "s" }
+                "created {}",
+                crate::engine::counted(created.len() as u64, "missing topic", "missing topics")
             )
         }),
     }

@@ -736,3 +736,25 @@ fn promotion_flags_are_checked_before_anything_starts() {
         assert_eq!(stderr.lines().next(), Some(expected), "{args:?}: {stderr}");
     }
 }
+
+/// `salary-stream broker` reached with `-b` is librdkafka's mock cluster, told by the cluster id
+/// of one Metadata answer: the scorer writes its predictions uncompressed there, as for the
+/// embedded broker (Apache Kafka's, tests/apache_kafka.rs, get lz4). Over `localhost` too.
+#[test]
+fn a_salary_stream_broker_is_told_for_the_mock_cluster_it_is() {
+    use salary_stream::kafka::config::KafkaOptions;
+    use salary_stream::kafka::mock_cluster;
+
+    let (_broker, b) = broker_process(1);
+    let id = mock_cluster::cluster_id(&b).expect("the mock names its cluster");
+    assert!(id.starts_with("mockCluster"), "{id}");
+    let port = b.rsplit_once(':').unwrap().1;
+    for bootstrap in [b.clone(), format!("localhost:{port}")] {
+        let options = KafkaOptions {
+            bootstrap,
+            properties: vec![],
+            embedded: false,
+        };
+        assert!(mock_cluster::serves(&options), "{options:?}");
+    }
+}

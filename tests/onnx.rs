@@ -231,7 +231,7 @@ fn measure_predict_batch_records_per_second() {
 }
 
 /// Runs the binary in `dir` with `stdin`; its exit status, stdout and stderr.
-fn run_in(dir: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+fn run_in(dir: &Path, args: &[&str], stdin: impl AsRef<[u8]>) -> (i32, String, String) {
     let mut child = Command::new(common::bin())
         .args(args)
         .current_dir(dir)
@@ -242,7 +242,7 @@ fn run_in(dir: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
         .expect("run binary");
     let mut input = child.stdin.take().expect("stdin");
     // The binary may stop reading early (an error); what it did not read is no failure here.
-    let _ = input.write_all(stdin.as_bytes());
+    let _ = input.write_all(stdin.as_ref());
     drop(input);
     let out = child.wait_with_output().expect("wait");
     (
@@ -319,7 +319,8 @@ fn imported(name: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, out)
 }
 
-/// The first `n` rows of data/diabetes.csv as JSON events, each number as the file writes it.
+/// The first `n` rows of data/diabetes.csv as JSON events of their ten features (no label, no
+/// id), each number as serde_json writes the `f64` it reads as.
 fn events(n: usize) -> String {
     let events: Vec<String> = common::diabetes::events(n)
         .into_iter()
@@ -697,7 +698,7 @@ fn import_writes_beside_the_models_folder_by_default() {
     let (code, stdout, _) = run_in(
         dir.path(),
         &["predict", "--model", "models/forest.json"],
-        &events(1).replace("\"bmi\"", "\"body_mass\""),
+        events(1).replace("\"bmi\"", "\"body_mass\""),
     );
     assert_eq!(code, 0);
     let first: f64 = stdout.trim().parse().expect("a number");
@@ -942,6 +943,19 @@ fn predict_runs_an_onnx_model_on_the_lines_read_and_answers_each_as_alone() {
     assert_eq!(code, 1);
     assert_eq!(stdout.lines().collect::<Vec<_>>(), alone[..299]);
     assert_eq!(stderr, "salary-stream: stdin:300: missing field bmi\n");
+
+    // A line that is not UTF-8 cannot be read: the 299 before it are answered all the same.
+    let mut unreadable = bad[..299].join("\n").into_bytes();
+    unreadable.extend_from_slice(b"\n{\"age\":\xff}\n");
+    unreadable.extend_from_slice(input[300].as_bytes());
+    let (code, stdout, stderr) =
+        run_in(&common::root(), &["predict", "--model", model], unreadable);
+    assert_eq!(code, 1);
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), alone[..299]);
+    assert_eq!(
+        stderr,
+        "salary-stream: stdin:300: stream did not contain valid UTF-8\n"
+    );
 }
 
 /// A line given to `predict --model` is answered before the next one comes: what was read is

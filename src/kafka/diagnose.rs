@@ -295,8 +295,12 @@ fn broker_address(reason: &str) -> Option<String> {
 /// The client id ends in a line break, so that a line-based server (HTTP) answers it too, where
 /// it would otherwise wait for the rest of a line; Kafka takes any client id.
 fn api_versions_request() -> Vec<u8> {
-    request(18, 0, b"salary-stream\r\n", &[])
+    request(18, 0, CLIENT_ID, &[])
 }
+
+/// The client id of the requests made here; it ends in a line break (see
+/// [`api_versions_request`]).
+pub(super) const CLIENT_ID: &[u8] = b"salary-stream\r\n";
 
 /// A request of `api_key` at `version` with correlation id 1, `client_id` and `body`, its size
 /// first (request header v1).

@@ -8,21 +8,23 @@
 //! read from one Metadata answer of the first bootstrap broker. Only a plaintext listener is
 //! asked: the mock speaks nothing else, and a TLS or SASL handshake is not worth a guess.
 
-use std::net::TcpStream;
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
 
 use super::config::KafkaOptions;
-use super::diagnose::{answer, first_address, request};
+use super::diagnose::{answer, request, CLIENT_ID};
 
-/// How long the question waits to connect, and then for its answer: a broker that does not
-/// answer by then is taken for a real one (the scorer's start waits no longer for it).
+/// How long the question may take in all, connecting and answered: a broker that has not
+/// answered by then is taken for a real one (the scorer's start waits no longer for it).
 const WAIT: Duration = Duration::from_millis(500);
 
 /// How librdkafka's mock cluster names itself.
 const MOCK_CLUSTER_ID: &str = "mockCluster";
 
-/// Whether `kafka` is librdkafka's mock cluster: the embedded broker, or a plaintext broker whose
-/// Metadata answer names a mock cluster. False when it cannot be asked or does not answer.
+/// Whether `kafka` is librdkafka's mock cluster: the embedded broker, or a plaintext broker on
+/// this machine whose Metadata answer names a mock cluster. False when it cannot be asked or
+/// does not answer in time.
 pub fn serves(kafka: &KafkaOptions) -> bool {
     if kafka.embedded {
         return true;
@@ -33,19 +35,75 @@ pub fn serves(kafka: &KafkaOptions) -> bool {
     cluster_id(&kafka.bootstrap).is_some_and(|id| id.starts_with(MOCK_CLUSTER_ID))
 }
 
-/// The cluster id the first bootstrap broker gives in a Metadata answer (version 2, no topics).
-fn cluster_id(bootstrap: &str) -> Option<String> {
-    let (_, _, address) = first_address(bootstrap)?.ok()?;
-    let stream = TcpStream::connect_timeout(&address, WAIT).ok()?;
-    stream.set_read_timeout(Some(WAIT)).ok()?;
-    stream.set_write_timeout(Some(WAIT)).ok()?;
-    parse_cluster_id(&answer(stream, &metadata_request(), 4)?)
+/// The cluster id the first bootstrap broker gives in a Metadata answer (version 2, no topics),
+/// asked only when it is on this machine (a loopback address, or `localhost`: the mock listens
+/// on 127.0.0.1 alone), of each of its loopback addresses in turn, within [`WAIT`] in all. No
+/// name is looked up, and a broker elsewhere is never asked.
+pub fn cluster_id(bootstrap: &str) -> Option<String> {
+    let first = bootstrap.split(',').next()?.trim();
+    let first = first
+        .split_once("://")
+        .map_or(first, |(_, address)| address);
+    let (host, port) = first.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addresses: Vec<IpAddr> = if host.eq_ignore_ascii_case("localhost") {
+        vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()]
+    } else {
+        vec![host.parse().ok().filter(IpAddr::is_loopback)?]
+    };
+    let deadline = Instant::now() + WAIT;
+    addresses
+        .into_iter()
+        .find_map(|ip| asked(SocketAddr::new(ip, port), deadline))
+}
+
+/// The cluster id `address` answers with by `deadline`.
+fn asked(address: SocketAddr, deadline: Instant) -> Option<String> {
+    let left = deadline.checked_duration_since(Instant::now())?;
+    let stream = TcpStream::connect_timeout(&address, left).ok()?;
+    let body = answer(Bounded { stream, deadline }, &metadata_request(), 4)?;
+    parse_cluster_id(&body)
+}
+
+/// A connection whose every read and write ends by `deadline`.
+struct Bounded {
+    stream: TcpStream,
+    deadline: Instant,
+}
+
+impl Bounded {
+    /// What is left until the deadline, or a timeout once it has passed.
+    fn left(&self) -> std::io::Result<Duration> {
+        self.deadline
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())
+            .ok_or_else(|| std::io::ErrorKind::TimedOut.into())
+    }
+}
+
+impl Read for Bounded {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.stream.set_read_timeout(Some(self.left()?))?;
+        self.stream.read(buf)
+    }
+}
+
+impl Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.stream.set_write_timeout(Some(self.left()?))?;
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.stream.flush()
+    }
 }
 
 /// A Metadata request, version 2, correlation id 1, for no topic (an empty list; a null one
 /// would ask for every topic).
 fn metadata_request() -> Vec<u8> {
-    request(3, 2, b"salary-stream", &0i32.to_be_bytes())
+    request(3, 2, CLIENT_ID, &0i32.to_be_bytes())
 }
 
 /// The cluster id of a Metadata v2 answer's body (after its size): correlation id, the brokers
@@ -80,7 +138,10 @@ mod tests {
     use super::*;
 
     /// A Metadata v2 answer's body with these brokers (`node, host, port, rack`) and cluster id.
-    fn answer(brokers: &[(i32, &str, i32, Option<&str>)], cluster_id: Option<&str>) -> Vec<u8> {
+    fn answer_body(
+        brokers: &[(i32, &str, i32, Option<&str>)],
+        cluster_id: Option<&str>,
+    ) -> Vec<u8> {
         let string = |out: &mut Vec<u8>, s: Option<&str>| match s {
             Some(s) => {
                 out.extend_from_slice(&(s.len() as i16).to_be_bytes());
@@ -108,23 +169,23 @@ mod tests {
             (1, "127.0.0.1", 9092, None),
             (2, "kafka-2.example", 9093, Some("eu-west-1a")),
         ];
-        let body = answer(&brokers, Some("mockCluster5a3f"));
+        let body = answer_body(&brokers, Some("mockCluster5a3f"));
         assert_eq!(parse_cluster_id(&body).as_deref(), Some("mockCluster5a3f"));
-        let body = answer(&brokers, Some("MkU3OEVBNTcwNTJENDM2Qg"));
+        let body = answer_body(&brokers, Some("MkU3OEVBNTcwNTJENDM2Qg"));
         assert_eq!(
             parse_cluster_id(&body).as_deref(),
             Some("MkU3OEVBNTcwNTJENDM2Qg")
         );
-        assert_eq!(parse_cluster_id(&answer(&brokers, None)), None);
+        assert_eq!(parse_cluster_id(&answer_body(&brokers, None)), None);
         assert_eq!(
-            parse_cluster_id(&answer(&[], Some("c1"))).as_deref(),
+            parse_cluster_id(&answer_body(&[], Some("c1"))).as_deref(),
             Some("c1")
         );
     }
 
     #[test]
     fn a_cut_or_foreign_answer_names_no_cluster() {
-        let body = answer(&[(1, "127.0.0.1", 9092, None)], Some("mockCluster1"));
+        let body = answer_body(&[(1, "127.0.0.1", 9092, None)], Some("mockCluster1"));
         // The id ends 8 bytes before the end (the controller id and an empty topic list).
         let end = body.len() - 8;
         for cut in 0..end {
@@ -153,17 +214,68 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_embedded_broker_is_a_mock_without_asking_and_tls_is_never_asked() {
-        let mut kafka = KafkaOptions {
-            bootstrap: "127.0.0.1:1".into(),
+    /// A broker on a loopback port that answers every request with the Metadata answer naming
+    /// `cluster_id` (none: it never answers); its address, and how many requests it was sent.
+    fn answering(cluster_id: Option<&'static str>) -> (String, std::sync::mpsc::Receiver<usize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let (asked, requests) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut size = [0u8; 4];
+                if stream.read_exact(&mut size).is_err() {
+                    continue;
+                }
+                let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+                let _ = stream.read_exact(&mut body);
+                let _ = asked.send(body.len());
+                let Some(id) = cluster_id else {
+                    std::thread::sleep(Duration::from_secs(2));
+                    continue;
+                };
+                let body = answer_body(&[(1, "127.0.0.1", 9092, None)], Some(id));
+                let _ = stream.write_all(&(body.len() as i32).to_be_bytes());
+                let _ = stream.write_all(&body);
+            }
+        });
+        (address, requests)
+    }
+
+    fn plain(bootstrap: &str) -> KafkaOptions {
+        KafkaOptions {
+            bootstrap: bootstrap.to_owned(),
             properties: vec![],
-            embedded: true,
-        };
-        assert!(serves(&kafka));
-        kafka.embedded = false;
-        assert!(!serves(&kafka), "nothing answers at port 1");
-        kafka.properties = vec![("security.protocol".into(), "SSL".into())];
-        assert!(!serves(&kafka));
+            embedded: false,
+        }
+    }
+
+    #[test]
+    fn a_loopback_broker_naming_a_mock_cluster_is_one_and_a_real_id_is_not() {
+        let (mock, asked) = answering(Some("mockCluster1f2e"));
+        assert!(serves(&plain(&mock)));
+        assert_eq!(asked.try_recv(), Ok(metadata_request().len() - 4));
+        let port = mock.rsplit_once(':').unwrap().1;
+        assert!(serves(&plain(&format!("localhost:{port},10.0.0.9:9092"))));
+        assert!(serves(&plain(&format!("PLAINTEXT://127.0.0.1:{port}"))));
+        let (real, _) = answering(Some("MkU3OEVBNTcwNTJENDM2Qg"));
+        assert!(!serves(&plain(&real)));
+        assert_eq!(cluster_id(&real).as_deref(), Some("MkU3OEVBNTcwNTJENDM2Qg"));
+    }
+
+    #[test]
+    fn tls_a_broker_elsewhere_and_a_silent_one_are_not_taken_for_the_mock() {
+        let (mock, asked) = answering(Some("mockCluster1f2e"));
+        let mut tls = plain(&mock);
+        tls.properties = vec![("security.protocol".into(), "SSL".into())];
+        assert!(!serves(&tls));
+        assert!(asked.try_recv().is_err(), "a TLS listener is not asked");
+        assert_eq!(cluster_id("kafka.example.com:9092"), None);
+        assert_eq!(cluster_id("10.0.0.9:9092"), None);
+        let (silent, asked) = answering(None);
+        assert!(!serves(&plain(&silent)));
+        assert!(asked.recv_timeout(Duration::from_secs(5)).is_ok(), "asked");
+        let mut embedded = plain("127.0.0.1:1");
+        embedded.embedded = true;
+        assert!(serves(&embedded), "the embedded broker, without asking");
     }
 }

@@ -155,12 +155,10 @@ impl ShortOfReplicas {
     /// replica of min 2)`.
     pub fn line(&self, role: &str) -> String {
         format!(
-            "{role} not writable: NOT_ENOUGH_REPLICAS ({} partition {}: {} in-sync replica{} of \
-             min {})",
+            "{role} not writable: NOT_ENOUGH_REPLICAS ({} partition {}: {} of min {})",
             self.topic,
             self.partition,
-            self.in_sync,
-            if self.in_sync == 1 { "" } else { "s" },
+            crate::engine::counted(self.in_sync as u64, "in-sync replica", "in-sync replicas"),
             self.min_in_sync
         )
     }

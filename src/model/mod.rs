@@ -29,7 +29,7 @@ pub use import::{import, Imported};
 pub use linear::{first_collinear, fit_metrics, fit_ols, FitMetrics};
 #[cfg(test)]
 pub(crate) use predictor::reference_predictor;
-pub use predictor::Predictor;
+pub use predictor::{Predictor, BATCH_ROWS};
 pub use train::{
     fit_challenger, read_training_set, train, train_set, Column, ColumnChoice, TrainSpec, Trained,
     TrainingSet,

@@ -7,6 +7,10 @@ use std::sync::Arc;
 use super::artifact::{Artifact, FeatureRange, ModelKind, DEMO_FEATURE_FIELD, DEMO_LABEL_FIELD};
 use super::onnx::OnnxPredictor;
 
+/// Rows a model that runs batches (ONNX) is given at once by `predict --model` and `backtest`, as
+/// the scorer takes records from its queue: tract's cost is mostly a run's, not a row's.
+pub const BATCH_ROWS: usize = 256;
+
 /// How a [`Predictor`] computes.
 #[derive(Debug, Clone)]
 enum Form {

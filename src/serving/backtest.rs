@@ -24,7 +24,7 @@ use crate::formats::registry_client::{RegistryClient, RegistryError};
 use crate::formats::shape::EventShape;
 use crate::kafka::config::KafkaOptions;
 use crate::kafka::offset_spec::{self, OffsetSpec, ResolveError};
-use crate::model::Predictor;
+use crate::model::{Predictor, BATCH_ROWS};
 use crate::observe::quality::Accuracy;
 
 /// How long a metadata or offset lookup may take.
@@ -32,9 +32,6 @@ pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long reading may go without a record or a partition's end before it gives up: a
 /// window's records all exist when it starts, so a silence this long is a broker not serving.
 const STALL_LIMIT: Duration = Duration::from_secs(30);
-
-/// Rows a model that runs batches (ONNX) is run on at once: as the scorer's poll batch.
-const BATCH_ROWS: usize = 256;
 
 /// Why a backtest could not run.
 #[derive(Debug, thiserror::Error)]
@@ -172,10 +169,10 @@ pub struct Scoreboard {
     bad: u64,
     scored: Vec<u64>,
     labeled: BTreeMap<i32, Vec<(Features, f64)>>,
-    /// Whether a model runs batches (ONNX): then records wait in `pending` to be counted as
-    /// scored, and every model is run on [`BATCH_ROWS`] of them at once.
+    /// Whether a model runs batches (ONNX): then unlabeled records wait in `pending` to be
+    /// counted as scored, and every model is run on [`BATCH_ROWS`] of them at once.
     batches: bool,
-    /// Decoded records not yet run for the `scored` counts (only when `batches`).
+    /// Unlabeled records not yet run for the `scored` counts (only when `batches`).
     pending: Vec<Features>,
     /// Reads registry-framed values (`-r`).
     framed: Option<FramedDecoder>,
@@ -229,8 +226,15 @@ impl Scoreboard {
             self.bad += 1;
             return;
         };
-        if self.batches {
-            self.pending.push(event.features.clone());
+        // A labeled record is run once, with the others, when the figures are made; an unlabeled
+        // one is only counted.
+        if let Some(label) = event.label {
+            self.labeled
+                .entry(partition)
+                .or_default()
+                .push((event.features, label));
+        } else if self.batches {
+            self.pending.push(event.features);
             if self.pending.len() >= BATCH_ROWS {
                 self.count_pending();
             }
@@ -240,12 +244,6 @@ impl Scoreboard {
                     *scored += 1;
                 }
             }
-        }
-        if let Some(label) = event.label {
-            self.labeled
-                .entry(partition)
-                .or_default()
-                .push((event.features, label));
         }
     }
 
@@ -265,8 +263,9 @@ impl Scoreboard {
     }
 
     /// Each model's figures over everything taken. Each model is run once on each labeled
-    /// record, [`BATCH_ROWS`] at a time (one run for them all when it runs batches).
-    pub fn figures(&mut self) -> Vec<ModelFigures> {
+    /// record, [`BATCH_ROWS`] at a time (one run for them all when it runs batches), which also
+    /// counts those it scored.
+    pub fn figures(mut self) -> Vec<ModelFigures> {
         if !self.pending.is_empty() {
             self.count_pending();
         }
@@ -285,6 +284,9 @@ impl Scoreboard {
                     .collect()
             })
             .collect();
+        for (ps, scored) in predictions.iter().zip(&mut self.scored) {
+            *scored += ps.iter().filter(|p| p.is_finite()).count() as u64;
+        }
         let mut wins = vec![0; self.models.len()];
         let mut errors = Vec::with_capacity(self.models.len());
         for (i, label) in labels.iter().enumerate() {
@@ -687,7 +689,7 @@ mod tests {
 
     #[test]
     fn an_empty_window_has_counts_of_zero_and_no_accuracy() {
-        let mut board = Scoreboard::new(vec![model("a", 1.0, 1.0)], EventShape::salary().clone());
+        let board = Scoreboard::new(vec![model("a", 1.0, 1.0)], EventShape::salary().clone());
         assert_eq!(board.counts(), (0, 0));
         assert_eq!(
             board.figures(),

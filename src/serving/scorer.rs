@@ -50,8 +50,8 @@ const POLL_WAIT: Duration = Duration::from_millis(5);
 const IDLE_POLL_WAIT: Duration = Duration::from_millis(50);
 /// Most records taken from the queue at once. The clock is read once per batch, so a batch is
 /// kept small enough (well under a millisecond of work) for per-record latencies to stay exact
-/// to a fraction of a millisecond.
-const RECORDS_PER_TAKE: usize = 256;
+/// to a fraction of a millisecond. As many as an ONNX model is run on at once elsewhere.
+const RECORDS_PER_TAKE: usize = crate::model::BATCH_ROWS;
 /// Most control events served between two batches (so that a flood of them, such as librdkafka's
 /// debug log, cannot starve scoring).
 const CONTROL_EVENTS_PER_TURN: usize = 64;

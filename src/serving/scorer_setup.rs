@@ -256,8 +256,8 @@ impl Clients {
     }
 }
 
-/// Whether the scorer writes to librdkafka's mock cluster, which is asked only when the user
-/// chose no compression (what `-X` says wins over the default either way).
+/// Whether the scorer writes to librdkafka's mock cluster, asked only when `-X` sets neither
+/// `compression.type` nor `compression.codec` (what `-X` says wins over the default either way).
 fn mock_cluster(kafka: &KafkaOptions) -> bool {
     let chosen = ["compression.type", "compression.codec"]
         .iter()
