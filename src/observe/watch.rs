@@ -270,7 +270,13 @@ fn run(config: &WatchConfig, clients: &Clients, sink: &SharedSink, stop: &Atomic
         }
         if last_group.is_none_or(|t| t.elapsed() >= GROUP_INTERVAL) {
             last_group = Some(Instant::now());
-            match group_lag(group, &config.input_topic) {
+            // Each request may wait REQUEST_TIMEOUT for a broker that does not answer: a stop
+            // asked meanwhile is heeded between them, not after the whole step.
+            let lag = group_lag(group, &config.input_topic, stop);
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            match lag {
                 Some((lag, unread)) => {
                     sink.emit(EngineEvent::Broker(BrokerHealth::Up));
                     let made = timestamps_at(peek, &config.input_topic, &unread);
@@ -283,6 +289,9 @@ fn run(config: &WatchConfig, clients: &Clients, sink: &SharedSink, stop: &Atomic
                 None => sink.emit(EngineEvent::Broker(BrokerHealth::Unreachable(
                     "no answer to the group's offsets and watermarks".into(),
                 ))),
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
             }
             if let Some(members) = group_members(group, &config.group, &config.input_topic) {
                 sink.emit(EngineEvent::Members(members));
@@ -322,9 +331,17 @@ pub fn scored_event(payload: &[u8], fields: &PredictionFields) -> Option<ScoredE
 
 /// The group's lag on `topic`: each partition's high watermark minus the group's committed
 /// offset (or minus the low watermark where it has committed none); and, of each partition with
-/// lag, the offset of its oldest unread record.
-fn group_lag(group: &BaseConsumer, topic: &str) -> Option<(LagByPartition, Vec<(i32, i64)>)> {
+/// lag, the offset of its oldest unread record. `None` when the broker does not answer, or once
+/// `stop` is set (looked at between requests).
+fn group_lag(
+    group: &BaseConsumer,
+    topic: &str,
+    stop: &AtomicBool,
+) -> Option<(LagByPartition, Vec<(i32, i64)>)> {
     let metadata = group.fetch_metadata(Some(topic), REQUEST_TIMEOUT).ok()?;
+    if stop.load(Ordering::Relaxed) {
+        return None;
+    }
     let t = metadata.topics().iter().find(|t| t.name() == topic)?;
     let mut list = TopicPartitionList::new();
     for p in t.partitions() {
@@ -334,6 +351,9 @@ fn group_lag(group: &BaseConsumer, topic: &str) -> Option<(LagByPartition, Vec<(
     let mut partitions = Vec::new();
     let mut unread = Vec::new();
     for element in committed.elements() {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
         let (low, high) = group
             .fetch_watermarks(topic, element.partition(), REQUEST_TIMEOUT)
             .ok()?;
