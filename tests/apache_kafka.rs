@@ -860,12 +860,7 @@ fn apache_kafka_gets_lz4_predictions_and_is_not_taken_for_the_mock_cluster() {
     let b = kafka.address.as_str();
     let id = mock_cluster::cluster_id(b).expect("Apache Kafka names its cluster");
     assert!(!id.starts_with("mockCluster"), "{id}");
-    let options = KafkaOptions {
-        bootstrap: b.to_owned(),
-        properties: vec![],
-        embedded: false,
-    };
-    assert!(!mock_cluster::serves(&options));
+    assert!(!mock_cluster::serves(&KafkaOptions::brokers(b)));
 
     let (code, _, stderr) = run(&["produce", "-b", b, "--count", "300", "--rate", "max"]);
     assert_eq!(code, 0, "{stderr}");

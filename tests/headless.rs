@@ -750,11 +750,7 @@ fn a_salary_stream_broker_is_told_for_the_mock_cluster_it_is() {
     assert!(id.starts_with("mockCluster"), "{id}");
     let port = b.rsplit_once(':').unwrap().1;
     for bootstrap in [b.clone(), format!("localhost:{port}")] {
-        let options = KafkaOptions {
-            bootstrap,
-            properties: vec![],
-            embedded: false,
-        };
+        let options = KafkaOptions::brokers(&bootstrap);
         assert!(mock_cluster::serves(&options), "{options:?}");
     }
 }

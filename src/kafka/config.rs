@@ -42,6 +42,15 @@ impl std::fmt::Debug for KafkaOptions {
 pub const SASL_MECHANISMS: [&str; 4] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
 
 impl KafkaOptions {
+    /// The brokers at `bootstrap` (not the embedded one), with no properties of the user's.
+    pub fn brokers(bootstrap: &str) -> KafkaOptions {
+        KafkaOptions {
+            bootstrap: bootstrap.to_owned(),
+            properties: Vec::new(),
+            embedded: false,
+        }
+    }
+
     /// The value the clients will use for `key`: the last one given.
     pub fn property(&self, key: &str) -> Option<&str> {
         self.properties

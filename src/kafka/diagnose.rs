@@ -321,18 +321,10 @@ pub(super) fn request(api_key: i16, version: i16, client_id: &[u8], body: &[u8])
 mod tests {
     use super::*;
 
-    fn plain(bootstrap: &str) -> KafkaOptions {
-        KafkaOptions {
-            bootstrap: bootstrap.to_owned(),
-            properties: vec![],
-            embedded: false,
-        }
-    }
-
     #[test]
     fn a_host_that_does_not_resolve_is_named() {
         assert_eq!(
-            wrong_address(&plain("no-such-host.invalid:9092")).as_deref(),
+            wrong_address(&KafkaOptions::brokers("no-such-host.invalid:9092")).as_deref(),
             Some("cannot resolve host no-such-host.invalid: no such host is known")
         );
     }
@@ -348,7 +340,7 @@ mod tests {
             conn.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").unwrap();
         });
         assert_eq!(
-            wrong_address(&plain(&address)),
+            wrong_address(&KafkaOptions::brokers(&address)),
             Some(format!(
                 "{address} answered, but not in Kafka's protocol: is {address} a Kafka broker?"
             ))
@@ -360,7 +352,7 @@ mod tests {
     fn a_port_that_says_nothing_may_be_a_paused_broker() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap().to_string();
-        assert_eq!(wrong_address(&plain(&address)), None);
+        assert_eq!(wrong_address(&KafkaOptions::brokers(&address)), None);
         drop(listener);
     }
 
@@ -373,7 +365,7 @@ mod tests {
                 ("sasl.username".into(), "alice".into()),
                 ("sasl.password".into(), "wrong-one".into()),
             ],
-            ..plain("127.0.0.1:9094")
+            ..KafkaOptions::brokers("127.0.0.1:9094")
         };
         let cases = [
             (

@@ -241,40 +241,36 @@ mod tests {
         (address, requests)
     }
 
-    fn plain(bootstrap: &str) -> KafkaOptions {
-        KafkaOptions {
-            bootstrap: bootstrap.to_owned(),
-            properties: vec![],
-            embedded: false,
-        }
-    }
-
     #[test]
     fn a_loopback_broker_naming_a_mock_cluster_is_one_and_a_real_id_is_not() {
         let (mock, asked) = answering(Some("mockCluster1f2e"));
-        assert!(serves(&plain(&mock)));
+        assert!(serves(&KafkaOptions::brokers(&mock)));
         assert_eq!(asked.try_recv(), Ok(metadata_request().len() - 4));
         let port = mock.rsplit_once(':').unwrap().1;
-        assert!(serves(&plain(&format!("localhost:{port},10.0.0.9:9092"))));
-        assert!(serves(&plain(&format!("PLAINTEXT://127.0.0.1:{port}"))));
+        assert!(serves(&KafkaOptions::brokers(&format!(
+            "localhost:{port},10.0.0.9:9092"
+        ))));
+        assert!(serves(&KafkaOptions::brokers(&format!(
+            "PLAINTEXT://127.0.0.1:{port}"
+        ))));
         let (real, _) = answering(Some("MkU3OEVBNTcwNTJENDM2Qg"));
-        assert!(!serves(&plain(&real)));
+        assert!(!serves(&KafkaOptions::brokers(&real)));
         assert_eq!(cluster_id(&real).as_deref(), Some("MkU3OEVBNTcwNTJENDM2Qg"));
     }
 
     #[test]
     fn tls_a_broker_elsewhere_and_a_silent_one_are_not_taken_for_the_mock() {
         let (mock, asked) = answering(Some("mockCluster1f2e"));
-        let mut tls = plain(&mock);
+        let mut tls = KafkaOptions::brokers(&mock);
         tls.properties = vec![("security.protocol".into(), "SSL".into())];
         assert!(!serves(&tls));
         assert!(asked.try_recv().is_err(), "a TLS listener is not asked");
         assert_eq!(cluster_id("kafka.example.com:9092"), None);
         assert_eq!(cluster_id("10.0.0.9:9092"), None);
         let (silent, asked) = answering(None);
-        assert!(!serves(&plain(&silent)));
+        assert!(!serves(&KafkaOptions::brokers(&silent)));
         assert!(asked.recv_timeout(Duration::from_secs(5)).is_ok(), "asked");
-        let mut embedded = plain("127.0.0.1:1");
+        let mut embedded = KafkaOptions::brokers("127.0.0.1:1");
         embedded.embedded = true;
         assert!(serves(&embedded), "the embedded broker, without asking");
     }
