@@ -156,7 +156,8 @@ fn salary_topic(run: &Run<'_>, dir: &Path, salary_records: &str, records: u64) -
 }
 
 /// Times the ten-feature model `model` on `ten` and the salary model on `salary`, `records` of
-/// each, `ROUNDS` rounds, which goes first alternating; their medians.
+/// each, `ROUNDS` rounds after a round of each discarded, which goes first alternating; their
+/// medians.
 fn alternating(
     ten: &Scoring<'_>,
     salary: &Scoring<'_>,
@@ -164,6 +165,11 @@ fn alternating(
     model: &str,
 ) -> (Duration, Duration) {
     eprintln!("scoring {records} ten-feature and as many salary records ({ROUNDS} rounds) ...");
+    // A round of each first, discarded: on a broker just started (Apache Kafka's JIT) the first
+    // runs are slower, and the salary reference rose from 456,266 to 873,935 records/s over three
+    // `--any-model` runs on one Apache Kafka without it.
+    ten.score("diabetes-warm-up", records, Some(model), None);
+    salary.score("salary-warm-up", records, None, None);
     let (mut tens, mut salaries) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let timed_ten = || ten.score(&format!("diabetes-{round}"), records, Some(model), None);
