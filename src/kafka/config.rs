@@ -153,9 +153,9 @@ impl KafkaOptions {
 
     /// How the scorer's predictions and dead letters are compressed. Against a real broker, lz4:
     /// a prediction is some 190 bytes that repeat the event's fields and the model's name, and
-    /// Apache Kafka's work per record is set by the bytes it validates and writes (on Apache
-    /// Kafka 4.1 lz4 cut the broker's CPU for the full path by half and its wall time by a
-    /// quarter, at no measurable cost to ours: BENCHMARKS.md, issue 26). librdkafka's mock
+    /// lz4 brings a salary prediction to about a sixth of that on the broker's disk and network
+    /// (on one machine it saves the broker little CPU and costs a ten-feature model about a tenth
+    /// of its rate: BENCHMARKS.md, issue 26; `-X compression.type=none` chooses). librdkafka's mock
     /// cluster (`mock_cluster`: the embedded broker, or `salary-stream broker`, see
     /// [`super::mock_cluster`]) keeps the bytes as they come, so there compression would only
     /// cost our own CPU.
