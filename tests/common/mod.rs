@@ -824,7 +824,8 @@ pub fn a_paused_broker_costs_no_cpu_and_loses_nothing(
         },
     );
     produce.signal("TERM");
-    assert_eq!(produce.wait(Duration::from_secs(15)).code(), Some(0));
+    let status = produce.wait(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{:?}", produce.stderr_lines());
     let done = produce
         .stderr_lines()
         .into_iter()
