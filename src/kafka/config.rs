@@ -60,6 +60,14 @@ impl KafkaOptions {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Whether the user set `key` or its alias (`compression.codec` for `compression.type`, ...).
+    pub fn sets(&self, key: &str) -> bool {
+        let alias = alias_of(key);
+        self.properties
+            .iter()
+            .any(|(k, _)| k.trim() == key || Some(k.trim()) == alias)
+    }
+
     /// `security.protocol`, upper case, PLAINTEXT when not given.
     pub fn security_protocol(&self) -> String {
         self.property("security.protocol")

@@ -46,20 +46,23 @@ pub fn wrong_address(kafka: &KafkaOptions) -> Option<String> {
     }
 }
 
-/// The first address of `bootstrap` as given, its host and where it resolves; `Err` with the line
-/// for a host that does not resolve.
-pub(super) fn first_address(
-    bootstrap: &str,
-) -> Option<Result<(String, String, SocketAddr), String>> {
+/// The first address of `bootstrap` as given (without a `proto://`), its host (without the
+/// brackets of an IPv6 address) and its port, unresolved.
+pub(super) fn first_entry(bootstrap: &str) -> Option<(&str, &str, &str)> {
     let first = bootstrap.split(',').next()?.trim();
     let first = first
         .split_once("://")
         .map_or(first, |(_, address)| address);
-    let (host, _) = first.rsplit_once(':')?;
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
+    let (host, port) = first.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((first, host, port))
+}
+
+/// The first address of `bootstrap` as given, its host and where it resolves; `Err` with the line
+/// for a host that does not resolve.
+fn first_address(bootstrap: &str) -> Option<Result<(String, String, SocketAddr), String>> {
+    let (first, host, _) = first_entry(bootstrap)?;
+    let host = host.to_owned();
     let address = match first.to_socket_addrs() {
         Ok(mut addresses) => addresses.next()?,
         Err(_) => {

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use super::config::KafkaOptions;
-use super::diagnose::{answer, request, CLIENT_ID};
+use super::diagnose::{answer, first_entry, request, CLIENT_ID};
 
 /// How long the question may take in all, connecting and answered: a broker that has not
 /// answered by then is taken for a real one (the scorer's start waits no longer for it).
@@ -40,13 +40,8 @@ pub fn serves(kafka: &KafkaOptions) -> bool {
 /// on 127.0.0.1 alone), of each of its loopback addresses in turn, within [`WAIT`] in all. No
 /// name is looked up, and a broker elsewhere is never asked.
 pub fn cluster_id(bootstrap: &str) -> Option<String> {
-    let first = bootstrap.split(',').next()?.trim();
-    let first = first
-        .split_once("://")
-        .map_or(first, |(_, address)| address);
-    let (host, port) = first.rsplit_once(':')?;
+    let (_, host, port) = first_entry(bootstrap)?;
     let port: u16 = port.parse().ok()?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
     let addresses: Vec<IpAddr> = if host.eq_ignore_ascii_case("localhost") {
         vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()]
     } else {

@@ -169,10 +169,8 @@ pub struct Scoreboard {
     bad: u64,
     scored: Vec<u64>,
     labeled: BTreeMap<i32, Vec<(Features, f64)>>,
-    /// Whether a model runs batches (ONNX): then unlabeled records wait in `pending` to be
-    /// counted as scored, and every model is run on [`BATCH_ROWS`] of them at once.
-    batches: bool,
-    /// Unlabeled records not yet run for the `scored` counts (only when `batches`).
+    /// Unlabeled records not yet run for the `scored` counts: every model is run on
+    /// [`BATCH_ROWS`] of them at once (one run of an ONNX graph).
     pending: Vec<Features>,
     /// Reads registry-framed values (`-r`).
     framed: Option<FramedDecoder>,
@@ -185,7 +183,6 @@ impl Scoreboard {
     pub fn new(models: Vec<Predictor>, shape: EventShape) -> Self {
         Scoreboard {
             scored: vec![0; models.len()],
-            batches: models.iter().any(Predictor::runs_batches),
             pending: Vec::new(),
             models,
             shape,
@@ -233,16 +230,10 @@ impl Scoreboard {
                 .entry(partition)
                 .or_default()
                 .push((event.features, label));
-        } else if self.batches {
+        } else {
             self.pending.push(event.features);
             if self.pending.len() >= BATCH_ROWS {
                 self.count_pending();
-            }
-        } else {
-            for (model, scored) in self.models.iter().zip(&mut self.scored) {
-                if model.predict(&event.features).is_finite() {
-                    *scored += 1;
-                }
             }
         }
     }

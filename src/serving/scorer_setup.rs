@@ -259,10 +259,7 @@ impl Clients {
 /// Whether the scorer writes to librdkafka's mock cluster, asked only when `-X` sets neither
 /// `compression.type` nor `compression.codec` (what `-X` says wins over the default either way).
 fn mock_cluster(kafka: &KafkaOptions) -> bool {
-    let chosen = ["compression.type", "compression.codec"]
-        .iter()
-        .any(|key| kafka.property(key).is_some());
-    !chosen && crate::kafka::mock_cluster::serves(kafka)
+    !kafka.sets("compression.type") && crate::kafka::mock_cluster::serves(kafka)
 }
 
 /// The producer's defaults for the scorer (`-X` wins over them) on a real broker or on
