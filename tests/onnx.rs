@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use salary_stream::model::onnx::{OnnxError, OnnxPredictor};
-use salary_stream::model::{self, Artifact, ColumnChoice, ModelKind, Predictor, TrainSpec};
+use salary_stream::model::{self, Artifact, ModelKind, Predictor};
 use serde_json::Value;
 use sha2::Digest;
 
@@ -421,13 +421,7 @@ fn an_imported_artifact_records_the_model_and_the_data_and_serves_once_loaded() 
         ("9e79d908", 442, "progression")
     );
     // The features, their ranges and moments, and the data's hash are what `train` records.
-    let spec = TrainSpec {
-        target: Some("progression".parse::<ColumnChoice>().unwrap()),
-        features: Vec::new(),
-    };
-    let trained = model::train(&common::root().join("data/diabetes.csv"), &spec)
-        .expect("trains")
-        .artifact;
+    let trained = common::diabetes::fitted();
     assert_eq!(a.features, trained.features);
     assert_eq!(a.data_sha256, trained.data_sha256);
     assert_eq!((a.r2, a.rmse), (0.7284586032586043, 40.127412418728824));
@@ -472,13 +466,7 @@ fn an_imported_artifact_records_the_model_and_the_data_and_serves_once_loaded() 
 fn the_linear_model_imported_fits_as_well_as_least_squares_on_the_same_data() {
     let (_dir, out) = imported("linear");
     let imported = Artifact::load(&out).expect("loads");
-    let spec = TrainSpec {
-        target: Some("progression".parse::<ColumnChoice>().unwrap()),
-        features: Vec::new(),
-    };
-    let ols = model::train(&common::root().join("data/diabetes.csv"), &spec)
-        .expect("trains")
-        .artifact;
+    let ols = common::diabetes::fitted();
     // The same least squares, in float32 rather than f64.
     assert!(
         (imported.r2 - ols.r2).abs() < 1e-4,
@@ -716,11 +704,8 @@ fn measure_per_record_predictions_per_second() {
         let out = dir.path().join(format!("{name}.json"));
         let imported = model::import(
             &model_path(&format!("{name}.onnx")),
-            &common::root().join("data/diabetes.csv"),
-            &TrainSpec {
-                target: Some("progression".parse::<ColumnChoice>().unwrap()),
-                features: Vec::new(),
-            },
+            &common::diabetes::csv(),
+            &common::diabetes::spec(),
             &out,
         )
         .expect("imports");
@@ -753,11 +738,8 @@ fn served(name: &str, dir: &Path) -> Predictor {
     let out = dir.join(format!("{name}.json"));
     let imported = model::import(
         &model_path(&format!("{name}.onnx")),
-        &common::root().join("data/diabetes.csv"),
-        &TrainSpec {
-            target: Some("progression".parse::<ColumnChoice>().unwrap()),
-            features: Vec::new(),
-        },
+        &common::diabetes::csv(),
+        &common::diabetes::spec(),
         &out,
     )
     .expect("imports");
@@ -1004,12 +986,7 @@ fn a_backtest_runs_onnx_models_in_batches_with_the_figures_of_rows_alone() {
 
     let (_dir, out) = imported("mlp");
     let mlp = Artifact::load(&out).expect("loads");
-    let spec = TrainSpec {
-        target: Some("progression".parse::<ColumnChoice>().unwrap()),
-        features: vec![],
-    };
-    let csv = common::root().join("data/diabetes.csv");
-    let ols = model::train(&csv, &spec).expect("trains").artifact;
+    let ols = common::diabetes::fitted();
     let models = [Predictor::from(&mlp), Predictor::from(&ols)];
     let shape = salary_stream::serving::scoring::event_shape(&mlp).unwrap();
     let rows = common::diabetes::events(usize::MAX);

@@ -7,7 +7,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use salary_stream::model::{self, Artifact, ColumnChoice, TrainSpec};
+use salary_stream::model::Artifact;
 
 const FEATURES: [&str; 10] = [
     "age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6",
@@ -42,19 +42,6 @@ fn reference() -> serde_json::Value {
 
 fn diabetes_csv() -> String {
     std::fs::read_to_string(common::root().join("data/diabetes.csv")).unwrap()
-}
-
-fn progression() -> TrainSpec {
-    TrainSpec {
-        target: Some("progression".parse::<ColumnChoice>().unwrap()),
-        features: Vec::new(),
-    }
-}
-
-fn train_diabetes() -> Artifact {
-    model::train(&common::root().join("data/diabetes.csv"), &progression())
-        .unwrap()
-        .artifact
 }
 
 /// Within 1e-6 of `want`, relative.
@@ -113,7 +100,7 @@ fn trained_file(dir: &tempfile::TempDir) -> String {
 #[test]
 fn ols_on_the_diabetes_data_equals_scikit_learn() {
     let want = reference();
-    let a = train_diabetes();
+    let a = common::diabetes::fitted();
     let line = a.linear().unwrap();
     let names: Vec<&str> = a.features.iter().map(|f| f.column.as_str()).collect();
     assert_eq!(
@@ -154,7 +141,7 @@ fn ols_on_the_diabetes_data_equals_scikit_learn() {
 
 #[test]
 fn a_saved_many_feature_artifact_reloads_identically() {
-    let a = train_diabetes();
+    let a = common::diabetes::fitted();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("d.json");
     a.save(&path).unwrap();

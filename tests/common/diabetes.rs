@@ -3,7 +3,26 @@
 
 use std::path::Path;
 
+use salary_stream::model::{self, Artifact, ColumnChoice, TrainSpec};
 use serde_json::{Map, Value};
+
+/// The data's path.
+pub fn csv() -> std::path::PathBuf {
+    super::root().join("data/diabetes.csv")
+}
+
+/// What `train --target progression` asks: every other numeric column a feature.
+pub fn spec() -> TrainSpec {
+    TrainSpec {
+        target: Some("progression".parse::<ColumnChoice>().expect("a column")),
+        features: Vec::new(),
+    }
+}
+
+/// The model `train --target progression` fits, in this process.
+pub fn fitted() -> Artifact {
+    model::train(&csv(), &spec()).expect("trains").artifact
+}
 
 /// The CSV's column names and its rows, every cell a number.
 pub fn table() -> (Vec<String>, Vec<Vec<f64>>) {
